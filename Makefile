@@ -1,0 +1,85 @@
+# snisplice build. Out-of-tree objects under build/<variant>/:
+#   release  -O2, the binary users run (build/snisplice)
+#   asan     -O1 + AddressSanitizer + UndefinedBehaviorSanitizer, what `make test` runs
+#   tsan     ThreadSanitizer, for the snapshot publish/reclaim tests
+CC      ?= cc
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CPPFLAGS = -D_GNU_SOURCE -MMD -MP
+CFLAGS_BASE = -std=gnu11 -g -pthread $(WARN)
+LDLIBS   = -luring -linih -pthread
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+CPPFLAGS += -DSNISPLICE_VERSION='"$(VERSION)"'
+
+FLAGS_release = -O2
+FLAGS_asan    = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FLAGS_tsan    = -O1 -fsanitize=thread
+
+CORE_SRC   = $(wildcard core/*.c)
+CONFIG_SRC = $(wildcard config/*.c)
+IO_SRC     = $(filter-out io/main.c,$(wildcard io/*.c))
+LIB_SRC    = $(CORE_SRC) $(CONFIG_SRC) $(IO_SRC)
+UNIT_SRC   = $(wildcard tests/unit/*.c)
+INTEG_SRC  = $(wildcard tests/integration/*.c) $(wildcard tests/support/*.c)
+TSAN_SRC   = tests/tsan/test_publisher.c
+
+objs = $(patsubst %.c,build/$(1)/%.o,$(2))
+
+.PHONY: all run test test-unit test-integration test-tsan deps clean bench fuzz install
+all: build/snisplice
+
+build/release/%.o build/asan/%.o build/tsan/%.o: ;
+define variant_rules
+build/$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS_BASE) $$(FLAGS_$(1)) $$(CFLAGS) -c $$< -o $$@
+build/$(1)/snisplice: $$(call objs,$(1),$$(LIB_SRC) io/main.c)
+	$$(CC) $$(CFLAGS_BASE) $$(FLAGS_$(1)) $$(LDFLAGS) $$^ $$(LDLIBS) -o $$@
+endef
+$(foreach v,release asan tsan,$(eval $(call variant_rules,$(v))))
+
+build/snisplice: build/release/snisplice
+	cp $< $@
+
+build/asan/unit_tests: $(call objs,asan,$(LIB_SRC) $(UNIT_SRC))
+	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -lcriterion -o $@
+
+build/asan/integration_tests: $(call objs,asan,$(INTEG_SRC) $(CORE_SRC))
+	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -lcriterion -o $@
+
+build/tsan/test_publisher: $(call objs,tsan,$(CORE_SRC) $(TSAN_SRC))
+	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -lcriterion -o $@
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps build/snisplice
+	./build/snisplice -c config/snisplice.ini
+
+# Unit tests and integration tests both run against the ASan+UBSan build;
+# the publisher's reclamation runs under TSan. Any sanitizer report fails.
+export ASAN_OPTIONS  = detect_leaks=1:abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
+
+test: deps
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher
+	$(MAKE) test-unit test-tsan test-integration
+
+test-unit:
+	./build/asan/unit_tests --jobs 2
+
+test-tsan:
+	./build/tsan/test_publisher
+
+test-integration:
+	SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice SNISPLICE_SHARED=$(CURDIR)/../shared \
+	  ./build/asan/integration_tests --jobs 2
+
+bench: deps build/snisplice
+	bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,37 @@
+/*
+ * config.h - the snisplice INI file, loaded and validated.
+ *
+ * Owns turning a file into a struct config: [global] settings, [listen]
+ * addresses, and a ready-to-publish snapshot (routes + upstreams). Every
+ * problem is reported as "FILE:LINE: problem"; a config with any problem is
+ * rejected whole, so a bad reload never replaces a good config.
+ */
+#ifndef SNISPLICE_CONFIG_CONFIG_H
+#define SNISPLICE_CONFIG_CONFIG_H
+
+#include <stddef.h>
+
+#include "../core/address.h"
+#include "../core/snapshot.h"
+
+struct config_errors {
+    char **lines; /* "FILE:LINE: problem", each malloc'd */
+    size_t count;
+};
+
+struct config {
+    unsigned workers;            /* 0 = one per online CPU */
+    struct address *listen;      /* [listen_count] */
+    size_t listen_count;
+    struct snapshot *snapshot;   /* owned until handed to the publisher */
+};
+
+/* NULL when the file has any error; errors->lines then says which. */
+struct config *config_load(const char *path, struct config_errors *errors);
+
+/* Frees the config and its snapshot unless snapshot was set to NULL. */
+void config_free(struct config *config);
+
+void config_errors_free(struct config_errors *errors);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * route_table.h - immutable server-name -> target table.
+ *
+ * Matching follows nginx `map ... hostnames`: an exact name (case-insensitive,
+ * trailing dot ignored) first, then the longest suffix pattern ("*.x" matches
+ * any subdomain of x at any depth but not x; ".x" matches x and every
+ * subdomain), then `default`. Built once by a builder, then read-only: any
+ * number of threads may call route_lookup() at once with no shared writes.
+ * Storage is an open-addressing hash table (linear probing, power-of-two
+ * capacity, load <= 1/2) whose slots hold a hash and an index, with all keys
+ * in one contiguous arena.
+ */
+#ifndef SNISPLICE_CORE_ROUTE_TABLE_H
+#define SNISPLICE_CORE_ROUTE_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROUTE_NO_MATCH (-1)
+
+struct route_table;
+struct route_table_builder;
+
+enum route_add_result {
+    ROUTE_ADD_OK,
+    ROUTE_ADD_DUPLICATE, /* the same pattern (or "*.x" with ".x") was already added */
+    ROUTE_ADD_INVALID,   /* not a valid host name pattern */
+    ROUTE_ADD_NO_MEMORY,
+};
+
+struct route_table_builder *route_table_builder_new(void);
+/* pattern: "default", "name", "*.suffix" or ".suffix"; target >= 0. */
+enum route_add_result route_table_builder_add(struct route_table_builder *builder,
+                                              const char *pattern, int32_t target);
+/* Consumes the builder (also on failure). NULL on ENOMEM. */
+struct route_table *route_table_build(struct route_table_builder *builder);
+void route_table_builder_free(struct route_table_builder *builder);
+
+/*
+ * name must be normalised (hostname_normalize()); len == 0 means "no SNI".
+ * Returns the target, the default target, or ROUTE_NO_MATCH.
+ */
+int32_t route_lookup(const struct route_table *table, const char *name, size_t len);
+
+size_t route_table_size(const struct route_table *table); /* patterns, default excluded */
+void route_table_free(struct route_table *table);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * snapshot.h - everything a worker reads to route a new connection.
+ *
+ * A snapshot is built whole from a config, published once (publisher.h) and
+ * never modified afterwards. A reload builds a new one; connections that
+ * still need the old one pin it (snapshot_pin) until they are done with it.
+ */
+#ifndef SNISPLICE_CORE_SNAPSHOT_H
+#define SNISPLICE_CORE_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "route_table.h"
+#include "upstream.h"
+
+struct snapshot_settings {
+    uint32_t preread_timeout_ms;
+    uint32_t preread_max;       /* bytes buffered at most for the ClientHello */
+    uint32_t connect_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t drain_timeout_ms;
+    uint32_t max_connections;   /* whole process; each worker gets its share */
+};
+
+/* One per worker, alone on its cache line: written only by that worker. */
+struct snapshot_pins {
+    _Atomic uint32_t count;
+    char padding[64 - sizeof(uint32_t)];
+};
+
+struct snapshot {
+    struct route_table *routes;   /* targets are indexes into upstreams */
+    struct upstream *upstreams;
+    uint32_t upstream_count;
+    struct snapshot_settings settings;
+    /* Set by the publisher. */
+    uint64_t epoch;
+    struct snapshot_pins *pins;   /* [worker_count] */
+};
+
+struct snapshot *snapshot_new(void);
+void snapshot_free(struct snapshot *snapshot);
+
+/* Worker `worker` keeps using this snapshot past its next quiescent point. */
+static inline void snapshot_pin(struct snapshot *snapshot, unsigned worker)
+{
+    struct snapshot_pins *pins = &snapshot->pins[worker];
+    atomic_store_explicit(&pins->count,
+                          atomic_load_explicit(&pins->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static inline void snapshot_unpin(struct snapshot *snapshot, unsigned worker)
+{
+    struct snapshot_pins *pins = &snapshot->pins[worker];
+    atomic_store_explicit(&pins->count,
+                          atomic_load_explicit(&pins->count, memory_order_relaxed) - 1,
+                          memory_order_release);
+}
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * connect.c - route lookup on the worker's current snapshot, then
+ * IORING_OP_CONNECT on a non-blocking socket with the deadline kept in the
+ * worker's timer wheel. The snapshot is pinned only while connecting: it
+ * holds the upstream's server list, which a reload must not free under us.
+ */
+#include "connect.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hello.h"
+#include "log.h"
+
+static uint32_t round_robin_next(struct worker *worker, int32_t upstream_index)
+{
+    if ((uint32_t)upstream_index >= worker->round_robin_count)
+        return worker->index;
+    return worker->round_robin[upstream_index]++;
+}
+
+static void unpin(struct worker *worker, struct connection *connection)
+{
+    snapshot_unpin(connection->snapshot, worker->index);
+    connection->snapshot = NULL;
+    connection->upstream = NULL;
+}
+
+static void connect_next_server(struct worker *worker, struct connection *connection)
+{
+    const struct upstream_server *server =
+        upstream_server_for_attempt(connection->upstream, connection->round_robin_start,
+                                    connection->connect_attempt);
+    if (!server) {
+        log_debug("worker %u: upstream %s: every server failed", worker->index,
+                  connection->upstream->name);
+        connection_close(worker, connection, OUTCOME_CONNECT_FAILED);
+        return;
+    }
+    connection->connect_attempt++;
+    int family = address_family(&server->address);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        connection_close(worker, connection, OUTCOME_NO_RESOURCES);
+        return;
+    }
+    if (family != AF_UNIX) {
+        int on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    }
+    connection->upstream_fd = fd;
+    connection->connect_timed_out = false;
+    /* The kernel copies the address when the SQE is submitted, within this
+     * loop iteration, while the snapshot holding it is pinned. */
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&server->address.storage,
+                          server->address.length);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, RING_TAG_STEP));
+    connection->pending_ops |= CONNECTION_OP_STEP;
+    timer_wheel_arm(&worker->timers, &connection->timer,
+                    worker->now_ms + connection->snapshot->settings.connect_timeout_ms);
+}
+
+void connect_route(struct worker *worker, struct connection *connection,
+                   const char *name, size_t len)
+{
+    struct snapshot *snapshot = worker->snapshot;
+    int32_t target = route_lookup(snapshot->routes, name, len);
+    if (target == ROUTE_NO_MATCH) {
+        log_debug("worker %u: no route for '%s'", worker->index, name);
+        connection_close(worker, connection, OUTCOME_NO_ROUTE);
+        return;
+    }
+    snapshot_pin(snapshot, worker->index);
+    connection->snapshot = snapshot;
+    connection->upstream = &snapshot->upstreams[target];
+    connection->round_robin_start = round_robin_next(worker, target);
+    connection->connect_attempt = 0;
+    connection->state = CONNECTION_CONNECT;
+    connect_next_server(worker, connection);
+}
+
+void connect_on_complete(struct worker *worker, struct connection *connection, int result)
+{
+    if (result == 0) {
+        unpin(worker, connection);
+        hello_forward(worker, connection);
+        return;
+    }
+    if (log_threshold >= LOG_DEBUG) {
+        char text[ADDRESS_TEXT_MAX];
+        const struct upstream_server *server =
+            upstream_server_for_attempt(connection->upstream, connection->round_robin_start,
+                                        connection->connect_attempt - 1u);
+        address_format(&server->address, text, sizeof text);
+        log_debug("worker %u: connect to %s: %s", worker->index, text,
+                  connection->connect_timed_out ? "timed out" : strerror(-result));
+    }
+    close(connection->upstream_fd);
+    connection->upstream_fd = -1;
+    connect_next_server(worker, connection);
+}
+
+void connect_on_timeout(struct worker *worker, struct connection *connection)
+{
+    /* The cancelled connect completes with an error; the next server is
+     * tried from connect_on_complete, once the operation slot is free. */
+    connection->connect_timed_out = true;
+    if (connection->pending_ops & CONNECTION_OP_STEP)
+        worker_cancel(worker, connection, RING_TAG_STEP);
+}

@@ -1,0 +1,193 @@
+/*
+ * connection.c - connection slab, teardown and the rule that a connection's
+ * memory outlives every operation it submitted.
+ *
+ * Slab: connections are carved from 256-entry chunks and recycled through a
+ * free list; chunks are returned only when the worker exits.
+ */
+#include "connection.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+#define CHUNK_CONNECTIONS 256
+
+struct connection_slab_chunk {
+    struct connection_slab_chunk *next;
+    struct connection connections[CHUNK_CONNECTIONS];
+};
+
+static const char *const outcome_names[OUTCOME_COUNT] = {
+    [OUTCOME_DONE] = "done",
+    [OUTCOME_CLIENT_CLOSED] = "client_closed",
+    [OUTCOME_INVALID_HELLO] = "invalid_hello",
+    [OUTCOME_HELLO_TOO_LARGE] = "hello_too_large",
+    [OUTCOME_PREREAD_TIMEOUT] = "preread_timeout",
+    [OUTCOME_NO_ROUTE] = "no_route",
+    [OUTCOME_CONNECT_FAILED] = "connect_failed",
+    [OUTCOME_IDLE_TIMEOUT] = "idle_timeout",
+    [OUTCOME_CLIENT_ERROR] = "client_error",
+    [OUTCOME_UPSTREAM_ERROR] = "upstream_error",
+    [OUTCOME_NO_RESOURCES] = "no_resources",
+    [OUTCOME_SHUTDOWN] = "shutdown",
+};
+
+const char *connection_outcome_name(enum connection_outcome outcome)
+{
+    return outcome < OUTCOME_COUNT ? outcome_names[outcome] : "unknown";
+}
+
+void connection_slab_init(struct connection_slab *slab)
+{
+    slab->chunks = NULL;
+    slab->free_list = NULL;
+}
+
+void connection_slab_destroy(struct connection_slab *slab)
+{
+    while (slab->chunks) {
+        struct connection_slab_chunk *next = slab->chunks->next;
+        free(slab->chunks);
+        slab->chunks = next;
+    }
+    slab->free_list = NULL;
+}
+
+static bool slab_grow(struct connection_slab *slab)
+{
+    struct connection_slab_chunk *chunk = calloc(1, sizeof *chunk);
+    if (!chunk)
+        return false;
+    chunk->next = slab->chunks;
+    slab->chunks = chunk;
+    for (size_t i = CHUNK_CONNECTIONS; i-- > 0;) {
+        chunk->connections[i].state = CONNECTION_FREE;
+        chunk->connections[i].next_free = slab->free_list;
+        slab->free_list = &chunk->connections[i];
+    }
+    return true;
+}
+
+static void relay_direction_reset(struct relay_direction *direction)
+{
+    direction->pipe.read_fd = direction->pipe.write_fd = -1;
+    direction->pipe_bytes = 0;
+    direction->state = RELAY_WAIT_READABLE;
+    direction->bytes = 0;
+}
+
+struct connection *connection_new(struct worker *worker, int client_fd)
+{
+    struct connection_slab *slab = &worker->connections;
+    if (!slab->free_list && !slab_grow(slab))
+        return NULL;
+    struct connection *connection = slab->free_list;
+    slab->free_list = connection->next_free;
+    memset(connection, 0, sizeof *connection);
+    connection->client_fd = client_fd;
+    connection->upstream_fd = -1;
+    connection->state = CONNECTION_PREREAD;
+    connection->last_activity_ms = worker->now_ms;
+    relay_direction_reset(&connection->to_upstream);
+    relay_direction_reset(&connection->to_client);
+    worker->open_connections++;
+    worker->allocated_connections++;
+    counter_add(&worker->counters.active, 1);
+    return connection;
+}
+
+static void release_memory(struct worker *worker, struct connection *connection)
+{
+    connection->state = CONNECTION_FREE;
+    connection->next_free = worker->connections.free_list;
+    worker->connections.free_list = connection;
+    worker->allocated_connections--;
+}
+
+static void release_pipe(struct worker *worker, struct relay_direction *direction)
+{
+    if (direction->pipe.read_fd < 0)
+        return;
+    /* A pipe that may still hold bytes must never go back to the pool. */
+    if (direction->pipe_bytes == 0)
+        pipe_pool_put(&worker->pipes, direction->pipe);
+    else
+        pipe_pool_discard(&worker->pipes, direction->pipe);
+    direction->pipe.read_fd = direction->pipe.write_fd = -1;
+    direction->pipe_bytes = 0;
+}
+
+static void cancel_pending(struct worker *worker, struct connection *connection)
+{
+    if (connection->pending_ops & CONNECTION_OP_STEP)
+        worker_cancel(worker, connection, RING_TAG_STEP);
+    if (connection->pending_ops & CONNECTION_OP_TO_UPSTREAM)
+        worker_cancel(worker, connection, RING_TAG_TO_UPSTREAM);
+    if (connection->pending_ops & CONNECTION_OP_TO_CLIENT)
+        worker_cancel(worker, connection, RING_TAG_TO_CLIENT);
+}
+
+void connection_close(struct worker *worker, struct connection *connection,
+                      enum connection_outcome outcome)
+{
+    if (connection->state == CONNECTION_CLOSING || connection->state == CONNECTION_FREE)
+        return;
+    log_debug("worker %u: connection fd %d closed: %s (up %llu B, down %llu B)", worker->index,
+              connection->client_fd, connection_outcome_name(outcome),
+              (unsigned long long)connection->to_upstream.bytes,
+              (unsigned long long)connection->to_client.bytes);
+    connection->state = CONNECTION_CLOSING;
+    timer_wheel_disarm(&worker->timers, &connection->timer);
+    cancel_pending(worker, connection);
+    /* Pending polls hold their own file references: closing the numbers now
+     * is safe, the sockets go away when the cancellations complete. */
+    close(connection->client_fd);
+    if (connection->upstream_fd >= 0)
+        close(connection->upstream_fd);
+    connection->client_fd = connection->upstream_fd = -1;
+    if (connection->preread) {
+        buffer_pool_put(&worker->preread_buffers, connection->preread, connection->preread_capacity);
+        connection->preread = NULL;
+    }
+    if (connection->snapshot) {
+        snapshot_unpin(connection->snapshot, worker->index);
+        connection->snapshot = NULL;
+        connection->upstream = NULL;
+    }
+    release_pipe(worker, &connection->to_upstream);
+    release_pipe(worker, &connection->to_client);
+    counter_add(&worker->counters.outcomes[outcome], 1);
+    counter_add(&worker->counters.bytes_to_upstream, connection->to_upstream.bytes);
+    counter_add(&worker->counters.bytes_to_client, connection->to_client.bytes);
+    counter_add(&worker->counters.active, (uint64_t)-1);
+    worker->open_connections--;
+    if (connection->pending_ops == 0)
+        release_memory(worker, connection);
+}
+
+bool connection_op_completed(struct worker *worker, struct connection *connection,
+                             enum connection_op op)
+{
+    connection->pending_ops &= (uint8_t)~op;
+    if (connection->state != CONNECTION_CLOSING)
+        return true;
+    if (connection->pending_ops == 0)
+        release_memory(worker, connection);
+    return false;
+}
+
+void connection_close_all(struct worker *worker, enum connection_outcome outcome)
+{
+    for (struct connection_slab_chunk *chunk = worker->connections.chunks; chunk; chunk = chunk->next) {
+        for (size_t i = 0; i < CHUNK_CONNECTIONS; i++) {
+            struct connection *connection = &chunk->connections[i];
+            if (connection->state != CONNECTION_FREE && connection->state != CONNECTION_CLOSING)
+                connection_close(worker, connection, outcome);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+/*
+ * connection.h - one proxied connection: its states, what it owns, and the
+ * per-worker slab it lives in.
+ *
+ * A connection owns its two sockets, its preread buffer (until the hello is
+ * forwarded), a pin on the snapshot (while connecting) and, only while bytes
+ * are in flight, up to two pipes. It is freed only after every io_uring
+ * operation it submitted has completed: `pending_ops` has one bit per
+ * operation slot, and connection_close() cancels whatever is still pending.
+ */
+#ifndef SNISPLICE_IO_CONNECTION_H
+#define SNISPLICE_IO_CONNECTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/snapshot.h"
+#include "pipe_pool.h"
+#include "timer_wheel.h"
+
+struct worker;
+
+enum connection_state {
+    CONNECTION_FREE,
+    CONNECTION_PREREAD, /* reading the ClientHello */
+    CONNECTION_CONNECT, /* connecting to a server of the chosen upstream */
+    CONNECTION_HELLO,   /* forwarding the preread bytes to the upstream */
+    CONNECTION_RELAY,   /* splicing both directions */
+    CONNECTION_CLOSING, /* sockets closed, waiting for cancelled operations */
+};
+
+enum connection_outcome {
+    OUTCOME_DONE,             /* both directions reached end of stream */
+    OUTCOME_CLIENT_CLOSED,    /* client left before its hello was complete */
+    OUTCOME_INVALID_HELLO,
+    OUTCOME_HELLO_TOO_LARGE,  /* more than preread_max without a complete hello */
+    OUTCOME_PREREAD_TIMEOUT,
+    OUTCOME_NO_ROUTE,
+    OUTCOME_CONNECT_FAILED,   /* every server of the upstream failed */
+    OUTCOME_IDLE_TIMEOUT,
+    OUTCOME_CLIENT_ERROR,     /* reset or error on the client socket */
+    OUTCOME_UPSTREAM_ERROR,   /* reset or error on the upstream socket */
+    OUTCOME_NO_RESOURCES,     /* out of fds or memory */
+    OUTCOME_SHUTDOWN,         /* drain_timeout passed at shutdown */
+    OUTCOME_COUNT
+};
+
+/* One io_uring operation slot each; at most one operation per slot in flight. */
+enum connection_op {
+    CONNECTION_OP_STEP        = 1 << 0, /* preread poll, connect, hello poll */
+    CONNECTION_OP_TO_UPSTREAM = 1 << 1, /* relay poll, client -> upstream */
+    CONNECTION_OP_TO_CLIENT   = 1 << 2, /* relay poll, upstream -> client */
+};
+
+enum relay_state {
+    RELAY_WAIT_READABLE, /* poll(source, POLLIN) armed, no pipe held */
+    RELAY_WAIT_WRITABLE, /* pipe holds bytes, poll(destination, POLLOUT) armed */
+    RELAY_DONE,          /* end of stream forwarded as shutdown(SHUT_WR) */
+};
+
+struct relay_direction {
+    struct pipe_pair pipe;  /* read_fd == -1 when no pipe is held */
+    uint32_t pipe_bytes;    /* bytes in the pipe, not yet written out */
+    uint8_t state;          /* enum relay_state */
+    uint64_t bytes;         /* total relayed */
+};
+
+struct connection {
+    struct timer timer;              /* the deadline of the current state */
+    int client_fd;
+    int upstream_fd;                 /* -1 until connecting */
+    uint8_t state;                   /* enum connection_state */
+    uint8_t pending_ops;             /* enum connection_op bits */
+    uint8_t connect_attempt;
+    bool connect_timed_out;
+    uint32_t preread_length;
+    uint32_t preread_capacity;
+    uint32_t hello_sent;
+    uint8_t *preread;                /* from the worker's buffer pool */
+    struct snapshot *snapshot;       /* pinned while connecting, else NULL */
+    const struct upstream *upstream; /* valid while snapshot is pinned */
+    uint32_t round_robin_start;
+    uint64_t last_activity_ms;
+    struct relay_direction to_upstream;
+    struct relay_direction to_client;
+    struct connection *next_free;
+};
+
+struct connection_slab_chunk;
+
+struct connection_slab {
+    struct connection_slab_chunk *chunks;
+    struct connection *free_list;
+};
+
+void connection_slab_init(struct connection_slab *slab);
+void connection_slab_destroy(struct connection_slab *slab);
+
+/* A fresh connection in state PREREAD owning client_fd; NULL on ENOMEM. */
+struct connection *connection_new(struct worker *worker, int client_fd);
+
+/* Tear down: cancel pending operations, close both sockets, release buffers,
+ * pipes and pins. The memory is reclaimed once no operation is pending. */
+void connection_close(struct worker *worker, struct connection *connection,
+                      enum connection_outcome outcome);
+
+/* Called for each completion of one of its operations, before any handler:
+ * returns false if the connection is closing (and frees it when done). */
+bool connection_op_completed(struct worker *worker, struct connection *connection,
+                             enum connection_op op);
+
+/* Close every open connection (drain deadline). */
+void connection_close_all(struct worker *worker, enum connection_outcome outcome);
+
+const char *connection_outcome_name(enum connection_outcome outcome);
+
+#endif

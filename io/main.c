@@ -1,0 +1,317 @@
+/*
+ * main.c - the snisplice process: command line, config check, listeners,
+ * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT drain).
+ *
+ * The main thread never touches a connection. It owns the config file, the
+ * publisher (it is the only thread that publishes and reclaims snapshots)
+ * and the listening sockets until the workers take them over.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../config/config.h"
+#include "../core/publisher.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+#ifndef SNISPLICE_VERSION
+#define SNISPLICE_VERSION "0.0.0"
+#endif
+#define DEFAULT_CONFIG "/etc/snisplice/snisplice.ini"
+
+struct options {
+    const char *config_path;
+    bool test_only;
+};
+
+struct process {
+    const char *config_path;
+    struct publisher *publisher;
+    struct worker *workers;
+    unsigned worker_count;
+    struct listener *listeners; /* [worker_count * listen_count] */
+    struct address *listen;     /* addresses bound at start */
+    size_t listen_count;
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: snisplice [-t] [-v] [-c FILE]\n"
+            "  -c FILE  config file (default " DEFAULT_CONFIG ")\n"
+            "  -t       check the config and exit: 0 if valid, 1 if not\n"
+            "  -v       verbose: log every connection's outcome\n"
+            "  -V       print the version and exit\n"
+            "  -h       this help\n"
+            "signals: HUP reloads the config, TERM/INT drain and exit\n");
+}
+
+/* Returns -1 to go on, else an exit status. */
+static int parse_options(int argc, char **argv, struct options *options)
+{
+    options->config_path = DEFAULT_CONFIG;
+    options->test_only = false;
+    int option;
+    while ((option = getopt(argc, argv, "c:tvVh")) != -1) {
+        switch (option) {
+        case 'c': options->config_path = optarg; break;
+        case 't': options->test_only = true; break;
+        case 'v': log_threshold = LOG_DEBUG; break;
+        case 'V': printf("snisplice %s\n", SNISPLICE_VERSION); return 0;
+        case 'h': print_usage(stdout); return 0;
+        default: print_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "snisplice: unexpected argument '%s'\n", argv[optind]);
+        print_usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static struct config *load_config(const char *path)
+{
+    struct config_errors errors = { 0 };
+    struct config *config = config_load(path, &errors);
+    for (size_t i = 0; i < errors.count; i++)
+        fprintf(stderr, "%s\n", errors.lines[i]);
+    config_errors_free(&errors);
+    return config;
+}
+
+static int check_config(const char *path)
+{
+    struct config *config = load_config(path);
+    if (!config) {
+        fprintf(stderr, "snisplice: %s: configuration test failed\n", path);
+        return 1;
+    }
+    fprintf(stderr, "snisplice: %s: configuration is valid\n", path);
+    config_free(config);
+    return 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
+/* The CPUs this process may run on, so `taskset` and cgroups are honoured. */
+static unsigned allowed_cpus(int *cpus, unsigned max)
+{
+    cpu_set_t set;
+    unsigned count = 0;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && count < max; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[count++] = cpu;
+    return count;
+}
+
+static bool open_listeners(struct process *process)
+{
+    size_t total = (size_t)process->worker_count * process->listen_count;
+    process->listeners = calloc(total, sizeof *process->listeners);
+    if (!process->listeners)
+        return false;
+    for (size_t i = 0; i < total; i++)
+        process->listeners[i].fd = -1;
+    for (size_t i = 0; i < total; i++) {
+        struct listener *listener = &process->listeners[i];
+        char error[256];
+        listener->address = process->listen[i % process->listen_count];
+        listener->fd = listener_open(&listener->address, error, sizeof error);
+        if (listener->fd < 0) {
+            log_error("cannot listen on %s", error);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void close_listeners(struct process *process)
+{
+    size_t total = (size_t)process->worker_count * process->listen_count;
+    for (size_t i = 0; process->listeners && i < total; i++)
+        if (process->listeners[i].fd >= 0)
+            close(process->listeners[i].fd);
+    free(process->listeners);
+    process->listeners = NULL;
+}
+
+static bool start_workers(struct process *process, const int *cpus, unsigned cpu_count)
+{
+    process->workers = calloc(process->worker_count, sizeof *process->workers);
+    if (!process->workers) {
+        process->worker_count = 0;
+        return false;
+    }
+    unsigned started = 0;
+    for (unsigned i = 0; i < process->worker_count; i++) {
+        int cpu = cpu_count > 0 ? cpus[i % cpu_count] : -1;
+        struct listener *own = &process->listeners[(size_t)i * process->listen_count];
+        if (!worker_init(&process->workers[i], i, process->worker_count, cpu, process->publisher,
+                         own, process->listen_count))
+            break;
+        if (!worker_start(&process->workers[i])) {
+            worker_destroy(&process->workers[i]);
+            break;
+        }
+        started++;
+    }
+    bool ok = started == process->worker_count;
+    for (unsigned i = 0; i < started; i++) {
+        while (atomic_load(&process->workers[i].start_status) == 0)
+            usleep(1000);
+        if (atomic_load(&process->workers[i].start_status) < 0)
+            ok = false;
+    }
+    process->worker_count = started;
+    return ok;
+}
+
+static bool same_listen(const struct process *process, const struct config *config)
+{
+    if (config->listen_count != process->listen_count)
+        return false;
+    for (size_t i = 0; i < config->listen_count; i++)
+        if (config->listen[i].length != process->listen[i].length ||
+            memcmp(&config->listen[i].storage, &process->listen[i].storage, config->listen[i].length) != 0)
+            return false;
+    return true;
+}
+
+static void reload(struct process *process)
+{
+    log_info("reloading %s", process->config_path);
+    struct config *config = load_config(process->config_path);
+    if (!config) {
+        log_error("reload rejected: %s has errors; the previous configuration keeps serving",
+                  process->config_path);
+        return;
+    }
+    if (!same_listen(process, config))
+        log_warn("reload: listen addresses changed; a restart is needed to apply that");
+    if (config->workers != 0 && config->workers != process->worker_count)
+        log_warn("reload: workers changed; a restart is needed to apply that");
+    if (!publisher_publish(process->publisher, config->snapshot)) {
+        log_error("reload: out of memory; the previous configuration keeps serving");
+        config_free(config);
+        return;
+    }
+    config->snapshot = NULL;
+    config_free(config);
+    /* Wake idle workers so they pass a quiescent point and the old snapshot can go. */
+    for (unsigned i = 0; i < process->worker_count; i++)
+        worker_wake(&process->workers[i]);
+    log_info("reloaded %s", process->config_path);
+}
+
+static void stop_workers(struct process *process)
+{
+    for (unsigned i = 0; i < process->worker_count; i++)
+        worker_request_stop(&process->workers[i]);
+    for (unsigned i = 0; i < process->worker_count; i++)
+        worker_join(&process->workers[i]);
+}
+
+static void serve_signals(struct process *process, const sigset_t *signals)
+{
+    for (;;) {
+        size_t retired = publisher_reclaim(process->publisher);
+        struct timespec timeout = { .tv_sec = retired ? 0 : 1, .tv_nsec = retired ? 50000000 : 0 };
+        int signal_number = sigtimedwait(signals, NULL, &timeout);
+        if (signal_number == SIGHUP) {
+            reload(process);
+        } else if (signal_number == SIGTERM || signal_number == SIGINT) {
+            log_info("%s: draining connections, then exiting", strsignal(signal_number));
+            return;
+        }
+    }
+}
+
+static int serve(const char *config_path)
+{
+    struct config *config = load_config(config_path);
+    if (!config) {
+        fprintf(stderr, "snisplice: %s: configuration has errors\n", config_path);
+        return 1;
+    }
+    raise_fd_limit();
+    int cpus[CPU_SETSIZE];
+    unsigned cpu_count = allowed_cpus(cpus, CPU_SETSIZE);
+    struct process process = {
+        .config_path = config_path,
+        .worker_count = config->workers ? config->workers : (cpu_count ? cpu_count : 1),
+        .listen = config->listen,
+        .listen_count = config->listen_count,
+    };
+    /* Pin only when there is a CPU per worker: never stack two on one core. */
+    if (process.worker_count > cpu_count)
+        cpu_count = 0;
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    /* Blocked before any thread exists, so workers inherit the mask. */
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    process.publisher = publisher_new(process.worker_count);
+    if (!process.publisher || !publisher_publish(process.publisher, config->snapshot)) {
+        log_error("out of memory");
+        goto out;
+    }
+    config->snapshot = NULL;
+    if (!open_listeners(&process))
+        goto out;
+    if (!start_workers(&process, cpus, cpu_count)) {
+        log_error("cannot start workers");
+        stop_workers(&process);
+        goto out;
+    }
+    log_info("snisplice %s: %u workers, %zu listen addresses, config %s", SNISPLICE_VERSION,
+             process.worker_count, process.listen_count, config_path);
+    serve_signals(&process, &signals);
+    stop_workers(&process);
+    log_info("stopped");
+    status = 0;
+out:
+    for (unsigned i = 0; process.workers && i < process.worker_count; i++)
+        worker_destroy(&process.workers[i]);
+    free(process.workers);
+    close_listeners(&process);
+    if (process.publisher)
+        publisher_free(process.publisher);
+    config_free(config);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct options options;
+    int status = parse_options(argc, argv, &options);
+    if (status >= 0)
+        return status;
+    if (options.test_only)
+        return check_config(options.config_path);
+    return serve(options.config_path);
+}

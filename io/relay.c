@@ -1,0 +1,212 @@
+/*
+ * relay.c - the splice relay, one direction at a time (see
+ * shared/design/data-path.md):
+ *
+ *   WAIT_READABLE  poll(source, POLLIN) armed, no pipe held.
+ *     readable ->  borrow a pipe; splice(source -> pipe)
+ *                    0 bytes: end of stream -> shutdown(destination, SHUT_WR), DONE
+ *                    EAGAIN:  give the pipe back, poll again
+ *                  splice(pipe -> destination)
+ *                    all written: give the pipe back (empty), poll source again
+ *                    EAGAIN or partial: WAIT_WRITABLE, poll(destination, POLLOUT)
+ *
+ * Why direct splice(2) calls after an io_uring poll rather than
+ * IORING_OP_SPLICE: io_uring cannot issue splice without blocking, so it
+ * punts every splice to an io-wq thread, and a splice pending on a socket
+ * with no data parks one kernel thread per connection (measured on 6.18).
+ * Here every splice is non-blocking (O_NONBLOCK sockets, SPLICE_F_NONBLOCK
+ * pipes) and runs only after readiness, so no thread is ever parked.
+ * Polls are one-shot: level-triggered when armed, so bytes that arrive
+ * between a short read and the re-arm are never missed.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+/* Bytes moved per splice: the default pipe capacity. */
+#define RELAY_CHUNK (64 * 1024)
+/* Chunks moved per readiness event before yielding to other connections. */
+#define RELAY_ROUNDS 16
+
+struct relay_side {
+    struct relay_direction *direction;
+    struct relay_direction *other;
+    int source_fd;
+    int destination_fd;
+    enum ring_tag tag;
+    enum connection_outcome source_error;
+    enum connection_outcome destination_error;
+};
+
+static struct relay_side side_of(struct connection *connection, enum ring_tag tag)
+{
+    if (tag == RING_TAG_TO_UPSTREAM)
+        return (struct relay_side){ &connection->to_upstream, &connection->to_client,
+                                    connection->client_fd, connection->upstream_fd, tag,
+                                    OUTCOME_CLIENT_ERROR, OUTCOME_UPSTREAM_ERROR };
+    return (struct relay_side){ &connection->to_client, &connection->to_upstream,
+                                connection->upstream_fd, connection->client_fd, tag,
+                                OUTCOME_UPSTREAM_ERROR, OUTCOME_CLIENT_ERROR };
+}
+
+static void give_back_pipe(struct worker *worker, struct relay_direction *direction)
+{
+    if (direction->pipe.read_fd < 0)
+        return;
+    pipe_pool_put(&worker->pipes, direction->pipe);
+    direction->pipe.read_fd = direction->pipe.write_fd = -1;
+}
+
+static void wait_readable(struct worker *worker, struct connection *connection,
+                          const struct relay_side *side)
+{
+    give_back_pipe(worker, side->direction);
+    side->direction->state = RELAY_WAIT_READABLE;
+    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP);
+}
+
+static void wait_writable(struct worker *worker, struct connection *connection,
+                          const struct relay_side *side)
+{
+    side->direction->state = RELAY_WAIT_WRITABLE;
+    worker_arm_poll(worker, connection, side->tag, side->destination_fd, POLLOUT);
+}
+
+static void finish_direction(struct worker *worker, struct connection *connection,
+                             const struct relay_side *side)
+{
+    give_back_pipe(worker, side->direction);
+    side->direction->state = RELAY_DONE;
+    /* Half-close: pass the FIN on; the other direction keeps flowing. */
+    shutdown(side->destination_fd, SHUT_WR);
+    if (side->other->state == RELAY_DONE)
+        connection_close(worker, connection, OUTCOME_DONE);
+}
+
+static bool would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
+
+/* Fill the empty pipe from the source. Returns bytes read, 0 when the
+ * direction is finished or waiting, -1 when the connection was closed. */
+static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
+                         const struct relay_side *side)
+{
+    struct relay_direction *direction = side->direction;
+    if (direction->pipe.read_fd < 0 && !pipe_pool_get(&worker->pipes, &direction->pipe)) {
+        connection_close(worker, connection, OUTCOME_NO_RESOURCES);
+        return -1;
+    }
+    for (;;) {
+        ssize_t moved = splice(side->source_fd, NULL, direction->pipe.write_fd, NULL, RELAY_CHUNK,
+                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (moved > 0) {
+            direction->pipe_bytes = (uint32_t)moved;
+            direction->bytes += (uint64_t)moved;
+            connection->last_activity_ms = worker->now_ms;
+            return moved;
+        }
+        if (moved == 0) {
+            finish_direction(worker, connection, side);
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (would_block()) {
+            wait_readable(worker, connection, side);
+            return 0;
+        }
+        connection_close(worker, connection, side->source_error);
+        return -1;
+    }
+}
+
+/* Write the pipe out. Returns true when it is empty. */
+static bool drain_pipe(struct worker *worker, struct connection *connection,
+                       const struct relay_side *side, bool *closed)
+{
+    struct relay_direction *direction = side->direction;
+    for (;;) {
+        ssize_t moved = splice(direction->pipe.read_fd, NULL, side->destination_fd, NULL,
+                               direction->pipe_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (moved > 0) {
+            direction->pipe_bytes -= (uint32_t)moved;
+            if (direction->pipe_bytes == 0)
+                return true;
+            /* A partial write means the destination's buffer is full. */
+            wait_writable(worker, connection, side);
+            return false;
+        }
+        if (moved < 0 && errno == EINTR)
+            continue;
+        if (moved == 0 || would_block()) {
+            wait_writable(worker, connection, side);
+            return false;
+        }
+        connection_close(worker, connection, side->destination_error);
+        *closed = true;
+        return false;
+    }
+}
+
+static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag)
+{
+    struct relay_side side = side_of(connection, tag);
+    for (int round = 0; round < RELAY_ROUNDS; round++) {
+        bool short_read = false;
+        if (side.direction->pipe_bytes == 0) {
+            ssize_t filled = fill_pipe(worker, connection, &side);
+            if (filled <= 0)
+                return;
+            short_read = filled < RELAY_CHUNK;
+        }
+        bool closed = false;
+        if (!drain_pipe(worker, connection, &side, &closed))
+            return;
+        if (short_read) {
+            /* The source is most likely drained: wait instead of a splice
+             * that would only say EAGAIN. */
+            wait_readable(worker, connection, &side);
+            return;
+        }
+    }
+    /* Fairness: let other connections run; the poll fires again at once. */
+    wait_readable(worker, connection, &side);
+}
+
+void relay_start(struct worker *worker, struct connection *connection)
+{
+    connection->state = CONNECTION_RELAY;
+    connection->last_activity_ms = worker->now_ms;
+    timer_wheel_arm(&worker->timers, &connection->timer,
+                    worker->now_ms + worker->snapshot->settings.idle_timeout_ms);
+    struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
+    struct relay_side to_client = side_of(connection, RING_TAG_TO_CLIENT);
+    wait_readable(worker, connection, &to_upstream);
+    wait_readable(worker, connection, &to_client);
+}
+
+void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
+                    int result)
+{
+    if (result < 0) {
+        struct relay_side side = side_of(connection, tag);
+        connection_close(worker, connection, side.source_error);
+        return;
+    }
+    pump(worker, connection, tag);
+}
+
+void relay_on_idle_timer(struct worker *worker, struct connection *connection)
+{
+    uint64_t idle_ms = worker->snapshot->settings.idle_timeout_ms;
+    uint64_t deadline = connection->last_activity_ms + idle_ms;
+    if (worker->now_ms >= deadline) {
+        connection_close(worker, connection, OUTCOME_IDLE_TIMEOUT);
+        return;
+    }
+    /* Activity moved the deadline: re-arming lazily here keeps the hot path
+     * free of timer operations. */
+    timer_wheel_arm(&worker->timers, &connection->timer, deadline);
+}

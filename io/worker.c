@@ -1,0 +1,415 @@
+/*
+ * worker.c - one worker thread: its io_uring, its event loop, and the
+ * dispatch of completions and timers to the data-path steps.
+ *
+ * Loop iteration: read the clock, adopt the current route snapshot, fire
+ * due timers, submit and wait, dispatch completions, then report a
+ * quiescent point to the publisher (nothing unpinned is held across it).
+ * The ring is created on the worker's own thread: SINGLE_ISSUER and
+ * DEFER_TASKRUN tie it to its creator.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "connect.h"
+#include "hello.h"
+#include "listener.h"
+#include "log.h"
+#include "preread.h"
+#include "relay.h"
+
+#define RING_ENTRIES 2048
+#define RING_CQ_ENTRIES 16384
+#define PARSE_SCRATCH_SIZE (64 * 1024)
+#define PIPES_KEPT 256
+#define PREREAD_BUFFERS_KEPT 256
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *worker)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&worker->ring);
+    if (sqe)
+        return sqe;
+    /* Submission queue full: hand what is queued to the kernel and retry. */
+    io_uring_submit(&worker->ring);
+    sqe = io_uring_get_sqe(&worker->ring);
+    if (!sqe) {
+        log_error("worker %u: io_uring submission queue stuck", worker->index);
+        abort();
+    }
+    return sqe;
+}
+
+static enum connection_op op_of_tag(enum ring_tag tag)
+{
+    switch (tag) {
+    case RING_TAG_STEP: return CONNECTION_OP_STEP;
+    case RING_TAG_TO_UPSTREAM: return CONNECTION_OP_TO_UPSTREAM;
+    case RING_TAG_TO_CLIENT: return CONNECTION_OP_TO_CLIENT;
+    default: return 0;
+    }
+}
+
+void worker_arm_poll(struct worker *worker, struct connection *connection,
+                     enum ring_tag tag, int fd, unsigned poll_mask)
+{
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_poll_add(sqe, fd, poll_mask);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, tag));
+    connection->pending_ops |= (uint8_t)op_of_tag(tag);
+}
+
+void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag)
+{
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_cancel64(sqe, ring_tag_pack(owner, tag), 0);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(NULL, RING_TAG_IGNORE));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+/* ---- snapshot adoption ---- */
+
+static void adopt_snapshot(struct worker *worker)
+{
+    struct snapshot *snapshot = publisher_current(worker->publisher);
+    worker->snapshot = snapshot;
+    if (snapshot->epoch == worker->round_robin_epoch)
+        return;
+    worker->round_robin_epoch = snapshot->epoch;
+    if (snapshot->upstream_count > worker->round_robin_count) {
+        uint32_t *cursors = realloc(worker->round_robin, snapshot->upstream_count * sizeof *cursors);
+        if (cursors) {
+            for (uint32_t i = worker->round_robin_count; i < snapshot->upstream_count; i++)
+                cursors[i] = worker->index;
+            worker->round_robin = cursors;
+            worker->round_robin_count = snapshot->upstream_count;
+        }
+    }
+    const struct snapshot_settings *settings = &snapshot->settings;
+    /* Each worker enforces its share of the process-wide limit. */
+    worker->max_connections = (settings->max_connections + worker->worker_count - 1) / worker->worker_count;
+    buffer_pool_resize(&worker->preread_buffers, settings->preread_max);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(struct timer *timer, void *context)
+{
+    struct worker *worker = context;
+    struct connection *connection = (struct connection *)((char *)timer - offsetof(struct connection, timer));
+    switch (connection->state) {
+    case CONNECTION_PREREAD:
+        connection_close(worker, connection, OUTCOME_PREREAD_TIMEOUT);
+        break;
+    case CONNECTION_CONNECT:
+        connect_on_timeout(worker, connection);
+        break;
+    case CONNECTION_HELLO:
+    case CONNECTION_RELAY:
+        relay_on_idle_timer(worker, connection);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- completions ---- */
+
+static void on_step_complete(struct worker *worker, struct connection *connection, int result)
+{
+    switch (connection->state) {
+    case CONNECTION_PREREAD:
+        if (result < 0)
+            connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+        else
+            preread_on_readable(worker, connection);
+        break;
+    case CONNECTION_CONNECT:
+        connect_on_complete(worker, connection, result);
+        break;
+    case CONNECTION_HELLO:
+        if (result < 0)
+            connection_close(worker, connection, OUTCOME_UPSTREAM_ERROR);
+        else
+            hello_forward(worker, connection);
+        break;
+    default:
+        break;
+    }
+}
+
+static void arm_wakeup(struct worker *worker)
+{
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_poll_multishot(sqe, worker->wakeup_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(worker, RING_TAG_WAKEUP));
+}
+
+static void on_wakeup(struct worker *worker, uint32_t flags)
+{
+    uint64_t value;
+    ssize_t ignored = read(worker->wakeup_fd, &value, sizeof value);
+    (void)ignored;
+    if (!(flags & IORING_CQE_F_MORE))
+        arm_wakeup(worker);
+}
+
+static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
+{
+    enum ring_tag tag = ring_tag_of(cqe->user_data);
+    void *owner = ring_owner_of(cqe->user_data);
+    switch (tag) {
+    case RING_TAG_ACCEPT:
+        listener_on_accept(worker, owner, cqe->res, cqe->flags);
+        break;
+    case RING_TAG_WAKEUP:
+        on_wakeup(worker, cqe->flags);
+        break;
+    case RING_TAG_STEP:
+        if (connection_op_completed(worker, owner, CONNECTION_OP_STEP))
+            on_step_complete(worker, owner, cqe->res);
+        break;
+    case RING_TAG_TO_UPSTREAM:
+    case RING_TAG_TO_CLIENT:
+        if (connection_op_completed(worker, owner, op_of_tag(tag)))
+            relay_on_ready(worker, owner, tag, cqe->res);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- shutdown ---- */
+
+static void begin_drain(struct worker *worker)
+{
+    worker->draining = true;
+    worker->drain_deadline_ms = worker->now_ms + worker->snapshot->settings.drain_timeout_ms;
+    listener_close_all(worker);
+    log_debug("worker %u: draining %u connections", worker->index, worker->open_connections);
+}
+
+/* True when the loop may end. */
+static bool drain_step(struct worker *worker)
+{
+    if (worker->open_connections > 0 && worker->now_ms >= worker->drain_deadline_ms)
+        connection_close_all(worker, OUTCOME_SHUTDOWN);
+    return worker->open_connections == 0 && worker->allocated_connections == 0;
+}
+
+static int wait_ms(struct worker *worker)
+{
+    int wait = timer_wheel_wait_ms(&worker->timers, worker->now_ms);
+    if (worker->accept_paused_until_ms) {
+        int pause = worker->accept_paused_until_ms > worker->now_ms
+                        ? (int)(worker->accept_paused_until_ms - worker->now_ms) : 0;
+        if (wait < 0 || pause < wait)
+            wait = pause;
+    }
+    if (worker->draining) {
+        int drain = worker->drain_deadline_ms > worker->now_ms
+                        ? (int)(worker->drain_deadline_ms - worker->now_ms) : 0;
+        /* Cancellations of closed connections must still be reaped. */
+        if (drain > 100 || worker->open_connections == 0)
+            drain = 100;
+        if (wait < 0 || drain < wait)
+            wait = drain;
+    }
+    return wait;
+}
+
+static void submit_and_wait(struct worker *worker)
+{
+    int wait = wait_ms(worker);
+    struct io_uring_cqe *cqe = NULL;
+    int result;
+    if (wait < 0) {
+        result = io_uring_submit_and_wait(&worker->ring, 1);
+    } else {
+        struct __kernel_timespec timeout = { .tv_sec = wait / 1000,
+                                             .tv_nsec = (long long)(wait % 1000) * 1000000 };
+        result = io_uring_submit_and_wait_timeout(&worker->ring, &cqe, 1, &timeout, NULL);
+    }
+    if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY)
+        log_warn("worker %u: io_uring_enter: %s", worker->index, strerror(-result));
+}
+
+static void run_loop(struct worker *worker)
+{
+    for (;;) {
+        worker->now_ms = monotonic_ms();
+        adopt_snapshot(worker);
+        timer_wheel_advance(&worker->timers, worker->now_ms, on_timer, worker);
+        if (!worker->draining && atomic_load_explicit(&worker->stop_requested, memory_order_acquire))
+            begin_drain(worker);
+        if (worker->draining && drain_step(worker))
+            break;
+        listener_resume(worker);
+        submit_and_wait(worker);
+        worker->now_ms = monotonic_ms();
+        unsigned head, seen = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&worker->ring, head, cqe) {
+            dispatch(worker, cqe);
+            seen++;
+        }
+        io_uring_cq_advance(&worker->ring, seen);
+        publisher_quiescent(worker->publisher, worker->index);
+    }
+}
+
+/* ---- thread lifecycle ---- */
+
+static bool setup_ring(struct worker *worker)
+{
+    struct io_uring_params params;
+    memset(&params, 0, sizeof params);
+    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                   IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    params.cq_entries = RING_CQ_ENTRIES;
+    int result = io_uring_queue_init_params(RING_ENTRIES, &worker->ring, &params);
+    if (result == -EINVAL) {
+        /* Older kernels: the same loop works without the task-run hints. */
+        memset(&params, 0, sizeof params);
+        params.flags = IORING_SETUP_CQSIZE;
+        params.cq_entries = RING_CQ_ENTRIES;
+        result = io_uring_queue_init_params(RING_ENTRIES, &worker->ring, &params);
+    }
+    if (result < 0) {
+        log_error("worker %u: io_uring_queue_init: %s", worker->index, strerror(-result));
+        return false;
+    }
+    io_uring_register_ring_fd(&worker->ring);
+    return true;
+}
+
+static void pin_to_cpu(struct worker *worker)
+{
+    if (worker->cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(worker->cpu, &set);
+    int result = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (result != 0)
+        log_warn("worker %u: cannot pin to CPU %d: %s", worker->index, worker->cpu, strerror(result));
+}
+
+static void finish(struct worker *worker)
+{
+    /* Reap outstanding cancellations so no connection memory is in use. */
+    while (worker->allocated_connections > 0) {
+        worker->now_ms = monotonic_ms();
+        submit_and_wait(worker);
+        unsigned head, seen = 0;
+        struct io_uring_cqe *cqe;
+        io_uring_for_each_cqe(&worker->ring, head, cqe) {
+            dispatch(worker, cqe);
+            seen++;
+        }
+        io_uring_cq_advance(&worker->ring, seen);
+    }
+    io_uring_queue_exit(&worker->ring);
+    publisher_worker_offline(worker->publisher, worker->index);
+}
+
+static void *worker_main(void *argument)
+{
+    struct worker *worker = argument;
+    pin_to_cpu(worker);
+    if (!setup_ring(worker)) {
+        atomic_store(&worker->start_status, -1);
+        publisher_worker_offline(worker->publisher, worker->index);
+        return NULL;
+    }
+    worker->now_ms = monotonic_ms();
+    timer_wheel_init(&worker->timers, worker->now_ms);
+    adopt_snapshot(worker);
+    arm_wakeup(worker);
+    for (size_t i = 0; i < worker->listener_count; i++)
+        listener_arm_accept(worker, &worker->listeners[i]);
+    atomic_store(&worker->start_status, 1);
+    run_loop(worker);
+    finish(worker);
+    return NULL;
+}
+
+bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, int cpu,
+                 struct publisher *publisher, struct listener *listeners, size_t listener_count)
+{
+    memset(worker, 0, sizeof *worker);
+    worker->index = index;
+    worker->worker_count = worker_count;
+    worker->cpu = cpu;
+    worker->publisher = publisher;
+    worker->listeners = listeners;
+    worker->listener_count = listener_count;
+    worker->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    worker->parse_scratch_size = PARSE_SCRATCH_SIZE;
+    worker->parse_scratch = malloc(PARSE_SCRATCH_SIZE);
+    connection_slab_init(&worker->connections);
+    struct snapshot *snapshot = publisher_current(publisher);
+    buffer_pool_init(&worker->preread_buffers, snapshot->settings.preread_max, PREREAD_BUFFERS_KEPT);
+    if (worker->wakeup_fd < 0 || !worker->parse_scratch || !pipe_pool_init(&worker->pipes, PIPES_KEPT)) {
+        worker_destroy(worker);
+        return false;
+    }
+    return true;
+}
+
+bool worker_start(struct worker *worker)
+{
+    return pthread_create(&worker->thread, NULL, worker_main, worker) == 0;
+}
+
+void worker_wake(struct worker *worker)
+{
+    uint64_t one = 1;
+    ssize_t ignored = write(worker->wakeup_fd, &one, sizeof one);
+    (void)ignored;
+}
+
+void worker_request_stop(struct worker *worker)
+{
+    atomic_store_explicit(&worker->stop_requested, true, memory_order_release);
+    worker_wake(worker);
+}
+
+void worker_join(struct worker *worker)
+{
+    pthread_join(worker->thread, NULL);
+}
+
+void worker_destroy(struct worker *worker)
+{
+    for (size_t i = 0; i < worker->listener_count; i++) {
+        if (worker->listeners[i].fd >= 0)
+            close(worker->listeners[i].fd);
+        worker->listeners[i].fd = -1;
+    }
+    connection_slab_destroy(&worker->connections);
+    pipe_pool_destroy(&worker->pipes);
+    buffer_pool_destroy(&worker->preread_buffers);
+    free(worker->parse_scratch);
+    free(worker->round_robin);
+    if (worker->wakeup_fd >= 0)
+        close(worker->wakeup_fd);
+    worker->parse_scratch = NULL;
+    worker->round_robin = NULL;
+    worker->wakeup_fd = -1;
+}

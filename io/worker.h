@@ -1,0 +1,116 @@
+/*
+ * worker.h - the per-worker context: one thread, one io_uring, its
+ * listeners, connections, pools and timers.
+ *
+ * Everything here is touched only by the worker's own thread, except the
+ * fields marked shared: the stop request and wakeup eventfd (written by the
+ * main thread) and the counters (read by the main thread).
+ */
+#ifndef SNISPLICE_IO_WORKER_H
+#define SNISPLICE_IO_WORKER_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/address.h"
+#include "../core/publisher.h"
+#include "buffer_pool.h"
+#include "connection.h"
+#include "pipe_pool.h"
+#include "timer_wheel.h"
+
+/* What a completion's user_data points at; the tag sits in the low 3 bits
+ * (every owner is at least 8-byte aligned). */
+enum ring_tag {
+    RING_TAG_ACCEPT = 0,      /* struct listener */
+    RING_TAG_WAKEUP = 1,      /* struct worker */
+    RING_TAG_STEP = 2,        /* struct connection, CONNECTION_OP_STEP */
+    RING_TAG_TO_UPSTREAM = 3, /* struct connection, CONNECTION_OP_TO_UPSTREAM */
+    RING_TAG_TO_CLIENT = 4,   /* struct connection, CONNECTION_OP_TO_CLIENT */
+    RING_TAG_IGNORE = 5,      /* cancellations: nothing to do */
+};
+
+static inline uint64_t ring_tag_pack(const void *owner, enum ring_tag tag)
+{
+    return (uint64_t)(uintptr_t)owner | (uint64_t)tag;
+}
+static inline enum ring_tag ring_tag_of(uint64_t user_data) { return (enum ring_tag)(user_data & 7); }
+static inline void *ring_owner_of(uint64_t user_data) { return (void *)(uintptr_t)(user_data & ~(uint64_t)7); }
+
+struct listener {
+    int fd;
+    struct address address;
+    bool accept_armed; /* a multishot accept is in flight */
+};
+
+/* Written by the owning worker only (relaxed), read by anyone. */
+struct worker_counters {
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t rejected_at_limit;
+    _Atomic uint64_t active;
+    _Atomic uint64_t outcomes[OUTCOME_COUNT];
+    _Atomic uint64_t bytes_to_upstream;
+    _Atomic uint64_t bytes_to_client;
+} __attribute__((aligned(64)));
+
+struct worker {
+    unsigned index;
+    unsigned worker_count;
+    int cpu;                       /* -1: not pinned */
+    pthread_t thread;
+    struct io_uring ring;
+    struct publisher *publisher;
+    struct snapshot *snapshot;     /* adopted at the top of each loop iteration */
+    struct listener *listeners;
+    size_t listener_count;
+    size_t listeners_open;
+    struct timer_wheel timers;
+    struct pipe_pool pipes;
+    struct buffer_pool preread_buffers;
+    uint8_t *parse_scratch;        /* joins a hello split across records */
+    size_t parse_scratch_size;
+    struct connection_slab connections;
+    uint32_t *round_robin;         /* one cursor per upstream of the snapshot */
+    uint32_t round_robin_count;
+    uint64_t round_robin_epoch;
+    uint64_t now_ms;               /* monotonic, read once per iteration */
+    uint32_t max_connections;      /* this worker's share */
+    uint32_t open_connections;
+    uint32_t allocated_connections;/* open + closing */
+    uint64_t accept_paused_until_ms; /* 0: not paused (EMFILE back-off) */
+    uint64_t wakeup_buffer;
+    bool draining;
+    uint64_t drain_deadline_ms;
+    /* shared */
+    int wakeup_fd;
+    _Atomic bool stop_requested;
+    _Atomic int start_status;      /* 0 starting, 1 running, -1 failed */
+    struct worker_counters counters;
+};
+
+/* Main thread: prepare a worker that will own the given listener fds. */
+bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, int cpu,
+                 struct publisher *publisher, struct listener *listeners, size_t listener_count);
+bool worker_start(struct worker *worker);
+/* Main thread: wake the worker (reload or stop). */
+void worker_wake(struct worker *worker);
+void worker_request_stop(struct worker *worker);
+void worker_join(struct worker *worker);
+void worker_destroy(struct worker *worker);
+
+/* Worker thread helpers. */
+struct io_uring_sqe *worker_sqe(struct worker *worker);
+void worker_arm_poll(struct worker *worker, struct connection *connection,
+                     enum ring_tag tag, int fd, unsigned poll_mask);
+void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag);
+
+static inline void counter_add(_Atomic uint64_t *counter, uint64_t amount)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + amount,
+                          memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * net.c - blocking loopback TCP helpers with deadlines (see net.h).
+ *
+ * Owns nothing beyond the sockets it returns; never blocks past a deadline
+ * the caller gave.
+ */
+#define _GNU_SOURCE
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "child_process.h"
+
+static struct sockaddr_in loopback(uint16_t port)
+{
+    struct sockaddr_in address = {
+        .sin_family = AF_INET,
+        .sin_port = htons(port),
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    return address;
+}
+
+int net_listen(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in address = loopback(port);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 256) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int net_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in address = loopback(port);
+    int result;
+    do {
+        result = connect(fd, (struct sockaddr *)&address, sizeof address);
+    } while (result != 0 && errno == EINTR);
+    if (result != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+bool net_wait_accepting(uint16_t port, int timeout_ms)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    do {
+        int fd = net_connect(port);
+        if (fd >= 0) {
+            close(fd);
+            return true;
+        }
+        sleep_ms(10);
+    } while (monotonic_ms() < deadline);
+    return false;
+}
+
+void net_set_timeouts(int fd, int timeout_ms)
+{
+    struct timeval timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+}
+
+bool net_send_all(int fd, const void *data, size_t length)
+{
+    const uint8_t *cursor = data;
+    while (length > 0) {
+        ssize_t sent = send(fd, cursor, length, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent <= 0)
+            return false;
+        cursor += sent;
+        length -= (size_t)sent;
+    }
+    return true;
+}
+
+/* Wait for readability until deadline; false on timeout. */
+static bool wait_readable(int fd, long long deadline)
+{
+    for (;;) {
+        long long remaining = deadline - monotonic_ms();
+        if (remaining <= 0)
+            return false;
+        struct pollfd poller = {.fd = fd, .events = POLLIN};
+        int ready = poll(&poller, 1, (int)remaining);
+        if (ready > 0)
+            return true;
+        if (ready < 0 && errno != EINTR)
+            return true; /* let the read report the error */
+    }
+}
+
+size_t net_receive_exact(int fd, void *buffer, size_t length, int timeout_ms)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    uint8_t *cursor = buffer;
+    size_t received = 0;
+    while (received < length) {
+        if (!wait_readable(fd, deadline))
+            break;
+        ssize_t got = recv(fd, cursor + received, length - received, 0);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (got <= 0)
+            break;
+        received += (size_t)got;
+    }
+    return received;
+}
+
+struct net_receive_result net_receive_until_closed(int fd, void *buffer, size_t capacity,
+                                                   int timeout_ms)
+{
+    struct net_receive_result result = {0};
+    long long deadline = monotonic_ms() + timeout_ms;
+    uint8_t scratch[16384];
+    for (;;) {
+        if (!wait_readable(fd, deadline)) {
+            result.timed_out = true;
+            return result;
+        }
+        uint8_t *target = scratch;
+        size_t room = sizeof scratch;
+        if (result.length < capacity) {
+            target = (uint8_t *)buffer + result.length;
+            room = capacity - result.length;
+        }
+        ssize_t got = recv(fd, target, room, 0);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (got == 0) {
+            result.eof = true;
+            return result;
+        }
+        if (got < 0) {
+            result.reset = (errno == ECONNRESET);
+            return result;
+        }
+        if (target != scratch)
+            result.length += (size_t)got;
+        result.total += (size_t)got;
+    }
+}
+
+long long net_ms_until_closed(int fd, long long since_ms, int timeout_ms, size_t *bytes_received)
+{
+    long long deadline = since_ms + timeout_ms;
+    struct net_receive_result result =
+        net_receive_until_closed(fd, NULL, 0, (int)(deadline - monotonic_ms()));
+    if (bytes_received)
+        *bytes_received = result.total;
+    if (!result.eof && !result.reset)
+        return -1;
+    return monotonic_ms() - since_ms;
+}

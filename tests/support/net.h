@@ -1,0 +1,53 @@
+/*
+ * net.h - blocking loopback TCP helpers for the integration tests.
+ *
+ * Owns small socket conveniences with deadlines: listen, connect, send all,
+ * receive exactly / until EOF, and measuring how long until a peer closes.
+ * Everything is 127.0.0.1 and blocking; never leaves a socket open on a
+ * failure path.
+ */
+#ifndef SNISPLICE_TESTS_NET_H
+#define SNISPLICE_TESTS_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Listening socket on 127.0.0.1:port (SO_REUSEADDR), or -1. */
+int net_listen(uint16_t port);
+
+/* Connected socket to 127.0.0.1:port, or -1 with errno (e.g. ECONNREFUSED). */
+int net_connect(uint16_t port);
+
+/* True once 127.0.0.1:port accepts a connection, polling until timeout_ms. */
+bool net_wait_accepting(uint16_t port, int timeout_ms);
+
+/* SO_RCVTIMEO and SO_SNDTIMEO, so no test blocks forever. */
+void net_set_timeouts(int fd, int timeout_ms);
+
+bool net_send_all(int fd, const void *data, size_t length);
+
+/* Read until `length` bytes, EOF, error or timeout; returns how many arrived. */
+size_t net_receive_exact(int fd, void *buffer, size_t length, int timeout_ms);
+
+struct net_receive_result {
+    size_t length;   /* bytes stored (at most capacity; more may have been dropped) */
+    size_t total;    /* bytes received in all */
+    bool eof;        /* orderly EOF seen */
+    bool reset;      /* ECONNRESET seen */
+    bool timed_out;  /* the deadline passed first */
+};
+
+/* Read (storing up to capacity bytes) until EOF, reset, error or the deadline. */
+struct net_receive_result net_receive_until_closed(int fd, void *buffer, size_t capacity,
+                                                   int timeout_ms);
+
+/*
+ * Milliseconds until the peer closed the connection (EOF or reset), counting
+ * from `since_ms` (monotonic_ms()); -1 if still open after timeout_ms.
+ * *bytes_received (optional) gets how many bytes arrived meanwhile.
+ */
+long long net_ms_until_closed(int fd, long long since_ms, int timeout_ms, size_t *bytes_received);
+
+#endif
