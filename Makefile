@@ -28,7 +28,6 @@ objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 .PHONY: all run test test-unit test-integration test-tsan deps clean bench fuzz install
 all: build/snisplice
 
-build/release/%.o build/asan/%.o build/tsan/%.o: ;
 define variant_rules
 build/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)

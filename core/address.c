@@ -1,0 +1,123 @@
+/*
+ * address.c - parse and print "IPv4:port", "[IPv6]:port" and "unix:/path".
+ * Numeric only: no DNS lookups, so loading a config never blocks.
+ */
+#include "address.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#define FORMS "expected IPv4:port, [IPv6]:port or unix:/path"
+
+static bool parse_port(const char *text, uint16_t *port)
+{
+    if (*text == '\0' || strlen(text) > 5)
+        return false;
+    unsigned long value = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return false;
+        value = value * 10 + (unsigned long)(*c - '0');
+    }
+    if (value == 0 || value > 65535)
+        return false;
+    *port = (uint16_t)value;
+    return true;
+}
+
+static bool parse_unix(const char *path, struct address *out, char *error, size_t error_size)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->storage;
+    size_t length = strlen(path);
+    if (length == 0 || length >= sizeof un->sun_path) {
+        snprintf(error, error_size, "unix socket path must be 1 to %zu bytes",
+                 sizeof un->sun_path - 1);
+        return false;
+    }
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, path, length + 1);
+    out->length = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length + 1);
+    return true;
+}
+
+bool address_parse(const char *text, struct address *out, char *error, size_t error_size)
+{
+    memset(out, 0, sizeof *out);
+    if (strncmp(text, "unix:", 5) == 0)
+        return parse_unix(text + 5, out, error, error_size);
+    char host[64];
+    const char *port_text;
+    bool ipv6 = text[0] == '[';
+    if (ipv6) {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, text + 1, (size_t)(close - text - 1));
+        host[close - text - 1] = '\0';
+        port_text = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon || (size_t)(colon - text) >= sizeof host)
+            goto bad;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port_text = colon + 1;
+    }
+    uint16_t port;
+    if (!parse_port(port_text, &port)) {
+        snprintf(error, error_size, "bad port in '%s' (1..65535)", text);
+        return false;
+    }
+    if (ipv6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->storage;
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+            goto bad;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        out->length = sizeof *in6;
+        return true;
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&out->storage;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) != 1)
+        goto bad;
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    out->length = sizeof *in4;
+    return true;
+bad:
+    snprintf(error, error_size, "bad address '%s': " FORMS, text);
+    return false;
+}
+
+void address_format(const struct address *address, char *out, size_t out_size)
+{
+    char host[INET6_ADDRSTRLEN];
+    switch (address->storage.ss_family) {
+    case AF_INET: {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)&address->storage;
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+        snprintf(out, out_size, "%s:%u", host, ntohs(in4->sin_port));
+        return;
+    }
+    case AF_INET6: {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address->storage;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, out_size, "[%s]:%u", host, ntohs(in6->sin6_port));
+        return;
+    }
+    case AF_UNIX:
+        snprintf(out, out_size, "unix:%s", ((const struct sockaddr_un *)&address->storage)->sun_path);
+        return;
+    default:
+        snprintf(out, out_size, "(none)");
+    }
+}
+
+int address_family(const struct address *address)
+{
+    return address->storage.ss_family;
+}

@@ -1,0 +1,277 @@
+/*
+ * route_table.c - server name -> target, nginx `map ... hostnames` rules.
+ *
+ * One open-addressing table keyed by a name or a suffix. An entry carries
+ * the target of the exact name and the target of the suffix pattern ("*.x"
+ * or ".x", which also matches the apex). A slot is 8 bytes (hash, entry
+ * index) so a probe sequence touches few cache lines; keys live in one
+ * arena. The builder is the table under construction: build() trims it and
+ * hands it over, after which nothing writes to it.
+ */
+#include "route_table.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostname.h"
+
+struct route_slot {
+    uint32_t hash;
+    uint32_t entry; /* index + 1; 0 = empty */
+};
+
+struct route_entry {
+    uint32_t key_offset;
+    uint32_t key_length;
+    int32_t exact;        /* ROUTE_NO_MATCH if none */
+    int32_t suffix;       /* ROUTE_NO_MATCH if none */
+    bool suffix_has_apex; /* ".x" form: the suffix target also matches x */
+};
+
+struct route_table {
+    struct route_slot *slots;
+    uint32_t slot_mask;
+    struct route_entry *entries;
+    uint32_t entry_count, entry_capacity;
+    char *keys;
+    size_t keys_length, keys_capacity;
+    int32_t default_target;
+    size_t pattern_count;
+};
+
+/* The builder is the same structure while it is still growing. */
+struct route_table_builder {
+    struct route_table table;
+};
+
+#define INITIAL_SLOTS 16
+
+static uint64_t mix(uint64_t value)
+{
+    value ^= value >> 33;
+    value *= 0xff51afd7ed558ccdull;
+    value ^= value >> 33;
+    value *= 0xc4ceb9fe1a85ec53ull;
+    value ^= value >> 33;
+    return value;
+}
+
+/* Eight bytes at a time: names are short, so this is a handful of multiplies. */
+static uint32_t hash_name(const char *name, size_t length)
+{
+    uint64_t state = 0x9e3779b97f4a7c15ull ^ length;
+    while (length >= 8) {
+        uint64_t word;
+        memcpy(&word, name, 8);
+        state = (state ^ word) * 0x100000001b3ull;
+        state ^= state >> 29;
+        name += 8;
+        length -= 8;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, name, length);
+    return (uint32_t)mix(state ^ tail);
+}
+
+static const struct route_entry *find(const struct route_table *table, const char *name,
+                                      size_t length, uint32_t hash)
+{
+    for (uint32_t index = hash & table->slot_mask;; index = (index + 1) & table->slot_mask) {
+        const struct route_slot *slot = &table->slots[index];
+        if (slot->entry == 0)
+            return NULL;
+        if (slot->hash != hash)
+            continue;
+        const struct route_entry *entry = &table->entries[slot->entry - 1];
+        if (entry->key_length == length && memcmp(table->keys + entry->key_offset, name, length) == 0)
+            return entry;
+    }
+}
+
+int32_t route_lookup(const struct route_table *table, const char *name, size_t len)
+{
+    if (len == 0)
+        return table->default_target;
+    const struct route_entry *entry = find(table, name, len, hash_name(name, len));
+    if (entry) {
+        if (entry->exact != ROUTE_NO_MATCH)
+            return entry->exact;
+        if (entry->suffix != ROUTE_NO_MATCH && entry->suffix_has_apex)
+            return entry->suffix;
+    }
+    /* Proper suffixes, longest first. */
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] != '.')
+            continue;
+        const char *suffix = name + i + 1;
+        size_t suffix_length = len - i - 1;
+        entry = find(table, suffix, suffix_length, hash_name(suffix, suffix_length));
+        if (entry && entry->suffix != ROUTE_NO_MATCH)
+            return entry->suffix;
+    }
+    return table->default_target;
+}
+
+/* ---- building ---- */
+
+struct route_table_builder *route_table_builder_new(void)
+{
+    struct route_table_builder *builder = calloc(1, sizeof *builder);
+    if (!builder)
+        return NULL;
+    struct route_table *table = &builder->table;
+    table->slots = calloc(INITIAL_SLOTS, sizeof *table->slots);
+    if (!table->slots) {
+        free(builder);
+        return NULL;
+    }
+    table->slot_mask = INITIAL_SLOTS - 1;
+    table->default_target = ROUTE_NO_MATCH;
+    return builder;
+}
+
+static bool grow_slots(struct route_table *table)
+{
+    uint32_t capacity = (table->slot_mask + 1) * 2;
+    struct route_slot *slots = calloc(capacity, sizeof *slots);
+    if (!slots)
+        return false;
+    for (uint32_t i = 0; i <= table->slot_mask; i++) {
+        struct route_slot slot = table->slots[i];
+        if (slot.entry == 0)
+            continue;
+        uint32_t index = slot.hash & (capacity - 1);
+        while (slots[index].entry != 0)
+            index = (index + 1) & (capacity - 1);
+        slots[index] = slot;
+    }
+    free(table->slots);
+    table->slots = slots;
+    table->slot_mask = capacity - 1;
+    return true;
+}
+
+static bool reserve(void **array, size_t *capacity, size_t needed, size_t element_size)
+{
+    if (needed <= *capacity)
+        return true;
+    size_t grown = *capacity ? *capacity * 2 : 64;
+    while (grown < needed)
+        grown *= 2;
+    void *resized = realloc(*array, grown * element_size);
+    if (!resized)
+        return false;
+    *array = resized;
+    *capacity = grown;
+    return true;
+}
+
+static struct route_entry *find_or_insert(struct route_table *table, const char *key, size_t length)
+{
+    uint32_t hash = hash_name(key, length);
+    struct route_entry *found = (struct route_entry *)find(table, key, length, hash);
+    if (found)
+        return found;
+    /* Load factor at most 1/2 keeps probe sequences short. */
+    if ((table->entry_count + 1) * 2 > table->slot_mask + 1 && !grow_slots(table))
+        return NULL;
+    size_t entry_capacity = table->entry_capacity;
+    if (!reserve((void **)&table->entries, &entry_capacity, table->entry_count + 1, sizeof *table->entries) ||
+        !reserve((void **)&table->keys, &table->keys_capacity, table->keys_length + length, 1))
+        return NULL;
+    table->entry_capacity = (uint32_t)entry_capacity;
+    struct route_entry *entry = &table->entries[table->entry_count++];
+    entry->key_offset = (uint32_t)table->keys_length;
+    entry->key_length = (uint32_t)length;
+    entry->exact = entry->suffix = ROUTE_NO_MATCH;
+    entry->suffix_has_apex = false;
+    memcpy(table->keys + table->keys_length, key, length);
+    table->keys_length += length;
+    uint32_t index = hash & table->slot_mask;
+    while (table->slots[index].entry != 0)
+        index = (index + 1) & table->slot_mask;
+    table->slots[index].hash = hash;
+    table->slots[index].entry = table->entry_count;
+    return entry;
+}
+
+enum route_add_result route_table_builder_add(struct route_table_builder *builder,
+                                              const char *pattern, int32_t target)
+{
+    struct route_table *table = &builder->table;
+    if (target < 0)
+        return ROUTE_ADD_INVALID;
+    if (strcmp(pattern, "default") == 0) {
+        if (table->default_target != ROUTE_NO_MATCH)
+            return ROUTE_ADD_DUPLICATE;
+        table->default_target = target;
+        return ROUTE_ADD_OK;
+    }
+    bool wildcard = strncmp(pattern, "*.", 2) == 0;
+    bool dot = !wildcard && pattern[0] == '.';
+    const char *name = pattern + (wildcard ? 2 : dot ? 1 : 0);
+    char key[HOSTNAME_MAX + 1];
+    size_t key_length;
+    if (!hostname_normalize(name, strlen(name), key, &key_length))
+        return ROUTE_ADD_INVALID;
+    struct route_entry *entry = find_or_insert(table, key, key_length);
+    if (!entry)
+        return ROUTE_ADD_NO_MEMORY;
+    int32_t *slot = wildcard || dot ? &entry->suffix : &entry->exact;
+    if (*slot != ROUTE_NO_MATCH)
+        return ROUTE_ADD_DUPLICATE;
+    *slot = target;
+    if (dot)
+        entry->suffix_has_apex = true;
+    table->pattern_count++;
+    return ROUTE_ADD_OK;
+}
+
+static void release_table(struct route_table *table)
+{
+    free(table->slots);
+    free(table->entries);
+    free(table->keys);
+}
+
+struct route_table *route_table_build(struct route_table_builder *builder)
+{
+    if (!builder)
+        return NULL;
+    /* The builder's first member is the table: hand the allocation over,
+     * trimmed to size. */
+    struct route_table *table = &builder->table;
+    if (table->entry_count > 0) {
+        void *entries = realloc(table->entries, table->entry_count * sizeof *table->entries);
+        void *keys = realloc(table->keys, table->keys_length ? table->keys_length : 1);
+        if (entries)
+            table->entries = entries;
+        if (keys)
+            table->keys = keys;
+        table->entry_capacity = table->entry_count;
+        table->keys_capacity = table->keys_length;
+    }
+    return (struct route_table *)builder;
+}
+
+void route_table_builder_free(struct route_table_builder *builder)
+{
+    if (!builder)
+        return;
+    release_table(&builder->table);
+    free(builder);
+}
+
+size_t route_table_size(const struct route_table *table)
+{
+    return table->pattern_count;
+}
+
+void route_table_free(struct route_table *table)
+{
+    if (!table)
+        return;
+    release_table(table);
+    free(table);
+}

@@ -1,0 +1,23 @@
+/*
+ * snapshot.c - allocation and release of a routing snapshot.
+ */
+#include "snapshot.h"
+
+#include <stdlib.h>
+
+struct snapshot *snapshot_new(void)
+{
+    return calloc(1, sizeof(struct snapshot));
+}
+
+void snapshot_free(struct snapshot *snapshot)
+{
+    if (!snapshot)
+        return;
+    route_table_free(snapshot->routes);
+    for (uint32_t i = 0; i < snapshot->upstream_count; i++)
+        upstream_release(&snapshot->upstreams[i]);
+    free(snapshot->upstreams);
+    free(snapshot->pins);
+    free(snapshot);
+}
