@@ -37,7 +37,9 @@ void timer_wheel_arm(struct timer_wheel *wheel, struct timer *timer, uint64_t ex
     else
         wheel->armed++;
     timer->expires_ms = expires_ms;
-    uint64_t tick = tick_of(expires_ms);
+    /* Round up: when the wheel reaches this tick, the deadline has passed,
+     * so a timer is never visited too early (and then forgotten for a turn). */
+    uint64_t tick = tick_of(expires_ms + TIMER_WHEEL_TICK_MS - 1);
     /* A deadline already in the past fires on the next tick processed. */
     if (tick <= wheel->processed_tick)
         tick = wheel->processed_tick + 1;

@@ -3,7 +3,6 @@
  *
  * Owns only stack buffers; never holds a socket beyond one call.
  */
-#define _GNU_SOURCE
 #include "byte_stream.h"
 
 #include <errno.h>

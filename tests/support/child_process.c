@@ -6,7 +6,6 @@
  * test process. Must never signal a pid it did not spawn, and must only spawn
  * from the test's main thread (PR_SET_PDEATHSIG follows the spawning thread).
  */
-#define _GNU_SOURCE
 #include "child_process.h"
 
 #include <errno.h>
@@ -87,6 +86,14 @@ static void exec_child(const char *const argv[], const struct child_spawn_option
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(125);
+    /* Start from a clean slate whatever the test process blocked or ignored. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    const int reset[] = {SIGPIPE, SIGHUP, SIGTERM, SIGINT, SIGCHLD, SIGALRM};
+    for (size_t i = 0; i < sizeof reset / sizeof reset[0]; i++)
+        signal(reset[i], SIG_DFL);
+    alarm(0);
     setpgid(0, 0);
     redirect_or_die(options->stdin_path, STDIN_FILENO, O_RDONLY);
     redirect_or_die(options->stdout_path, STDOUT_FILENO, O_WRONLY | O_CREAT | O_APPEND);

@@ -4,7 +4,6 @@
  * Owns the byte layout of the hellos it builds (RFC 8446 section 4.1.2,
  * RFC 6066 section 3); each returned buffer belongs to the caller.
  */
-#define _GNU_SOURCE
 #include "hello.h"
 
 #include <stdio.h>
@@ -88,14 +87,19 @@ static void put_server_name_extension(struct writer *writer, const char *server_
     close_length(writer, extension, 2);
 }
 
+/* Enough for a TLS 1.2 server with an RSA certificate to answer with a ServerHello. */
 static void put_other_extensions(struct writer *writer)
 {
-    static const uint8_t supported_versions[] = {0x00, 0x2b, 0x00, 0x05, 0x04, 0x03, 0x04, 0x03, 0x03};
-    static const uint8_t supported_groups[] = {0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x1d};
+    static const uint8_t supported_groups[] = {0x00, 0x0a, 0x00, 0x06, 0x00, 0x04,
+                                               0x00, 0x1d, 0x00, 0x17};
+    static const uint8_t point_formats[] = {0x00, 0x0b, 0x00, 0x02, 0x01, 0x00};
+    static const uint8_t signature_algorithms[] = {0x00, 0x0d, 0x00, 0x06, 0x00, 0x04,
+                                                   0x08, 0x04, 0x04, 0x01};
     static const uint8_t alpn_h2_http11[] = {0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, 'h', '2',
                                              0x08, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    put_bytes(writer, supported_versions, sizeof supported_versions);
     put_bytes(writer, supported_groups, sizeof supported_groups);
+    put_bytes(writer, point_formats, sizeof point_formats);
+    put_bytes(writer, signature_algorithms, sizeof signature_algorithms);
     put_bytes(writer, alpn_h2_http11, sizeof alpn_h2_http11);
 }
 
@@ -112,8 +116,8 @@ struct hello_bytes hello_build(const char *server_name)
         put_u8(&writer, 0x40 + i); /* random */
     put_u8(&writer, 0);            /* legacy_session_id */
     put_u16(&writer, 4);
-    put_u16(&writer, 0x1301);
-    put_u16(&writer, 0xc02f);
+    put_u16(&writer, 0xc02f); /* ECDHE-RSA-AES128-GCM-SHA256 */
+    put_u16(&writer, 0x009c); /* AES128-GCM-SHA256 */
     put_u8(&writer, 1);
     put_u8(&writer, 0); /* null compression */
     size_t extensions = open_length(&writer, 2);

@@ -28,7 +28,7 @@ const char *hello_shared_directory(void);
 struct hello_bytes hello_load_capture(const char *file_name);
 
 /*
- * A complete one-record ClientHello offering TLS 1.2/1.3 with server_name
+ * A complete one-record TLS 1.2 ClientHello (one an RSA server accepts) with server_name
  * `server_name` written as given (no validation: tests pass bad names on
  * purpose), or without any SNI extension when server_name is NULL.
  */

@@ -4,7 +4,6 @@
  * Owns nothing beyond the sockets it returns; never blocks past a deadline
  * the caller gave.
  */
-#define _GNU_SOURCE
 #include "net.h"
 
 #include <arpa/inet.h>

@@ -141,3 +141,21 @@ Test(timer_wheel, wait_skips_to_first_occupied_slot)
     cr_assert_geq(wait, 2000 - TIMER_WHEEL_TICK_MS);
     cr_assert_leq(wait, 2000 + TIMER_WHEEL_TICK_MS);
 }
+
+Test(timer_wheel, deadline_inside_a_tick_fires_within_one_tick)
+{
+    /* Regression: a deadline in the middle of a tick, with the worker waking
+     * exactly when timer_wheel_wait_ms() says, must fire on that wake-up. */
+    struct fired_log log = { .count = 0 };
+    struct timer timer = { 0 };
+    timer_wheel_init(&wheel, 8788077);
+    timer_wheel_arm(&wheel, &timer, 8788077 + 500);
+    uint64_t now = 8788077;
+    for (int wakeups = 0; wakeups < 3 && log.count == 0; wakeups++) {
+        now += (uint64_t)timer_wheel_wait_ms(&wheel, now);
+        timer_wheel_advance(&wheel, now, record, &log);
+    }
+    cr_assert_eq(log.count, 1);
+    cr_assert_geq(now, 8788577);
+    cr_assert_leq(now, 8788577 + TIMER_WHEEL_TICK_MS);
+}

@@ -1,0 +1,132 @@
+/*
+ * test_failover.c - upstream server selection as users configure it: a
+ * refused server is skipped for the next one, backups are used only when
+ * every primary refuses, and a connection whose servers all refuse is
+ * closed. Ports: blocks 5-7 (indexes 10+ are never listened on).
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+
+#define ATTEMPTS 6
+
+static struct proxy failover_proxy;
+static struct backend alpha_backend;
+static struct backend bravo_backend;
+static struct hello_bytes failover_hello;
+
+static void failover_fini(void)
+{
+    proxy_release(&failover_proxy);
+    integration_cleanup();
+    hello_free(&failover_hello);
+}
+
+static void start_proxy(uint16_t proxy_port, const char *body)
+{
+    char *config = config_text(proxy_port, "connect_timeout = 2s\npreread_timeout = 5s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+}
+
+static void expect_clean_exit(void)
+{
+    int status = proxy_stop(&failover_proxy, 10000);
+    char *log = proxy_stderr(&failover_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+}
+
+/* Every one of ATTEMPTS connections with `hello` must be answered by `expected`. */
+static void expect_every_connection_reaches(uint16_t proxy_port, const struct hello_bytes *hello,
+                                            const char *expected, const char *what)
+{
+    char *wanted = text_format("%s\n", expected);
+    for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        char *reply = exchange_once(proxy_port, hello->data, hello->length, 10000, NULL);
+        cr_expect(reply && strcmp(reply, wanted) == 0,
+                  "%s, connection %d: got \"%s\", want \"%s\"", what, attempt,
+                  reply ? reply : "(connect failed)", expected);
+        free(reply);
+    }
+    free(wanted);
+}
+
+Test(failover, refused_server_is_skipped_for_the_next, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(5, 0), refused_port = TEST_PORT(5, 10);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&bravo_backend, "bravo", TEST_PORT(5, 1), NULL, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = matrix\n"
+                             "[upstream matrix]\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                             refused_port, TEST_PORT(5, 1));
+    start_proxy(proxy_port, body);
+    expect_every_connection_reaches(proxy_port, &failover_hello, "bravo",
+                                    "first server refuses");
+    cr_expect_eq(backend_accepted(&bravo_backend), ATTEMPTS);
+    free(body);
+    expect_clean_exit();
+}
+
+Test(failover, backup_is_used_only_when_primaries_refuse, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(6, 0), refused_port = TEST_PORT(6, 10);
+    uint16_t alpha_port = TEST_PORT(6, 1), bravo_port = TEST_PORT(6, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    struct hello_bytes dimension = hello_load_capture(HELLO_GNUTLS);
+    cr_assert(failover_hello.data && dimension.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\n"
+                             "matrix.exceptionerror.io = primary_down\n"
+                             "dimension.exceptionerror.io = primary_up\n"
+                             "[upstream primary_down]\n"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u backup\n"
+                             "[upstream primary_up]\n"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u backup\n",
+                             refused_port, bravo_port, alpha_port, bravo_port);
+    start_proxy(proxy_port, body);
+    expect_every_connection_reaches(proxy_port, &failover_hello, "bravo",
+                                    "primary refuses, backup up");
+    expect_every_connection_reaches(proxy_port, &dimension, "alpha", "primary and backup up");
+    cr_expect_eq(backend_accepted(&alpha_backend), ATTEMPTS);
+    cr_expect_eq(backend_accepted(&bravo_backend), ATTEMPTS,
+                 "the backup was used although its primary was up");
+    hello_free(&dimension);
+    free(body);
+    expect_clean_exit();
+}
+
+Test(failover, all_servers_refused_closes_the_client, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(7, 0);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = matrix\n"
+                             "[upstream matrix]\n"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n"
+                             "server = 127.0.0.1:%u backup\n",
+                             TEST_PORT(7, 10), TEST_PORT(7, 11), TEST_PORT(7, 12));
+    start_proxy(proxy_port, body);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int fd = net_connect(proxy_port);
+        cr_assert(fd >= 0);
+        long long start = monotonic_ms();
+        cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
+        size_t received = 0;
+        long long closed_after = net_ms_until_closed(fd, start, 5000, &received);
+        cr_expect(closed_after >= 0 && closed_after <= 3000 && received == 0,
+                  "all servers refuse: closed after %lld ms with %zu bytes", closed_after,
+                  received);
+        close(fd);
+    }
+    free(body);
+    expect_clean_exit();
+}

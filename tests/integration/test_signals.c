@@ -1,0 +1,282 @@
+/*
+ * test_signals.c - operating snisplice with signals: SIGHUP swaps routes
+ * under load without failing a connection and rejects a bad config while
+ * the old routes keep serving; SIGTERM stops accepting, lets a transfer in
+ * flight finish byte-exact and exits 0, or gives up after drain_timeout.
+ * Ports: blocks 13-16.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+#include "../support/transfer.h"
+
+#define MIB (1024u * 1024u)
+
+static struct proxy signal_proxy;
+static struct backend alpha_backend;
+static struct backend bravo_backend;
+static struct transfer drain_transfer;
+static struct hello_bytes signal_hello;
+
+static void signal_fini(void)
+{
+    proxy_release(&signal_proxy);
+    integration_cleanup();
+    hello_free(&signal_hello);
+}
+
+/* matrix.exceptionerror.io -> upstream `target`; both alpha and bravo defined. */
+static char *routes_to(uint16_t proxy_port, const char *target, uint16_t alpha_port,
+                       uint16_t bravo_port)
+{
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = %s\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n",
+                             target, alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "preread_timeout = 5s\ndrain_timeout = 10s\n", body);
+    free(body);
+    return config;
+}
+
+static void expect_clean_exit(void)
+{
+    int status = proxy_stop(&signal_proxy, 10000);
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+}
+
+/* Which backend answered one connection: 'a', 'b', or 0 on failure. */
+static char ask_who(uint16_t proxy_port)
+{
+    char *reply = exchange_once(proxy_port, signal_hello.data, signal_hello.length, 5000, NULL);
+    char who = 0;
+    if (reply && strcmp(reply, "alpha\n") == 0)
+        who = 'a';
+    else if (reply && strcmp(reply, "bravo\n") == 0)
+        who = 'b';
+    free(reply);
+    return who;
+}
+
+struct traffic {
+    uint16_t proxy_port;
+    atomic_bool stop;
+    atomic_uint alpha;
+    atomic_uint bravo;
+    atomic_uint failed;
+};
+
+static struct traffic traffic;
+
+static void *traffic_main(void *argument)
+{
+    while (!atomic_load(&traffic.stop)) {
+        char who = ask_who(traffic.proxy_port);
+        if (who == 'a')
+            atomic_fetch_add(&traffic.alpha, 1);
+        else if (who == 'b')
+            atomic_fetch_add(&traffic.bravo, 1);
+        else
+            atomic_fetch_add(&traffic.failed, 1);
+    }
+    return NULL;
+}
+
+/* Poll until a connection reaches `who`, then require the next 10 to as well. */
+static void expect_new_connections_reach(uint16_t proxy_port, char who, const char *what)
+{
+    long long deadline = monotonic_ms() + 3000;
+    char seen = 0;
+    while (seen != who && monotonic_ms() < deadline)
+        seen = ask_who(proxy_port);
+    cr_expect_eq(seen, who, "%s: never routed to %c within 3 s", what, who);
+    int wrong = 0;
+    for (int i = 0; i < 10; i++)
+        wrong += ask_who(proxy_port) != who;
+    cr_expect_eq(wrong, 0, "%s: %d of 10 later connections went elsewhere", what, wrong);
+}
+
+Test(signals, sighup_under_traffic_fails_nothing, .init = integration_init, .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(13, 0), alpha_port = TEST_PORT(13, 1);
+    uint16_t bravo_port = TEST_PORT(13, 2);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *to_alpha = routes_to(proxy_port, "alpha", alpha_port, bravo_port);
+    char *to_bravo = routes_to(proxy_port, "bravo", alpha_port, bravo_port);
+    cr_assert(proxy_start(&signal_proxy, to_alpha, proxy_port), "snisplice did not start");
+
+    traffic.proxy_port = proxy_port;
+    pthread_t clients[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&clients[i], NULL, traffic_main, NULL), 0);
+    for (int reload = 0; reload < 7; reload++) {
+        sleep_ms(400);
+        proxy_reload(&signal_proxy, reload % 2 == 0 ? to_bravo : to_alpha);
+    }
+    sleep_ms(400);
+    atomic_store(&traffic.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(clients[i], NULL);
+
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect_eq(atomic_load(&traffic.failed), 0,
+                 "%u of %u connections failed during reloads; stderr:\n%s",
+                 atomic_load(&traffic.failed),
+                 atomic_load(&traffic.failed) + atomic_load(&traffic.alpha) +
+                     atomic_load(&traffic.bravo),
+                 log);
+    free(log);
+    cr_expect_gt(atomic_load(&traffic.alpha), 0);
+    cr_expect_gt(atomic_load(&traffic.bravo), 0, "no connection reached bravo during reloads");
+    expect_new_connections_reach(proxy_port, 'b', "after the last reload to bravo");
+    free(to_alpha);
+    free(to_bravo);
+    expect_clean_exit();
+}
+
+Test(signals, sighup_with_bad_config_keeps_old_routes, .init = integration_init,
+     .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(14, 0), alpha_port = TEST_PORT(14, 1);
+    uint16_t bravo_port = TEST_PORT(14, 2);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *to_alpha = routes_to(proxy_port, "alpha", alpha_port, bravo_port);
+    char *to_bravo = routes_to(proxy_port, "bravo", alpha_port, bravo_port);
+    cr_assert(proxy_start(&signal_proxy, to_alpha, proxy_port), "snisplice did not start");
+    cr_expect_eq(ask_who(proxy_port), 'a');
+
+    /* Line 3 is bad; the routes would otherwise switch to bravo. */
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = bravo\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n", bravo_port);
+    char *broken = config_text(proxy_port, "idle_timeout = forever\n", body);
+    proxy_reload(&signal_proxy, broken);
+    char *location = text_format("%s:3:", signal_proxy.config_path);
+    bool reported = proxy_stderr_wait_for(&signal_proxy, location, 3000);
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect(reported, "bad reload not reported as \"%s ...\"; stderr:\n%s", location, log);
+    free(log);
+    cr_expect_eq(kill(signal_proxy.pid, 0), 0, "snisplice died on a bad reload");
+    int wrong = 0;
+    for (int i = 0; i < 10; i++)
+        wrong += ask_who(proxy_port) != 'a';
+    cr_expect_eq(wrong, 0, "%d of 10 connections did not reach alpha after a bad reload", wrong);
+
+    proxy_reload(&signal_proxy, to_bravo);
+    expect_new_connections_reach(proxy_port, 'b', "good reload after a bad one");
+    free(location);
+    free(broken);
+    free(body);
+    free(to_alpha);
+    free(to_bravo);
+    expect_clean_exit();
+}
+
+Test(signals, sigterm_drains_a_transfer_in_flight, .init = integration_init, .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(15, 0), alpha_port = TEST_PORT(15, 1);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    struct transfer_plan plan = {.hello = &signal_hello, .client_bytes = 2 * MIB,
+                                 .backend_bytes = 8 * MIB, .backend_chunk = 128 * 1024,
+                                 .backend_pause_ms = 20};
+    transfer_init(&drain_transfer, &plan, proxy_port);
+    cr_assert(backend_start(&alpha_backend, "transfer", alpha_port, transfer_backend_handler,
+                            &drain_transfer));
+    char *config = routes_to(proxy_port, "alpha", alpha_port, TEST_PORT(15, 2));
+    cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
+
+    transfer_client_start(&drain_transfer);
+    long long deadline = monotonic_ms() + 10000;
+    while (atomic_load(&drain_transfer.client.received) < MIB && monotonic_ms() < deadline)
+        sleep_ms(2);
+    cr_assert_geq(atomic_load(&drain_transfer.client.received), MIB, "transfer never started");
+    proxy_signal(&signal_proxy, SIGTERM);
+
+    bool refused = false;
+    deadline = monotonic_ms() + 2000;
+    while (!refused && monotonic_ms() < deadline) {
+        int fd = net_connect(proxy_port);
+        if (fd < 0) {
+            refused = errno == ECONNREFUSED;
+            break;
+        }
+        close(fd);
+        sleep_ms(20);
+    }
+    uint64_t received_when_refused = atomic_load(&drain_transfer.client.received);
+    cr_expect(refused, "new connections still accepted 2 s after SIGTERM");
+    cr_expect_lt(received_when_refused, 8 * MIB,
+                 "transfer was over before the listener closed: drain not exercised");
+
+    transfer_client_join(&drain_transfer);
+    cr_expect(transfer_backend_wait(&drain_transfer, 10000), "backend side never finished");
+    char description[768];
+    transfer_describe(&drain_transfer, description, sizeof description);
+    cr_expect(transfer_succeeded(&drain_transfer), "transfer cut by SIGTERM: %s", description);
+    long long finished = monotonic_ms();
+    int status = proxy_wait_exit(&signal_proxy, 5000);
+    long long exit_after = monotonic_ms() - finished;
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect_eq(status, 0, "exit status %d after draining; stderr:\n%s", status, log);
+    cr_expect_leq(exit_after, 3000, "exit took %lld ms after the last connection ended",
+                  exit_after);
+    free(log);
+    free(config);
+}
+
+/* Holds its connection open until the peer closes or the backend stops. */
+static void hold_open_handler(struct backend *backend, int fd, void *context)
+{
+    net_set_timeouts(fd, 30000);
+    net_receive_until_closed(fd, NULL, 0, 30000);
+}
+
+Test(signals, drain_timeout_bounds_the_exit, .init = integration_init, .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(16, 0), alpha_port = TEST_PORT(16, 1);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    cr_assert(backend_start(&alpha_backend, "hold", alpha_port, hold_open_handler, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "drain_timeout = 1s\n", body);
+    cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
+
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, signal_hello.data, signal_hello.length));
+    long long deadline = monotonic_ms() + 5000;
+    while (backend_accepted(&alpha_backend) == 0 && monotonic_ms() < deadline)
+        sleep_ms(5);
+    cr_assert_eq(backend_accepted(&alpha_backend), 1, "connection never reached the upstream");
+    sleep_ms(100);
+
+    long long start = monotonic_ms();
+    proxy_signal(&signal_proxy, SIGTERM);
+    int status = proxy_wait_exit(&signal_proxy, 8000);
+    long long exit_after = monotonic_ms() - start;
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect_eq(status, 0, "exit status %d after the drain timeout; stderr:\n%s", status, log);
+    cr_expect(exit_after >= 700 && exit_after <= 3000,
+              "exit %lld ms after SIGTERM with drain_timeout = 1s (want 1..3 s)", exit_after);
+    long long closed_after = net_ms_until_closed(fd, monotonic_ms(), 2000, NULL);
+    cr_expect_geq(closed_after, 0, "the held client connection was not closed at exit");
+    close(fd);
+    free(log);
+    free(config);
+    free(body);
+}

@@ -1,0 +1,85 @@
+/*
+ * integration.c - cleanup, text formatting and one-shot client exchanges
+ * shared by the integration tests.
+ *
+ * Owns the sockets of an exchange for its duration only.
+ */
+#include "integration.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define EXCHANGE_CAPACITY 65536
+
+void integration_init(void)
+{
+    alarm(INTEGRATION_TEST_LIMIT_SECONDS);
+}
+
+void integration_cleanup(void)
+{
+    backend_stop_all();
+    child_cleanup_all();
+}
+
+char *text_format(const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    char *text = NULL;
+    int length = vasprintf(&text, format, arguments);
+    va_end(arguments);
+    if (length < 0)
+        abort();
+    return text;
+}
+
+char *config_text(uint16_t listen_port, const char *global_lines, const char *body)
+{
+    return text_format("[global]\nworkers = 2\n%s\n[listen]\naddress = 127.0.0.1:%u\n\n%s",
+                       global_lines ? global_lines : "", listen_port, body);
+}
+
+char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size_t piece_size,
+                         int pause_ms, int timeout_ms, bool *closed_cleanly)
+{
+    if (closed_cleanly)
+        *closed_cleanly = false;
+    int fd = net_connect(port);
+    if (fd < 0)
+        return NULL;
+    net_set_timeouts(fd, timeout_ms);
+    const uint8_t *cursor = payload;
+    size_t remaining = length;
+    while (remaining > 0) {
+        size_t take = remaining < piece_size ? remaining : piece_size;
+        if (!net_send_all(fd, cursor, take))
+            break;
+        cursor += take;
+        remaining -= take;
+        if (remaining > 0 && pause_ms > 0)
+            sleep_ms(pause_ms);
+    }
+    shutdown(fd, SHUT_WR);
+    char *received = malloc(EXCHANGE_CAPACITY + 1);
+    if (!received)
+        abort();
+    struct net_receive_result result =
+        net_receive_until_closed(fd, received, EXCHANGE_CAPACITY, timeout_ms);
+    received[result.length] = '\0';
+    if (closed_cleanly)
+        *closed_cleanly = result.eof || result.reset;
+    close(fd);
+    return received;
+}
+
+char *exchange_once(uint16_t port, const void *payload, size_t length, int timeout_ms,
+                    bool *closed_cleanly)
+{
+    return exchange_in_pieces(port, payload, length, length ? length : 1, 0, timeout_ms,
+                              closed_cleanly);
+}

@@ -1,0 +1,59 @@
+/*
+ * integration.h - glue shared by the integration test files: cleanup after
+ * each test, config text formatting and the one-shot client exchange.
+ *
+ * Owns nothing across tests; every test runs in its own process and its
+ * .fini (integration_cleanup plus the file's own proxies) leaves no child,
+ * thread or temp directory behind.
+ */
+#ifndef SNISPLICE_TESTS_INTEGRATION_H
+#define SNISPLICE_TESTS_INTEGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "byte_stream.h"
+#include "child_process.h"
+#include "hello.h"
+#include "net.h"
+#include "proxy.h"
+
+/* Every test gets its own block of 20 ports: 21000 + 20 * block. */
+#define TEST_PORT(block, index) ((uint16_t)(21000 + 20 * (block) + (index)))
+
+/*
+ * Criterion .init: arm a SIGALRM watchdog so a hung test dies (and its
+ * children with it, by PR_SET_PDEATHSIG). Used instead of criterion's
+ * .timeout, whose bookkeeping leaks in the runner under --jobs 2 and makes
+ * LeakSanitizer fail the whole run.
+ */
+#define INTEGRATION_TEST_LIMIT_SECONDS 240
+void integration_init(void);
+
+/* Stop backends and kill children and remove temp dirs of this test process. */
+void integration_cleanup(void);
+
+/* asprintf that aborts on failure; caller frees. */
+char *text_format(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A snisplice config: [global] with `workers = 2` plus global_lines, a
+ * [listen] on 127.0.0.1:listen_port, then body ([routes], [upstream ...]).
+ */
+char *config_text(uint16_t listen_port, const char *global_lines, const char *body);
+
+/*
+ * Connect to 127.0.0.1:port, send payload, half-close, and read until the
+ * connection closes. Returns what arrived (malloc'd, NUL-terminated, NULL if
+ * the connect failed); *closed_cleanly (optional) tells EOF/reset from timeout.
+ */
+char *exchange_once(uint16_t port, const void *payload, size_t length, int timeout_ms,
+                    bool *closed_cleanly);
+
+/* The same, with the payload sent in pieces of piece_size bytes pause_ms apart. */
+char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size_t piece_size,
+                         int pause_ms, int timeout_ms, bool *closed_cleanly);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * proxy.c - starting, signalling, observing and stopping snisplice.
+ *
+ * Owns the struct proxy's strings and process; the temp directory itself is
+ * removed by child_cleanup_all(). Never leaves the process running after
+ * proxy_release().
+ */
+#include "proxy.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "child_process.h"
+#include "net.h"
+
+#define PROXY_START_TIMEOUT_MS 10000
+
+const char *proxy_binary(void)
+{
+    const char *binary = getenv("SNISPLICE_BIN");
+    return binary && *binary ? binary : "build/asan/snisplice";
+}
+
+static bool still_running(struct proxy *proxy)
+{
+    int exit_code = child_wait(proxy->pid, 0);
+    if (exit_code == CHILD_TIMED_OUT)
+        return true;
+    fprintf(stderr, "snisplice exited early with %d\n", exit_code);
+    proxy->pid = 0;
+    return false;
+}
+
+bool proxy_start(struct proxy *proxy, const char *config_text, uint16_t listen_port)
+{
+    memset(proxy, 0, sizeof *proxy);
+    proxy->directory = temp_directory_create("proxy");
+    proxy->config_path = temp_file_write(proxy->directory, "snisplice.ini", config_text);
+    if (asprintf(&proxy->stderr_path, "%s/stderr.log", proxy->directory) < 0)
+        abort();
+    const char *argv[] = {proxy_binary(), "-c", proxy->config_path, NULL};
+    struct child_spawn_options options = {.stderr_path = proxy->stderr_path,
+                                          .stdout_path = proxy->stderr_path};
+    proxy->pid = child_spawn(argv, &options);
+    if (proxy->pid <= 0) {
+        proxy->pid = 0;
+        return false;
+    }
+    long long deadline = monotonic_ms() + PROXY_START_TIMEOUT_MS;
+    while (monotonic_ms() < deadline) {
+        if (!still_running(proxy))
+            return false;
+        if (net_wait_accepting(listen_port, 20))
+            return true;
+    }
+    child_kill(proxy->pid);
+    proxy->pid = 0;
+    return false;
+}
+
+void proxy_reload(struct proxy *proxy, const char *config_text)
+{
+    free(temp_file_write(NULL, proxy->config_path, config_text));
+    proxy_signal(proxy, SIGHUP);
+}
+
+void proxy_signal(struct proxy *proxy, int signal_number)
+{
+    if (proxy->pid > 0)
+        kill(proxy->pid, signal_number);
+}
+
+int proxy_wait_exit(struct proxy *proxy, int timeout_ms)
+{
+    if (proxy->pid <= 0)
+        return CHILD_TIMED_OUT;
+    int exit_code = child_wait(proxy->pid, timeout_ms);
+    if (exit_code == CHILD_TIMED_OUT)
+        child_kill(proxy->pid);
+    proxy->pid = 0;
+    return exit_code;
+}
+
+int proxy_stop(struct proxy *proxy, int timeout_ms)
+{
+    proxy_signal(proxy, SIGTERM);
+    return proxy_wait_exit(proxy, timeout_ms);
+}
+
+char *proxy_stderr(const struct proxy *proxy)
+{
+    char *text = proxy->stderr_path ? file_read_all(proxy->stderr_path, NULL) : NULL;
+    return text ? text : strdup("");
+}
+
+bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int timeout_ms)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    for (;;) {
+        char *text = proxy_stderr(proxy);
+        bool found = strstr(text, needle) != NULL;
+        free(text);
+        if (found)
+            return true;
+        if (monotonic_ms() >= deadline)
+            return false;
+        sleep_ms(20);
+    }
+}
+
+int proxy_fd_count(const struct proxy *proxy)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)proxy->pid);
+    DIR *directory = opendir(path);
+    if (!directory)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(directory)) != NULL) {
+        if (entry->d_name[0] != '.')
+            count++;
+    }
+    closedir(directory);
+    return count;
+}
+
+void proxy_release(struct proxy *proxy)
+{
+    if (proxy->pid > 0)
+        child_kill(proxy->pid);
+    proxy->pid = 0;
+    free(proxy->directory);
+    free(proxy->config_path);
+    free(proxy->stderr_path);
+    proxy->directory = proxy->config_path = proxy->stderr_path = NULL;
+}
