@@ -25,6 +25,7 @@ TSAN_SRC   = tests/tsan/test_publisher.c
 
 objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
+.DELETE_ON_ERROR:
 .PHONY: all run test test-unit test-integration test-tsan deps clean bench fuzz install
 all: build/snisplice
 
@@ -47,7 +48,7 @@ build/asan/integration_tests: $(call objs,asan,$(INTEG_SRC) $(CORE_SRC))
 	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -lcriterion -o $@
 
 build/tsan/test_publisher: $(call objs,tsan,$(CORE_SRC) $(TSAN_SRC))
-	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -lcriterion -o $@
+	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
 
 deps:
 	@scripts/install-deps.sh

@@ -1,0 +1,276 @@
+/*
+ * test_config.c - the INI file: defaults, values, and every kind of error
+ * reported as FILE:LINE: problem, all at once.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../config/config.h"
+#include "../../config/units.h"
+
+static char path[64];
+
+static const char *write_config(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/snisplice-config-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static struct config *load_ok(const char *text)
+{
+    struct config_errors errors;
+    struct config *config = config_load(write_config(text), &errors);
+    for (size_t i = 0; i < errors.count; i++)
+        cr_log_error("%s", errors.lines[i]);
+    cr_assert_not_null(config);
+    cr_assert_eq(errors.count, 0);
+    config_errors_free(&errors);
+    unlink(path);
+    return config;
+}
+
+/* Load text that must fail and check each expected "LINE: problem" piece appears. */
+static void expect_errors(const char *text, const char *const *expected, size_t count)
+{
+    struct config_errors errors;
+    struct config *config = config_load(write_config(text), &errors);
+    cr_assert_null(config);
+    cr_assert_eq(errors.count, count, "got %zu errors, want %zu (first: %s)", errors.count, count,
+                 errors.count ? errors.lines[0] : "none");
+    for (size_t i = 0; i < count; i++) {
+        char want[512];
+        snprintf(want, sizeof want, "%s:%s", path, expected[i]);
+        cr_assert_str_eq(errors.lines[i], want);
+    }
+    config_errors_free(&errors);
+    unlink(path);
+}
+
+static int32_t route(const struct config *config, const char *name)
+{
+    return route_lookup(config->snapshot->routes, name, strlen(name));
+}
+
+static const char *upstream_name(const struct config *config, int32_t index)
+{
+    cr_assert_geq(index, 0);
+    cr_assert_lt((uint32_t)index, config->snapshot->upstream_count);
+    return config->snapshot->upstreams[index].name;
+}
+
+static const char *const ISSUE_EXAMPLE =
+    "[global]\n"
+    "workers = auto            ; one worker thread per online CPU\n"
+    "max_connections = 10000\n"
+    "preread_timeout = 5s\n"
+    "preread_max = 16k\n"
+    "connect_timeout = 5s\n"
+    "idle_timeout = 10m\n"
+    "drain_timeout = 30s\n"
+    "\n"
+    "[listen]\n"
+    "address = 0.0.0.0:443\n"
+    "address = [::]:443\n"
+    "\n"
+    "[routes]\n"
+    "matrix.exceptionerror.io  = matrix\n"
+    "element.exceptionerror.io = matrix\n"
+    "*.example.com             = wild          ; any subdomain\n"
+    ".example.org              = org\n"
+    "blog.robrotheram.com      = 127.0.0.1:8443 ; literal\n"
+    "default                   = local\n"
+    "\n"
+    "[upstream matrix]\n"
+    "server = 127.0.0.1:12443\n"
+    "server = 127.0.0.1:12444 backup\n"
+    "server = 127.0.0.1:12445\n"
+    "[upstream wild]\n"
+    "server = 127.0.0.1:9001\n"
+    "[upstream org]\n"
+    "server = unix:/run/org.sock\n"
+    "[upstream local]\n"
+    "server = 127.0.0.1:8443\n";
+
+Test(config, issue_example_loads)
+{
+    struct config *config = load_ok(ISSUE_EXAMPLE);
+    cr_assert_eq(config->workers, 0);
+    cr_assert_eq(config->listen_count, 2);
+    const struct snapshot_settings *s = &config->snapshot->settings;
+    cr_assert_eq(s->max_connections, 10000);
+    cr_assert_eq(s->preread_timeout_ms, 5000);
+    cr_assert_eq(s->preread_max, 16384);
+    cr_assert_eq(s->idle_timeout_ms, 600000);
+    cr_assert_eq(s->drain_timeout_ms, 30000);
+    cr_assert_str_eq(upstream_name(config, route(config, "matrix.exceptionerror.io")), "matrix");
+    cr_assert_str_eq(upstream_name(config, route(config, "ELEMENT.exceptionerror.io")), "local",
+                     "lookup takes normalised names; uppercase is the parser's job");
+    cr_assert_str_eq(upstream_name(config, route(config, "a.b.example.com")), "wild");
+    cr_assert_str_eq(upstream_name(config, route(config, "example.org")), "org");
+    cr_assert_str_eq(upstream_name(config, route(config, "blog.robrotheram.com")), "127.0.0.1:8443");
+    cr_assert_str_eq(upstream_name(config, route(config, "nothing.test")), "local");
+    /* Backups after primaries, whatever the order in the file. */
+    const struct upstream *matrix = &config->snapshot->upstreams[route(config, "matrix.exceptionerror.io")];
+    cr_assert_eq(matrix->server_count, 3);
+    cr_assert_eq(matrix->primary_count, 2);
+    cr_assert(matrix->servers[2].backup);
+    config_free(config);
+}
+
+Test(config, defaults_apply)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:1443\n[routes]\ndefault = 127.0.0.1:1\n");
+    const struct snapshot_settings *s = &config->snapshot->settings;
+    cr_assert_eq(config->workers, 0);
+    cr_assert_eq(s->max_connections, 10000);
+    cr_assert_eq(s->preread_timeout_ms, 5000);
+    cr_assert_eq(s->preread_max, 16384);
+    cr_assert_eq(s->connect_timeout_ms, 5000);
+    cr_assert_eq(s->idle_timeout_ms, 600000);
+    cr_assert_eq(s->drain_timeout_ms, 30000);
+    config_free(config);
+}
+
+Test(config, upstream_defined_after_routes_and_shared_literals)
+{
+    struct config *config = load_ok("[routes]\na.test = late\nb.test = 127.0.0.1:7\nc.test = 127.0.0.1:7\n"
+                                    "[listen]\naddress = 127.0.0.1:1443\n"
+                                    "[upstream late]\nserver = 127.0.0.1:9\n");
+    cr_assert_str_eq(upstream_name(config, route(config, "a.test")), "late");
+    cr_assert_eq(route(config, "b.test"), route(config, "c.test"), "one upstream per literal");
+    cr_assert_eq(config->snapshot->upstream_count, 2);
+    config_free(config);
+}
+
+Test(config, workers_number_and_durations)
+{
+    struct config *config = load_ok("[global]\nworkers = 3\npreread_timeout = 500ms\nidle_timeout = 1h\n"
+                                    "[listen]\naddress = 127.0.0.1:1443\n[routes]\ndefault = 127.0.0.1:1\n");
+    cr_assert_eq(config->workers, 3);
+    cr_assert_eq(config->snapshot->settings.preread_timeout_ms, 500);
+    cr_assert_eq(config->snapshot->settings.idle_timeout_ms, 3600000);
+    config_free(config);
+}
+
+Test(config, every_error_with_its_line)
+{
+    const char *text =
+        "[global]\n"                                  /* 1 */
+        "workers = many\n"                            /* 2 */
+        "preread_timeout = 5 parsecs\n"               /* 3 */
+        "preread_max = 1m\n"                          /* 4 */
+        "colour = blue\n"                             /* 5 */
+        "[listen]\n"                                  /* 6 */
+        "address = 127.0.0.1:443\n"                   /* 7 */
+        "address = 127.0.0.1:443\n"                   /* 8 */
+        "address = localhost:443\n"                   /* 9 */
+        "[routes]\n"                                  /* 10 */
+        "a.test = missing\n"                          /* 11 */
+        "b.test = up\n"                               /* 12 */
+        "B.TEST. = up\n"                              /* 13 */
+        "bad_name.test = up\n"                        /* 14 */
+        "c.test = 127.0.0.1:99999\n"                  /* 15 */
+        "[upstream up]\n"                             /* 16 */
+        "server = 127.0.0.1:1 weight=5\n"             /* 17 */
+        "server = 127.0.0.1:2\n"                      /* 18 */
+        "[upstream up]\n"                             /* 19 */
+        "[upstream empty]\n"                          /* 20 */
+        "[upstreams]\n"                               /* 21 */
+        "[upstream b@d]\n";                           /* 22 */
+    const char *const expected[] = {
+        "2: workers: expected auto or 1..256, got 'many'",
+        "3: preread_timeout: bad duration '5 parsecs' (e.g. 500ms, 5s, 10m; more than 0)",
+        "4: preread_max: expected a size from 1k to 64k, got '1m'",
+        "5: unknown key 'colour' in [global]",
+        "8: duplicate listen address '127.0.0.1:443'",
+        "9: address: bad address 'localhost:443': expected IPv4:port, [IPv6]:port or unix:/path",
+        "17: server: unknown flag 'weight=5' (expected: backup)",
+        "19: duplicate upstream 'up' (first at line 16)",
+        "21: unknown section [upstreams]",
+        "22: bad upstream name 'b@d' (letters, digits, '_', '-')",
+        "20: upstream 'empty' has no server",
+        "11: route 'a.test': unknown upstream 'missing'",
+        "13: duplicate route 'B.TEST.'",
+        "14: invalid server name pattern 'bad_name.test'",
+        "15: route 'c.test': bad port in '127.0.0.1:99999' (1..65535)",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+}
+
+Test(config, missing_listen_and_routes)
+{
+    const char *const expected[] = { " no [listen] address", " no [routes]: nothing would ever be routed" };
+    expect_errors("[global]\nworkers = 1\n", expected, 2);
+}
+
+Test(config, syntax_error_has_its_line)
+{
+    const char *const expected[] = { "3: syntax error (expected [section], key = value, or ; comment)" };
+    expect_errors("[listen]\naddress = 127.0.0.1:1\nthis line has no equals sign\n[routes]\ndefault = 127.0.0.1:2\n",
+                  expected, 1);
+}
+
+Test(config, key_outside_section_and_zero_duration)
+{
+    const char *const expected[] = {
+        "1: key 'workers' outside any section",
+        "5: idle_timeout: bad duration '0s' (e.g. 500ms, 5s, 10m; more than 0)",
+    };
+    expect_errors("workers = 1\n[listen]\naddress = 127.0.0.1:1\n[global]\nidle_timeout = 0s\n[routes]\ndefault = 127.0.0.1:2\n",
+                  expected, 2);
+}
+
+Test(config, unreadable_file)
+{
+    struct config_errors errors;
+    cr_assert_null(config_load("/nonexistent/snisplice.ini", &errors));
+    cr_assert_eq(errors.count, 1);
+    cr_assert_str_eq(errors.lines[0], "/nonexistent/snisplice.ini: cannot open: No such file or directory");
+    config_errors_free(&errors);
+}
+
+Test(config, shipped_example_is_valid)
+{
+    struct config_errors errors;
+    struct config *config = config_load("config/snisplice.ini", &errors);
+    cr_assert_not_null(config, "%s", errors.count ? errors.lines[0] : "");
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&config->listen[0], text, sizeof text);
+    cr_assert_str_eq(text, "127.0.0.1:8443", "make run listens on 127.0.0.1:8443");
+    config_free(config);
+    config_errors_free(&errors);
+}
+
+Test(units, sizes)
+{
+    uint64_t bytes;
+    cr_assert(units_parse_size("512", &bytes) && bytes == 512);
+    cr_assert(units_parse_size("16k", &bytes) && bytes == 16384);
+    cr_assert(units_parse_size("16K", &bytes) && bytes == 16384);
+    cr_assert(units_parse_size("1m", &bytes) && bytes == 1048576);
+    cr_assert(units_parse_size("2g", &bytes) && bytes == 2147483648ull);
+    const char *bad[] = { "", "k", "-1", "1.5k", "16kb", "16 k", "99999999999999999999", "18014398509481984k" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(units_parse_size(bad[i], &bytes), "'%s'", bad[i]);
+}
+
+Test(units, durations)
+{
+    uint64_t ms;
+    cr_assert(units_parse_duration("500ms", &ms) && ms == 500);
+    cr_assert(units_parse_duration("5s", &ms) && ms == 5000);
+    cr_assert(units_parse_duration("5", &ms) && ms == 5000, "bare number is seconds");
+    cr_assert(units_parse_duration("10m", &ms) && ms == 600000);
+    cr_assert(units_parse_duration("2h", &ms) && ms == 7200000);
+    cr_assert(units_parse_duration("1d", &ms) && ms == 86400000);
+    const char *bad[] = { "", "s", "-5s", "5 s", "5sec", "1.5s", "5mss", "99999999999999999999d" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(units_parse_duration(bad[i], &ms), "'%s'", bad[i]);
+}

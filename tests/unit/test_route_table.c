@@ -1,0 +1,175 @@
+/*
+ * test_route_table.c - nginx `map ... hostnames` semantics, duplicates,
+ * invalid patterns, and scale (100,000 routes with wildcards).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../core/route_table.h"
+
+static struct route_table *table_of(const char *const *patterns, const int32_t *targets, size_t count)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    cr_assert_not_null(builder);
+    for (size_t i = 0; i < count; i++)
+        cr_assert_eq(route_table_builder_add(builder, patterns[i], targets[i]), ROUTE_ADD_OK,
+                     "adding '%s'", patterns[i]);
+    struct route_table *table = route_table_build(builder);
+    cr_assert_not_null(table);
+    return table;
+}
+
+static int32_t lookup(const struct route_table *table, const char *name)
+{
+    return route_lookup(table, name, strlen(name));
+}
+
+/* The routes from the issue, with small numbers for targets. */
+enum { MATRIX = 1, WILD = 2, ORG = 3, BLOG = 4, LOCAL = 5, EXACT_APEX = 6, DEEP = 7 };
+
+static struct route_table *issue_table(void)
+{
+    static const char *const patterns[] = {
+        "matrix.exceptionerror.io", "element.exceptionerror.io", "*.example.com", ".example.org",
+        "blog.robrotheram.com", "default", "apex.example.net", ".apex.example.net", "*.deep.example.com",
+    };
+    static const int32_t targets[] = { MATRIX, MATRIX, WILD, ORG, BLOG, LOCAL, EXACT_APEX, ORG, DEEP };
+    return table_of(patterns, targets, 9);
+}
+
+Test(route_table, exact_names)
+{
+    struct route_table *table = issue_table();
+    cr_assert_eq(lookup(table, "matrix.exceptionerror.io"), MATRIX);
+    cr_assert_eq(lookup(table, "element.exceptionerror.io"), MATRIX);
+    cr_assert_eq(lookup(table, "blog.robrotheram.com"), BLOG);
+    route_table_free(table);
+}
+
+Test(route_table, star_matches_subdomains_at_any_depth_but_not_apex)
+{
+    struct route_table *table = issue_table();
+    cr_assert_eq(lookup(table, "a.example.com"), WILD);
+    cr_assert_eq(lookup(table, "a.b.c.example.com"), WILD);
+    cr_assert_eq(lookup(table, "example.com"), LOCAL, "apex falls through to default");
+    cr_assert_eq(lookup(table, "notexample.com"), LOCAL, "suffix must start at a label");
+    route_table_free(table);
+}
+
+Test(route_table, dot_form_matches_apex_and_subdomains)
+{
+    struct route_table *table = issue_table();
+    cr_assert_eq(lookup(table, "example.org"), ORG);
+    cr_assert_eq(lookup(table, "www.example.org"), ORG);
+    cr_assert_eq(lookup(table, "x.y.example.org"), ORG);
+    cr_assert_eq(lookup(table, "example.org.evil.test"), LOCAL);
+    route_table_free(table);
+}
+
+Test(route_table, exact_beats_suffix_and_longest_suffix_wins)
+{
+    struct route_table *table = issue_table();
+    cr_assert_eq(lookup(table, "apex.example.net"), EXACT_APEX, "exact beats .apex.example.net");
+    cr_assert_eq(lookup(table, "www.apex.example.net"), ORG);
+    cr_assert_eq(lookup(table, "x.deep.example.com"), DEEP, "*.deep.example.com beats *.example.com");
+    cr_assert_eq(lookup(table, "deep.example.com"), WILD, "deep.example.com is a subdomain of example.com");
+    route_table_free(table);
+}
+
+Test(route_table, default_for_no_sni_and_no_match)
+{
+    struct route_table *table = issue_table();
+    cr_assert_eq(route_lookup(table, "", 0), LOCAL);
+    cr_assert_eq(lookup(table, "unknown.test"), LOCAL);
+    route_table_free(table);
+}
+
+Test(route_table, no_default_means_no_match)
+{
+    static const char *const patterns[] = { "a.test" };
+    static const int32_t targets[] = { 0 };
+    struct route_table *table = table_of(patterns, targets, 1);
+    cr_assert_eq(lookup(table, "a.test"), 0);
+    cr_assert_eq(lookup(table, "b.test"), ROUTE_NO_MATCH);
+    cr_assert_eq(route_lookup(table, "", 0), ROUTE_NO_MATCH);
+    route_table_free(table);
+}
+
+Test(route_table, patterns_are_normalised)
+{
+    static const char *const patterns[] = { "Matrix.Example.COM.", "*.Wild.Example.", ".ORG.test" };
+    static const int32_t targets[] = { 1, 2, 3 };
+    struct route_table *table = table_of(patterns, targets, 3);
+    cr_assert_eq(lookup(table, "matrix.example.com"), 1);
+    cr_assert_eq(lookup(table, "a.wild.example"), 2);
+    cr_assert_eq(lookup(table, "org.test"), 3);
+    cr_assert_eq(route_table_size(table), 3);
+    route_table_free(table);
+}
+
+Test(route_table, duplicates_are_refused)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    cr_assert_eq(route_table_builder_add(builder, "a.test", 1), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "A.TEST.", 2), ROUTE_ADD_DUPLICATE);
+    cr_assert_eq(route_table_builder_add(builder, "*.a.test", 3), ROUTE_ADD_OK, "suffix of an exact name");
+    cr_assert_eq(route_table_builder_add(builder, "*.a.test", 4), ROUTE_ADD_DUPLICATE);
+    cr_assert_eq(route_table_builder_add(builder, ".a.test", 5), ROUTE_ADD_DUPLICATE, "*.x and .x overlap");
+    cr_assert_eq(route_table_builder_add(builder, ".b.test", 6), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "*.b.test", 7), ROUTE_ADD_DUPLICATE);
+    cr_assert_eq(route_table_builder_add(builder, "default", 8), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "default", 9), ROUTE_ADD_DUPLICATE);
+    struct route_table *table = route_table_build(builder);
+    cr_assert_eq(lookup(table, "a.test"), 1);
+    cr_assert_eq(lookup(table, "x.a.test"), 3);
+    cr_assert_eq(lookup(table, "b.test"), 6);
+    route_table_free(table);
+}
+
+Test(route_table, invalid_patterns_are_refused)
+{
+    const char *bad[] = { "", "*", "*.", ".", "a..b", "a b", "a_b.test", "*.*.test", "a.*.test",
+                          "test*", "**.test", "..test" };
+    struct route_table_builder *builder = route_table_builder_new();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(route_table_builder_add(builder, bad[i], 1), ROUTE_ADD_INVALID, "'%s'", bad[i]);
+    route_table_builder_free(builder);
+}
+
+Test(route_table, one_hundred_thousand_routes)
+{
+    enum { COUNT = 100000 };
+    struct route_table_builder *builder = route_table_builder_new();
+    char name[128];
+    for (int i = 0; i < COUNT; i++) {
+        /* Every tenth is a wildcard, every tenth+1 a dot form. */
+        if (i % 10 == 0)
+            snprintf(name, sizeof name, "*.w%d.example.com", i);
+        else if (i % 10 == 1)
+            snprintf(name, sizeof name, ".d%d.example.org", i);
+        else
+            snprintf(name, sizeof name, "host%d.example.net", i);
+        cr_assert_eq(route_table_builder_add(builder, name, i), ROUTE_ADD_OK, "%s", name);
+    }
+    cr_assert_eq(route_table_builder_add(builder, "default", COUNT), ROUTE_ADD_OK);
+    struct route_table *table = route_table_build(builder);
+    cr_assert_eq(route_table_size(table), COUNT);
+    for (int i = 0; i < COUNT; i++) {
+        if (i % 10 == 0) {
+            snprintf(name, sizeof name, "x.y.w%d.example.com", i);
+            cr_assert_eq(lookup(table, name), i, "%s", name);
+            snprintf(name, sizeof name, "w%d.example.com", i);
+            cr_assert_eq(lookup(table, name), COUNT, "apex of a wildcard: %s", name);
+        } else if (i % 10 == 1) {
+            snprintf(name, sizeof name, "d%d.example.org", i);
+            cr_assert_eq(lookup(table, name), i, "%s", name);
+        } else {
+            snprintf(name, sizeof name, "host%d.example.net", i);
+            cr_assert_eq(lookup(table, name), i, "%s", name);
+            snprintf(name, sizeof name, "other%d.example.net", i);
+            cr_assert_eq(lookup(table, name), COUNT, "%s", name);
+        }
+    }
+    route_table_free(table);
+}

@@ -1,0 +1,118 @@
+/*
+ * test_upstream_address.c - server order within an upstream (round robin,
+ * then backups) and the address forms of the config file.
+ */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../core/address.h"
+#include "../../core/upstream.h"
+
+static struct address parse_ok(const char *text)
+{
+    struct address address;
+    char error[256] = "";
+    cr_assert(address_parse(text, &address, error, sizeof error), "%s: %s", text, error);
+    return address;
+}
+
+static void expect_round_trip(const char *text, int family)
+{
+    struct address address = parse_ok(text);
+    char printed[ADDRESS_TEXT_MAX];
+    address_format(&address, printed, sizeof printed);
+    cr_assert_str_eq(printed, text);
+    cr_assert_eq(address_family(&address), family);
+}
+
+Test(address, forms_round_trip)
+{
+    expect_round_trip("127.0.0.1:8443", AF_INET);
+    expect_round_trip("0.0.0.0:443", AF_INET);
+    expect_round_trip("[::1]:443", AF_INET6);
+    expect_round_trip("[::]:443", AF_INET6);
+    expect_round_trip("[2001:db8::5]:65535", AF_INET6);
+    expect_round_trip("unix:/run/matrix.sock", AF_UNIX);
+}
+
+Test(address, bad_forms_are_explained)
+{
+    const char *bad[] = { "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                          "127.0.0.1:44x", "localhost:443", "::1:443", "[::1]443", "[::1:443",
+                          "300.1.1.1:80", "unix:", "127.0.0.1:-1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct address address;
+        char error[256] = "";
+        cr_assert_not(address_parse(bad[i], &address, error, sizeof error), "'%s' accepted", bad[i]);
+        cr_assert_neq(error[0], '\0', "'%s' has no message", bad[i]);
+    }
+    char long_path[200] = "unix:/";
+    memset(long_path + 6, 'p', 150);
+    struct address address;
+    char error[256];
+    cr_assert_not(address_parse(long_path, &address, error, sizeof error));
+}
+
+static struct upstream make_upstream(int primaries, int backups, int backup_first)
+{
+    struct upstream upstream = { 0 };
+    char text[32];
+    /* Interleave the config order to check primaries end up in front. */
+    for (int i = 0; i < primaries + backups; i++) {
+        bool backup = backup_first ? i < backups : i >= primaries;
+        snprintf(text, sizeof text, "127.0.0.1:%d", 1000 + i);
+        struct address address = parse_ok(text);
+        cr_assert(upstream_add_server(&upstream, &address, backup));
+    }
+    return upstream;
+}
+
+static int port_of(const struct upstream_server *server)
+{
+    return ntohs(((const struct sockaddr_in *)&server->address.storage)->sin_port);
+}
+
+Test(upstream, primaries_round_robin_from_start_then_backups_in_order)
+{
+    struct upstream upstream = make_upstream(3, 2, 0); /* ports 1000-1002 primary, 1003-1004 backup */
+    cr_assert_eq(upstream.primary_count, 3);
+    int expected[] = { 1001, 1002, 1000, 1003, 1004 };
+    for (uint32_t attempt = 0; attempt < 5; attempt++) {
+        const struct upstream_server *server = upstream_server_for_attempt(&upstream, 4, attempt);
+        cr_assert_not_null(server);
+        cr_assert_eq(port_of(server), expected[attempt], "attempt %u", attempt);
+        cr_assert_eq(server->backup, attempt >= 3);
+    }
+    cr_assert_null(upstream_server_for_attempt(&upstream, 4, 5));
+    upstream_release(&upstream);
+}
+
+Test(upstream, successive_starts_spread_over_primaries)
+{
+    struct upstream upstream = make_upstream(2, 0, 0);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 0, 0)), 1000);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 1, 0)), 1001);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 2, 0)), 1000);
+    upstream_release(&upstream);
+}
+
+Test(upstream, backups_declared_first_still_come_last)
+{
+    struct upstream upstream = make_upstream(1, 2, 1); /* 1000,1001 backup; 1002 primary */
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 7, 0)), 1002);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 7, 1)), 1000);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 7, 2)), 1001);
+    cr_assert_null(upstream_server_for_attempt(&upstream, 7, 3));
+    upstream_release(&upstream);
+}
+
+Test(upstream, only_backups)
+{
+    struct upstream upstream = make_upstream(0, 2, 0);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 3, 0)), 1000);
+    cr_assert_eq(port_of(upstream_server_for_attempt(&upstream, 3, 1)), 1001);
+    cr_assert_null(upstream_server_for_attempt(&upstream, 3, 2));
+    upstream_release(&upstream);
+}
