@@ -66,6 +66,9 @@ test: deps
 	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher
 	$(MAKE) test-unit test-tsan test-integration
 
+# Real ClientHello captures (copied from shared/clienthello) used as test vectors.
+export SNISPLICE_SHARED ?= $(CURDIR)/tests/vectors
+
 test-unit:
 	./build/asan/unit_tests --jobs 2
 
@@ -73,8 +76,7 @@ test-tsan:
 	./build/tsan/test_publisher
 
 test-integration:
-	SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice SNISPLICE_SHARED=$(CURDIR)/../shared \
-	  ./build/asan/integration_tests --jobs 2
+	SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice ./build/asan/integration_tests --jobs 2
 
 bench: deps build/snisplice
 	bench/run.sh
