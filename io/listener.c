@@ -43,6 +43,9 @@ fail_errno:
     return -1;
 }
 
+/* Kernel quirk: io_uring reads RLIMIT_NOFILE when the multishot accept is
+ * prepared and keeps that value for every connection it accepts, so a limit
+ * changed at run time (prlimit) only applies after the next re-arm. */
 void listener_arm_accept(struct worker *worker, struct listener *listener)
 {
     if (listener->fd < 0 || listener->accept_armed)
@@ -86,11 +89,13 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
     if (!(flags & IORING_CQE_F_MORE))
         listener->accept_armed = false;
     if (result >= 0) {
+        worker->accept_exhausted = false;
         accept_connection(worker, result);
     } else if (is_resource_exhaustion(-result)) {
-        if (worker->accept_paused_until_ms == 0)
-            log_warn("worker %u: accept: %s; pausing accepts for %d ms", worker->index,
-                     strerror(-result), LISTENER_PAUSE_MS);
+        if (!worker->accept_exhausted)
+            log_warn("worker %u: accept: %s; retrying every %d ms until it recovers",
+                     worker->index, strerror(-result), LISTENER_PAUSE_MS);
+        worker->accept_exhausted = true;
         worker->accept_paused_until_ms = worker->now_ms + LISTENER_PAUSE_MS;
         /* A still-armed multishot would keep failing: stop it until the pause ends. */
         if (listener->accept_armed)

@@ -81,6 +81,7 @@ struct worker {
     uint32_t open_connections;
     uint32_t allocated_connections;/* open + closing */
     uint64_t accept_paused_until_ms; /* 0: not paused (EMFILE back-off) */
+    bool accept_exhausted;         /* warned about EMFILE; quiet until an accept succeeds */
     uint64_t wakeup_buffer;
     bool draining;
     uint64_t drain_deadline_ms;

@@ -1,0 +1,223 @@
+/*
+ * test_limits.c - what idle connections cost and what max_connections does.
+ *
+ * An idle relayed connection holds its two sockets and nothing else: no
+ * pipe, no kernel io-wq thread (a splice left pending on an idle socket
+ * would park one per connection). At max_connections a new connection is
+ * closed at once while the open ones keep going. Ports: block 43, 44.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+
+static struct proxy limits_proxy;
+static struct backend limits_backend;
+
+static void limits_fini(void)
+{
+    proxy_release(&limits_proxy);
+    integration_cleanup();
+}
+
+/* Threads of the process, and how many of them are io_uring io-wq workers. */
+static int count_threads(pid_t pid, int *io_workers)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    cr_assert_not_null(tasks);
+    int threads = 0;
+    *io_workers = 0;
+    struct dirent *entry;
+    while ((entry = readdir(tasks)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        threads++;
+        char comm_path[320], comm[64] = "";
+        snprintf(comm_path, sizeof comm_path, "/proc/%d/task/%s/comm", (int)pid, entry->d_name);
+        FILE *file = fopen(comm_path, "r");
+        if (file) {
+            if (fgets(comm, sizeof comm, file) && strncmp(comm, "iou-wrk", 7) == 0)
+                (*io_workers)++;
+            fclose(file);
+        }
+    }
+    closedir(tasks);
+    return threads;
+}
+
+/* Connect, send the hello, read the backend's greeting: an established,
+ * then idle, relayed connection. Returns the client fd. */
+static int open_idle(uint16_t port, const struct hello_bytes *hello)
+{
+    int fd = net_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert(net_send_all(fd, hello->data, hello->length));
+    char greeting[7] = "";
+    cr_assert_eq(net_receive_exact(fd, greeting, 6, 5000), 6, "no greeting through the proxy");
+    cr_assert_str_eq(greeting, "alpha\n");
+    return fd;
+}
+
+Test(limits, idle_connections_hold_two_sockets_and_no_thread, .init = integration_init, .fini = limits_fini)
+{
+    enum { IDLE = 300 };
+    uint16_t proxy_port = TEST_PORT(43, 0), alpha_port = TEST_PORT(43, 1);
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "", body);
+    cr_assert(proxy_start(&limits_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(hello.data);
+
+    /* Warm-up: the pipe pool keeps an idle pipe or two on purpose. */
+    for (int i = 0; i < 5; i++)
+        close(open_idle(proxy_port, &hello));
+    sleep_ms(300);
+    int fds_before = proxy_fd_count(&limits_proxy);
+    int io_workers_before;
+    int threads_before = count_threads(limits_proxy.pid, &io_workers_before);
+
+    static int clients[IDLE];
+    for (int i = 0; i < IDLE; i++)
+        clients[i] = open_idle(proxy_port, &hello);
+    sleep_ms(300);
+    int fds_idle = proxy_fd_count(&limits_proxy);
+    int io_workers_idle;
+    int threads_idle = count_threads(limits_proxy.pid, &io_workers_idle);
+
+    cr_expect_leq(fds_idle - fds_before, 2 * IDLE + 4,
+                  "%d idle connections added %d fds: pipes held while idle?", IDLE, fds_idle - fds_before);
+    cr_expect_geq(fds_idle - fds_before, 2 * IDLE, "connections missing");
+    cr_expect_eq(threads_idle, threads_before, "threads grew with connections: %d -> %d",
+                 threads_before, threads_idle);
+    cr_expect_eq(io_workers_idle, 0, "%d io-wq threads with idle connections", io_workers_idle);
+
+    for (int i = 0; i < IDLE; i++)
+        close(clients[i]);
+    long long deadline = monotonic_ms() + 5000;
+    while (proxy_fd_count(&limits_proxy) > fds_before && monotonic_ms() < deadline)
+        sleep_ms(50);
+    cr_expect_leq(proxy_fd_count(&limits_proxy), fds_before, "fds not returned after close");
+
+    hello_free(&hello);
+    free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+Test(limits, max_connections_closes_new_ones_at_once, .init = integration_init, .fini = limits_fini)
+{
+    uint16_t proxy_port = TEST_PORT(44, 0), alpha_port = TEST_PORT(44, 1);
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    /* One worker: each worker enforces its share of max_connections. */
+    char *config = config_text(proxy_port, "workers = 1\nmax_connections = 3\n", body);
+    cr_assert(proxy_start(&limits_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+
+    int open[3];
+    for (int i = 0; i < 3; i++)
+        open[i] = open_idle(proxy_port, &hello);
+    unsigned accepted = backend_accepted(&limits_backend);
+
+    int extra = net_connect(proxy_port);
+    cr_assert_geq(extra, 0);
+    net_send_all(extra, hello.data, hello.length);
+    long long closed_after = net_ms_until_closed(extra, monotonic_ms(), 2000, NULL);
+    cr_expect_geq(closed_after, 0, "connection over max_connections was not closed");
+    cr_expect_lt(closed_after, 1000, "closed only after %lld ms", closed_after);
+    close(extra);
+    cr_expect_eq(backend_accepted(&limits_backend), accepted, "over-limit connection reached the upstream");
+    cr_expect_eq(backend_finished(&limits_backend), 0, "an open connection was disturbed");
+
+    /* Once one closes, a new connection is served again. */
+    close(open[0]);
+    backend_wait_finished(&limits_backend, 1, 3000);
+    sleep_ms(100);
+    open[0] = open_idle(proxy_port, &hello);
+    for (int i = 0; i < 3; i++)
+        close(open[i]);
+
+    hello_free(&hello);
+    free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+/* utime + stime of a process, in clock ticks. */
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "r");
+    cr_assert_not_null(file);
+    cr_assert_not_null(fgets(line, sizeof line, file));
+    fclose(file);
+    const char *after_name = strrchr(line, ')');
+    long long user = 0, system = 0;
+    /* Fields after the name: state is field 3; utime 14, stime 15. */
+    cr_assert_eq(sscanf(after_name + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lld %lld", &user, &system), 2);
+    return user + system;
+}
+
+Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init, .fini = limits_fini)
+{
+    uint16_t proxy_port = TEST_PORT(45, 0), alpha_port = TEST_PORT(45, 1);
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\npreread_timeout = 30s\n", body);
+    /* Start the proxy with a low fd limit, through a wrapper that lowers
+     * it and execs snisplice (same pid). Lowering it on the running process
+     * would not do: io_uring reads RLIMIT_NOFILE when a multishot accept is
+     * armed and keeps that value. */
+    char wrapper[] = "/tmp/snisplice-ulimit-XXXXXX";
+    int wrapper_fd = mkstemp(wrapper);
+    cr_assert_geq(wrapper_fd, 0);
+    char *script = text_format("#!/bin/sh\nulimit -n 40 || exit 97\nexec '%s' \"$@\"\n", proxy_binary());
+    cr_assert_eq(write(wrapper_fd, script, strlen(script)), (ssize_t)strlen(script));
+    fchmod(wrapper_fd, 0700);
+    close(wrapper_fd);
+    char *real_binary = strdup(proxy_binary());
+    setenv("SNISPLICE_BIN", wrapper, 1);
+    bool started = proxy_start(&limits_proxy, config, proxy_port);
+    setenv("SNISPLICE_BIN", real_binary, 1);
+    unlink(wrapper);
+    free(script);
+    free(real_binary);
+    cr_assert(started, "snisplice did not start under ulimit -n 40");
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    close(open_idle(proxy_port, &hello));
+
+    /* Silent clients: each costs the proxy one fd; later ones hit EMFILE. */
+    enum { SILENT = 40 };
+    static int silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = net_connect(proxy_port);
+    sleep_ms(300);
+    long long cpu_start = cpu_ticks(limits_proxy.pid);
+    sleep_ms(1000);
+    long long cpu_used = cpu_ticks(limits_proxy.pid) - cpu_start;
+    long ticks_per_second = sysconf(_SC_CLK_TCK);
+    cr_expect_lt(cpu_used, ticks_per_second / 4, "busy while out of fds: %lld ticks in 1 s", cpu_used);
+    cr_expect(proxy_stderr_wait_for(&limits_proxy, "retrying every", 2000),
+              "no warning about running out of fds");
+
+    for (int i = 0; i < SILENT; i++)
+        close(silent[i]);
+    /* Served again once fds are free (the pause is 100 ms). */
+    sleep_ms(500);
+    close(open_idle(proxy_port, &hello));
+
+    hello_free(&hello);
+    free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
