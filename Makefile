@@ -50,6 +50,10 @@ build/asan/integration_tests: $(call objs,asan,$(INTEG_SRC) $(CORE_SRC))
 build/tsan/test_publisher: $(call objs,tsan,$(CORE_SRC) $(TSAN_SRC))
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
 
+# The same test under ASan/LSan: 1000 publishes must leak nothing.
+build/asan/test_publisher: $(call objs,asan,$(CORE_SRC) $(TSAN_SRC))
+	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -o $@
+
 deps:
 	@scripts/install-deps.sh
 
@@ -63,7 +67,7 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 
 test: deps
-	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher
 	$(MAKE) test-unit test-tsan test-integration
 
 # Real ClientHello captures (copied from shared/clienthello) used as test vectors.
@@ -74,6 +78,7 @@ test-unit:
 
 test-tsan:
 	./build/tsan/test_publisher
+	./build/asan/test_publisher
 
 test-integration:
 	SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice ./build/asan/integration_tests --jobs 2

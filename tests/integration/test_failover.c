@@ -7,6 +7,9 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -127,6 +130,62 @@ Test(failover, all_servers_refused_closes_the_client, .init = integration_init,
                   received);
         close(fd);
     }
+    free(body);
+    expect_clean_exit();
+}
+
+/* A listener whose accept queue is full drops new SYNs: to a client it looks
+ * exactly like a black-holed server. Returns the listening fd. */
+static int start_black_hole(uint16_t port, int *fillers, int filler_count)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0);
+    cr_assert_eq(listen(fd, 0), 0);
+    for (int i = 0; i < filler_count; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fillers[i], (struct sockaddr *)&address, sizeof address);
+    }
+    sleep_ms(200);
+    return fd;
+}
+
+Test(failover, connect_timeout_moves_to_the_next_server, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(46, 0), hole_port = TEST_PORT(46, 1), alpha_port = TEST_PORT(46, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = matrix\n"
+                             "[upstream matrix]\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                             hole_port, alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    /* Round robin starts each connection at another server: over three
+     * connections at least one meets the black hole first. */
+    long long slowest = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        long long start = monotonic_ms();
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        long long took = monotonic_ms() - start;
+        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: got \"%s\"", attempt,
+                  reply ? reply : "(nothing)");
+        if (took > slowest)
+            slowest = took;
+        free(reply);
+    }
+    cr_expect_geq(slowest, 450, "no connection waited for the black hole's connect_timeout");
+    cr_expect_leq(slowest, 2500, "connect_timeout of 500ms took %lld ms", slowest);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
+    free(config);
     free(body);
     expect_clean_exit();
 }
