@@ -83,6 +83,26 @@ test-tsan:
 test-integration:
 	SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice ./build/asan/integration_tests --jobs 2
 
+# libFuzzer harnesses (clang, libclang-rt-14-dev). FUZZ_SECONDS per harness.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+build/fuzz/fuzz_clienthello: tests/fuzz/fuzz_clienthello.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -o $@
+build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(CORE_SRC) $(CONFIG_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -linih -o $@
+
+fuzz: deps build/fuzz/fuzz_clienthello build/fuzz/fuzz_config
+	@for harness in clienthello config; do \
+	  mkdir -p build/fuzz/corpus-$$harness; \
+	  echo "fuzz: $$harness for $(FUZZ_SECONDS) s"; \
+	  ./build/fuzz/fuzz_$$harness -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$$harness- build/fuzz/corpus-$$harness tests/fuzz/corpus/$$harness \
+	    2>&1 | grep -E "^(INFO: seed|#[0-9]+ *DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" || true; \
+	  if ls build/fuzz/crash-$$harness-* >/dev/null 2>&1; then echo "fuzz: $$harness found a crash"; exit 1; fi; \
+	done
+
 bench: deps build/snisplice
 	bench/run.sh
 
