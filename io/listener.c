@@ -29,6 +29,9 @@ int listener_open(const struct address *address, char *error, size_t error_size)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
         goto fail_errno;
+    /* Accepted sockets inherit TCP_NODELAY: one setsockopt here instead of
+     * one per connection. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
@@ -67,8 +70,6 @@ static void accept_connection(struct worker *worker, int fd)
         counter_add(&worker->counters.rejected_at_limit, 1);
         return;
     }
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     struct connection *connection = connection_new(worker, fd);
     if (!connection) {
         close(fd);
