@@ -106,6 +106,16 @@ fuzz: deps build/fuzz/fuzz_clienthello build/fuzz/fuzz_config
 bench: deps build/snisplice
 	bench/run.sh
 
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build/snisplice
+	install -D -m 0755 build/snisplice $(DESTDIR)$(PREFIX)/bin/snisplice
+	install -D -m 0644 scripts/snisplice.service $(DESTDIR)$(PREFIX)/lib/systemd/system/snisplice.service
+	sed -i 's|/usr/local|$(PREFIX)|g' $(DESTDIR)$(PREFIX)/lib/systemd/system/snisplice.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/snisplice/README.md
+	@if [ ! -e $(DESTDIR)/etc/snisplice/snisplice.ini ]; then \
+	  install -D -m 0644 config/snisplice.ini $(DESTDIR)/etc/snisplice/snisplice.ini; fi
+
 clean:
 	rm -rf build
 

@@ -21,6 +21,7 @@
 #include "../core/publisher.h"
 #include "listener.h"
 #include "log.h"
+#include "service.h"
 #include "worker.h"
 
 #ifndef SNISPLICE_VERSION
@@ -199,10 +200,12 @@ static bool same_listen(const struct process *process, const struct config *conf
 static void reload(struct process *process)
 {
     log_info("reloading %s", process->config_path);
+    service_notify("RELOADING=1");
     struct config *config = load_config(process->config_path);
     if (!config) {
         log_error("reload rejected: %s has errors; the previous configuration keeps serving",
                   process->config_path);
+        service_notify("READY=1\nSTATUS=reload rejected: config has errors");
         return;
     }
     if (!same_listen(process, config))
@@ -220,6 +223,7 @@ static void reload(struct process *process)
     for (unsigned i = 0; i < process->worker_count; i++)
         worker_wake(&process->workers[i]);
     log_info("reloaded %s", process->config_path);
+    service_notify("READY=1\nSTATUS=serving");
 }
 
 static void stop_workers(struct process *process)
@@ -240,6 +244,7 @@ static void serve_signals(struct process *process, const sigset_t *signals)
             reload(process);
         } else if (signal_number == SIGTERM || signal_number == SIGINT) {
             log_info("%s: draining connections, then exiting", strsignal(signal_number));
+            service_notify("STOPPING=1");
             return;
         }
     }
@@ -290,6 +295,7 @@ static int serve(const char *config_path)
     }
     log_info("snisplice %s: %u workers, %zu listen addresses, config %s", SNISPLICE_VERSION,
              process.worker_count, process.listen_count, config_path);
+    service_notify("READY=1\nSTATUS=serving");
     serve_signals(&process, &signals);
     stop_workers(&process);
     log_info("stopped");
