@@ -1,26 +1,45 @@
 /*
- * clienthello.c - find SNI and ALPN in a TLS ClientHello.
+ * clienthello.c - read SNI and ALPN from a TLS ClientHello (see clienthello.h).
  *
- * Two passes over the bytes received so far:
- *   1. framing: walk the TLS records, counting handshake payload bytes until
- *      the ClientHello message (4-byte header + body) is complete;
- *   2. content: parse the message, in place when it sits inside the first
- *      record, else after joining the record payloads into `scratch`.
- * Every read goes through `struct reader`, which checks bounds, so the
- * parser is total over arbitrary input. It never allocates or does I/O.
+ * Owns deciding, from the bytes a client has sent so far, whether its
+ * ClientHello has fully arrived and, once it has, which server name and ALPN
+ * protocols it carries. Two passes:
+ *   1. framing: walk the TLS records, counting handshake bytes until the
+ *      ClientHello message (4-byte header + body) is complete, and refuse as
+ *      soon as the prefix received is provably bad;
+ *   2. content: parse the complete message, in place when it lies inside the
+ *      first record, else after joining the record fragments into scratch.
+ * Must never: read outside [data, data + len) or scratch, allocate, do I/O,
+ * or loop without consuming input. Message content is only read through
+ * struct reader, whose every read is bounds-checked.
  */
 #include "clienthello.h"
 
 #include <string.h>
 
-#define RECORD_HEADER 5
-#define RECORD_HANDSHAKE 0x16
+#define RECORD_HEADER_SIZE 5
+#define RECORD_TYPE_HANDSHAKE 0x16
+#define RECORD_VERSION_MAJOR 3
 #define RECORD_PAYLOAD_MAX (16384 + 256)
-#define HANDSHAKE_HEADER 4
+
+#define HANDSHAKE_HEADER_SIZE 4
 #define HANDSHAKE_CLIENT_HELLO 1
+
+#define LEGACY_VERSION_SIZE 2
+#define RANDOM_SIZE 32
+#define SESSION_ID_MAX 32
+/* version + random + empty session id + one cipher suite + one compression method */
+#define CLIENT_HELLO_BODY_MIN (LEGACY_VERSION_SIZE + RANDOM_SIZE + 1 + 2 + 2 + 1 + 1)
+
 #define EXTENSION_SERVER_NAME 0
 #define EXTENSION_ALPN 16
-#define SERVER_NAME_HOST 0
+#define SERVER_NAME_TYPE_HOST 0
+
+/* SSLv2 record header in its 2-byte form: high bit of the first byte set. */
+#define SSLV2_TWO_BYTE_HEADER 0x80
+#define SSLV2_MESSAGE_TYPE_OFFSET 2
+
+/* ---- bounds-checked reading ---- */
 
 struct reader {
     const uint8_t *cursor;
@@ -58,8 +77,8 @@ static bool skip(struct reader *reader, size_t count)
     return true;
 }
 
-/* Split off the next `count` bytes as a reader of their own. */
-static bool sub_reader(struct reader *reader, size_t count, struct reader *part)
+/* Split the next `count` bytes off as a reader of their own. */
+static bool read_part(struct reader *reader, size_t count, struct reader *part)
 {
     if (reader_left(reader) < count)
         return false;
@@ -69,150 +88,197 @@ static bool sub_reader(struct reader *reader, size_t count, struct reader *part)
     return true;
 }
 
-/* A vector with a 1- or 2-byte length prefix, as a sub reader. */
-static bool read_vector8(struct reader *reader, struct reader *part)
+/* A TLS vector with a 1-byte length prefix, as a reader over its contents. */
+static bool read_vector8(struct reader *reader, struct reader *contents)
 {
     uint8_t length;
-    return read_u8(reader, &length) && sub_reader(reader, length, part);
+    return read_u8(reader, &length) && read_part(reader, length, contents);
 }
 
-static bool read_vector16(struct reader *reader, struct reader *part)
+/* A TLS vector with a 2-byte length prefix, as a reader over its contents. */
+static bool read_vector16(struct reader *reader, struct reader *contents)
 {
     uint16_t length;
-    return read_u16(reader, &length) && sub_reader(reader, length, part);
+    return read_u16(reader, &length) && read_part(reader, length, contents);
 }
 
 /* ---- pass 1: record framing ---- */
 
+enum framing_result { FRAMING_INCOMPLETE, FRAMING_COMPLETE, FRAMING_INVALID };
+
 struct framing {
-    size_t message_length;   /* handshake header + body */
-    size_t first_payload;    /* payload bytes of the first record */
-    bool single_record;      /* the whole message lies in the first record */
+    uint8_t header[HANDSHAKE_HEADER_SIZE]; /* handshake header, possibly split */
+    size_t header_seen;
+    size_t message_length; /* header + body; 0 until the header is complete */
+    size_t message_seen;   /* handshake bytes received so far */
+    bool in_first_record;  /* the whole message lies in the first record */
 };
 
-static bool is_sslv2_client_hello(const uint8_t *data, size_t len)
+static size_t smaller(size_t a, size_t b)
 {
-    /* SSLv2 compatible hello: 2-byte length with the high bit set, then
-     * msg_type 1 and a version 3.x or 2.0. */
-    return len >= 3 && (data[0] & 0x80) && data[2] == HANDSHAKE_CLIENT_HELLO;
+    return a < b ? a : b;
 }
 
-static enum clienthello_status frame(const uint8_t *data, size_t len, size_t scratch_size,
-                                     struct framing *framing)
+static size_t record_payload_length(const uint8_t *record)
 {
-    if (len == 0)
-        return CLIENTHELLO_NEED_MORE;
-    if (data[0] != RECORD_HANDSHAKE) {
-        if (data[0] & 0x80)
-            return len < 3 ? CLIENTHELLO_NEED_MORE
-                           : is_sslv2_client_hello(data, len) ? CLIENTHELLO_NO_SNI
-                                                              : CLIENTHELLO_NOT_TLS;
-        return CLIENTHELLO_NOT_TLS;
-    }
-    size_t offset = 0, payload_seen = 0;
-    uint8_t header[HANDSHAKE_HEADER];
-    size_t header_seen = 0;
-    framing->message_length = 0;
-    for (int record = 0;; record++) {
-        if (len - offset < RECORD_HEADER) {
-            /* Check what is there of the header: type, then version major. */
-            if (len - offset >= 1 && data[offset] != RECORD_HANDSHAKE)
-                return CLIENTHELLO_INVALID;
-            if (len - offset >= 2 && data[offset + 1] != 3)
-                return CLIENTHELLO_INVALID;
-            return CLIENTHELLO_NEED_MORE;
-        }
-        const uint8_t *record_header = data + offset;
-        size_t payload = (size_t)record_header[3] << 8 | record_header[4];
-        if (record_header[0] != RECORD_HANDSHAKE || record_header[1] != 3 || payload == 0 ||
-            payload > RECORD_PAYLOAD_MAX)
-            return CLIENTHELLO_INVALID;
-        offset += RECORD_HEADER;
-        size_t available = len - offset < payload ? len - offset : payload;
-        if (record == 0)
-            framing->first_payload = payload;
-        /* Collect the 4-byte handshake header, which may itself be split. */
-        for (size_t i = 0; i < available && header_seen < HANDSHAKE_HEADER; i++)
-            header[header_seen++] = data[offset + i];
-        if (header_seen >= 1 && header[0] != HANDSHAKE_CLIENT_HELLO)
-            return CLIENTHELLO_INVALID;
-        if (header_seen == HANDSHAKE_HEADER && framing->message_length == 0) {
-            size_t body = (size_t)header[1] << 16 | (size_t)header[2] << 8 | header[3];
-            framing->message_length = HANDSHAKE_HEADER + body;
-            if (body == 0)
-                return CLIENTHELLO_INVALID;
-            framing->single_record = record == 0 && framing->message_length <= payload;
-            if (!framing->single_record && framing->message_length > scratch_size)
-                return CLIENTHELLO_INVALID;
-        }
-        payload_seen += available;
-        offset += available;
-        if (framing->message_length && payload_seen >= framing->message_length)
-            return CLIENTHELLO_FOUND; /* complete: "found" here means "parse it" */
-        if (available < payload)
-            return CLIENTHELLO_NEED_MORE;
+    return (size_t)record[3] << 8 | record[4];
+}
+
+/* Judge as much of a record header as has arrived (`available` bytes). */
+static enum framing_result check_record_header(const uint8_t *record, size_t available)
+{
+    if (available >= 1 && record[0] != RECORD_TYPE_HANDSHAKE)
+        return FRAMING_INVALID;
+    if (available >= 2 && record[1] != RECORD_VERSION_MAJOR)
+        return FRAMING_INVALID;
+    if (available < RECORD_HEADER_SIZE)
+        return FRAMING_INCOMPLETE;
+    size_t payload_length = record_payload_length(record);
+    if (payload_length == 0 || payload_length > RECORD_PAYLOAD_MAX)
+        return FRAMING_INVALID;
+    return FRAMING_COMPLETE;
+}
+
+/* The handshake header has just completed: check what it promises. */
+static enum framing_result accept_handshake_header(struct framing *framing, bool first_record,
+                                                   size_t record_payload, size_t scratch_size)
+{
+    const uint8_t *header = framing->header;
+    size_t body_length = (size_t)header[1] << 16 | (size_t)header[2] << 8 | header[3];
+    if (body_length < CLIENT_HELLO_BODY_MIN)
+        return FRAMING_INVALID;
+    framing->message_length = HANDSHAKE_HEADER_SIZE + body_length;
+    framing->in_first_record = first_record && framing->message_length <= record_payload;
+    if (!framing->in_first_record && framing->message_length > scratch_size)
+        return FRAMING_INVALID;
+    return FRAMING_INCOMPLETE;
+}
+
+/* Account for `count` handshake bytes arrived in one record. */
+static enum framing_result take_fragment(struct framing *framing, const uint8_t *bytes,
+                                         size_t count, bool first_record, size_t record_payload,
+                                         size_t scratch_size)
+{
+    bool header_was_complete = framing->header_seen == HANDSHAKE_HEADER_SIZE;
+    for (size_t i = 0; i < count && framing->header_seen < HANDSHAKE_HEADER_SIZE; i++)
+        framing->header[framing->header_seen++] = bytes[i];
+    framing->message_seen += count;
+    if (framing->header_seen >= 1 && framing->header[0] != HANDSHAKE_CLIENT_HELLO)
+        return FRAMING_INVALID;
+    if (framing->header_seen < HANDSHAKE_HEADER_SIZE)
+        return FRAMING_INCOMPLETE;
+    if (!header_was_complete &&
+        accept_handshake_header(framing, first_record, record_payload, scratch_size) ==
+            FRAMING_INVALID)
+        return FRAMING_INVALID;
+    return framing->message_seen >= framing->message_length ? FRAMING_COMPLETE
+                                                            : FRAMING_INCOMPLETE;
+}
+
+/* Walk the records of data (which starts with a handshake record type). */
+static enum framing_result frame_records(const uint8_t *data, size_t len, size_t scratch_size,
+                                         struct framing *framing)
+{
+    size_t offset = 0;
+    for (bool first_record = true;; first_record = false) {
+        enum framing_result header = check_record_header(data + offset, len - offset);
+        if (header != FRAMING_COMPLETE)
+            return header;
+        size_t payload_length = record_payload_length(data + offset);
+        offset += RECORD_HEADER_SIZE;
+        size_t available = smaller(len - offset, payload_length);
+        enum framing_result taken = take_fragment(framing, data + offset, available, first_record,
+                                                  payload_length, scratch_size);
+        if (taken != FRAMING_INCOMPLETE || available < payload_length)
+            return taken;
+        offset += payload_length;
     }
 }
 
-/* Join the record payloads into scratch; framing has proven they fit. */
-static void join_records(const uint8_t *data, size_t message_length, uint8_t *scratch)
+/* Copy the message's fragments into scratch; framing proved they have arrived and fit. */
+static void join_fragments(const uint8_t *data, size_t message_length, uint8_t *scratch)
 {
-    size_t offset = 0, copied = 0;
-    while (copied < message_length) {
-        size_t payload = (size_t)data[offset + 3] << 8 | data[offset + 4];
-        offset += RECORD_HEADER;
-        size_t take = payload < message_length - copied ? payload : message_length - copied;
-        memcpy(scratch + copied, data + offset, take);
-        copied += take;
-        offset += payload;
+    size_t offset = 0, joined = 0;
+    while (joined < message_length) {
+        size_t payload_length = record_payload_length(data + offset);
+        offset += RECORD_HEADER_SIZE;
+        size_t take = smaller(payload_length, message_length - joined);
+        memcpy(scratch + joined, data + offset, take);
+        joined += take;
+        offset += payload_length;
     }
 }
 
 /* ---- pass 2: the ClientHello message ---- */
 
-static enum clienthello_status parse_server_name(struct reader extension,
-                                                 struct clienthello_info *info)
+struct extension_scan {
+    bool seen_server_name;
+    bool seen_alpn;
+    bool found_host_name;
+};
+
+static bool parse_server_name(struct reader extension_data, struct extension_scan *scan,
+                              struct clienthello_info *info)
 {
     struct reader list;
-    if (!read_vector16(&extension, &list) || reader_left(&extension) != 0)
-        return CLIENTHELLO_INVALID;
-    bool found = false;
+    if (!read_vector16(&extension_data, &list) || reader_left(&extension_data) != 0)
+        return false;
     while (reader_left(&list) > 0) {
-        uint8_t type;
+        uint8_t name_type;
         struct reader name;
-        if (!read_u8(&list, &type) || !read_vector16(&list, &name))
-            return CLIENTHELLO_INVALID;
-        if (type != SERVER_NAME_HOST)
-            continue;
-        if (found)
-            return CLIENTHELLO_INVALID;
+        if (!read_u8(&list, &name_type) || !read_vector16(&list, &name))
+            return false;
+        if (name_type != SERVER_NAME_TYPE_HOST)
+            continue; /* unknown name types also carry a 16-bit length (RFC 6066) */
+        if (scan->found_host_name)
+            return false;
         if (!hostname_normalize((const char *)name.cursor, reader_left(&name), info->server_name,
                                 &info->server_name_len))
-            return CLIENTHELLO_INVALID;
-        found = true;
+            return false;
+        scan->found_host_name = true;
     }
-    return found ? CLIENTHELLO_FOUND : CLIENTHELLO_NO_SNI;
+    return true;
 }
 
-static enum clienthello_status parse_alpn(struct reader extension, struct clienthello_info *info)
+/* Validate the protocol list and keep as many whole entries as fit in info->alpn. */
+static bool parse_alpn(struct reader extension_data, struct clienthello_info *info)
 {
     struct reader list;
-    if (!read_vector16(&extension, &list) || reader_left(&extension) != 0 ||
+    if (!read_vector16(&extension_data, &list) || reader_left(&extension_data) != 0 ||
         reader_left(&list) == 0)
-        return CLIENTHELLO_INVALID;
-    const uint8_t *start = list.cursor;
-    size_t kept = 0;
+        return false;
+    bool truncated = false;
     while (reader_left(&list) > 0) {
+        const uint8_t *entry = list.cursor;
         struct reader protocol;
         if (!read_vector8(&list, &protocol) || reader_left(&protocol) == 0)
-            return CLIENTHELLO_INVALID;
-        size_t entry_end = (size_t)(list.cursor - start);
-        if (entry_end <= CLIENTHELLO_ALPN_MAX && kept == entry_end - 1 - reader_left(&protocol))
-            kept = entry_end;
+            return false;
+        size_t entry_size = (size_t)(list.cursor - entry);
+        truncated = truncated || info->alpn_len + entry_size > CLIENTHELLO_ALPN_MAX;
+        if (truncated)
+            continue;
+        memcpy(info->alpn + info->alpn_len, entry, entry_size);
+        info->alpn_len += entry_size;
     }
-    memcpy(info->alpn, start, kept);
-    info->alpn_len = kept;
-    return CLIENTHELLO_FOUND;
+    return true;
+}
+
+static bool parse_extension(uint16_t type, struct reader extension_data,
+                            struct extension_scan *scan, struct clienthello_info *info)
+{
+    if (type == EXTENSION_SERVER_NAME) {
+        if (scan->seen_server_name)
+            return false;
+        scan->seen_server_name = true;
+        return parse_server_name(extension_data, scan, info);
+    }
+    if (type == EXTENSION_ALPN) {
+        if (scan->seen_alpn)
+            return false;
+        scan->seen_alpn = true;
+        return parse_alpn(extension_data, info);
+    }
+    return true;
 }
 
 static enum clienthello_status parse_extensions(struct reader *body, struct clienthello_info *info)
@@ -222,63 +288,80 @@ static enum clienthello_status parse_extensions(struct reader *body, struct clie
     struct reader extensions;
     if (!read_vector16(body, &extensions) || reader_left(body) != 0)
         return CLIENTHELLO_INVALID;
-    enum clienthello_status status = CLIENTHELLO_NO_SNI;
-    bool seen_server_name = false, seen_alpn = false;
+    struct extension_scan scan = { 0 };
     while (reader_left(&extensions) > 0) {
         uint16_t type;
-        struct reader extension;
-        if (!read_u16(&extensions, &type) || !read_vector16(&extensions, &extension))
+        struct reader extension_data;
+        if (!read_u16(&extensions, &type) || !read_vector16(&extensions, &extension_data))
             return CLIENTHELLO_INVALID;
-        if (type == EXTENSION_SERVER_NAME) {
-            if (seen_server_name)
-                return CLIENTHELLO_INVALID;
-            seen_server_name = true;
-            status = parse_server_name(extension, info);
-            if (status == CLIENTHELLO_INVALID)
-                return status;
-        } else if (type == EXTENSION_ALPN) {
-            if (seen_alpn || parse_alpn(extension, info) == CLIENTHELLO_INVALID)
-                return CLIENTHELLO_INVALID;
-            seen_alpn = true;
-        }
+        if (!parse_extension(type, extension_data, &scan, info))
+            return CLIENTHELLO_INVALID;
     }
-    return status;
+    return scan.found_host_name ? CLIENTHELLO_FOUND : CLIENTHELLO_NO_SNI;
 }
 
-static enum clienthello_status parse_message(const uint8_t *message, size_t length,
+/* legacy_version, random, session_id, cipher_suites, compression_methods. */
+static bool skip_fixed_fields(struct reader *body)
+{
+    struct reader session_id, cipher_suites, compression_methods;
+    return skip(body, LEGACY_VERSION_SIZE + RANDOM_SIZE) &&
+           read_vector8(body, &session_id) && reader_left(&session_id) <= SESSION_ID_MAX &&
+           read_vector16(body, &cipher_suites) && reader_left(&cipher_suites) >= 2 &&
+           reader_left(&cipher_suites) % 2 == 0 &&
+           read_vector8(body, &compression_methods) && reader_left(&compression_methods) >= 1;
+}
+
+static enum clienthello_status parse_message(const uint8_t *message, size_t message_length,
                                              struct clienthello_info *info)
 {
-    struct reader body = { message + HANDSHAKE_HEADER, message + length };
-    struct reader session_id, cipher_suites, compression;
-    if (!skip(&body, 2 + 32) || !read_vector8(&body, &session_id) ||
-        reader_left(&session_id) > 32 || !read_vector16(&body, &cipher_suites) ||
-        reader_left(&cipher_suites) < 2 || reader_left(&cipher_suites) % 2 != 0 ||
-        !read_vector8(&body, &compression) || reader_left(&compression) < 1)
+    struct reader body = { message + HANDSHAKE_HEADER_SIZE, message + message_length };
+    if (!skip_fixed_fields(&body))
         return CLIENTHELLO_INVALID;
     return parse_extensions(&body, info);
+}
+
+/* ---- entry points ---- */
+
+/* data[0] is not a TLS handshake record: an SSLv2-compatible hello or not TLS at all. */
+static enum clienthello_status classify_other_protocol(const uint8_t *data, size_t len)
+{
+    if (!(data[0] & SSLV2_TWO_BYTE_HEADER))
+        return CLIENTHELLO_NOT_TLS;
+    if (len <= SSLV2_MESSAGE_TYPE_OFFSET)
+        return CLIENTHELLO_NEED_MORE;
+    /* SSLv2 hellos cannot carry extensions, so they have no SNI. */
+    return data[SSLV2_MESSAGE_TYPE_OFFSET] == HANDSHAKE_CLIENT_HELLO ? CLIENTHELLO_NO_SNI
+                                                                     : CLIENTHELLO_NOT_TLS;
+}
+
+static void clear_server_name(struct clienthello_info *info)
+{
+    info->server_name[0] = '\0';
+    info->server_name_len = 0;
 }
 
 enum clienthello_status clienthello_parse(const uint8_t *data, size_t len,
                                           uint8_t *scratch, size_t scratch_size,
                                           struct clienthello_info *info)
 {
-    info->server_name[0] = '\0';
-    info->server_name_len = 0;
+    clear_server_name(info);
     info->alpn_len = 0;
-    struct framing framing = { 0 };
-    enum clienthello_status framed = frame(data, len, scratch_size, &framing);
-    if (framed != CLIENTHELLO_FOUND)
-        return framed;
-    const uint8_t *message = data + RECORD_HEADER;
-    if (!framing.single_record) {
-        join_records(data, framing.message_length, scratch);
+    if (len == 0)
+        return CLIENTHELLO_NEED_MORE;
+    if (data[0] != RECORD_TYPE_HANDSHAKE)
+        return classify_other_protocol(data, len);
+    struct framing framing = { .header_seen = 0 };
+    enum framing_result framed = frame_records(data, len, scratch_size, &framing);
+    if (framed != FRAMING_COMPLETE)
+        return framed == FRAMING_INCOMPLETE ? CLIENTHELLO_NEED_MORE : CLIENTHELLO_INVALID;
+    const uint8_t *message = data + RECORD_HEADER_SIZE;
+    if (!framing.in_first_record) {
+        join_fragments(data, framing.message_length, scratch);
         message = scratch;
     }
     enum clienthello_status status = parse_message(message, framing.message_length, info);
-    if (status != CLIENTHELLO_FOUND) {
-        info->server_name[0] = '\0';
-        info->server_name_len = 0;
-    }
+    if (status != CLIENTHELLO_FOUND)
+        clear_server_name(info);
     if (status == CLIENTHELLO_INVALID)
         info->alpn_len = 0;
     return status;
@@ -286,12 +369,14 @@ enum clienthello_status clienthello_parse(const uint8_t *data, size_t len,
 
 bool clienthello_alpn_offers(const struct clienthello_info *info, const char *protocol)
 {
-    size_t want = strlen(protocol);
+    size_t wanted_length = strlen(protocol);
     struct reader list = { info->alpn, info->alpn + info->alpn_len };
     struct reader entry;
-    while (read_vector8(&list, &entry))
-        if (reader_left(&entry) == want && memcmp(entry.cursor, protocol, want) == 0)
+    while (read_vector8(&list, &entry)) {
+        if (reader_left(&entry) == wanted_length &&
+            memcmp(entry.cursor, protocol, wanted_length) == 0)
             return true;
+    }
     return false;
 }
 
