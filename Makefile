@@ -38,8 +38,9 @@ build/$(1)/snisplice: $$(call objs,$(1),$$(LIB_SRC) io/main.c)
 endef
 $(foreach v,release asan tsan,$(eval $(call variant_rules,$(v))))
 
+# Replace by rename: a running benchmark may be executing the old binary.
 build/snisplice: build/release/snisplice
-	cp $< $@
+	cp $< $@.new && mv -f $@.new $@
 
 build/asan/unit_tests: $(call objs,asan,$(LIB_SRC) $(UNIT_SRC))
 	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -lcriterion -o $@

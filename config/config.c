@@ -8,6 +8,10 @@
  * never fatal one by one, so `snisplice -t` shows them all at once.
  * Routes are resolved after the whole file is read: an upstream may be
  * defined below the routes that use it.
+ *
+ * Listeners: [listen] (unnamed, routes from [routes]) and [listen NAME]
+ * (routes from [routes NAME], or `routes = OTHER`, or plain forwarding with
+ * `upstream = TARGET`).
  */
 #include "config.h"
 
@@ -32,6 +36,25 @@ struct pending_route {
     char *pattern;
     char *target;
     int line;
+    size_t table;            /* index into loader->tables */
+};
+
+/* A [routes] or [routes NAME] section. */
+struct pending_table {
+    char *name;              /* "" for [routes] */
+    int line;
+    bool used;
+};
+
+/* A [listen] or [listen NAME] section. */
+struct pending_listener {
+    char *name;              /* "" for [listen] */
+    int line;
+    char *upstream;          /* `upstream = ...`: plain forwarding */
+    int upstream_line;
+    char *routes;            /* `routes = ...`: another table's name */
+    int routes_line;
+    size_t address_count;
 };
 
 struct pending_upstream {
@@ -46,13 +69,19 @@ struct loader {
     struct config_errors *errors;
     enum section_kind section;
     int section_line;
-    size_t current_upstream;                          /* index while in [upstream X] */
+    size_t current_upstream;     /* index while in [upstream X] */
+    size_t current_listener;     /* index while in [listen ...] */
+    size_t current_table;        /* index while in [routes ...] */
     struct config *config;
     struct snapshot_settings settings;
     struct pending_route *routes;
     size_t route_count;
     struct pending_upstream *upstreams;
     size_t upstream_count;
+    struct pending_listener *listeners;
+    size_t listener_count;
+    struct pending_table *tables;
+    size_t table_count;
     bool out_of_memory;
 };
 
@@ -130,20 +159,98 @@ static void open_upstream(struct loader *loader, const char *name)
     loader->section = SECTION_UPSTREAM;
 }
 
+static void open_listener(struct loader *loader, const char *name)
+{
+    if (*name && !valid_upstream_name(name)) {
+        add_error(loader, loader->line, "bad listener name '%s' (letters, digits, '_', '-')", name);
+        loader->section = SECTION_UNKNOWN;
+        return;
+    }
+    for (size_t i = 0; i < loader->listener_count; i++) {
+        if (strcmp(loader->listeners[i].name, name) == 0) {
+            add_error(loader, loader->line, "duplicate [listen%s%s] (first at line %d)", *name ? " " : "",
+                      name, loader->listeners[i].line);
+            loader->section = SECTION_UNKNOWN;
+            return;
+        }
+    }
+    struct pending_listener *listeners = grow(loader, loader->listeners, loader->listener_count,
+                                              sizeof *listeners);
+    if (!listeners)
+        return;
+    loader->listeners = listeners;
+    struct pending_listener *listener = &listeners[loader->listener_count];
+    memset(listener, 0, sizeof *listener);
+    listener->name = strdup(name);
+    listener->line = loader->line;
+    if (!listener->name) {
+        loader->out_of_memory = true;
+        return;
+    }
+    loader->current_listener = loader->listener_count++;
+    loader->section = SECTION_LISTEN;
+}
+
+static void open_table(struct loader *loader, const char *name)
+{
+    if (*name && !valid_upstream_name(name)) {
+        add_error(loader, loader->line, "bad routes name '%s' (letters, digits, '_', '-')", name);
+        loader->section = SECTION_UNKNOWN;
+        return;
+    }
+    for (size_t i = 0; i < loader->table_count; i++) {
+        if (strcmp(loader->tables[i].name, name) == 0) {
+            add_error(loader, loader->line, "duplicate [routes%s%s] (first at line %d)", *name ? " " : "",
+                      name, loader->tables[i].line);
+            loader->section = SECTION_UNKNOWN;
+            return;
+        }
+    }
+    struct pending_table *tables = grow(loader, loader->tables, loader->table_count, sizeof *tables);
+    if (!tables)
+        return;
+    loader->tables = tables;
+    struct pending_table *table = &tables[loader->table_count];
+    memset(table, 0, sizeof *table);
+    table->name = strdup(name);
+    table->line = loader->line;
+    if (!table->name) {
+        loader->out_of_memory = true;
+        return;
+    }
+    loader->current_table = loader->table_count++;
+    loader->section = SECTION_ROUTES;
+}
+
+/* "kind" or "kind NAME": returns the name ("" when absent), or NULL if
+ * `section` is not of this kind. */
+static const char *section_name(char *section, const char *kind)
+{
+    size_t length = strlen(kind);
+    if (strncmp(section, kind, length) != 0)
+        return NULL;
+    if (section[length] == '\0')
+        return section + length;
+    if (!isspace((unsigned char)section[length]))
+        return NULL;
+    char *name = section + length;
+    while (isspace((unsigned char)*name))
+        name++;
+    return name;
+}
+
 static void open_section(struct loader *loader, char *name)
 {
     loader->section_line = loader->line;
+    const char *named;
     if (strcmp(name, "global") == 0) {
         loader->section = SECTION_GLOBAL;
-    } else if (strcmp(name, "listen") == 0) {
-        loader->section = SECTION_LISTEN;
-    } else if (strcmp(name, "routes") == 0) {
-        loader->section = SECTION_ROUTES;
-    } else if (strncmp(name, "upstream", 8) == 0 && isspace((unsigned char)name[8])) {
-        char *upstream_name = name + 8;
-        while (isspace((unsigned char)*upstream_name))
-            upstream_name++;
-        open_upstream(loader, upstream_name);
+    } else if ((named = section_name(name, "listen")) != NULL) {
+        open_listener(loader, named);
+    } else if ((named = section_name(name, "routes")) != NULL) {
+        open_table(loader, named);
+    } else if ((named = section_name(name, "upstream")) != NULL && *named) {
+        open_upstream(loader, named);
     } else {
         add_error(loader, loader->line, "unknown section [%s]", name);
         loader->section = SECTION_UNKNOWN;
@@ -248,12 +355,8 @@ static void set_global(struct loader *loader, const char *name, const char *valu
     }
 }
 
-static void add_listen(struct loader *loader, const char *name, const char *value)
+static void add_listen_address(struct loader *loader, const char *value)
 {
-    if (strcmp(name, "address") != 0) {
-        add_error(loader, loader->line, "unknown key '%s' in [listen]", name);
-        return;
-    }
     struct address address;
     char error[256];
     if (!address_parse(value, &address, error, sizeof error)) {
@@ -262,17 +365,48 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
     }
     struct config *config = loader->config;
     for (size_t i = 0; i < config->listen_count; i++) {
-        if (config->listen[i].length == address.length &&
-            memcmp(&config->listen[i].storage, &address.storage, address.length) == 0) {
+        const struct address *seen = &config->listen[i].address;
+        if (seen->length == address.length && memcmp(&seen->storage, &address.storage, address.length) == 0) {
             add_error(loader, loader->line, "duplicate listen address '%s'", value);
             return;
         }
     }
-    struct address *listen = grow(loader, config->listen, config->listen_count, sizeof *listen);
+    struct config_listen *listen = grow(loader, config->listen, config->listen_count, sizeof *listen);
     if (!listen)
         return;
     config->listen = listen;
-    listen[config->listen_count++] = address;
+    listen[config->listen_count].address = address;
+    listen[config->listen_count].listener = (uint32_t)loader->current_listener;
+    config->listen_count++;
+    loader->listeners[loader->current_listener].address_count++;
+}
+
+/* `upstream = X` or `routes = X`, once each per listener. */
+static void set_listener_text(struct loader *loader, const char *key, const char *value,
+                              char **field, int *field_line)
+{
+    if (*field) {
+        add_error(loader, loader->line, "%s given twice (first at line %d)", key, *field_line);
+        return;
+    }
+    *field = strdup(value);
+    *field_line = loader->line;
+    if (!*field)
+        loader->out_of_memory = true;
+}
+
+static void add_listen(struct loader *loader, const char *name, const char *value)
+{
+    struct pending_listener *listener = &loader->listeners[loader->current_listener];
+    if (strcmp(name, "address") == 0)
+        add_listen_address(loader, value);
+    else if (strcmp(name, "upstream") == 0)
+        set_listener_text(loader, name, value, &listener->upstream, &listener->upstream_line);
+    else if (strcmp(name, "routes") == 0)
+        set_listener_text(loader, name, value, &listener->routes, &listener->routes_line);
+    else
+        add_error(loader, loader->line, "unknown key '%s' in [listen%s%s]", name,
+                  *listener->name ? " " : "", listener->name);
 }
 
 static void add_route(struct loader *loader, const char *name, const char *value)
@@ -285,6 +419,7 @@ static void add_route(struct loader *loader, const char *name, const char *value
     route->pattern = strdup(name);
     route->target = strdup(value);
     route->line = loader->line;
+    route->table = loader->current_table;
     if (!route->pattern || !route->target) {
         free(route->pattern);
         free(route->target);
@@ -351,15 +486,15 @@ static bool is_literal_target(const char *target)
 }
 
 /* Index of the upstream for a literal address, creating it once. */
-static int32_t literal_upstream(struct loader *loader, const struct pending_route *route)
+static int32_t literal_upstream(struct loader *loader, const char *target, int line, const char *what)
 {
     for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line == 0 && strcmp(loader->upstreams[i].upstream.name, route->target) == 0)
+        if (loader->upstreams[i].line == 0 && strcmp(loader->upstreams[i].upstream.name, target) == 0)
             return (int32_t)i;
     struct address address;
     char error[256];
-    if (!address_parse(route->target, &address, error, sizeof error)) {
-        add_error(loader, route->line, "route '%s': %s", route->pattern, error);
+    if (!address_parse(target, &address, error, sizeof error)) {
+        add_error(loader, line, "%s: %s", what, error);
         return ROUTE_NO_MATCH;
     }
     struct pending_upstream *upstreams = grow(loader, loader->upstreams, loader->upstream_count,
@@ -369,7 +504,7 @@ static int32_t literal_upstream(struct loader *loader, const struct pending_rout
     loader->upstreams = upstreams;
     struct pending_upstream *pending = &upstreams[loader->upstream_count];
     memset(pending, 0, sizeof *pending);
-    pending->upstream.name = strdup(route->target);
+    pending->upstream.name = strdup(target);
     if (!pending->upstream.name || !upstream_add_server(&pending->upstream, &address, false)) {
         upstream_release(&pending->upstream);
         loader->out_of_memory = true;
@@ -378,18 +513,19 @@ static int32_t literal_upstream(struct loader *loader, const struct pending_rout
     return (int32_t)loader->upstream_count++;
 }
 
-static int32_t resolve_target(struct loader *loader, const struct pending_route *route)
+/* An upstream name or a literal address; `what` prefixes any error. */
+static int32_t resolve_target(struct loader *loader, const char *target, int line, const char *what)
 {
-    if (is_literal_target(route->target))
-        return literal_upstream(loader, route);
+    if (is_literal_target(target))
+        return literal_upstream(loader, target, line, what);
     for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line != 0 && strcmp(loader->upstreams[i].upstream.name, route->target) == 0)
+        if (loader->upstreams[i].line != 0 && strcmp(loader->upstreams[i].upstream.name, target) == 0)
             return (int32_t)i;
-    add_error(loader, route->line, "route '%s': unknown upstream '%s'", route->pattern, route->target);
+    add_error(loader, line, "%s: unknown upstream '%s'", what, target);
     return ROUTE_NO_MATCH;
 }
 
-static struct route_table *build_routes(struct loader *loader)
+static struct route_table *build_table(struct loader *loader, size_t table)
 {
     struct route_table_builder *builder = route_table_builder_new();
     if (!builder) {
@@ -398,7 +534,11 @@ static struct route_table *build_routes(struct loader *loader)
     }
     for (size_t i = 0; i < loader->route_count; i++) {
         const struct pending_route *route = &loader->routes[i];
-        int32_t target = resolve_target(loader, route);
+        if (route->table != table)
+            continue;
+        char what[300];
+        snprintf(what, sizeof what, "route '%s'", route->pattern);
+        int32_t target = resolve_target(loader, route->target, route->line, what);
         if (target == ROUTE_NO_MATCH)
             continue;
         switch (route_table_builder_add(builder, route->pattern, target)) {
@@ -408,7 +548,78 @@ static struct route_table *build_routes(struct loader *loader)
         case ROUTE_ADD_NO_MEMORY: loader->out_of_memory = true; break;
         }
     }
-    return route_table_build(builder);
+    struct route_table *built = route_table_build(builder);
+    if (!built)
+        loader->out_of_memory = true;
+    return built;
+}
+
+static bool build_tables(struct loader *loader, struct snapshot *snapshot)
+{
+    snapshot->route_tables = calloc(loader->table_count ? loader->table_count : 1,
+                                    sizeof *snapshot->route_tables);
+    if (!snapshot->route_tables)
+        return false;
+    for (size_t i = 0; i < loader->table_count; i++) {
+        snapshot->route_tables[i] = build_table(loader, i);
+        snapshot->route_table_count = (uint32_t)i + 1;
+    }
+    return true;
+}
+
+static ssize_t find_table(const struct loader *loader, const char *name)
+{
+    for (size_t i = 0; i < loader->table_count; i++)
+        if (strcmp(loader->tables[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void describe_listener(const struct pending_listener *listener, char *out, size_t size)
+{
+    snprintf(out, size, "[listen%s%s]", *listener->name ? " " : "", listener->name);
+}
+
+/* Fill snapshot->listeners: a route table or a plain upstream each. */
+static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
+{
+    snapshot->listeners = calloc(loader->listener_count ? loader->listener_count : 1,
+                                 sizeof *snapshot->listeners);
+    if (!snapshot->listeners)
+        return false;
+    for (size_t i = 0; i < loader->listener_count; i++) {
+        struct pending_listener *pending = &loader->listeners[i];
+        struct snapshot_listener *listener = &snapshot->listeners[i];
+        char what[128];
+        describe_listener(pending, what, sizeof what);
+        listener->name = strdup(pending->name);
+        listener->upstream = ROUTE_NO_MATCH;
+        snapshot->listener_count = (uint32_t)i + 1;
+        if (!listener->name)
+            return false;
+        if (pending->address_count == 0)
+            add_error(loader, pending->line, "%s has no address", what);
+        if (pending->upstream && pending->routes) {
+            add_error(loader, pending->routes_line, "%s: routes and upstream exclude each other", what);
+            continue;
+        }
+        if (pending->upstream) {
+            char target_what[160];
+            snprintf(target_what, sizeof target_what, "%s upstream", what);
+            listener->upstream = resolve_target(loader, pending->upstream, pending->upstream_line, target_what);
+            continue;
+        }
+        const char *table_name = pending->routes ? pending->routes : pending->name;
+        ssize_t table = find_table(loader, table_name);
+        if (table < 0) {
+            add_error(loader, pending->routes ? pending->routes_line : pending->line,
+                      "%s: no [routes%s%s] section", what, *table_name ? " " : "", table_name);
+            continue;
+        }
+        loader->tables[table].used = true;
+        listener->routes = snapshot->route_tables[table];
+    }
+    return true;
 }
 
 static void check_upstreams(struct loader *loader)
@@ -419,42 +630,48 @@ static void check_upstreams(struct loader *loader)
                       loader->upstreams[i].upstream.name);
 }
 
-static bool assemble(struct loader *loader)
+static void check_tables(struct loader *loader)
 {
-    check_upstreams(loader);
-    if (loader->config->listen_count == 0)
-        add_error(loader, 0, "no [listen] address");
-    if (loader->route_count == 0)
-        add_error(loader, 0, "no [routes]: nothing would ever be routed");
-    struct route_table *routes = build_routes(loader);
-    if (loader->out_of_memory)
-        add_error(loader, 0, "out of memory");
-    if (!routes || loader->errors->count > 0) {
-        route_table_free(routes);
-        return false;
-    }
-    struct snapshot *snapshot = snapshot_new();
-    if (!snapshot) {
-        route_table_free(routes);
-        add_error(loader, 0, "out of memory");
-        return false;
-    }
-    snapshot->routes = routes;
-    snapshot->settings = loader->settings;
-    snapshot->upstream_count = (uint32_t)loader->upstream_count;
+    for (size_t i = 0; i < loader->table_count; i++)
+        if (!loader->tables[i].used)
+            add_error(loader, loader->tables[i].line, "[routes%s%s] is used by no listener",
+                      *loader->tables[i].name ? " " : "", loader->tables[i].name);
+}
+
+/* The snapshot takes over each upstream's memory. */
+static bool move_upstreams(struct loader *loader, struct snapshot *snapshot)
+{
     snapshot->upstreams = calloc(loader->upstream_count ? loader->upstream_count : 1,
                                  sizeof *snapshot->upstreams);
-    if (!snapshot->upstreams) {
-        snapshot->upstream_count = 0;
-        snapshot_free(snapshot);
-        add_error(loader, 0, "out of memory");
+    if (!snapshot->upstreams)
         return false;
-    }
-    /* The snapshot takes over each upstream's memory. */
+    snapshot->upstream_count = (uint32_t)loader->upstream_count;
     for (size_t i = 0; i < loader->upstream_count; i++) {
         snapshot->upstreams[i] = loader->upstreams[i].upstream;
         memset(&loader->upstreams[i].upstream, 0, sizeof loader->upstreams[i].upstream);
     }
+    return true;
+}
+
+static bool assemble(struct loader *loader)
+{
+    check_upstreams(loader);
+    if (loader->listener_count == 0)
+        add_error(loader, 0, "no [listen] address");
+    struct snapshot *snapshot = snapshot_new();
+    if (!snapshot || !build_tables(loader, snapshot) || !build_listeners(loader, snapshot))
+        loader->out_of_memory = true;
+    check_tables(loader);
+    /* Literal targets may have added upstreams: move them last. */
+    if (snapshot && !loader->out_of_memory && !move_upstreams(loader, snapshot))
+        loader->out_of_memory = true;
+    if (loader->out_of_memory)
+        add_error(loader, 0, "out of memory");
+    if (loader->errors->count > 0) {
+        snapshot_free(snapshot);
+        return false;
+    }
+    snapshot->settings = loader->settings;
     loader->config->snapshot = snapshot;
     return true;
 }
@@ -469,6 +686,15 @@ static void loader_release(struct loader *loader)
     for (size_t i = 0; i < loader->upstream_count; i++)
         upstream_release(&loader->upstreams[i].upstream);
     free(loader->upstreams);
+    for (size_t i = 0; i < loader->listener_count; i++) {
+        free(loader->listeners[i].name);
+        free(loader->listeners[i].upstream);
+        free(loader->listeners[i].routes);
+    }
+    free(loader->listeners);
+    for (size_t i = 0; i < loader->table_count; i++)
+        free(loader->tables[i].name);
+    free(loader->tables);
 }
 
 static const struct snapshot_settings default_settings = {

@@ -19,9 +19,15 @@ struct config_errors {
     size_t count;
 };
 
+/* One listening address and the listener (snapshot->listeners[i]) it serves. */
+struct config_listen {
+    struct address address;
+    uint32_t listener;
+};
+
 struct config {
     unsigned workers;            /* 0 = one per online CPU */
-    struct address *listen;      /* [listen_count] */
+    struct config_listen *listen; /* [listen_count], grouped by listener in config order */
     size_t listen_count;
     struct snapshot *snapshot;   /* owned until handed to the publisher */
 };

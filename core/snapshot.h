@@ -29,8 +29,19 @@ struct snapshot_pins {
     char padding[64 - sizeof(uint32_t)];
 };
 
+/* What a listener does with a connection: SNI routing through a route
+ * table, or plain forwarding to one upstream (no preread at all). */
+struct snapshot_listener {
+    char *name;                       /* "" for the unnamed [listen] */
+    const struct route_table *routes; /* NULL when forwarding plainly */
+    int32_t upstream;                 /* the plain forwarding target, else ROUTE_NO_MATCH */
+};
+
 struct snapshot {
-    struct route_table *routes;   /* targets are indexes into upstreams */
+    struct route_table **route_tables; /* owned; targets are indexes into upstreams */
+    uint32_t route_table_count;
+    struct snapshot_listener *listeners; /* in config order: a worker's listener i uses [i] */
+    uint32_t listener_count;
     struct upstream *upstreams;
     uint32_t upstream_count;
     struct snapshot_settings settings;

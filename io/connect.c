@@ -65,13 +65,36 @@ static void connect_next_server(struct worker *worker, struct connection *connec
                     worker->now_ms + connection->snapshot->settings.connect_timeout_ms);
 }
 
+const struct snapshot_listener *connect_listener_of(struct worker *worker,
+                                                    const struct connection *connection)
+{
+    const struct snapshot *snapshot = worker->snapshot;
+    if (connection->listener >= snapshot->listener_count)
+        return NULL;
+    return &snapshot->listeners[connection->listener];
+}
+
 void connect_route(struct worker *worker, struct connection *connection,
                    const char *name, size_t len)
 {
-    struct snapshot *snapshot = worker->snapshot;
-    int32_t target = route_lookup(snapshot->routes, name, len);
+    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    int32_t target = ROUTE_NO_MATCH;
+    if (listener && listener->routes)
+        target = route_lookup(listener->routes, name, len);
+    else if (listener)
+        target = listener->upstream;
     if (target == ROUTE_NO_MATCH) {
         log_debug("worker %u: no route for '%s'", worker->index, name);
+        connection_close(worker, connection, OUTCOME_NO_ROUTE);
+        return;
+    }
+    connect_upstream(worker, connection, target);
+}
+
+void connect_upstream(struct worker *worker, struct connection *connection, int32_t target)
+{
+    struct snapshot *snapshot = worker->snapshot;
+    if (target < 0 || (uint32_t)target >= snapshot->upstream_count) {
         connection_close(worker, connection, OUTCOME_NO_ROUTE);
         return;
     }

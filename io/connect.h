@@ -10,9 +10,17 @@
 
 #include "worker.h"
 
+/* The connection's listener in the current snapshot; NULL if a reload
+ * removed it. */
+const struct snapshot_listener *connect_listener_of(struct worker *worker,
+                                                    const struct connection *connection);
+
 /* name: normalised server name, or "" (len 0) for no SNI / not TLS. */
 void connect_route(struct worker *worker, struct connection *connection,
                    const char *name, size_t len);
+
+/* Connect to upstream `target` of the current snapshot (plain forwarding). */
+void connect_upstream(struct worker *worker, struct connection *connection, int32_t target);
 void connect_on_complete(struct worker *worker, struct connection *connection, int result);
 void connect_on_timeout(struct worker *worker, struct connection *connection);
 

@@ -73,6 +73,7 @@ struct connection {
     uint8_t pending_ops;             /* enum connection_op bits */
     uint8_t connect_attempt;
     bool connect_timed_out;
+    uint16_t listener;               /* index into snapshot->listeners */
     uint32_t preread_length;
     uint32_t preread_capacity;
     uint32_t hello_sent;

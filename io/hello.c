@@ -36,7 +36,9 @@ void hello_forward(struct worker *worker, struct connection *connection)
         return;
     }
     connection->to_upstream.bytes = connection->preread_length;
-    buffer_pool_put(&worker->preread_buffers, connection->preread, connection->preread_capacity);
-    connection->preread = NULL;
+    if (connection->preread) {
+        buffer_pool_put(&worker->preread_buffers, connection->preread, connection->preread_capacity);
+        connection->preread = NULL;
+    }
     relay_start(worker, connection);
 }

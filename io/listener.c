@@ -59,7 +59,7 @@ void listener_arm_accept(struct worker *worker, struct listener *listener)
     listener->accept_armed = true;
 }
 
-static void accept_connection(struct worker *worker, int fd)
+static void accept_connection(struct worker *worker, const struct listener *listener, int fd)
 {
     if (worker->draining) {
         close(fd);
@@ -76,6 +76,7 @@ static void accept_connection(struct worker *worker, int fd)
         return;
     }
     counter_add(&worker->counters.accepted, 1);
+    connection->listener = (uint16_t)listener->index;
     preread_start(worker, connection);
 }
 
@@ -91,7 +92,7 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
         listener->accept_armed = false;
     if (result >= 0) {
         worker->accept_exhausted = false;
-        accept_connection(worker, result);
+        accept_connection(worker, listener, result);
     } else if (is_resource_exhaustion(-result)) {
         if (!worker->accept_exhausted)
             log_warn("worker %u: accept: %s; retrying every %d ms until it recovers",

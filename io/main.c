@@ -40,7 +40,7 @@ struct process {
     struct worker *workers;
     unsigned worker_count;
     struct listener *listeners; /* [worker_count * listen_count] */
-    struct address *listen;     /* addresses bound at start */
+    struct config_listen *listen; /* addresses bound at start */
     size_t listen_count;
 };
 
@@ -135,7 +135,9 @@ static bool open_listeners(struct process *process)
     for (size_t i = 0; i < total; i++) {
         struct listener *listener = &process->listeners[i];
         char error[256];
-        listener->address = process->listen[i % process->listen_count];
+        const struct config_listen *listen = &process->listen[i % process->listen_count];
+        listener->address = listen->address;
+        listener->index = listen->listener;
         listener->fd = listener_open(&listener->address, error, sizeof error);
         if (listener->fd < 0) {
             log_error("cannot listen on %s", error);
@@ -190,10 +192,12 @@ static bool same_listen(const struct process *process, const struct config *conf
 {
     if (config->listen_count != process->listen_count)
         return false;
-    for (size_t i = 0; i < config->listen_count; i++)
-        if (config->listen[i].length != process->listen[i].length ||
-            memcmp(&config->listen[i].storage, &process->listen[i].storage, config->listen[i].length) != 0)
+    for (size_t i = 0; i < config->listen_count; i++) {
+        const struct address *now = &config->listen[i].address, *then = &process->listen[i].address;
+        if (config->listen[i].listener != process->listen[i].listener || now->length != then->length ||
+            memcmp(&now->storage, &then->storage, now->length) != 0)
             return false;
+    }
     return true;
 }
 

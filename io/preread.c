@@ -17,6 +17,12 @@
 
 void preread_start(struct worker *worker, struct connection *connection)
 {
+    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    if (listener && !listener->routes) {
+        /* Plain forwarding: nothing to read before connecting. */
+        connect_upstream(worker, connection, listener->upstream);
+        return;
+    }
     const struct snapshot_settings *settings = &worker->snapshot->settings;
     timer_wheel_arm(&worker->timers, &connection->timer,
                     worker->now_ms + settings->preread_timeout_ms);

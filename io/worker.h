@@ -43,6 +43,7 @@ static inline void *ring_owner_of(uint64_t user_data) { return (void *)(uintptr_
 struct listener {
     int fd;
     struct address address;
+    uint32_t index;    /* its entry in snapshot->listeners */
     bool accept_armed; /* a multishot accept is in flight */
 };
 

@@ -45,7 +45,9 @@ static struct snapshot *make_snapshot(unsigned generation)
     struct route_table_builder *builder = route_table_builder_new();
     require(route_table_builder_add(builder, "gen.test", (int32_t)(generation % 7)) == ROUTE_ADD_OK);
     require(route_table_builder_add(builder, "*.wild.test", (int32_t)((generation + 1) % 7)) == ROUTE_ADD_OK);
-    snapshot->routes = route_table_build(builder);
+    snapshot->route_tables = calloc(1, sizeof *snapshot->route_tables);
+    snapshot->route_tables[0] = route_table_build(builder);
+    snapshot->route_table_count = 1;
     snapshot->upstream_count = 7;
     snapshot->upstreams = calloc(7, sizeof *snapshot->upstreams);
     for (int i = 0; i < 7; i++) {
@@ -60,8 +62,8 @@ static struct snapshot *make_snapshot(unsigned generation)
 static void check(const struct snapshot *snapshot)
 {
     unsigned generation = snapshot->settings.max_connections;
-    int32_t exact = route_lookup(snapshot->routes, "gen.test", 8);
-    int32_t wild = route_lookup(snapshot->routes, "a.b.wild.test", 13);
+    int32_t exact = route_lookup(snapshot->route_tables[0], "gen.test", 8);
+    int32_t wild = route_lookup(snapshot->route_tables[0], "a.b.wild.test", 13);
     require((exact) == ((int32_t)(generation % 7)));
     require((wild) == ((int32_t)((generation + 1) % 7)));
     char name[32];

@@ -53,9 +53,12 @@ static void expect_errors(const char *text, const char *const *expected, size_t 
     unlink(path);
 }
 
+/* Route through the first listener's table. */
 static int32_t route(const struct config *config, const char *name)
 {
-    return route_lookup(config->snapshot->routes, name, strlen(name));
+    cr_assert_gt(config->snapshot->listener_count, 0);
+    cr_assert_not_null(config->snapshot->listeners[0].routes);
+    return route_lookup(config->snapshot->listeners[0].routes, name, strlen(name));
 }
 
 static const char *upstream_name(const struct config *config, int32_t index)
@@ -204,10 +207,73 @@ Test(config, every_error_with_its_line)
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }
 
-Test(config, missing_listen_and_routes)
+Test(config, missing_listen)
 {
-    const char *const expected[] = { " no [listen] address", " no [routes]: nothing would ever be routed" };
-    expect_errors("[global]\nworkers = 1\n", expected, 2);
+    const char *const expected[] = { " no [listen] address" };
+    expect_errors("[global]\nworkers = 1\n", expected, 1);
+}
+
+Test(config, named_listeners_plain_forwarding_and_tables)
+{
+    struct config *config = load_ok(
+        "[listen]\naddress = 127.0.0.1:1443\n"
+        "[listen ssh]\naddress = 127.0.0.1:2222\naddress = [::1]:2222\nupstream = 127.0.0.1:22\n"
+        "[listen internal]\naddress = 127.0.0.1:3443\n"
+        "[listen shared]\naddress = 127.0.0.1:4443\nroutes = internal\n"
+        "[routes]\ndefault = web\n"
+        "[routes internal]\ngit.test = git\n"
+        "[upstream web]\nserver = 127.0.0.1:8443\n"
+        "[upstream git]\nserver = 127.0.0.1:3000\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, 4);
+    cr_assert_eq(config->listen_count, 5);
+    cr_assert_str_eq(snapshot->listeners[0].name, "");
+    cr_assert_str_eq(snapshot->listeners[1].name, "ssh");
+    cr_assert_null(snapshot->listeners[1].routes, "plain forwarding has no table");
+    cr_assert_str_eq(upstream_name(config, snapshot->listeners[1].upstream), "127.0.0.1:22");
+    cr_assert_eq(config->listen[1].listener, 1);
+    cr_assert_eq(config->listen[2].listener, 1);
+    cr_assert_eq(snapshot->listeners[2].routes, snapshot->listeners[3].routes, "routes = internal shares the table");
+    cr_assert_str_eq(upstream_name(config, route_lookup(snapshot->listeners[2].routes, "git.test", 8)), "git");
+    cr_assert_eq(route_lookup(snapshot->listeners[2].routes, "other.test", 10), ROUTE_NO_MATCH);
+    cr_assert_str_eq(upstream_name(config, route_lookup(snapshot->listeners[0].routes, "x.test", 6)), "web");
+    config_free(config);
+}
+
+Test(config, listener_errors)
+{
+    const char *text =
+        "[listen]\n"                                 /* 1 */
+        "address = 127.0.0.1:1\n"                    /* 2 */
+        "[listen a]\n"                               /* 3 */
+        "address = 127.0.0.1:2\n"                    /* 4 */
+        "upstream = nowhere\n"                       /* 5 */
+        "[listen b]\n"                               /* 6 */
+        "address = 127.0.0.1:3\n"                    /* 7 */
+        "upstream = 127.0.0.1:9\n"                   /* 8 */
+        "routes = c\n"                               /* 9 */
+        "[listen c]\n"                               /* 10 */
+        "[listen a]\n"                               /* 11 */
+        "[routes]\n"                                 /* 12 */
+        "default = 127.0.0.1:9\n"                    /* 13 */
+        "[routes unused]\n"                          /* 14 */
+        "x.test = 127.0.0.1:9\n"                     /* 15 */
+        "[listen d]\n"                               /* 16 */
+        "address = 127.0.0.1:4\n"                    /* 17 */
+        "colour = red\n"                             /* 18 */
+        "upstream = 127.0.0.1:9\n"                   /* 19 */
+        "upstream = 127.0.0.1:8\n";                  /* 20 */
+    const char *const expected[] = {
+        "11: duplicate [listen a] (first at line 3)",
+        "18: unknown key 'colour' in [listen d]",
+        "20: upstream given twice (first at line 19)",
+        "5: [listen a] upstream: unknown upstream 'nowhere'",
+        "9: [listen b]: routes and upstream exclude each other",
+        "10: [listen c] has no address",
+        "10: [listen c]: no [routes c] section",
+        "14: [routes unused] is used by no listener",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }
 
 Test(config, syntax_error_has_its_line)
@@ -242,7 +308,7 @@ Test(config, shipped_example_is_valid)
     struct config *config = config_load("config/snisplice.ini", &errors);
     cr_assert_not_null(config, "%s", errors.count ? errors.lines[0] : "");
     char text[ADDRESS_TEXT_MAX];
-    address_format(&config->listen[0], text, sizeof text);
+    address_format(&config->listen[0].address, text, sizeof text);
     cr_assert_str_eq(text, "127.0.0.1:8443", "make run listens on 127.0.0.1:8443");
     config_free(config);
     config_errors_free(&errors);

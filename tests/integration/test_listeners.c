@@ -1,0 +1,68 @@
+/*
+ * test_listeners.c - several listeners in one process: an SNI listener and
+ * a plain TCP forward ([listen NAME] with upstream =), as nginx's
+ * `server { listen 2222; proxy_pass 127.0.0.1:22; }`. A plain forward
+ * connects at once, so a protocol where the server speaks first (SSH, SMTP)
+ * works without the client sending a byte. Ports: block 48.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+
+static struct proxy listeners_proxy;
+static struct backend tls_backend;
+static struct backend ssh_backend;
+
+static void listeners_fini(void)
+{
+    proxy_release(&listeners_proxy);
+    integration_cleanup();
+}
+
+Test(listeners, plain_forward_beside_sni_routing, .init = integration_init, .fini = listeners_fini)
+{
+    uint16_t sni_port = TEST_PORT(48, 0), plain_port = TEST_PORT(48, 1);
+    uint16_t tls_port = TEST_PORT(48, 2), ssh_port = TEST_PORT(48, 3);
+    cr_assert(backend_start(&tls_backend, "tls", tls_port, NULL, NULL));
+    cr_assert(backend_start(&ssh_backend, "SSH-2.0-test", ssh_port, NULL, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n"
+                             "[listen ssh]\naddress = 127.0.0.1:%u\nupstream = ssh\n"
+                             "[upstream ssh]\nserver = 127.0.0.1:%u\n",
+                             tls_port, plain_port, ssh_port);
+    char *config = config_text(sni_port, "preread_timeout = 10s\n", body);
+    cr_assert(proxy_start(&listeners_proxy, config, sni_port), "snisplice did not start");
+    cr_assert(net_wait_accepting(plain_port, 3000), "the plain listener does not accept");
+
+    /* Server speaks first: the banner arrives before the client sends anything. */
+    int fd = net_connect(plain_port);
+    cr_assert_geq(fd, 0);
+    char banner[14] = "";
+    cr_expect_eq(net_receive_exact(fd, banner, 13, 2000), 13, "no banner through the plain forward");
+    cr_expect_str_eq(banner, "SSH-2.0-test\n");
+    /* Then arbitrary bytes (not TLS) go through unchanged. */
+    const char *line = "SSH-2.0-client\r\nnot tls at all";
+    cr_assert(net_send_all(fd, line, strlen(line)));
+    shutdown(fd, SHUT_WR);
+    size_t received = 0;
+    cr_expect_geq(net_ms_until_closed(fd, monotonic_ms(), 3000, &received), 0);
+    close(fd);
+    cr_assert(backend_wait_finished(&ssh_backend, 1, 3000));
+    uint8_t got[128];
+    size_t length = backend_last_received(&ssh_backend, got, sizeof got);
+    cr_expect_eq(length, strlen(line));
+    cr_expect_eq(memcmp(got, line, strlen(line)), 0, "bytes changed on the way");
+
+    /* The SNI listener still routes by name. */
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    char *reply = exchange_once(sni_port, hello.data, hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "tls\n") == 0, "SNI listener: got \"%s\"", reply ? reply : "");
+    free(reply);
+    hello_free(&hello);
+    free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
+}
