@@ -541,10 +541,16 @@ static struct route_table *build_table(struct loader *loader, size_t table)
         int32_t target = resolve_target(loader, route->target, route->line, what);
         if (target == ROUTE_NO_MATCH)
             continue;
-        switch (route_table_builder_add(builder, route->pattern, target)) {
+        bool alpn = strncmp(route->pattern, "alpn ", 5) == 0;
+        enum route_add_result added = alpn ? route_table_builder_add_alpn(builder, route->pattern + 5, target)
+                                           : route_table_builder_add(builder, route->pattern, target);
+        switch (added) {
         case ROUTE_ADD_OK: break;
         case ROUTE_ADD_DUPLICATE: add_error(loader, route->line, "duplicate route '%s'", route->pattern); break;
-        case ROUTE_ADD_INVALID: add_error(loader, route->line, "invalid server name pattern '%s'", route->pattern); break;
+        case ROUTE_ADD_INVALID:
+            add_error(loader, route->line, alpn ? "invalid ALPN protocol '%s'" : "invalid server name pattern '%s'",
+                      route->pattern);
+            break;
         case ROUTE_ADD_NO_MEMORY: loader->out_of_memory = true; break;
         }
     }

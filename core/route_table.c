@@ -29,7 +29,16 @@ struct route_entry {
     bool suffix_has_apex; /* ".x" form: the suffix target also matches x */
 };
 
+/* Few and short (ACME's "acme-tls/1"): a linear scan is the fastest form. */
+struct route_alpn {
+    uint8_t length;
+    char protocol[255];
+    int32_t target;
+};
+
 struct route_table {
+    struct route_alpn *alpn;
+    uint32_t alpn_count;
     struct route_slot *slots;
     uint32_t slot_mask;
     struct route_entry *entries;
@@ -111,6 +120,24 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
             return entry->suffix;
     }
     return table->default_target;
+}
+
+int32_t route_lookup_alpn(const struct route_table *table, const uint8_t *alpn, size_t alpn_len)
+{
+    if (table->alpn_count == 0)
+        return ROUTE_NO_MATCH;
+    size_t offset = 0;
+    while (offset < alpn_len) {
+        size_t length = alpn[offset];
+        if (length == 0 || offset + 1 + length > alpn_len)
+            return ROUTE_NO_MATCH;
+        const char *offered = (const char *)alpn + offset + 1;
+        for (uint32_t i = 0; i < table->alpn_count; i++)
+            if (table->alpn[i].length == length && memcmp(table->alpn[i].protocol, offered, length) == 0)
+                return table->alpn[i].target;
+        offset += 1 + length;
+    }
+    return ROUTE_NO_MATCH;
 }
 
 /* ---- building ---- */
@@ -228,8 +255,33 @@ enum route_add_result route_table_builder_add(struct route_table_builder *builde
     return ROUTE_ADD_OK;
 }
 
+enum route_add_result route_table_builder_add_alpn(struct route_table_builder *builder,
+                                                   const char *protocol, int32_t target)
+{
+    struct route_table *table = &builder->table;
+    size_t length = strlen(protocol);
+    if (target < 0 || length == 0 || length > 255)
+        return ROUTE_ADD_INVALID;
+    for (size_t i = 0; i < length; i++)
+        if (protocol[i] <= ' ' || protocol[i] > '~')
+            return ROUTE_ADD_INVALID;
+    for (uint32_t i = 0; i < table->alpn_count; i++)
+        if (table->alpn[i].length == length && memcmp(table->alpn[i].protocol, protocol, length) == 0)
+            return ROUTE_ADD_DUPLICATE;
+    struct route_alpn *grown = realloc(table->alpn, (table->alpn_count + 1) * sizeof *grown);
+    if (!grown)
+        return ROUTE_ADD_NO_MEMORY;
+    table->alpn = grown;
+    struct route_alpn *entry = &grown[table->alpn_count++];
+    entry->length = (uint8_t)length;
+    memcpy(entry->protocol, protocol, length);
+    entry->target = target;
+    return ROUTE_ADD_OK;
+}
+
 static void release_table(struct route_table *table)
 {
+    free(table->alpn);
     free(table->slots);
     free(table->entries);
     free(table->keys);

@@ -42,6 +42,16 @@ void route_table_builder_free(struct route_table_builder *builder);
  */
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len);
 
+/* ALPN routes ("alpn:acme-tls/1 = helper") are consulted before names. */
+enum route_add_result route_table_builder_add_alpn(struct route_table_builder *builder,
+                                                   const char *protocol, int32_t target);
+/*
+ * alpn: the client's protocol_name_list in wire format (1-byte length +
+ * name, repeated). Returns the target of the first offered protocol that
+ * has a route, in the client's order, or ROUTE_NO_MATCH.
+ */
+int32_t route_lookup_alpn(const struct route_table *table, const uint8_t *alpn, size_t alpn_len);
+
 size_t route_table_size(const struct route_table *table); /* patterns, default excluded */
 void route_table_free(struct route_table *table);
 

@@ -75,12 +75,15 @@ const struct snapshot_listener *connect_listener_of(struct worker *worker,
 }
 
 void connect_route(struct worker *worker, struct connection *connection,
-                   const char *name, size_t len)
+                   const char *name, size_t len, const uint8_t *alpn, size_t alpn_len)
 {
     const struct snapshot_listener *listener = connect_listener_of(worker, connection);
     int32_t target = ROUTE_NO_MATCH;
-    if (listener && listener->routes)
-        target = route_lookup(listener->routes, name, len);
+    if (listener && listener->routes) {
+        target = route_lookup_alpn(listener->routes, alpn, alpn_len);
+        if (target == ROUTE_NO_MATCH)
+            target = route_lookup(listener->routes, name, len);
+    }
     else if (listener)
         target = listener->upstream;
     if (target == ROUTE_NO_MATCH) {

@@ -15,9 +15,10 @@
 const struct snapshot_listener *connect_listener_of(struct worker *worker,
                                                     const struct connection *connection);
 
-/* name: normalised server name, or "" (len 0) for no SNI / not TLS. */
+/* name: normalised server name, or "" (len 0) for no SNI / not TLS;
+ * alpn: the offered protocols in wire format (may be empty). */
 void connect_route(struct worker *worker, struct connection *connection,
-                   const char *name, size_t len);
+                   const char *name, size_t len, const uint8_t *alpn, size_t alpn_len);
 
 /* Connect to upstream `target` of the current snapshot (plain forwarding). */
 void connect_upstream(struct worker *worker, struct connection *connection, int32_t target);

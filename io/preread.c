@@ -103,11 +103,12 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
             wait_for_more(worker, connection);
         return;
     case CLIENTHELLO_FOUND:
-        connect_route(worker, connection, info.server_name, info.server_name_len);
-        return;
     case CLIENTHELLO_NO_SNI:
+        connect_route(worker, connection, info.server_name, info.server_name_len, info.alpn,
+                      info.alpn_len);
+        return;
     case CLIENTHELLO_NOT_TLS:
-        connect_route(worker, connection, "", 0);
+        connect_route(worker, connection, "", 0, NULL, 0);
         return;
     case CLIENTHELLO_INVALID:
         connection_close(worker, connection, OUTCOME_INVALID_HELLO);

@@ -240,6 +240,19 @@ Test(config, named_listeners_plain_forwarding_and_tables)
     config_free(config);
 }
 
+Test(config, alpn_routes)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:1443\n"
+                                    "[routes]\nalpn acme-tls/1 = 127.0.0.1:8555\ndefault = 127.0.0.1:8443\n");
+    static const uint8_t acme[] = { 10, 'a', 'c', 'm', 'e', '-', 't', 'l', 's', '/', '1' };
+    const struct route_table *routes = config->snapshot->listeners[0].routes;
+    cr_assert_str_eq(upstream_name(config, route_lookup_alpn(routes, acme, sizeof acme)), "127.0.0.1:8555");
+    cr_assert_str_eq(upstream_name(config, route_lookup(routes, "a.test", 6)), "127.0.0.1:8443");
+    config_free(config);
+    const char *const expected[] = { "4: invalid ALPN protocol 'alpn a b'" };
+    expect_errors("[listen]\naddress = 127.0.0.1:1443\n[routes]\nalpn a b = 127.0.0.1:8555\n", expected, 1);
+}
+
 Test(config, listener_errors)
 {
     const char *text =

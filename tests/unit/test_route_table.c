@@ -173,3 +173,22 @@ Test(route_table, one_hundred_thousand_routes)
     }
     route_table_free(table);
 }
+
+static const uint8_t ACME_AND_H2[] = { 2, 'h', '2', 10, 'a', 'c', 'm', 'e', '-', 't', 'l', 's', '/', '1' };
+
+Test(route_table, alpn_routes_in_client_order)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    cr_assert_eq(route_table_builder_add_alpn(builder, "acme-tls/1", 7), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add_alpn(builder, "acme-tls/1", 8), ROUTE_ADD_DUPLICATE);
+    cr_assert_eq(route_table_builder_add_alpn(builder, "", 8), ROUTE_ADD_INVALID);
+    cr_assert_eq(route_table_builder_add_alpn(builder, "has space", 8), ROUTE_ADD_INVALID);
+    cr_assert_eq(route_table_builder_add(builder, "default", 1), ROUTE_ADD_OK);
+    struct route_table *table = route_table_build(builder);
+    cr_assert_eq(route_lookup_alpn(table, ACME_AND_H2, sizeof ACME_AND_H2), 7);
+    cr_assert_eq(route_lookup_alpn(table, ACME_AND_H2, 3), ROUTE_NO_MATCH, "only h2 offered");
+    cr_assert_eq(route_lookup_alpn(table, NULL, 0), ROUTE_NO_MATCH);
+    const uint8_t truncated[] = { 10, 'a', 'c', 'm', 'e' };
+    cr_assert_eq(route_lookup_alpn(table, truncated, sizeof truncated), ROUTE_NO_MATCH);
+    route_table_free(table);
+}
