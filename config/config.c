@@ -429,6 +429,30 @@ static void add_route(struct loader *loader, const char *name, const char *value
     loader->route_count++;
 }
 
+/* nginx's server parameters: weight=N max_fails=N fail_timeout=T backup down. */
+static bool parse_server_flag(struct loader *loader, const char *flag, struct upstream_server *server)
+{
+    uint64_t number;
+    if (strcmp(flag, "backup") == 0) {
+        server->backup = true;
+    } else if (strcmp(flag, "down") == 0) {
+        server->down = true;
+    } else if (strncmp(flag, "weight=", 7) == 0 && parse_count(flag + 7, 1, UPSTREAM_WEIGHT_MAX, &number)) {
+        server->weight = (uint16_t)number;
+    } else if (strncmp(flag, "max_fails=", 10) == 0 && parse_count(flag + 10, 0, 1000, &number)) {
+        server->max_fails = (uint16_t)number;
+    } else if (strncmp(flag, "fail_timeout=", 13) == 0 && units_parse_duration(flag + 13, &number) &&
+               number > 0 && number <= TIMEOUT_MAX_MS) {
+        server->fail_timeout_ms = (uint32_t)number;
+    } else {
+        add_error(loader, loader->line,
+                  "server: bad parameter '%s' (weight=1..%d, max_fails=0..1000, fail_timeout=DURATION, backup, down)",
+                  flag, UPSTREAM_WEIGHT_MAX);
+        return false;
+    }
+    return true;
+}
+
 static void add_server(struct loader *loader, const char *name, const char *value)
 {
     struct upstream *upstream = &loader->upstreams[loader->current_upstream].upstream;
@@ -444,23 +468,17 @@ static void add_server(struct loader *loader, const char *name, const char *valu
         add_error(loader, loader->line, "server: missing address");
         return;
     }
-    bool backup = false;
-    for (char *flag; (flag = strtok_r(NULL, " \t", &save)) != NULL;) {
-        if (strcmp(flag, "backup") == 0) {
-            backup = true;
-        } else {
-            add_error(loader, loader->line, "server: unknown flag '%s' (expected: backup)", flag);
+    struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
+    for (char *flag; (flag = strtok_r(NULL, " \t", &save)) != NULL;)
+        if (!parse_server_flag(loader, flag, &server))
             return;
-        }
-    }
-    struct address address;
     char error[256];
-    if (!address_parse(address_text, &address, error, sizeof error)) {
+    if (!address_parse(address_text, &server.address, error, sizeof error)) {
         add_error(loader, loader->line, "server: %s", error);
         return;
     }
-    if (!upstream_add_server(upstream, &address, backup))
-        loader->out_of_memory = true;
+    if (!upstream_add_server(upstream, &server))
+        add_error(loader, loader->line, "server: more than %d servers in one upstream", UPSTREAM_SERVERS_MAX);
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -505,7 +523,9 @@ static int32_t literal_upstream(struct loader *loader, const char *target, int l
     struct pending_upstream *pending = &upstreams[loader->upstream_count];
     memset(pending, 0, sizeof *pending);
     pending->upstream.name = strdup(target);
-    if (!pending->upstream.name || !upstream_add_server(&pending->upstream, &address, false)) {
+    struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
+    server.address = address;
+    if (!pending->upstream.name || !upstream_add_server(&pending->upstream, &server)) {
         upstream_release(&pending->upstream);
         loader->out_of_memory = true;
         return ROUTE_NO_MATCH;
@@ -652,10 +672,17 @@ static bool move_upstreams(struct loader *loader, struct snapshot *snapshot)
     if (!snapshot->upstreams)
         return false;
     snapshot->upstream_count = (uint32_t)loader->upstream_count;
+    uint32_t health_slots = 0;
     for (size_t i = 0; i < loader->upstream_count; i++) {
-        snapshot->upstreams[i] = loader->upstreams[i].upstream;
-        memset(&loader->upstreams[i].upstream, 0, sizeof loader->upstreams[i].upstream);
+        struct upstream *upstream = &loader->upstreams[i].upstream;
+        upstream->health_index = health_slots;
+        health_slots += upstream->server_count;
+        if (!upstream_schedule_build(upstream))
+            return false;
+        snapshot->upstreams[i] = *upstream;
+        memset(upstream, 0, sizeof *upstream);
     }
+    snapshot->health_slots = health_slots;
     return true;
 }
 

@@ -44,6 +44,7 @@ struct snapshot {
     uint32_t listener_count;
     struct upstream *upstreams;
     uint32_t upstream_count;
+    uint32_t health_slots;        /* servers of all upstreams (upstream.health_index) */
     struct snapshot_settings settings;
     /* Set by the publisher. */
     uint64_t epoch;

@@ -1,42 +1,102 @@
 /*
- * upstream.c - server order within an upstream: primaries round robin from
- * the caller's start, then backups in config order.
+ * upstream.c - server order within an upstream: a weighted round-robin
+ * first pick among the primaries, the other primaries next, then backups.
+ * Pure: no clock, no health (a worker skips servers it saw failing).
  */
 #include "upstream.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
-                                                          uint32_t start, uint32_t attempt)
+/* The n-th server (in the attempt order defined in upstream.h), counting
+ * down servers too; NULL past the end. */
+static const struct upstream_server *nth_in_order(const struct upstream *upstream,
+                                                  uint32_t first, uint32_t n)
 {
     uint32_t primaries = upstream->primary_count;
-    if (attempt < primaries)
-        return &upstream->servers[(start % primaries + attempt) % primaries];
-    attempt -= primaries;
-    if (attempt < upstream->server_count - primaries)
-        return &upstream->servers[primaries + attempt];
+    if (n < primaries)
+        return &upstream->servers[(first + n) % primaries];
+    n -= primaries;
+    if (n < upstream->server_count - primaries)
+        return &upstream->servers[primaries + n];
     return NULL;
 }
 
-bool upstream_add_server(struct upstream *upstream, const struct address *address, bool backup)
+const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
+                                                          uint32_t start, uint32_t attempt)
 {
+    uint32_t first = upstream->schedule_length ? upstream->schedule[start % upstream->schedule_length] : 0;
+    uint32_t usable = 0;
+    for (uint32_t n = 0;; n++) {
+        const struct upstream_server *server = nth_in_order(upstream, first, n);
+        if (!server)
+            return NULL;
+        if (server->down)
+            continue;
+        if (usable++ == attempt)
+            return server;
+    }
+}
+
+bool upstream_add_server(struct upstream *upstream, const struct upstream_server *server)
+{
+    if (upstream->server_count >= UPSTREAM_SERVERS_MAX)
+        return false;
     struct upstream_server *servers =
         realloc(upstream->servers, (upstream->server_count + 1) * sizeof *servers);
     if (!servers)
         return false;
     upstream->servers = servers;
     uint32_t at = upstream->server_count;
-    if (!backup) {
+    if (!server->backup) {
         /* Keep primaries in front: shift the backups one place back. */
         at = upstream->primary_count;
-        memmove(&servers[at + 1], &servers[at],
-                (upstream->server_count - at) * sizeof *servers);
+        memmove(&servers[at + 1], &servers[at], (upstream->server_count - at) * sizeof *servers);
         upstream->primary_count++;
     }
-    servers[at].address = *address;
-    servers[at].backup = backup;
+    servers[at] = *server;
     upstream->server_count++;
+    return true;
+}
+
+bool upstream_schedule_build(struct upstream *upstream)
+{
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < upstream->primary_count; i++)
+        if (!upstream->servers[i].down)
+            total += upstream->servers[i].weight ? upstream->servers[i].weight : 1;
+    free(upstream->schedule);
+    upstream->schedule = NULL;
+    upstream->schedule_length = 0;
+    if (total == 0)
+        return true;
+    uint16_t *schedule = malloc(total * sizeof *schedule);
+    int64_t *current = calloc(upstream->primary_count, sizeof *current);
+    if (!schedule || !current) {
+        free(schedule);
+        free(current);
+        return false;
+    }
+    /* Smooth weighted round robin, run once for a whole cycle. */
+    for (uint32_t slot = 0; slot < total; slot++) {
+        uint32_t best = 0;
+        bool found = false;
+        for (uint32_t i = 0; i < upstream->primary_count; i++) {
+            const struct upstream_server *server = &upstream->servers[i];
+            if (server->down)
+                continue;
+            current[i] += server->weight ? server->weight : 1;
+            if (!found || current[i] > current[best]) {
+                best = i;
+                found = true;
+            }
+        }
+        current[best] -= total;
+        schedule[slot] = (uint16_t)best;
+    }
+    free(current);
+    upstream->schedule = schedule;
+    upstream->schedule_length = total;
     return true;
 }
 
@@ -44,7 +104,9 @@ void upstream_release(struct upstream *upstream)
 {
     free(upstream->name);
     free(upstream->servers);
+    free(upstream->schedule);
     upstream->name = NULL;
     upstream->servers = NULL;
-    upstream->server_count = upstream->primary_count = 0;
+    upstream->schedule = NULL;
+    upstream->server_count = upstream->primary_count = upstream->schedule_length = 0;
 }

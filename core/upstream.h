@@ -4,7 +4,9 @@
  * An upstream is a named list of servers, primaries first then backups.
  * Choosing a server is a pure function of (upstream, round-robin start,
  * attempt number) so a worker keeps its own round-robin cursor and no state
- * is shared between workers.
+ * is shared between workers. Weights shape a precomputed smooth weighted
+ * round-robin schedule (nginx's algorithm: the heaviest server is not picked
+ * twice in a row when others have weight left).
  */
 #ifndef SNISPLICE_CORE_UPSTREAM_H
 #define SNISPLICE_CORE_UPSTREAM_H
@@ -14,29 +16,48 @@
 
 #include "address.h"
 
+#define UPSTREAM_WEIGHT_MAX 1000
+#define UPSTREAM_SERVERS_MAX 256
+
 struct upstream_server {
     struct address address;
     bool backup;
+    bool down;                /* kept in the config, never used */
+    uint16_t weight;          /* share of new connections among primaries */
+    uint16_t max_fails;       /* failures within fail_timeout that take it out; 0: never */
+    uint32_t fail_timeout_ms; /* that window, and how long it then stays out */
 };
+
+/* nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
+#define UPSTREAM_SERVER_DEFAULTS \
+    { .weight = 1, .max_fails = 1, .fail_timeout_ms = 10000 }
 
 struct upstream {
     char *name;                      /* config name, or the literal address text */
     struct upstream_server *servers; /* primaries first, then backups */
     uint32_t server_count;
     uint32_t primary_count;
+    uint16_t *schedule;              /* primary indexes, weighted; built by upstream_schedule_build */
+    uint32_t schedule_length;
+    uint32_t health_index;           /* its first server's slot in a worker's health table */
 };
 
 /*
  * The server to try on attempt `attempt` (0-based) of a connection whose
- * round-robin start is `start`: every primary once, starting at
- * start % primary_count and wrapping, then every backup in config order.
- * NULL once all servers were tried.
+ * round-robin start is `start`: first the primary at schedule[start %
+ * schedule_length], then the other primaries in config order (wrapping),
+ * then the backups in config order; `down` servers are skipped. NULL once
+ * all servers were tried.
  */
 const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
                                                           uint32_t start, uint32_t attempt);
 
-/* Append a server; backups are kept after primaries. Returns false on ENOMEM. */
-bool upstream_add_server(struct upstream *upstream, const struct address *address, bool backup);
+/* Append a copy of server; backups are kept after primaries. False on
+ * ENOMEM or past UPSTREAM_SERVERS_MAX. */
+bool upstream_add_server(struct upstream *upstream, const struct upstream_server *server);
+
+/* After the last server is added: compute the weighted schedule. False on ENOMEM. */
+bool upstream_schedule_build(struct upstream *upstream);
 
 /* Free what the upstream owns (not the struct itself). */
 void upstream_release(struct upstream *upstream);

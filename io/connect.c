@@ -30,18 +30,34 @@ static void unpin(struct worker *worker, struct connection *connection)
     connection->upstream = NULL;
 }
 
+
+/* The next server to try that is not resting after failures; NULL when
+ * none is left (nginx's "no live upstreams"). */
+static const struct upstream_server *next_live_server(struct worker *worker,
+                                                     struct connection *connection)
+{
+    for (;;) {
+        const struct upstream_server *server =
+            upstream_server_for_attempt(connection->upstream, connection->round_robin_start,
+                                        connection->connect_attempt);
+        if (!server)
+            return NULL;
+        connection->connect_attempt++;
+        if (upstream_health_available(&worker->health, connection->upstream, server, worker->now_ms))
+            return server;
+    }
+}
+
 static void connect_next_server(struct worker *worker, struct connection *connection)
 {
-    const struct upstream_server *server =
-        upstream_server_for_attempt(connection->upstream, connection->round_robin_start,
-                                    connection->connect_attempt);
+    const struct upstream_server *server = next_live_server(worker, connection);
     if (!server) {
-        log_debug("worker %u: upstream %s: every server failed", worker->index,
+        log_debug("worker %u: upstream %s: no live server left", worker->index,
                   connection->upstream->name);
         connection_close(worker, connection, OUTCOME_CONNECT_FAILED);
         return;
     }
-    connection->connect_attempt++;
+    connection->server = server;
     int family = address_family(&server->address);
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -112,16 +128,17 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
 
 void connect_on_complete(struct worker *worker, struct connection *connection, int result)
 {
+    const struct upstream_server *server = connection->server;
     if (result == 0) {
+        upstream_health_succeeded(&worker->health, connection->upstream, server);
         unpin(worker, connection);
+        connection->server = NULL;
         hello_forward(worker, connection);
         return;
     }
+    upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);
     if (log_threshold >= LOG_DEBUG) {
         char text[ADDRESS_TEXT_MAX];
-        const struct upstream_server *server =
-            upstream_server_for_attempt(connection->upstream, connection->round_robin_start,
-                                        connection->connect_attempt - 1u);
         address_format(&server->address, text, sizeof text);
         log_debug("worker %u: connect to %s: %s", worker->index, text,
                   connection->connect_timed_out ? "timed out" : strerror(-result));

@@ -158,6 +158,7 @@ void connection_close(struct worker *worker, struct connection *connection,
         snapshot_unpin(connection->snapshot, worker->index);
         connection->snapshot = NULL;
         connection->upstream = NULL;
+        connection->server = NULL;
     }
     release_pipe(worker, &connection->to_upstream);
     release_pipe(worker, &connection->to_client);

@@ -80,6 +80,7 @@ struct connection {
     uint8_t *preread;                /* from the worker's buffer pool */
     struct snapshot *snapshot;       /* pinned while connecting, else NULL */
     const struct upstream *upstream; /* valid while snapshot is pinned */
+    const struct upstream_server *server; /* being connected to; valid while pinned */
     uint32_t round_robin_start;
     uint64_t last_activity_ms;
     struct relay_direction to_upstream;

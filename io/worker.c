@@ -91,6 +91,8 @@ static void adopt_snapshot(struct worker *worker)
     if (snapshot->epoch == worker->round_robin_epoch)
         return;
     worker->round_robin_epoch = snapshot->epoch;
+    if (!upstream_health_reset(&worker->health, snapshot->health_slots))
+        log_warn("worker %u: no memory for upstream health; every server counts as up", worker->index);
     if (snapshot->upstream_count > worker->round_robin_count) {
         uint32_t *cursors = realloc(worker->round_robin, snapshot->upstream_count * sizeof *cursors);
         if (cursors) {
@@ -407,6 +409,7 @@ void worker_destroy(struct worker *worker)
     buffer_pool_destroy(&worker->preread_buffers);
     free(worker->parse_scratch);
     free(worker->round_robin);
+    upstream_health_free(&worker->health);
     if (worker->wakeup_fd >= 0)
         close(worker->wakeup_fd);
     worker->parse_scratch = NULL;

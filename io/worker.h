@@ -21,6 +21,7 @@
 #include "connection.h"
 #include "pipe_pool.h"
 #include "timer_wheel.h"
+#include "upstream_health.h"
 
 /* What a completion's user_data points at; the tag sits in the low 3 bits
  * (every owner is at least 8-byte aligned). */
@@ -77,6 +78,7 @@ struct worker {
     uint32_t *round_robin;         /* one cursor per upstream of the snapshot */
     uint32_t round_robin_count;
     uint64_t round_robin_epoch;
+    struct upstream_health health; /* per server of the adopted snapshot */
     uint64_t now_ms;               /* monotonic, read once per iteration */
     uint32_t max_connections;      /* this worker's share */
     uint32_t open_connections;

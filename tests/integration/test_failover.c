@@ -189,3 +189,35 @@ Test(failover, connect_timeout_moves_to_the_next_server, .init = integration_ini
     free(body);
     expect_clean_exit();
 }
+
+Test(failover, failed_server_rests_for_fail_timeout, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(49, 0), hole_port = TEST_PORT(49, 1), alpha_port = TEST_PORT(49, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = matrix\n[upstream matrix]\n"
+                             "server = 127.0.0.1:%u max_fails=1 fail_timeout=5s\n"
+                             "server = 127.0.0.1:%u\n", hole_port, alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    /* Round robin alternates the first pick: without passive health every
+     * second connection would wait 500 ms for the black hole. */
+    int slow = 0;
+    for (int attempt = 0; attempt < 6; attempt++) {
+        long long start = monotonic_ms();
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: \"%s\"", attempt, reply ? reply : "");
+        slow += monotonic_ms() - start >= 400;
+        free(reply);
+    }
+    cr_expect_leq(slow, 1, "%d of 6 connections waited for the failed server", slow);
+    cr_expect_geq(slow, 1, "the black hole was never tried: round robin broken?");
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
+    free(config);
+    free(body);
+    expect_clean_exit();
+}

@@ -181,7 +181,7 @@ Test(config, every_error_with_its_line)
         "bad_name.test = up\n"                        /* 14 */
         "c.test = 127.0.0.1:99999\n"                  /* 15 */
         "[upstream up]\n"                             /* 16 */
-        "server = 127.0.0.1:1 weight=5\n"             /* 17 */
+        "server = 127.0.0.1:1 weight=5000\n"          /* 17 */
         "server = 127.0.0.1:2\n"                      /* 18 */
         "[upstream up]\n"                             /* 19 */
         "[upstream empty]\n"                          /* 20 */
@@ -194,7 +194,7 @@ Test(config, every_error_with_its_line)
         "5: unknown key 'colour' in [global]",
         "8: duplicate listen address '127.0.0.1:443'",
         "9: address: bad address 'localhost:443': expected IPv4:port, [IPv6]:port or unix:/path",
-        "17: server: unknown flag 'weight=5' (expected: backup)",
+        "17: server: bad parameter 'weight=5000' (weight=1..1000, max_fails=0..1000, fail_timeout=DURATION, backup, down)",
         "19: duplicate upstream 'up' (first at line 16)",
         "21: unknown section [upstreams]",
         "22: bad upstream name 'b@d' (letters, digits, '_', '-')",

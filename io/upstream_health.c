@@ -1,0 +1,68 @@
+/*
+ * upstream_health.c - per-worker failure counting for upstream servers.
+ */
+#include "upstream_health.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct server_health *slot_of(const struct upstream_health *health,
+                                     const struct upstream *upstream,
+                                     const struct upstream_server *server)
+{
+    uint32_t index = upstream->health_index + (uint32_t)(server - upstream->servers);
+    return index < health->count ? &health->servers[index] : NULL;
+}
+
+bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
+{
+    if (slots > health->count) {
+        struct server_health *servers = realloc(health->servers, slots * sizeof *servers);
+        if (!servers)
+            return false;
+        health->servers = servers;
+    }
+    health->count = slots;
+    if (slots)
+        memset(health->servers, 0, slots * sizeof *health->servers);
+    return true;
+}
+
+void upstream_health_free(struct upstream_health *health)
+{
+    free(health->servers);
+    health->servers = NULL;
+    health->count = 0;
+}
+
+bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
+                               const struct upstream_server *server, uint64_t now_ms)
+{
+    const struct server_health *slot = slot_of(health, upstream, server);
+    return !slot || now_ms >= slot->unavailable_until_ms;
+}
+
+void upstream_health_failed(struct upstream_health *health, const struct upstream *upstream,
+                            const struct upstream_server *server, uint64_t now_ms)
+{
+    struct server_health *slot = slot_of(health, upstream, server);
+    if (!slot || server->max_fails == 0)
+        return;
+    if (now_ms - slot->window_start_ms >= server->fail_timeout_ms) {
+        slot->window_start_ms = now_ms;
+        slot->fails = 0;
+    }
+    if (++slot->fails >= server->max_fails) {
+        slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+        slot->fails = 0;
+        slot->window_start_ms = now_ms;
+    }
+}
+
+void upstream_health_succeeded(struct upstream_health *health, const struct upstream *upstream,
+                               const struct upstream_server *server)
+{
+    struct server_health *slot = slot_of(health, upstream, server);
+    if (slot)
+        slot->fails = 0;
+}
