@@ -332,6 +332,11 @@ static void set_global(struct loader *loader, const char *name, const char *valu
             loader->config->workers = (unsigned)number;
         else
             add_error(loader, loader->line, "workers: expected auto or 1..%d, got '%s'", WORKERS_MAX, value);
+    } else if (strcmp(name, "user") == 0) {
+        free(loader->config->user);
+        loader->config->user = strdup(value);
+        if (!loader->config->user)
+            loader->out_of_memory = true;
     } else if (strcmp(name, "max_connections") == 0) {
         if (parse_count(value, 1, 10000000, &number))
             settings->max_connections = (uint32_t)number;
@@ -775,6 +780,7 @@ void config_free(struct config *config)
     if (!config)
         return;
     free(config->listen);
+    free(config->user);
     snapshot_free(config->snapshot);
     free(config);
 }

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,6 +159,32 @@ static void close_listeners(struct process *process)
     process->listeners = NULL;
 }
 
+/* After binding, before any worker exists: every thread starts unprivileged. */
+static bool drop_privileges(const char *user)
+{
+    if (!user)
+        return true;
+    errno = 0;
+    struct passwd *entry = getpwnam(user);
+    if (!entry) {
+        log_error("user '%s': %s", user, errno ? strerror(errno) : "no such user");
+        return false;
+    }
+    if (getuid() == entry->pw_uid && geteuid() == entry->pw_uid)
+        return true;
+    if (initgroups(user, entry->pw_gid) != 0 || setgid(entry->pw_gid) != 0 || setuid(entry->pw_uid) != 0) {
+        log_error("cannot switch to user '%s': %s", user, strerror(errno));
+        return false;
+    }
+    /* Dropped for good: regaining root must be impossible. */
+    if (setuid(0) == 0) {
+        log_error("switched to '%s' but could regain root; refusing to run", user);
+        return false;
+    }
+    log_info("running as user %s (uid %u)", user, (unsigned)entry->pw_uid);
+    return true;
+}
+
 static bool start_workers(struct process *process, const int *cpus, unsigned cpu_count)
 {
     process->workers = calloc(process->worker_count, sizeof *process->workers);
@@ -290,7 +318,7 @@ static int serve(const char *config_path)
         goto out;
     }
     config->snapshot = NULL;
-    if (!open_listeners(&process))
+    if (!open_listeners(&process) || !drop_privileges(config->user))
         goto out;
     if (!start_workers(&process, cpus, cpu_count)) {
         log_error("cannot start workers");
