@@ -332,6 +332,11 @@ static void set_global(struct loader *loader, const char *name, const char *valu
             loader->config->workers = (unsigned)number;
         else
             add_error(loader, loader->line, "workers: expected auto or 1..%d, got '%s'", WORKERS_MAX, value);
+    } else if (strcmp(name, "access_log") == 0) {
+        free(loader->config->access_log);
+        loader->config->access_log = strcmp(value, "off") == 0 ? NULL : strdup(value);
+        if (strcmp(value, "off") != 0 && !loader->config->access_log)
+            loader->out_of_memory = true;
     } else if (strcmp(name, "user") == 0) {
         free(loader->config->user);
         loader->config->user = strdup(value);
@@ -781,6 +786,7 @@ void config_free(struct config *config)
         return;
     free(config->listen);
     free(config->user);
+    free(config->access_log);
     snapshot_free(config->snapshot);
     free(config);
 }

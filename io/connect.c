@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -58,6 +59,7 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         return;
     }
     connection->server = server;
+    access_log_note_server(connection, &server->address);
     int family = address_family(&server->address);
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -102,6 +104,7 @@ void connect_route(struct worker *worker, struct connection *connection,
     }
     else if (listener)
         target = listener->upstream;
+    access_log_note_route(connection, name, alpn, alpn_len, NULL);
     if (target == ROUTE_NO_MATCH) {
         log_debug("worker %u: no route for '%s'", worker->index, name);
         connection_close(worker, connection, OUTCOME_NO_ROUTE);
@@ -120,6 +123,9 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     snapshot_pin(snapshot, worker->index);
     connection->snapshot = snapshot;
     connection->upstream = &snapshot->upstreams[target];
+    if (connection->access)
+        snprintf(connection->access->route, sizeof connection->access->route, "%s",
+                 connection->upstream->name);
     connection->round_robin_start = round_robin_next(worker, target);
     connection->connect_attempt = 0;
     connection->state = CONNECTION_CONNECT;

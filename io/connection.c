@@ -141,6 +141,7 @@ void connection_close(struct worker *worker, struct connection *connection,
               connection->client_fd, connection_outcome_name(outcome),
               (unsigned long long)connection->to_upstream.bytes,
               (unsigned long long)connection->to_client.bytes);
+    access_log_end(worker, connection, connection_outcome_name(outcome));
     connection->state = CONNECTION_CLOSING;
     timer_wheel_disarm(&worker->timers, &connection->timer);
     cancel_pending(worker, connection);

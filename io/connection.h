@@ -85,6 +85,7 @@ struct connection {
     uint64_t last_activity_ms;
     struct relay_direction to_upstream;
     struct relay_direction to_client;
+    struct access_record *access;    /* only while an access_log is configured */
     struct connection *next_free;
 };
 

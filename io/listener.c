@@ -77,6 +77,7 @@ static void accept_connection(struct worker *worker, const struct listener *list
     }
     counter_add(&worker->counters.accepted, 1);
     connection->listener = (uint16_t)listener->index;
+    access_log_begin(worker, connection);
     preread_start(worker, connection);
 }
 

@@ -38,6 +38,7 @@ struct options {
 
 struct process {
     const char *config_path;
+    char *access_log_path;      /* as configured now; NULL: off */
     struct publisher *publisher;
     struct worker *workers;
     unsigned worker_count;
@@ -229,6 +230,18 @@ static bool same_listen(const struct process *process, const struct config *conf
     return true;
 }
 
+/* Open, reopen onto the same fd, or close the access log. */
+static void apply_access_log(struct process *process, const char *path)
+{
+    if (!path) {
+        access_log_close();
+    } else if (!access_log_open(path)) {
+        return;
+    }
+    free(process->access_log_path);
+    process->access_log_path = path ? strdup(path) : NULL;
+}
+
 static void reload(struct process *process)
 {
     log_info("reloading %s", process->config_path);
@@ -244,6 +257,7 @@ static void reload(struct process *process)
         log_warn("reload: listen addresses changed; a restart is needed to apply that");
     if (config->workers != 0 && config->workers != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
+    apply_access_log(process, config->access_log);
     if (!publisher_publish(process->publisher, config->snapshot)) {
         log_error("reload: out of memory; the previous configuration keeps serving");
         config_free(config);
@@ -274,6 +288,10 @@ static void serve_signals(struct process *process, const sigset_t *signals)
         int signal_number = sigtimedwait(signals, NULL, &timeout);
         if (signal_number == SIGHUP) {
             reload(process);
+        } else if (signal_number == SIGUSR1) {
+            /* logrotate moved the file away: write to a new one at the path. */
+            if (process->access_log_path && access_log_open(process->access_log_path))
+                log_info("reopened access log %s", process->access_log_path);
         } else if (signal_number == SIGTERM || signal_number == SIGINT) {
             log_info("%s: draining connections, then exiting", strsignal(signal_number));
             service_notify("STOPPING=1");
@@ -307,6 +325,7 @@ static int serve(const char *config_path)
     sigaddset(&signals, SIGHUP);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);
     /* Blocked before any thread exists, so workers inherit the mask. */
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -318,6 +337,11 @@ static int serve(const char *config_path)
         goto out;
     }
     config->snapshot = NULL;
+    if (config->access_log) {
+        if (!access_log_open(config->access_log))
+            goto out;
+        process.access_log_path = strdup(config->access_log);
+    }
     if (!open_listeners(&process) || !drop_privileges(config->user))
         goto out;
     if (!start_workers(&process, cpus, cpu_count)) {
@@ -337,6 +361,8 @@ out:
         worker_destroy(&process.workers[i]);
     free(process.workers);
     close_listeners(&process);
+    access_log_close();
+    free(process.access_log_path);
     if (process.publisher)
         publisher_free(process.publisher);
     config_free(config);

@@ -191,6 +191,9 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
         if (connection_op_completed(worker, owner, op_of_tag(tag)))
             relay_on_ready(worker, owner, tag, cqe->res);
         break;
+    case RING_TAG_ACCESS_LOG:
+        access_log_written(worker, owner, cqe->res);
+        break;
     default:
         break;
     }
@@ -271,6 +274,7 @@ static void run_loop(struct worker *worker)
             seen++;
         }
         io_uring_cq_advance(&worker->ring, seen);
+        access_log_flush(worker);
         publisher_quiescent(worker->publisher, worker->index);
     }
 }
@@ -314,8 +318,9 @@ static void pin_to_cpu(struct worker *worker)
 
 static void finish(struct worker *worker)
 {
-    /* Reap outstanding cancellations so no connection memory is in use. */
-    while (worker->allocated_connections > 0) {
+    /* Reap outstanding cancellations and log writes: no memory may be in use. */
+    access_log_flush(worker);
+    while (worker->allocated_connections > 0 || access_log_writing(worker)) {
         worker->now_ms = monotonic_ms();
         submit_and_wait(worker);
         unsigned head, seen = 0;
@@ -325,6 +330,7 @@ static void finish(struct worker *worker)
             seen++;
         }
         io_uring_cq_advance(&worker->ring, seen);
+        access_log_flush(worker);
     }
     io_uring_queue_exit(&worker->ring);
     publisher_worker_offline(worker->publisher, worker->index);
@@ -367,7 +373,8 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     connection_slab_init(&worker->connections);
     struct snapshot *snapshot = publisher_current(publisher);
     buffer_pool_init(&worker->preread_buffers, snapshot->settings.preread_max, PREREAD_BUFFERS_KEPT);
-    if (worker->wakeup_fd < 0 || !worker->parse_scratch || !pipe_pool_init(&worker->pipes, PIPES_KEPT)) {
+    if (worker->wakeup_fd < 0 || !worker->parse_scratch || !pipe_pool_init(&worker->pipes, PIPES_KEPT) ||
+        !access_log_init(&worker->access_log)) {
         worker_destroy(worker);
         return false;
     }
@@ -410,6 +417,7 @@ void worker_destroy(struct worker *worker)
     free(worker->parse_scratch);
     free(worker->round_robin);
     upstream_health_free(&worker->health);
+    access_log_destroy(&worker->access_log);
     if (worker->wakeup_fd >= 0)
         close(worker->wakeup_fd);
     worker->parse_scratch = NULL;

@@ -17,6 +17,7 @@
 
 #include "../core/address.h"
 #include "../core/publisher.h"
+#include "access_log.h"
 #include "buffer_pool.h"
 #include "connection.h"
 #include "pipe_pool.h"
@@ -32,6 +33,7 @@ enum ring_tag {
     RING_TAG_TO_UPSTREAM = 3, /* struct connection, CONNECTION_OP_TO_UPSTREAM */
     RING_TAG_TO_CLIENT = 4,   /* struct connection, CONNECTION_OP_TO_CLIENT */
     RING_TAG_IGNORE = 5,      /* cancellations: nothing to do */
+    RING_TAG_ACCESS_LOG = 6,  /* struct access_log_buffer */
 };
 
 static inline uint64_t ring_tag_pack(const void *owner, enum ring_tag tag)
@@ -79,6 +81,7 @@ struct worker {
     uint32_t round_robin_count;
     uint64_t round_robin_epoch;
     struct upstream_health health; /* per server of the adopted snapshot */
+    struct access_log access_log;
     uint64_t now_ms;               /* monotonic, read once per iteration */
     uint32_t max_connections;      /* this worker's share */
     uint32_t open_connections;

@@ -1,0 +1,78 @@
+/*
+ * access_log.h - one line per finished connection, nginx-like:
+ *
+ *   2026-11-25T03:12:44.123Z 192.0.2.7:51234 sni=matrix.example.com alpn=h2
+ *     route=matrix upstream=127.0.0.1:12443 up=1932 down=1024 ms=3 outcome=done
+ *
+ * Lines are formatted into a per-worker buffer and written with
+ * IORING_OP_WRITE, two buffers taking turns, so a slow disk never blocks
+ * the worker's ring. If both buffers are busy the line is dropped and
+ * counted, never waited for. The file descriptor is shared by all workers
+ * (O_APPEND makes each write land whole); SIGUSR1 reopens it by dup2()
+ * onto the same number, so workers never see a closed descriptor.
+ * Costs nothing when no access_log is configured.
+ */
+#ifndef SNISPLICE_IO_ACCESS_LOG_H
+#define SNISPLICE_IO_ACCESS_LOG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../core/address.h"
+#include "../core/hostname.h"
+
+#define ACCESS_LOG_BUFFER_SIZE (64 * 1024)
+
+/* What a connection remembers for its line; allocated only when logging. */
+struct access_record {
+    uint64_t started_ms;              /* monotonic */
+    struct sockaddr_storage client;
+    char server_name[HOSTNAME_MAX + 1];
+    char alpn[32];                    /* first offered protocol, cut */
+    char route[64];                   /* upstream name */
+    char upstream[ADDRESS_TEXT_MAX];  /* server connected to */
+};
+
+struct access_log_buffer {
+    char *bytes;
+    size_t used;
+    bool writing;                     /* an IORING_OP_WRITE owns it */
+} __attribute__((aligned(8)));
+
+struct access_log {
+    struct access_log_buffer buffers[2];
+    unsigned filling;                 /* index of the buffer taking new lines */
+    uint64_t dropped;
+};
+
+/* Process-wide: the descriptor all workers write to, -1 when off. */
+extern _Atomic int access_log_fd;
+
+/* Main thread: open (or reopen onto the same fd) path; NULL closes it. */
+bool access_log_open(const char *path);
+void access_log_close(void);
+
+bool access_log_init(struct access_log *log);
+void access_log_destroy(struct access_log *log);
+
+/* ---- worker side (access_log_writer.c) ---- */
+struct worker;
+struct connection;
+
+/* At accept, when logging is on: remember the client and the start time. */
+void access_log_begin(struct worker *worker, struct connection *connection);
+/* At routing: the server name, the offered ALPN and the chosen upstream. */
+void access_log_note_route(struct connection *connection, const char *server_name,
+                           const uint8_t *alpn, size_t alpn_len, const char *route);
+void access_log_note_server(struct connection *connection, const struct address *server);
+/* At close: format the line into the worker's buffer, free the record. */
+void access_log_end(struct worker *worker, struct connection *connection, const char *outcome);
+/* End of a loop iteration: hand a filled buffer to the ring. */
+void access_log_flush(struct worker *worker);
+void access_log_written(struct worker *worker, struct access_log_buffer *buffer, int result);
+bool access_log_writing(const struct worker *worker);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * access_log_writer.c - the worker half of the access log: per-connection
+ * records, line formatting, and double-buffered IORING_OP_WRITE.
+ * Never blocks, never waits for the disk: a line that finds both buffers
+ * busy is dropped and counted.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "access_log.h"
+#include "log.h"
+#include "worker.h"
+
+#define LINE_MAX_BYTES 1024
+
+void access_log_begin(struct worker *worker, struct connection *connection)
+{
+    if (atomic_load_explicit(&access_log_fd, memory_order_relaxed) < 0)
+        return;
+    struct access_record *record = calloc(1, sizeof *record);
+    if (!record)
+        return;
+    record->started_ms = worker->now_ms;
+    socklen_t length = sizeof record->client;
+    if (getpeername(connection->client_fd, (struct sockaddr *)&record->client, &length) != 0)
+        record->client.ss_family = AF_UNSPEC;
+    snprintf(record->route, sizeof record->route, "-");
+    snprintf(record->upstream, sizeof record->upstream, "-");
+    connection->access = record;
+}
+
+void access_log_note_route(struct connection *connection, const char *server_name,
+                           const uint8_t *alpn, size_t alpn_len, const char *route)
+{
+    struct access_record *record = connection->access;
+    if (!record)
+        return;
+    snprintf(record->server_name, sizeof record->server_name, "%s", server_name);
+    if (alpn_len > 1 && alpn[0] > 0 && (size_t)alpn[0] < alpn_len) {
+        size_t first = alpn[0] < sizeof record->alpn - 1 ? alpn[0] : sizeof record->alpn - 1;
+        /* Printable only: an ALPN name is client-chosen bytes. */
+        for (size_t i = 0; i < first; i++)
+            record->alpn[i] = alpn[1 + i] > ' ' && alpn[1 + i] <= '~' ? (char)alpn[1 + i] : '?';
+        record->alpn[first] = '\0';
+    }
+    if (route)
+        snprintf(record->route, sizeof record->route, "%s", route);
+}
+
+void access_log_note_server(struct connection *connection, const struct address *server)
+{
+    if (connection->access)
+        address_format(server, connection->access->upstream, sizeof connection->access->upstream);
+}
+
+static void format_client(const struct sockaddr_storage *client, char *out, size_t size)
+{
+    char host[INET6_ADDRSTRLEN] = "-";
+    if (client->ss_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)client;
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+        snprintf(out, size, "%s:%u", host, ntohs(in4->sin_port));
+    } else if (client->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)client;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, size, "-");
+    }
+}
+
+static int format_line(const struct worker *worker, const struct connection *connection,
+                       const char *outcome, char *line)
+{
+    const struct access_record *record = connection->access;
+    struct timespec now;
+    struct tm utc;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &utc);
+    char stamp[32], client[80];
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
+    format_client(&record->client, client, sizeof client);
+    return snprintf(line, LINE_MAX_BYTES,
+                    "%s.%03ldZ %s sni=%s alpn=%s route=%s upstream=%s up=%llu down=%llu ms=%llu outcome=%s\n",
+                    stamp, now.tv_nsec / 1000000, client,
+                    record->server_name[0] ? record->server_name : "-",
+                    record->alpn[0] ? record->alpn : "-", record->route, record->upstream,
+                    (unsigned long long)connection->to_upstream.bytes,
+                    (unsigned long long)connection->to_client.bytes,
+                    (unsigned long long)(worker->now_ms - record->started_ms), outcome);
+}
+
+/* Submit the filling buffer if it has lines and the other one is free to
+ * take over. */
+static void submit_filling(struct worker *worker)
+{
+    struct access_log *log = &worker->access_log;
+    struct access_log_buffer *filling = &log->buffers[log->filling];
+    struct access_log_buffer *other = &log->buffers[!log->filling];
+    int fd = atomic_load_explicit(&access_log_fd, memory_order_relaxed);
+    if (filling->used == 0 || filling->writing || other->writing || fd < 0)
+        return;
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    /* Offset -1: the file position; O_APPEND puts every write at the end. */
+    io_uring_prep_write(sqe, fd, filling->bytes, (unsigned)filling->used, (uint64_t)-1);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(filling, RING_TAG_ACCESS_LOG));
+    filling->writing = true;
+    log->filling = !log->filling;
+}
+
+void access_log_end(struct worker *worker, struct connection *connection, const char *outcome)
+{
+    struct access_record *record = connection->access;
+    if (!record)
+        return;
+    struct access_log *log = &worker->access_log;
+    char line[LINE_MAX_BYTES];
+    int length = format_line(worker, connection, outcome, line);
+    free(record);
+    connection->access = NULL;
+    if (length <= 0)
+        return;
+    if ((size_t)length > LINE_MAX_BYTES - 1)
+        length = LINE_MAX_BYTES - 1;
+    struct access_log_buffer *filling = &log->buffers[log->filling];
+    if (filling->used + (size_t)length > ACCESS_LOG_BUFFER_SIZE) {
+        submit_filling(worker);
+        filling = &log->buffers[log->filling];
+    }
+    if (filling->writing || filling->used + (size_t)length > ACCESS_LOG_BUFFER_SIZE) {
+        log->dropped++;
+        return;
+    }
+    memcpy(filling->bytes + filling->used, line, (size_t)length);
+    filling->used += (size_t)length;
+}
+
+void access_log_flush(struct worker *worker)
+{
+    submit_filling(worker);
+}
+
+void access_log_written(struct worker *worker, struct access_log_buffer *buffer, int result)
+{
+    if (result < 0 || (size_t)result < buffer->used) {
+        /* Disk full or similar: the rest of this buffer is lost, say so once. */
+        if (worker->access_log.dropped == 0)
+            log_warn("worker %u: access log write: %s", worker->index,
+                     result < 0 ? strerror(-result) : "short write");
+        worker->access_log.dropped++;
+    }
+    buffer->used = 0;
+    buffer->writing = false;
+}
+
+bool access_log_writing(const struct worker *worker)
+{
+    return worker->access_log.buffers[0].writing || worker->access_log.buffers[1].writing;
+}
