@@ -254,6 +254,22 @@ static void submit_and_wait(struct worker *worker)
         log_warn("worker %u: io_uring_enter: %s", worker->index, strerror(-result));
 }
 
+/* One batch: submit what is queued, wait for at least one completion (or
+ * the next deadline), handle every completion, then queue the log writes. */
+static void submit_wait_and_dispatch(struct worker *worker)
+{
+    submit_and_wait(worker);
+    worker->now_ms = monotonic_ms();
+    unsigned head, seen = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&worker->ring, head, cqe) {
+        dispatch(worker, cqe);
+        seen++;
+    }
+    io_uring_cq_advance(&worker->ring, seen);
+    access_log_flush(worker);
+}
+
 static void run_loop(struct worker *worker)
 {
     for (;;) {
@@ -265,16 +281,7 @@ static void run_loop(struct worker *worker)
         if (worker->draining && drain_step(worker))
             break;
         listener_resume(worker);
-        submit_and_wait(worker);
-        worker->now_ms = monotonic_ms();
-        unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
-        io_uring_for_each_cqe(&worker->ring, head, cqe) {
-            dispatch(worker, cqe);
-            seen++;
-        }
-        io_uring_cq_advance(&worker->ring, seen);
-        access_log_flush(worker);
+        submit_wait_and_dispatch(worker);
         publisher_quiescent(worker->publisher, worker->index);
     }
 }
@@ -322,15 +329,7 @@ static void finish(struct worker *worker)
     access_log_flush(worker);
     while (worker->allocated_connections > 0 || access_log_writing(worker)) {
         worker->now_ms = monotonic_ms();
-        submit_and_wait(worker);
-        unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
-        io_uring_for_each_cqe(&worker->ring, head, cqe) {
-            dispatch(worker, cqe);
-            seen++;
-        }
-        io_uring_cq_advance(&worker->ring, seen);
-        access_log_flush(worker);
+        submit_wait_and_dispatch(worker);
     }
     io_uring_queue_exit(&worker->ring);
     publisher_worker_offline(worker->publisher, worker->index);
