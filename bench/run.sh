@@ -10,6 +10,7 @@
 #      WORKERS=2 (no pinning), REPS=N, PROXIES="direct snisplice ...",
 #      SNISPLICE_SHARED (ClientHello captures in $SNISPLICE_SHARED/clienthello),
 #      RESULTS_DIR (default bench/results; build/bench/smoke for --smoke)
+#      ONLY="bulk_down bulk_up" (a subset of the scenarios, for experiments)
 # Results: bench/results/latest.{md,json} + one PNG per scenario
 #          (--smoke writes to build/bench/smoke/ instead).
 set -euo pipefail
@@ -27,7 +28,7 @@ for a in "$@"; do
     --quick) PROFILE=quick ;;
     --smoke) PROFILE=smoke ;;
     --full) PROFILE=full ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
     esac
 done
@@ -295,6 +296,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 SCENARIOS=(cps_c1 cps_c50 cps_c500 cps_curl_c50 latency bulk_down bulk_up idle)
 [[ $PROFILE == smoke ]] && SCENARIOS=(cps_c1 cps_c50 cps_curl_c50 latency bulk_down bulk_up idle)
+[[ -n ${ONLY:-} ]] && read -r -a SCENARIOS <<<"$ONLY"
 for sc in "${SCENARIOS[@]}"; do
     for ((rep = 1; rep <= REPS; rep++)); do
         for p in $PROXIES; do

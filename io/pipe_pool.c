@@ -15,6 +15,7 @@ bool pipe_pool_init(struct pipe_pool *pool, size_t keep_max)
     pool->idle_count = 0;
     pool->keep_max = keep_max;
     pool->in_use = 0;
+    pool->grow_retry_ms = 0;
     return pool->idle != NULL;
 }
 
@@ -28,8 +29,24 @@ bool pipe_pool_get(struct pipe_pool *pool, struct pipe_pair *pipe)
             return false;
         pipe->read_fd = fds[0];
         pipe->write_fd = fds[1];
+        /* Smaller than 64 KiB when the user is over fs.pipe-user-pages-soft. */
+        int capacity = fcntl(fds[1], F_GETPIPE_SZ);
+        pipe->capacity = capacity > 0 ? (uint32_t)capacity : 4096;
     }
     pool->in_use++;
+    return true;
+}
+
+bool pipe_pool_grow(struct pipe_pool *pool, struct pipe_pair *pipe, uint64_t now_ms)
+{
+    if (pipe->capacity >= PIPE_POOL_BULK_CAPACITY || now_ms < pool->grow_retry_ms)
+        return false;
+    int capacity = fcntl(pipe->write_fd, F_SETPIPE_SZ, PIPE_POOL_BULK_CAPACITY);
+    if (capacity < 0) {
+        pool->grow_retry_ms = now_ms + 1000;
+        return false;
+    }
+    pipe->capacity = (uint32_t)capacity;
     return true;
 }
 

@@ -26,10 +26,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-/* Bytes moved per splice: the default pipe capacity. */
-#define RELAY_CHUNK (64 * 1024)
-/* Chunks moved per readiness event before yielding to other connections. */
-#define RELAY_ROUNDS 16
+/* Bytes moved per readiness event before yielding to other connections:
+ * 16 default pipes, or one grown pipe (about 0.5 ms of work). */
+#define RELAY_BUDGET (1024 * 1024)
 
 struct relay_side {
     struct relay_direction *direction;
@@ -89,9 +88,10 @@ static void finish_direction(struct worker *worker, struct connection *connectio
 static bool would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
 /* Fill the empty pipe from the source. Returns bytes read, 0 when the
- * direction is finished or waiting, -1 when the connection was closed. */
+ * direction is finished or waiting, -1 when the connection was closed;
+ * *filled_up tells whether the read filled the whole pipe. */
 static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
-                         const struct relay_side *side)
+                         const struct relay_side *side, bool *filled_up)
 {
     struct relay_direction *direction = side->direction;
     if (direction->pipe.read_fd < 0 && !pipe_pool_get(&worker->pipes, &direction->pipe)) {
@@ -99,8 +99,12 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
         return -1;
     }
     for (;;) {
-        ssize_t moved = splice(side->source_fd, NULL, direction->pipe.write_fd, NULL, RELAY_CHUNK,
+        uint32_t capacity = direction->pipe.capacity;
+        ssize_t moved = splice(side->source_fd, NULL, direction->pipe.write_fd, NULL, capacity,
                                SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        *filled_up = moved == (ssize_t)capacity;
+        if (*filled_up)
+            pipe_pool_grow(&worker->pipes, &direction->pipe, worker->now_ms);
         if (moved > 0) {
             direction->pipe_bytes = (uint32_t)moved;
             direction->bytes += (uint64_t)moved;
@@ -153,18 +157,20 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
 static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag)
 {
     struct relay_side side = side_of(connection, tag);
-    for (int round = 0; round < RELAY_ROUNDS; round++) {
-        bool short_read = false;
-        if (side.direction->pipe_bytes == 0) {
-            ssize_t filled = fill_pipe(worker, connection, &side);
+    for (uint32_t moved = 0; moved < RELAY_BUDGET;) {
+        bool filled_up = true;
+        uint32_t in_pipe = side.direction->pipe_bytes;
+        if (in_pipe == 0) {
+            ssize_t filled = fill_pipe(worker, connection, &side, &filled_up);
             if (filled <= 0)
                 return;
-            short_read = filled < RELAY_CHUNK;
+            in_pipe = (uint32_t)filled;
         }
+        moved += in_pipe;
         bool closed = false;
         if (!drain_pipe(worker, connection, &side, &closed))
             return;
-        if (short_read) {
+        if (!filled_up) {
             /* The source is most likely drained: wait instead of a splice
              * that would only say EAGAIN. */
             wait_readable(worker, connection, &side);
