@@ -14,6 +14,9 @@
 #include "route_table.h"
 #include "upstream.h"
 
+/* preread_max may be set from 1 KiB up to this (workers size buffers for it). */
+#define PREREAD_MAX_CEILING (64 * 1024)
+
 struct snapshot_settings {
     uint32_t preread_timeout_ms;
     uint32_t preread_max;       /* bytes buffered at most for the ClientHello */

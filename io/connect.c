@@ -14,8 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "hello.h"
 #include "log.h"
+#include "relay.h"
 
 static uint32_t round_robin_next(struct worker *worker, int32_t upstream_index)
 {
@@ -139,7 +139,7 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
         upstream_health_succeeded(&worker->health, connection->upstream, server);
         unpin(worker, connection);
         connection->server = NULL;
-        hello_forward(worker, connection);
+        relay_start(worker, connection);
         return;
     }
     upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);

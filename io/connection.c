@@ -151,10 +151,6 @@ void connection_close(struct worker *worker, struct connection *connection,
     if (connection->upstream_fd >= 0)
         close(connection->upstream_fd);
     connection->client_fd = connection->upstream_fd = -1;
-    if (connection->preread) {
-        buffer_pool_put(&worker->preread_buffers, connection->preread, connection->preread_capacity);
-        connection->preread = NULL;
-    }
     if (connection->snapshot) {
         snapshot_unpin(connection->snapshot, worker->index);
         connection->snapshot = NULL;

@@ -2,9 +2,10 @@
  * connection.h - one proxied connection: its states, what it owns, and the
  * per-worker slab it lives in.
  *
- * A connection owns its two sockets, its preread buffer (until the hello is
- * forwarded), a pin on the snapshot (while connecting) and, only while bytes
- * are in flight, up to two pipes. It is freed only after every io_uring
+ * A connection owns its two sockets, a pin on the snapshot (while
+ * connecting) and, only while bytes are in flight, up to two pipes. It never
+ * owns a byte buffer: the ClientHello waits in the client socket until the
+ * relay moves it. It is freed only after every io_uring
  * operation it submitted has completed: `pending_ops` has one bit per
  * operation slot, and connection_close() cancels whatever is still pending.
  */
@@ -24,7 +25,6 @@ enum connection_state {
     CONNECTION_FREE,
     CONNECTION_PREREAD, /* reading the ClientHello */
     CONNECTION_CONNECT, /* connecting to a server of the chosen upstream */
-    CONNECTION_HELLO,   /* forwarding the preread bytes to the upstream */
     CONNECTION_RELAY,   /* splicing both directions */
     CONNECTION_CLOSING, /* sockets closed, waiting for cancelled operations */
 };
@@ -47,7 +47,7 @@ enum connection_outcome {
 
 /* One io_uring operation slot each; at most one operation per slot in flight. */
 enum connection_op {
-    CONNECTION_OP_STEP        = 1 << 0, /* preread poll, connect, hello poll */
+    CONNECTION_OP_STEP        = 1 << 0, /* preread poll, connect */
     CONNECTION_OP_TO_UPSTREAM = 1 << 1, /* relay poll, client -> upstream */
     CONNECTION_OP_TO_CLIENT   = 1 << 2, /* relay poll, upstream -> client */
 };
@@ -74,10 +74,7 @@ struct connection {
     uint8_t connect_attempt;
     bool connect_timed_out;
     uint16_t listener;               /* index into snapshot->listeners */
-    uint32_t preread_length;
-    uint32_t preread_capacity;
-    uint32_t hello_sent;
-    uint8_t *preread;                /* from the worker's buffer pool */
+    uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
     struct snapshot *snapshot;       /* pinned while connecting, else NULL */
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */

@@ -1,10 +1,16 @@
 /*
- * preread.c - accumulate the ClientHello with non-blocking recv() after a
- * readiness poll, and ask core/clienthello whether it is complete.
+ * preread.c - wait until the whole ClientHello is in the client socket,
+ * without taking it out: peek (recv MSG_PEEK) into the worker's one peek
+ * buffer, ask core/clienthello whether it is complete, then hand the server
+ * name to connect. The hello stays queued in the socket and reaches the
+ * upstream through the relay like every later byte, so no connection ever
+ * owns a user-space buffer: an idle or half-open connection costs its slab
+ * entry and its sockets, nothing more.
  *
- * A client that has sent nothing holds no buffer: the buffer is taken when
- * bytes arrive and given back if a read finds nothing. Bytes that follow the
- * hello in the same reads are kept and forwarded with it.
+ * A hello that is not complete yet: SO_RCVLOWAT is raised to one byte more
+ * than is queued, so the level-triggered poll fires when more bytes arrive
+ * (or at end of stream or error) instead of at once for the bytes already
+ * seen. It is set back to 1 before the relay starts.
  */
 #include "preread.h"
 
@@ -30,88 +36,88 @@ void preread_start(struct worker *worker, struct connection *connection)
     preread_on_readable(worker, connection);
 }
 
-static void give_back_empty_buffer(struct worker *worker, struct connection *connection)
-{
-    buffer_pool_put(&worker->preread_buffers, connection->preread, connection->preread_capacity);
-    connection->preread = NULL;
-    connection->preread_capacity = 0;
-}
-
-/* Returns false when the connection was closed. */
-static bool receive_available(struct worker *worker, struct connection *connection)
-{
-    for (;;) {
-        uint32_t room = connection->preread_capacity - connection->preread_length;
-        if (room == 0)
-            return true;
-        ssize_t received = recv(connection->client_fd,
-                                connection->preread + connection->preread_length, room, 0);
-        if (received > 0) {
-            connection->preread_length += (uint32_t)received;
-            /* A short read drained the socket; the level-triggered poll
-             * catches anything that arrives after it. */
-            if ((uint32_t)received < room)
-                return true;
-            continue;
-        }
-        if (received == 0) {
-            connection_close(worker, connection, OUTCOME_CLIENT_CLOSED);
-            return false;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return true;
-        connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
-        return false;
-    }
-}
-
 static void wait_for_more(struct worker *worker, struct connection *connection)
 {
     worker_arm_poll(worker, connection, RING_TAG_STEP, connection->client_fd, POLLIN | POLLRDHUP);
 }
 
+static bool set_receive_low_water(int fd, int bytes)
+{
+    return setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes) == 0;
+}
+
+/* Bytes queued in the client socket, copied into the peek buffer; 0 when
+ * the connection was closed or has nothing queued yet (then a poll is armed). */
+static size_t peek_queued(struct worker *worker, struct connection *connection, size_t limit)
+{
+    for (;;) {
+        ssize_t peeked = recv(connection->client_fd, worker->peek_buffer, limit, MSG_PEEK);
+        if (peeked > 0)
+            return (size_t)peeked;
+        if (peeked == 0) {
+            connection_close(worker, connection, OUTCOME_CLIENT_CLOSED);
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            wait_for_more(worker, connection);
+        else
+            connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+        return 0;
+    }
+}
+
+/* The hello is incomplete with `queued` bytes in the socket. */
+static void wait_for_rest(struct worker *worker, struct connection *connection, size_t queued,
+                          size_t limit)
+{
+    if (queued >= limit) {
+        connection_close(worker, connection, OUTCOME_HELLO_TOO_LARGE);
+        return;
+    }
+    if (queued <= connection->peeked_length) {
+        /* The low-water mark was not reached, so the poll fired for the
+         * end of the stream: the client left in the middle of its hello. */
+        connection_close(worker, connection, OUTCOME_CLIENT_CLOSED);
+        return;
+    }
+    if (!set_receive_low_water(connection->client_fd, (int)queued + 1)) {
+        connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+        return;
+    }
+    connection->peeked_length = (uint32_t)queued;
+    wait_for_more(worker, connection);
+}
+
 void preread_on_readable(struct worker *worker, struct connection *connection)
 {
-    if (!connection->preread) {
-        connection->preread = buffer_pool_get(&worker->preread_buffers);
-        if (!connection->preread) {
-            connection_close(worker, connection, OUTCOME_NO_RESOURCES);
-            return;
-        }
-        connection->preread_capacity = (uint32_t)worker->preread_buffers.buffer_size;
-    }
-    if (!receive_available(worker, connection))
+    size_t limit = worker->snapshot->settings.preread_max;
+    if (limit > worker->peek_buffer_size)
+        limit = worker->peek_buffer_size;
+    size_t queued = peek_queued(worker, connection, limit);
+    if (queued == 0)
         return;
-    if (connection->preread_length == 0) {
-        give_back_empty_buffer(worker, connection);
-        wait_for_more(worker, connection);
-        return;
-    }
     struct clienthello_info info;
-    size_t scratch = worker->parse_scratch_size < connection->preread_capacity
-                         ? worker->parse_scratch_size : connection->preread_capacity;
-    enum clienthello_status status = clienthello_parse(connection->preread,
-                                                       connection->preread_length,
-                                                       worker->parse_scratch, scratch, &info);
-    switch (status) {
-    case CLIENTHELLO_NEED_MORE:
-        if (connection->preread_length == connection->preread_capacity)
-            connection_close(worker, connection, OUTCOME_HELLO_TOO_LARGE);
-        else
-            wait_for_more(worker, connection);
+    enum clienthello_status status = clienthello_parse(worker->peek_buffer, queued,
+                                                       worker->parse_scratch,
+                                                       worker->parse_scratch_size, &info);
+    if (status == CLIENTHELLO_NEED_MORE) {
+        wait_for_rest(worker, connection, queued, limit);
         return;
-    case CLIENTHELLO_FOUND:
-    case CLIENTHELLO_NO_SNI:
-        connect_route(worker, connection, info.server_name, info.server_name_len, info.alpn,
-                      info.alpn_len);
-        return;
-    case CLIENTHELLO_NOT_TLS:
-        connect_route(worker, connection, "", 0, NULL, 0);
-        return;
-    case CLIENTHELLO_INVALID:
+    }
+    if (status == CLIENTHELLO_INVALID) {
         connection_close(worker, connection, OUTCOME_INVALID_HELLO);
         return;
     }
+    /* The relay must see every byte as readable again. */
+    if (connection->peeked_length > 0 && !set_receive_low_water(connection->client_fd, 1)) {
+        connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+        return;
+    }
+    if (status == CLIENTHELLO_NOT_TLS)
+        connect_route(worker, connection, "", 0, NULL, 0);
+    else
+        connect_route(worker, connection, info.server_name, info.server_name_len, info.alpn,
+                      info.alpn_len);
 }

@@ -1,7 +1,7 @@
 /*
- * preread.h - read the client's ClientHello before choosing an upstream.
- * Owns the preread buffer until the hello is complete (or refused) and the
- * preread deadline; hands the parsed server name to connect.
+ * preread.h - wait for the client's whole ClientHello before choosing an
+ * upstream, leaving it queued in the client socket. Owns the preread
+ * deadline; hands the parsed server name to connect.
  */
 #ifndef SNISPLICE_IO_PREREAD_H
 #define SNISPLICE_IO_PREREAD_H

@@ -187,10 +187,13 @@ void relay_start(struct worker *worker, struct connection *connection)
     connection->last_activity_ms = worker->now_ms;
     timer_wheel_arm(&worker->timers, &connection->timer,
                     worker->now_ms + worker->snapshot->settings.idle_timeout_ms);
-    struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
     struct relay_side to_client = side_of(connection, RING_TAG_TO_CLIENT);
-    wait_readable(worker, connection, &to_upstream);
     wait_readable(worker, connection, &to_client);
+    /* The ClientHello is queued in the client socket: move it now rather
+     * than after a poll that would fire at once. (A plain-forward client
+     * may have sent nothing: then the splice says EAGAIN and a poll is
+     * armed.) */
+    pump(worker, connection, RING_TAG_TO_UPSTREAM);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,

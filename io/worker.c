@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "connect.h"
-#include "hello.h"
 #include "listener.h"
 #include "log.h"
 #include "preread.h"
@@ -31,7 +30,6 @@
 #define RING_CQ_ENTRIES 16384
 #define PARSE_SCRATCH_SIZE (64 * 1024)
 #define PIPES_KEPT 256
-#define PREREAD_BUFFERS_KEPT 256
 
 static uint64_t monotonic_ms(void)
 {
@@ -105,7 +103,6 @@ static void adopt_snapshot(struct worker *worker)
     const struct snapshot_settings *settings = &snapshot->settings;
     /* Each worker enforces its share of the process-wide limit. */
     worker->max_connections = (settings->max_connections + worker->worker_count - 1) / worker->worker_count;
-    buffer_pool_resize(&worker->preread_buffers, settings->preread_max);
 }
 
 /* ---- timers ---- */
@@ -121,7 +118,6 @@ static void on_timer(struct timer *timer, void *context)
     case CONNECTION_CONNECT:
         connect_on_timeout(worker, connection);
         break;
-    case CONNECTION_HELLO:
     case CONNECTION_RELAY:
         relay_on_idle_timer(worker, connection);
         break;
@@ -143,12 +139,6 @@ static void on_step_complete(struct worker *worker, struct connection *connectio
         break;
     case CONNECTION_CONNECT:
         connect_on_complete(worker, connection, result);
-        break;
-    case CONNECTION_HELLO:
-        if (result < 0)
-            connection_close(worker, connection, OUTCOME_UPSTREAM_ERROR);
-        else
-            hello_forward(worker, connection);
         break;
     default:
         break;
@@ -369,10 +359,12 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     worker->parse_scratch_size = PARSE_SCRATCH_SIZE;
     worker->parse_scratch = malloc(PARSE_SCRATCH_SIZE);
+    /* preread_max can be raised on reload up to its ceiling: size for that. */
+    worker->peek_buffer_size = PREREAD_MAX_CEILING;
+    worker->peek_buffer = malloc(PREREAD_MAX_CEILING);
     connection_slab_init(&worker->connections);
-    struct snapshot *snapshot = publisher_current(publisher);
-    buffer_pool_init(&worker->preread_buffers, snapshot->settings.preread_max, PREREAD_BUFFERS_KEPT);
-    if (worker->wakeup_fd < 0 || !worker->parse_scratch || !pipe_pool_init(&worker->pipes, PIPES_KEPT) ||
+    if (worker->wakeup_fd < 0 || !worker->parse_scratch || !worker->peek_buffer ||
+        !pipe_pool_init(&worker->pipes, PIPES_KEPT) ||
         !access_log_init(&worker->access_log)) {
         worker_destroy(worker);
         return false;
@@ -412,7 +404,8 @@ void worker_destroy(struct worker *worker)
     }
     connection_slab_destroy(&worker->connections);
     pipe_pool_destroy(&worker->pipes);
-    buffer_pool_destroy(&worker->preread_buffers);
+    free(worker->peek_buffer);
+    worker->peek_buffer = NULL;
     free(worker->parse_scratch);
     free(worker->round_robin);
     upstream_health_free(&worker->health);

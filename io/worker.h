@@ -18,7 +18,6 @@
 #include "../core/address.h"
 #include "../core/publisher.h"
 #include "access_log.h"
-#include "buffer_pool.h"
 #include "connection.h"
 #include "pipe_pool.h"
 #include "timer_wheel.h"
@@ -73,7 +72,8 @@ struct worker {
     size_t listeners_open;
     struct timer_wheel timers;
     struct pipe_pool pipes;
-    struct buffer_pool preread_buffers;
+    uint8_t *peek_buffer;          /* the queued start of one client's stream */
+    size_t peek_buffer_size;
     uint8_t *parse_scratch;        /* joins a hello split across records */
     size_t parse_scratch_size;
     struct connection_slab connections;

@@ -1,10 +1,12 @@
 /*
  * test_timeouts.c - preread_timeout protects the proxy from clients that
  * connect and then send nothing or only part of a hello: they are closed
- * after the timeout and never reach an upstream. Ports: blocks 11-12.
+ * after the timeout and never reach an upstream; one that leaves in the
+ * middle of its hello is closed at once. Ports: blocks 11-12, 19.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -18,14 +20,21 @@ static void timeout_fini(void)
     integration_cleanup();
 }
 
-static void start_proxy_with_default(uint16_t proxy_port, uint16_t alpha_port)
+static void start_proxy_with_timeout(uint16_t proxy_port, uint16_t alpha_port, const char *timeout)
 {
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "preread_timeout = 500ms\n", body);
+    char *globals = text_format("preread_timeout = %s\n", timeout);
+    char *config = config_text(proxy_port, globals, body);
+    free(globals);
     cr_assert(proxy_start(&timeout_proxy, config, proxy_port), "snisplice did not start");
     free(config);
     free(body);
+}
+
+static void start_proxy_with_default(uint16_t proxy_port, uint16_t alpha_port)
+{
+    start_proxy_with_timeout(proxy_port, alpha_port, "500ms");
 }
 
 static void expect_closed_after_preread_timeout(uint16_t proxy_port, const void *partial,
@@ -72,6 +81,36 @@ Test(timeouts, half_a_hello_is_closed_after_preread_timeout, .init = integration
     expect_closed_after_preread_timeout(proxy_port, chromium.data, chromium.length / 2,
                                         "half a Chromium hello");
     expect_closed_after_preread_timeout(proxy_port, chromium.data, 3, "three bytes of a hello");
+    cr_expect_eq(backend_accepted(&alpha_backend), 0, "an incomplete hello reached an upstream");
+    hello_free(&chromium);
+    expect_clean_exit();
+}
+
+/* The hello is left queued in the client socket while it is incomplete and
+ * the proxy waits for "more than what is queued": end of stream must still
+ * wake it, long before the 5 s preread timeout. */
+Test(timeouts, client_leaving_mid_hello_is_closed_at_once, .init = integration_init,
+     .fini = timeout_fini)
+{
+    uint16_t proxy_port = TEST_PORT(19, 0);
+    start_proxy_with_timeout(proxy_port, TEST_PORT(19, 1), "5s");
+    struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(chromium.data);
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, chromium.data, 100));
+    sleep_ms(100);
+    cr_assert(net_send_all(fd, chromium.data + 100, 100));
+    sleep_ms(100);
+    long long start = monotonic_ms();
+    shutdown(fd, SHUT_WR);
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, start, 6000, &received);
+    close(fd);
+    cr_expect(closed_after >= 0 && closed_after < 2000,
+              "closed %lld ms after the client's FIN; want well before the 5 s preread timeout",
+              closed_after);
+    cr_expect_eq(received, 0);
     cr_expect_eq(backend_accepted(&alpha_backend), 0, "an incomplete hello reached an upstream");
     hello_free(&chromium);
     expect_clean_exit();
