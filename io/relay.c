@@ -79,10 +79,15 @@ static void finish_direction(struct worker *worker, struct connection *connectio
 {
     give_back_pipe(worker, side->direction);
     side->direction->state = RELAY_DONE;
+    /* Both ends said end of stream and both receive queues are empty: the
+     * close() that follows sends the last FIN, a shutdown() first would be
+     * one more system call for nothing. */
+    if (side->other->state == RELAY_DONE) {
+        connection_close(worker, connection, OUTCOME_DONE);
+        return;
+    }
     /* Half-close: pass the FIN on; the other direction keeps flowing. */
     shutdown(side->destination_fd, SHUT_WR);
-    if (side->other->state == RELAY_DONE)
-        connection_close(worker, connection, OUTCOME_DONE);
 }
 
 static bool would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
@@ -126,14 +131,18 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
     }
 }
 
-/* Write the pipe out. Returns true when it is empty. */
+/* Write the pipe out; `last` says these are the stream's final bytes.
+ * Returns true when it is empty. */
 static bool drain_pipe(struct worker *worker, struct connection *connection,
-                       const struct relay_side *side, bool *closed)
+                       const struct relay_side *side, bool last, bool *closed)
 {
     struct relay_direction *direction = side->direction;
+    /* Final bytes go out with MSG_MORE: the FIN that follows at once joins
+     * them in one segment instead of a segment of its own. */
+    unsigned flags = SPLICE_F_NONBLOCK | SPLICE_F_MOVE | (last ? SPLICE_F_MORE : 0);
     for (;;) {
         ssize_t moved = splice(direction->pipe.read_fd, NULL, side->destination_fd, NULL,
-                               direction->pipe_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                               direction->pipe_bytes, flags);
         if (moved > 0) {
             direction->pipe_bytes -= (uint32_t)moved;
             if (direction->pipe_bytes == 0)
@@ -154,7 +163,11 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
     }
 }
 
-static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag)
+/* Move what the source has. `source_ended`: the readiness poll reported the
+ * peer's FIN (POLLRDHUP), so once a read comes back short nothing more can
+ * follow and the direction ends without a last splice that returns 0. */
+static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag,
+                 bool source_ended)
 {
     struct relay_side side = side_of(connection, tag);
     for (uint32_t moved = 0; moved < RELAY_BUDGET;) {
@@ -168,8 +181,13 @@ static void pump(struct worker *worker, struct connection *connection, enum ring
         }
         moved += in_pipe;
         bool closed = false;
-        if (!drain_pipe(worker, connection, &side, &closed))
+        bool last = source_ended && !filled_up;
+        if (!drain_pipe(worker, connection, &side, last, &closed))
             return;
+        if (last) {
+            finish_direction(worker, connection, &side);
+            return;
+        }
         if (!filled_up) {
             /* The source is most likely drained: wait instead of a splice
              * that would only say EAGAIN. */
@@ -193,7 +211,7 @@ void relay_start(struct worker *worker, struct connection *connection)
      * than after a poll that would fire at once. (A plain-forward client
      * may have sent nothing: then the splice says EAGAIN and a poll is
      * armed.) */
-    pump(worker, connection, RING_TAG_TO_UPSTREAM);
+    pump(worker, connection, RING_TAG_TO_UPSTREAM, false);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
@@ -204,7 +222,10 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         connection_close(worker, connection, side.source_error);
         return;
     }
-    pump(worker, connection, tag);
+    /* POLLRDHUP means something only for a poll on the source. */
+    struct relay_side side = side_of(connection, tag);
+    bool source_ended = side.direction->state == RELAY_WAIT_READABLE && (result & POLLRDHUP);
+    pump(worker, connection, tag, source_ended);
 }
 
 void relay_on_idle_timer(struct worker *worker, struct connection *connection)
