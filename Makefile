@@ -94,8 +94,13 @@ build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(CORE_SRC) $(CONFIG_SRC)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -linih -o $@
 
-fuzz: deps build/fuzz/fuzz_clienthello build/fuzz/fuzz_config
-	@for harness in clienthello config; do \
+build/fuzz/fuzz_nginx_import: tests/fuzz/fuzz_nginx_import.c $(CORE_SRC) $(CONFIG_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -linih -o $@
+
+FUZZ_HARNESSES = clienthello config nginx_import
+fuzz: deps $(addprefix build/fuzz/fuzz_,$(FUZZ_HARNESSES))
+	@for harness in $(FUZZ_HARNESSES); do \
 	  mkdir -p build/fuzz/corpus-$$harness; \
 	  echo "fuzz: $$harness for $(FUZZ_SECONDS) s"; \
 	  ./build/fuzz/fuzz_$$harness -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../config/config.h"
+#include "../config/nginx_import.h"
 #include "../core/publisher.h"
 #include "listener.h"
 #include "log.h"
@@ -51,12 +52,32 @@ static void print_usage(FILE *out)
 {
     fprintf(out,
             "usage: snisplice [-t] [-v] [-c FILE]\n"
+            "       snisplice --import-nginx NGINX_CONF > snisplice.ini\n"
             "  -c FILE  config file (default " DEFAULT_CONFIG ")\n"
             "  -t       check the config and exit: 0 if valid, 1 if not\n"
             "  -v       verbose: log every connection's outcome\n"
             "  -V       print the version and exit\n"
             "  -h       this help\n"
+            "  --import-nginx NGINX_CONF  print the INI equivalent of its stream blocks;\n"
+            "           what cannot be carried over is a FILE:LINE warning on stderr\n"
             "signals: HUP reloads the config, TERM/INT drain and exit\n");
+}
+
+/* --import-nginx: INI on stdout, warnings on stderr; 0 even with warnings. */
+static int import_nginx(const char *path)
+{
+    struct nginx_import result;
+    char error[1024];
+    if (!nginx_import_file(path, &result, error, sizeof error)) {
+        fprintf(stderr, "%s\n", error);
+        return 1;
+    }
+    for (size_t i = 0; i < result.warning_count; i++)
+        fprintf(stderr, "%s\n", result.warnings[i]);
+    fputs(result.ini, stdout);
+    int status = fflush(stdout) == 0 ? 0 : 1;
+    nginx_import_free(&result);
+    return status;
 }
 
 /* Returns -1 to go on, else an exit status. */
@@ -64,9 +85,14 @@ static int parse_options(int argc, char **argv, struct options *options)
 {
     options->config_path = DEFAULT_CONFIG;
     options->test_only = false;
+    static const struct option long_options[] = {
+        { "import-nginx", required_argument, NULL, 'I' },
+        { NULL, 0, NULL, 0 },
+    };
     int option;
-    while ((option = getopt(argc, argv, "c:tvVh")) != -1) {
+    while ((option = getopt_long(argc, argv, "c:tvVh", long_options, NULL)) != -1) {
         switch (option) {
+        case 'I': return import_nginx(optarg);
         case 'c': options->config_path = optarg; break;
         case 't': options->test_only = true; break;
         case 'v': log_threshold = LOG_DEBUG; break;

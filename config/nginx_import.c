@@ -1,0 +1,887 @@
+/*
+ * nginx_import.c - nginx stream configuration to snisplice INI (see
+ * nginx_import.h).
+ *
+ * Two passes: first collect every stream block's maps, upstreams, servers
+ * and timeouts (several stream blocks and included files merge, as in
+ * nginx); then decide names and write the INI. Every directive is either
+ * converted or reported: the `warn` calls are the list of what snisplice
+ * does not do.
+ *
+ * Naming: a single routed server becomes `[listen]` with `[routes]`, as a
+ * hand-written config would; with several servers each becomes
+ * `[listen portN]`, and each map `$x` becomes `[routes x]`.
+ */
+#include "nginx_import.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/address.h"
+
+#define NAME_MAX_LENGTH 64
+
+/* ---- growing text ---- */
+
+struct text {
+    char *data;
+    size_t length;
+    size_t capacity;
+    bool failed;
+};
+
+static void text_printf(struct text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_printf(struct text *text, const char *format, ...)
+{
+    if (text->failed)
+        return;
+    for (;;) {
+        va_list args;
+        va_start(args, format);
+        size_t room = text->capacity - text->length;
+        int needed = vsnprintf(text->data ? text->data + text->length : NULL, room, format, args);
+        va_end(args);
+        if (needed < 0) {
+            text->failed = true;
+            return;
+        }
+        if ((size_t)needed < room) {
+            text->length += (size_t)needed;
+            return;
+        }
+        size_t capacity = (text->capacity + (size_t)needed + 1) * 2;
+        char *grown = realloc(text->data, capacity);
+        if (!grown) {
+            text->failed = true;
+            return;
+        }
+        text->data = grown;
+        text->capacity = capacity;
+    }
+}
+
+/* ---- the collected model ---- */
+
+struct import_upstream {
+    const struct nginx_directive *directive;
+    const char *name;
+    bool proxy_protocol;  /* reached from a server with proxy_protocol on */
+    bool plain;           /* reached from a server without it */
+    bool literal;         /* made up for a literal address (name is owned) */
+    char *address;        /* literal only: the converted address */
+};
+
+struct import_map {
+    const struct nginx_directive *directive;
+    const char *variable; /* without '$' */
+    bool server_name;     /* source is $ssl_preread_server_name */
+    bool used;
+    bool proxy_protocol;  /* used by a server with proxy_protocol on */
+    char table[NAME_MAX_LENGTH];
+};
+
+struct import_listen {
+    char address[ADDRESS_TEXT_MAX];
+    bool proxy_protocol;
+};
+
+struct import_server {
+    const struct nginx_directive *directive;
+    struct import_listen *listens;
+    size_t listen_count;
+    const struct nginx_directive *proxy_pass;
+    struct import_map *map;       /* proxy_pass $variable */
+    struct import_upstream *upstream; /* proxy_pass to an upstream or address */
+    bool ssl_preread;
+    bool proxy_protocol;
+    char **trusted;               /* set_real_ip_from of this server */
+    size_t trusted_count;
+    char name[NAME_MAX_LENGTH];
+};
+
+struct import_timeout {
+    const char *nginx_name;
+    const char *ini_name;
+    char value[32];       /* converted, "" when never set */
+    const char *file;
+    int line;
+};
+
+struct importer {
+    struct nginx_import *out;
+    const char *source;
+    const char *user;
+    const char *workers;
+    struct import_map *maps;
+    size_t map_count;
+    struct import_upstream **upstreams; /* each allocated alone: servers and maps point at them */
+    size_t upstream_count;
+    struct import_server *servers;
+    size_t server_count;
+    char **stream_trusted;        /* stream-level set_real_ip_from */
+    size_t stream_trusted_count;
+    struct import_timeout timeouts[3];
+    bool failed;
+};
+
+static void warn(struct importer *importer, const struct nginx_directive *at, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void warn(struct importer *importer, const struct nginx_directive *at, const char *format, ...)
+{
+    struct text line = {0};
+    text_printf(&line, "%s:%d: warning: ", at->file, at->line);
+    va_list args;
+    va_start(args, format);
+    char message[1024];
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    text_printf(&line, "%s", message);
+    struct nginx_import *out = importer->out;
+    char **warnings = line.failed ? NULL : realloc(out->warnings, (out->warning_count + 1) * sizeof *warnings);
+    if (!warnings) {
+        free(line.data);
+        importer->failed = true;
+        return;
+    }
+    out->warnings = warnings;
+    out->warnings[out->warning_count++] = line.data;
+}
+
+static void *grow(struct importer *importer, void *array, size_t count, size_t size)
+{
+    void *grown = realloc(array, (count + 1) * size);
+    if (!grown) {
+        importer->failed = true;
+        return NULL;
+    }
+    memset((char *)grown + count * size, 0, size);
+    return grown;
+}
+
+static bool add_string(struct importer *importer, char ***list, size_t *count, const char *value)
+{
+    char **grown = grow(importer, *list, *count, sizeof **list);
+    if (!grown)
+        return false;
+    *list = grown;
+    grown[*count] = strdup(value);
+    if (!grown[*count]) {
+        importer->failed = true;
+        return false;
+    }
+    (*count)++;
+    return true;
+}
+
+/* ---- value forms ---- */
+
+/* nginx time ("500ms", "5s", "10m", "1h", "2d", "1w", bare = seconds) to
+ * the INI's form. False if it is not one number with one unit. */
+static bool convert_duration(const char *nginx, char *out, size_t out_size)
+{
+    char *end = NULL;
+    unsigned long long number = strtoull(nginx, &end, 10);
+    if (end == nginx || nginx[0] == '-' || number > 1000000000ULL)
+        return false;
+    unsigned long long seconds;
+    if (strcmp(end, "ms") == 0) {
+        snprintf(out, out_size, "%llums", number);
+        return number > 0;
+    }
+    if (*end == '\0' || strcmp(end, "s") == 0) seconds = number;
+    else if (strcmp(end, "m") == 0) seconds = number * 60;
+    else if (strcmp(end, "h") == 0) seconds = number * 3600;
+    else if (strcmp(end, "d") == 0) seconds = number * 86400;
+    else if (strcmp(end, "w") == 0) seconds = number * 7 * 86400;
+    else return false;
+    if (seconds == 0)
+        return false;
+    if (seconds % 3600 == 0) snprintf(out, out_size, "%lluh", seconds / 3600);
+    else if (seconds % 60 == 0) snprintf(out, out_size, "%llum", seconds / 60);
+    else snprintf(out, out_size, "%llus", seconds);
+    return true;
+}
+
+/* nginx address forms to the INI's: "443" and "*:443" mean every IPv4
+ * address; a missing port is 80 (nginx's default); "localhost" is the IPv4
+ * loopback. Host names are refused (they would need DNS). */
+static bool convert_address(const char *nginx, bool port_only_allowed, char *out, size_t out_size,
+                            char *why, size_t why_size)
+{
+    char work[ADDRESS_TEXT_MAX + 16];
+    if (strlen(nginx) >= ADDRESS_TEXT_MAX) {
+        snprintf(why, why_size, "address too long");
+        return false;
+    }
+    if (strncmp(nginx, "unix:", 5) == 0) {
+        snprintf(work, sizeof work, "%s", nginx);
+    } else if (port_only_allowed && strspn(nginx, "0123456789") == strlen(nginx)) {
+        snprintf(work, sizeof work, "0.0.0.0:%s", nginx);
+    } else if (strncmp(nginx, "*:", 2) == 0) {
+        snprintf(work, sizeof work, "0.0.0.0:%s", nginx + 2);
+    } else if (strncmp(nginx, "localhost", 9) == 0 && (nginx[9] == ':' || nginx[9] == '\0')) {
+        snprintf(work, sizeof work, "127.0.0.1%s", nginx[9] ? nginx + 9 : ":80");
+    } else if (nginx[0] == '[') {
+        const char *close = strchr(nginx, ']');
+        snprintf(work, sizeof work, close && close[1] == '\0' ? "%s:80" : "%s", nginx);
+    } else {
+        snprintf(work, sizeof work, strchr(nginx, ':') ? "%s" : "%s:80", nginx);
+    }
+    struct address address;
+    char error[128];
+    if (!address_parse(work, &address, error, sizeof error)) {
+        snprintf(why, why_size, "%s", error);
+        return false;
+    }
+    address_format(&address, out, out_size);
+    return true;
+}
+
+/* INI names: letters, digits, '_' and '-'; anything else becomes '_'. */
+static void sanitize_name(const char *in, char *out, size_t out_size)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < out_size; i++) {
+        char c = in[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-';
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+    if (i == 0)
+        snprintf(out, out_size, "unnamed");
+}
+
+/* ---- lookups ---- */
+
+static struct import_map *find_map(struct importer *importer, const char *variable)
+{
+    for (size_t i = 0; i < importer->map_count; i++)
+        if (strcmp(importer->maps[i].variable, variable) == 0)
+            return &importer->maps[i];
+    return NULL;
+}
+
+static struct import_upstream *find_upstream(struct importer *importer, const char *name)
+{
+    for (size_t i = 0; i < importer->upstream_count; i++)
+        if (!importer->upstreams[i]->literal && strcmp(importer->upstreams[i]->name, name) == 0)
+            return importer->upstreams[i];
+    return NULL;
+}
+
+static struct import_upstream *add_upstream(struct importer *importer)
+{
+    struct import_upstream **grown = grow(importer, importer->upstreams, importer->upstream_count,
+                                          sizeof *grown);
+    if (!grown)
+        return NULL;
+    importer->upstreams = grown;
+    struct import_upstream *upstream = calloc(1, sizeof *upstream);
+    if (!upstream) {
+        importer->failed = true;
+        return NULL;
+    }
+    grown[importer->upstream_count++] = upstream;
+    return upstream;
+}
+
+static struct import_upstream *literal_upstream(struct importer *importer, const char *address)
+{
+    for (size_t i = 0; i < importer->upstream_count; i++)
+        if (importer->upstreams[i]->literal && strcmp(importer->upstreams[i]->address, address) == 0)
+            return importer->upstreams[i];
+    struct import_upstream *upstream = add_upstream(importer);
+    if (!upstream)
+        return NULL;
+    char name[NAME_MAX_LENGTH + ADDRESS_TEXT_MAX];
+    snprintf(name, sizeof name, "to_%s", address);
+    char clean[NAME_MAX_LENGTH];
+    sanitize_name(name, clean, sizeof clean);
+    upstream->literal = true;
+    upstream->address = strdup(address);
+    upstream->name = strdup(clean);
+    if (!upstream->address || !upstream->name) {
+        importer->failed = true;
+        return NULL;
+    }
+    return upstream;
+}
+
+/* What a map value or proxy_pass names: an upstream, or an address (then a
+ * made-up upstream that only matters if it needs proxy_protocol). */
+static struct import_upstream *resolve_target(struct importer *importer,
+                                              const struct nginx_directive *at, const char *target)
+{
+    struct import_upstream *upstream = find_upstream(importer, target);
+    if (upstream)
+        return upstream;
+    if (target[0] == '$') {
+        warn(importer, at, "target %s: a variable chained from another map is not supported; entry skipped",
+             target);
+        return NULL;
+    }
+    char address[ADDRESS_TEXT_MAX], why[160];
+    bool looks_like_address = strchr(target, ':') != NULL || strspn(target, "0123456789.") == strlen(target);
+    if (!looks_like_address || !convert_address(target, false, address, sizeof address, why, sizeof why)) {
+        warn(importer, at, "target '%s' is neither an upstream nor an IP address with a port%s%s; entry skipped",
+             target, looks_like_address ? ": " : " (host names need DNS: write the address)",
+             looks_like_address ? why : "");
+        return NULL;
+    }
+    return literal_upstream(importer, address);
+}
+
+/* ---- pass 1: collect ---- */
+
+static void collect_timeout(struct importer *importer, const struct nginx_directive *directive,
+                            struct import_timeout *timeout)
+{
+    char value[32];
+    if (directive->arg_count != 1 || !convert_duration(directive->args[0], value, sizeof value)) {
+        warn(importer, directive, "%s: cannot read the time '%s'; not carried over", directive->name,
+             directive->arg_count ? directive->args[0] : "");
+        return;
+    }
+    if (timeout->value[0] && strcmp(timeout->value, value) != 0) {
+        warn(importer, directive,
+             "%s %s: snisplice has one %s for every listener; keeping %s from %s:%d",
+             directive->name, directive->args[0], timeout->ini_name, timeout->value, timeout->file,
+             timeout->line);
+        return;
+    }
+    snprintf(timeout->value, sizeof timeout->value, "%s", value);
+    timeout->file = directive->file;
+    timeout->line = directive->line;
+}
+
+static bool collect_timeout_directive(struct importer *importer, const struct nginx_directive *directive)
+{
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(directive->name, importer->timeouts[i].nginx_name) == 0) {
+            collect_timeout(importer, directive, &importer->timeouts[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void collect_map(struct importer *importer, const struct nginx_directive *directive)
+{
+    if (directive->arg_count != 2 || !directive->block || directive->args[1][0] != '$') {
+        warn(importer, directive, "map: expected 'map $source $variable { ... }'; skipped");
+        return;
+    }
+    struct import_map *grown = grow(importer, importer->maps, importer->map_count, sizeof *grown);
+    if (!grown)
+        return;
+    importer->maps = grown;
+    struct import_map *map = &grown[importer->map_count++];
+    map->directive = directive;
+    map->variable = directive->args[1] + 1;
+    map->server_name = strcmp(directive->args[0], "$ssl_preread_server_name") == 0;
+    sanitize_name(map->variable, map->table, sizeof map->table);
+    if (!map->server_name)
+        warn(importer, directive,
+             "map on %s: only maps on $ssl_preread_server_name become routes; $%s is not converted",
+             directive->args[0], map->variable);
+}
+
+static void collect_upstream(struct importer *importer, const struct nginx_directive *directive)
+{
+    if (directive->arg_count != 1 || !directive->block) {
+        warn(importer, directive, "upstream: expected 'upstream NAME { ... }'; skipped");
+        return;
+    }
+    if (find_upstream(importer, directive->args[0])) {
+        warn(importer, directive, "upstream %s defined twice; the second is skipped", directive->args[0]);
+        return;
+    }
+    struct import_upstream *upstream = add_upstream(importer);
+    if (!upstream)
+        return;
+    upstream->directive = directive;
+    upstream->name = directive->args[0];
+}
+
+static void collect_listen(struct importer *importer, struct import_server *server,
+                           const struct nginx_directive *directive)
+{
+    if (directive->arg_count < 1) {
+        warn(importer, directive, "listen without an address; skipped");
+        return;
+    }
+    struct import_listen listen = {0};
+    char why[160];
+    if (!convert_address(directive->args[0], true, listen.address, sizeof listen.address, why, sizeof why)) {
+        warn(importer, directive, "listen %s: %s; skipped", directive->args[0], why);
+        return;
+    }
+    for (size_t i = 1; i < directive->arg_count; i++) {
+        const char *flag = directive->args[i];
+        if (strcmp(flag, "proxy_protocol") == 0) {
+            listen.proxy_protocol = true;
+        } else if (strcmp(flag, "udp") == 0) {
+            warn(importer, directive, "listen %s udp: snisplice relays TCP only; skipped", directive->args[0]);
+            return;
+        } else if (strcmp(flag, "ssl") == 0) {
+            warn(importer, directive,
+                 "listen %s ssl: nginx terminated TLS here; snisplice only passes TLS through, so the "
+                 "upstream must now speak TLS itself", directive->args[0]);
+        } else if (strcmp(flag, "reuseport") == 0 || strcmp(flag, "bind") == 0 ||
+                   strcmp(flag, "default_server") == 0 || strcmp(flag, "ipv6only=on") == 0) {
+            /* snisplice always does these. */
+        } else {
+            warn(importer, directive, "listen %s: parameter '%s' not carried over", directive->args[0], flag);
+        }
+    }
+    struct import_listen *grown = grow(importer, server->listens, server->listen_count, sizeof *grown);
+    if (!grown)
+        return;
+    server->listens = grown;
+    grown[server->listen_count++] = listen;
+}
+
+static bool is_on(struct importer *importer, const struct nginx_directive *directive)
+{
+    if (directive->arg_count == 1 && strcmp(directive->args[0], "on") == 0)
+        return true;
+    if (directive->arg_count != 1 || strcmp(directive->args[0], "off") != 0)
+        warn(importer, directive, "%s: expected on or off", directive->name);
+    return false;
+}
+
+static void collect_server(struct importer *importer, const struct nginx_directive *directive)
+{
+    if (!directive->block) {
+        warn(importer, directive, "server outside an upstream block without { }; skipped");
+        return;
+    }
+    struct import_server *grown = grow(importer, importer->servers, importer->server_count, sizeof *grown);
+    if (!grown)
+        return;
+    importer->servers = grown;
+    struct import_server *server = &grown[importer->server_count++];
+    server->directive = directive;
+    for (size_t i = 0; i < directive->block->count; i++) {
+        const struct nginx_directive *item = &directive->block->items[i];
+        if (strcmp(item->name, "listen") == 0)
+            collect_listen(importer, server, item);
+        else if (strcmp(item->name, "proxy_pass") == 0 && item->arg_count == 1)
+            server->proxy_pass = item;
+        else if (strcmp(item->name, "ssl_preread") == 0)
+            server->ssl_preread = is_on(importer, item);
+        else if (strcmp(item->name, "proxy_protocol") == 0)
+            server->proxy_protocol = is_on(importer, item);
+        else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
+            add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
+        else if (!collect_timeout_directive(importer, item))
+            warn(importer, item, "%s: not carried over", item->name);
+    }
+}
+
+static void collect_stream(struct importer *importer, const struct nginx_directive *stream)
+{
+    for (size_t i = 0; i < stream->block->count; i++) {
+        const struct nginx_directive *item = &stream->block->items[i];
+        if (strcmp(item->name, "map") == 0)
+            collect_map(importer, item);
+        else if (strcmp(item->name, "upstream") == 0)
+            collect_upstream(importer, item);
+        else if (strcmp(item->name, "server") == 0)
+            collect_server(importer, item);
+        else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
+            add_string(importer, &importer->stream_trusted, &importer->stream_trusted_count, item->args[0]);
+        else if (!collect_timeout_directive(importer, item))
+            warn(importer, item, "%s: not carried over", item->name);
+    }
+}
+
+static void collect_main(struct importer *importer, const struct nginx_block *root)
+{
+    for (size_t i = 0; i < root->count; i++) {
+        const struct nginx_directive *item = &root->items[i];
+        if (strcmp(item->name, "stream") == 0 && item->block)
+            collect_stream(importer, item);
+        else if (strcmp(item->name, "user") == 0 && item->arg_count >= 1)
+            importer->user = item->args[0];
+        else if (strcmp(item->name, "worker_processes") == 0 && item->arg_count == 1)
+            importer->workers = item->args[0];
+        else if (item->block)
+            warn(importer, item, "%s { }: not stream configuration; ignored", item->name);
+        else
+            warn(importer, item, "%s: not carried over", item->name);
+    }
+}
+
+/* ---- pass 2: resolve what each server reaches ---- */
+
+static void mark_reached(struct import_upstream *upstream, bool proxy_protocol)
+{
+    if (proxy_protocol)
+        upstream->proxy_protocol = true;
+    else
+        upstream->plain = true;
+}
+
+/* Each map entry, in order: calls `entry` for every route it makes. */
+typedef void (*map_entry_fn)(struct importer *importer, struct import_map *map,
+                             const struct nginx_directive *entry, const char *pattern,
+                             struct import_upstream *target, void *context);
+
+static void walk_map(struct importer *importer, struct import_map *map, bool report, map_entry_fn entry_fn,
+                     void *context)
+{
+    const struct nginx_block *block = map->directive->block;
+    bool hostnames = false;
+    for (size_t i = 0; i < block->count; i++)
+        hostnames |= strcmp(block->items[i].name, "hostnames") == 0;
+    for (size_t i = 0; i < block->count; i++) {
+        const struct nginx_directive *entry = &block->items[i];
+        const char *key = entry->name;
+        if (strcmp(key, "hostnames") == 0 || strcmp(key, "volatile") == 0)
+            continue;
+        if (entry->block || entry->arg_count != 1) {
+            if (report)
+                warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);
+            continue;
+        }
+        if (key[0] == '~') {
+            if (report)
+                warn(importer, entry, "map entry '%s': regular expressions are not supported; skipped", key);
+            continue;
+        }
+        if (key[0] == '\0') {
+            if (report)
+                warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in snisplice; skipped");
+            continue;
+        }
+        size_t length = strlen(key);
+        bool wildcard = key[0] == '.' || strncmp(key, "*.", 2) == 0;
+        if (length >= 2 && strcmp(key + length - 2, ".*") == 0) {
+            if (report)
+                warn(importer, entry, "map entry '%s': trailing wildcards are not supported; skipped", key);
+            continue;
+        }
+        if (wildcard && !hostnames) {
+            if (report)
+                warn(importer, entry,
+                     "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
+                     "matched; skipped", key);
+            continue;
+        }
+        struct import_upstream *target = NULL;
+        if (report)
+            target = resolve_target(importer, entry, entry->args[0]);
+        else {
+            target = find_upstream(importer, entry->args[0]);
+            char address[ADDRESS_TEXT_MAX], why[160];
+            if (!target && entry->args[0][0] != '$' &&
+                convert_address(entry->args[0], false, address, sizeof address, why, sizeof why))
+                target = literal_upstream(importer, address);
+        }
+        if (target)
+            entry_fn(importer, map, entry, key, target, context);
+    }
+}
+
+static void mark_entry(struct importer *importer, struct import_map *map,
+                       const struct nginx_directive *entry, const char *pattern,
+                       struct import_upstream *target, void *context)
+{
+    (void)importer, (void)entry, (void)pattern, (void)context;
+    mark_reached(target, map->proxy_protocol);
+}
+
+static void resolve_server(struct importer *importer, struct import_server *server)
+{
+    const struct nginx_directive *directive = server->directive;
+    if (server->listen_count == 0) {
+        warn(importer, directive, "server without a usable listen; skipped");
+        return;
+    }
+    if (!server->proxy_pass) {
+        warn(importer, directive, "server without proxy_pass: nothing to forward to; skipped");
+        server->listen_count = 0;
+        return;
+    }
+    const char *target = server->proxy_pass->args[0];
+    if (target[0] == '$') {
+        server->map = find_map(importer, target + 1);
+        if (!server->map || !server->map->server_name) {
+            warn(importer, server->proxy_pass,
+                 "proxy_pass %s: not a map on $ssl_preread_server_name; server skipped", target);
+            server->listen_count = 0;
+            return;
+        }
+        if (!server->ssl_preread)
+            warn(importer, server->proxy_pass,
+                 "proxy_pass %s without 'ssl_preread on': nginx saw no server name and always took the "
+                 "map's default; snisplice routes by server name", target);
+        server->map->used = true;
+        server->map->proxy_protocol |= server->proxy_protocol;
+        return;
+    }
+    server->upstream = resolve_target(importer, server->proxy_pass, target);
+    if (!server->upstream) {
+        server->listen_count = 0;
+        return;
+    }
+    mark_reached(server->upstream, server->proxy_protocol);
+}
+
+static void name_listeners(struct importer *importer)
+{
+    for (size_t i = 0; i < importer->server_count; i++) {
+        struct import_server *server = &importer->servers[i];
+        if (server->listen_count == 0)
+            continue;
+        const char *port = strrchr(server->listens[0].address, ':');
+        char base[NAME_MAX_LENGTH];
+        snprintf(base, sizeof base, "port%s", port ? port + 1 : "");
+        snprintf(server->name, sizeof server->name, "%s", base);
+        for (unsigned suffix = 2;; suffix++) {
+            bool taken = false;
+            for (size_t j = 0; j < i; j++)
+                taken |= importer->servers[j].listen_count && strcmp(importer->servers[j].name, server->name) == 0;
+            if (!taken)
+                break;
+            snprintf(server->name, sizeof server->name, "%.40s_%u", base, suffix);
+        }
+    }
+}
+
+/* ---- pass 3: write ---- */
+
+static void write_trusted(struct text *ini, char **list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        text_printf(ini, "proxy_protocol_from = %s\n", list[i]);
+}
+
+static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
+                           bool unnamed)
+{
+    text_printf(ini, unnamed ? "[listen]\n" : "[listen %s]\n", server->name);
+    bool accepts_proxy_protocol = false;
+    for (size_t i = 0; i < server->listen_count; i++) {
+        text_printf(ini, "address = %s\n", server->listens[i].address);
+        accepts_proxy_protocol |= server->listens[i].proxy_protocol;
+    }
+    if (server->map && !unnamed)
+        text_printf(ini, "routes = %s\n", server->map->table);
+    if (server->upstream)
+        text_printf(ini, "upstream = %s\n", server->upstream->literal && !server->upstream->proxy_protocol
+                                                ? server->upstream->address : server->upstream->name);
+    if (accepts_proxy_protocol) {
+        if (server->trusted_count)
+            write_trusted(ini, server->trusted, server->trusted_count);
+        else if (importer->stream_trusted_count)
+            write_trusted(ini, importer->stream_trusted, importer->stream_trusted_count);
+        else {
+            warn(importer, server->directive,
+                 "listen ... proxy_protocol without set_real_ip_from: nginx required the PROXY header from "
+                 "every client; converted as proxy_protocol_from = 0.0.0.0/0 and ::/0");
+            text_printf(ini, "proxy_protocol_from = 0.0.0.0/0\nproxy_protocol_from = ::/0\n");
+        }
+    }
+    text_printf(ini, "\n");
+}
+
+static void write_route(struct importer *importer, struct import_map *map,
+                        const struct nginx_directive *entry, const char *pattern,
+                        struct import_upstream *target, void *context)
+{
+    (void)importer, (void)entry;
+    struct text *ini = context;
+    const char *value = target->literal && !map->proxy_protocol ? target->address : target->name;
+    text_printf(ini, "%s = %s\n", pattern, value);
+}
+
+static void write_upstream(struct importer *importer, struct text *ini, struct import_upstream *upstream)
+{
+    if (upstream->literal) {
+        if (!upstream->proxy_protocol)
+            return; /* written inline as a literal target */
+        text_printf(ini, "[upstream %s]\nserver = %s\nproxy_protocol = v1\n\n", upstream->name,
+                    upstream->address);
+        return;
+    }
+    const struct nginx_directive *directive = upstream->directive;
+    char clean[NAME_MAX_LENGTH];
+    sanitize_name(upstream->name, clean, sizeof clean);
+    text_printf(ini, "[upstream %s]\n", clean);
+    size_t servers = 0;
+    for (size_t i = 0; i < directive->block->count; i++) {
+        const struct nginx_directive *item = &directive->block->items[i];
+        if (strcmp(item->name, "server") != 0 || item->arg_count < 1) {
+            warn(importer, item, "upstream %s: %s not carried over (snisplice balances by weighted round robin)",
+                 upstream->name, item->name);
+            continue;
+        }
+        char address[ADDRESS_TEXT_MAX], why[160];
+        if (!convert_address(item->args[0], false, address, sizeof address, why, sizeof why)) {
+            warn(importer, item, "server %s: %s (host names need DNS: write the address); skipped",
+                 item->args[0], why);
+            continue;
+        }
+        text_printf(ini, "server = %s", address);
+        for (size_t j = 1; j < item->arg_count; j++) {
+            const char *flag = item->args[j];
+            if (strncmp(flag, "weight=", 7) == 0 || strncmp(flag, "max_fails=", 10) == 0 ||
+                strcmp(flag, "backup") == 0 || strcmp(flag, "down") == 0) {
+                text_printf(ini, " %s", flag);
+            } else if (strncmp(flag, "fail_timeout=", 13) == 0) {
+                char value[32];
+                if (convert_duration(flag + 13, value, sizeof value))
+                    text_printf(ini, " fail_timeout=%s", value);
+                else
+                    warn(importer, item, "server %s: cannot read %s; not carried over", item->args[0], flag);
+            } else {
+                warn(importer, item, "server %s: parameter %s not carried over", item->args[0], flag);
+            }
+        }
+        text_printf(ini, "\n");
+        servers++;
+    }
+    if (servers == 0)
+        warn(importer, directive, "upstream %s has no server snisplice can use", upstream->name);
+    if (upstream->proxy_protocol) {
+        text_printf(ini, "proxy_protocol = v1\n");
+        if (upstream->plain)
+            warn(importer, directive,
+                 "upstream %s is reached from servers with and without proxy_protocol on; it now gets the "
+                 "PROXY header from all of them", upstream->name);
+    }
+    text_printf(ini, "\n");
+}
+
+static void write_ini(struct importer *importer, struct text *ini)
+{
+    text_printf(ini, "; snisplice configuration converted from %s by snisplice --import-nginx.\n"
+                     "; Check it with: snisplice -t -c FILE\n\n", importer->source);
+    bool any_global = importer->workers || importer->user;
+    for (size_t i = 0; i < 3; i++)
+        any_global |= importer->timeouts[i].value[0] != '\0';
+    if (any_global) {
+        text_printf(ini, "[global]\n");
+        if (importer->workers)
+            text_printf(ini, "workers = %s\n", importer->workers);
+        if (importer->user)
+            text_printf(ini, "user = %s\n", importer->user);
+        for (size_t i = 0; i < 3; i++)
+            if (importer->timeouts[i].value[0])
+                text_printf(ini, "%s = %s\n", importer->timeouts[i].ini_name, importer->timeouts[i].value);
+        text_printf(ini, "\n");
+    }
+
+    size_t listeners = 0;
+    const struct import_server *only = NULL;
+    for (size_t i = 0; i < importer->server_count; i++) {
+        if (importer->servers[i].listen_count) {
+            listeners++;
+            only = &importer->servers[i];
+        }
+    }
+    bool unnamed = listeners == 1 && only->map;
+    for (size_t i = 0; i < importer->server_count; i++)
+        if (importer->servers[i].listen_count)
+            write_listener(importer, ini, &importer->servers[i], unnamed);
+
+    for (size_t i = 0; i < importer->map_count; i++) {
+        struct import_map *map = &importer->maps[i];
+        if (!map->server_name)
+            continue;
+        if (!map->used) {
+            warn(importer, map->directive, "map $%s is used by no server's proxy_pass; not converted",
+                 map->variable);
+            continue;
+        }
+        text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
+        walk_map(importer, map, true, write_route, ini);
+        text_printf(ini, "\n");
+    }
+    for (size_t i = 0; i < importer->upstream_count; i++)
+        write_upstream(importer, ini, importer->upstreams[i]);
+}
+
+bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct nginx_import *out)
+{
+    memset(out, 0, sizeof *out);
+    struct importer importer = { .out = out, .source = source };
+    importer.timeouts[0] = (struct import_timeout){ "proxy_connect_timeout", "connect_timeout", "", NULL, 0 };
+    importer.timeouts[1] = (struct import_timeout){ "proxy_timeout", "idle_timeout", "", NULL, 0 };
+    importer.timeouts[2] = (struct import_timeout){ "preread_timeout", "preread_timeout", "", NULL, 0 };
+    collect_main(&importer, &tree->root);
+    /* Servers first, so maps know whether they feed a proxy_protocol server;
+     * then the maps' targets learn it. */
+    for (size_t i = 0; i < importer.server_count; i++)
+        resolve_server(&importer, &importer.servers[i]);
+    for (size_t i = 0; i < importer.map_count; i++)
+        if (importer.maps[i].used)
+            walk_map(&importer, &importer.maps[i], false, mark_entry, NULL);
+    name_listeners(&importer);
+    struct text ini = {0};
+    write_ini(&importer, &ini);
+    bool any_listener = false;
+    for (size_t i = 0; i < importer.server_count; i++)
+        any_listener |= importer.servers[i].listen_count > 0;
+    if (!any_listener && tree->root.count > 0)
+        warn(&importer, &tree->root.items[0], "no stream server could be converted: the result has no listener");
+
+    for (size_t i = 0; i < importer.server_count; i++) {
+        struct import_server *server = &importer.servers[i];
+        free(server->listens);
+        for (size_t j = 0; j < server->trusted_count; j++)
+            free(server->trusted[j]);
+        free(server->trusted);
+    }
+    for (size_t i = 0; i < importer.stream_trusted_count; i++)
+        free(importer.stream_trusted[i]);
+    free(importer.stream_trusted);
+    for (size_t i = 0; i < importer.upstream_count; i++) {
+        if (importer.upstreams[i]->literal) {
+            free(importer.upstreams[i]->address);
+            free((char *)importer.upstreams[i]->name);
+        }
+        free(importer.upstreams[i]);
+    }
+    free(importer.upstreams);
+    free(importer.maps);
+    free(importer.servers);
+    out->ini = ini.data;
+    if (ini.failed || importer.failed || !out->ini) {
+        nginx_import_free(out);
+        return false;
+    }
+    return true;
+}
+
+bool nginx_import_file(const char *path, struct nginx_import *out, char *error, size_t error_size)
+{
+    memset(out, 0, sizeof *out);
+    struct nginx_tree tree;
+    if (!nginx_parse_file(&tree, path, error, error_size)) {
+        nginx_tree_free(&tree);
+        return false;
+    }
+    bool ok = nginx_import_tree(&tree, path, out);
+    nginx_tree_free(&tree);
+    if (!ok)
+        snprintf(error, error_size, "%s: out of memory", path);
+    return ok;
+}
+
+void nginx_import_free(struct nginx_import *out)
+{
+    free(out->ini);
+    for (size_t i = 0; i < out->warning_count; i++)
+        free(out->warnings[i]);
+    free(out->warnings);
+    memset(out, 0, sizeof *out);
+}

@@ -1,0 +1,136 @@
+/*
+ * test_import.c - migrating from nginx end to end: `snisplice
+ * --import-nginx nginx.conf` on the homelab stream block (plus a plain TCP
+ * server block, an http block and a regex map entry), the INI it prints
+ * passes `-t`, and snisplice running it routes like nginx did: two names to
+ * two upstreams, and the plain forward. Ports: block 60.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/integration.h"
+
+static struct proxy import_proxy;
+static struct backend matrix_backend;
+static struct backend local_backend;
+
+static void import_fini(void)
+{
+    proxy_release(&import_proxy);
+    integration_cleanup();
+}
+
+/* Run `snisplice --import-nginx path`: exit code; stdout and stderr apart. */
+static int run_import(const char *directory, const char *path, char **ini, char **warnings)
+{
+    char *out_path = text_format("%s/out.ini", directory);
+    char *err_path = text_format("%s/warnings.txt", directory);
+    const char *argv[] = { proxy_binary(), "--import-nginx", path, NULL };
+    struct child_spawn_options options = { NULL, NULL, out_path, err_path };
+    pid_t pid = child_spawn(argv, &options);
+    cr_assert_gt(pid, 0);
+    int status = child_wait(pid, 15000);
+    *ini = file_read_all(out_path, NULL);
+    *warnings = file_read_all(err_path, NULL);
+    free(out_path);
+    free(err_path);
+    return status;
+}
+
+Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .fini = import_fini)
+{
+    uint16_t tls_port = TEST_PORT(60, 0), plain_port = TEST_PORT(60, 1);
+    uint16_t matrix_port = TEST_PORT(60, 2), local_port = TEST_PORT(60, 3);
+    cr_assert(backend_start(&matrix_backend, "matrix", matrix_port, NULL, NULL));
+    cr_assert(backend_start(&local_backend, "local", local_port, NULL, NULL));
+    char *directory = temp_directory_create("import");
+    char *nginx = text_format(
+        "worker_processes 1;\n"
+        "events { worker_connections 1024; }\n"
+        "http { server { listen 80; } }\n"
+        "stream {\n"
+        "    map $ssl_preread_server_name $name {\n"
+        "        matrix.exceptionerror.io    https_matrix_backend;\n"
+        "        element.exceptionerror.io   https_matrix_backend;\n"
+        "        robrotheram.com             local_https_backend;\n"
+        "        blog.robrotheram.com        local_https_backend;\n"
+        "        ~^www\\.(.+)$                local_https_backend;\n"
+        "    }\n"
+        "    upstream https_matrix_backend { server 127.0.0.1:%u; }\n"
+        "    upstream local_https_backend  { server 127.0.0.1:%u; }\n"
+        "    server { listen 127.0.0.1:%u; proxy_pass $name; ssl_preread on; preread_timeout 5s; }\n"
+        "    server { listen 127.0.0.1:%u; proxy_pass local_https_backend; }\n"
+        "}\n",
+        matrix_port, local_port, tls_port, plain_port);
+    char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
+
+    char *ini = NULL, *warnings = NULL;
+    int status = run_import(directory, nginx_path, &ini, &warnings);
+    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, warnings);
+    cr_assert_not_null(ini);
+    char *expected = text_format("%s:2: warning: events { }", nginx_path);
+    cr_expect(strstr(warnings, expected) != NULL, "warnings:\n%s", warnings);
+    free(expected);
+    expected = text_format("%s:10: warning: map entry '~^www\\.(.+)$': regular expressions", nginx_path);
+    cr_expect(strstr(warnings, expected) != NULL, "warnings:\n%s", warnings);
+    free(expected);
+    cr_expect(strstr(ini, "warning") == NULL, "warnings leaked into the INI:\n%s", ini);
+
+    /* The output is a config snisplice accepts as it is. */
+    char *ini_path = temp_file_write(directory, "snisplice.ini", ini);
+    const char *check[] = { proxy_binary(), "-t", "-c", ini_path, NULL };
+    char *check_output = NULL;
+    status = child_run(check, NULL, NULL, 15000, &check_output);
+    cr_expect_eq(status, 0, "-t on the converted INI: %s\n%s", check_output, ini);
+    free(check_output);
+
+    cr_assert(proxy_start(&import_proxy, ini, tls_port), "snisplice did not start on:\n%s", ini);
+    struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
+    struct hello_bytes blog = hello_build("blog.robrotheram.com");
+    cr_assert_not_null(chromium.data);
+    char *reply = exchange_once(tls_port, chromium.data, chromium.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "matrix\n") == 0, "matrix.exceptionerror.io went to '%s'", reply);
+    free(reply);
+    reply = exchange_once(tls_port, blog.data, blog.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "local\n") == 0, "blog.robrotheram.com went to '%s'", reply);
+    free(reply);
+    reply = exchange_once(plain_port, "hello", 5, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "local\n") == 0, "the plain server block went to '%s'", reply);
+    free(reply);
+
+    hello_free(&chromium);
+    hello_free(&blog);
+    free(ini);
+    free(warnings);
+    free(ini_path);
+    free(nginx_path);
+    free(nginx);
+    free(directory);
+    cr_expect_eq(proxy_stop(&import_proxy, 10000), 0);
+}
+
+Test(import, unreadable_or_broken_nginx_conf_exits_1, .init = integration_init, .fini = import_fini)
+{
+    char *directory = temp_directory_create("import-bad");
+    char *path = temp_file_write(directory, "nginx.conf", "stream {\n  server { listen 443;\n");
+    char *ini = NULL, *warnings = NULL;
+    int status = run_import(directory, path, &ini, &warnings);
+    cr_expect_eq(status, 1);
+    char *expected = text_format("%s:3: unexpected end of file", path);
+    cr_expect(warnings && strstr(warnings, expected), "stderr: %s", warnings);
+    cr_expect(ini && ini[0] == '\0', "nothing on stdout when the input is broken: %s", ini);
+    free(expected);
+    free(ini);
+    free(warnings);
+    free(path);
+    path = text_format("%s/missing.conf", directory);
+    status = run_import(directory, path, &ini, &warnings);
+    cr_expect_eq(status, 1);
+    cr_expect(warnings && strstr(warnings, "cannot read"), "stderr: %s", warnings);
+    free(ini);
+    free(warnings);
+    free(path);
+    free(directory);
+}

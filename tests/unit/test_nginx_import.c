@@ -1,0 +1,326 @@
+/*
+ * test_nginx_import.c - `--import-nginx`: nginx stream configuration to the
+ * INI, every form the issue names, warnings with FILE:LINE for what cannot
+ * be carried over, and the output accepted by the INI loader.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../config/config.h"
+#include "../../config/nginx_import.h"
+
+static const char homelab[] =
+    "stream {\n"
+    "    map $ssl_preread_server_name $name {\n"
+    "        matrix.exceptionerror.io    https_matrix_backend;\n"
+    "        element.exceptionerror.io   https_matrix_backend;\n"
+    "        dimension.exceptionerror.io https_matrix_backend;\n"
+    "        robrotheram.com             local_https_backend;\n"
+    "        blog.robrotheram.com        local_https_backend;\n"
+    "        gallery.robrotheram.com     local_https_backend;\n"
+    "        exceptionerror.io           local_https_backend;\n"
+    "        watch2gether.exceptionerror.io local_https_backend;\n"
+    "    }\n"
+    "    upstream https_matrix_backend { server 127.0.0.1:12443; }\n"
+    "    upstream local_https_backend  { server 127.0.0.1:8443; }\n"
+    "    server { listen 0.0.0.0:443; proxy_pass $name; ssl_preread on; }\n"
+    "}\n";
+
+static struct nginx_import import_text(const char *text)
+{
+    struct nginx_tree tree;
+    struct nginx_parse_options options = { "/nonexistent", false };
+    char error[512];
+    bool parsed = nginx_parse_text(&tree, "nginx.conf", text, strlen(text), &options, error, sizeof error);
+    cr_assert(parsed, "parse failed: %s", error);
+    struct nginx_import result;
+    cr_assert(nginx_import_tree(&tree, "nginx.conf", &result));
+    nginx_tree_free(&tree);
+    return result;
+}
+
+static bool has_warning(const struct nginx_import *result, const char *prefix, const char *part)
+{
+    for (size_t i = 0; i < result->warning_count; i++)
+        if (strncmp(result->warnings[i], prefix, strlen(prefix)) == 0 && strstr(result->warnings[i], part))
+            return true;
+    return false;
+}
+
+static void log_warnings(const struct nginx_import *result)
+{
+    for (size_t i = 0; i < result->warning_count; i++)
+        cr_log_info("%s", result->warnings[i]);
+}
+
+/* The INI loader must accept the output as it is. */
+static void expect_loadable(const char *ini)
+{
+    char path[] = "/tmp/snisplice-import-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, ini, strlen(ini)), (ssize_t)strlen(ini));
+    close(fd);
+    struct config_errors errors = { 0 };
+    struct config *config = config_load(path, &errors);
+    for (size_t i = 0; i < errors.count; i++)
+        cr_log_error("%s", errors.lines[i]);
+    cr_expect_not_null(config, "the converted INI does not load:\n%s", ini);
+    config_errors_free(&errors);
+    config_free(config);
+    unlink(path);
+}
+
+Test(nginx_import, homelab_block_converts_without_warnings)
+{
+    struct nginx_import result = import_text(homelab);
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    const char *expected =
+        "[listen]\n"
+        "address = 0.0.0.0:443\n"
+        "\n"
+        "[routes]\n"
+        "matrix.exceptionerror.io = https_matrix_backend\n"
+        "element.exceptionerror.io = https_matrix_backend\n"
+        "dimension.exceptionerror.io = https_matrix_backend\n"
+        "robrotheram.com = local_https_backend\n"
+        "blog.robrotheram.com = local_https_backend\n"
+        "gallery.robrotheram.com = local_https_backend\n"
+        "exceptionerror.io = local_https_backend\n"
+        "watch2gether.exceptionerror.io = local_https_backend\n"
+        "\n"
+        "[upstream https_matrix_backend]\n"
+        "server = 127.0.0.1:12443\n"
+        "\n"
+        "[upstream local_https_backend]\n"
+        "server = 127.0.0.1:8443\n";
+    cr_expect(strstr(result.ini, expected) != NULL, "got:\n%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+Test(nginx_import, hostnames_forms_and_default)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $target {\n"
+        "    hostnames;\n"
+        "    *.example.com   wild;\n"
+        "    .example.org    org;\n"
+        "    Exact.Example.NET 127.0.0.1:9000;\n"
+        "    default         wild;\n"
+        "  }\n"
+        "  upstream wild { server 127.0.0.1:9001; }\n"
+        "  upstream org { server [::1]:9002; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $target; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "*.example.com = wild\n.example.org = org\n"
+                                 "Exact.Example.NET = 127.0.0.1:9000\ndefault = wild\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "server = [::1]:9002\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                   /* 1 */
+        "  map $ssl_preread_server_name $target {\n"                   /* 2 */
+        "    ~^(www\\.)?shop\\.example\\.com$ shop;\n"                  /* 3 */
+        "    *.example.com shop;\n"                                    /* 4 */
+        "    www.example.* shop;\n"                                    /* 5 */
+        "    known.example.net nowhere;\n"                             /* 6 */
+        "    default shop;\n"                                          /* 7 */
+        "  }\n"                                                        /* 8 */
+        "  upstream shop {\n"                                          /* 9 */
+        "    least_conn;\n"                                            /* 10 */
+        "    server 127.0.0.1:9001 weight=3 max_fails=2 fail_timeout=30s max_conns=10;\n" /* 11 */
+        "    server backend.internal:9002;\n"                          /* 12 */
+        "    server 127.0.0.1:9003 backup;\n"                          /* 13 */
+        "  }\n"                                                        /* 14 */
+        "  log_format basic '$remote_addr';\n"                         /* 15 */
+        "  server {\n"                                                 /* 16 */
+        "    listen 443 ssl;\n"                                        /* 17 */
+        "    listen 53 udp;\n"                                         /* 18 */
+        "    ssl_preread on;\n"                                        /* 19 */
+        "    proxy_pass $target;\n"                                    /* 20 */
+        "    proxy_buffer_size 16k;\n"                                 /* 21 */
+        "  }\n"                                                        /* 22 */
+        "}\n"                                                          /* 23 */
+        "http { server { listen 80; } }\n");                           /* 24 */
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "regular expressions"));
+    cr_expect(has_warning(&result, "nginx.conf:4:", "without 'hostnames'"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "trailing wildcards"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "'nowhere'"));
+    cr_expect(has_warning(&result, "nginx.conf:10:", "least_conn"));
+    cr_expect(has_warning(&result, "nginx.conf:11:", "max_conns=10"));
+    cr_expect(has_warning(&result, "nginx.conf:12:", "backend.internal:9002"));
+    cr_expect(has_warning(&result, "nginx.conf:15:", "log_format"));
+    cr_expect(has_warning(&result, "nginx.conf:17:", "ssl"));
+    cr_expect(has_warning(&result, "nginx.conf:18:", "udp"));
+    cr_expect(has_warning(&result, "nginx.conf:21:", "proxy_buffer_size"));
+    cr_expect(has_warning(&result, "nginx.conf:24:", "http { }"));
+    cr_expect_eq(result.warning_count, 12, "one warning each, no more");
+    /* What could be carried over still is. */
+    cr_expect(strstr(result.ini, "server = 127.0.0.1:9001 weight=3 max_fails=2 fail_timeout=30s\n"
+                                 "server = 127.0.0.1:9003 backup\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "default = shop\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, ":53") == NULL, "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+Test(nginx_import, several_servers_each_become_a_listener)
+{
+    struct nginx_import result = import_text(
+        "worker_processes auto;\n"
+        "user www-data;\n"
+        "stream {\n"
+        "  proxy_connect_timeout 3s;\n"
+        "  proxy_timeout 1h;\n"
+        "  map $ssl_preread_server_name $web { default web; a.example.com 127.0.0.1:9100; }\n"
+        "  map $ssl_preread_server_name $lan { git.lan 127.0.0.1:3000; }\n"
+        "  upstream web { server 127.0.0.1:9001; }\n"
+        "  server { listen 443; listen [::]:443; ssl_preread on; proxy_pass $web; preread_timeout 10s; }\n"
+        "  server { listen 10.0.0.1:443; ssl_preread on; proxy_pass $lan; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; }\n"
+        "  server { listen 8080; proxy_pass web; proxy_timeout 2h; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:12:", "one idle_timeout"), "a second proxy_timeout is reported");
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "[global]\nworkers = auto\nuser = www-data\nconnect_timeout = 3s\n"
+                                 "idle_timeout = 1h\npreread_timeout = 10s\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\naddress = [::]:443\nroutes = web\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443_2]\naddress = 10.0.0.1:443\nroutes = lan\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port8080]\naddress = 0.0.0.0:8080\nupstream = web\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes web]\ndefault = web\na.example.com = 127.0.0.1:9100\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes lan]\ngit.lan = 127.0.0.1:3000\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+Test(nginx_import, proxy_protocol_sent_and_accepted)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  set_real_ip_from 10.0.0.0/8;\n"
+        "  map $ssl_preread_server_name $name { matrix.example.com matrix; blog.example.com 127.0.0.1:8443; }\n"
+        "  upstream matrix { server 127.0.0.1:12443; }\n"
+        "  server { listen 443 proxy_protocol; ssl_preread on; proxy_pass $name; proxy_protocol on; }\n"
+        "  server { listen 2222 proxy_protocol; proxy_pass 127.0.0.1:22; set_real_ip_from 192.168.0.0/16; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:443\nroutes = name\nproxy_protocol_from = 10.0.0.0/8\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nproxy_protocol_from = 192.168.0.0/16\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream matrix]\nserver = 127.0.0.1:12443\nproxy_protocol = v1\n"),
+              "%s", result.ini);
+    /* A literal target that needs the header gets an upstream of its own. */
+    cr_expect(strstr(result.ini, "blog.example.com = to_127_0_0_1_8443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream to_127_0_0_1_8443]\nserver = 127.0.0.1:8443\nproxy_protocol = v1\n"),
+              "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+Test(nginx_import, proxy_protocol_listen_without_trusted_sources_warns)
+{
+    struct nginx_import result = import_text(
+        "stream { server { listen 443 proxy_protocol; proxy_pass 127.0.0.1:8443; } }\n");
+    cr_expect(has_warning(&result, "nginx.conf:1:", "every client"));
+    cr_expect(strstr(result.ini, "proxy_protocol_from = 0.0.0.0/0\nproxy_protocol_from = ::/0\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+Test(nginx_import, includes_are_read_relative_to_the_main_file)
+{
+    char directory[] = "/tmp/snisplice-nginx-XXXXXX";
+    cr_assert_not_null(mkdtemp(directory));
+    char path[256];
+    snprintf(path, sizeof path, "%s/conf.d", directory);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    struct { const char *name, *text; } files[] = {
+        { "nginx.conf", "user nobody;\nstream {\n    include conf.d/*.conf;\n}\n" },
+        { "conf.d/map.conf", "map $ssl_preread_server_name $name {\n  a.example.com a;\n  ~regex a;\n}\n" },
+        { "conf.d/servers.conf", "upstream a { server 127.0.0.1:9001; }\nserver { listen 443; ssl_preread on; proxy_pass $name; }\n" },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", directory, files[i].name);
+        FILE *file = fopen(path, "w");
+        cr_assert_not_null(file);
+        fputs(files[i].text, file);
+        fclose(file);
+    }
+    snprintf(path, sizeof path, "%s/nginx.conf", directory);
+    struct nginx_import result;
+    char error[512];
+    cr_assert(nginx_import_file(path, &result, error, sizeof error), "%s", error);
+    log_warnings(&result);
+    char where[300];
+    snprintf(where, sizeof where, "%s/conf.d/map.conf:3:", directory);
+    cr_expect(has_warning(&result, where, "regular expressions"), "warning names the included file");
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "user = nobody\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes]\na.example.com = a\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:9001\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+    char command[400];
+    snprintf(command, sizeof command, "rm -rf '%s'", directory);
+    cr_expect_eq(system(command), 0);
+}
+
+Test(nginx_import, syntax_errors_name_file_and_line)
+{
+    const struct { const char *text, *expected; } cases[] = {
+        { "stream {\n  server { listen 443;\n", "nginx.conf:3: unexpected end of file" },
+        { "stream { }\n}\n", "nginx.conf:2: unexpected \"}\"" },
+        { "user nobody\n", "nginx.conf:2: unexpected end of file after \"user\"" },
+        { "stream { map \"$x { }\n", "nginx.conf:1: unterminated quoted string" },
+        { "include other.conf;\n", "nginx.conf:1: include is not allowed here" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct nginx_tree tree;
+        struct nginx_parse_options options = { "/nonexistent", false };
+        char error[512];
+        bool parsed = nginx_parse_text(&tree, "nginx.conf", cases[i].text, strlen(cases[i].text), &options,
+                                       error, sizeof error);
+        nginx_tree_free(&tree);
+        cr_expect_not(parsed, "case %zu parsed", i);
+        cr_expect(strncmp(error, cases[i].expected, strlen(cases[i].expected)) == 0,
+                  "case %zu: got '%s', want '%s...'", i, error, cases[i].expected);
+    }
+}
+
+Test(nginx_import, quoting_escapes_and_comments)
+{
+    struct nginx_import result = import_text(
+        "# a comment\n"
+        "stream { # trailing comment\n"
+        "  map $ssl_preread_server_name \"$name\" {\n"
+        "    'quoted.example.com' \"a\";\n"
+        "    plain.example.com a; # why\n"
+        "  }\n"
+        "  upstream a { server \"127.0.0.1:9001\"; }\n"
+        "  server { listen '443'; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[routes]\nquoted.example.com = a\nplain.example.com = a\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
