@@ -98,7 +98,11 @@ build/fuzz/fuzz_nginx_import: tests/fuzz/fuzz_nginx_import.c $(CORE_SRC) $(CONFI
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -linih -o $@
 
-FUZZ_HARNESSES = clienthello config nginx_import
+build/fuzz/fuzz_proxy_protocol: tests/fuzz/fuzz_proxy_protocol.c core/proxy_protocol.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -o $@
+
+FUZZ_HARNESSES = clienthello config nginx_import proxy_protocol
 fuzz: deps $(addprefix build/fuzz/fuzz_,$(FUZZ_HARNESSES))
 	@for harness in $(FUZZ_HARNESSES); do \
 	  mkdir -p build/fuzz/corpus-$$harness; \

@@ -15,6 +15,8 @@
  */
 #include "config.h"
 
+#include "../core/proxy_protocol.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -55,6 +57,8 @@ struct pending_listener {
     char *routes;            /* `routes = ...`: another table's name */
     int routes_line;
     size_t address_count;
+    struct address_range *proxy_protocol_from; /* moved into the snapshot */
+    uint32_t proxy_protocol_from_count;
 };
 
 struct pending_upstream {
@@ -405,10 +409,28 @@ static void set_listener_text(struct loader *loader, const char *key, const char
         loader->out_of_memory = true;
 }
 
+static void add_trusted_range(struct loader *loader, struct pending_listener *listener, const char *value)
+{
+    struct address_range range;
+    char error[256];
+    if (!address_range_parse(value, &range, error, sizeof error)) {
+        add_error(loader, loader->line, "proxy_protocol_from: %s", error);
+        return;
+    }
+    struct address_range *ranges = grow(loader, listener->proxy_protocol_from,
+                                        listener->proxy_protocol_from_count, sizeof *ranges);
+    if (!ranges)
+        return;
+    listener->proxy_protocol_from = ranges;
+    ranges[listener->proxy_protocol_from_count++] = range;
+}
+
 static void add_listen(struct loader *loader, const char *name, const char *value)
 {
     struct pending_listener *listener = &loader->listeners[loader->current_listener];
-    if (strcmp(name, "address") == 0)
+    if (strcmp(name, "proxy_protocol_from") == 0)
+        add_trusted_range(loader, listener, value);
+    else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
         set_listener_text(loader, name, value, &listener->upstream, &listener->upstream_line);
@@ -466,6 +488,17 @@ static bool parse_server_flag(struct loader *loader, const char *flag, struct up
 static void add_server(struct loader *loader, const char *name, const char *value)
 {
     struct upstream *upstream = &loader->upstreams[loader->current_upstream].upstream;
+    if (strcmp(name, "proxy_protocol") == 0) {
+        if (strcmp(value, "off") == 0)
+            upstream->proxy_protocol = PROXY_PROTOCOL_OFF;
+        else if (strcmp(value, "v1") == 0)
+            upstream->proxy_protocol = PROXY_PROTOCOL_V1;
+        else if (strcmp(value, "v2") == 0)
+            upstream->proxy_protocol = PROXY_PROTOCOL_V2;
+        else
+            add_error(loader, loader->line, "proxy_protocol: expected off, v1 or v2, got '%s'", value);
+        return;
+    }
     if (strcmp(name, "server") != 0) {
         add_error(loader, loader->line, "unknown key '%s' in [upstream %s]", name, upstream->name);
         return;
@@ -630,6 +663,9 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
         describe_listener(pending, what, sizeof what);
         listener->name = strdup(pending->name);
         listener->upstream = ROUTE_NO_MATCH;
+        listener->proxy_protocol_from = pending->proxy_protocol_from;
+        listener->proxy_protocol_from_count = pending->proxy_protocol_from_count;
+        pending->proxy_protocol_from = NULL;
         snapshot->listener_count = (uint32_t)i + 1;
         if (!listener->name)
             return false;
@@ -733,6 +769,7 @@ static void loader_release(struct loader *loader)
         free(loader->listeners[i].name);
         free(loader->listeners[i].upstream);
         free(loader->listeners[i].routes);
+        free(loader->listeners[i].proxy_protocol_from);
     }
     free(loader->listeners);
     for (size_t i = 0; i < loader->table_count; i++)

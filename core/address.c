@@ -121,3 +121,61 @@ int address_family(const struct address *address)
 {
     return address->storage.ss_family;
 }
+
+bool address_range_parse(const char *text, struct address_range *out, char *error, size_t error_size)
+{
+    char work[INET6_ADDRSTRLEN + 8];
+    if (strlen(text) >= sizeof work) {
+        snprintf(error, error_size, "'%s' is not an address range", text);
+        return false;
+    }
+    snprintf(work, sizeof work, "%s", text);
+    char *slash = strchr(work, '/');
+    if (slash)
+        *slash = '\0';
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, work, out->bytes) == 1) {
+        out->family = AF_INET;
+    } else if (inet_pton(AF_INET6, work, out->bytes) == 1) {
+        out->family = AF_INET6;
+    } else {
+        snprintf(error, error_size, "'%s' is not an IPv4 or IPv6 address or CIDR block", text);
+        return false;
+    }
+    unsigned bits = out->family == AF_INET ? 32 : 128;
+    unsigned prefix = bits;
+    if (slash) {
+        char *end = NULL;
+        unsigned long value = strtoul(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || value > bits) {
+            snprintf(error, error_size, "'%s': prefix length must be 0..%u", text, bits);
+            return false;
+        }
+        prefix = (unsigned)value;
+    }
+    out->prefix_length = (uint8_t)prefix;
+    /* Clear the host bits so "10.1.2.3/8" means 10.0.0.0/8, as nginx does. */
+    for (unsigned bit = prefix; bit < bits; bit++)
+        out->bytes[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+    return true;
+}
+
+bool address_range_contains(const struct address_range *range, const struct sockaddr *address)
+{
+    const uint8_t *bytes;
+    if (address->sa_family != range->family)
+        return false;
+    if (address->sa_family == AF_INET)
+        bytes = (const uint8_t *)&((const struct sockaddr_in *)address)->sin_addr;
+    else if (address->sa_family == AF_INET6)
+        bytes = (const uint8_t *)&((const struct sockaddr_in6 *)address)->sin6_addr;
+    else
+        return false;
+    unsigned whole = range->prefix_length / 8, rest = range->prefix_length % 8;
+    if (memcmp(bytes, range->bytes, whole) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xFFu << (8 - rest));
+    return (bytes[whole] & mask) == range->bytes[whole];
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define ADDRESS_TEXT_MAX 128
@@ -23,5 +24,18 @@ bool address_parse(const char *text, struct address *out, char *error, size_t er
 void address_format(const struct address *address, char *out, size_t out_size);
 
 int address_family(const struct address *address);
+
+/* A CIDR block: "10.0.0.0/8", "2001:db8::/32"; a bare address is a /32 or
+ * /128. Used for the sources trusted to send a PROXY protocol header. */
+struct address_range {
+    int family;         /* AF_INET or AF_INET6 */
+    uint8_t bytes[16];  /* network order; bits past prefix_length are zero */
+    uint8_t prefix_length;
+};
+
+bool address_range_parse(const char *text, struct address_range *out, char *error, size_t error_size);
+
+/* Whether an AF_INET/AF_INET6 socket address lies inside the range. */
+bool address_range_contains(const struct address_range *range, const struct sockaddr *address);
 
 #endif

@@ -17,8 +17,10 @@ void snapshot_free(struct snapshot *snapshot)
     for (uint32_t i = 0; i < snapshot->route_table_count; i++)
         route_table_free(snapshot->route_tables[i]);
     free(snapshot->route_tables);
-    for (uint32_t i = 0; i < snapshot->listener_count; i++)
+    for (uint32_t i = 0; i < snapshot->listener_count; i++) {
         free(snapshot->listeners[i].name);
+        free(snapshot->listeners[i].proxy_protocol_from);
+    }
     free(snapshot->listeners);
     for (uint32_t i = 0; i < snapshot->upstream_count; i++)
         upstream_release(&snapshot->upstreams[i]);

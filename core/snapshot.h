@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "address.h"
 #include "route_table.h"
 #include "upstream.h"
 
@@ -38,6 +39,9 @@ struct snapshot_listener {
     char *name;                       /* "" for the unnamed [listen] */
     const struct route_table *routes; /* NULL when forwarding plainly */
     int32_t upstream;                 /* the plain forwarding target, else ROUTE_NO_MATCH */
+    /* Clients from these ranges must start with a PROXY protocol header. */
+    struct address_range *proxy_protocol_from;
+    uint32_t proxy_protocol_from_count;
 };
 
 struct snapshot {

@@ -40,6 +40,7 @@ struct upstream {
     uint16_t *schedule;              /* primary indexes, weighted; built by upstream_schedule_build */
     uint32_t schedule_length;
     uint32_t health_index;           /* its first server's slot in a worker's health table */
+    uint8_t proxy_protocol;          /* enum proxy_protocol_version sent before the client's bytes */
 };
 
 /*

@@ -68,6 +68,8 @@ void access_log_begin(struct worker *worker, struct connection *connection);
 void access_log_note_route(struct connection *connection, const char *server_name,
                            const uint8_t *alpn, size_t alpn_len, const char *route);
 void access_log_note_server(struct connection *connection, const struct address *server);
+/* A PROXY protocol header named the real client. */
+void access_log_note_client(struct connection *connection, const struct sockaddr_storage *client);
 /* At close: format the line into the worker's buffer, free the record. */
 void access_log_end(struct worker *worker, struct connection *connection, const char *outcome);
 /* End of a loop iteration: hand a filled buffer to the ring. */

@@ -34,6 +34,12 @@ void access_log_begin(struct worker *worker, struct connection *connection)
     connection->access = record;
 }
 
+void access_log_note_client(struct connection *connection, const struct sockaddr_storage *client)
+{
+    if (connection->access)
+        connection->access->client = *client;
+}
+
 void access_log_note_route(struct connection *connection, const char *server_name,
                            const uint8_t *alpn, size_t alpn_len, const char *route)
 {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proxy_header.h"
 #include "relay.h"
 
 static uint32_t round_robin_next(struct worker *worker, int32_t upstream_index)
@@ -136,10 +137,12 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
 {
     const struct upstream_server *server = connection->server;
     if (result == 0) {
+        uint8_t proxy_protocol = connection->upstream->proxy_protocol;
         upstream_health_succeeded(&worker->health, connection->upstream, server);
         unpin(worker, connection);
         connection->server = NULL;
-        relay_start(worker, connection);
+        if (proxy_header_forward(worker, connection, proxy_protocol))
+            relay_start(worker, connection);
         return;
     }
     upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);

@@ -35,6 +35,7 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
     [OUTCOME_UPSTREAM_ERROR] = "upstream_error",
     [OUTCOME_NO_RESOURCES] = "no_resources",
     [OUTCOME_SHUTDOWN] = "shutdown",
+    [OUTCOME_INVALID_PROXY_HEADER] = "invalid_proxy_header",
 };
 
 const char *connection_outcome_name(enum connection_outcome outcome)

@@ -42,6 +42,7 @@ enum connection_outcome {
     OUTCOME_UPSTREAM_ERROR,   /* reset or error on the upstream socket */
     OUTCOME_NO_RESOURCES,     /* out of fds or memory */
     OUTCOME_SHUTDOWN,         /* drain_timeout passed at shutdown */
+    OUTCOME_INVALID_PROXY_HEADER, /* a trusted source sent no valid PROXY header */
     OUTCOME_COUNT
 };
 
@@ -50,6 +51,13 @@ enum connection_op {
     CONNECTION_OP_STEP        = 1 << 0, /* preread poll, connect */
     CONNECTION_OP_TO_UPSTREAM = 1 << 1, /* relay poll, client -> upstream */
     CONNECTION_OP_TO_CLIENT   = 1 << 2, /* relay poll, upstream -> client */
+};
+
+/* A PROXY protocol header from the client (see io/proxy_header.c). */
+enum proxy_header_state {
+    PROXY_HEADER_NONE,     /* the client is not a trusted load balancer */
+    PROXY_HEADER_EXPECTED, /* trusted: its stream must start with one */
+    PROXY_HEADER_QUEUED,   /* seen, still queued in the socket before the hello */
 };
 
 enum relay_state {
@@ -75,6 +83,8 @@ struct connection {
     bool connect_timed_out;
     uint16_t listener;               /* index into snapshot->listeners */
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
+    uint32_t proxy_header_length;    /* PROXY_HEADER_QUEUED: its bytes at the stream's start */
+    uint8_t proxy_header;            /* enum proxy_header_state */
     struct snapshot *snapshot;       /* pinned while connecting, else NULL */
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */

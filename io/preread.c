@@ -11,6 +11,10 @@
  * than is queued, so the level-triggered poll fires when more bytes arrive
  * (or at end of stream or error) instead of at once for the bytes already
  * seen. It is set back to 1 before the relay starts.
+ *
+ * A client a listener trusts to send a PROXY protocol header (see
+ * io/proxy_header.c) is peeked the same way: the header first, then the
+ * hello after it; both stay queued until the upstream is connected.
  */
 #include "preread.h"
 
@@ -20,11 +24,13 @@
 
 #include "../core/clienthello.h"
 #include "connect.h"
+#include "proxy_header.h"
 
 void preread_start(struct worker *worker, struct connection *connection)
 {
     const struct snapshot_listener *listener = connect_listener_of(worker, connection);
-    if (listener && !listener->routes) {
+    proxy_header_check_trust(worker, connection, listener);
+    if (listener && !listener->routes && connection->proxy_header == PROXY_HEADER_NONE) {
         /* Plain forwarding: nothing to read before connecting. */
         connect_upstream(worker, connection, listener->upstream);
         return;
@@ -68,12 +74,13 @@ static size_t peek_queued(struct worker *worker, struct connection *connection, 
     }
 }
 
-/* The hello is incomplete with `queued` bytes in the socket. */
+/* The hello (or the PROXY header before it) is incomplete with `queued`
+ * bytes in the socket; `too_large` is the outcome when no more may come. */
 static void wait_for_rest(struct worker *worker, struct connection *connection, size_t queued,
-                          size_t limit)
+                          size_t limit, enum connection_outcome too_large)
 {
     if (queued >= limit) {
-        connection_close(worker, connection, OUTCOME_HELLO_TOO_LARGE);
+        connection_close(worker, connection, too_large);
         return;
     }
     if (queued <= connection->peeked_length) {
@@ -90,6 +97,16 @@ static void wait_for_rest(struct worker *worker, struct connection *connection, 
     wait_for_more(worker, connection);
 }
 
+/* The relay must see every byte as readable again. False when closed. */
+static bool done_waiting(struct worker *worker, struct connection *connection)
+{
+    if (connection->peeked_length > 0 && !set_receive_low_water(connection->client_fd, 1)) {
+        connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+        return false;
+    }
+    return true;
+}
+
 void preread_on_readable(struct worker *worker, struct connection *connection)
 {
     size_t limit = worker->snapshot->settings.preread_max;
@@ -98,23 +115,38 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     size_t queued = peek_queued(worker, connection, limit);
     if (queued == 0)
         return;
+    size_t skip = 0;
+    switch (proxy_header_read(connection, worker->peek_buffer, queued, &skip)) {
+    case PROXY_HEADER_READ_NEED_MORE:
+        wait_for_rest(worker, connection, queued, limit, OUTCOME_INVALID_PROXY_HEADER);
+        return;
+    case PROXY_HEADER_READ_INVALID:
+        connection_close(worker, connection, OUTCOME_INVALID_PROXY_HEADER);
+        return;
+    case PROXY_HEADER_READ_DONE:
+        break;
+    }
+    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    if (listener && !listener->routes) {
+        if (done_waiting(worker, connection))
+            connect_upstream(worker, connection, listener->upstream);
+        return;
+    }
     struct clienthello_info info;
-    enum clienthello_status status = clienthello_parse(worker->peek_buffer, queued,
+    enum clienthello_status status = queued == skip ? CLIENTHELLO_NEED_MORE
+                                   : clienthello_parse(worker->peek_buffer + skip, queued - skip,
                                                        worker->parse_scratch,
                                                        worker->parse_scratch_size, &info);
     if (status == CLIENTHELLO_NEED_MORE) {
-        wait_for_rest(worker, connection, queued, limit);
+        wait_for_rest(worker, connection, queued, limit, OUTCOME_HELLO_TOO_LARGE);
         return;
     }
     if (status == CLIENTHELLO_INVALID) {
         connection_close(worker, connection, OUTCOME_INVALID_HELLO);
         return;
     }
-    /* The relay must see every byte as readable again. */
-    if (connection->peeked_length > 0 && !set_receive_low_water(connection->client_fd, 1)) {
-        connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+    if (!done_waiting(worker, connection))
         return;
-    }
     if (status == CLIENTHELLO_NOT_TLS)
         connect_route(worker, connection, "", 0, NULL, 0);
     else

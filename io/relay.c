@@ -131,18 +131,14 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
     }
 }
 
-/* Write the pipe out; `last` says these are the stream's final bytes.
- * Returns true when it is empty. */
+/* Write the pipe out. Returns true when it is empty. */
 static bool drain_pipe(struct worker *worker, struct connection *connection,
-                       const struct relay_side *side, bool last, bool *closed)
+                       const struct relay_side *side, bool *closed)
 {
     struct relay_direction *direction = side->direction;
-    /* Final bytes go out with MSG_MORE: the FIN that follows at once joins
-     * them in one segment instead of a segment of its own. */
-    unsigned flags = SPLICE_F_NONBLOCK | SPLICE_F_MOVE | (last ? SPLICE_F_MORE : 0);
     for (;;) {
         ssize_t moved = splice(direction->pipe.read_fd, NULL, side->destination_fd, NULL,
-                               direction->pipe_bytes, flags);
+                               direction->pipe_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         if (moved > 0) {
             direction->pipe_bytes -= (uint32_t)moved;
             if (direction->pipe_bytes == 0)
@@ -163,11 +159,8 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
     }
 }
 
-/* Move what the source has. `source_ended`: the readiness poll reported the
- * peer's FIN (POLLRDHUP), so once a read comes back short nothing more can
- * follow and the direction ends without a last splice that returns 0. */
-static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag,
-                 bool source_ended)
+/* Move what the source has, up to RELAY_BUDGET bytes. */
+static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag)
 {
     struct relay_side side = side_of(connection, tag);
     for (uint32_t moved = 0; moved < RELAY_BUDGET;) {
@@ -181,16 +174,14 @@ static void pump(struct worker *worker, struct connection *connection, enum ring
         }
         moved += in_pipe;
         bool closed = false;
-        bool last = source_ended && !filled_up;
-        if (!drain_pipe(worker, connection, &side, last, &closed))
+        if (!drain_pipe(worker, connection, &side, &closed))
             return;
-        if (last) {
-            finish_direction(worker, connection, &side);
-            return;
-        }
         if (!filled_up) {
             /* The source is most likely drained: wait instead of a splice
-             * that would only say EAGAIN. */
+             * that would only say EAGAIN. Only likely: a pipe holds 16
+             * buffers, one per received segment, so many small segments
+             * also give a short read; the level-triggered poll then fires
+             * at once. Never conclude "end of stream" from a short read. */
             wait_readable(worker, connection, &side);
             return;
         }
@@ -211,7 +202,7 @@ void relay_start(struct worker *worker, struct connection *connection)
      * than after a poll that would fire at once. (A plain-forward client
      * may have sent nothing: then the splice says EAGAIN and a poll is
      * armed.) */
-    pump(worker, connection, RING_TAG_TO_UPSTREAM, false);
+    pump(worker, connection, RING_TAG_TO_UPSTREAM);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
@@ -222,10 +213,7 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         connection_close(worker, connection, side.source_error);
         return;
     }
-    /* POLLRDHUP means something only for a poll on the source. */
-    struct relay_side side = side_of(connection, tag);
-    bool source_ended = side.direction->state == RELAY_WAIT_READABLE && (result & POLLRDHUP);
-    pump(worker, connection, tag, source_ended);
+    pump(worker, connection, tag);
 }
 
 void relay_on_idle_timer(struct worker *worker, struct connection *connection)

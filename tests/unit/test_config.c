@@ -10,6 +10,7 @@
 
 #include "../../config/config.h"
 #include "../../config/units.h"
+#include "../../core/proxy_protocol.h"
 
 static char path[64];
 
@@ -352,4 +353,36 @@ Test(units, durations)
     const char *bad[] = { "", "s", "-5s", "5 s", "5sec", "1.5s", "5mss", "99999999999999999999d" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_not(units_parse_duration(bad[i], &ms), "'%s'", bad[i]);
+}
+
+Test(config, proxy_protocol_keys)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"
+                                    "proxy_protocol_from = 10.0.0.0/8\nproxy_protocol_from = ::1\n"
+                                    "[routes]\ndefault = a\n"
+                                    "[upstream a]\nserver = 127.0.0.1:1\nproxy_protocol = v2\n"
+                                    "[upstream b]\nserver = 127.0.0.1:2\nproxy_protocol = v1\n"
+                                    "[upstream c]\nserver = 127.0.0.1:3\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_expect_eq(snapshot->listeners[0].proxy_protocol_from_count, 2);
+    cr_expect_eq(snapshot->listeners[0].proxy_protocol_from[0].prefix_length, 8);
+    cr_expect_eq(snapshot->listeners[0].proxy_protocol_from[1].prefix_length, 128);
+    cr_expect_eq(snapshot->upstreams[route(config, "x.example")].proxy_protocol, PROXY_PROTOCOL_V2);
+    for (uint32_t i = 0; i < snapshot->upstream_count; i++) {
+        if (strcmp(snapshot->upstreams[i].name, "b") == 0)
+            cr_expect_eq(snapshot->upstreams[i].proxy_protocol, PROXY_PROTOCOL_V1);
+        if (strcmp(snapshot->upstreams[i].name, "c") == 0)
+            cr_expect_eq(snapshot->upstreams[i].proxy_protocol, PROXY_PROTOCOL_OFF, "off by default");
+    }
+    config_free(config);
+
+    const char *const expected[] = {
+        "3: proxy_protocol_from: '10.0.0.0/33': prefix length must be 0..32",
+        "4: proxy_protocol_from: 'lb.example.com' is not an IPv4 or IPv6 address or CIDR block",
+        "8: proxy_protocol: expected off, v1 or v2, got 'v3'",
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\nproxy_protocol_from = 10.0.0.0/33\n"
+                  "proxy_protocol_from = lb.example.com\n[routes]\ndefault = a\n"
+                  "[upstream a]\nproxy_protocol = v3\nserver = 127.0.0.1:1\n",
+                  expected, 3);
 }

@@ -1,0 +1,35 @@
+/*
+ * proxy_header.h - the PROXY protocol at both ends of a connection:
+ * expecting a header from clients a listener trusts (proxy_protocol_from),
+ * and sending one to upstreams that asked for it (proxy_protocol = v1|v2).
+ * The encoding and parsing are core/proxy_protocol.c's; this file owns when
+ * they happen and on which socket.
+ */
+#ifndef SNISPLICE_IO_PROXY_HEADER_H
+#define SNISPLICE_IO_PROXY_HEADER_H
+
+#include <stddef.h>
+
+#include "worker.h"
+
+/* At accept: does this client have to start with a PROXY header? Sets
+ * connection->proxy_header to EXPECTED if so. */
+void proxy_header_check_trust(struct worker *worker, struct connection *connection,
+                              const struct snapshot_listener *listener);
+
+enum proxy_header_result {
+    PROXY_HEADER_READ_DONE,      /* header (if any) seen; `*skip` bytes precede the hello */
+    PROXY_HEADER_READ_NEED_MORE,
+    PROXY_HEADER_READ_INVALID,
+};
+
+/* In preread, on the peeked bytes: read the expected header. */
+enum proxy_header_result proxy_header_read(struct connection *connection, const uint8_t *queued,
+                                           size_t length, size_t *skip);
+
+/* Once the upstream is connected: take the client's header out of the
+ * socket, then send ours if `version` asks for one. False when the
+ * connection was closed. */
+bool proxy_header_forward(struct worker *worker, struct connection *connection, uint8_t version);
+
+#endif
