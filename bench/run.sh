@@ -345,6 +345,10 @@ jq -n --arg profile "$PROFILE" --arg workers "$WORKERS" --arg reps "$REPS" \
                 proxies:($proxies|split(" "))},
       versions:($versions|split("\n")), runs:$runs}' > "$RESDIR/latest.json"
 python3 "$BENCH/report.py" "$RESDIR/latest.json" "$RESDIR"
+# A full run into bench/results is what the README quotes.
+if [[ $PROFILE == full && $RESDIR == "$BENCH/results" && -z ${ONLY:-} ]]; then
+    python3 "$BENCH/readme_summary.py" "$RESDIR/latest.md"
+fi
 log "results: $RESDIR/latest.md ($NFAIL failed runs, $((T_END - T_START)) s)"
 if ((NFAIL > 0)); then
     [[ $PROFILE == smoke ]] && { cat "$TMPD"/*.log >&2 2>/dev/null || true; exit 1; }
