@@ -336,6 +336,11 @@ static void set_global(struct loader *loader, const char *name, const char *valu
             loader->config->workers = (unsigned)number;
         else
             add_error(loader, loader->line, "workers: expected auto or 1..%d, got '%s'", WORKERS_MAX, value);
+    } else if (strcmp(name, "stats") == 0) {
+        char error[256];
+        loader->config->has_stats = strcmp(value, "off") != 0;
+        if (loader->config->has_stats && !address_parse(value, &loader->config->stats, error, sizeof error))
+            add_error(loader, loader->line, "stats: %s", error);
     } else if (strcmp(name, "access_log") == 0) {
         free(loader->config->access_log);
         loader->config->access_log = strcmp(value, "off") == 0 ? NULL : strdup(value);

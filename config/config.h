@@ -29,6 +29,8 @@ struct config {
     unsigned workers;            /* 0 = one per online CPU */
     char *user;                  /* drop to this user after binding; NULL: stay */
     char *access_log;            /* path, or NULL for none */
+    bool has_stats;              /* stats = ADDR given */
+    struct address stats;        /* where Prometheus scrapes /metrics */
     struct config_listen *listen; /* [listen_count], grouped by listener in config order */
     size_t listen_count;
     struct snapshot *snapshot;   /* owned until handed to the publisher */

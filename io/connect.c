@@ -124,6 +124,7 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     snapshot_pin(snapshot, worker->index);
     connection->snapshot = snapshot;
     connection->upstream = &snapshot->upstreams[target];
+    connection->route_metrics = metrics_route(&worker->metrics, connection->upstream->name);
     if (connection->access)
         snprintf(connection->access->route, sizeof connection->access->route, "%s",
                  connection->upstream->name);
@@ -146,9 +147,10 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
         return;
     }
     upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&server->address, text, sizeof text);
+    metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);
     if (log_threshold >= LOG_DEBUG) {
-        char text[ADDRESS_TEXT_MAX];
-        address_format(&server->address, text, sizeof text);
         log_debug("worker %u: connect to %s: %s", worker->index, text,
                   connection->connect_timed_out ? "timed out" : strerror(-result));
     }

@@ -96,6 +96,7 @@ struct connection *connection_new(struct worker *worker, int client_fd)
     connection->last_activity_ms = worker->now_ms;
     relay_direction_reset(&connection->to_upstream);
     relay_direction_reset(&connection->to_client);
+    connection->route_metrics = metrics_unrouted(&worker->metrics);
     worker->open_connections++;
     worker->allocated_connections++;
     counter_add(&worker->counters.active, 1);
@@ -161,6 +162,9 @@ void connection_close(struct worker *worker, struct connection *connection,
     release_pipe(worker, &connection->to_upstream);
     release_pipe(worker, &connection->to_client);
     counter_add(&worker->counters.outcomes[outcome], 1);
+    metrics_add(&connection->route_metrics->outcomes[outcome], 1);
+    metrics_add(&connection->route_metrics->bytes_to_upstream, connection->to_upstream.bytes);
+    metrics_add(&connection->route_metrics->bytes_to_client, connection->to_client.bytes);
     counter_add(&worker->counters.bytes_to_upstream, connection->to_upstream.bytes);
     counter_add(&worker->counters.bytes_to_client, connection->to_client.bytes);
     counter_add(&worker->counters.active, (uint64_t)-1);

@@ -20,6 +20,7 @@
 #include "timer_wheel.h"
 
 struct worker;
+struct metrics_route;
 
 enum connection_state {
     CONNECTION_FREE,
@@ -93,6 +94,7 @@ struct connection {
     struct relay_direction to_upstream;
     struct relay_direction to_client;
     struct access_record *access;    /* only while an access_log is configured */
+    struct metrics_route *route_metrics; /* its route's counters (worker->metrics) */
     struct connection *next_free;
 };
 

@@ -25,6 +25,7 @@
 #include "listener.h"
 #include "log.h"
 #include "service.h"
+#include "stats_server.h"
 #include "worker.h"
 
 #ifndef SNISPLICE_VERSION
@@ -46,6 +47,11 @@ struct process {
     struct listener *listeners; /* [worker_count * listen_count] */
     struct config_listen *listen; /* addresses bound at start */
     size_t listen_count;
+    bool has_stats;
+    struct address stats_address;
+    struct stats_server stats;
+    _Atomic uint64_t reloads_ok;     /* written by this thread, read by the stats thread */
+    _Atomic uint64_t reloads_failed;
 };
 
 static void print_usage(FILE *out)
@@ -276,6 +282,7 @@ static void reload(struct process *process)
     if (!config) {
         log_error("reload rejected: %s has errors; the previous configuration keeps serving",
                   process->config_path);
+        atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
         service_notify("READY=1\nSTATUS=reload rejected: config has errors");
         return;
     }
@@ -283,6 +290,11 @@ static void reload(struct process *process)
         log_warn("reload: listen addresses changed; a restart is needed to apply that");
     if (config->workers != 0 && config->workers != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
+    if (config->has_stats != process->has_stats ||
+        (config->has_stats && (config->stats.length != process->stats_address.length ||
+                               memcmp(&config->stats.storage, &process->stats_address.storage,
+                                      config->stats.length) != 0)))
+        log_warn("reload: stats address changed; a restart is needed to apply that");
     apply_access_log(process, config->access_log);
     if (!publisher_publish(process->publisher, config->snapshot)) {
         log_error("reload: out of memory; the previous configuration keeps serving");
@@ -294,6 +306,7 @@ static void reload(struct process *process)
     /* Wake idle workers so they pass a quiescent point and the old snapshot can go. */
     for (unsigned i = 0; i < process->worker_count; i++)
         worker_wake(&process->workers[i]);
+    atomic_fetch_add_explicit(&process->reloads_ok, 1, memory_order_relaxed);
     log_info("reloaded %s", process->config_path);
     service_notify("READY=1\nSTATUS=serving");
 }
@@ -342,6 +355,7 @@ static int serve(const char *config_path)
         .listen = config->listen,
         .listen_count = config->listen_count,
     };
+    process.stats.listen_fd = process.stats.stop_fd = -1;
     /* Pin only when there is a CPU per worker: never stack two on one core. */
     if (process.worker_count > cpu_count)
         cpu_count = 0;
@@ -368,10 +382,19 @@ static int serve(const char *config_path)
             goto out;
         process.access_log_path = strdup(config->access_log);
     }
-    if (!open_listeners(&process) || !drop_privileges(config->user))
+    process.has_stats = config->has_stats;
+    process.stats_address = config->stats;
+    if (!open_listeners(&process) || (config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
+        !drop_privileges(config->user))
         goto out;
     if (!start_workers(&process, cpus, cpu_count)) {
         log_error("cannot start workers");
+        stop_workers(&process);
+        goto out;
+    }
+    if (config->has_stats &&
+        !stats_server_start(&process.stats, process.workers, process.worker_count, &process.reloads_ok,
+                            &process.reloads_failed)) {
         stop_workers(&process);
         goto out;
     }
@@ -379,10 +402,12 @@ static int serve(const char *config_path)
              process.worker_count, process.listen_count, config_path);
     service_notify("READY=1\nSTATUS=serving");
     serve_signals(&process, &signals);
+    stats_server_stop(&process.stats);
     stop_workers(&process);
     log_info("stopped");
     status = 0;
 out:
+    stats_server_stop(&process.stats);
     for (unsigned i = 0; process.workers && i < process.worker_count; i++)
         worker_destroy(&process.workers[i]);
     free(process.workers);

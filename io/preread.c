@@ -147,6 +147,7 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     }
     if (!done_waiting(worker, connection))
         return;
+    metrics_observe_preread(&worker->metrics, worker->now_ms - connection->last_activity_ms);
     if (status == CLIENTHELLO_NOT_TLS)
         connect_route(worker, connection, "", 0, NULL, 0);
     else

@@ -258,6 +258,9 @@ static void submit_wait_and_dispatch(struct worker *worker)
     }
     io_uring_cq_advance(&worker->ring, seen);
     access_log_flush(worker);
+    /* Gauges for the stats thread, which must not read the pool itself. */
+    atomic_store_explicit(&worker->metrics.pipes_in_use, worker->pipes.in_use, memory_order_relaxed);
+    atomic_store_explicit(&worker->metrics.pipes_idle, worker->pipes.idle_count, memory_order_relaxed);
 }
 
 static void run_loop(struct worker *worker)
@@ -364,7 +367,7 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->peek_buffer = malloc(PREREAD_MAX_CEILING);
     connection_slab_init(&worker->connections);
     if (worker->wakeup_fd < 0 || !worker->parse_scratch || !worker->peek_buffer ||
-        !pipe_pool_init(&worker->pipes, PIPES_KEPT) ||
+        !pipe_pool_init(&worker->pipes, PIPES_KEPT) || !metrics_init(&worker->metrics) ||
         !access_log_init(&worker->access_log)) {
         worker_destroy(worker);
         return false;
@@ -406,6 +409,7 @@ void worker_destroy(struct worker *worker)
     pipe_pool_destroy(&worker->pipes);
     free(worker->peek_buffer);
     worker->peek_buffer = NULL;
+    metrics_destroy(&worker->metrics);
     free(worker->parse_scratch);
     free(worker->round_robin);
     upstream_health_free(&worker->health);

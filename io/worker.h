@@ -20,6 +20,7 @@
 #include "access_log.h"
 #include "connection.h"
 #include "pipe_pool.h"
+#include "metrics.h"
 #include "timer_wheel.h"
 #include "upstream_health.h"
 
@@ -96,6 +97,7 @@ struct worker {
     _Atomic bool stop_requested;
     _Atomic int start_status;      /* 0 starting, 1 running, -1 failed */
     struct worker_counters counters;
+    struct metrics metrics;        /* what `stats` reports; written here only */
 };
 
 /* Main thread: prepare a worker that will own the given listener fds. */

@@ -1,0 +1,79 @@
+/*
+ * test_metrics.c - the per-worker metric storage: routes interned by name
+ * (same entry every time, "other" once full), connect failures by server,
+ * preread histogram bucket edges, and label escaping of the exposition
+ * format.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../io/metrics.h"
+
+Test(metrics, routes_are_interned_by_name)
+{
+    struct metrics metrics;
+    cr_assert(metrics_init(&metrics));
+    struct metrics_route *alpha = metrics_route(&metrics, "alpha");
+    cr_expect_eq(metrics_route(&metrics, "alpha"), alpha, "one entry per name");
+    cr_expect_neq(metrics_route(&metrics, "bravo"), alpha);
+    cr_expect_str_eq(metrics_unrouted(&metrics)->name, "-");
+    /* Fill the table: the rest share the "other" entry, nothing is lost. */
+    char name[32];
+    for (int i = 0; i < METRICS_NAMES_MAX + 10; i++) {
+        snprintf(name, sizeof name, "route%d", i);
+        metrics_add(&metrics_route(&metrics, name)->outcomes[OUTCOME_DONE], 1);
+    }
+    cr_expect_eq(atomic_load(&metrics.route_count), METRICS_NAMES_MAX);
+    struct metrics_route *other = metrics_route(&metrics, "one-more");
+    cr_expect_str_eq(other->name, "other");
+    cr_expect_eq(atomic_load(&other->outcomes[OUTCOME_DONE]), 13, "3 + 10 names past the limit");
+    cr_expect_eq(metrics_route(&metrics, "alpha"), alpha, "old names are still found");
+    metrics_destroy(&metrics);
+}
+
+Test(metrics, connect_failures_by_upstream_and_server)
+{
+    struct metrics metrics;
+    cr_assert(metrics_init(&metrics));
+    metrics_count_connect_failure(&metrics, "matrix", "127.0.0.1:12443");
+    metrics_count_connect_failure(&metrics, "matrix", "127.0.0.1:12443");
+    metrics_count_connect_failure(&metrics, "matrix", "127.0.0.1:12444");
+    metrics_count_connect_failure(&metrics, "blog", "127.0.0.1:12443");
+    cr_assert_eq(atomic_load(&metrics.server_count), 3);
+    cr_expect_eq(atomic_load(&metrics.servers[0].connect_failures), 2);
+    cr_expect_eq(atomic_load(&metrics.servers[1].connect_failures), 1);
+    cr_expect_str_eq(metrics.servers[2].upstream, "blog");
+    metrics_destroy(&metrics);
+}
+
+Test(metrics, preread_bucket_edges)
+{
+    struct metrics metrics;
+    cr_assert(metrics_init(&metrics));
+    const uint64_t observed[] = { 0, 1, 2, 5, 6, 5000, 5001, 600000 };
+    const unsigned bucket[] = { 0, 0, 1, 1, 2, 7, 8, 8 };
+    for (size_t i = 0; i < sizeof observed / sizeof observed[0]; i++)
+        metrics_observe_preread(&metrics, observed[i]);
+    unsigned expected[METRICS_PREREAD_BUCKETS] = { 0 };
+    for (size_t i = 0; i < sizeof bucket / sizeof bucket[0]; i++)
+        expected[bucket[i]]++;
+    for (unsigned b = 0; b < METRICS_PREREAD_BUCKETS; b++)
+        cr_expect_eq(atomic_load(&metrics.preread_buckets[b]), expected[b], "bucket %u", b);
+    cr_expect_eq(atomic_load(&metrics.preread_ms_sum), 0 + 1 + 2 + 5 + 6 + 5000 + 5001 + 600000);
+    metrics_destroy(&metrics);
+}
+
+Test(metrics, label_escaping)
+{
+    char out[64];
+    metrics_escape_label("plain-name_1", out, sizeof out);
+    cr_expect_str_eq(out, "plain-name_1");
+    metrics_escape_label("a\"b\\c\nd", out, sizeof out);
+    cr_expect_str_eq(out, "a\\\"b\\\\c\\nd");
+    metrics_escape_label("[::1]:443", out, sizeof out);
+    cr_expect_str_eq(out, "[::1]:443");
+    char tiny[6];
+    metrics_escape_label("\"\"\"\"", tiny, sizeof tiny);
+    cr_expect_leq(strlen(tiny), 5, "never past the buffer");
+}
