@@ -756,7 +756,17 @@ static bool assemble(struct loader *loader)
         return false;
     }
     snapshot->settings = loader->settings;
-    loader->config->snapshot = snapshot;
+    struct config *config = loader->config;
+    snapshot->addresses = calloc(config->listen_count ? config->listen_count : 1, sizeof *snapshot->addresses);
+    if (!snapshot->addresses) {
+        add_error(loader, 0, "out of memory");
+        snapshot_free(snapshot);
+        return false;
+    }
+    for (size_t i = 0; i < config->listen_count; i++)
+        snapshot->addresses[i] = (struct snapshot_address){ config->listen[i].address, config->listen[i].listener };
+    snapshot->address_count = (uint32_t)config->listen_count;
+    config->snapshot = snapshot;
     return true;
 }
 

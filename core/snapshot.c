@@ -22,6 +22,7 @@ void snapshot_free(struct snapshot *snapshot)
         free(snapshot->listeners[i].proxy_protocol_from);
     }
     free(snapshot->listeners);
+    free(snapshot->addresses);
     for (uint32_t i = 0; i < snapshot->upstream_count; i++)
         upstream_release(&snapshot->upstreams[i]);
     free(snapshot->upstreams);

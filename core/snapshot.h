@@ -44,11 +44,19 @@ struct snapshot_listener {
     uint32_t proxy_protocol_from_count;
 };
 
+/* A listening address and the listener that serves it. */
+struct snapshot_address {
+    struct address address;
+    uint32_t listener; /* index into listeners */
+};
+
 struct snapshot {
     struct route_table **route_tables; /* owned; targets are indexes into upstreams */
     uint32_t route_table_count;
     struct snapshot_listener *listeners; /* in config order: a worker's listener i uses [i] */
     uint32_t listener_count;
+    struct snapshot_address *addresses; /* workers open and close sockets to match */
+    uint32_t address_count;
     struct upstream *upstreams;
     uint32_t upstream_count;
     uint32_t health_slots;        /* servers of all upstreams (upstream.health_index) */

@@ -1,6 +1,14 @@
 /*
  * listener.c - open listening sockets, accept connections, enforce the
  * connection limit. Never reads from a client: that is preread's job.
+ *
+ * A worker's sockets follow the snapshot it runs on: the main thread binds
+ * new addresses (all workers' sockets, or none, so a reload that cannot
+ * bind is rejected whole) and hands them over before publishing; the
+ * worker starts accepting on them when it adopts that snapshot, and closes
+ * those the snapshot no longer lists. A closed socket's accept may still
+ * be in flight: the listener struct waits on `closed_listeners` until its
+ * last accept completion has come back.
  */
 #include "listener.h"
 
@@ -8,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,11 +95,48 @@ static bool is_resource_exhaustion(int error)
     return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
 }
 
+static void unlink_listener(struct listener **list, struct listener *listener)
+{
+    for (struct listener **at = list; *at; at = &(*at)->next) {
+        if (*at == listener) {
+            *at = listener->next;
+            return;
+        }
+    }
+}
+
+/* Close the socket; free the struct now or when its accept comes back. */
+static void retire(struct worker *worker, struct listener *listener)
+{
+    unlink_listener(&worker->listeners, listener);
+    if (listener->accept_armed)
+        worker_cancel(worker, listener, RING_TAG_ACCEPT);
+    close(listener->fd);
+    listener->fd = -1;
+    if (listener->accept_armed) {
+        listener->next = worker->closed_listeners;
+        worker->closed_listeners = listener;
+    } else {
+        free(listener);
+    }
+}
+
 void listener_on_accept(struct worker *worker, struct listener *listener, int result,
                         uint32_t flags)
 {
     if (!(flags & IORING_CQE_F_MORE))
         listener->accept_armed = false;
+    if (listener->fd < 0) {
+        /* Accepted just before its socket was closed: nobody serves that
+         * address any more. */
+        if (result >= 0)
+            close(result);
+        if (!listener->accept_armed) {
+            unlink_listener(&worker->closed_listeners, listener);
+            free(listener);
+        }
+        return;
+    }
     if (result >= 0) {
         worker->accept_exhausted = false;
         accept_connection(worker, listener, result);
@@ -116,19 +162,65 @@ void listener_resume(struct worker *worker)
     if (worker->accept_paused_until_ms == 0 || worker->now_ms < worker->accept_paused_until_ms)
         return;
     worker->accept_paused_until_ms = 0;
-    for (size_t i = 0; i < worker->listener_count; i++)
-        listener_arm_accept(worker, &worker->listeners[i]);
+    for (struct listener *listener = worker->listeners; listener; listener = listener->next)
+        listener_arm_accept(worker, listener);
 }
 
 void listener_close_all(struct worker *worker)
 {
-    for (size_t i = 0; i < worker->listener_count; i++) {
-        struct listener *listener = &worker->listeners[i];
-        if (listener->fd < 0)
-            continue;
-        if (listener->accept_armed)
-            worker_cancel(worker, listener, RING_TAG_ACCEPT);
-        close(listener->fd);
-        listener->fd = -1;
+    while (worker->listeners)
+        retire(worker, worker->listeners);
+}
+
+static bool same_address(const struct address *a, const struct address *b)
+{
+    return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
+}
+
+void listener_match_snapshot(struct worker *worker, const struct snapshot *snapshot)
+{
+    pthread_mutex_lock(&worker->inbox_lock);
+    struct listener *handed_over = worker->inbox;
+    worker->inbox = NULL;
+    pthread_mutex_unlock(&worker->inbox_lock);
+    while (handed_over) {
+        struct listener *next = handed_over->next;
+        handed_over->next = worker->listeners;
+        worker->listeners = handed_over;
+        handed_over = next;
     }
+    struct listener *next;
+    for (struct listener *listener = worker->listeners; listener; listener = next) {
+        next = listener->next;
+        const struct snapshot_address *match = NULL;
+        for (uint32_t i = 0; i < snapshot->address_count && !match; i++)
+            if (same_address(&snapshot->addresses[i].address, &listener->address))
+                match = &snapshot->addresses[i];
+        if (!match || worker->draining) {
+            retire(worker, listener);
+            continue;
+        }
+        listener->index = match->listener;
+        if (worker->accept_paused_until_ms == 0)
+            listener_arm_accept(worker, listener);
+    }
+}
+
+static void free_list(struct listener *listener)
+{
+    while (listener) {
+        struct listener *next = listener->next;
+        if (listener->fd >= 0)
+            close(listener->fd);
+        free(listener);
+        listener = next;
+    }
+}
+
+void listener_free_all(struct worker *worker)
+{
+    free_list(worker->listeners);
+    free_list(worker->closed_listeners);
+    free_list(worker->inbox);
+    worker->listeners = worker->closed_listeners = worker->inbox = NULL;
 }

@@ -30,5 +30,11 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
 void listener_resume(struct worker *worker);
 /* Stop accepting for good (drain): cancel accepts, close the sockets. */
 void listener_close_all(struct worker *worker);
+/* A newly adopted snapshot: take the sockets the main thread handed over,
+ * give every socket its listener index in this snapshot, and close those
+ * whose address it no longer lists. */
+void listener_match_snapshot(struct worker *worker, const struct snapshot *snapshot);
+/* Worker gone: close and free every listener, whatever its state. */
+void listener_free_all(struct worker *worker);
 
 #endif

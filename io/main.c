@@ -44,8 +44,7 @@ struct process {
     struct publisher *publisher;
     struct worker *workers;
     unsigned worker_count;
-    struct listener *listeners; /* [worker_count * listen_count] */
-    struct config_listen *listen; /* addresses bound at start */
+    struct config_listen *listen; /* addresses served now (owned copy) */
     size_t listen_count;
     bool has_stats;
     struct address stats_address;
@@ -159,37 +158,76 @@ static unsigned allowed_cpus(int *cpus, unsigned max)
     return count;
 }
 
-static bool open_listeners(struct process *process)
+static bool same_address(const struct address *a, const struct address *b)
 {
-    size_t total = (size_t)process->worker_count * process->listen_count;
-    process->listeners = calloc(total, sizeof *process->listeners);
-    if (!process->listeners)
-        return false;
-    for (size_t i = 0; i < total; i++)
-        process->listeners[i].fd = -1;
-    for (size_t i = 0; i < total; i++) {
-        struct listener *listener = &process->listeners[i];
-        char error[256];
-        const struct config_listen *listen = &process->listen[i % process->listen_count];
-        listener->address = listen->address;
-        listener->index = listen->listener;
-        listener->fd = listener_open(&listener->address, error, sizeof error);
-        if (listener->fd < 0) {
-            log_error("cannot listen on %s", error);
-            return false;
-        }
-    }
-    return true;
+    return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
 }
 
-static void close_listeners(struct process *process)
+static bool is_listening_on(const struct process *process, const struct address *address)
 {
-    size_t total = (size_t)process->worker_count * process->listen_count;
-    for (size_t i = 0; process->listeners && i < total; i++)
-        if (process->listeners[i].fd >= 0)
-            close(process->listeners[i].fd);
-    free(process->listeners);
-    process->listeners = NULL;
+    for (size_t i = 0; i < process->listen_count; i++)
+        if (same_address(&process->listen[i].address, address))
+            return true;
+    return false;
+}
+
+/*
+ * Bind every address of `listen` not bound yet, one SO_REUSEPORT socket per
+ * worker, and hand the sockets to the workers. All or nothing: if one bind
+ * fails, every socket made here is closed and the caller keeps the old set.
+ */
+static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count)
+{
+    size_t fresh = 0;
+    for (size_t i = 0; i < count; i++)
+        fresh += !is_listening_on(process, &listen[i].address);
+    if (fresh == 0)
+        return true;
+    int *fds = malloc(fresh * process->worker_count * sizeof *fds);
+    if (!fds)
+        return false;
+    size_t opened = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < count; i++) {
+        if (is_listening_on(process, &listen[i].address))
+            continue;
+        for (unsigned w = 0; ok && w < process->worker_count; w++) {
+            char error[256];
+            int fd = listener_open(&listen[i].address, error, sizeof error);
+            if (fd < 0) {
+                log_error("cannot listen on %s", error);
+                ok = false;
+            } else {
+                fds[opened++] = fd;
+            }
+        }
+    }
+    size_t given = 0;
+    for (size_t i = 0; ok && i < count; i++) {
+        if (is_listening_on(process, &listen[i].address))
+            continue;
+        for (unsigned w = 0; w < process->worker_count; w++, given++)
+            if (!worker_give_listener(&process->workers[w], fds[given], &listen[i].address))
+                close(fds[given]); /* out of memory: that worker does without it */
+    }
+    if (!ok)
+        for (size_t i = 0; i < opened; i++)
+            close(fds[i]);
+    free(fds);
+    return ok;
+}
+
+/* Remember the addresses now served (a copy: the config goes away). */
+static bool remember_listen(struct process *process, const struct config_listen *listen, size_t count)
+{
+    struct config_listen *copy = malloc((count ? count : 1) * sizeof *copy);
+    if (!copy)
+        return false;
+    memcpy(copy, listen, count * sizeof *copy);
+    free(process->listen);
+    process->listen = copy;
+    process->listen_count = count;
+    return true;
 }
 
 /* After binding, before any worker exists: every thread starts unprivileged. */
@@ -218,24 +256,30 @@ static bool drop_privileges(const char *user)
     return true;
 }
 
-static bool start_workers(struct process *process, const int *cpus, unsigned cpu_count)
+/* Workers ready to be handed sockets, their threads not started yet. */
+static bool init_workers(struct process *process, const int *cpus, unsigned cpu_count)
 {
     process->workers = calloc(process->worker_count, sizeof *process->workers);
     if (!process->workers) {
         process->worker_count = 0;
         return false;
     }
-    unsigned started = 0;
     for (unsigned i = 0; i < process->worker_count; i++) {
         int cpu = cpu_count > 0 ? cpus[i % cpu_count] : -1;
-        struct listener *own = &process->listeners[(size_t)i * process->listen_count];
-        if (!worker_init(&process->workers[i], i, process->worker_count, cpu, process->publisher,
-                         own, process->listen_count))
-            break;
-        if (!worker_start(&process->workers[i])) {
-            worker_destroy(&process->workers[i]);
-            break;
+        if (!worker_init(&process->workers[i], i, process->worker_count, cpu, process->publisher)) {
+            process->worker_count = i;
+            return false;
         }
+    }
+    return true;
+}
+
+static bool start_workers(struct process *process)
+{
+    unsigned started = 0;
+    for (unsigned i = 0; i < process->worker_count; i++) {
+        if (!worker_start(&process->workers[i]))
+            break;
         started++;
     }
     bool ok = started == process->worker_count;
@@ -245,24 +289,14 @@ static bool start_workers(struct process *process, const int *cpus, unsigned cpu
         if (atomic_load(&process->workers[i].start_status) < 0)
             ok = false;
     }
+    /* Workers whose thread never started are destroyed here; the caller
+     * joins and destroys the others. */
+    for (unsigned i = started; i < process->worker_count; i++)
+        worker_destroy(&process->workers[i]);
     process->worker_count = started;
     return ok;
 }
 
-static bool same_listen(const struct process *process, const struct config *config)
-{
-    if (config->listen_count != process->listen_count)
-        return false;
-    for (size_t i = 0; i < config->listen_count; i++) {
-        const struct address *now = &config->listen[i].address, *then = &process->listen[i].address;
-        if (config->listen[i].listener != process->listen[i].listener || now->length != then->length ||
-            memcmp(&now->storage, &then->storage, now->length) != 0)
-            return false;
-    }
-    return true;
-}
-
-/* Open, reopen onto the same fd, or close the access log. */
 static void apply_access_log(struct process *process, const char *path)
 {
     if (!path) {
@@ -286,8 +320,6 @@ static void reload(struct process *process)
         service_notify("READY=1\nSTATUS=reload rejected: config has errors");
         return;
     }
-    if (!same_listen(process, config))
-        log_warn("reload: listen addresses changed; a restart is needed to apply that");
     if (config->workers != 0 && config->workers != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
     if (config->has_stats != process->has_stats ||
@@ -295,8 +327,20 @@ static void reload(struct process *process)
                                memcmp(&config->stats.storage, &process->stats_address.storage,
                                       config->stats.length) != 0)))
         log_warn("reload: stats address changed; a restart is needed to apply that");
+    /* New addresses are bound before anything changes: a reload that
+     * cannot bind them is rejected whole. Workers close the addresses the
+     * new snapshot no longer lists when they adopt it. */
+    if (!open_new_addresses(process, config->listen, config->listen_count)) {
+        log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
+                  "keeps serving");
+        atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
+        service_notify("READY=1\nSTATUS=reload rejected: cannot listen");
+        config_free(config);
+        return;
+    }
     apply_access_log(process, config->access_log);
-    if (!publisher_publish(process->publisher, config->snapshot)) {
+    if (!remember_listen(process, config->listen, config->listen_count) ||
+        !publisher_publish(process->publisher, config->snapshot)) {
         log_error("reload: out of memory; the previous configuration keeps serving");
         config_free(config);
         return;
@@ -352,8 +396,6 @@ static int serve(const char *config_path)
     struct process process = {
         .config_path = config_path,
         .worker_count = config->workers ? config->workers : (cpu_count ? cpu_count : 1),
-        .listen = config->listen,
-        .listen_count = config->listen_count,
     };
     process.stats.listen_fd = process.stats.stop_fd = -1;
     /* Pin only when there is a CPU per worker: never stack two on one core. */
@@ -384,10 +426,16 @@ static int serve(const char *config_path)
     }
     process.has_stats = config->has_stats;
     process.stats_address = config->stats;
-    if (!open_listeners(&process) || (config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
+    if (!init_workers(&process, cpus, cpu_count)) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (!open_new_addresses(&process, config->listen, config->listen_count) ||
+        !remember_listen(&process, config->listen, config->listen_count) ||
+        (config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
         !drop_privileges(config->user))
         goto out;
-    if (!start_workers(&process, cpus, cpu_count)) {
+    if (!start_workers(&process)) {
         log_error("cannot start workers");
         stop_workers(&process);
         goto out;
@@ -411,7 +459,7 @@ out:
     for (unsigned i = 0; process.workers && i < process.worker_count; i++)
         worker_destroy(&process.workers[i]);
     free(process.workers);
-    close_listeners(&process);
+    free(process.listen);
     access_log_close();
     free(process.access_log_path);
     if (process.publisher)

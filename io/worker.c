@@ -89,6 +89,7 @@ static void adopt_snapshot(struct worker *worker)
     if (snapshot->epoch == worker->round_robin_epoch)
         return;
     worker->round_robin_epoch = snapshot->epoch;
+    listener_match_snapshot(worker, snapshot);
     if (!upstream_health_reset(&worker->health, snapshot->health_slots))
         log_warn("worker %u: no memory for upstream health; every server counts as up", worker->index);
     if (snapshot->upstream_count > worker->round_robin_count) {
@@ -341,24 +342,35 @@ static void *worker_main(void *argument)
     timer_wheel_init(&worker->timers, worker->now_ms);
     adopt_snapshot(worker);
     arm_wakeup(worker);
-    for (size_t i = 0; i < worker->listener_count; i++)
-        listener_arm_accept(worker, &worker->listeners[i]);
     atomic_store(&worker->start_status, 1);
     run_loop(worker);
     finish(worker);
     return NULL;
 }
 
+bool worker_give_listener(struct worker *worker, int fd, const struct address *address)
+{
+    struct listener *listener = calloc(1, sizeof *listener);
+    if (!listener)
+        return false;
+    listener->fd = fd;
+    listener->address = *address;
+    pthread_mutex_lock(&worker->inbox_lock);
+    listener->next = worker->inbox;
+    worker->inbox = listener;
+    pthread_mutex_unlock(&worker->inbox_lock);
+    return true;
+}
+
 bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, int cpu,
-                 struct publisher *publisher, struct listener *listeners, size_t listener_count)
+                 struct publisher *publisher)
 {
     memset(worker, 0, sizeof *worker);
     worker->index = index;
     worker->worker_count = worker_count;
     worker->cpu = cpu;
     worker->publisher = publisher;
-    worker->listeners = listeners;
-    worker->listener_count = listener_count;
+    pthread_mutex_init(&worker->inbox_lock, NULL);
     worker->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     worker->parse_scratch_size = PARSE_SCRATCH_SIZE;
     worker->parse_scratch = malloc(PARSE_SCRATCH_SIZE);
@@ -400,11 +412,8 @@ void worker_join(struct worker *worker)
 
 void worker_destroy(struct worker *worker)
 {
-    for (size_t i = 0; i < worker->listener_count; i++) {
-        if (worker->listeners[i].fd >= 0)
-            close(worker->listeners[i].fd);
-        worker->listeners[i].fd = -1;
-    }
+    listener_free_all(worker);
+    pthread_mutex_destroy(&worker->inbox_lock);
     connection_slab_destroy(&worker->connections);
     pipe_pool_destroy(&worker->pipes);
     free(worker->peek_buffer);

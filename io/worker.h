@@ -43,11 +43,14 @@ static inline uint64_t ring_tag_pack(const void *owner, enum ring_tag tag)
 static inline enum ring_tag ring_tag_of(uint64_t user_data) { return (enum ring_tag)(user_data & 7); }
 static inline void *ring_owner_of(uint64_t user_data) { return (void *)(uintptr_t)(user_data & ~(uint64_t)7); }
 
+/* One listening socket of one worker. Allocated alone: an accept CQE
+ * points at it, so it is freed only once no accept is in flight. */
 struct listener {
-    int fd;
+    int fd;                 /* -1 once closed */
     struct address address;
-    uint32_t index;    /* its entry in snapshot->listeners */
-    bool accept_armed; /* a multishot accept is in flight */
+    uint32_t index;         /* its entry in snapshot->listeners */
+    bool accept_armed;      /* a multishot accept is in flight */
+    struct listener *next;
 };
 
 /* Written by the owning worker only (relaxed), read by anyone. */
@@ -68,9 +71,10 @@ struct worker {
     struct io_uring ring;
     struct publisher *publisher;
     struct snapshot *snapshot;     /* adopted at the top of each loop iteration */
-    struct listener *listeners;
-    size_t listener_count;
-    size_t listeners_open;
+    struct listener *listeners;    /* open, accepting (list) */
+    struct listener *closed_listeners; /* closed, an accept still in flight */
+    pthread_mutex_t inbox_lock;    /* guards inbox: the main thread hands over sockets */
+    struct listener *inbox;
     struct timer_wheel timers;
     struct pipe_pool pipes;
     uint8_t *peek_buffer;          /* the queued start of one client's stream */
@@ -102,7 +106,13 @@ struct worker {
 
 /* Main thread: prepare a worker that will own the given listener fds. */
 bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, int cpu,
-                 struct publisher *publisher, struct listener *listeners, size_t listener_count);
+                 struct publisher *publisher);
+
+/* Main thread: give the worker a bound, listening socket for `address`. It
+ * starts accepting when it adopts a snapshot that lists the address (the
+ * next one published), and closes any socket whose address a snapshot no
+ * longer lists. */
+bool worker_give_listener(struct worker *worker, int fd, const struct address *address);
 bool worker_start(struct worker *worker);
 /* Main thread: wake the worker (reload or stop). */
 void worker_wake(struct worker *worker);

@@ -1,0 +1,146 @@
+/*
+ * test_reload_listen.c - SIGHUP adds and removes listen addresses without
+ * touching the others: an added address is served (routed or plain), a
+ * removed one stops accepting and frees its port while a connection
+ * accepted through it keeps relaying, an address moved to another listener
+ * takes that listener's behaviour, and a reload whose new address cannot be
+ * bound is rejected whole, naming the address. Ports: block 69.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+
+static struct proxy relisten_proxy;
+static struct backend alpha, bravo;
+
+static void relisten_fini(void)
+{
+    proxy_release(&relisten_proxy);
+    integration_cleanup();
+}
+
+static char *config_with(uint16_t main_port, const char *extra_listen_lines, const char *more)
+{
+    char *body = text_format("%s[routes]\ndefault = alpha\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n%s",
+                             extra_listen_lines, TEST_PORT(69, 10), TEST_PORT(69, 11), more);
+    char *config = config_text(main_port, NULL, body);
+    free(body);
+    return config;
+}
+
+static void reload_and_wait(const char *config, const char *expected)
+{
+    char *before = proxy_stderr(&relisten_proxy);
+    size_t seen = strlen(before);
+    free(before);
+    proxy_reload(&relisten_proxy, config);
+    long long deadline = monotonic_ms() + 5000;
+    for (;;) {
+        char *log = proxy_stderr(&relisten_proxy);
+        bool found = strstr(log + seen, expected) != NULL;
+        free(log);
+        if (found)
+            break;
+        cr_assert_lt(monotonic_ms(), deadline, "no '%s' after the reload", expected);
+        sleep_ms(20);
+    }
+    sleep_ms(100); /* every worker adopts the snapshot at its next loop turn */
+}
+
+static bool answered_by(uint16_t port, const struct hello_bytes *hello, const char *name)
+{
+    char *reply = exchange_once(port, hello->data, hello->length, 5000, NULL);
+    char *want = text_format("%s\n", name);
+    bool ok = reply && strcmp(reply, want) == 0;
+    free(reply);
+    free(want);
+    return ok;
+}
+
+Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = integration_init,
+     .fini = relisten_fini)
+{
+    uint16_t main_port = TEST_PORT(69, 0), added_port = TEST_PORT(69, 1), plain_port = TEST_PORT(69, 2);
+    uint16_t taken_port = TEST_PORT(69, 3);
+    cr_assert(backend_start(&alpha, "alpha", TEST_PORT(69, 10), NULL, NULL));
+    cr_assert(backend_start(&bravo, "bravo", TEST_PORT(69, 11), NULL, NULL));
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(hello.data);
+    char *first = config_with(main_port, "", "");
+    cr_assert(proxy_start(&relisten_proxy, first, main_port));
+    int fds_first = proxy_fd_count(&relisten_proxy);
+
+    /* Add one address to [listen] and a plain listener. */
+    char *added_lines = text_format("address = 127.0.0.1:%u\n", added_port);
+    char *plain = text_format("[listen plain]\naddress = 127.0.0.1:%u\nupstream = bravo\n", plain_port);
+    char *second = config_with(main_port, added_lines, plain);
+    reload_and_wait(second, "reloaded");
+    for (int i = 0; i < 20; i++)
+        cr_expect(answered_by(added_port, &hello, "alpha"), "added address, connection %d", i);
+    cr_expect(answered_by(plain_port, &hello, "bravo"), "added plain listener");
+    cr_expect(answered_by(main_port, &hello, "alpha"), "the untouched address");
+    /* A connection accepted through the address about to go. */
+    int held = net_connect(added_port);
+    cr_assert_geq(held, 0);
+    cr_assert(net_send_all(held, hello.data, hello.length));
+    char greeting[7] = "";
+    cr_assert_eq(net_receive_exact(held, greeting, 6, 5000), 6);
+    unsigned alpha_done = backend_finished(&alpha);
+    int fds_second = proxy_fd_count(&relisten_proxy);
+    cr_expect_geq(fds_second - fds_first, 4 + 2, "2 workers x 2 new addresses + the held connection: %d -> %d",
+                  fds_first, fds_second);
+
+    /* Remove it; move the plain listener's address into [listen]. */
+    char *moved_lines = text_format("address = 127.0.0.1:%u\n", plain_port);
+    char *third = config_with(main_port, moved_lines, "");
+    reload_and_wait(third, "reloaded");
+    cr_expect_null(exchange_once(added_port, hello.data, hello.length, 2000, NULL),
+                   "the removed address still accepts");
+    cr_expect(answered_by(plain_port, &hello, "alpha"), "a moved address follows its new listener");
+    cr_expect(answered_by(main_port, &hello, "alpha"));
+    int probe = net_listen(added_port);
+    cr_expect_geq(probe, 0, "the removed port is not free");
+    if (probe >= 0)
+        close(probe);
+    int fds_third = proxy_fd_count(&relisten_proxy);
+    cr_expect_leq(fds_third, fds_second - 2, "the removed address's sockets were not closed: %d -> %d",
+                  fds_second, fds_third);
+
+    /* The held connection keeps relaying after its listener is gone. */
+    cr_expect(net_send_all(held, "after", 5));
+    shutdown(held, SHUT_WR);
+    cr_expect(backend_wait_finished(&alpha, alpha_done + 3, 5000));
+    close(held);
+
+    /* A new address that cannot be bound: the reload is refused whole. */
+    sleep_ms(200);
+    int fds_before_refusal = proxy_fd_count(&relisten_proxy);
+    int blocker = net_listen(taken_port);
+    cr_assert_geq(blocker, 0);
+    char *taken_lines = text_format("address = 127.0.0.1:%u\naddress = 127.0.0.1:%u\n", plain_port, taken_port);
+    char *fourth = config_with(main_port, taken_lines, "");
+    char *wanted = text_format("cannot listen on 127.0.0.1:%u", taken_port);
+    reload_and_wait(fourth, wanted);
+    cr_expect(answered_by(main_port, &hello, "alpha"), "the old configuration keeps serving");
+    cr_expect(answered_by(plain_port, &hello, "alpha"));
+    cr_expect_eq(proxy_fd_count(&relisten_proxy), fds_before_refusal, "a refused reload leaked sockets");
+    close(blocker);
+
+    hello_free(&hello);
+    free(wanted);
+    free(fourth);
+    free(taken_lines);
+    free(third);
+    free(moved_lines);
+    free(second);
+    free(plain);
+    free(added_lines);
+    free(first);
+    cr_expect_eq(proxy_stop(&relisten_proxy, 10000), 0);
+}
