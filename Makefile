@@ -26,7 +26,7 @@ TSAN_SRC   = tests/tsan/test_publisher.c
 objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
 .DELETE_ON_ERROR:
-.PHONY: all run test test-unit test-integration test-tsan deps clean bench fuzz install
+.PHONY: all run test test-unit test-integration test-tsan deps clean bench fuzz soak install
 all: build/snisplice
 
 define variant_rules
@@ -89,29 +89,35 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build/fuzz/fuzz_clienthello: tests/fuzz/fuzz_clienthello.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -o $@
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
 build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(CORE_SRC) $(CONFIG_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -linih -o $@
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -linih -o $@
 
 build/fuzz/fuzz_nginx_import: tests/fuzz/fuzz_nginx_import.c $(CORE_SRC) $(CONFIG_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -linih -o $@
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -linih -o $@
 
 build/fuzz/fuzz_proxy_protocol: tests/fuzz/fuzz_proxy_protocol.c core/proxy_protocol.c
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $^ -o $@
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
 
 FUZZ_HARNESSES = clienthello config nginx_import proxy_protocol
-fuzz: deps $(addprefix build/fuzz/fuzz_,$(FUZZ_HARNESSES))
-	@for harness in $(FUZZ_HARNESSES); do \
-	  mkdir -p build/fuzz/corpus-$$harness; \
-	  echo "fuzz: $$harness for $(FUZZ_SECONDS) s"; \
-	  ./build/fuzz/fuzz_$$harness -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
-	    -artifact_prefix=build/fuzz/crash-$$harness- build/fuzz/corpus-$$harness tests/fuzz/corpus/$$harness \
-	    2>&1 | grep -E "^(INFO: seed|#[0-9]+ *DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" || true; \
-	  if ls build/fuzz/crash-$$harness-* >/dev/null 2>&1; then echo "fuzz: $$harness found a crash"; exit 1; fi; \
-	done
+# `make -j2 fuzz` runs two harnesses at a time; CI runs every one for FUZZ_SECONDS.
+fuzz: $(addprefix fuzz-run-,$(FUZZ_HARNESSES))
+fuzz-run-%: deps build/fuzz/fuzz_%
+	@mkdir -p build/fuzz/corpus-$*
+	@echo "fuzz: $* for $(FUZZ_SECONDS) s"
+	@./build/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -max_len=20000 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crash-$*- build/fuzz/corpus-$* tests/fuzz/corpus/$* \
+	    2>&1 | sed -n -E 's/^(stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)/fuzz $*: &/p' || true
+	@if ls build/fuzz/crash-$*-* >/dev/null 2>&1; then echo "fuzz: $* found a crash: build/fuzz/crash-$*-*"; exit 1; fi
+
+# A long soak (test_soak.c runs 8 s inside `make test`).
+SOAK_SECONDS ?= 300
+soak: deps build/asan/snisplice build/asan/integration_tests
+	SNISPLICE_SOAK_SECONDS=$(SOAK_SECONDS) SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice \
+	  ./build/asan/integration_tests --filter 'soak/*' --verbose
 
 bench: deps build/snisplice
 	bench/run.sh

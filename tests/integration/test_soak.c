@@ -1,0 +1,159 @@
+/*
+ * test_soak.c - a bounded run of mixed traffic: short connections, bulk
+ * uploads, idle connections, garbage, resets mid-hello and reloads, all at
+ * once, for SNISPLICE_SOAK_SECONDS (8 by default in `make test`, 300 with
+ * `make soak`). Afterwards the proxy's fds, threads and memory are back at
+ * their baseline and no good connection failed. Ports: block 79.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+
+static struct proxy soak_proxy;
+static struct backend soak_alpha;
+static struct hello_bytes soak_hello;
+static uint16_t soak_port;
+static atomic_bool soak_stop;
+static atomic_long soak_ok, soak_failed, soak_hostile;
+
+static void soak_fini(void)
+{
+    proxy_release(&soak_proxy);
+    integration_cleanup();
+}
+
+static long status_value(const char *field)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)soak_proxy.pid);
+    char *status = file_read_all(path, NULL);
+    const char *line = status ? strstr(status, field) : NULL;
+    long value = line ? atol(line + strlen(field)) : -1;
+    free(status);
+    return value;
+}
+
+static void *short_connections(void *unused)
+{
+    (void)unused;
+    while (!atomic_load(&soak_stop)) {
+        char *reply = exchange_once(soak_port, soak_hello.data, soak_hello.length, 5000, NULL);
+        atomic_fetch_add(reply && strcmp(reply, "alpha\n") == 0 ? &soak_ok : &soak_failed, 1);
+        free(reply);
+    }
+    return NULL;
+}
+
+static void *bulk_uploads(void *unused)
+{
+    (void)unused;
+    static char chunk[65536];
+    while (!atomic_load(&soak_stop)) {
+        int fd = net_connect(soak_port);
+        bool ok = fd >= 0 && net_send_all(fd, soak_hello.data, soak_hello.length);
+        for (int i = 0; ok && i < 64; i++)
+            ok = net_send_all(fd, chunk, sizeof chunk);
+        char greeting[7] = "";
+        ok = ok && net_receive_exact(fd, greeting, 6, 5000) == 6 && strcmp(greeting, "alpha\n") == 0;
+        if (fd >= 0)
+            close(fd);
+        atomic_fetch_add(ok ? &soak_ok : &soak_failed, 1);
+    }
+    return NULL;
+}
+
+static void *hostile_clients(void *unused)
+{
+    (void)unused;
+    for (unsigned round = 0; !atomic_load(&soak_stop); round++) {
+        int fd = net_connect(soak_port);
+        if (fd < 0)
+            continue;
+        switch (round % 4) {
+        case 0: /* garbage */
+            net_send_all(fd, "\x16\x03\x01\xff\xff garbage", 14);
+            break;
+        case 1: /* reset mid-hello */
+            net_send_all(fd, soak_hello.data, soak_hello.length / 2);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
+            break;
+        case 2: /* idle for a while */
+            sleep_ms(200);
+            break;
+        case 3: /* reset after being routed */
+            net_send_all(fd, soak_hello.data, soak_hello.length);
+            sleep_ms(5);
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){ 1, 0 }, sizeof(struct linger));
+            break;
+        }
+        close(fd);
+        atomic_fetch_add(&soak_hostile, 1);
+    }
+    return NULL;
+}
+
+Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini = soak_fini, .timeout = 900)
+{
+    const char *seconds_text = getenv("SNISPLICE_SOAK_SECONDS");
+    int seconds = seconds_text ? atoi(seconds_text) : 8;
+    soak_port = TEST_PORT(79, 0);
+    cr_assert(backend_start(&soak_alpha, "alpha", TEST_PORT(79, 1), NULL, NULL));
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(79, 1));
+    char *config_a = config_text(soak_port, "preread_timeout = 1s\n", body);
+    char *config_b = config_text(soak_port, "preread_timeout = 2s\n", body);
+    cr_assert(proxy_start(&soak_proxy, config_a, soak_port));
+    soak_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(soak_hello.data);
+    /* Warm up pools and the heap, then take the baseline. */
+    for (int i = 0; i < 50; i++)
+        free(exchange_once(soak_port, soak_hello.data, soak_hello.length, 5000, NULL));
+    sleep_ms(300);
+    int fds_before = proxy_fd_count(&soak_proxy);
+    long threads_before = status_value("Threads:");
+    long rss_before = status_value("VmRSS:");
+
+    pthread_t threads[6];
+    void *(*kinds[6])(void *) = { short_connections, short_connections, short_connections,
+                                  bulk_uploads, hostile_clients, hostile_clients };
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(pthread_create(&threads[i], NULL, kinds[i], NULL), 0);
+    long long end = monotonic_ms() + seconds * 1000LL;
+    for (int reload = 0; monotonic_ms() < end; reload++) {
+        sleep_ms(500);
+        proxy_reload(&soak_proxy, reload % 2 ? config_a : config_b);
+    }
+    atomic_store(&soak_stop, true);
+    for (int i = 0; i < 6; i++)
+        pthread_join(threads[i], NULL);
+
+    cr_log_info("soak %d s: %ld good, %ld hostile connections", seconds, atomic_load(&soak_ok),
+                atomic_load(&soak_hostile));
+    cr_expect_eq(atomic_load(&soak_failed), 0, "%ld of %ld good connections failed", atomic_load(&soak_failed),
+                 atomic_load(&soak_ok) + atomic_load(&soak_failed));
+    cr_expect_gt(atomic_load(&soak_ok), seconds * 20L, "too little traffic: %ld", atomic_load(&soak_ok));
+    long long deadline = monotonic_ms() + 5000;
+    while (proxy_fd_count(&soak_proxy) > fds_before + 8 && monotonic_ms() < deadline)
+        sleep_ms(50);
+    int fds_after = proxy_fd_count(&soak_proxy);
+    cr_expect_leq(fds_after, fds_before + 8, "fds %d -> %d (pipe pool slack 8)", fds_before, fds_after);
+    cr_expect_eq(status_value("Threads:"), threads_before, "threads changed");
+    long rss_after = status_value("VmRSS:");
+    cr_expect_lt(rss_after - rss_before, 8 * 1024, "RSS %ld -> %ld KiB", rss_before, rss_after);
+    char *log = proxy_stderr(&soak_proxy);
+    cr_expect(strstr(log, "ERROR") == NULL && strstr(log, "AddressSanitizer") == NULL, "%s", log);
+    free(log);
+    hello_free(&soak_hello);
+    free(config_a);
+    free(config_b);
+    free(body);
+    cr_expect_eq(proxy_stop(&soak_proxy, 10000), 0);
+}
