@@ -26,7 +26,7 @@ TSAN_SRC   = tests/tsan/test_publisher.c
 objs = $(patsubst %.c,build/$(1)/%.o,$(2))
 
 .DELETE_ON_ERROR:
-.PHONY: all run test test-unit test-integration test-tsan deps clean bench fuzz soak install
+.PHONY: all run test test-unit test-integration test-tsan deps clean bench bench-route fuzz soak install
 all: build/snisplice
 
 define variant_rules
@@ -118,6 +118,13 @@ SOAK_SECONDS ?= 300
 soak: deps build/asan/snisplice build/asan/integration_tests
 	SNISPLICE_SOAK_SECONDS=$(SOAK_SECONDS) SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice \
 	  ./build/asan/integration_tests --filter 'soak/*' --verbose
+
+build/bench/route_lookup_bench: bench/route_lookup_bench.c core/hostname.c core/route_table.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(filter %.c,$^) -o $@
+
+bench-route: build/bench/route_lookup_bench
+	taskset -c 1 ./build/bench/route_lookup_bench
 
 bench: deps build/snisplice
 	bench/run.sh

@@ -61,6 +61,11 @@ struct pending_listener {
     uint32_t proxy_protocol_from_count;
 };
 
+struct named_upstream {
+    const char *name;
+    int32_t index;
+};
+
 struct pending_upstream {
     struct upstream upstream;
     int line;
@@ -82,6 +87,8 @@ struct loader {
     size_t route_count;
     struct pending_upstream *upstreams;
     size_t upstream_count;
+    struct named_upstream *upstreams_by_name; /* sorted by name, for routes */
+    size_t upstreams_by_name_count;
     struct pending_listener *listeners;
     size_t listener_count;
     struct pending_table *tables;
@@ -111,9 +118,16 @@ static void add_error(struct loader *loader, int line, const char *format, ...)
     lines[loader->errors->count++] = text;
 }
 
+/* Room for element `count` of an array that holds `count` now. Capacity
+ * doubles (4, 8, 16...) and is implied by the count, so callers keep only
+ * counts: growing by one each time made 100,000 routes quadratic. */
 static void *grow(struct loader *loader, void *array, size_t count, size_t element_size)
 {
-    void *resized = realloc(array, (count + 1) * element_size);
+    bool full = count == 0 || (count >= 4 && (count & (count - 1)) == 0);
+    if (!full)
+        return array;
+    size_t capacity = count < 4 ? 4 : count * 2;
+    void *resized = realloc(array, capacity * element_size);
     if (!resized)
         loader->out_of_memory = true;
     return resized;
@@ -582,15 +596,54 @@ static int32_t literal_upstream(struct loader *loader, const char *target, int l
 }
 
 /* An upstream name or a literal address; `what` prefixes any error. */
+static int compare_named_upstreams(const void *a, const void *b)
+{
+    return strcmp(((const struct named_upstream *)a)->name, ((const struct named_upstream *)b)->name);
+}
+
+/* With 100,000 routes naming a few upstreams, a linear scan per route was
+ * most of a reload: sort the named upstreams once, then binary-search. */
+static void index_upstream_names(struct loader *loader)
+{
+    free(loader->upstreams_by_name);
+    loader->upstreams_by_name = malloc((loader->upstream_count ? loader->upstream_count : 1) *
+                                       sizeof *loader->upstreams_by_name);
+    loader->upstreams_by_name_count = 0;
+    if (!loader->upstreams_by_name) {
+        loader->out_of_memory = true;
+        return;
+    }
+    for (size_t i = 0; i < loader->upstream_count; i++)
+        if (loader->upstreams[i].line != 0)
+            loader->upstreams_by_name[loader->upstreams_by_name_count++] =
+                (struct named_upstream){ loader->upstreams[i].upstream.name, (int32_t)i };
+    qsort(loader->upstreams_by_name, loader->upstreams_by_name_count, sizeof *loader->upstreams_by_name,
+          compare_named_upstreams);
+}
+
+static int32_t find_named_upstream(const struct loader *loader, const char *name)
+{
+    if (loader->upstreams_by_name) {
+        struct named_upstream key = { name, ROUTE_NO_MATCH };
+        const struct named_upstream *found =
+            bsearch(&key, loader->upstreams_by_name, loader->upstreams_by_name_count,
+                    sizeof *loader->upstreams_by_name, compare_named_upstreams);
+        return found ? found->index : ROUTE_NO_MATCH;
+    }
+    for (size_t i = 0; i < loader->upstream_count; i++)
+        if (loader->upstreams[i].line != 0 && strcmp(loader->upstreams[i].upstream.name, name) == 0)
+            return (int32_t)i;
+    return ROUTE_NO_MATCH;
+}
+
 static int32_t resolve_target(struct loader *loader, const char *target, int line, const char *what)
 {
     if (is_literal_target(target))
         return literal_upstream(loader, target, line, what);
-    for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line != 0 && strcmp(loader->upstreams[i].upstream.name, target) == 0)
-            return (int32_t)i;
-    add_error(loader, line, "%s: unknown upstream '%s'", what, target);
-    return ROUTE_NO_MATCH;
+    int32_t found = find_named_upstream(loader, target);
+    if (found == ROUTE_NO_MATCH)
+        add_error(loader, line, "%s: unknown upstream '%s'", what, target);
+    return found;
 }
 
 static struct route_table *build_table(struct loader *loader, size_t table)
@@ -605,8 +658,13 @@ static struct route_table *build_table(struct loader *loader, size_t table)
         if (route->table != table)
             continue;
         char what[300];
-        snprintf(what, sizeof what, "route '%s'", route->pattern);
-        int32_t target = resolve_target(loader, route->target, route->line, what);
+        /* The message is only needed when the target is wrong. */
+        int32_t target = is_literal_target(route->target) ? ROUTE_NO_MATCH
+                                                          : find_named_upstream(loader, route->target);
+        if (target == ROUTE_NO_MATCH) {
+            snprintf(what, sizeof what, "route '%s'", route->pattern);
+            target = resolve_target(loader, route->target, route->line, what);
+        }
         if (target == ROUTE_NO_MATCH)
             continue;
         bool alpn = strncmp(route->pattern, "alpn ", 5) == 0;
@@ -743,6 +801,7 @@ static bool assemble(struct loader *loader)
     if (loader->listener_count == 0)
         add_error(loader, 0, "no [listen] address");
     struct snapshot *snapshot = snapshot_new();
+    index_upstream_names(loader);
     if (!snapshot || !build_tables(loader, snapshot) || !build_listeners(loader, snapshot))
         loader->out_of_memory = true;
     check_tables(loader);
@@ -787,6 +846,7 @@ static void loader_release(struct loader *loader)
         free(loader->listeners[i].proxy_protocol_from);
     }
     free(loader->listeners);
+    free(loader->upstreams_by_name);
     for (size_t i = 0; i < loader->table_count; i++)
         free(loader->tables[i].name);
     free(loader->tables);

@@ -152,9 +152,11 @@ static void warn(struct importer *importer, const struct nginx_directive *at, co
     out->warnings[out->warning_count++] = line.data;
 }
 
+/* Room for element `count`; capacity doubles and is implied by the count. */
 static void *grow(struct importer *importer, void *array, size_t count, size_t size)
 {
-    void *grown = realloc(array, (count + 1) * size);
+    bool full = count == 0 || (count >= 4 && (count & (count - 1)) == 0);
+    void *grown = full ? realloc(array, (count < 4 ? 4 : count * 2) * size) : array;
     if (!grown) {
         importer->failed = true;
         return NULL;

@@ -164,7 +164,11 @@ static struct token next_token(struct reader *reader)
 static bool block_append(struct reader *reader, struct nginx_block *block,
                          const struct nginx_directive *directive)
 {
-    struct nginx_directive *items = realloc(block->items, (block->count + 1) * sizeof *items);
+    /* Capacity doubles, implied by the count: a 100,000-entry map stays linear. */
+    size_t count = block->count;
+    bool full = count == 0 || (count >= 4 && (count & (count - 1)) == 0);
+    struct nginx_directive *items = full ? realloc(block->items, (count < 4 ? 4 : count * 2) * sizeof *items)
+                                         : block->items;
     if (!items) {
         fail(reader, directive->line, "out of memory");
         return false;

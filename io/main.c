@@ -312,6 +312,8 @@ static void reload(struct process *process)
 {
     log_info("reloading %s", process->config_path);
     service_notify("RELOADING=1");
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     struct config *config = load_config(process->config_path);
     if (!config) {
         log_error("reload rejected: %s has errors; the previous configuration keeps serving",
@@ -351,7 +353,10 @@ static void reload(struct process *process)
     for (unsigned i = 0; i < process->worker_count; i++)
         worker_wake(&process->workers[i]);
     atomic_fetch_add_explicit(&process->reloads_ok, 1, memory_order_relaxed);
-    log_info("reloaded %s", process->config_path);
+    struct timespec finished;
+    clock_gettime(CLOCK_MONOTONIC, &finished);
+    double took_ms = (double)(finished.tv_sec - started.tv_sec) * 1e3 + (double)(finished.tv_nsec - started.tv_nsec) / 1e6;
+    log_info("reloaded %s (%zu listen addresses) in %.1f ms", process->config_path, process->listen_count, took_ms);
     service_notify("READY=1\nSTATUS=serving");
 }
 

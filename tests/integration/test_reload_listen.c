@@ -108,6 +108,9 @@ Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = i
     cr_expect_geq(probe, 0, "the removed port is not free");
     if (probe >= 0)
         close(probe);
+    long long settle_third = monotonic_ms() + 3000;
+    while (proxy_fd_count(&relisten_proxy) > fds_second - 2 && monotonic_ms() < settle_third)
+        sleep_ms(20);
     int fds_third = proxy_fd_count(&relisten_proxy);
     cr_expect_leq(fds_third, fds_second - 2, "the removed address's sockets were not closed: %d -> %d",
                   fds_second, fds_third);
@@ -129,6 +132,10 @@ Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = i
     reload_and_wait(fourth, wanted);
     cr_expect(answered_by(main_port, &hello, "alpha"), "the old configuration keeps serving");
     cr_expect(answered_by(plain_port, &hello, "alpha"));
+    /* The connections just made may still be closing: let them finish. */
+    long long settle = monotonic_ms() + 3000;
+    while (proxy_fd_count(&relisten_proxy) > fds_before_refusal && monotonic_ms() < settle)
+        sleep_ms(20);
     cr_expect_eq(proxy_fd_count(&relisten_proxy), fds_before_refusal, "a refused reload leaked sockets");
     close(blocker);
 
