@@ -75,7 +75,18 @@ Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_ini
     free(exchange_once(proxy_port, invalid.data, invalid.length, 5000, NULL));
     cr_assert(backend_wait_finished(&alpha, 2, 5000));
 
-    char *text = http_get(stats_port, "/metrics");
+    /* A connection's counters are bumped as it is torn down, which can be
+     * just after its client saw the close: scrape until all four are in. */
+    char *text = NULL;
+    for (long long deadline = monotonic_ms() + 3000;;) {
+        free(text);
+        text = http_get(stats_port, "/metrics");
+        if ((sample(text, "snisplice_active_connections") == 0 &&
+             sample(text, "snisplice_connections_total{route=\"dead\",outcome=\"connect_failed\"}") == 1) ||
+            monotonic_ms() > deadline)
+            break;
+        sleep_ms(50);
+    }
     cr_assert(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", text);
     cr_expect(strstr(text, "Content-Type: text/plain; version=0.0.4") != NULL);
     cr_expect_eq(sample(text, "snisplice_workers"), 2);
@@ -106,8 +117,15 @@ Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_ini
     start = monotonic_ms();
     free(exchange_once(proxy_port, chromium.data, chromium.length, 5000, NULL));
     cr_assert(backend_wait_finished(&alpha, 3, 5000));
-    text = http_get(stats_port, "/metrics");
-    cr_expect_lt(monotonic_ms() - start, 4000);
+    for (long long deadline = monotonic_ms() + 6000;;) {
+        text = http_get(stats_port, "/metrics");
+        if (sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}") == 3 ||
+            monotonic_ms() > deadline)
+            break;
+        free(text);
+        sleep_ms(50);
+    }
+    cr_expect_lt(monotonic_ms() - start, 5000);
     close(silent);
     cr_expect_eq(sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}"), 3,
                  "counters keep counting across a reload:\n%s", text);
