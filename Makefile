@@ -64,6 +64,7 @@ run: deps build/snisplice
 # Unit tests and integration tests both run against the ASan+UBSan build;
 # the publisher's reclamation runs under TSan. Any sanitizer report fails.
 export ASAN_OPTIONS  = detect_leaks=1:abort_on_error=1:halt_on_error=1
+export LSAN_OPTIONS  = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 

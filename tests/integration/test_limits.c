@@ -102,11 +102,16 @@ Test(limits, idle_connections_hold_two_sockets_and_no_thread, .init = integratio
 
     for (int i = 0; i < IDLE; i++)
         close(clients[i]);
+    /* Slack: each of the 2 workers may keep one idle pipe (2 fds) in its
+     * pool; the warm-up may have reached only one of them. A leak would be
+     * counted in hundreds. */
+    enum { POOL_SLACK = 2 * 2 };
     long long deadline = monotonic_ms() + 5000;
-    while (proxy_fd_count(&limits_proxy) > fds_before && monotonic_ms() < deadline)
+    while (proxy_fd_count(&limits_proxy) > fds_before + POOL_SLACK && monotonic_ms() < deadline)
         sleep_ms(50);
     int fds_after = proxy_fd_count(&limits_proxy);
-    cr_expect_leq(fds_after, fds_before, "fds not returned after close: %d before, %d after", fds_before, fds_after);
+    cr_expect_leq(fds_after, fds_before + POOL_SLACK, "fds not returned after close: %d before, %d after",
+                  fds_before, fds_after);
 
     hello_free(&hello);
     free(config);
