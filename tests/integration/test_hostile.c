@@ -19,6 +19,7 @@
 #include "../support/integration.h"
 
 static struct proxy hostile_proxy;
+static uint16_t hostile_stats_port;
 static struct backend alpha, bravo, streamer;
 
 static void hostile_fini(void)
@@ -89,15 +90,34 @@ static long proxy_rss_kib(void)
     return kib;
 }
 
-/* Wait until the proxy's fd count is back at `baseline` (the pipe pool may
- * keep a few pipes: `slack` fds). */
-static void expect_fds_back(int baseline, int slack, const char *after)
+/* The proxy's fds minus the pipes its pools keep (from its stats
+ * endpoint): exact, so a single leaked fd fails the test. */
+static int fds_outside_pool(long long *pipes_in_use)
 {
-    long long deadline = monotonic_ms() + 8000;
-    int now;
-    while ((now = proxy_fd_count(&hostile_proxy)) > baseline + slack && monotonic_ms() < deadline)
+    int fds = stats_fds_outside_pool(&hostile_proxy, hostile_stats_port, pipes_in_use);
+    cr_assert_geq(fds, 0, "no pipe gauges from the stats endpoint");
+    return fds;
+}
+
+/* Wait until the proxy's fds outside the pipe pool are back at `baseline`
+ * and no pipe is lent out. */
+static void expect_fds_back(int baseline, const char *after)
+{
+    long long deadline = monotonic_ms() + 8000, in_use = 0;
+    int now = fds_outside_pool(&in_use);
+    while ((now != baseline || in_use != 0) && monotonic_ms() < deadline) {
         sleep_ms(50);
-    cr_expect_leq(now, baseline + slack, "after %s: %d fds, baseline %d", after, now, baseline);
+        now = fds_outside_pool(&in_use);
+    }
+    cr_expect_eq(now, baseline, "after %s: %d fds outside the pipe pool, baseline %d", after, now, baseline);
+    cr_expect_eq(in_use, 0, "after %s: %lld pipes still lent out", after, in_use);
+}
+
+/* `stats = ` on the given port, after the test's own global settings. */
+static char *globals_with_stats(const char *globals, uint16_t stats_port)
+{
+    hostile_stats_port = stats_port;
+    return text_format("%sstats = 127.0.0.1:%u\n", globals ? globals : "", stats_port);
 }
 
 /* The proxy on port (block's first port); backends on the next two. */
@@ -108,8 +128,10 @@ static void start_proxy(uint16_t port, const char *globals)
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\nmany.example.com = bravo\n"
                              "[upstream alpha]\nserver = 127.0.0.1:%u\n[upstream bravo]\nserver = 127.0.0.1:%u\n",
                              port + 1, port + 2);
-    char *config = config_text(port, globals, body);
+    char *all_globals = globals_with_stats(globals, port + 3);
+    char *config = config_text(port, all_globals, body);
     cr_assert(proxy_start(&hostile_proxy, config, port));
+    free(all_globals);
     free(config);
     free(body);
 }
@@ -178,7 +200,8 @@ Test(hostile, thousands_of_silent_connections, .init = integration_init, .fini =
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
     free(exchange_once(port, hello.data, hello.length, 5000, NULL)); /* warm the pipe pool */
     sleep_ms(200);
-    int fds_before = proxy_fd_count(&hostile_proxy);
+    long long pipes_in_use = 0;
+    int fds_before = fds_outside_pool(&pipes_in_use);
     long rss_before = proxy_rss_kib();
     struct good_traffic good;
     good_start(&good, port);
@@ -189,9 +212,10 @@ Test(hostile, thousands_of_silent_connections, .init = integration_init, .fini =
             break;
     cr_expect_eq(opened, SILENT, "only %d silent connections could be opened", opened);
     long long deadline = monotonic_ms() + 10000;
-    while (proxy_fd_count(&hostile_proxy) < fds_before + opened && monotonic_ms() < deadline)
+    while (fds_outside_pool(&pipes_in_use) < fds_before + opened && monotonic_ms() < deadline)
         sleep_ms(50);
-    int fds_with = proxy_fd_count(&hostile_proxy);
+    /* The good client beside may hold a connection (2 fds) at any moment. */
+    int fds_with = fds_outside_pool(&pipes_in_use);
     long rss_with = proxy_rss_kib();
     cr_expect_geq(fds_with - fds_before, opened, "one fd per silent connection");
     cr_expect_leq(fds_with - fds_before, opened + 8, "a silent connection costs one fd, no pipe");
@@ -202,7 +226,7 @@ Test(hostile, thousands_of_silent_connections, .init = integration_init, .fini =
     good_stop_and_check(&good, "3000 silent connections");
     for (int i = 0; i < opened; i++)
         close(silent[i]);
-    expect_fds_back(fds_before, 4, "closing the silent connections");
+    expect_fds_back(fds_before, "closing the silent connections");
     hello_free(&hello);
     cr_expect_eq(proxy_stop(&hostile_proxy, 10000), 0);
 }
@@ -267,7 +291,8 @@ Test(hostile, lying_lengths_huge_names_many_extensions_and_resets, .init = integ
     struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
     free(exchange_once(port, chromium.data, chromium.length, 5000, NULL));
     sleep_ms(200);
-    int fds_before = proxy_fd_count(&hostile_proxy);
+    long long pipes_in_use = 0;
+    int fds_before = fds_outside_pool(&pipes_in_use);
     long rss_before = proxy_rss_kib();
     struct good_traffic good;
     good_start(&good, port);
@@ -329,7 +354,7 @@ Test(hostile, lying_lengths_huge_names_many_extensions_and_resets, .init = integ
     }
     sleep_ms(300);
     good_stop_and_check(&good, "lying lengths, giant names, resets");
-    expect_fds_back(fds_before, 4, "lying lengths and resets");
+    expect_fds_back(fds_before, "lying lengths and resets");
     long rss_after = proxy_rss_kib();
     cr_expect_lt(rss_after - rss_before, 4096, "memory grew by %ld KiB", rss_after - rss_before);
     hello_free(&chromium);
@@ -362,12 +387,15 @@ Test(hostile, clients_vanishing_mid_transfer_release_the_upstream, .init = integ
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\ndefault = streamer\n"
                              "[upstream alpha]\nserver = 127.0.0.1:%u\n[upstream streamer]\nserver = 127.0.0.1:%u\n",
                              TEST_PORT(73, 2), stream_port);
-    char *config = config_text(port, NULL, body);
+    char *globals = globals_with_stats(NULL, TEST_PORT(73, 3));
+    char *config = config_text(port, globals, body);
+    free(globals);
     cr_assert(proxy_start(&hostile_proxy, config, port));
     struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
     free(exchange_once(port, chromium.data, chromium.length, 5000, NULL));
     sleep_ms(200);
-    int fds_before = proxy_fd_count(&hostile_proxy);
+    long long pipes_in_use = 0;
+    int fds_before = fds_outside_pool(&pipes_in_use);
     struct good_traffic good;
     good_start(&good, port);
     struct hello_bytes other = hello_build("stream.example.net");
@@ -391,7 +419,7 @@ Test(hostile, clients_vanishing_mid_transfer_release_the_upstream, .init = integ
                  "the proxy kept %d upstreams streaming after their clients vanished",
                  VANISHING - atomic_load(&streams_ended));
     good_stop_and_check(&good, "clients vanishing mid-transfer");
-    expect_fds_back(fds_before, 8, "clients vanishing mid-transfer");
+    expect_fds_back(fds_before, "clients vanishing mid-transfer");
     hello_free(&chromium);
     hello_free(&other);
     free(config);

@@ -25,32 +25,12 @@ static void metrics_fini(void)
     integration_cleanup();
 }
 
-/* GET path from 127.0.0.1:port; the whole response (malloc'd). */
+/* The whole response; the test fails if nothing answers. */
 static char *http_get(uint16_t port, const char *path)
 {
-    int fd = net_connect(port);
-    cr_assert_geq(fd, 0, "stats port %u refused", port);
-    char *request = text_format("GET %s HTTP/1.0\r\nHost: test\r\n\r\n", path);
-    cr_assert(net_send_all(fd, request, strlen(request)));
-    free(request);
-    size_t capacity = 1 << 20, used = 0;
-    char *response = calloc(1, capacity);
-    ssize_t got;
-    while (used + 1 < capacity && (got = recv(fd, response + used, capacity - 1 - used, 0)) > 0)
-        used += (size_t)got;
-    close(fd);
+    char *response = stats_fetch(port, path);
+    cr_assert_not_null(response, "stats port %u refused", port);
     return response;
-}
-
-/* The value of the sample whose name and labels are exactly `series`; -1 if absent. */
-static long long sample(const char *text, const char *series)
-{
-    size_t length = strlen(series);
-    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, series, length) == 0 && line[length] == ' ')
-            return atoll(line + length + 1);
-    }
-    return -1;
 }
 
 Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_init, .fini = metrics_fini)
@@ -81,29 +61,29 @@ Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_ini
     for (long long deadline = monotonic_ms() + 3000;;) {
         free(text);
         text = http_get(stats_port, "/metrics");
-        if ((sample(text, "snisplice_active_connections") == 0 &&
-             sample(text, "snisplice_connections_total{route=\"dead\",outcome=\"connect_failed\"}") == 1) ||
+        if ((stats_sample(text, "snisplice_active_connections") == 0 &&
+             stats_sample(text, "snisplice_connections_total{route=\"dead\",outcome=\"connect_failed\"}") == 1) ||
             monotonic_ms() > deadline)
             break;
         sleep_ms(50);
     }
     cr_assert(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", text);
     cr_expect(strstr(text, "Content-Type: text/plain; version=0.0.4") != NULL);
-    cr_expect_eq(sample(text, "snisplice_workers"), 2);
-    cr_expect_eq(sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}"), 2, "%s", text);
-    cr_expect_eq(sample(text, "snisplice_connections_total{route=\"dead\",outcome=\"connect_failed\"}"), 1);
-    cr_expect_eq(sample(text, "snisplice_connections_total{route=\"-\",outcome=\"invalid_hello\"}"), 1);
-    cr_expect_eq(sample(text, "snisplice_bytes_total{route=\"alpha\",direction=\"to_upstream\"}"),
+    cr_expect_eq(stats_sample(text, "snisplice_workers"), 2);
+    cr_expect_eq(stats_sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}"), 2, "%s", text);
+    cr_expect_eq(stats_sample(text, "snisplice_connections_total{route=\"dead\",outcome=\"connect_failed\"}"), 1);
+    cr_expect_eq(stats_sample(text, "snisplice_connections_total{route=\"-\",outcome=\"invalid_hello\"}"), 1);
+    cr_expect_eq(stats_sample(text, "snisplice_bytes_total{route=\"alpha\",direction=\"to_upstream\"}"),
                  2 * (long long)chromium.length);
-    cr_expect_eq(sample(text, "snisplice_bytes_total{route=\"alpha\",direction=\"to_client\"}"), 2 * 6);
+    cr_expect_eq(stats_sample(text, "snisplice_bytes_total{route=\"alpha\",direction=\"to_client\"}"), 2 * 6);
     char *failures = text_format("snisplice_upstream_connect_failures_total{upstream=\"dead\",server=\"127.0.0.1:%u\"}",
                                  dead_port);
-    cr_expect_eq(sample(text, failures), 1, "%s", text);
+    cr_expect_eq(stats_sample(text, failures), 1, "%s", text);
     /* Two hellos and the plain-HTTP request were complete; the invalid one is not timed. */
-    cr_expect_eq(sample(text, "snisplice_preread_seconds_count"), 3);
-    cr_expect_eq(sample(text, "snisplice_preread_seconds_bucket{le=\"+Inf\"}"), 3);
-    cr_expect_eq(sample(text, "snisplice_active_connections"), 0);
-    cr_expect_geq(sample(text, "snisplice_pipe_pool_pipes{state=\"idle\"}"), 1);
+    cr_expect_eq(stats_sample(text, "snisplice_preread_seconds_count"), 3);
+    cr_expect_eq(stats_sample(text, "snisplice_preread_seconds_bucket{le=\"+Inf\"}"), 3);
+    cr_expect_eq(stats_sample(text, "snisplice_active_connections"), 0);
+    cr_expect_geq(stats_sample(text, "snisplice_pipe_pool_pipes{state=\"idle\"}"), 1);
     free(text);
 
     /* A scraper that connects and says nothing holds up neither a reload... */
@@ -119,7 +99,7 @@ Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_ini
     cr_assert(backend_wait_finished(&alpha, 3, 5000));
     for (long long deadline = monotonic_ms() + 6000;;) {
         text = http_get(stats_port, "/metrics");
-        if (sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}") == 3 ||
+        if (stats_sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}") == 3 ||
             monotonic_ms() > deadline)
             break;
         free(text);
@@ -127,9 +107,9 @@ Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_ini
     }
     cr_expect_lt(monotonic_ms() - start, 5000);
     close(silent);
-    cr_expect_eq(sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}"), 3,
+    cr_expect_eq(stats_sample(text, "snisplice_connections_total{route=\"alpha\",outcome=\"done\"}"), 3,
                  "counters keep counting across a reload:\n%s", text);
-    cr_expect_eq(sample(text, "snisplice_reloads_total{result=\"ok\"}"), 1);
+    cr_expect_eq(stats_sample(text, "snisplice_reloads_total{result=\"ok\"}"), 1);
     free(text);
 
     text = http_get(stats_port, "/nothing-here");

@@ -19,6 +19,7 @@
 #include "hello.h"
 #include "net.h"
 #include "proxy.h"
+#include "stats.h"
 
 /* Every test gets its own block of 20 ports: 21000 + 20 * block. */
 #define TEST_PORT(block, index) ((uint16_t)(21000 + 20 * (block) + (index)))
