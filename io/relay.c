@@ -18,6 +18,12 @@
  * pipes) and runs only after readiness, so no thread is ever parked.
  * Polls are one-shot: level-triggered when armed, so bytes that arrive
  * between a short read and the re-arm are never missed.
+ *
+ * Out of fds (EMFILE/ENFILE) or pipe pages, no pipe can be had: a direction
+ * then copies through the worker's buffer instead of closing a connection
+ * that was fine (copy_without_pipe below). Bytes stay queued in the source
+ * socket until the destination took them, so nothing is lost and no
+ * per-connection buffer is needed.
  */
 #include "relay.h"
 
@@ -92,16 +98,59 @@ static void finish_direction(struct worker *worker, struct connection *connectio
 
 static bool would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
+/* No pipe to be had: peek up to one buffer from the source, send what the
+ * destination takes, then discard exactly that much from the source. What
+ * was not sent stays queued in the source socket for the next event. */
+static void copy_without_pipe(struct worker *worker, struct connection *connection,
+                              const struct relay_side *side)
+{
+    ssize_t peeked;
+    do
+        peeked = recv(side->source_fd, worker->peek_buffer, worker->peek_buffer_size, MSG_PEEK);
+    while (peeked < 0 && errno == EINTR);
+    if (peeked == 0) {
+        finish_direction(worker, connection, side);
+        return;
+    }
+    if (peeked < 0) {
+        if (would_block())
+            wait_readable(worker, connection, side);
+        else
+            connection_close(worker, connection, side->source_error);
+        return;
+    }
+    ssize_t sent;
+    do
+        sent = send(side->destination_fd, worker->peek_buffer, (size_t)peeked, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        if (would_block())
+            wait_writable(worker, connection, side);
+        else
+            connection_close(worker, connection, side->destination_error);
+        return;
+    }
+    /* The bytes are queued, so discarding them cannot block or come up short. */
+    recv(side->source_fd, NULL, (size_t)sent, MSG_TRUNC | MSG_DONTWAIT);
+    side->direction->bytes += (uint64_t)sent;
+    connection->last_activity_ms = worker->now_ms;
+    if (sent < peeked)
+        wait_writable(worker, connection, side);
+    else
+        wait_readable(worker, connection, side);
+}
+
 /* Fill the empty pipe from the source. Returns bytes read, 0 when the
- * direction is finished or waiting, -1 when the connection was closed;
+ * direction is finished or waiting (or moved its bytes without a pipe),
+ * -1 when the connection was closed;
  * *filled_up tells whether the read filled the whole pipe. */
 static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
                          const struct relay_side *side, bool *filled_up)
 {
     struct relay_direction *direction = side->direction;
     if (direction->pipe.read_fd < 0 && !pipe_pool_get(&worker->pipes, &direction->pipe)) {
-        connection_close(worker, connection, OUTCOME_NO_RESOURCES);
-        return -1;
+        copy_without_pipe(worker, connection, side);
+        return 0;
     }
     for (;;) {
         uint32_t capacity = direction->pipe.capacity;

@@ -4,10 +4,15 @@
  * An idle relayed connection holds its two sockets and nothing else: no
  * pipe, no kernel io-wq thread (a splice left pending on an idle socket
  * would park one per connection). At max_connections a new connection is
- * closed at once while the open ones keep going. Ports: block 43, 44.
+ * closed at once while the open ones keep going. Out of fds, accepting
+ * pauses without spinning, and connections already relaying keep going
+ * byte-exact without new pipes. Ports: blocks 43, 44, 45, 84.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -174,20 +179,16 @@ static long long cpu_ticks(pid_t pid)
     return user + system;
 }
 
-Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init, .fini = limits_fini)
+/* Start the proxy with RLIMIT_NOFILE = limit, through a wrapper that
+ * lowers it and execs snisplice (same pid). Lowering it on the running
+ * process would not do: io_uring reads RLIMIT_NOFILE when a multishot
+ * accept is armed and keeps that value. */
+static bool start_with_fd_limit(const char *config, uint16_t proxy_port, int limit)
 {
-    uint16_t proxy_port = TEST_PORT(45, 0), alpha_port = TEST_PORT(45, 1);
-    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "workers = 1\npreread_timeout = 30s\n", body);
-    /* Start the proxy with a low fd limit, through a wrapper that lowers
-     * it and execs snisplice (same pid). Lowering it on the running process
-     * would not do: io_uring reads RLIMIT_NOFILE when a multishot accept is
-     * armed and keeps that value. */
     char wrapper[] = "/tmp/snisplice-ulimit-XXXXXX";
     int wrapper_fd = mkstemp(wrapper);
     cr_assert_geq(wrapper_fd, 0);
-    char *script = text_format("#!/bin/sh\nulimit -n 40 || exit 97\nexec '%s' \"$@\"\n", proxy_binary());
+    char *script = text_format("#!/bin/sh\nulimit -n %d || exit 97\nexec '%s' \"$@\"\n", limit, proxy_binary());
     cr_assert_eq(write(wrapper_fd, script, strlen(script)), (ssize_t)strlen(script));
     fchmod(wrapper_fd, 0700);
     close(wrapper_fd);
@@ -198,6 +199,16 @@ Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init,
     unlink(wrapper);
     free(script);
     free(real_binary);
+    return started;
+}
+
+Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init, .fini = limits_fini)
+{
+    uint16_t proxy_port = TEST_PORT(45, 0), alpha_port = TEST_PORT(45, 1);
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\npreread_timeout = 30s\n", body);
+    bool started = start_with_fd_limit(config, proxy_port, 40);
     cr_assert(started, "snisplice did not start under ulimit -n 40");
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
     close(open_idle(proxy_port, &hello));
@@ -222,6 +233,106 @@ Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init,
     sleep_ms(500);
     close(open_idle(proxy_port, &hello));
 
+    hello_free(&hello);
+    free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+/* Echo everything back; pass the client's FIN on once it is all echoed. */
+static void echo_handler(struct backend *backend, int fd, void *context)
+{
+    (void)backend;
+    (void)context;
+    static _Thread_local char buffer[65536];
+    ssize_t got;
+    while ((got = recv(fd, buffer, sizeof buffer, 0)) > 0)
+        if (!net_send_all(fd, buffer, (size_t)got))
+            return;
+    shutdown(fd, SHUT_WR);
+}
+
+struct echo_client {
+    int fd;
+    uint64_t seed;
+    uint64_t length;
+    pthread_t sender;
+    uint64_t sent;
+    uint64_t received;
+    bool matched;
+    bool eof_after;
+};
+
+static void *echo_send(void *argument)
+{
+    struct echo_client *client = argument;
+    uint64_t checksum;
+    client->sent = byte_stream_send(client->fd, client->seed, client->length, 0, 0, &checksum);
+    shutdown(client->fd, SHUT_WR);
+    return NULL;
+}
+
+/* Connect, send the hello and read it back: relaying, with nothing in flight. */
+static void echo_connect(struct echo_client *client, uint16_t port, const struct hello_bytes *hello)
+{
+    client->fd = net_connect(port);
+    cr_assert_geq(client->fd, 0);
+    cr_assert(net_send_all(client->fd, hello->data, hello->length));
+    uint8_t *echoed = malloc(hello->length);
+    cr_assert_eq(net_receive_exact(client->fd, echoed, hello->length, 5000), hello->length,
+                 "the hello did not come back");
+    cr_assert_eq(memcmp(echoed, hello->data, hello->length), 0);
+    free(echoed);
+}
+
+Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init, .fini = limits_fini,
+     .timeout = 120)
+{
+    enum { CLIENTS = 4, SILENT = 60 };
+    uint16_t proxy_port = TEST_PORT(84, 0), echo_port = TEST_PORT(84, 1);
+    cr_assert(backend_start(&limits_backend, "echo", echo_port, echo_handler, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", echo_port);
+    char *config = config_text(proxy_port, "workers = 1\npreread_timeout = 60s\n", body);
+    cr_assert(start_with_fd_limit(config, proxy_port, 48), "snisplice did not start under ulimit -n 48");
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+
+    static struct echo_client clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = (struct echo_client){ .seed = 0x6563686f00ULL + (uint64_t)i, .length = 64ULL << 20 };
+        echo_connect(&clients[i], proxy_port, &hello);
+    }
+    /* Silent clients take every fd the proxy has left: no new pipe can be
+     * made, so the transfers below must do without more pipes than the
+     * pool happens to hold. */
+    static int silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = net_connect(proxy_port);
+    cr_expect(proxy_stderr_wait_for(&limits_proxy, "retrying every", 3000), "the proxy never ran out of fds");
+
+    for (int i = 0; i < CLIENTS; i++)
+        cr_assert_eq(pthread_create(&clients[i].sender, NULL, echo_send, &clients[i]), 0);
+    for (int i = 0; i < CLIENTS; i++) {
+        struct byte_stream_verifier verifier;
+        byte_stream_verifier_init(&verifier, clients[i].seed);
+        clients[i].received = byte_stream_receive(clients[i].fd, &verifier, clients[i].length);
+        clients[i].matched = verifier.first_mismatch == UINT64_MAX;
+        char extra;
+        struct pollfd readable = { .fd = clients[i].fd, .events = POLLIN };
+        clients[i].eof_after = poll(&readable, 1, 5000) == 1 && recv(clients[i].fd, &extra, 1, 0) == 0;
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(clients[i].sender, NULL);
+        cr_expect_eq(clients[i].sent, clients[i].length, "client %d sent %llu bytes", i,
+                     (unsigned long long)clients[i].sent);
+        cr_expect_eq(clients[i].received, clients[i].length, "client %d: %llu of %llu bytes came back", i,
+                     (unsigned long long)clients[i].received, (unsigned long long)clients[i].length);
+        cr_expect(clients[i].matched, "client %d: the echoed bytes differ", i);
+        cr_expect(clients[i].eof_after, "client %d: no clean EOF after the stream", i);
+        close(clients[i].fd);
+    }
+    for (int i = 0; i < SILENT; i++)
+        if (silent[i] >= 0)
+            close(silent[i]);
     hello_free(&hello);
     free(config);
     free(body);
