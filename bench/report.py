@@ -8,7 +8,8 @@ data = json.load(open(src))
 runs = data["runs"]
 S = data["settings"]
 proxies = S["proxies"]
-peers = [p for p in proxies if p not in ("direct", "snisplice")]
+# "candidate" is an experiment build of snisplice (CANDIDATE=...), not a peer.
+peers = [p for p in proxies if p not in ("direct", "snisplice", "candidate")]
 GIB = 1024 ** 3
 
 SCEN = {

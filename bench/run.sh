@@ -11,6 +11,8 @@
 #      SNISPLICE_SHARED (ClientHello captures in $SNISPLICE_SHARED/clienthello),
 #      RESULTS_DIR (default bench/results; build/bench/smoke for --smoke)
 #      ONLY="bulk_down bulk_up" (a subset of the scenarios, for experiments)
+#      CANDIDATE=/path/to/snisplice: an experiment build measured beside
+#      build/snisplice as one more row, "candidate" (never a "peer")
 # Results: bench/results/latest.{md,json} + one PNG per scenario
 #          (--smoke writes to build/bench/smoke/ instead).
 set -euo pipefail
@@ -47,7 +49,12 @@ fi
 RATE=200
 BACKEND_PORT=18000
 declare -A PORT=([direct]=18000 [snisplice]=18101 [nginx]=18102 [haproxy]=18103
-                 [haproxy-nosplice]=18104 [sniproxy]=18105)
+                 [haproxy-nosplice]=18104 [sniproxy]=18105 [candidate]=18106)
+if [[ -n ${CANDIDATE:-} ]]; then
+    [[ -x $CANDIDATE ]] || { echo "CANDIDATE=$CANDIDATE is not an executable" >&2; exit 1; }
+    CANDIDATE=$(readlink -f "$CANDIDATE")
+    PROXIES="$PROXIES candidate"
+fi
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -150,9 +157,11 @@ start_proxy() {
     [[ $p == direct ]] && return 0
     wait_port_free "$port" || die "port $port busy"
     case $p in
-    snisplice)
-        conf=$TMPD/snisplice.ini; render "$BENCH/peers/snisplice.ini.in" "$conf" "$port"
-        setsid "${PIN_PROXY[@]}" "$ROOT/build/snisplice" -c "$conf" 2>>"$TMPD/snisplice.log" &
+    snisplice|candidate)
+        local binary=$ROOT/build/snisplice
+        [[ $p == candidate ]] && binary=$CANDIDATE
+        conf=$TMPD/$p.ini; render "$BENCH/peers/snisplice.ini.in" "$conf" "$port"
+        setsid "${PIN_PROXY[@]}" "$binary" -c "$conf" 2>>"$TMPD/$p.log" &
         ;;
     nginx)
         conf=$TMPD/nginx.conf; render "$BENCH/peers/nginx.conf.in" "$conf" "$port"
@@ -346,7 +355,7 @@ jq -n --arg profile "$PROFILE" --arg workers "$WORKERS" --arg reps "$REPS" \
       versions:($versions|split("\n")), runs:$runs}' > "$RESDIR/latest.json"
 python3 "$BENCH/report.py" "$RESDIR/latest.json" "$RESDIR"
 # A full run into bench/results is what the README quotes.
-if [[ $PROFILE == full && $RESDIR == "$BENCH/results" && -z ${ONLY:-} ]]; then
+if [[ $PROFILE == full && $RESDIR == "$BENCH/results" && -z ${ONLY:-} && -z ${CANDIDATE:-} ]]; then
     python3 "$BENCH/readme_summary.py" "$RESDIR/latest.md"
 fi
 log "results: $RESDIR/latest.md ($NFAIL failed runs, $((T_END - T_START)) s)"
