@@ -13,6 +13,7 @@
 #include "listener.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -53,6 +54,31 @@ fail_errno:
     snprintf(error, error_size, "%s: %s", text, strerror(errno));
     close(fd);
     return -1;
+}
+
+bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count)
+{
+    /* A classic BPF program for the whole SO_REUSEPORT group: its answer is
+     * an index into the group, in the order the sockets joined it, which is
+     * worker order (main opens them so). "Which CPU runs the softirq for
+     * this SYN" -> "the worker pinned there"; any other CPU answers out of
+     * range, and the kernel falls back to its hash. */
+    if (worker_count == 0 || worker_count > 1000)
+        return false;
+    unsigned length = 2 + 2 * worker_count, at = 0;
+    struct sock_filter *code = calloc(length, sizeof *code);
+    if (!code)
+        return false;
+    code[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU));
+    for (unsigned w = 0; w < worker_count; w++) {
+        code[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)worker_cpus[w], 0, 1);
+        code[at++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, w);
+    }
+    code[at++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+    struct sock_fprog program = { .len = (unsigned short)at, .filter = code };
+    bool ok = setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0;
+    free(code);
+    return ok;
 }
 
 /* Kernel quirk: io_uring reads RLIMIT_NOFILE when the multishot accept is

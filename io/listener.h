@@ -22,6 +22,10 @@
 /* Main thread, before workers start: a bound, listening, non-blocking
  * socket. -1 with a message in error on failure. */
 int listener_open(const struct address *address, char *error, size_t error_size);
+/* Steer each new connection of fd's SO_REUSEPORT group to the worker
+ * pinned on the CPU that received it (worker w runs on worker_cpus[w] and
+ * owns the group's w-th socket). False if the kernel refused. */
+bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count);
 
 void listener_arm_accept(struct worker *worker, struct listener *listener);
 void listener_on_accept(struct worker *worker, struct listener *listener, int result,

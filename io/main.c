@@ -44,6 +44,7 @@ struct process {
     struct publisher *publisher;
     struct worker *workers;
     unsigned worker_count;
+    const int *worker_cpus;     /* worker w is pinned to worker_cpus[w]; NULL: not pinned */
     struct config_listen *listen; /* addresses served now (owned copy) */
     size_t listen_count;
     bool has_stats;
@@ -191,6 +192,7 @@ static bool open_new_addresses(struct process *process, const struct config_list
     for (size_t i = 0; ok && i < count; i++) {
         if (is_listening_on(process, &listen[i].address))
             continue;
+        size_t first = opened;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {
             char error[256];
             int fd = listener_open(&listen[i].address, error, sizeof error);
@@ -201,6 +203,10 @@ static bool open_new_addresses(struct process *process, const struct config_list
                 fds[opened++] = fd;
             }
         }
+        /* Every worker's socket has joined the group, in worker order. */
+        if (ok && process->worker_cpus && process->worker_count > 1 &&
+            !listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
+            log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
     }
     size_t given = 0;
     for (size_t i = 0; ok && i < count; i++) {
@@ -406,6 +412,7 @@ static int serve(const char *config_path)
     /* Pin only when there is a CPU per worker: never stack two on one core. */
     if (process.worker_count > cpu_count)
         cpu_count = 0;
+    process.worker_cpus = cpu_count > 0 ? cpus : NULL;
 
     sigset_t signals;
     sigemptyset(&signals);

@@ -343,6 +343,11 @@ char *metrics_render(const struct worker *workers, unsigned worker_count, uint64
     emit(&text, "# HELP snisplice_rejected_total Connections closed at once because max_connections was reached.\n"
                 "# TYPE snisplice_rejected_total counter\nsnisplice_rejected_total %llu\n",
          (unsigned long long)rejected);
+    emit(&text, "# HELP snisplice_worker_accepted_total Connections accepted, by worker thread.\n"
+                "# TYPE snisplice_worker_accepted_total counter\n");
+    for (unsigned w = 0; w < worker_count; w++)
+        emit(&text, "snisplice_worker_accepted_total{worker=\"%u\"} %llu\n", w,
+             (unsigned long long)load(&workers[w].counters.accepted));
     render_routes(&text, workers, worker_count);
     render_servers(&text, workers, worker_count);
     render_preread(&text, workers, worker_count);

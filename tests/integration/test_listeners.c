@@ -3,9 +3,13 @@
  * a plain TCP forward ([listen NAME] with upstream =), as nginx's
  * `server { listen 2222; proxy_pass 127.0.0.1:22; }`. A plain forward
  * connects at once, so a protocol where the server speaks first (SSH, SMTP)
- * works without the client sending a byte. Ports: block 48.
+ * works without the client sending a byte. With workers pinned, a new
+ * connection goes to the worker on the CPU that received it. Ports: blocks
+ * 48, 85.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +106,73 @@ Test(listeners, alpn_route_wins_over_server_name, .init = integration_init, .fin
     cr_expect_eq(backend_accepted(&tls_backend), 2, "other ALPN or none: routed by name");
     cr_expect_eq(backend_accepted(&acme_backend), 1);
     free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
+}
+
+/* Run the calling thread on `cpu` only. */
+static void pin_this_thread(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    cr_assert_eq(pthread_setaffinity_np(pthread_self(), sizeof set, &set), 0);
+}
+
+static long long worker_accepted(uint16_t stats_port, unsigned worker)
+{
+    char series[96];
+    snprintf(series, sizeof series, "snisplice_worker_accepted_total{worker=\"%u\"}", worker);
+    char *text = stats_fetch(stats_port, "/metrics");
+    cr_assert_not_null(text, "no stats endpoint");
+    long long value = stats_sample(text, series);
+    free(text);
+    return value;
+}
+
+/* On loopback the SYN is received on the CPU of the thread that sends it,
+ * so a client pinned to a CPU must always reach the worker pinned there
+ * (without steering, SO_REUSEPORT's hash spreads them over both). */
+Test(listeners, new_connections_go_to_the_worker_on_their_cpu, .init = integration_init, .fini = listeners_fini)
+{
+    cpu_set_t allowed;
+    cr_assert_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    int cpus[2], found = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && found < 2; cpu++)
+        if (CPU_ISSET(cpu, &allowed))
+            cpus[found++] = cpu;
+    if (found < 2)
+        cr_skip_test("one CPU: workers are not pinned");
+    enum { PER_CPU = 30 };
+    uint16_t proxy_port = TEST_PORT(85, 0), tls_port = TEST_PORT(85, 1), stats_port = TEST_PORT(85, 2);
+    cr_assert(backend_start(&tls_backend, "tls", tls_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", tls_port);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&listeners_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+
+    for (unsigned worker = 0; worker < 2; worker++) {
+        long long before[2] = { worker_accepted(stats_port, 0), worker_accepted(stats_port, 1) };
+        pin_this_thread(cpus[worker]);
+        for (int i = 0; i < PER_CPU; i++) {
+            char *reply = exchange_once(proxy_port, hello.data, hello.length, 5000, NULL);
+            cr_expect_str_eq(reply ? reply : "(nothing)", "tls\n");
+            free(reply);
+        }
+        long long after[2] = { worker_accepted(stats_port, 0), worker_accepted(stats_port, 1) };
+        cr_expect_eq(after[worker] - before[worker], PER_CPU,
+                     "a client on CPU %d: worker %u accepted %lld of %d connections (the other: %lld)",
+                     cpus[worker], worker, after[worker] - before[worker], PER_CPU,
+                     after[1 - worker] - before[1 - worker]);
+    }
+    CPU_ZERO(&allowed);
+    for (int i = 0; i < found; i++)
+        CPU_SET(cpus[i], &allowed);
+    pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+    hello_free(&hello);
+    free(config);
+    free(globals);
     free(body);
     cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
 }
