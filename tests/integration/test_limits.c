@@ -77,7 +77,10 @@ Test(limits, idle_connections_hold_two_sockets_and_no_thread, .init = integratio
     uint16_t proxy_port = TEST_PORT(43, 0), alpha_port = TEST_PORT(43, 1);
     cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "", body);
+    uint16_t stats_port = TEST_PORT(43, 2);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    free(globals);
     cr_assert(proxy_start(&limits_proxy, config, proxy_port), "snisplice did not start");
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(hello.data);
@@ -86,7 +89,8 @@ Test(limits, idle_connections_hold_two_sockets_and_no_thread, .init = integratio
     for (int i = 0; i < 5; i++)
         close(open_idle(proxy_port, &hello));
     sleep_ms(300);
-    int fds_before = proxy_fd_count(&limits_proxy);
+    long long pipes_in_use;
+    int fds_before = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
     int io_workers_before;
     int threads_before = count_threads(limits_proxy.pid, &io_workers_before);
 
@@ -94,29 +98,27 @@ Test(limits, idle_connections_hold_two_sockets_and_no_thread, .init = integratio
     for (int i = 0; i < IDLE; i++)
         clients[i] = open_idle(proxy_port, &hello);
     sleep_ms(300);
-    int fds_idle = proxy_fd_count(&limits_proxy);
+    int fds_idle = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+    cr_expect_eq(pipes_in_use, 0, "idle connections hold %lld pipes", pipes_in_use);
     int io_workers_idle;
     int threads_idle = count_threads(limits_proxy.pid, &io_workers_idle);
 
-    cr_expect_leq(fds_idle - fds_before, 2 * IDLE + 4,
-                  "%d idle connections added %d fds: pipes held while idle?", IDLE, fds_idle - fds_before);
-    cr_expect_geq(fds_idle - fds_before, 2 * IDLE, "connections missing");
+    cr_expect_eq(fds_idle - fds_before, 2 * IDLE, "%d idle connections added %d fds besides pooled pipes", IDLE,
+                 fds_idle - fds_before);
     cr_expect_eq(threads_idle, threads_before, "threads grew with connections: %d -> %d",
                  threads_before, threads_idle);
     cr_expect_eq(io_workers_idle, 0, "%d io-wq threads with idle connections", io_workers_idle);
 
     for (int i = 0; i < IDLE; i++)
         close(clients[i]);
-    /* Slack: each of the 2 workers may keep one idle pipe (2 fds) in its
-     * pool; the warm-up may have reached only one of them. A leak would be
-     * counted in hundreds. */
-    enum { POOL_SLACK = 2 * 2 };
     long long deadline = monotonic_ms() + 5000;
-    while (proxy_fd_count(&limits_proxy) > fds_before + POOL_SLACK && monotonic_ms() < deadline)
+    int fds_after = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+    while ((fds_after != fds_before || pipes_in_use != 0) && monotonic_ms() < deadline) {
         sleep_ms(50);
-    int fds_after = proxy_fd_count(&limits_proxy);
-    cr_expect_leq(fds_after, fds_before + POOL_SLACK, "fds not returned after close: %d before, %d after",
-                  fds_before, fds_after);
+        fds_after = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+    }
+    cr_expect_eq(fds_after, fds_before, "fds not returned after close: %d before, %d after", fds_before,
+                 fds_after);
 
     hello_free(&hello);
     free(config);
