@@ -47,6 +47,11 @@ struct route_table {
     size_t keys_length, keys_capacity;
     int32_t default_target;
     size_t pattern_count;
+    /* Bit n set: some suffix pattern has n labels (63: 63 or more). A
+     * lookup probes only the suffixes of the name with such a count, so a
+     * name with no wildcard route above it costs one probe, not one per
+     * label. */
+    uint64_t suffix_label_counts;
 };
 
 /* The builder is the same structure while it is still growing. */
@@ -83,6 +88,11 @@ static uint32_t hash_name(const char *name, size_t length)
     return (uint32_t)mix(state ^ tail);
 }
 
+static uint64_t label_count_bit(unsigned labels)
+{
+    return 1ull << (labels < 63 ? labels : 63);
+}
+
 static const struct route_entry *find(const struct route_table *table, const char *name,
                                       size_t length, uint32_t hash)
 {
@@ -109,9 +119,18 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
         if (entry->suffix != ROUTE_NO_MATCH && entry->suffix_has_apex)
             return entry->suffix;
     }
-    /* Proper suffixes, longest first. */
+    if (table->suffix_label_counts == 0)
+        return table->default_target;
+    /* Proper suffixes, longest first: the one after the k-th dot has
+     * labels - k labels. */
+    unsigned labels = 1;
+    for (size_t i = 0; i < len; i++)
+        labels += name[i] == '.';
     for (size_t i = 0; i < len; i++) {
         if (name[i] != '.')
+            continue;
+        labels--;
+        if (!(table->suffix_label_counts & label_count_bit(labels)))
             continue;
         const char *suffix = name + i + 1;
         size_t suffix_length = len - i - 1;
@@ -251,6 +270,12 @@ enum route_add_result route_table_builder_add(struct route_table_builder *builde
     *slot = target;
     if (dot)
         entry->suffix_has_apex = true;
+    if (wildcard || dot) {
+        unsigned labels = 1;
+        for (size_t i = 0; i < key_length; i++)
+            labels += key[i] == '.';
+        table->suffix_label_counts |= label_count_bit(labels);
+    }
     table->pattern_count++;
     return ROUTE_ADD_OK;
 }

@@ -57,6 +57,45 @@ Test(route_table, star_matches_subdomains_at_any_depth_but_not_apex)
     route_table_free(table);
 }
 
+/* The lookup skips suffixes whose label count no pattern has: every depth,
+ * including past 63 labels (where counts share one bit), must still match. */
+Test(route_table, suffix_patterns_of_every_depth)
+{
+    char deep_pattern[300] = "*.", deeper_pattern[300] = ".", name[310] = "x";
+    for (int i = 0; i < 70; i++)
+        strcat(deep_pattern, "a.");
+    strcat(deep_pattern, "deep");
+    for (int i = 0; i < 64; i++)
+        strcat(deeper_pattern, "b.");
+    strcat(deeper_pattern, "z");
+    static const char *patterns[] = { "*.com", "*.one.two", "default", NULL, NULL };
+    patterns[3] = deep_pattern;
+    patterns[4] = deeper_pattern;
+    static const int32_t targets[] = { 1, 2, 3, 4, 5 };
+    struct route_table *table = table_of(patterns, targets, 5);
+    cr_assert_eq(lookup(table, "x.com"), 1);
+    cr_assert_eq(lookup(table, "a.b.c.d.e.com"), 1);
+    cr_assert_eq(lookup(table, "x.one.two"), 2);
+    cr_assert_eq(lookup(table, "x.y.one.two"), 2);
+    cr_assert_eq(lookup(table, "one.two"), 3, "the apex of *. falls to default");
+    cr_assert_eq(lookup(table, "x.two"), 3);
+    snprintf(name, sizeof name, "q.%s", deep_pattern + 2);
+    cr_assert_eq(lookup(table, name), 4, "71 labels below a 71-label wildcard");
+    cr_assert_eq(lookup(table, deep_pattern + 2), 3, "the apex of the deep wildcard");
+    cr_assert_eq(lookup(table, deeper_pattern + 1), 5, "65-label apex of the dot form");
+    snprintf(name, sizeof name, "q.r.%s", deeper_pattern + 1);
+    cr_assert_eq(lookup(table, name), 5);
+    cr_assert_eq(lookup(table, "b.b.z"), 3, "a shorter name with the same last labels");
+    route_table_free(table);
+
+    static const char *exact_only[] = { "a.example.com", "default" };
+    static const int32_t exact_targets[] = { 1, 2 };
+    table = table_of(exact_only, exact_targets, 2);
+    cr_assert_eq(lookup(table, "a.example.com"), 1);
+    cr_assert_eq(lookup(table, "b.a.example.com"), 2, "no suffix pattern: straight to default");
+    route_table_free(table);
+}
+
 Test(route_table, dot_form_matches_apex_and_subdomains)
 {
     struct route_table *table = issue_table();
