@@ -360,8 +360,12 @@ static void *thr_main(void *arg)
         } else if (g_mode == M_DOWN || g_mode == M_UP) {
             if (t->finished >= t->target_conc || g_stop) break;
         } else if (g_mode == M_IDLE) {
-            if (atomic_load(&g_phase) == 0 && g_stop) break;
-            if (atomic_load(&g_phase) == 1 && (g_stop || now >= g_hold_until)) break;
+            /* phase 2 means another thread already stopped: every thread must
+             * leave, or its held connections stay open until the proxy's
+             * idle_timeout (10 minutes with the bench config) */
+            int phase = atomic_load(&g_phase);
+            if (g_stop || phase == 2) break;
+            if (phase == 1 && now >= g_hold_until) break;
             if (t->finished >= t->target_conc) break; /* every connection failed */
             while (t->started < t->target_conc && t->in_connect < 128) {
                 if (conn_start(t, &t->c[t->started]) < 0) t->finished++;
