@@ -37,6 +37,11 @@ def per_conn(r):
     return cpu_s(r) * 1e6 / n if n else None
 
 
+def switches_per_conn(r):
+    n = r["loadgen"].get("connections", 0)
+    return r["context_switches"] / n if n and "context_switches" in r else None
+
+
 def per_gib(r):
     b = r["loadgen"].get("bytes", 0)
     return cpu_s(r) / (b / GIB) if b else None
@@ -57,6 +62,7 @@ M_CPS = [
     ("p99 µs", lg("p99_us"), False, False, 0),
     ("p99.9 µs", lg("p999_us"), False, False, 0),
     ("proxy CPU µs/conn", per_conn, False, True, 1),
+    ("proxy context switches/conn", switches_per_conn, False, True, 2),
 ]
 M_LAT = [
     ("p50 µs", lg("p50_us"), False, False, 0),

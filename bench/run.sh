@@ -212,6 +212,17 @@ proxy_ticks() {
     done
     echo "$t"
 }
+# context switches (voluntary + involuntary) summed over every thread of the
+# proxy: a proxy that sleeps and wakes per event pays for it in kernel CPU
+proxy_switches() {
+    local t=0 pid f
+    for pid in $(proxy_pids "$1"); do
+        for f in /proc/"$pid"/task/*/status; do
+            t=$((t + $(awk '/ctxt_switches:/ {s += $2} END {print s + 0}' "$f" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$t"
+}
 proxy_status_sum() { # proxy field (VmRSS|Threads)
     local t=0 pid v
     for pid in $(proxy_pids "$1"); do
@@ -251,11 +262,11 @@ record() {
 # run_load scenario proxy rep loadgen-args...: cps/latency/bulk
 run_load() {
     local sc=$1 p=$2 rep=$3; shift 3
-    local t0 t1 lj rc=0
-    t0=$(proxy_ticks "$p")
+    local t0 t1 s0 s1 lj rc=0
+    t0=$(proxy_ticks "$p"); s0=$(proxy_switches "$p")
     lj=$(loadgen --target "127.0.0.1:${PORT[$p]}" "$@" 2>>"$TMPD/loadgen.err") || rc=$?
-    t1=$(proxy_ticks "$p")
-    record "$sc" "$p" "$rep" "$lj" "$rc" "\"cpu_ticks\":$((t1 - t0)),\"clk_tck\":$CLK_TCK"
+    t1=$(proxy_ticks "$p"); s1=$(proxy_switches "$p")
+    record "$sc" "$p" "$rep" "$lj" "$rc" "\"cpu_ticks\":$((t1 - t0)),\"clk_tck\":$CLK_TCK,\"context_switches\":$((s1 - s0))"
     log "$sc $p rep $rep: $(jq -c '{connections,errors,conn_per_s,p50_us,p99_us,gbps}' <<<"$lj" 2>/dev/null)"
 }
 

@@ -20,8 +20,11 @@
 #define LISTENER_PAUSE_MS 100
 
 /* Main thread, before workers start: a bound, listening, non-blocking
- * socket. -1 with a message in error on failure. */
-int listener_open(const struct address *address, char *error, size_t error_size);
+ * socket; one that routes by name waits for the client's first bytes
+ * (listener_wait_for_first_bytes). -1 with a message in error on failure. */
+int listener_open(const struct address *address, bool routes_by_name, char *error, size_t error_size);
+/* TCP_DEFER_ACCEPT on (the client speaks first) or off; see listener.c. */
+void listener_wait_for_first_bytes(int fd, bool client_speaks_first);
 /* Steer each new connection of fd's SO_REUSEPORT group to the worker
  * pinned on the CPU that received it (worker w runs on worker_cpus[w] and
  * owns the group's w-th socket). False if the kernel refused. */

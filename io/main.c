@@ -177,7 +177,9 @@ static bool is_listening_on(const struct process *process, const struct address 
  * worker, and hand the sockets to the workers. All or nothing: if one bind
  * fails, every socket made here is closed and the caller keeps the old set.
  */
-static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count)
+/* snapshot: the one these addresses serve (which listeners route by name). */
+static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count,
+                               const struct snapshot *snapshot)
 {
     size_t fresh = 0;
     for (size_t i = 0; i < count; i++)
@@ -195,7 +197,8 @@ static bool open_new_addresses(struct process *process, const struct config_list
         size_t first = opened;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {
             char error[256];
-            int fd = listener_open(&listen[i].address, error, sizeof error);
+            bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
+            int fd = listener_open(&listen[i].address, routes_by_name, error, sizeof error);
             if (fd < 0) {
                 log_error("cannot listen on %s", error);
                 ok = false;
@@ -338,7 +341,7 @@ static void reload(struct process *process)
     /* New addresses are bound before anything changes: a reload that
      * cannot bind them is rejected whole. Workers close the addresses the
      * new snapshot no longer lists when they adopt it. */
-    if (!open_new_addresses(process, config->listen, config->listen_count)) {
+    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot)) {
         log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
                   "keeps serving");
         atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
@@ -430,6 +433,9 @@ static int serve(const char *config_path)
         log_error("out of memory");
         goto out;
     }
+    /* Now the publisher's; it stays current until the first reload, which
+     * cannot come before the main loop. */
+    const struct snapshot *first_snapshot = config->snapshot;
     config->snapshot = NULL;
     if (config->access_log) {
         if (!access_log_open(config->access_log))
@@ -442,7 +448,7 @@ static int serve(const char *config_path)
         log_error("out of memory");
         goto out;
     }
-    if (!open_new_addresses(&process, config->listen, config->listen_count) ||
+    if (!open_new_addresses(&process, config->listen, config->listen_count, first_snapshot) ||
         !remember_listen(&process, config->listen, config->listen_count) ||
         (config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
         !drop_privileges(config->user))

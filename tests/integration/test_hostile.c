@@ -211,6 +211,8 @@ Test(hostile, thousands_of_silent_connections, .init = integration_init, .fini =
         if ((silent[opened] = net_connect(port)) < 0)
             break;
     cr_expect_eq(opened, SILENT, "only %d silent connections could be opened", opened);
+    /* The SNI listener's TCP_DEFER_ACCEPT holds them in the kernel for
+     * about a second; after that they are accepted and cost what is measured. */
     long long deadline = monotonic_ms() + 10000;
     while (fds_outside_pool(&pipes_in_use) < fds_before + opened && monotonic_ms() < deadline)
         sleep_ms(50);

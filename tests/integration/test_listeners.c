@@ -48,7 +48,8 @@ Test(listeners, plain_forward_beside_sni_routing, .init = integration_init, .fin
     int fd = net_connect(plain_port);
     cr_assert_geq(fd, 0);
     char banner[14] = "";
-    cr_expect_eq(net_receive_exact(fd, banner, 13, 2000), 13, "no banner through the plain forward");
+    /* 500 ms: well under the 1 s an SNI listener lets a silent client wait. */
+    cr_expect_eq(net_receive_exact(fd, banner, 13, 500), 13, "no banner through the plain forward");
     cr_expect_str_eq(banner, "SSH-2.0-test\n");
     /* Then arbitrary bytes (not TLS) go through unchanged. */
     const char *line = "SSH-2.0-client\r\nnot tls at all";
@@ -170,6 +171,66 @@ Test(listeners, new_connections_go_to_the_worker_on_their_cpu, .init = integrati
     for (int i = 0; i < found; i++)
         CPU_SET(cpus[i], &allowed);
     pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
+    cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
+}
+
+static long long total_accepted(uint16_t stats_port)
+{
+    char *text = stats_fetch(stats_port, "/metrics");
+    cr_assert_not_null(text, "no stats endpoint");
+    long long value = stats_sample(text, "snisplice_accepted_total");
+    free(text);
+    return value;
+}
+
+/* An SNI listener lets the kernel hold a new connection until its first
+ * bytes arrive (TCP_DEFER_ACCEPT): a client that connects and says nothing
+ * is not accepted for about a second, so it costs the proxy no fd; one that
+ * sends its hello is served at once. (The plain forward test above checks
+ * that a server-speaks-first listener does not wait.) */
+Test(listeners, sni_listener_accepts_a_connection_once_it_speaks, .init = integration_init,
+     .fini = listeners_fini)
+{
+    uint16_t proxy_port = TEST_PORT(86, 0), tls_port = TEST_PORT(86, 1), stats_port = TEST_PORT(86, 2);
+    cr_assert(backend_start(&tls_backend, "tls", tls_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", tls_port);
+    char *globals = text_format("stats = 127.0.0.1:%u\npreread_timeout = 10s\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&listeners_proxy, config, proxy_port), "snisplice did not start");
+    sleep_ms(100); /* let the start-up probe's close be accepted and counted */
+    long long before = total_accepted(stats_port);
+
+    int silent = net_connect(proxy_port);
+    cr_assert_geq(silent, 0);
+    sleep_ms(400);
+    cr_expect_eq(total_accepted(stats_port) - before, 0, "a silent client was accepted before it spoke");
+
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    long long start = monotonic_ms();
+    cr_assert(net_send_all(silent, hello.data, hello.length));
+    char reply[8] = "";
+    cr_expect_eq(net_receive_exact(silent, reply, 4, 2000), 4, "no reply once the hello was sent");
+    cr_expect_str_eq(reply, "tls\n");
+    cr_expect_lt(monotonic_ms() - start, 500, "the hello waited for something");
+    cr_expect_eq(total_accepted(stats_port) - before, 1);
+    close(silent);
+
+    /* Still silent after the deferral: accepted on the client's next ACK,
+     * then preread_timeout applies as to any other client. */
+    silent = net_connect(proxy_port);
+    cr_assert_geq(silent, 0);
+    long long waited = 0;
+    while (total_accepted(stats_port) - before < 2 && waited < 5000) {
+        sleep_ms(50);
+        waited += 50;
+    }
+    cr_expect_eq(total_accepted(stats_port) - before, 2, "a silent client was never accepted");
+    cr_expect(waited >= 700, "a silent client was accepted after %lld ms, before the deferral", waited);
+    close(silent);
     hello_free(&hello);
     free(config);
     free(globals);
