@@ -122,6 +122,19 @@ int address_family(const struct address *address)
     return address->storage.ss_family;
 }
 
+bool address_is_loopback(const struct address *address)
+{
+    if (address->storage.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&address->storage;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (address->storage.ss_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)&address->storage)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(in6) || (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 bool address_range_parse(const char *text, struct address_range *out, char *error, size_t error_size)
 {
     char work[INET6_ADDRSTRLEN + 8];

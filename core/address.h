@@ -24,6 +24,8 @@ bool address_parse(const char *text, struct address *out, char *error, size_t er
 void address_format(const struct address *address, char *out, size_t out_size);
 
 int address_family(const struct address *address);
+/* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104: only this host can connect. */
+bool address_is_loopback(const struct address *address);
 
 /* A CIDR block: "10.0.0.0/8", "2001:db8::/32"; a bare address is a /32 or
  * /128. Used for the sources trusted to send a PROXY protocol header. */

@@ -12,7 +12,10 @@
  */
 #include "listener.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -101,6 +104,68 @@ bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count
 /* Kernel quirk: io_uring reads RLIMIT_NOFILE when the multishot accept is
  * prepared and keeps that value for every connection it accepts, so a limit
  * changed at run time (prlimit) only applies after the next re-arm. */
+static bool read_small_file(const char *path, char *buffer, size_t size)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return false;
+    bool ok = fgets(buffer, (int)size, file) != NULL;
+    fclose(file);
+    return ok;
+}
+
+/* An rps_cpus mask such as "00000000,00000003\n": any CPU set? */
+static bool mask_has_cpu(const char *mask)
+{
+    for (; *mask; mask++)
+        if (isxdigit((unsigned char)*mask) && *mask != '0')
+            return true;
+    return false;
+}
+
+/* One interface directory under sysfs_net: does it spread received packets
+ * over at least `cpus` CPUs? Virtual devices (no `device` link: veth,
+ * bridges, lo) and interfaces that are down do not receive from outside. */
+static bool interface_spreads(const char *sysfs_net, const char *name, unsigned cpus)
+{
+    char path[PATH_MAX], text[256];
+    snprintf(path, sizeof path, "%s/%s/device", sysfs_net, name);
+    if (access(path, F_OK) != 0)
+        return true;
+    snprintf(path, sizeof path, "%s/%s/operstate", sysfs_net, name);
+    if (read_small_file(path, text, sizeof text) && strncmp(text, "down", 4) == 0)
+        return true;
+    snprintf(path, sizeof path, "%s/%s/queues", sysfs_net, name);
+    DIR *queues = opendir(path);
+    if (!queues)
+        return false;
+    unsigned receive_queues = 0;
+    bool packet_steering = false;
+    for (struct dirent *entry; (entry = readdir(queues)) != NULL;) {
+        if (strncmp(entry->d_name, "rx-", 3) != 0)
+            continue;
+        receive_queues++;
+        snprintf(path, sizeof path, "%s/%s/queues/%s/rps_cpus", sysfs_net, name, entry->d_name);
+        if (read_small_file(path, text, sizeof text) && mask_has_cpu(text))
+            packet_steering = true;
+    }
+    closedir(queues);
+    return receive_queues >= cpus || packet_steering;
+}
+
+bool listener_nics_spread_over(const char *sysfs_net, unsigned cpus)
+{
+    DIR *interfaces = opendir(sysfs_net);
+    if (!interfaces)
+        return false;
+    bool spread = true;
+    for (struct dirent *entry; spread && (entry = readdir(interfaces)) != NULL;)
+        if (entry->d_name[0] != '.')
+            spread = interface_spreads(sysfs_net, entry->d_name, cpus);
+    closedir(interfaces);
+    return spread;
+}
+
 void listener_arm_accept(struct worker *worker, struct listener *listener)
 {
     if (listener->fd < 0 || listener->accept_armed)

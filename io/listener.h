@@ -29,6 +29,11 @@ void listener_wait_for_first_bytes(int fd, bool client_speaks_first);
  * pinned on the CPU that received it (worker w runs on worker_cpus[w] and
  * owns the group's w-th socket). False if the kernel refused. */
 bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count);
+/* Whether steering by CPU can keep `cpus` workers busy: every network
+ * device under sysfs_net ("/sys/class/net") that is up has that many
+ * receive queues or RPS set. A single-queue NIC without RPS receives every
+ * SYN on one CPU, and steering would hand all connections to one worker. */
+bool listener_nics_spread_over(const char *sysfs_net, unsigned cpus);
 
 void listener_arm_accept(struct worker *worker, struct listener *listener);
 void listener_on_accept(struct worker *worker, struct listener *listener, int result,

@@ -177,6 +177,25 @@ static bool is_listening_on(const struct process *process, const struct address 
  * worker, and hand the sockets to the workers. All or nothing: if one bind
  * fails, every socket made here is closed and the caller keeps the old set.
  */
+/* Steer a listening address's connections to the worker on the CPU that
+ * received them only if packets arrive spread over the workers' CPUs:
+ * loopback (the sender's CPU) or NICs with a queue per worker, or RPS.
+ * Otherwise the kernel's hash spreads them, which keeps every worker busy. */
+static bool steers_by_cpu(const struct process *process, const struct address *address)
+{
+    if (!process->worker_cpus || process->worker_count < 2)
+        return false;
+    if (address_is_loopback(address))
+        return true;
+    if (listener_nics_spread_over("/sys/class/net", process->worker_count))
+        return true;
+    char text[ADDRESS_TEXT_MAX];
+    address_format(address, text, sizeof text);
+    log_info("%s: a network device has fewer receive queues than the %u workers and no RPS: "
+             "connections are spread by hash, not by receiving CPU", text, process->worker_count);
+    return false;
+}
+
 /* snapshot: the one these addresses serve (which listeners route by name). */
 static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count,
                                const struct snapshot *snapshot)
@@ -207,7 +226,7 @@ static bool open_new_addresses(struct process *process, const struct config_list
             }
         }
         /* Every worker's socket has joined the group, in worker order. */
-        if (ok && process->worker_cpus && process->worker_count > 1 &&
+        if (ok && steers_by_cpu(process, &listen[i].address) &&
             !listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
             log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
     }
