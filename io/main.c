@@ -467,9 +467,11 @@ static int serve(const char *config_path)
         log_error("out of memory");
         goto out;
     }
-    if (!open_new_addresses(&process, config->listen, config->listen_count, first_snapshot) ||
+    /* The stats port first: once a traffic port answers, so does it (its
+     * connections wait in the backlog until the stats thread starts). */
+    if ((config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
+        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot) ||
         !remember_listen(&process, config->listen, config->listen_count) ||
-        (config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
         !drop_privileges(config->user))
         goto out;
     if (!start_workers(&process)) {
