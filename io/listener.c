@@ -1,6 +1,9 @@
 /*
  * listener.c - open listening sockets, accept connections, enforce the
  * connection limit. Never reads from a client: that is preread's job.
+ * Socket options decided here: TCP_DEFER_ACCEPT where the client speaks
+ * first, and CPU steering (CBPF) where packets arrive spread over the
+ * workers' CPUs (read from /sys/class/net at bind time).
  *
  * A worker's sockets follow the snapshot it runs on: the main thread binds
  * new addresses (all workers' sockets, or none, so a reload that cannot
@@ -101,9 +104,6 @@ bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count
     return ok;
 }
 
-/* Kernel quirk: io_uring reads RLIMIT_NOFILE when the multishot accept is
- * prepared and keeps that value for every connection it accepts, so a limit
- * changed at run time (prlimit) only applies after the next re-arm. */
 static bool read_small_file(const char *path, char *buffer, size_t size)
 {
     FILE *file = fopen(path, "r");
@@ -166,6 +166,9 @@ bool listener_nics_spread_over(const char *sysfs_net, unsigned cpus)
     return spread;
 }
 
+/* Kernel quirk: io_uring reads RLIMIT_NOFILE when the multishot accept is
+ * prepared and keeps that value for every connection it accepts, so a limit
+ * changed at run time (prlimit) only applies after the next re-arm. */
 void listener_arm_accept(struct worker *worker, struct listener *listener)
 {
     if (listener->fd < 0 || listener->accept_armed)

@@ -172,11 +172,6 @@ static bool is_listening_on(const struct process *process, const struct address 
     return false;
 }
 
-/*
- * Bind every address of `listen` not bound yet, one SO_REUSEPORT socket per
- * worker, and hand the sockets to the workers. All or nothing: if one bind
- * fails, every socket made here is closed and the caller keeps the old set.
- */
 /* Steer a listening address's connections to the worker on the CPU that
  * received them only if packets arrive spread over the workers' CPUs:
  * loopback (the sender's CPU) or NICs with a queue per worker, or RPS.
@@ -196,7 +191,13 @@ static bool steers_by_cpu(const struct process *process, const struct address *a
     return false;
 }
 
-/* snapshot: the one these addresses serve (which listeners route by name). */
+/*
+ * Bind every address of `listen` not bound yet, one SO_REUSEPORT socket per
+ * worker, and hand the sockets to the workers. All or nothing: if one bind
+ * fails, every socket made here is closed and the caller keeps the old set.
+ * `snapshot` is the one these addresses will serve: it says which
+ * listeners route by name (and so wait for the client's first bytes).
+ */
 static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count,
                                const struct snapshot *snapshot)
 {
