@@ -312,9 +312,8 @@ void listener_match_snapshot(struct worker *worker, const struct snapshot *snaps
             continue;
         }
         listener->index = match->listener;
-        /* Again on every snapshot: a reload may turn an address into a plain
-         * forward or back, and a socket handed over by a previous process
-         * carries whatever that process set. */
+        /* Again on every snapshot: a reload may turn a kept address into a
+         * plain forward or back (listener_open set it for the first one). */
         listener_wait_for_first_bytes(listener->fd, snapshot->listeners[match->listener].routes != NULL);
         if (worker->accept_paused_until_ms == 0)
             listener_arm_accept(worker, listener);

@@ -176,13 +176,11 @@ static bool is_listening_on(const struct process *process, const struct address 
  * received them only if packets arrive spread over the workers' CPUs:
  * loopback (the sender's CPU) or NICs with a queue per worker, or RPS.
  * Otherwise the kernel's hash spreads them, which keeps every worker busy. */
-static bool steers_by_cpu(const struct process *process, const struct address *address)
+static bool steers_by_cpu(const struct process *process, const struct address *address, bool nics_spread)
 {
     if (!process->worker_cpus || process->worker_count < 2)
         return false;
-    if (address_is_loopback(address))
-        return true;
-    if (listener_nics_spread_over("/sys/class/net", process->worker_count))
+    if (address_is_loopback(address) || nics_spread)
         return true;
     char text[ADDRESS_TEXT_MAX];
     address_format(address, text, sizeof text);
@@ -211,13 +209,15 @@ static bool open_new_addresses(struct process *process, const struct config_list
         return false;
     size_t opened = 0;
     bool ok = true;
+    /* Read once per bind pass, not per address: the devices are the same. */
+    bool nics_spread = listener_nics_spread_over("/sys/class/net", process->worker_count);
     for (size_t i = 0; ok && i < count; i++) {
         if (is_listening_on(process, &listen[i].address))
             continue;
         size_t first = opened;
+        bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {
             char error[256];
-            bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
             int fd = listener_open(&listen[i].address, routes_by_name, error, sizeof error);
             if (fd < 0) {
                 log_error("cannot listen on %s", error);
@@ -227,7 +227,7 @@ static bool open_new_addresses(struct process *process, const struct config_list
             }
         }
         /* Every worker's socket has joined the group, in worker order. */
-        if (ok && steers_by_cpu(process, &listen[i].address) &&
+        if (ok && steers_by_cpu(process, &listen[i].address, nics_spread) &&
             !listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
             log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
     }

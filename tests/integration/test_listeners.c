@@ -120,15 +120,36 @@ static void pin_this_thread(int cpu)
     cr_assert_eq(pthread_setaffinity_np(pthread_self(), sizeof set, &set), 0);
 }
 
-static long long worker_accepted(uint16_t stats_port, unsigned worker)
+/* One sample of the proxy's /metrics on stats_port. */
+static long long metric(uint16_t stats_port, const char *series)
 {
-    char series[96];
-    snprintf(series, sizeof series, "snisplice_worker_accepted_total{worker=\"%u\"}", worker);
     char *text = stats_fetch(stats_port, "/metrics");
     cr_assert_not_null(text, "no stats endpoint");
     long long value = stats_sample(text, series);
     free(text);
     return value;
+}
+
+static long long worker_accepted(uint16_t stats_port, unsigned worker)
+{
+    char series[96];
+    snprintf(series, sizeof series, "snisplice_worker_accepted_total{worker=\"%u\"}", worker);
+    return metric(stats_port, series);
+}
+
+/* snisplice routing every name to the "tls" backend on tls_port, with its
+ * stats endpoint on stats_port; `globals` adds [global] lines. */
+static void start_routed_with_stats(uint16_t proxy_port, uint16_t tls_port, uint16_t stats_port,
+                                    const char *globals)
+{
+    cr_assert(backend_start(&tls_backend, "tls", tls_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", tls_port);
+    char *all_globals = text_format("stats = 127.0.0.1:%u\n%s", stats_port, globals);
+    char *config = config_text(proxy_port, all_globals, body);
+    cr_assert(proxy_start(&listeners_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(all_globals);
+    free(body);
 }
 
 /* On loopback the SYN is received on the CPU of the thread that sends it,
@@ -145,12 +166,8 @@ Test(listeners, new_connections_go_to_the_worker_on_their_cpu, .init = integrati
     if (found < 2)
         cr_skip_test("one CPU: workers are not pinned");
     enum { PER_CPU = 30 };
-    uint16_t proxy_port = TEST_PORT(85, 0), tls_port = TEST_PORT(85, 1), stats_port = TEST_PORT(85, 2);
-    cr_assert(backend_start(&tls_backend, "tls", tls_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", tls_port);
-    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
-    char *config = config_text(proxy_port, globals, body);
-    cr_assert(proxy_start(&listeners_proxy, config, proxy_port), "snisplice did not start");
+    uint16_t proxy_port = TEST_PORT(85, 0), stats_port = TEST_PORT(85, 2);
+    start_routed_with_stats(proxy_port, TEST_PORT(85, 1), stats_port, "");
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
 
     for (unsigned worker = 0; worker < 2; worker++) {
@@ -172,19 +189,12 @@ Test(listeners, new_connections_go_to_the_worker_on_their_cpu, .init = integrati
         CPU_SET(cpus[i], &allowed);
     pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
     hello_free(&hello);
-    free(config);
-    free(globals);
-    free(body);
     cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
 }
 
 static long long total_accepted(uint16_t stats_port)
 {
-    char *text = stats_fetch(stats_port, "/metrics");
-    cr_assert_not_null(text, "no stats endpoint");
-    long long value = stats_sample(text, "snisplice_accepted_total");
-    free(text);
-    return value;
+    return metric(stats_port, "snisplice_accepted_total");
 }
 
 /* An SNI listener lets the kernel hold a new connection until its first
@@ -195,12 +205,8 @@ static long long total_accepted(uint16_t stats_port)
 Test(listeners, sni_listener_accepts_a_connection_once_it_speaks, .init = integration_init,
      .fini = listeners_fini)
 {
-    uint16_t proxy_port = TEST_PORT(86, 0), tls_port = TEST_PORT(86, 1), stats_port = TEST_PORT(86, 2);
-    cr_assert(backend_start(&tls_backend, "tls", tls_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", tls_port);
-    char *globals = text_format("stats = 127.0.0.1:%u\npreread_timeout = 10s\n", stats_port);
-    char *config = config_text(proxy_port, globals, body);
-    cr_assert(proxy_start(&listeners_proxy, config, proxy_port), "snisplice did not start");
+    uint16_t proxy_port = TEST_PORT(86, 0), stats_port = TEST_PORT(86, 2);
+    start_routed_with_stats(proxy_port, TEST_PORT(86, 1), stats_port, "preread_timeout = 10s\n");
     sleep_ms(100); /* let the start-up probe's close be accepted and counted */
     long long before = total_accepted(stats_port);
 
@@ -232,8 +238,5 @@ Test(listeners, sni_listener_accepts_a_connection_once_it_speaks, .init = integr
     cr_expect(waited >= 700, "a silent client was accepted after %lld ms, before the deferral", waited);
     close(silent);
     hello_free(&hello);
-    free(config);
-    free(globals);
-    free(body);
     cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
 }
