@@ -138,7 +138,9 @@ static long long worker_accepted(uint16_t stats_port, unsigned worker)
 }
 
 /* snisplice routing every name to the "tls" backend on tls_port, with its
- * stats endpoint on stats_port; `globals` adds [global] lines. */
+ * stats endpoint on stats_port; `globals` adds [global] lines. Returns once
+ * proxy_start's probe connection has been counted: deferred by
+ * TCP_DEFER_ACCEPT until its FIN, it could otherwise land in a test's count. */
 static void start_routed_with_stats(uint16_t proxy_port, uint16_t tls_port, uint16_t stats_port,
                                     const char *globals)
 {
@@ -150,6 +152,10 @@ static void start_routed_with_stats(uint16_t proxy_port, uint16_t tls_port, uint
     free(config);
     free(all_globals);
     free(body);
+    for (int waited = 0; metric(stats_port, "snisplice_accepted_total") < 1; waited += 10) {
+        cr_assert_lt(waited, 2000, "the start-up probe was never accepted");
+        sleep_ms(10);
+    }
 }
 
 /* On loopback the SYN is received on the CPU of the thread that sends it,
@@ -207,7 +213,6 @@ Test(listeners, sni_listener_accepts_a_connection_once_it_speaks, .init = integr
 {
     uint16_t proxy_port = TEST_PORT(86, 0), stats_port = TEST_PORT(86, 2);
     start_routed_with_stats(proxy_port, TEST_PORT(86, 1), stats_port, "preread_timeout = 10s\n");
-    sleep_ms(100); /* let the start-up probe's close be accepted and counted */
     long long before = total_accepted(stats_port);
 
     int silent = net_connect(proxy_port);
