@@ -50,6 +50,19 @@ static const struct upstream_server *next_live_server(struct worker *worker,
     }
 }
 
+/* Bytes go out the moment the connect completes: the ClientHello queued in
+ * an SNI-routed client socket, or a PROXY protocol header. */
+static bool sends_at_once(struct worker *worker, const struct connection *connection)
+{
+    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    return (listener && listener->routes) || connection->upstream->proxy_protocol;
+}
+
+/* Socket option values; statics because an io_uring setsockopt reads them
+ * when the batch is submitted, after connect_next_server has returned. */
+static const int enabled = 1;
+static const int one_second = 1;
+
 static void connect_next_server(struct worker *worker, struct connection *connection)
 {
     const struct upstream_server *server = next_live_server(worker, connection);
@@ -68,8 +81,15 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         return;
     }
     if (family != AF_UNIX) {
-        int on = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_NODELAY, &enabled);
+        /* TCP_DEFER_ACCEPT on a connecting socket makes the kernel hold the
+         * handshake's last ACK (up to 200 ms) and send it with the first
+         * data segment: one packet less per connection, and the upstream
+         * accepts the connection and its first bytes as one event. Only
+         * where bytes follow at once: a server that speaks first would
+         * otherwise wait for that timer. */
+        if (sends_at_once(worker, connection))
+            worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one_second);
     }
     connection->upstream_fd = fd;
     connection->connect_timed_out = false;

@@ -79,6 +79,7 @@ static void relay_direction_reset(struct relay_direction *direction)
     direction->pipe.read_fd = direction->pipe.write_fd = -1;
     direction->pipe_bytes = 0;
     direction->state = RELAY_WAIT_READABLE;
+    direction->source_end = RELAY_SOURCE_OPEN;
     direction->bytes = 0;
 }
 
@@ -147,11 +148,11 @@ void connection_close(struct worker *worker, struct connection *connection,
     connection->state = CONNECTION_CLOSING;
     timer_wheel_disarm(&worker->timers, &connection->timer);
     cancel_pending(worker, connection);
-    /* Pending polls hold their own file references: closing the numbers now
+    /* Pending polls hold their own file references: closing the numbers
      * is safe, the sockets go away when the cancellations complete. */
-    close(connection->client_fd);
+    worker_queue_close(worker, connection->client_fd);
     if (connection->upstream_fd >= 0)
-        close(connection->upstream_fd);
+        worker_queue_close(worker, connection->upstream_fd);
     connection->client_fd = connection->upstream_fd = -1;
     if (connection->snapshot) {
         snapshot_unpin(connection->snapshot, worker->index);

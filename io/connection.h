@@ -67,10 +67,18 @@ enum relay_state {
     RELAY_DONE,          /* end of stream forwarded as shutdown(SHUT_WR) */
 };
 
+/* What the relay learned about its source while reading on after POLLRDHUP. */
+enum relay_source_end {
+    RELAY_SOURCE_OPEN,   /* nothing yet: poll again when the pipe is empty */
+    RELAY_SOURCE_ENDED,  /* end of stream read: the pipe holds the last bytes */
+    RELAY_SOURCE_FAILED, /* a read error: close once the pipe is written out */
+};
+
 struct relay_direction {
     struct pipe_pair pipe;  /* read_fd == -1 when no pipe is held */
     uint32_t pipe_bytes;    /* bytes in the pipe, not yet written out */
     uint8_t state;          /* enum relay_state */
+    uint8_t source_end;     /* enum relay_source_end */
     uint64_t bytes;         /* total relayed */
 };
 

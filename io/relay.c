@@ -10,6 +10,12 @@
  *                    all written: give the pipe back (empty), poll source again
  *                    EAGAIN or partial: WAIT_WRITABLE, poll(destination, POLLOUT)
  *
+ * When the poll says POLLRDHUP, the source's FIN is queued behind all its
+ * bytes, so reads cannot block: the relay reads on until end of stream
+ * without another poll, and when it has the last bytes in the pipe it
+ * writes them with SPLICE_F_MORE so that the shutdown() right after puts
+ * the FIN into the same segment (one packet and one ACK less per close).
+ *
  * Why direct splice(2) calls after an io_uring poll rather than
  * IORING_OP_SPLICE: io_uring cannot issue splice without blocking, so it
  * punts every splice to an io-wq thread, and a splice pending on a socket
@@ -140,44 +146,67 @@ static void copy_without_pipe(struct worker *worker, struct connection *connecti
         wait_readable(worker, connection, side);
 }
 
+static ssize_t splice_into_pipe(int source_fd, const struct pipe_pair *pipe, size_t length)
+{
+    ssize_t moved;
+    do
+        moved = splice(source_fd, NULL, pipe->write_fd, NULL, length,
+                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    while (moved < 0 && errno == EINTR);
+    return moved;
+}
+
+/* After a short read from a source whose FIN is queued: read on into the
+ * rest of the pipe. Returns the bytes added; an end of stream or an error
+ * is noted for after the pipe is written out (the bytes before it still
+ * go), EAGAIN (the pipe's slots are full) is left for the next fill. */
+static ssize_t read_on_to_end(const struct relay_side *side, size_t room)
+{
+    ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
+    if (more > 0)
+        return more;
+    if (more == 0)
+        side->direction->source_end = RELAY_SOURCE_ENDED;
+    else if (!would_block())
+        side->direction->source_end = RELAY_SOURCE_FAILED;
+    return 0;
+}
+
 /* Fill the empty pipe from the source. Returns bytes read, 0 when the
  * direction is finished or waiting (or moved its bytes without a pipe),
  * -1 when the connection was closed;
  * *filled_up tells whether the read filled the whole pipe. */
 static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
-                         const struct relay_side *side, bool *filled_up)
+                         const struct relay_side *side, bool source_hung_up, bool *filled_up)
 {
     struct relay_direction *direction = side->direction;
     if (direction->pipe.read_fd < 0 && !pipe_pool_get(&worker->pipes, &direction->pipe)) {
         copy_without_pipe(worker, connection, side);
         return 0;
     }
-    for (;;) {
-        uint32_t capacity = direction->pipe.capacity;
-        ssize_t moved = splice(side->source_fd, NULL, direction->pipe.write_fd, NULL, capacity,
-                               SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-        *filled_up = moved == (ssize_t)capacity;
-        if (*filled_up)
-            pipe_pool_grow(&worker->pipes, &direction->pipe, worker->now_ms);
-        if (moved > 0) {
-            direction->pipe_bytes = (uint32_t)moved;
-            direction->bytes += (uint64_t)moved;
-            connection->last_activity_ms = worker->now_ms;
-            return moved;
-        }
-        if (moved == 0) {
-            finish_direction(worker, connection, side);
-            return 0;
-        }
-        if (errno == EINTR)
-            continue;
-        if (would_block()) {
-            wait_readable(worker, connection, side);
-            return 0;
-        }
-        connection_close(worker, connection, side->source_error);
-        return -1;
+    uint32_t capacity = direction->pipe.capacity;
+    ssize_t moved = splice_into_pipe(side->source_fd, &direction->pipe, capacity);
+    if (moved > 0 && moved < (ssize_t)capacity && source_hung_up)
+        moved += read_on_to_end(side, capacity - (size_t)moved);
+    *filled_up = moved == (ssize_t)capacity;
+    if (*filled_up)
+        pipe_pool_grow(&worker->pipes, &direction->pipe, worker->now_ms);
+    if (moved > 0) {
+        direction->pipe_bytes = (uint32_t)moved;
+        direction->bytes += (uint64_t)moved;
+        connection->last_activity_ms = worker->now_ms;
+        return moved;
     }
+    if (moved == 0) {
+        finish_direction(worker, connection, side);
+        return 0;
+    }
+    if (would_block()) {
+        wait_readable(worker, connection, side);
+        return 0;
+    }
+    connection_close(worker, connection, side->source_error);
+    return -1;
 }
 
 /* Write the pipe out. Returns true when it is empty. */
@@ -185,9 +214,11 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
                        const struct relay_side *side, bool *closed)
 {
     struct relay_direction *direction = side->direction;
+    /* The last bytes wait in the socket for the FIN that follows at once. */
+    unsigned int more = direction->source_end == RELAY_SOURCE_ENDED ? SPLICE_F_MORE : 0;
     for (;;) {
         ssize_t moved = splice(direction->pipe.read_fd, NULL, side->destination_fd, NULL,
-                               direction->pipe_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                               direction->pipe_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE | more);
         if (moved > 0) {
             direction->pipe_bytes -= (uint32_t)moved;
             if (direction->pipe_bytes == 0)
@@ -208,15 +239,17 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
     }
 }
 
-/* Move what the source has, up to RELAY_BUDGET bytes. */
-static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag)
+/* Move what the source has, up to RELAY_BUDGET bytes. source_hung_up:
+ * the readiness that woke us included POLLRDHUP. */
+static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag,
+                 bool source_hung_up)
 {
     struct relay_side side = side_of(connection, tag);
     for (uint32_t moved = 0; moved < RELAY_BUDGET;) {
         bool filled_up = true;
         uint32_t in_pipe = side.direction->pipe_bytes;
         if (in_pipe == 0) {
-            ssize_t filled = fill_pipe(worker, connection, &side, &filled_up);
+            ssize_t filled = fill_pipe(worker, connection, &side, source_hung_up, &filled_up);
             if (filled <= 0)
                 return;
             in_pipe = (uint32_t)filled;
@@ -225,7 +258,15 @@ static void pump(struct worker *worker, struct connection *connection, enum ring
         bool closed = false;
         if (!drain_pipe(worker, connection, &side, &closed))
             return;
-        if (!filled_up) {
+        if (side.direction->source_end == RELAY_SOURCE_ENDED) {
+            finish_direction(worker, connection, &side);
+            return;
+        }
+        if (side.direction->source_end == RELAY_SOURCE_FAILED) {
+            connection_close(worker, connection, side.source_error);
+            return;
+        }
+        if (!filled_up && !source_hung_up) {
             /* The source is most likely drained: wait instead of a splice
              * that would only say EAGAIN. Only likely: a pipe holds 16
              * buffers, one per received segment, so many small segments
@@ -251,18 +292,19 @@ void relay_start(struct worker *worker, struct connection *connection)
      * than after a poll that would fire at once. (A plain-forward client
      * may have sent nothing: then the splice says EAGAIN and a poll is
      * armed.) */
-    pump(worker, connection, RING_TAG_TO_UPSTREAM);
+    pump(worker, connection, RING_TAG_TO_UPSTREAM, false);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
                     int result)
 {
+    struct relay_side side = side_of(connection, tag);
     if (result < 0) {
-        struct relay_side side = side_of(connection, tag);
         connection_close(worker, connection, side.source_error);
         return;
     }
-    pump(worker, connection, tag);
+    bool source_hung_up = side.direction->state == RELAY_WAIT_READABLE && (result & POLLRDHUP);
+    pump(worker, connection, tag, source_hung_up);
 }
 
 void relay_on_idle_timer(struct worker *worker, struct connection *connection)

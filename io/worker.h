@@ -96,6 +96,7 @@ struct worker {
     uint64_t wakeup_buffer;
     bool draining;
     uint64_t drain_deadline_ms;
+    bool ring_sets_socket_options; /* io_uring setsockopt works (Linux 6.7+) */
     /* shared */
     int wakeup_fd;
     _Atomic bool stop_requested;
@@ -125,6 +126,9 @@ struct io_uring_sqe *worker_sqe(struct worker *worker);
 void worker_arm_poll(struct worker *worker, struct connection *connection,
                      enum ring_tag tag, int fd, unsigned poll_mask);
 void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag);
+void worker_queue_close(struct worker *worker, int fd);
+void worker_queue_socket_option(struct worker *worker, int fd, int level, int name,
+                                const int *value);
 
 static inline void counter_add(_Atomic uint64_t *counter, uint64_t amount)
 {
