@@ -80,6 +80,7 @@ static void relay_direction_reset(struct relay_direction *direction)
     direction->pipe_bytes = 0;
     direction->state = RELAY_WAIT_READABLE;
     direction->source_end = RELAY_SOURCE_OPEN;
+    direction->looked_for_end = false;
     direction->bytes = 0;
 }
 

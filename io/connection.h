@@ -79,6 +79,7 @@ struct relay_direction {
     uint32_t pipe_bytes;    /* bytes in the pipe, not yet written out */
     uint8_t state;          /* enum relay_state */
     uint8_t source_end;     /* enum relay_source_end */
+    bool looked_for_end;    /* its one extra read after a short read found no end */
     uint64_t bytes;         /* total relayed */
 };
 

@@ -15,6 +15,12 @@
  * without another poll, and when it has the last bytes in the pipe it
  * writes them with SPLICE_F_MORE so that the shutdown() right after puts
  * the FIN into the same segment (one packet and one ACK less per close).
+ * Without POLLRDHUP, a direction reads once more after its first short
+ * read: a server that answers and closes sends its FIN right behind the
+ * answer, and finding it now saves a poll round trip and a wake-up, and
+ * lets the FIN leave with the answer. Only once per direction: if that
+ * read finds no end, the source streams or talks back and forth, and its
+ * later short reads wait for the poll (one EAGAIN splice at most).
  *
  * Why direct splice(2) calls after an io_uring poll rather than
  * IORING_OP_SPLICE: io_uring cannot issue splice without blocking, so it
@@ -156,11 +162,11 @@ static ssize_t splice_into_pipe(int source_fd, const struct pipe_pair *pipe, siz
     return moved;
 }
 
-/* After a short read from a source whose FIN is queued: read on into the
- * rest of the pipe. Returns the bytes added; an end of stream or an error
- * is noted for after the pipe is written out (the bytes before it still
- * go), EAGAIN (the pipe's slots are full) is left for the next fill. */
-static ssize_t read_on_to_end(const struct relay_side *side, size_t room)
+/* After a short read: read on into the rest of the pipe, to meet the end
+ * of stream now rather than after another poll. Returns the bytes added;
+ * an end of stream or an error is noted for after the pipe is written out
+ * (the bytes before it still go); EAGAIN is left for the next fill. */
+static ssize_t read_on(const struct relay_side *side, size_t room)
 {
     ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
     if (more > 0)
@@ -172,12 +178,20 @@ static ssize_t read_on_to_end(const struct relay_side *side, size_t room)
     return 0;
 }
 
+/* How far a fill reads past a short read (see the header). */
+enum read_past_short {
+    READ_PAST_SHORT_NO,      /* wait for the poll */
+    READ_PAST_SHORT_ONCE,    /* the direction's one look for an end of stream */
+    READ_PAST_SHORT_TO_END,  /* POLLRDHUP: everything up to the FIN is queued */
+};
+
 /* Fill the empty pipe from the source. Returns bytes read, 0 when the
  * direction is finished or waiting (or moved its bytes without a pipe),
  * -1 when the connection was closed;
  * *filled_up tells whether the read filled the whole pipe. */
 static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
-                         const struct relay_side *side, bool source_hung_up, bool *filled_up)
+                         const struct relay_side *side, enum read_past_short past_short,
+                         bool *filled_up)
 {
     struct relay_direction *direction = side->direction;
     if (direction->pipe.read_fd < 0 && !pipe_pool_get(&worker->pipes, &direction->pipe)) {
@@ -186,8 +200,12 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
     }
     uint32_t capacity = direction->pipe.capacity;
     ssize_t moved = splice_into_pipe(side->source_fd, &direction->pipe, capacity);
-    if (moved > 0 && moved < (ssize_t)capacity && source_hung_up)
-        moved += read_on_to_end(side, capacity - (size_t)moved);
+    bool look_once = past_short == READ_PAST_SHORT_ONCE && !direction->looked_for_end;
+    if (moved > 0 && moved < (ssize_t)capacity && (look_once || past_short == READ_PAST_SHORT_TO_END)) {
+        moved += read_on(side, capacity - (size_t)moved);
+        if (look_once && direction->source_end == RELAY_SOURCE_OPEN)
+            direction->looked_for_end = true;
+    }
     *filled_up = moved == (ssize_t)capacity;
     if (*filled_up)
         pipe_pool_grow(&worker->pipes, &direction->pipe, worker->now_ms);
@@ -239,17 +257,17 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
     }
 }
 
-/* Move what the source has, up to RELAY_BUDGET bytes. source_hung_up:
- * the readiness that woke us included POLLRDHUP. */
+/* Move what the source has, up to RELAY_BUDGET bytes. */
 static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag,
-                 bool source_hung_up)
+                 enum read_past_short past_short)
 {
     struct relay_side side = side_of(connection, tag);
+    bool source_hung_up = past_short == READ_PAST_SHORT_TO_END;
     for (uint32_t moved = 0; moved < RELAY_BUDGET;) {
         bool filled_up = true;
         uint32_t in_pipe = side.direction->pipe_bytes;
         if (in_pipe == 0) {
-            ssize_t filled = fill_pipe(worker, connection, &side, source_hung_up, &filled_up);
+            ssize_t filled = fill_pipe(worker, connection, &side, past_short, &filled_up);
             if (filled <= 0)
                 return;
             in_pipe = (uint32_t)filled;
@@ -292,7 +310,9 @@ void relay_start(struct worker *worker, struct connection *connection)
      * than after a poll that would fire at once. (A plain-forward client
      * may have sent nothing: then the splice says EAGAIN and a poll is
      * armed.) */
-    pump(worker, connection, RING_TAG_TO_UPSTREAM, false);
+    /* No look for an end of stream here: a client waits for the server's
+     * answer after its hello. */
+    pump(worker, connection, RING_TAG_TO_UPSTREAM, READ_PAST_SHORT_NO);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
@@ -303,8 +323,14 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         connection_close(worker, connection, side.source_error);
         return;
     }
-    bool source_hung_up = side.direction->state == RELAY_WAIT_READABLE && (result & POLLRDHUP);
-    pump(worker, connection, tag, source_hung_up);
+    enum read_past_short past_short = READ_PAST_SHORT_NO;
+    if (side.direction->state == RELAY_WAIT_READABLE) {
+        if (result & POLLRDHUP)
+            past_short = READ_PAST_SHORT_TO_END;
+        else if (!side.direction->looked_for_end)
+            past_short = READ_PAST_SHORT_ONCE;
+    }
+    pump(worker, connection, tag, past_short);
 }
 
 void relay_on_idle_timer(struct worker *worker, struct connection *connection)
