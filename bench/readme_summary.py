@@ -19,6 +19,8 @@ HEADLINES = [
     ("cps_c50", "conn/s", "connections/s, c=50", "high"),
     ("cps_c500", "conn/s", "connections/s, c=500", "high"),
     ("cps_c50", "p99 µs", "p99 connection time, c=50 (µs)", "low"),
+    ("cps_c500", "proxy CPU µs/conn", "proxy CPU per connection, c=500 (µs)", "low"),
+    ("cps_curl_c50", "proxy CPU µs/conn", "proxy CPU per connection, curl hello, c=50 (µs)", "low"),
     ("cps_c1", "proxy CPU µs/conn", "proxy CPU per connection, c=1 (µs)", "low"),
     ("latency", "p50 µs added vs direct", "added p50 latency at 200 conn/s (µs)", "low"),
     ("bulk_down", "Gbit/s", "bulk download (Gbit/s)", "high"),
