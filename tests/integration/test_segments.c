@@ -45,23 +45,42 @@ static int segments_in(int fd)
     return (int)info.tcpi_segs_in;
 }
 
-static char *routed_config(uint16_t proxy_port, uint16_t backend_port)
+static struct hello_bytes chromium_hello;
+static atomic_int hello_segments; /* the backend's count once it had the hello */
+
+/* The Chromium hello loaded, a backend serving each connection with
+ * `handler`, and snisplice routing everything to it. Returns the config. */
+static char *start_routed(uint16_t proxy_port, uint16_t backend_port, const char *name,
+                          backend_handler handler)
 {
+    chromium_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert(backend_start(&segments_backend, name, backend_port, handler, NULL));
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
     char *config = config_text(proxy_port, NULL, body);
     free(body);
+    cr_assert(proxy_start(&segments_proxy, config, proxy_port));
     return config;
 }
 
-static struct hello_bytes chromium_hello;
-static atomic_int hello_segments; /* the backend's count once it had the hello */
+static void stop_routed(char *config)
+{
+    free(config);
+    hello_free(&chromium_hello);
+    cr_expect_eq(proxy_stop(&segments_proxy, 10000), 0);
+}
+
+/* Backend side: read the whole hello; false if it did not come. */
+static bool receive_hello(int fd)
+{
+    static _Thread_local char hello[4096];
+    return net_receive_exact(fd, hello, chromium_hello.length, 3000) == chromium_hello.length;
+}
 
 /* Read the hello, note how many segments it took to get here, answer. */
 static void count_hello_segments(struct backend *backend, int fd, void *context)
 {
     (void)backend, (void)context;
-    static _Thread_local char buffer[4096];
-    if (net_receive_exact(fd, buffer, chromium_hello.length, 3000) != chromium_hello.length)
+    if (!receive_hello(fd))
         return;
     atomic_store(&hello_segments, segments_in(fd));
     net_send_all(fd, "ok\n", 3);
@@ -85,10 +104,7 @@ Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integrati
      .fini = segments_fini)
 {
     uint16_t proxy_port = TEST_PORT(87, 0), backend_port = TEST_PORT(87, 1);
-    chromium_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert(backend_start(&segments_backend, "hello", backend_port, count_hello_segments, NULL));
-    char *config = routed_config(proxy_port, backend_port);
-    cr_assert(proxy_start(&segments_proxy, config, proxy_port));
+    char *config = start_routed(proxy_port, backend_port, "hello", count_hello_segments);
 
     /* A client that connects and then sends: SYN, ACK, hello. */
     int direct = hello_segments_via(backend_port);
@@ -98,9 +114,7 @@ Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integrati
                      "the upstream got the hello in %d segments, a direct client takes %d: "
                      "the handshake's last ACK went out on its own", proxied, direct);
     }
-    free(config);
-    hello_free(&chromium_hello);
-    cr_expect_eq(proxy_stop(&segments_proxy, 10000), 0);
+    stop_routed(config);
 }
 
 /* The held ACK is released by the first data or after 200 ms: a plain
@@ -138,7 +152,7 @@ static void reply_and_fin_together(struct backend *backend, int fd, void *contex
 {
     (void)backend, (void)context;
     static _Thread_local char buffer[4096];
-    if (net_receive_exact(fd, buffer, chromium_hello.length, 3000) != chromium_hello.length)
+    if (!receive_hello(fd))
         return;
     memset(buffer, 'r', 1024);
     send(fd, buffer, 1024, MSG_MORE | MSG_NOSIGNAL);
@@ -167,10 +181,7 @@ Test(segments, last_bytes_and_fin_reach_the_client_in_one_segment, .init = integ
      .fini = segments_fini)
 {
     uint16_t proxy_port = TEST_PORT(87, 5), backend_port = TEST_PORT(87, 6);
-    chromium_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert(backend_start(&segments_backend, "reply", backend_port, reply_and_fin_together, NULL));
-    char *config = routed_config(proxy_port, backend_port);
-    cr_assert(proxy_start(&segments_proxy, config, proxy_port));
+    char *config = start_routed(proxy_port, backend_port, "reply", reply_and_fin_together);
 
     int direct = reply_segments_via(backend_port);
     for (int i = 0; i < 5; i++) {
@@ -179,9 +190,7 @@ Test(segments, last_bytes_and_fin_reach_the_client_in_one_segment, .init = integ
                      "the client got %d segments through the proxy, %d from the upstream itself",
                      proxied, direct);
     }
-    free(config);
-    hello_free(&chromium_hello);
-    cr_expect_eq(proxy_stop(&segments_proxy, 10000), 0);
+    stop_routed(config);
 }
 
 #define BACKLOG_BYTES (8000 * 1000) /* a whole number of writes */
@@ -197,7 +206,7 @@ static void backlog_then_fin(struct backend *backend, int fd, void *context)
 {
     (void)backend, (void)context;
     static _Thread_local char buffer[4096];
-    if (net_receive_exact(fd, buffer, chromium_hello.length, 3000) != chromium_hello.length)
+    if (!receive_hello(fd))
         return;
     net_set_timeouts(fd, 10000);
     for (size_t sent = 0; sent < BACKLOG_BYTES; sent += BACKLOG_WRITE) {
@@ -221,10 +230,7 @@ static void backlog_then_fin(struct backend *backend, int fd, void *context)
 Test(segments, fin_behind_a_backlog_loses_nothing, .init = integration_init, .fini = segments_fini)
 {
     uint16_t proxy_port = TEST_PORT(87, 7), backend_port = TEST_PORT(87, 8);
-    chromium_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert(backend_start(&segments_backend, "backlog", backend_port, backlog_then_fin, NULL));
-    char *config = routed_config(proxy_port, backend_port);
-    cr_assert(proxy_start(&segments_proxy, config, proxy_port));
+    char *config = start_routed(proxy_port, backend_port, "backlog", backlog_then_fin);
     static char got[BACKLOG_BYTES + 16];
 
     for (int round = 0; round < 2; round++) {
@@ -250,7 +256,5 @@ Test(segments, fin_behind_a_backlog_loses_nothing, .init = integration_init, .fi
         cr_expect_eq(atomic_load(&tail_received), 13, "round %d: the upstream got %d bytes after its FIN",
                      round, atomic_load(&tail_received));
     }
-    free(config);
-    hello_free(&chromium_hello);
-    cr_expect_eq(proxy_stop(&segments_proxy, 10000), 0);
+    stop_routed(config);
 }
