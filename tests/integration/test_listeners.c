@@ -41,8 +41,10 @@ Test(listeners, plain_forward_beside_sni_routing, .init = integration_init, .fin
     char *config = config_text(sni_port, "preread_timeout = 10s\n", body);
     cr_assert(proxy_start(&listeners_proxy, config, sni_port), "snisplice did not start");
     /* No net_wait_accepting() probe here: through a plain forward it would be
-     * a real connection to the backend. Every address is bound before
-     * snisplice accepts anything, so the SNI port being up is enough. */
+     * a real connection to the backend. proxy_start's probe only shows that
+     * the SNI port listens (the kernel completes handshakes on a deferred
+     * listener by itself), and the plain port may be bound a moment later. */
+    cr_assert(net_wait_listening(plain_port, 5000), "the plain forward never listened");
 
     /* Server speaks first: the banner arrives before the client sends anything. */
     int fd = net_connect(plain_port);

@@ -15,6 +15,7 @@
  * Ports: block 87.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -131,10 +132,12 @@ Test(segments, plain_forward_reaches_a_server_that_speaks_first_at_once, .init =
                              banner_port, plain_port, banner_port);
     char *config = config_text(sni_port, NULL, body);
     cr_assert(proxy_start(&segments_proxy, config, sni_port));
+    /* proxy_start saw the SNI port listen; the plain port is bound next. */
+    cr_assert(net_wait_listening(plain_port, 5000), "the plain forward never listened");
     for (int i = 0; i < 3; i++) {
         long long started = monotonic_ms();
         int fd = net_connect(plain_port);
-        cr_assert_geq(fd, 0);
+        cr_assert_geq(fd, 0, "connect %d: %s", i, strerror(errno));
         char banner[14] = "";
         cr_expect_eq(net_receive_exact(fd, banner, 13, 1000), 13, "no banner");
         long long took = monotonic_ms() - started;

@@ -120,3 +120,17 @@ Test(support, child_run_reports_exit_and_timeout, .init = integration_init, .fin
     cr_expect_eq(child_run(sleeper, NULL, NULL, 300, NULL), CHILD_TIMED_OUT);
     cr_expect_lt(monotonic_ms() - start, 3000);
 }
+
+/* net_wait_listening reads /proc/net/tcp: it must see a listener without
+ * connecting, and not see one that is not there. */
+Test(support, wait_listening_sees_listeners_only, .init = integration_init, .fini = support_fini)
+{
+    uint16_t port = TEST_PORT(42, 10);
+    long long started = monotonic_ms();
+    cr_expect_not(net_wait_listening(port, 100), "a port nobody listens on was reported listening");
+    cr_expect_geq(monotonic_ms() - started, 100);
+    int fd = net_listen(port);
+    cr_assert_geq(fd, 0);
+    cr_expect(net_wait_listening(port, 1000), "a listening socket was not seen");
+    close(fd);
+}

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -77,6 +78,37 @@ bool net_wait_accepting(uint16_t port, int timeout_ms)
         sleep_ms(10);
     } while (monotonic_ms() < deadline);
     return false;
+}
+
+/* Is a socket listening on 127.0.0.1:port (or 0.0.0.0:port)? Read from
+ * /proc/net/tcp: "sl: LOCAL_HEX_IP:HEX_PORT REMOTE st ...", 0A = LISTEN. */
+static bool listening_now(uint16_t port)
+{
+    FILE *table = fopen("/proc/net/tcp", "r");
+    if (!table)
+        return false;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, table)) {
+        unsigned address, local_port, state;
+        if (sscanf(line, " %*u: %8X:%4X %*8X:%*4X %2X", &address, &local_port, &state) != 3)
+            continue;
+        bool loopback_or_any = address == htonl(INADDR_LOOPBACK) || address == 0;
+        found = state == 0x0A && local_port == port && loopback_or_any;
+    }
+    fclose(table);
+    return found;
+}
+
+bool net_wait_listening(uint16_t port, int timeout_ms)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    while (!listening_now(port)) {
+        if (monotonic_ms() >= deadline)
+            return false;
+        sleep_ms(10);
+    }
+    return true;
 }
 
 void net_set_timeouts(int fd, int timeout_ms)

@@ -23,6 +23,10 @@ int net_connect(uint16_t port);
 /* True once 127.0.0.1:port accepts a connection, polling until timeout_ms. */
 bool net_wait_accepting(uint16_t port, int timeout_ms);
 
+/* True once something listens on 127.0.0.1:port, polling /proc/net/tcp
+ * until timeout_ms: no connection is made (a probe through a plain
+ * forward would be a real connection to its backend). */
+bool net_wait_listening(uint16_t port, int timeout_ms);
 /* SO_RCVTIMEO and SO_SNDTIMEO, so no test blocks forever. */
 void net_set_timeouts(int fd, int timeout_ms);
 
