@@ -11,14 +11,14 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,13 +104,13 @@ void worker_queue_close(struct worker *worker, int fd)
     /* ThreadSanitizer follows fds through its close() interceptor; a close
      * done by io_uring is invisible to it, and another worker's socket that
      * is then given the same number reads as a data race. */
-    close(fd);
     (void)worker;
-    return;
-#endif
+    close(fd);
+#else
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_close(sqe, fd);
     queue_fire_and_forget(worker, sqe);
+#endif
 }
 
 #ifndef SOCKET_URING_OP_SETSOCKOPT
