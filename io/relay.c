@@ -181,7 +181,7 @@ static ssize_t read_on(const struct relay_side *side, size_t room)
 /* How far a fill reads past a short read (see the header). */
 enum read_past_short {
     READ_PAST_SHORT_NO,      /* wait for the poll */
-    READ_PAST_SHORT_ONCE,    /* the direction's one look for an end of stream */
+    READ_PAST_SHORT_ONCE,    /* the direction's one look for an end of stream, if not spent */
     READ_PAST_SHORT_TO_END,  /* POLLRDHUP: everything up to the FIN is queued */
 };
 
@@ -229,7 +229,7 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
 
 /* Write the pipe out. Returns true when it is empty. */
 static bool drain_pipe(struct worker *worker, struct connection *connection,
-                       const struct relay_side *side, bool *closed)
+                       const struct relay_side *side)
 {
     struct relay_direction *direction = side->direction;
     /* The last bytes wait in the socket for the FIN that follows at once. */
@@ -252,36 +252,33 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
             return false;
         }
         connection_close(worker, connection, side->destination_error);
-        *closed = true;
         return false;
     }
 }
 
 /* Move what the source has, up to RELAY_BUDGET bytes. */
-static void pump(struct worker *worker, struct connection *connection, enum ring_tag tag,
-                 enum read_past_short past_short)
+static void pump(struct worker *worker, struct connection *connection,
+                 const struct relay_side *side, enum read_past_short past_short)
 {
-    struct relay_side side = side_of(connection, tag);
     bool source_hung_up = past_short == READ_PAST_SHORT_TO_END;
     for (uint32_t moved = 0; moved < RELAY_BUDGET;) {
         bool filled_up = true;
-        uint32_t in_pipe = side.direction->pipe_bytes;
+        uint32_t in_pipe = side->direction->pipe_bytes;
         if (in_pipe == 0) {
-            ssize_t filled = fill_pipe(worker, connection, &side, past_short, &filled_up);
+            ssize_t filled = fill_pipe(worker, connection, side, past_short, &filled_up);
             if (filled <= 0)
                 return;
             in_pipe = (uint32_t)filled;
         }
         moved += in_pipe;
-        bool closed = false;
-        if (!drain_pipe(worker, connection, &side, &closed))
+        if (!drain_pipe(worker, connection, side))
             return;
-        if (side.direction->source_end == RELAY_SOURCE_ENDED) {
-            finish_direction(worker, connection, &side);
+        if (side->direction->source_end == RELAY_SOURCE_ENDED) {
+            finish_direction(worker, connection, side);
             return;
         }
-        if (side.direction->source_end == RELAY_SOURCE_FAILED) {
-            connection_close(worker, connection, side.source_error);
+        if (side->direction->source_end == RELAY_SOURCE_FAILED) {
+            connection_close(worker, connection, side->source_error);
             return;
         }
         if (!filled_up && !source_hung_up) {
@@ -290,12 +287,12 @@ static void pump(struct worker *worker, struct connection *connection, enum ring
              * buffers, one per received segment, so many small segments
              * also give a short read; the level-triggered poll then fires
              * at once. Never conclude "end of stream" from a short read. */
-            wait_readable(worker, connection, &side);
+            wait_readable(worker, connection, side);
             return;
         }
     }
     /* Fairness: let other connections run; the poll fires again at once. */
-    wait_readable(worker, connection, &side);
+    wait_readable(worker, connection, side);
 }
 
 void relay_start(struct worker *worker, struct connection *connection)
@@ -309,10 +306,10 @@ void relay_start(struct worker *worker, struct connection *connection)
     /* The ClientHello is queued in the client socket: move it now rather
      * than after a poll that would fire at once. (A plain-forward client
      * may have sent nothing: then the splice says EAGAIN and a poll is
-     * armed.) */
-    /* No look for an end of stream here: a client waits for the server's
-     * answer after its hello. */
-    pump(worker, connection, RING_TAG_TO_UPSTREAM, READ_PAST_SHORT_NO);
+     * armed.) No look for an end of stream here: a client waits for the
+     * server's answer after its hello. */
+    struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
+    pump(worker, connection, &to_upstream, READ_PAST_SHORT_NO);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
@@ -324,13 +321,9 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         return;
     }
     enum read_past_short past_short = READ_PAST_SHORT_NO;
-    if (side.direction->state == RELAY_WAIT_READABLE) {
-        if (result & POLLRDHUP)
-            past_short = READ_PAST_SHORT_TO_END;
-        else if (!side.direction->looked_for_end)
-            past_short = READ_PAST_SHORT_ONCE;
-    }
-    pump(worker, connection, tag, past_short);
+    if (side.direction->state == RELAY_WAIT_READABLE)
+        past_short = (result & POLLRDHUP) ? READ_PAST_SHORT_TO_END : READ_PAST_SHORT_ONCE;
+    pump(worker, connection, &side, past_short);
 }
 
 void relay_on_idle_timer(struct worker *worker, struct connection *connection)

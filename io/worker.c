@@ -75,20 +75,19 @@ void worker_arm_poll(struct worker *worker, struct connection *connection,
     connection->pending_ops |= (uint8_t)op_of_tag(tag);
 }
 
-void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag)
+/* An operation whose success needs no handling: no CQE unless it fails,
+ * and a failure's CQE is ignored. */
+static void queue_fire_and_forget(struct io_uring_sqe *sqe)
 {
-    struct io_uring_sqe *sqe = worker_sqe(worker);
-    io_uring_prep_cancel64(sqe, ring_tag_pack(owner, tag), 0);
     io_uring_sqe_set_data64(sqe, ring_tag_pack(NULL, RING_TAG_IGNORE));
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
-/* An operation whose success needs no handling: no CQE unless it fails,
- * and a failure's CQE is ignored. */
-static void queue_fire_and_forget(struct worker *worker, struct io_uring_sqe *sqe)
+void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag)
 {
-    io_uring_sqe_set_data64(sqe, ring_tag_pack(NULL, RING_TAG_IGNORE));
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_cancel64(sqe, ring_tag_pack(owner, tag), 0);
+    queue_fire_and_forget(sqe);
 }
 
 /* close(2) of a connection's socket rides in the next submission instead of
@@ -109,7 +108,7 @@ void worker_queue_close(struct worker *worker, int fd)
 #else
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_close(sqe, fd);
-    queue_fire_and_forget(worker, sqe);
+    queue_fire_and_forget(sqe);
 #endif
 }
 
@@ -144,7 +143,7 @@ void worker_queue_socket_option(struct worker *worker, int fd, int level, int na
     }
     struct io_uring_sqe *sqe = worker_sqe(worker);
     prep_socket_option(sqe, fd, level, name, value);
-    queue_fire_and_forget(worker, sqe);
+    queue_fire_and_forget(sqe);
 }
 
 /* Once per worker: does an io_uring setsockopt work here, and does it set

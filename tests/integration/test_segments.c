@@ -101,6 +101,18 @@ static int hello_segments_via(uint16_t port)
     return atomic_load(&hello_segments);
 }
 
+/* The most segments any of five exchanges through the proxy took. */
+static int most_segments_via(int (*segments_via)(uint16_t port), uint16_t proxy_port)
+{
+    int most = 0;
+    for (int i = 0; i < 5; i++) {
+        int segments = segments_via(proxy_port);
+        if (segments > most)
+            most = segments;
+    }
+    return most;
+}
+
 Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integration_init,
      .fini = segments_fini)
 {
@@ -109,12 +121,10 @@ Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integrati
 
     /* A client that connects and then sends: SYN, ACK, hello. */
     int direct = hello_segments_via(backend_port);
-    for (int i = 0; i < 5; i++) {
-        int proxied = hello_segments_via(proxy_port);
-        cr_expect_lt(proxied, direct,
-                     "the upstream got the hello in %d segments, a direct client takes %d: "
-                     "the handshake's last ACK went out on its own", proxied, direct);
-    }
+    int proxied = most_segments_via(hello_segments_via, proxy_port);
+    cr_expect_lt(proxied, direct,
+                 "the upstream got the hello in up to %d segments, a direct client takes %d: "
+                 "the handshake's last ACK went out on its own", proxied, direct);
     stop_routed(config);
 }
 
@@ -187,13 +197,11 @@ Test(segments, last_bytes_and_fin_reach_the_client_in_one_segment, .init = integ
     char *config = start_routed(proxy_port, backend_port, "reply", reply_and_fin_together);
 
     int direct = reply_segments_via(backend_port);
-    for (int i = 0; i < 5; i++) {
-        int proxied = reply_segments_via(proxy_port);
-        /* At most as many: an ACK joining the data would only lower it. */
-        cr_expect_leq(proxied, direct,
-                      "the client got %d segments through the proxy, %d from the upstream itself",
-                      proxied, direct);
-    }
+    /* At most as many: an ACK joining the data would only lower it. */
+    int proxied = most_segments_via(reply_segments_via, proxy_port);
+    cr_expect_leq(proxied, direct,
+                  "the client got up to %d segments through the proxy, %d from the upstream itself",
+                  proxied, direct);
     stop_routed(config);
 }
 
