@@ -159,11 +159,13 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
     const struct upstream_server *server = connection->server;
     if (result == 0) {
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
+        const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+        bool client_waits = listener && listener->routes;
         upstream_health_succeeded(&worker->health, connection->upstream, server);
         unpin(worker, connection);
         connection->server = NULL;
         if (proxy_header_forward(worker, connection, proxy_protocol))
-            relay_start(worker, connection);
+            relay_start(worker, connection, client_waits);
         return;
     }
     upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);

@@ -65,6 +65,9 @@ enum relay_state {
     RELAY_WAIT_READABLE, /* poll(source, POLLIN) armed, no pipe held */
     RELAY_WAIT_WRITABLE, /* pipe holds bytes, poll(destination, POLLOUT) armed */
     RELAY_DONE,          /* end of stream forwarded as shutdown(SHUT_WR) */
+    RELAY_DEFERRED,      /* client -> upstream only: the client is expected to be
+                          * quiet; its poll is armed at the worker's next wake-up
+                          * (worker->deferred_first, see relay.c) */
 };
 
 /* What the relay learned about its source while reading on after POLLRDHUP. */
@@ -80,6 +83,7 @@ struct relay_direction {
     uint8_t state;          /* enum relay_state */
     uint8_t source_end;     /* enum relay_source_end */
     bool looked_for_end;    /* its one extra read after a short read found no end */
+    bool defer_next_poll;   /* wait_readable defers instead of arming (relay_start) */
     uint64_t bytes;         /* total relayed */
 };
 
@@ -102,6 +106,9 @@ struct connection {
     uint64_t last_activity_ms;
     struct relay_direction to_upstream;
     struct relay_direction to_client;
+    struct connection *deferred_previous; /* in the worker's deferred list while */
+    struct connection *deferred_next;     /* to_upstream is RELAY_DEFERRED */
+    uint64_t deferred_at_wait;       /* worker->waits when it was deferred */
     struct access_record *access;    /* only while an access_log is configured */
     struct metrics_route *route_metrics; /* its route's counters (worker->metrics) */
     struct connection *next_free;

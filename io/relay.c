@@ -22,6 +22,18 @@
  * read finds no end, the source streams or talks back and forth, and its
  * later short reads wait for the poll (one EAGAIN splice at most).
  *
+ * Deferred client polls. After a complete ClientHello the client waits for
+ * the server's answer, and after the server's end of stream it most often
+ * only answers with its own FIN. Its poll is then not armed at once but
+ * after the worker's next wait (RELAY_DEFERRED, the worker's deferred list,
+ * oldest first): when the FIN is already queued by then, the poll completes
+ * inside the submission and the worker is not woken for it alone, one
+ * sleep and wake-up less per short connection. If nothing else wakes the
+ * worker, the next timer-wheel tick does (at most 10 ms): a deadline on the
+ * grid every other wait uses, because a short timeout of its own per sleep
+ * measured dearer than the wake-up it saves (bench/NOTES.md). Only for
+ * SNI-routed connections: a plain-forward client may speak first.
+ *
  * Why direct splice(2) calls after an io_uring poll rather than
  * IORING_OP_SPLICE: io_uring cannot issue splice without blocking, so it
  * punts every splice to an io-wq thread, and a splice pending on a socket
@@ -77,12 +89,73 @@ static void give_back_pipe(struct worker *worker, struct relay_direction *direct
     direction->pipe.read_fd = direction->pipe.write_fd = -1;
 }
 
+static void arm_source_poll(struct worker *worker, struct connection *connection,
+                            const struct relay_side *side)
+{
+    side->direction->state = RELAY_WAIT_READABLE;
+    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP);
+}
+
+/* ---- deferred client polls (see the header) ---- */
+
+static void deferred_unlink(struct worker *worker, struct connection *connection)
+{
+    if (connection->deferred_previous)
+        connection->deferred_previous->deferred_next = connection->deferred_next;
+    else
+        worker->deferred_first = connection->deferred_next;
+    if (connection->deferred_next)
+        connection->deferred_next->deferred_previous = connection->deferred_previous;
+    else
+        worker->deferred_last = connection->deferred_previous;
+    connection->deferred_previous = connection->deferred_next = NULL;
+}
+
+/* Arm the client's poll only after the worker has waited once more (at the
+ * latest RELAY_DEFERRED_MAX_MS later). Deferring again restarts the count. */
+static void defer_client_poll(struct worker *worker, struct connection *connection)
+{
+    struct relay_direction *direction = &connection->to_upstream;
+    if (direction->state == RELAY_DEFERRED)
+        deferred_unlink(worker, connection);
+    give_back_pipe(worker, direction);
+    direction->state = RELAY_DEFERRED;
+    connection->deferred_at_wait = worker->waits;
+    connection->deferred_previous = worker->deferred_last;
+    connection->deferred_next = NULL;
+    if (worker->deferred_last)
+        worker->deferred_last->deferred_next = connection;
+    else
+        worker->deferred_first = connection;
+    worker->deferred_last = connection;
+}
+
+void relay_arm_deferred_polls(struct worker *worker)
+{
+    struct connection *connection;
+    while ((connection = worker->deferred_first) && connection->deferred_at_wait < worker->waits) {
+        deferred_unlink(worker, connection);
+        struct relay_side side = side_of(connection, RING_TAG_TO_UPSTREAM);
+        arm_source_poll(worker, connection, &side);
+    }
+}
+
+void relay_forget_deferred(struct worker *worker, struct connection *connection)
+{
+    if (connection->to_upstream.state == RELAY_DEFERRED)
+        deferred_unlink(worker, connection);
+}
+
 static void wait_readable(struct worker *worker, struct connection *connection,
                           const struct relay_side *side)
 {
     give_back_pipe(worker, side->direction);
-    side->direction->state = RELAY_WAIT_READABLE;
-    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP);
+    if (side->direction->defer_next_poll) {
+        side->direction->defer_next_poll = false;
+        defer_client_poll(worker, connection);
+        return;
+    }
+    arm_source_poll(worker, connection, side);
 }
 
 static void wait_writable(struct worker *worker, struct connection *connection,
@@ -106,6 +179,11 @@ static void finish_direction(struct worker *worker, struct connection *connectio
     }
     /* Half-close: pass the FIN on; the other direction keeps flowing. */
     shutdown(side->destination_fd, SHUT_WR);
+    /* The server ended first: its client most often answers with its own
+     * FIN once it has read the last bytes; look for it at the next wake-up
+     * rather than be woken for it alone. */
+    if (side->other->state == RELAY_DEFERRED)
+        defer_client_poll(worker, connection);
 }
 
 static bool would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
@@ -295,7 +373,7 @@ static void pump(struct worker *worker, struct connection *connection,
     wait_readable(worker, connection, side);
 }
 
-void relay_start(struct worker *worker, struct connection *connection)
+void relay_start(struct worker *worker, struct connection *connection, bool client_waits)
 {
     connection->state = CONNECTION_RELAY;
     connection->last_activity_ms = worker->now_ms;
@@ -309,7 +387,9 @@ void relay_start(struct worker *worker, struct connection *connection)
      * armed.) No look for an end of stream here: a client waits for the
      * server's answer after its hello. */
     struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
+    connection->to_upstream.defer_next_poll = client_waits;
     pump(worker, connection, &to_upstream, READ_PAST_SHORT_NO);
+    connection->to_upstream.defer_next_poll = false;
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,

@@ -7,7 +7,15 @@
 
 #include "worker.h"
 
-void relay_start(struct worker *worker, struct connection *connection);
+/* client_waits: the client sent a complete ClientHello and waits for the
+ * server's answer, so its poll can be deferred (see relay.c). */
+void relay_start(struct worker *worker, struct connection *connection, bool client_waits);
+/* Arm the client polls deferred before the last wait; called once per loop
+ * iteration, right before the next submission. While any is deferred the
+ * worker sleeps no longer than to the next timer-wheel tick. */
+void relay_arm_deferred_polls(struct worker *worker);
+/* A deferred client poll's connection is being closed: drop it from the list. */
+void relay_forget_deferred(struct worker *worker, struct connection *connection);
 /* A relay poll completed: tag says which direction, result is revents or -errno. */
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
                     int result);

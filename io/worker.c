@@ -304,6 +304,13 @@ static bool drain_step(struct worker *worker)
 static int wait_ms(struct worker *worker)
 {
     int wait = timer_wheel_wait_ms(&worker->timers, worker->now_ms);
+    /* A deferred client poll is armed at the next wake-up; if none comes,
+     * the next tick is one. (A tick, not a timeout of its own: see relay.c.) */
+    if (worker->deferred_first) {
+        int tick = timer_wheel_ms_to_next_tick(worker->now_ms);
+        if (wait < 0 || tick < wait)
+            wait = tick;
+    }
     if (worker->accept_paused_until_ms) {
         int pause = worker->accept_paused_until_ms > worker->now_ms
                         ? (int)(worker->accept_paused_until_ms - worker->now_ms) : 0;
@@ -334,6 +341,7 @@ static void submit_and_wait(struct worker *worker)
                                              .tv_nsec = (long long)(wait % 1000) * 1000000 };
         result = io_uring_submit_and_wait_timeout(&worker->ring, &cqe, 1, &timeout, NULL);
     }
+    worker->waits++;
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY)
         log_warn("worker %u: io_uring_enter: %s", worker->index, strerror(-result));
 }
@@ -368,6 +376,7 @@ static void run_loop(struct worker *worker)
         if (worker->draining && drain_step(worker))
             break;
         listener_resume(worker);
+        relay_arm_deferred_polls(worker);
         submit_wait_and_dispatch(worker);
         publisher_quiescent(worker->publisher, worker->index);
     }

@@ -88,6 +88,9 @@ struct worker {
     struct upstream_health health; /* per server of the adopted snapshot */
     struct access_log access_log;
     uint64_t now_ms;               /* monotonic, read once per iteration */
+    uint64_t waits;                /* io_uring waits so far: one per loop iteration */
+    struct connection *deferred_first; /* client polls to arm after the next wait, */
+    struct connection *deferred_last;  /* oldest first (relay.c) */
     uint32_t max_connections;      /* this worker's share */
     uint32_t open_connections;
     uint32_t allocated_connections;/* open + closing */
