@@ -112,7 +112,7 @@ static void deferred_unlink(struct worker *worker, struct connection *connection
 }
 
 /* Arm the client's poll only after the worker has waited once more (at the
- * latest RELAY_DEFERRED_MAX_MS later). Deferring again restarts the count. */
+ * latest at the next timer-wheel tick). Deferring again restarts the count. */
 static void defer_client_poll(struct worker *worker, struct connection *connection)
 {
     struct relay_direction *direction = &connection->to_upstream;
