@@ -331,16 +331,8 @@ static int wait_ms(struct worker *worker)
 
 static void submit_and_wait(struct worker *worker)
 {
-    int wait = wait_ms(worker);
-    struct io_uring_cqe *cqe = NULL;
-    int result;
-    if (wait < 0) {
-        result = io_uring_submit_and_wait(&worker->ring, 1);
-    } else {
-        struct __kernel_timespec timeout = { .tv_sec = wait / 1000,
-                                             .tv_nsec = (long long)(wait % 1000) * 1000000 };
-        result = io_uring_submit_and_wait_timeout(&worker->ring, &cqe, 1, &timeout, NULL);
-    }
+    bool busy = worker->last_batch_size >= RING_WAIT_BUSY_BATCH;
+    int result = ring_wait_submit_and_wait(&worker->ring, &worker->ring_wait, wait_ms(worker), busy);
     worker->waits++;
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY)
         log_warn("worker %u: io_uring_enter: %s", worker->index, strerror(-result));
@@ -359,6 +351,7 @@ static void submit_wait_and_dispatch(struct worker *worker)
         seen++;
     }
     io_uring_cq_advance(&worker->ring, seen);
+    worker->last_batch_size = seen;
     access_log_flush(worker);
     /* Gauges for the stats thread, which must not read the pool itself. */
     atomic_store_explicit(&worker->metrics.pipes_in_use, worker->pipes.in_use, memory_order_relaxed);
@@ -403,7 +396,8 @@ static bool setup_ring(struct worker *worker)
         log_error("worker %u: io_uring_queue_init: %s", worker->index, strerror(-result));
         return false;
     }
-    io_uring_register_ring_fd(&worker->ring);
+    bool ring_fd_registered = io_uring_register_ring_fd(&worker->ring) == 1;
+    ring_wait_init(&worker->ring_wait, params.features, ring_fd_registered);
     worker->ring_sets_socket_options = ring_can_set_socket_options(&worker->ring);
     return true;
 }

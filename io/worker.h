@@ -21,6 +21,7 @@
 #include "connection.h"
 #include "pipe_pool.h"
 #include "metrics.h"
+#include "ring_wait.h"
 #include "timer_wheel.h"
 #include "upstream_health.h"
 
@@ -100,6 +101,8 @@ struct worker {
     bool draining;
     uint64_t drain_deadline_ms;
     bool ring_sets_socket_options; /* io_uring setsockopt works (Linux 6.7+) */
+    struct ring_wait ring_wait;    /* how to wait: ring_wait.c */
+    unsigned last_batch_size;      /* completions the last wait returned */
     /* shared */
     int wakeup_fd;
     _Atomic bool stop_requested;

@@ -1,0 +1,32 @@
+/*
+ * ring_wait.h - how a worker hands its queued submissions to the kernel and
+ * waits for completions: for one, or, while busy, for a batch.
+ */
+#ifndef SNISPLICE_IO_RING_WAIT_H
+#define SNISPLICE_IO_RING_WAIT_H
+
+#include <liburing.h>
+#include <stdbool.h>
+
+/* A wait that returned this many completions or more marks the worker busy. */
+#define RING_WAIT_BUSY_BATCH 4
+/* While busy: wait up to this long for RING_WAIT_BATCH completions. */
+#define RING_WAIT_BATCH_US 50
+#define RING_WAIT_BATCH 8
+
+struct ring_wait {
+    bool can_batch;          /* the kernel has a minimum wait time (Linux 6.12+) */
+    bool ring_fd_registered; /* enter through the registered ring fd */
+};
+
+/* What the ring supports; `features` is io_uring_params.features. */
+void ring_wait_init(struct ring_wait *how, unsigned features, bool ring_fd_registered);
+
+/* Submit what is queued; wait for one completion or until timeout_ms passed
+ * (-1: no deadline). When `busy` and the kernel can, wait instead up to
+ * RING_WAIT_BATCH_US for RING_WAIT_BATCH completions, returning with
+ * whatever came by then (at least one). Returns io_uring_enter's result. */
+int ring_wait_submit_and_wait(struct io_uring *ring, const struct ring_wait *how, int timeout_ms,
+                              bool busy);
+
+#endif
