@@ -97,18 +97,27 @@ void timer_wheel_advance(struct timer_wheel *wheel, uint64_t now_ms,
     wheel->processed_tick = now_tick;
 }
 
-int timer_wheel_wait_ms(const struct timer_wheel *wheel, uint64_t now_ms)
+int timer_wheel_wait_ms_at_most(const struct timer_wheel *wheel, uint64_t now_ms, int limit_ms)
 {
     if (wheel->armed == 0)
-        return -1;
+        return limit_ms;
     /* Sleep to the first non-empty slot: an idle worker with thousands of
-     * idle-timeout timers minutes away must not wake every tick. */
+     * idle-timeout timers minutes away must not wake every tick. The scan
+     * stops at the limit: with timers minutes away it would otherwise walk
+     * the whole wheel before every sleep. */
     uint64_t tick = wheel->processed_tick + 1;
-    for (size_t scanned = 1; scanned < TIMER_WHEEL_SLOTS; scanned++, tick++) {
+    uint64_t last_tick = limit_ms < 0 ? UINT64_MAX : tick_of(now_ms + (uint64_t)limit_ms);
+    for (size_t scanned = 1; scanned < TIMER_WHEEL_SLOTS && tick < last_tick; scanned++, tick++) {
         const struct timer *head = &wheel->slots[tick & (TIMER_WHEEL_SLOTS - 1)];
         if (head->next != head)
             break;
     }
     uint64_t wake_ms = tick * TIMER_WHEEL_TICK_MS;
-    return wake_ms > now_ms ? (int)(wake_ms - now_ms) : 0;
+    int wait = wake_ms > now_ms ? (int)(wake_ms - now_ms) : 0;
+    return limit_ms >= 0 && wait > limit_ms ? limit_ms : wait;
+}
+
+int timer_wheel_wait_ms(const struct timer_wheel *wheel, uint64_t now_ms)
+{
+    return timer_wheel_wait_ms_at_most(wheel, now_ms, -1);
 }

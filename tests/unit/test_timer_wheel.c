@@ -159,3 +159,20 @@ Test(timer_wheel, deadline_inside_a_tick_fires_within_one_tick)
     cr_assert_geq(now, 8788577);
     cr_assert_leq(now, 8788577 + TIMER_WHEEL_TICK_MS);
 }
+
+Test(timer_wheel, wait_at_most_stops_at_the_limit)
+{
+    struct timer far = { 0 }, near = { 0 };
+    timer_wheel_init(&wheel, 1000);
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 7), 7, "no timer: the limit");
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, -1), -1);
+    timer_wheel_arm(&wheel, &far, 1000 + 60000);
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 10), 10, "a timer beyond the limit");
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1003, 4), 4);
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, -1), timer_wheel_wait_ms(&wheel, 1000));
+    timer_wheel_arm(&wheel, &near, 1025);
+    int unlimited = timer_wheel_wait_ms(&wheel, 1000);
+    cr_assert_leq(unlimited, 30);
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 500), unlimited, "a timer within the limit");
+    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 5), 5);
+}
