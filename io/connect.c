@@ -52,10 +52,17 @@ static const struct upstream_server *next_live_server(struct worker *worker,
 
 /* Bytes go out the moment the connect completes: the ClientHello queued in
  * an SNI-routed client socket, or a PROXY protocol header. */
-static bool sends_at_once(struct worker *worker, const struct connection *connection)
+/* The connection came through a listener that routes by SNI: its client
+ * sent a complete ClientHello and now waits for the server's answer. */
+static bool routed_by_name(struct worker *worker, const struct connection *connection)
 {
     const struct snapshot_listener *listener = connect_listener_of(worker, connection);
-    return (listener && listener->routes) || connection->upstream->proxy_protocol;
+    return listener && listener->routes;
+}
+
+static bool sends_at_once(struct worker *worker, const struct connection *connection)
+{
+    return routed_by_name(worker, connection) || connection->upstream->proxy_protocol;
 }
 
 /* Socket option values; statics because an io_uring setsockopt reads them
@@ -159,8 +166,7 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
     const struct upstream_server *server = connection->server;
     if (result == 0) {
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
-        const struct snapshot_listener *listener = connect_listener_of(worker, connection);
-        bool client_waits = listener && listener->routes;
+        bool client_waits = routed_by_name(worker, connection);
         upstream_health_succeeded(&worker->health, connection->upstream, server);
         unpin(worker, connection);
         connection->server = NULL;

@@ -147,8 +147,7 @@ void connection_close(struct worker *worker, struct connection *connection,
               (unsigned long long)connection->to_upstream.bytes,
               (unsigned long long)connection->to_client.bytes);
     access_log_end(worker, connection, connection_outcome_name(outcome));
-    if (connection->state == CONNECTION_RELAY)
-        relay_forget_deferred(worker, connection);
+    relay_forget_deferred(worker, connection);
     connection->state = CONNECTION_CLOSING;
     timer_wheel_disarm(&worker->timers, &connection->timer);
     cancel_pending(worker, connection);

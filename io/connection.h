@@ -83,7 +83,9 @@ struct relay_direction {
     uint8_t state;          /* enum relay_state */
     uint8_t source_end;     /* enum relay_source_end */
     bool looked_for_end;    /* its one extra read after a short read found no end */
-    bool defer_next_poll;   /* wait_readable defers instead of arming (relay_start) */
+    bool defer_next_poll;   /* the client waits for the server's answer: the next
+                             * wait_readable defers its poll (set by relay_start,
+                             * spent by its first use) */
     uint64_t bytes;         /* total relayed */
 };
 

@@ -389,7 +389,6 @@ void relay_start(struct worker *worker, struct connection *connection, bool clie
     struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
     connection->to_upstream.defer_next_poll = client_waits;
     pump(worker, connection, &to_upstream, READ_PAST_SHORT_NO);
-    connection->to_upstream.defer_next_poll = false;
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,

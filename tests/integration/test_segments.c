@@ -26,13 +26,13 @@
 #include <unistd.h>
 
 #include "../support/integration.h"
+#include "../support/routed.h"
 
-static struct proxy segments_proxy;
-static struct backend segments_backend;
+static struct routed segments_routed;
 
 static void segments_fini(void)
 {
-    proxy_release(&segments_proxy);
+    proxy_release(&segments_routed.proxy);
     integration_cleanup();
 }
 
@@ -46,42 +46,25 @@ static int segments_in(int fd)
     return (int)info.tcpi_segs_in;
 }
 
-static struct hello_bytes chromium_hello;
 static atomic_int hello_segments; /* the backend's count once it had the hello */
 
-/* The Chromium hello loaded, a backend serving each connection with
- * `handler`, and snisplice routing everything to it. Returns the config. */
-static char *start_routed(uint16_t proxy_port, uint16_t backend_port, const char *name,
-                          backend_handler handler)
+static void start_routed(uint16_t proxy_port, uint16_t backend_port, const char *name,
+                         backend_handler handler)
 {
-    chromium_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert(backend_start(&segments_backend, name, backend_port, handler, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
-    char *config = config_text(proxy_port, NULL, body);
-    free(body);
-    cr_assert(proxy_start(&segments_proxy, config, proxy_port));
-    return config;
+    cr_assert(routed_start(&segments_routed, proxy_port, backend_port, name, handler),
+              "backend or snisplice did not start");
 }
 
-static void stop_routed(char *config)
+static void stop_routed(void)
 {
-    free(config);
-    hello_free(&chromium_hello);
-    cr_expect_eq(proxy_stop(&segments_proxy, 10000), 0);
-}
-
-/* Backend side: read the whole hello; false if it did not come. */
-static bool receive_hello(int fd)
-{
-    static _Thread_local char hello[4096];
-    return net_receive_exact(fd, hello, chromium_hello.length, 3000) == chromium_hello.length;
+    cr_expect_eq(routed_stop(&segments_routed), 0);
 }
 
 /* Read the hello, note how many segments it took to get here, answer. */
 static void count_hello_segments(struct backend *backend, int fd, void *context)
 {
-    (void)backend, (void)context;
-    if (!receive_hello(fd))
+    (void)backend;
+    if (!routed_receive_hello(context, fd))
         return;
     atomic_store(&hello_segments, segments_in(fd));
     net_send_all(fd, "ok\n", 3);
@@ -94,7 +77,7 @@ static int hello_segments_via(uint16_t port)
     atomic_store(&hello_segments, 0);
     int fd = net_connect(port);
     cr_assert_geq(fd, 0);
-    cr_assert(net_send_all(fd, chromium_hello.data, chromium_hello.length));
+    cr_assert(net_send_all(fd, segments_routed.hello.data, segments_routed.hello.length));
     char reply[4] = "";
     cr_assert_eq(net_receive_exact(fd, reply, 3, 5000), 3, "no reply via port %u", port);
     close(fd);
@@ -117,7 +100,7 @@ Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integrati
      .fini = segments_fini)
 {
     uint16_t proxy_port = TEST_PORT(87, 0), backend_port = TEST_PORT(87, 1);
-    char *config = start_routed(proxy_port, backend_port, "hello", count_hello_segments);
+    start_routed(proxy_port, backend_port, "hello", count_hello_segments);
 
     /* A client that connects and then sends: SYN, ACK, hello. */
     int direct = hello_segments_via(backend_port);
@@ -125,7 +108,7 @@ Test(segments, upstream_gets_the_hello_with_the_handshake_ack, .init = integrati
     cr_expect_lt(proxied, direct,
                  "the upstream got the hello in up to %d segments, a direct client takes %d: "
                  "the handshake's last ACK went out on its own", proxied, direct);
-    stop_routed(config);
+    stop_routed();
 }
 
 /* The held ACK is released by the first data or after 200 ms: a plain
@@ -135,13 +118,13 @@ Test(segments, plain_forward_reaches_a_server_that_speaks_first_at_once, .init =
 {
     uint16_t sni_port = TEST_PORT(87, 2), plain_port = TEST_PORT(87, 3);
     uint16_t banner_port = TEST_PORT(87, 4);
-    cr_assert(backend_start(&segments_backend, "SSH-2.0-test", banner_port, NULL, NULL));
+    cr_assert(backend_start(&segments_routed.backend, "SSH-2.0-test", banner_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n"
                              "[listen ssh]\naddress = 127.0.0.1:%u\nupstream = ssh\n"
                              "[upstream ssh]\nserver = 127.0.0.1:%u\n",
                              banner_port, plain_port, banner_port);
     char *config = config_text(sni_port, NULL, body);
-    cr_assert(proxy_start(&segments_proxy, config, sni_port));
+    cr_assert(proxy_start(&segments_routed.proxy, config, sni_port));
     /* proxy_start saw the SNI port listen; the plain port is bound next. */
     cr_assert(net_wait_listening(plain_port, 5000), "the plain forward never listened");
     for (int i = 0; i < 3; i++) {
@@ -156,45 +139,27 @@ Test(segments, plain_forward_reaches_a_server_that_speaks_first_at_once, .init =
     }
     free(config);
     free(body);
-    cr_expect_eq(proxy_stop(&segments_proxy, 10000), 0);
+    cr_expect_eq(proxy_stop(&segments_routed.proxy, 10000), 0);
 }
 
-/* Read the hello, then answer with 1 KiB and the FIN in one segment
- * (MSG_MORE holds the bytes until the shutdown), then read to the end. */
-static void reply_and_fin_together(struct backend *backend, int fd, void *context)
-{
-    (void)backend, (void)context;
-    static _Thread_local char buffer[4096];
-    if (!receive_hello(fd))
-        return;
-    memset(buffer, 'r', 1024);
-    send(fd, buffer, 1024, MSG_MORE | MSG_NOSIGNAL);
-    shutdown(fd, SHUT_WR);
-    while (recv(fd, buffer, sizeof buffer, 0) > 0) {
-    }
-}
-
-/* Send the hello, read the reply to its end; segments received by then. */
+/* Send the hello, read the reply (1 KiB and the FIN in one segment, from
+ * routed_reply_and_close) to its end; segments received by then. */
 static int reply_segments_via(uint16_t port)
 {
-    int fd = net_connect(port);
-    cr_assert_geq(fd, 0);
-    net_set_timeouts(fd, 5000);
-    cr_assert(net_send_all(fd, chromium_hello.data, chromium_hello.length));
-    static char buffer[4096];
-    struct net_receive_result result = net_receive_until_closed(fd, buffer, sizeof buffer, 5000);
-    cr_assert(result.eof && result.total == 1024, "reply via port %u: %zu bytes, eof %d", port,
-              result.total, result.eof);
-    int segments = segments_in(fd);
-    close(fd);
-    return segments;
+    struct routed_exchange exchange = routed_short_exchange(&segments_routed, port);
+    cr_assert_geq(exchange.fd, 0);
+    cr_assert(exchange.eof && exchange.reply_bytes == ROUTED_REPLY_BYTES,
+              "reply via port %u: %zu bytes, eof %d", port, exchange.reply_bytes, exchange.eof);
+    int count = segments_in(exchange.fd);
+    close(exchange.fd);
+    return count;
 }
 
 Test(segments, last_bytes_and_fin_reach_the_client_in_one_segment, .init = integration_init,
      .fini = segments_fini)
 {
     uint16_t proxy_port = TEST_PORT(87, 5), backend_port = TEST_PORT(87, 6);
-    char *config = start_routed(proxy_port, backend_port, "reply", reply_and_fin_together);
+    start_routed(proxy_port, backend_port, "reply", routed_reply_and_close);
 
     int direct = reply_segments_via(backend_port);
     /* At most as many: an ACK joining the data would only lower it. */
@@ -202,7 +167,7 @@ Test(segments, last_bytes_and_fin_reach_the_client_in_one_segment, .init = integ
     cr_expect_leq(proxied, direct,
                   "the client got up to %d segments through the proxy, %d from the upstream itself",
                   proxied, direct);
-    stop_routed(config);
+    stop_routed();
 }
 
 #define BACKLOG_BYTES (8000 * 1000) /* a whole number of writes */
@@ -216,9 +181,9 @@ static char backlog_byte(size_t index) { return (char)('a' + index % 26); }
  * then keep reading what the client sends. */
 static void backlog_then_fin(struct backend *backend, int fd, void *context)
 {
-    (void)backend, (void)context;
+    (void)backend;
     static _Thread_local char buffer[4096];
-    if (!receive_hello(fd))
+    if (!routed_receive_hello(context, fd))
         return;
     net_set_timeouts(fd, 10000);
     for (size_t sent = 0; sent < BACKLOG_BYTES; sent += BACKLOG_WRITE) {
@@ -242,7 +207,7 @@ static void backlog_then_fin(struct backend *backend, int fd, void *context)
 Test(segments, fin_behind_a_backlog_loses_nothing, .init = integration_init, .fini = segments_fini)
 {
     uint16_t proxy_port = TEST_PORT(87, 7), backend_port = TEST_PORT(87, 8);
-    char *config = start_routed(proxy_port, backend_port, "backlog", backlog_then_fin);
+    start_routed(proxy_port, backend_port, "backlog", backlog_then_fin);
     static char got[BACKLOG_BYTES + 16];
 
     for (int round = 0; round < 2; round++) {
@@ -250,7 +215,7 @@ Test(segments, fin_behind_a_backlog_loses_nothing, .init = integration_init, .fi
         int fd = net_connect(proxy_port);
         cr_assert_geq(fd, 0);
         net_set_timeouts(fd, 10000);
-        cr_assert(net_send_all(fd, chromium_hello.data, chromium_hello.length));
+        cr_assert(net_send_all(fd, segments_routed.hello.data, segments_routed.hello.length));
         sleep_ms(300);
         struct net_receive_result result = net_receive_until_closed(fd, got, sizeof got, 10000);
         cr_assert(result.eof, "round %d: no end of stream after %zu bytes", round, result.total);
@@ -268,5 +233,5 @@ Test(segments, fin_behind_a_backlog_loses_nothing, .init = integration_init, .fi
         cr_expect_eq(atomic_load(&tail_received), 13, "round %d: the upstream got %d bytes after its FIN",
                      round, atomic_load(&tail_received));
     }
-    stop_routed(config);
+    stop_routed();
 }

@@ -23,43 +23,28 @@
 #include <unistd.h>
 
 #include "../support/integration.h"
+#include "../support/routed.h"
 
 #define SHORT_CONNECTIONS 200
 #define LATE_BYTES 64
 
-static struct proxy wakeups_proxy;
-static struct backend wakeups_backend;
-static struct hello_bytes wakeups_hello;
+static struct routed wakeups_routed;
 
 static void wakeups_fini(void)
 {
-    proxy_release(&wakeups_proxy);
+    proxy_release(&wakeups_routed.proxy);
     integration_cleanup();
 }
 
-static char *start_routed(uint16_t proxy_port, uint16_t backend_port, backend_handler handler)
+static void start_routed(uint16_t proxy_port, uint16_t backend_port, backend_handler handler)
 {
-    wakeups_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert(backend_start(&wakeups_backend, "wakeups", backend_port, handler, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
-    char *config = config_text(proxy_port, NULL, body);
-    free(body);
-    cr_assert(proxy_start(&wakeups_proxy, config, proxy_port));
-    return config;
+    cr_assert(routed_start(&wakeups_routed, proxy_port, backend_port, "wakeups", handler),
+              "backend or snisplice did not start");
 }
 
-static void stop_routed(char *config)
+static void stop_routed(void)
 {
-    backend_stop(&wakeups_backend);
-    free(config);
-    hello_free(&wakeups_hello);
-    cr_expect_eq(proxy_stop(&wakeups_proxy, 10000), 0);
-}
-
-static bool receive_hello(int fd)
-{
-    static _Thread_local char hello[4096];
-    return net_receive_exact(fd, hello, wakeups_hello.length, 3000) == wakeups_hello.length;
+    cr_expect_eq(routed_stop(&wakeups_routed), 0);
 }
 
 /* Calls visit(task id, its /proc status path, state) for every thread of
@@ -127,55 +112,38 @@ static void pin_apart(pid_t proxy_pid)
     for_each_task(0, pin_task, &test_cpu);
 }
 
-/* Read the hello, answer 1 KiB with the FIN right behind, read to the end. */
-static void reply_and_close(struct backend *backend, int fd, void *context)
-{
-    (void)backend, (void)context;
-    static _Thread_local char buffer[4096];
-    if (!receive_hello(fd))
-        return;
-    memset(buffer, 'r', 1024);
-    net_send_all(fd, buffer, 1024);
-    shutdown(fd, SHUT_WR);
-    while (recv(fd, buffer, sizeof buffer, 0) > 0) {
-    }
-}
-
 static void short_connection(uint16_t port)
 {
-    int fd = net_connect(port);
-    cr_assert_geq(fd, 0);
-    net_set_timeouts(fd, 5000);
-    cr_assert(net_send_all(fd, wakeups_hello.data, wakeups_hello.length));
-    static char buffer[4096];
-    struct net_receive_result result = net_receive_until_closed(fd, buffer, sizeof buffer, 5000);
-    cr_assert(result.eof && result.total == 1024, "reply: %zu bytes, eof %d", result.total,
-              result.eof);
-    close(fd);
+    struct routed_exchange exchange = routed_short_exchange(&wakeups_routed, port);
+    cr_assert_geq(exchange.fd, 0);
+    cr_assert(exchange.eof && exchange.reply_bytes == ROUTED_REPLY_BYTES,
+              "reply: %zu bytes, eof %d", exchange.reply_bytes, exchange.eof);
+    close(exchange.fd);
 }
 
 Test(wakeups, a_short_connection_wakes_the_worker_at_most_twice, .init = integration_init,
      .fini = wakeups_fini)
 {
     uint16_t proxy_port = TEST_PORT(88, 0), backend_port = TEST_PORT(88, 1);
-    char *config = start_routed(proxy_port, backend_port, reply_and_close);
-    pin_apart(wakeups_proxy.pid);
+    start_routed(proxy_port, backend_port, routed_reply_and_close);
+    pin_apart(wakeups_routed.proxy.pid);
     for (int i = 0; i < 20; i++)
         short_connection(proxy_port); /* pipes, slab and ring warmed up */
 
-    long long before = proxy_sleeps(wakeups_proxy.pid);
+    long long before = proxy_sleeps(wakeups_routed.proxy.pid);
     for (int i = 0; i < SHORT_CONNECTIONS; i++) {
         short_connection(proxy_port);
         /* A pause, shorter than a tick, so that the client's FIN and the
          * next connection never reach the proxy together by chance. */
         sleep_ms(1);
     }
-    double per_connection = (double)(proxy_sleeps(wakeups_proxy.pid) - before) / SHORT_CONNECTIONS;
+    long long sleeps = proxy_sleeps(wakeups_routed.proxy.pid) - before;
+    double per_connection = (double)sleeps / SHORT_CONNECTIONS;
     /* Three without the deferred client poll: accept, the server's answer,
      * the client's FIN. Slack for the odd tick or a late wake-up. */
     cr_expect_leq(per_connection, 2.5, "the proxy slept %.2f times per short connection",
                   per_connection);
-    stop_routed(config);
+    stop_routed();
 }
 
 /* Silent after the hello until LATE_BYTES more arrive; then the answer
@@ -184,9 +152,9 @@ static atomic_llong late_after_hello_ms, late_after_fin_ms;
 
 static void silent_then_half_close(struct backend *backend, int fd, void *context)
 {
-    (void)backend, (void)context;
+    (void)backend;
     char late[LATE_BYTES];
-    if (!receive_hello(fd))
+    if (!routed_receive_hello(context, fd))
         return;
     if (net_receive_exact(fd, late, LATE_BYTES, 3000) != LATE_BYTES)
         return;
@@ -202,14 +170,14 @@ Test(wakeups, deferred_client_bytes_arrive_within_a_tick, .init = integration_in
      .fini = wakeups_fini)
 {
     uint16_t proxy_port = TEST_PORT(88, 2), backend_port = TEST_PORT(88, 3);
-    char *config = start_routed(proxy_port, backend_port, silent_then_half_close);
+    start_routed(proxy_port, backend_port, silent_then_half_close);
     char late[LATE_BYTES];
     memset(late, 'l', sizeof late);
 
     int fd = net_connect(proxy_port);
     cr_assert_geq(fd, 0);
     net_set_timeouts(fd, 5000);
-    cr_assert(net_send_all(fd, wakeups_hello.data, wakeups_hello.length));
+    cr_assert(net_send_all(fd, wakeups_routed.hello.data, wakeups_routed.hello.length));
     sleep_ms(20); /* the proxy has connected and relayed the hello by now */
     long long sent_ms = monotonic_ms();
     cr_assert(net_send_all(fd, late, sizeof late));
@@ -236,7 +204,7 @@ Test(wakeups, deferred_client_bytes_arrive_within_a_tick, .init = integration_in
     cr_expect(after_fin >= 0 && after_fin < 200,
               "bytes sent after the server's FIN reached it after %lld ms", after_fin);
     cr_expect_geq(closed_after, 0, "connection not closed after both sides finished");
-    stop_routed(config);
+    stop_routed();
 }
 
 #define BURST 40
@@ -248,13 +216,14 @@ static long long lone_connection_after_burst_ms(uint16_t port)
         burst[i] = net_connect(port);
         cr_assert_geq(burst[i], 0);
         net_set_timeouts(burst[i], 5000);
-        cr_assert(net_send_all(burst[i], wakeups_hello.data, wakeups_hello.length));
+        cr_assert(net_send_all(burst[i], wakeups_routed.hello.data, wakeups_routed.hello.length));
     }
     static char buffer[4096];
     for (int i = 0; i < BURST; i++) {
         struct net_receive_result result =
             net_receive_until_closed(burst[i], buffer, sizeof buffer, 5000);
-        cr_assert(result.eof && result.total == 1024, "burst reply %d: %zu bytes", i, result.total);
+        cr_assert(result.eof && result.total == ROUTED_REPLY_BYTES, "burst reply %d: %zu bytes", i,
+                  result.total);
         close(burst[i]);
     }
     long long start = monotonic_ms();
@@ -272,7 +241,7 @@ Test(wakeups, a_lone_connection_after_a_burst_is_not_held_for_a_batch, .init = i
      .fini = wakeups_fini)
 {
     uint16_t proxy_port = TEST_PORT(88, 4), backend_port = TEST_PORT(88, 5);
-    char *config = start_routed(proxy_port, backend_port, reply_and_close);
+    start_routed(proxy_port, backend_port, routed_reply_and_close);
     long long took[5];
     for (int i = 0; i < 5; i++)
         took[i] = lone_connection_after_burst_ms(proxy_port);
@@ -281,5 +250,5 @@ Test(wakeups, a_lone_connection_after_a_burst_is_not_held_for_a_batch, .init = i
      * a batch of completions that never comes would cost a tick (10 ms)
      * or the wait's whole deadline. */
     cr_expect_lt(took[2], 5, "a lone connection after a burst took %lld ms (median of 5)", took[2]);
-    stop_routed(config);
+    stop_routed();
 }
