@@ -69,6 +69,7 @@ static bool sends_at_once(struct worker *worker, const struct connection *connec
  * when the batch is submitted, after connect_next_server has returned. */
 static const int enabled = 1;
 static const int one_second = 1;
+static const int unsent_low_water = RELAY_UNSENT_LOW_WATER;
 
 static void connect_next_server(struct worker *worker, struct connection *connection)
 {
@@ -89,6 +90,7 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     }
     if (family != AF_UNIX) {
         worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_NODELAY, &enabled);
+        worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent_low_water);
         /* TCP_DEFER_ACCEPT on a connecting socket makes the kernel hold the
          * handshake's last ACK (up to 200 ms) and send it with the first
          * data segment: one packet less per connection, and the upstream

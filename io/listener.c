@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "preread.h"
+#include "relay.h"
 
 /* SNI routing does nothing before the client's first bytes, so the kernel
  * may as well hold a new connection until they arrive (TCP_DEFER_ACCEPT):
@@ -60,9 +61,11 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
         goto fail_errno;
-    /* Accepted sockets inherit TCP_NODELAY: one setsockopt here instead of
-     * one per connection. */
+    /* Accepted sockets inherit TCP_NODELAY and TCP_NOTSENT_LOWAT: one
+     * setsockopt here instead of one per connection. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    int unsent_low_water = RELAY_UNSENT_LOW_WATER;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent_low_water, sizeof unsent_low_water);
     /* Before listen(): no connection may slip in undeferred. */
     listener_wait_for_first_bytes(fd, routes_by_name);
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */

@@ -7,11 +7,16 @@
  */
 #include "proxy.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "child_process.h"
 #include "net.h"
@@ -126,6 +131,48 @@ int proxy_fd_count(const struct proxy *proxy)
     }
     closedir(directory);
     return count;
+}
+
+/* Duplicate the proxy's descriptor `number` into this process. */
+static int duplicate_from(int pidfd, int number)
+{
+    return (int)syscall(SYS_pidfd_getfd, pidfd, number, 0);
+}
+
+static bool peer_port_is(int fd, uint16_t port)
+{
+    struct sockaddr_in peer;
+    socklen_t length = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &length) < 0 || peer.sin_family != AF_INET)
+        return false;
+    return ntohs(peer.sin_port) == port;
+}
+
+int proxy_socket_with_peer(const struct proxy *proxy, uint16_t peer_port)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)proxy->pid);
+    DIR *directory = opendir(path);
+    if (!directory)
+        return -1;
+    int pidfd = (int)syscall(SYS_pidfd_open, proxy->pid, 0);
+    int found = -1;
+    struct dirent *entry;
+    while (pidfd >= 0 && found < 0 && (entry = readdir(directory)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        int copy = duplicate_from(pidfd, atoi(entry->d_name));
+        if (copy < 0)
+            continue;
+        if (peer_port_is(copy, peer_port))
+            found = copy;
+        else
+            close(copy);
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    closedir(directory);
+    return found;
 }
 
 void proxy_release(struct proxy *proxy)

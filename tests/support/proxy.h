@@ -53,6 +53,10 @@ bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int ti
 /* Open file descriptors of the proxy (/proc/PID/fd), -1 if unreadable. */
 int proxy_fd_count(const struct proxy *proxy);
 
+/* A duplicate of the proxy's own TCP socket whose peer is 127.0.0.1:peer_port
+ * (pidfd_getfd(2)), for a test to read its TCP_INFO; -1 if there is none.
+ * The caller closes it; the proxy's socket is not affected. */
+int proxy_socket_with_peer(const struct proxy *proxy, uint16_t peer_port);
 /* Kill the process if still running and free what the struct owns (idempotent). */
 void proxy_release(struct proxy *proxy);
 
