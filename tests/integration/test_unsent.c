@@ -1,12 +1,12 @@
 /*
  * test_unsent.c - what a reader slower than its writer leaves queued in
- * snisplice's sockets. Once a direction finds its destination full, the
- * proxy's socket keeps only a little it has not sent yet (TCP_NOTSENT_LOWAT,
- * io/relay.c): the proxy sends the rest itself when the reader makes room,
- * instead of leaving megabytes in the kernel for the reader's ACKs to
- * release. Checked in both directions on the proxy's own socket (a
- * duplicate taken with pidfd_getfd, read with TCP_INFO), then the whole
- * stream must still arrive intact.
+ * snisplice's sockets. Every relay socket keeps at most 32 KiB it has not
+ * sent yet (TCP_NOTSENT_LOWAT, io/relay.h): the proxy sends the rest
+ * itself when the reader makes room, instead of leaving its whole send
+ * buffer, megabytes, in the kernel for the reader's ACKs to release.
+ * Checked in both directions on the proxy's own socket (a duplicate taken
+ * with pidfd_getfd, read with TCP_INFO), then the whole stream must still
+ * arrive intact.
  * Ports: block 89.
  */
 #include <criterion/criterion.h>
