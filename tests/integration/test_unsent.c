@@ -45,13 +45,15 @@ TestSuite(unsent, .fini = unsent_fini, .timeout = 60);
 static uint32_t proxy_unsent_bytes(uint16_t peer_port)
 {
     int fd = proxy_socket_with_peer(&unsent_routed.proxy, peer_port);
-    cr_assert_geq(fd, 0, "no socket of the proxy has peer port %u", peer_port);
+    cr_assert_geq(fd, 0, "no socket of the proxy with peer port %u (or pidfd_getfd refused)", peer_port);
     struct tcp_info info;
     socklen_t length = sizeof info;
     memset(&info, 0, sizeof info);
     int got = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length);
     close(fd);
     cr_assert_eq(got, 0);
+    cr_log_info("the proxy's socket to port %u holds %u unsent bytes", peer_port,
+                info.tcpi_notsent_bytes);
     return info.tcpi_notsent_bytes;
 }
 
