@@ -50,8 +50,6 @@ static const struct upstream_server *next_live_server(struct worker *worker,
     }
 }
 
-/* Bytes go out the moment the connect completes: the ClientHello queued in
- * an SNI-routed client socket, or a PROXY protocol header. */
 /* The connection came through a listener that routes by SNI: its client
  * sent a complete ClientHello and now waits for the server's answer. */
 static bool routed_by_name(struct worker *worker, const struct connection *connection)
@@ -60,16 +58,16 @@ static bool routed_by_name(struct worker *worker, const struct connection *conne
     return listener && listener->routes;
 }
 
+/* Bytes go out the moment the connect completes: the ClientHello queued in
+ * an SNI-routed client socket, or a PROXY protocol header. */
 static bool sends_at_once(struct worker *worker, const struct connection *connection)
 {
     return routed_by_name(worker, connection) || connection->upstream->proxy_protocol;
 }
 
-/* Socket option values; statics because an io_uring setsockopt reads them
- * when the batch is submitted, after connect_next_server has returned. */
-static const int enabled = 1;
+/* A static because an io_uring setsockopt reads it when the batch is
+ * submitted, after connect_next_server has returned. */
 static const int one_second = 1;
-static const int unsent_low_water = RELAY_UNSENT_LOW_WATER;
 
 static void connect_next_server(struct worker *worker, struct connection *connection)
 {
@@ -89,8 +87,10 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         return;
     }
     if (family != AF_UNIX) {
-        worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_NODELAY, &enabled);
-        worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent_low_water);
+        for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
+            const struct relay_socket_option *option = &relay_socket_options[i];
+            worker_queue_socket_option(worker, fd, option->level, option->name, option->value);
+        }
         /* TCP_DEFER_ACCEPT on a connecting socket makes the kernel hold the
          * handshake's last ACK (up to 200 ms) and send it with the first
          * data segment: one packet less per connection, and the upstream

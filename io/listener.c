@@ -61,11 +61,12 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
         goto fail_errno;
-    /* Accepted sockets inherit TCP_NODELAY and TCP_NOTSENT_LOWAT: one
-     * setsockopt here instead of one per connection. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    int unsent_low_water = RELAY_UNSENT_LOW_WATER;
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &unsent_low_water, sizeof unsent_low_water);
+    /* The relay's socket options (relay.h): accepted sockets inherit them,
+     * so no setsockopt per connection. */
+    for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
+        const struct relay_socket_option *option = &relay_socket_options[i];
+        setsockopt(fd, option->level, option->name, option->value, sizeof *option->value);
+    }
     /* Before listen(): no connection may slip in undeferred. */
     listener_wait_for_first_bytes(fd, routes_by_name);
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */

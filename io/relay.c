@@ -53,8 +53,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+
+static const int relay_enabled = 1;
+static const int relay_unsent_low_water = RELAY_UNSENT_LOW_WATER;
+
+const struct relay_socket_option relay_socket_options[RELAY_SOCKET_OPTION_COUNT] = {
+    { IPPROTO_TCP, TCP_NODELAY, &relay_enabled },
+    { IPPROTO_TCP, TCP_NOTSENT_LOWAT, &relay_unsent_low_water },
+};
 
 /* Bytes moved per readiness event before yielding to other connections:
  * 16 default pipes, or one grown pipe (about 0.5 ms of work). */

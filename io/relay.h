@@ -8,20 +8,36 @@
 #include "worker.h"
 
 /*
- * Bytes a relay socket may hold that it has not sent yet
- * (TCP_NOTSENT_LOWAT, set on every client socket through the listener and
- * on every upstream socket before it connects). Without a limit a socket
- * whose reader is slower than its writer queues its whole send buffer,
- * megabytes per connection; each ACK from the reader then releases some of
- * it, and the kernel transmits it in the context that processed that ACK:
- * on loopback (an upstream on the same host) that is the reader's process
- * and CPU, so the proxy's send work is done, and paid for, by its peer.
- * With the limit the socket reports full while more than this is unsent
- * and the proxy, woken when half of it has left, sends the rest itself.
- * Bytes in flight are not limited: a long path still fills its window.
- * Measured in bench/NOTES.md ("unsent bytes").
+ * Options every socket that carries relayed bytes gets, in one list so
+ * both ends stay alike: set on each listening socket (accepted sockets
+ * inherit them, no system call per connection) and queued on each
+ * upstream socket before it connects. The values live in static storage
+ * because an io_uring setsockopt reads them when the batch is submitted.
+ *
+ * TCP_NODELAY: relayed TLS records leave at once, never held for an ACK.
+ *
+ * TCP_NOTSENT_LOWAT, RELAY_UNSENT_LOW_WATER: bytes a socket may hold that
+ * it has not sent yet. Without a limit a socket whose reader is slower
+ * than its writer queues its whole send buffer, megabytes per connection;
+ * each ACK from the reader then releases some of it, and the kernel
+ * transmits it in the context that processed that ACK: on loopback (an
+ * upstream on the same host) that is the reader's process and CPU, so the
+ * proxy's send work is done, and paid for, by its peer. With the limit the
+ * socket reports full while more than this is unsent and the proxy, woken
+ * when half of it has left, sends the rest itself. Bytes in flight are not
+ * limited: a long path still fills its window. Measured in bench/NOTES.md
+ * ("unsent bytes").
  */
 #define RELAY_UNSENT_LOW_WATER (32 * 1024)
+#define RELAY_SOCKET_OPTION_COUNT 2
+
+struct relay_socket_option {
+    int level;
+    int name;
+    const int *value;
+};
+
+extern const struct relay_socket_option relay_socket_options[RELAY_SOCKET_OPTION_COUNT];
 
 /* client_waits: the client sent a complete ClientHello and waits for the
  * server's answer, so its poll can be deferred (see relay.c). */

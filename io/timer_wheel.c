@@ -97,7 +97,7 @@ void timer_wheel_advance(struct timer_wheel *wheel, uint64_t now_ms,
     wheel->processed_tick = now_tick;
 }
 
-int timer_wheel_wait_ms_at_most(const struct timer_wheel *wheel, uint64_t now_ms, int limit_ms)
+int timer_wheel_wait_ms(const struct timer_wheel *wheel, uint64_t now_ms, int limit_ms)
 {
     if (wheel->armed == 0)
         return limit_ms;
@@ -115,9 +115,4 @@ int timer_wheel_wait_ms_at_most(const struct timer_wheel *wheel, uint64_t now_ms
     uint64_t wake_ms = tick * TIMER_WHEEL_TICK_MS;
     int wait = wake_ms > now_ms ? (int)(wake_ms - now_ms) : 0;
     return limit_ms >= 0 && wait > limit_ms ? limit_ms : wait;
-}
-
-int timer_wheel_wait_ms(const struct timer_wheel *wheel, uint64_t now_ms)
-{
-    return timer_wheel_wait_ms_at_most(wheel, now_ms, -1);
 }

@@ -42,11 +42,10 @@ static inline bool timer_is_armed(const struct timer *timer) { return timer->nex
 void timer_wheel_advance(struct timer_wheel *wheel, uint64_t now_ms,
                          timer_expired_fn *expired, void *context);
 
-/* Milliseconds until the next tick that may fire a timer; -1 when none armed. */
-int timer_wheel_wait_ms(const struct timer_wheel *wheel, uint64_t now_ms);
-/* The same, but never more than limit_ms (-1: no limit), and only the
- * slots up to that limit are looked at. */
-int timer_wheel_wait_ms_at_most(const struct timer_wheel *wheel, uint64_t now_ms, int limit_ms);
+/* Milliseconds until the next tick that may fire a timer, but never more
+ * than limit_ms; only the slots up to that limit are looked at. With
+ * limit_ms -1 (no limit): -1 when no timer is armed. */
+int timer_wheel_wait_ms(const struct timer_wheel *wheel, uint64_t now_ms, int limit_ms);
 /* Milliseconds until the next tick, armed timers or not (1..TIMER_WHEEL_TICK_MS). */
 static inline int timer_wheel_ms_to_next_tick(uint64_t now_ms)
 {

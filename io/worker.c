@@ -306,7 +306,7 @@ static int wait_ms(struct worker *worker)
     /* A deferred client poll is armed at the next wake-up; if none comes,
      * the next tick is one. (A tick, not a timeout of its own: see relay.c.) */
     int limit = worker->deferred_first ? timer_wheel_ms_to_next_tick(worker->now_ms) : -1;
-    int wait = timer_wheel_wait_ms_at_most(&worker->timers, worker->now_ms, limit);
+    int wait = timer_wheel_wait_ms(&worker->timers, worker->now_ms, limit);
     if (worker->accept_paused_until_ms) {
         int pause = worker->accept_paused_until_ms > worker->now_ms
                         ? (int)(worker->accept_paused_until_ms - worker->now_ms) : 0;

@@ -39,11 +39,7 @@ static void segments_fini(void)
 static int segments_in(int fd)
 {
     struct tcp_info info;
-    socklen_t length = sizeof info;
-    memset(&info, 0, sizeof info);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0)
-        return -1;
-    return (int)info.tcpi_segs_in;
+    return net_tcp_info(fd, &info) ? (int)info.tcpi_segs_in : -1;
 }
 
 static atomic_int hello_segments; /* the backend's count once it had the hello */

@@ -9,9 +9,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -211,4 +212,11 @@ long long net_ms_until_closed(int fd, long long since_ms, int timeout_ms, size_t
     if (!result.eof && !result.reset)
         return -1;
     return monotonic_ms() - since_ms;
+}
+
+bool net_tcp_info(int fd, struct tcp_info *info)
+{
+    socklen_t length = sizeof *info;
+    memset(info, 0, sizeof *info);
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &length) == 0;
 }

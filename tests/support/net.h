@@ -27,6 +27,10 @@ bool net_wait_accepting(uint16_t port, int timeout_ms);
  * until timeout_ms: no connection is made (a probe through a plain
  * forward would be a real connection to its backend). */
 bool net_wait_listening(uint16_t port, int timeout_ms);
+struct tcp_info; /* <linux/tcp.h>'s, which has every field glibc's lacks */
+/* TCP_INFO of fd (zeroed first); false if getsockopt failed. */
+bool net_tcp_info(int fd, struct tcp_info *info);
+
 /* SO_RCVTIMEO and SO_SNDTIMEO, so no test blocks forever. */
 void net_set_timeouts(int fd, int timeout_ms);
 

@@ -116,28 +116,43 @@ bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int ti
     }
 }
 
-int proxy_fd_count(const struct proxy *proxy)
+/* Calls visit(number, state) for each open descriptor of the proxy until
+ * it returns true; false when /proc/PID/fd cannot be read. */
+static bool visit_fds(const struct proxy *proxy, bool (*visit)(int number, void *state),
+                      void *state)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)proxy->pid);
     DIR *directory = opendir(path);
     if (!directory)
-        return -1;
-    int count = 0;
+        return false;
     struct dirent *entry;
     while ((entry = readdir(directory)) != NULL) {
-        if (entry->d_name[0] != '.')
-            count++;
+        if (entry->d_name[0] != '.' && visit(atoi(entry->d_name), state))
+            break;
     }
     closedir(directory);
-    return count;
+    return true;
 }
 
-/* Duplicate the proxy's descriptor `number` into this process. */
-static int duplicate_from(int pidfd, int number)
+static bool count_one(int number, void *count)
 {
-    return (int)syscall(SYS_pidfd_getfd, pidfd, number, 0);
+    (void)number;
+    (*(int *)count)++;
+    return false;
 }
+
+int proxy_fd_count(const struct proxy *proxy)
+{
+    int count = 0;
+    return visit_fds(proxy, count_one, &count) ? count : -1;
+}
+
+struct peer_search {
+    int pidfd;
+    uint16_t port;
+    int found; /* the duplicate, or -1 */
+};
 
 static bool peer_port_is(int fd, uint16_t port)
 {
@@ -148,31 +163,30 @@ static bool peer_port_is(int fd, uint16_t port)
     return ntohs(peer.sin_port) == port;
 }
 
+/* Duplicate the proxy's descriptor into this process; keep it if its peer
+ * is the one searched for. */
+static bool keep_if_peer(int number, void *state)
+{
+    struct peer_search *search = state;
+    int copy = (int)syscall(SYS_pidfd_getfd, search->pidfd, number, 0);
+    if (copy < 0)
+        return false;
+    if (peer_port_is(copy, search->port)) {
+        search->found = copy;
+        return true;
+    }
+    close(copy);
+    return false;
+}
+
 int proxy_socket_with_peer(const struct proxy *proxy, uint16_t peer_port)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)proxy->pid);
-    DIR *directory = opendir(path);
-    if (!directory)
+    struct peer_search search = { (int)syscall(SYS_pidfd_open, proxy->pid, 0), peer_port, -1 };
+    if (search.pidfd < 0)
         return -1;
-    int pidfd = (int)syscall(SYS_pidfd_open, proxy->pid, 0);
-    int found = -1;
-    struct dirent *entry;
-    while (pidfd >= 0 && found < 0 && (entry = readdir(directory)) != NULL) {
-        if (entry->d_name[0] == '.')
-            continue;
-        int copy = duplicate_from(pidfd, atoi(entry->d_name));
-        if (copy < 0)
-            continue;
-        if (peer_port_is(copy, peer_port))
-            found = copy;
-        else
-            close(copy);
-    }
-    if (pidfd >= 0)
-        close(pidfd);
-    closedir(directory);
-    return found;
+    visit_fds(proxy, keep_if_peer, &search);
+    close(search.pidfd);
+    return search.found;
 }
 
 void proxy_release(struct proxy *proxy)

@@ -34,7 +34,7 @@ Test(timer_wheel, fires_at_deadline_not_before)
     cr_assert_eq(log.count, 1);
     cr_assert_eq(log.timers[0], &timer);
     cr_assert_not(timer_is_armed(&timer));
-    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1510), -1);
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1510, -1), -1);
 }
 
 Test(timer_wheel, disarm_prevents_firing)
@@ -102,8 +102,8 @@ Test(timer_wheel, past_deadline_fires_on_next_advance)
     struct timer timer = { 0 };
     timer_wheel_init(&wheel, 10000);
     timer_wheel_arm(&wheel, &timer, 5);
-    cr_assert_geq(timer_wheel_wait_ms(&wheel, 10000), 0);
-    cr_assert_leq(timer_wheel_wait_ms(&wheel, 10000), TIMER_WHEEL_TICK_MS);
+    cr_assert_geq(timer_wheel_wait_ms(&wheel, 10000, -1), 0);
+    cr_assert_leq(timer_wheel_wait_ms(&wheel, 10000, -1), TIMER_WHEEL_TICK_MS);
     timer_wheel_advance(&wheel, 10000 + TIMER_WHEEL_TICK_MS, record, &log);
     cr_assert_eq(log.count, 1);
 }
@@ -137,7 +137,7 @@ Test(timer_wheel, wait_skips_to_first_occupied_slot)
     struct timer timer = { 0 };
     timer_wheel_init(&wheel, 0);
     timer_wheel_arm(&wheel, &timer, 2000);
-    int wait = timer_wheel_wait_ms(&wheel, 0);
+    int wait = timer_wheel_wait_ms(&wheel, 0, -1);
     cr_assert_geq(wait, 2000 - TIMER_WHEEL_TICK_MS);
     cr_assert_leq(wait, 2000 + TIMER_WHEEL_TICK_MS);
 }
@@ -152,7 +152,7 @@ Test(timer_wheel, deadline_inside_a_tick_fires_within_one_tick)
     timer_wheel_arm(&wheel, &timer, 8788077 + 500);
     uint64_t now = 8788077;
     for (int wakeups = 0; wakeups < 3 && log.count == 0; wakeups++) {
-        now += (uint64_t)timer_wheel_wait_ms(&wheel, now);
+        now += (uint64_t)timer_wheel_wait_ms(&wheel, now, -1);
         timer_wheel_advance(&wheel, now, record, &log);
     }
     cr_assert_eq(log.count, 1);
@@ -164,15 +164,14 @@ Test(timer_wheel, wait_at_most_stops_at_the_limit)
 {
     struct timer far = { 0 }, near = { 0 };
     timer_wheel_init(&wheel, 1000);
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 7), 7, "no timer: the limit");
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, -1), -1);
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1000, 7), 7, "no timer: the limit");
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1000, -1), -1);
     timer_wheel_arm(&wheel, &far, 1000 + 60000);
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 10), 10, "a timer beyond the limit");
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1003, 4), 4);
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, -1), timer_wheel_wait_ms(&wheel, 1000));
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1000, 10), 10, "a timer beyond the limit");
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1003, 4), 4);
     timer_wheel_arm(&wheel, &near, 1025);
-    int unlimited = timer_wheel_wait_ms(&wheel, 1000);
+    int unlimited = timer_wheel_wait_ms(&wheel, 1000, -1);
     cr_assert_leq(unlimited, 30);
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 500), unlimited, "a timer within the limit");
-    cr_assert_eq(timer_wheel_wait_ms_at_most(&wheel, 1000, 5), 5);
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1000, 500), unlimited, "a timer within the limit");
+    cr_assert_eq(timer_wheel_wait_ms(&wheel, 1000, 5), 5);
 }
