@@ -2,8 +2,10 @@
  * test_soak.c - a bounded run of mixed traffic: short connections, bulk
  * uploads, idle connections, garbage, resets mid-hello and reloads, all at
  * once, for SNISPLICE_SOAK_SECONDS (8 by default in `make test`, 300 with
- * `make soak`). Afterwards the proxy's fds, threads and memory are back at
- * their baseline and no good connection failed. fds are counted exactly:
+ * `make soak`), against SNISPLICE_BIN: `make test` and `make soak` run it
+ * on the release binary and on the ASan one. Afterwards the proxy's fds
+ * and threads are back at their baseline, its RSS too (release binary
+ * only, see below), and no good connection failed. fds are counted exactly:
  * the pipes the pools keep (from the stats endpoint) are set apart. Ports: block 79.
  */
 #include <criterion/criterion.h>
@@ -17,6 +19,11 @@
 #include <unistd.h>
 
 #include "../support/integration.h"
+
+/* The release binary's RSS stayed within 20 KiB over 800 reloads and
+ * 100 000 connections (2026-11-26); a leak of a few bytes per connection
+ * crosses this in a 300 s soak. */
+#define SOAK_RSS_GROWTH_MAX_KIB 2048
 
 static struct proxy soak_proxy;
 static struct backend soak_alpha;
@@ -109,10 +116,14 @@ static void *hostile_clients(void *unused)
     return NULL;
 }
 
-Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini = soak_fini, .timeout = 900)
+Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini = soak_fini)
 {
     const char *seconds_text = getenv("SNISPLICE_SOAK_SECONDS");
     int seconds = seconds_text ? atoi(seconds_text) : 8;
+    cr_assert_gt(seconds, 0, "SNISPLICE_SOAK_SECONDS=%s", seconds_text);
+    /* The watchdog armed by integration_init (240 s) would kill a longer
+     * soak as a crash (SIGALRM) before it could report. */
+    integration_set_limit((unsigned)seconds + INTEGRATION_TEST_LIMIT_SECONDS);
     soak_port = TEST_PORT(79, 0);
     soak_stats_port = TEST_PORT(79, 2);
     cr_assert(backend_start(&soak_alpha, "alpha", TEST_PORT(79, 1), NULL, NULL));
@@ -166,7 +177,15 @@ Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini 
     cr_expect_eq(in_use, 0, "%lld pipes still lent out after all connections ended", in_use);
     cr_expect_eq(status_value("Threads:"), threads_before, "threads changed");
     long rss_after = status_value("VmRSS:");
-    cr_expect_lt(rss_after - rss_before, 8 * 1024, "RSS %ld -> %ld KiB", rss_before, rss_after);
+    if (proxy_runs_under_asan(&soak_proxy)) {
+        /* Every reload frees a snapshot into ASan's quarantine (256 MiB),
+         * so RSS grows ~14 KiB per reload by design; LeakSanitizer at exit
+         * judges this run, the release binary's run judges RSS. */
+        cr_log_info("RSS %ld -> %ld KiB: not judged under ASan", rss_before, rss_after);
+    } else {
+        cr_expect_lt(rss_after - rss_before, SOAK_RSS_GROWTH_MAX_KIB, "RSS %ld -> %ld KiB", rss_before,
+                     rss_after);
+    }
     char *log = proxy_stderr(&soak_proxy);
     cr_expect(strstr(log, "ERROR") == NULL && strstr(log, "AddressSanitizer") == NULL, "%s", log);
     free(log);

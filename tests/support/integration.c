@@ -17,7 +17,12 @@
 
 void integration_init(void)
 {
-    alarm(INTEGRATION_TEST_LIMIT_SECONDS);
+    integration_set_limit(INTEGRATION_TEST_LIMIT_SECONDS);
+}
+
+void integration_set_limit(unsigned seconds)
+{
+    alarm(seconds);
 }
 
 void integration_cleanup(void)

@@ -33,6 +33,10 @@
 #define INTEGRATION_TEST_LIMIT_SECONDS 240
 void integration_init(void);
 
+/* Re-arm the watchdog: the test now dies `seconds` from here. For tests
+ * whose length is set at run time (the soak). */
+void integration_set_limit(unsigned seconds);
+
 /* Stop backends and kill children and remove temp dirs of this test process. */
 void integration_cleanup(void);
 

@@ -148,6 +148,16 @@ int proxy_fd_count(const struct proxy *proxy)
     return visit_fds(proxy, count_one, &count) ? count : -1;
 }
 
+bool proxy_runs_under_asan(const struct proxy *proxy)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)proxy->pid);
+    char *maps = file_read_all(path, NULL);
+    bool found = maps && strstr(maps, "libasan") != NULL;
+    free(maps);
+    return found;
+}
+
 struct peer_search {
     int pidfd;
     uint16_t port;

@@ -53,6 +53,11 @@ bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int ti
 /* Open file descriptors of the proxy (/proc/PID/fd), -1 if unreadable. */
 int proxy_fd_count(const struct proxy *proxy);
 
+/* Whether the running proxy has AddressSanitizer's runtime mapped
+ * (/proc/PID/maps): its freed memory then waits in ASan's quarantine, so
+ * its RSS says nothing about leaks. */
+bool proxy_runs_under_asan(const struct proxy *proxy);
+
 /* A duplicate of the proxy's own TCP socket whose peer is 127.0.0.1:peer_port
  * (pidfd_getfd(2)), for a test to read its TCP_INFO; -1 if there is none.
  * The caller closes it; the proxy's socket is not affected. */
