@@ -65,8 +65,8 @@ def tables(markdown):
 def summary(markdown):
     parsed = tables(markdown)
     lines = [
-        "| measure | snisplice | best peer | snisplice / best peer | direct (no proxy) |",
-        "| --- | --- | --- | --- | --- |",
+        "| measure | snisplice | best peer | snisplice / best peer | same, per repetition | direct (no proxy) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for scenario, metric, label, better in HEADLINES:
         header, rows = parsed.get(scenario, (None, {}))
@@ -80,7 +80,9 @@ def summary(markdown):
         best_name, best = (min if better == "low" else max)(peers, key=lambda item: item[1])
         ratio = number(ours) / best if best else float("nan")
         direct = row.get("direct", "–")
-        lines.append(f"| {label} | {ours} | {row[best_name]} ({best_name}) | {ratio:.2f} | {direct} |")
+        per_repetition = row.get("same, per repetition", "–")
+        lines.append(f"| {label} | {ours} | {row[best_name]} ({best_name}) | {ratio:.2f} "
+                     f"| {per_repetition} | {direct} |")
     return "\n".join(lines)
 
 

@@ -116,6 +116,35 @@ def cell(st, d):
     return s
 
 
+def per_repetition_ratio(sc, fn, hib):
+    """snisplice / best peer within each repetition, median (min-max).
+
+    The runs of one repetition are seconds apart, so a drift of the machine
+    between a fast and a slow mode over minutes moves both sides of each
+    ratio; the ratio of two medians taken over the whole scenario does not
+    cancel it (bench/NOTES.md)."""
+    def value(p, rep):
+        for r in runs:
+            if r["scenario"] == sc and r["proxy"] == p and r["rep"] == rep and r["ok"]:
+                return fn(r)
+        return None
+    ratios = []
+    for rep in sorted({r["rep"] for r in runs if r["scenario"] == sc}):
+        ours = value("snisplice", rep)
+        theirs = [v for v in (value(p, rep) for p in peers) if v is not None]
+        if ours is None or not theirs:
+            continue
+        best = max(theirs) if hib else min(theirs)
+        if best:
+            ratios.append(ours / best)
+    if not ratios:
+        return "–"
+    text = "%.2f" % statistics.median(ratios)
+    if len(ratios) > 1:
+        text += " (%.2f–%.2f)" % (min(ratios), max(ratios))
+    return text
+
+
 def ratio(a, b):
     if a is None or b in (None, 0):
         return "–"
@@ -154,6 +183,9 @@ md.append("Cells: median (min–max) over the repetitions that had no error. A r
           "counted as **FAILED** and left out of the median. Proxy CPU = utime+stime of all "
           "the proxy's processes (/proc/PID/stat) during the run. `direct` = loadgen talks to "
           "the backend with no proxy. *best peer* = best median among %s. "
+          "*Same, per repetition*: snisplice / the best peer of each repetition, median "
+          "(min–max) over the repetitions: their runs are seconds apart, so the machine's "
+          "slow drifts move both sides of each ratio. "
           "sniproxy is single-threaded whatever the worker count. haproxy = with "
           "`option splice-request/splice-response`; haproxy-nosplice = without.\n"
           % (", ".join(peers) or "(no peer in this run)"))
@@ -179,9 +211,10 @@ md.append("""Notes:
 for sc in scenarios:
     mets = METRICS.get(sc, M_CPS)
     md.append("## %s\n\n%s\n" % (sc, SCEN[sc]))
-    hdr = "| metric | " + " | ".join(proxies) + " | snisplice / best peer | snisplice / direct |"
+    hdr = ("| metric | " + " | ".join(proxies) +
+           " | snisplice / best peer | same, per repetition | snisplice / direct |")
     md.append(hdr)
-    md.append("|" + " --- |" * (len(proxies) + 3))
+    md.append("|" + " --- |" * (len(proxies) + 4))
     for (label, fn, hib, proxy_only, d) in mets:
         sts = {p: stats(sc, p, fn) for p in proxies}
         row = []
@@ -191,7 +224,8 @@ for sc in scenarios:
         pm = [sts[p]["med"] for p in peers if sts[p]["med"] is not None]
         best = (max(pm) if hib else min(pm)) if pm else None
         dr = None if proxy_only else sts.get("direct", {}).get("med")
-        md.append("| %s | %s | %s | %s |" % (label, " | ".join(row), ratio(sn, best), ratio(sn, dr)))
+        md.append("| %s | %s | %s | %s | %s |" % (label, " | ".join(row), ratio(sn, best),
+                                                  per_repetition_ratio(sc, fn, hib), ratio(sn, dr)))
         if sc == "latency" and label in ("p50 µs", "p99 µs") and "direct" in proxies:
             dmed = sts["direct"]["med"]
             added = []
@@ -202,7 +236,7 @@ for sc in scenarios:
                     added.append(fmt(sts[p]["med"] - dmed, 0))
             sa = None if sn is None or dmed is None else sn - dmed
             pa = [sts[p]["med"] - dmed for p in peers if sts[p]["med"] is not None and dmed is not None]
-            md.append("| %s added vs direct | %s | %s | – |" % (label, " | ".join(added),
+            md.append("| %s added vs direct | %s | %s | – | – |" % (label, " | ".join(added),
                       ratio(sa, min(pa) if pa else None) if sa is not None and pa and min(pa) > 0 else "–"))
     md.append("")
     md.append("![%s](%s.png)\n" % (sc, sc))
