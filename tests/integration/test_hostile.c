@@ -105,13 +105,7 @@ static void good_stop_and_check(struct good_traffic *good, const char *during)
 
 static long proxy_rss_kib(void)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)hostile_proxy.pid);
-    char *status = file_read_all(path, NULL);
-    const char *line = status ? strstr(status, "VmRSS:") : NULL;
-    long kib = line ? atol(line + 6) : -1;
-    free(status);
-    return kib;
+    return proxy_status_value(&hostile_proxy, "VmRSS:");
 }
 
 /* The proxy's fds minus the pipes its pools keep (from its stats

@@ -38,17 +38,6 @@ static void soak_fini(void)
     integration_cleanup();
 }
 
-static long status_value(const char *field)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)soak_proxy.pid);
-    char *status = file_read_all(path, NULL);
-    const char *line = status ? strstr(status, field) : NULL;
-    long value = line ? atol(line + strlen(field)) : -1;
-    free(status);
-    return value;
-}
-
 /* Proxy fds that are not pooled pipes: what a leak would show up in. */
 static int fds_outside_pool(long long *in_use)
 {
@@ -145,8 +134,8 @@ Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini 
      * is a leak, however small. */
     long long in_use = 0;
     int fds_before = fds_outside_pool(&in_use);
-    long threads_before = status_value("Threads:");
-    long rss_before = status_value("VmRSS:");
+    long threads_before = proxy_status_value(&soak_proxy, "Threads:");
+    long rss_before = proxy_status_value(&soak_proxy, "VmRSS:");
 
     pthread_t threads[6];
     void *(*kinds[6])(void *) = { short_connections, short_connections, short_connections,
@@ -175,8 +164,8 @@ Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini 
     }
     cr_expect_eq(fds_after, fds_before, "fds outside the pipe pool: %d -> %d", fds_before, fds_after);
     cr_expect_eq(in_use, 0, "%lld pipes still lent out after all connections ended", in_use);
-    cr_expect_eq(status_value("Threads:"), threads_before, "threads changed");
-    long rss_after = status_value("VmRSS:");
+    cr_expect_eq(proxy_status_value(&soak_proxy, "Threads:"), threads_before, "threads changed");
+    long rss_after = proxy_status_value(&soak_proxy, "VmRSS:");
     if (proxy_runs_under_asan(&soak_proxy)) {
         /* Every reload frees a snapshot into ASan's quarantine (256 MiB),
          * so RSS grows ~14 KiB per reload by design; LeakSanitizer at exit

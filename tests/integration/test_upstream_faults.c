@@ -26,17 +26,6 @@ static void faults_fini(void)
     integration_cleanup();
 }
 
-static long proxy_status_kib(const char *field)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)faults_proxy.pid);
-    char *status = file_read_all(path, NULL);
-    const char *line = status ? strstr(status, field) : NULL;
-    long value = line ? atol(line + strlen(field)) : -1;
-    free(status);
-    return value;
-}
-
 /* utime + stime of the proxy, in clock ticks. */
 static long long proxy_cpu_ticks(void)
 {
@@ -143,7 +132,7 @@ Test(upstream_faults, slow_reader_gets_back_pressure_not_memory_or_spinning, .in
     uint16_t port = TEST_PORT(76, 0);
     cr_assert(backend_start(&slow_reader, "slow", port + 3, read_slowly, NULL));
     char *config = start(port);
-    long rss_before = proxy_status_kib("VmRSS:");
+    long rss_before = proxy_status_value(&faults_proxy, "VmRSS:");
 
     struct hello_bytes slow = hello_build("slow.example");
     int fd = net_connect(port);
@@ -173,7 +162,7 @@ Test(upstream_faults, slow_reader_gets_back_pressure_not_memory_or_spinning, .in
     long long wall_ms = monotonic_ms() - wall_before;
     long ticks_per_second = sysconf(_SC_CLK_TCK);
     long long cpu_ms = ticks * 1000 / ticks_per_second;
-    long rss_after = proxy_status_kib("VmRSS:");
+    long rss_after = proxy_status_value(&faults_proxy, "VmRSS:");
     cr_log_info("pushed %lld B, reader got %lld B, proxy CPU %lld ms in %lld ms, RSS %ld -> %ld KiB", pushed,
                 (long long)atomic_load(&slow_received), cpu_ms, wall_ms, rss_before, rss_after);
     cr_expect_lt(pushed, 64LL << 20, "%lld bytes accepted for a reader that took %lld: buffering without bound?",

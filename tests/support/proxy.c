@@ -148,11 +148,26 @@ int proxy_fd_count(const struct proxy *proxy)
     return visit_fds(proxy, count_one, &count) ? count : -1;
 }
 
-bool proxy_runs_under_asan(const struct proxy *proxy)
+/* /proc/PID/<name> of the proxy, whole; NULL if unreadable. Caller frees. */
+static char *proc_file(const struct proxy *proxy, const char *name)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)proxy->pid);
-    char *maps = file_read_all(path, NULL);
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)proxy->pid, name);
+    return file_read_all(path, NULL);
+}
+
+long proxy_status_value(const struct proxy *proxy, const char *field)
+{
+    char *status = proc_file(proxy, "status");
+    const char *line = status ? strstr(status, field) : NULL;
+    long value = line ? atol(line + strlen(field)) : -1;
+    free(status);
+    return value;
+}
+
+bool proxy_runs_under_asan(const struct proxy *proxy)
+{
+    char *maps = proc_file(proxy, "maps");
     bool found = maps && strstr(maps, "libasan") != NULL;
     free(maps);
     return found;

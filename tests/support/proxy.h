@@ -53,6 +53,10 @@ bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int ti
 /* Open file descriptors of the proxy (/proc/PID/fd), -1 if unreadable. */
 int proxy_fd_count(const struct proxy *proxy);
 
+/* A number from /proc/PID/status: field is the label with its colon
+ * ("VmRSS:" in KiB, "Threads:"); -1 if unreadable. */
+long proxy_status_value(const struct proxy *proxy, const char *field);
+
 /* Whether the running proxy has AddressSanitizer's runtime mapped
  * (/proc/PID/maps): its freed memory then waits in ASan's quarantine, so
  * its RSS says nothing about leaks. */

@@ -15,12 +15,22 @@ bool routed_start(struct routed *routed, uint16_t proxy_port, uint16_t backend_p
                   const char *name, backend_handler handler)
 {
     routed->hello = hello_load_capture(HELLO_CHROMIUM);
-    if (!backend_start(&routed->backend, name, backend_port, handler, routed))
+    routed->config = NULL;
+    if (!backend_start(&routed->backend, name, backend_port, handler, routed)) {
+        hello_free(&routed->hello);
         return false;
+    }
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
     routed->config = config_text(proxy_port, NULL, body);
     free(body);
-    return proxy_start(&routed->proxy, routed->config, proxy_port);
+    if (proxy_start(&routed->proxy, routed->config, proxy_port))
+        return true;
+    proxy_release(&routed->proxy);
+    backend_stop(&routed->backend);
+    free(routed->config);
+    routed->config = NULL;
+    hello_free(&routed->hello);
+    return false;
 }
 
 int routed_stop(struct routed *routed)

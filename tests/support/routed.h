@@ -26,7 +26,8 @@ struct routed {
 };
 
 /* Start `handler` on backend_port (its context is `routed`) and snisplice
- * on proxy_port routing every name to it. False if either did not start. */
+ * on proxy_port routing every name to it. False if either did not start;
+ * then nothing is left running or allocated. */
 bool routed_start(struct routed *routed, uint16_t proxy_port, uint16_t backend_port,
                   const char *name, backend_handler handler);
 /* Stop both and free; returns snisplice's exit status (0: clean). */
