@@ -160,6 +160,7 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     connection->round_robin_start = round_robin_next(worker, target);
     connection->connect_attempt = 0;
     connection->state = CONNECTION_CONNECT;
+    hello_forward_take(worker, connection);
     connect_next_server(worker, connection);
 }
 

@@ -108,6 +108,7 @@ struct connection *connection_new(struct worker *worker, int client_fd)
 
 static void release_memory(struct worker *worker, struct connection *connection)
 {
+    hello_forward_release(worker, connection);
     connection->state = CONNECTION_FREE;
     connection->next_free = worker->connections.free_list;
     worker->connections.free_list = connection;
@@ -135,6 +136,8 @@ static void cancel_pending(struct worker *worker, struct connection *connection)
         worker_cancel(worker, connection, RING_TAG_TO_UPSTREAM);
     if (connection->pending_ops & CONNECTION_OP_TO_CLIENT)
         worker_cancel(worker, connection, RING_TAG_TO_CLIENT);
+    if (connection->pending_ops & CONNECTION_OP_HELLO)
+        worker_cancel(worker, connection, RING_TAG_HELLO);
 }
 
 void connection_close(struct worker *worker, struct connection *connection,

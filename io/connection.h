@@ -4,8 +4,9 @@
  *
  * A connection owns its two sockets, a pin on the snapshot (while
  * connecting) and, only while bytes are in flight, up to two pipes. It never
- * owns a byte buffer: the ClientHello waits in the client socket until the
- * relay moves it. It is freed only after every io_uring
+ * owns a byte buffer past connecting: the ClientHello waits in the client
+ * socket until it is sent (io/hello_forward.c holds it in a buffer from
+ * routing to the send's completion). It is freed only after every io_uring
  * operation it submitted has completed: `pending_ops` has one bit per
  * operation slot, and connection_close() cancels whatever is still pending.
  */
@@ -52,6 +53,7 @@ enum connection_op {
     CONNECTION_OP_STEP        = 1 << 0, /* preread poll, connect */
     CONNECTION_OP_TO_UPSTREAM = 1 << 1, /* relay poll, client -> upstream */
     CONNECTION_OP_TO_CLIENT   = 1 << 2, /* relay poll, upstream -> client */
+    CONNECTION_OP_HELLO       = 1 << 3, /* the hello's recv into its buffer */
 };
 
 /* A PROXY protocol header from the client (see io/proxy_header.c). */
@@ -68,6 +70,10 @@ enum relay_state {
     RELAY_DEFERRED,      /* client -> upstream only: the client is expected to be
                           * quiet; its poll is armed at the worker's next wake-up
                           * (worker->deferred_first, see relay.c) */
+    RELAY_SENDING_HELLO, /* client -> upstream only: the hello's send from its
+                          * buffer is in flight (hello_forward.c) */
+    RELAY_WAIT_END,      /* client -> upstream only: a one-byte MSG_PEEK recv
+                          * armed instead of the deferred poll (relay.c) */
 };
 
 /* What the relay learned about its source while reading on after POLLRDHUP. */
@@ -101,6 +107,8 @@ struct connection {
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
     uint32_t proxy_header_length;    /* PROXY_HEADER_QUEUED: its bytes at the stream's start */
     uint8_t proxy_header;            /* enum proxy_header_state */
+    uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
+    uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* pinned while connecting, else NULL */
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */

@@ -325,12 +325,15 @@ char *metrics_render(const struct worker *workers, unsigned worker_count, uint64
 {
     struct text text = { 0 };
     uint64_t active = 0, accepted = 0, rejected = 0, in_use = 0, idle = 0;
+    uint64_t hello_in_use = 0, hello_idle = 0;
     for (unsigned w = 0; w < worker_count; w++) {
         active += load(&workers[w].counters.active);
         accepted += load(&workers[w].counters.accepted);
         rejected += load(&workers[w].counters.rejected_at_limit);
         in_use += load(&workers[w].metrics.pipes_in_use);
         idle += load(&workers[w].metrics.pipes_idle);
+        hello_in_use += load(&workers[w].metrics.hello_buffers_in_use);
+        hello_idle += load(&workers[w].metrics.hello_buffers_idle);
     }
     emit(&text, "# HELP snisplice_workers Worker threads.\n# TYPE snisplice_workers gauge\nsnisplice_workers %u\n",
          worker_count);
@@ -355,6 +358,10 @@ char *metrics_render(const struct worker *workers, unsigned worker_count, uint64
                 "# TYPE snisplice_pipe_pool_pipes gauge\n"
                 "snisplice_pipe_pool_pipes{state=\"in_use\"} %llu\nsnisplice_pipe_pool_pipes{state=\"idle\"} %llu\n",
          (unsigned long long)in_use, (unsigned long long)idle);
+    emit(&text, "# HELP snisplice_hello_buffers ClientHello buffers held by connecting connections and kept idle for reuse.\n"
+                "# TYPE snisplice_hello_buffers gauge\n"
+                "snisplice_hello_buffers{state=\"in_use\"} %llu\nsnisplice_hello_buffers{state=\"idle\"} %llu\n",
+         (unsigned long long)hello_in_use, (unsigned long long)hello_idle);
     emit(&text, "# HELP snisplice_reloads_total Configuration reloads (SIGHUP) by result.\n"
                 "# TYPE snisplice_reloads_total counter\n"
                 "snisplice_reloads_total{result=\"ok\"} %llu\nsnisplice_reloads_total{result=\"failed\"} %llu\n",

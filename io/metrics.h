@@ -61,6 +61,8 @@ struct metrics {
     _Atomic uint64_t preread_ms_sum;
     _Atomic uint64_t pipes_in_use;
     _Atomic uint64_t pipes_idle;
+    _Atomic uint64_t hello_buffers_in_use;
+    _Atomic uint64_t hello_buffers_idle;
 };
 
 bool metrics_init(struct metrics *metrics);

@@ -2,10 +2,11 @@
  * preread.c - wait until the whole ClientHello is in the client socket,
  * without taking it out: peek (recv MSG_PEEK) into the worker's one peek
  * buffer, ask core/clienthello whether it is complete, then hand the server
- * name to connect. The hello stays queued in the socket and reaches the
- * upstream through the relay like every later byte, so no connection ever
- * owns a user-space buffer: an idle or half-open connection costs its slab
- * entry and its sockets, nothing more.
+ * name to connect. The hello stays queued in the socket until an upstream
+ * is chosen (then io/hello_forward.c takes it, or the relay moves it), so
+ * no connection holds a user-space buffer while its hello arrives: an idle
+ * or half-open connection costs its slab entry and its sockets, nothing
+ * more.
  *
  * A hello that is not complete yet: SO_RCVLOWAT is raised to one byte more
  * than is queued, so the level-triggered poll fires when more bytes arrive
@@ -148,6 +149,7 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     if (!done_waiting(worker, connection))
         return;
     metrics_observe_preread(&worker->metrics, worker->now_ms - connection->last_activity_ms);
+    connection->hello_length = (uint32_t)queued;
     if (status == CLIENTHELLO_NOT_TLS)
         connect_route(worker, connection, "", 0, NULL, 0);
     else

@@ -33,6 +33,14 @@
  * grid every other wait uses, because a short timeout of its own per sleep
  * measured dearer than the wake-up it saves (bench/NOTES.md). Only for
  * SNI-routed connections: a plain-forward client may speak first.
+ * What is armed then is not a poll but a one-byte MSG_PEEK recv
+ * (RELAY_WAIT_END): it completes like a poll for POLLIN, and with 0 when
+ * the FIN is all there is, so the end of stream needs no splice to be
+ * read (one system call less per short connection). Bytes instead are
+ * left queued and pumped as after a poll.
+ *
+ * The hello itself usually does not pass through here: io/hello_forward.c
+ * sends it from a buffer and calls relay_hello_sent when it is out.
  *
  * Why direct splice(2) calls after an io_uring poll rather than
  * IORING_OP_SPLICE: io_uring cannot issue splice without blocking, so it
@@ -121,16 +129,8 @@ static void deferred_unlink(struct worker *worker, struct connection *connection
     connection->deferred_previous = connection->deferred_next = NULL;
 }
 
-/* Arm the client's poll only after the worker has waited once more (at the
- * latest at the next timer-wheel tick). Deferring again restarts the count. */
-static void defer_client_poll(struct worker *worker, struct connection *connection)
+static void deferred_append(struct worker *worker, struct connection *connection)
 {
-    struct relay_direction *direction = &connection->to_upstream;
-    if (direction->state == RELAY_DEFERRED)
-        deferred_unlink(worker, connection);
-    give_back_pipe(worker, direction);
-    direction->state = RELAY_DEFERRED;
-    connection->deferred_at_wait = worker->waits;
     connection->deferred_previous = worker->deferred_last;
     connection->deferred_next = NULL;
     if (worker->deferred_last)
@@ -140,13 +140,48 @@ static void defer_client_poll(struct worker *worker, struct connection *connecti
     worker->deferred_last = connection;
 }
 
+/* Oldest first: only for a connection due at the next iteration. */
+static void deferred_prepend(struct worker *worker, struct connection *connection)
+{
+    connection->deferred_previous = NULL;
+    connection->deferred_next = worker->deferred_first;
+    if (worker->deferred_first)
+        worker->deferred_first->deferred_previous = connection;
+    else
+        worker->deferred_last = connection;
+    worker->deferred_first = connection;
+}
+
+/* Arm the client's poll only after the worker has waited once more (at the
+ * latest at the next timer-wheel tick). Deferring again restarts the count.
+ * already_waited: the wait that just returned counts as that wait. */
+static void defer_client_poll_since(struct worker *worker, struct connection *connection,
+                                    bool already_waited)
+{
+    struct relay_direction *direction = &connection->to_upstream;
+    if (direction->state == RELAY_DEFERRED)
+        deferred_unlink(worker, connection);
+    give_back_pipe(worker, direction);
+    direction->state = RELAY_DEFERRED;
+    connection->deferred_at_wait = worker->waits - (already_waited ? 1 : 0);
+    if (already_waited)
+        deferred_prepend(worker, connection);
+    else
+        deferred_append(worker, connection);
+}
+
+static void defer_client_poll(struct worker *worker, struct connection *connection)
+{
+    defer_client_poll_since(worker, connection, false);
+}
+
 void relay_arm_deferred_polls(struct worker *worker)
 {
     struct connection *connection;
     while ((connection = worker->deferred_first) && connection->deferred_at_wait < worker->waits) {
         deferred_unlink(worker, connection);
-        struct relay_side side = side_of(connection, RING_TAG_TO_UPSTREAM);
-        arm_source_poll(worker, connection, &side);
+        connection->to_upstream.state = RELAY_WAIT_END;
+        worker_arm_end_peek(worker, connection, RING_TAG_TO_UPSTREAM, connection->client_fd);
     }
 }
 
@@ -398,7 +433,24 @@ void relay_start(struct worker *worker, struct connection *connection, bool clie
      * server's answer after its hello. */
     struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
     connection->to_upstream.defer_next_poll = client_waits;
+    /* A hello taken into a buffer is sent from there: see relay_hello_sent. */
+    if (hello_forward_send(worker, connection))
+        return;
     pump(worker, connection, &to_upstream, READ_PAST_SHORT_NO);
+}
+
+void relay_hello_sent(struct worker *worker, struct connection *connection)
+{
+    struct relay_side to_upstream = side_of(connection, RING_TAG_TO_UPSTREAM);
+    if (!connection->to_upstream.defer_next_poll) {
+        wait_readable(worker, connection, &to_upstream);
+        return;
+    }
+    /* The send completed inside its submission, and the wait after it
+     * waited for one completion more (worker_expect_inline_completion):
+     * that was the wait a deferred poll waits for, so it is due now. */
+    connection->to_upstream.defer_next_poll = false;
+    defer_client_poll_since(worker, connection, true);
 }
 
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
@@ -409,8 +461,14 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         connection_close(worker, connection, side.source_error);
         return;
     }
+    if (side.direction->state == RELAY_WAIT_END && result == 0) {
+        finish_direction(worker, connection, &side);
+        return;
+    }
     enum read_past_short past_short = READ_PAST_SHORT_NO;
-    if (side.direction->state == RELAY_WAIT_READABLE)
+    if (side.direction->state == RELAY_WAIT_END)
+        past_short = READ_PAST_SHORT_ONCE;
+    else if (side.direction->state == RELAY_WAIT_READABLE)
         past_short = (result & POLLRDHUP) ? READ_PAST_SHORT_TO_END : READ_PAST_SHORT_ONCE;
     pump(worker, connection, &side, past_short);
 }

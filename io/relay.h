@@ -42,6 +42,9 @@ extern const struct relay_socket_option relay_socket_options[RELAY_SOCKET_OPTION
 /* client_waits: the client sent a complete ClientHello and waits for the
  * server's answer, so its poll can be deferred (see relay.c). */
 void relay_start(struct worker *worker, struct connection *connection, bool client_waits);
+/* The hello's send completed (hello_forward.c): the client -> upstream
+ * direction waits for the client's next bytes. */
+void relay_hello_sent(struct worker *worker, struct connection *connection);
 /* Arm the client polls deferred before the last wait; called once per loop
  * iteration, right before the next submission. While any is deferred the
  * worker sleeps no longer than to the next timer-wheel tick. */

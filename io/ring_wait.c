@@ -53,7 +53,8 @@ static unsigned flush_submissions(struct io_uring *ring)
     return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
-static int submit_and_wait_batch(struct io_uring *ring, const struct ring_wait *how, int timeout_ms)
+static int submit_and_wait_batch(struct io_uring *ring, const struct ring_wait *how, int timeout_ms,
+                                 unsigned inline_completions)
 {
     struct __kernel_timespec timeout;
     struct io_uring_getevents_arg argument = {
@@ -72,20 +73,21 @@ static int submit_and_wait_batch(struct io_uring *ring, const struct ring_wait *
         flags |= IORING_ENTER_REGISTERED_RING;
         fd = ring->enter_ring_fd;
     }
-    long result = syscall(__NR_io_uring_enter, fd, flush_submissions(ring), RING_WAIT_BATCH, flags,
-                          &argument, sizeof argument);
+    long result = syscall(__NR_io_uring_enter, fd, flush_submissions(ring),
+                          RING_WAIT_BATCH + inline_completions, flags, &argument, sizeof argument);
     return result < 0 ? -errno : (int)result;
 }
 
 int ring_wait_submit_and_wait(struct io_uring *ring, const struct ring_wait *how, int timeout_ms,
-                              bool busy)
+                              bool busy, unsigned inline_completions)
 {
     if (busy && how->can_batch)
-        return submit_and_wait_batch(ring, how, timeout_ms);
+        return submit_and_wait_batch(ring, how, timeout_ms, inline_completions);
+    unsigned wanted = 1 + inline_completions;
     if (timeout_ms < 0)
-        return io_uring_submit_and_wait(ring, 1);
+        return io_uring_submit_and_wait(ring, wanted);
     struct __kernel_timespec timeout;
     timeout_of(&timeout, timeout_ms);
     struct io_uring_cqe *cqe = NULL;
-    return io_uring_submit_and_wait_timeout(ring, &cqe, 1, &timeout, NULL);
+    return io_uring_submit_and_wait_timeout(ring, &cqe, wanted, &timeout, NULL);
 }

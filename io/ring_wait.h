@@ -25,8 +25,11 @@ void ring_wait_init(struct ring_wait *how, unsigned features, bool ring_fd_regis
 /* Submit what is queued; wait for one completion or until timeout_ms passed
  * (-1: no deadline). When `busy` and the kernel can, wait instead up to
  * RING_WAIT_BATCH_US for RING_WAIT_BATCH completions, returning with
- * whatever came by then (at least one). Returns io_uring_enter's result. */
+ * whatever came by then (at least one). `inline_completions` queued
+ * operations complete inside the submission itself: each is one more
+ * completion to wait for, so they never end a wait on their own.
+ * Returns io_uring_enter's result. */
 int ring_wait_submit_and_wait(struct io_uring *ring, const struct ring_wait *how, int timeout_ms,
-                              bool busy);
+                              bool busy, unsigned inline_completions);
 
 #endif

@@ -62,6 +62,7 @@ static enum connection_op op_of_tag(enum ring_tag tag)
     case RING_TAG_STEP: return CONNECTION_OP_STEP;
     case RING_TAG_TO_UPSTREAM: return CONNECTION_OP_TO_UPSTREAM;
     case RING_TAG_TO_CLIENT: return CONNECTION_OP_TO_CLIENT;
+    case RING_TAG_HELLO: return CONNECTION_OP_HELLO;
     default: return 0;
     }
 }
@@ -71,6 +72,18 @@ void worker_arm_poll(struct worker *worker, struct connection *connection,
 {
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_poll_add(sqe, fd, poll_mask);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, tag));
+    connection->pending_ops |= (uint8_t)op_of_tag(tag);
+}
+
+/* A one-byte MSG_PEEK recv: completes like a poll for POLLIN, but with 0
+ * at an end of stream that has nothing queued before it, 1 when bytes are
+ * queued (none taken out), -errno on error. */
+void worker_arm_end_peek(struct worker *worker, struct connection *connection,
+                         enum ring_tag tag, int fd)
+{
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_recv(sqe, fd, &worker->end_peek_byte, 1, MSG_PEEK);
     io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, tag));
     connection->pending_ops |= (uint8_t)op_of_tag(tag);
 }
@@ -270,9 +283,18 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
         if (connection_op_completed(worker, owner, CONNECTION_OP_STEP))
             on_step_complete(worker, owner, cqe->res);
         break;
+    case RING_TAG_HELLO:
+        if (connection_op_completed(worker, owner, CONNECTION_OP_HELLO))
+            hello_forward_on_taken(worker, owner, cqe->res);
+        break;
     case RING_TAG_TO_UPSTREAM:
     case RING_TAG_TO_CLIENT:
-        if (connection_op_completed(worker, owner, op_of_tag(tag)))
+        if (!connection_op_completed(worker, owner, op_of_tag(tag)))
+            break;
+        if (tag == RING_TAG_TO_UPSTREAM &&
+            ((struct connection *)owner)->to_upstream.state == RELAY_SENDING_HELLO)
+            hello_forward_on_sent(worker, owner, cqe->res);
+        else
             relay_on_ready(worker, owner, tag, cqe->res);
         break;
     case RING_TAG_ACCESS_LOG:
@@ -306,6 +328,10 @@ static int wait_ms(struct worker *worker)
     /* A deferred client poll is armed at the next wake-up; if none comes,
      * the next tick is one. (A tick, not a timeout of its own: see relay.c.) */
     int limit = worker->deferred_first ? timer_wheel_ms_to_next_tick(worker->now_ms) : -1;
+    /* Likewise while a completion inside the submission is expected: its
+     * handling may arm a deferred poll that nothing else would wake for. */
+    if (worker->inline_completions > 0)
+        limit = timer_wheel_ms_to_next_tick(worker->now_ms);
     int wait = timer_wheel_wait_ms(&worker->timers, worker->now_ms, limit);
     if (worker->accept_paused_until_ms) {
         int pause = worker->accept_paused_until_ms > worker->now_ms
@@ -328,7 +354,9 @@ static int wait_ms(struct worker *worker)
 static void submit_and_wait(struct worker *worker)
 {
     bool busy = worker->last_batch_size >= RING_WAIT_BUSY_BATCH;
-    int result = ring_wait_submit_and_wait(&worker->ring, &worker->ring_wait, wait_ms(worker), busy);
+    int result = ring_wait_submit_and_wait(&worker->ring, &worker->ring_wait, wait_ms(worker), busy,
+                                           worker->inline_completions);
+    worker->inline_completions = 0;
     worker->waits++;
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY)
         log_warn("worker %u: io_uring_enter: %s", worker->index, strerror(-result));
@@ -352,6 +380,10 @@ static void submit_wait_and_dispatch(struct worker *worker)
     /* Gauges for the stats thread, which must not read the pool itself. */
     atomic_store_explicit(&worker->metrics.pipes_in_use, worker->pipes.in_use, memory_order_relaxed);
     atomic_store_explicit(&worker->metrics.pipes_idle, worker->pipes.idle_count, memory_order_relaxed);
+    atomic_store_explicit(&worker->metrics.hello_buffers_in_use, worker->hello_buffers.out,
+                          memory_order_relaxed);
+    atomic_store_explicit(&worker->metrics.hello_buffers_idle, worker->hello_buffers.free_count,
+                          memory_order_relaxed);
 }
 
 static void run_loop(struct worker *worker)
@@ -511,6 +543,7 @@ void worker_destroy(struct worker *worker)
     pthread_mutex_destroy(&worker->inbox_lock);
     connection_slab_destroy(&worker->connections);
     pipe_pool_destroy(&worker->pipes);
+    hello_forward_pool_destroy(&worker->hello_buffers);
     free(worker->peek_buffer);
     worker->peek_buffer = NULL;
     metrics_destroy(&worker->metrics);

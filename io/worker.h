@@ -19,6 +19,7 @@
 #include "../core/publisher.h"
 #include "access_log.h"
 #include "connection.h"
+#include "hello_forward.h"
 #include "pipe_pool.h"
 #include "metrics.h"
 #include "ring_wait.h"
@@ -35,6 +36,7 @@ enum ring_tag {
     RING_TAG_TO_CLIENT = 4,   /* struct connection, CONNECTION_OP_TO_CLIENT */
     RING_TAG_IGNORE = 5,      /* cancellations: nothing to do */
     RING_TAG_ACCESS_LOG = 6,  /* struct access_log_buffer */
+    RING_TAG_HELLO = 7,       /* struct connection, CONNECTION_OP_HELLO */
 };
 
 static inline uint64_t ring_tag_pack(const void *owner, enum ring_tag tag)
@@ -78,7 +80,9 @@ struct worker {
     struct listener *inbox;
     struct timer_wheel timers;
     struct pipe_pool pipes;
+    struct hello_buffer_pool hello_buffers;
     uint8_t *peek_buffer;          /* the queued start of one client's stream */
+    uint8_t end_peek_byte;         /* where end-of-stream peeks land (relay.c); never read */
     size_t peek_buffer_size;
     uint8_t *parse_scratch;        /* joins a hello split across records */
     size_t parse_scratch_size;
@@ -103,6 +107,8 @@ struct worker {
     bool ring_sets_socket_options; /* io_uring setsockopt works (Linux 6.7+) */
     struct ring_wait ring_wait;    /* how to wait: ring_wait.c */
     unsigned last_batch_size;      /* completions the last wait returned */
+    unsigned inline_completions;   /* queued operations certain to complete inside
+                                    * the next submission (hello_forward.c) */
     /* shared */
     int wakeup_fd;
     _Atomic bool stop_requested;
@@ -131,6 +137,15 @@ void worker_destroy(struct worker *worker);
 struct io_uring_sqe *worker_sqe(struct worker *worker);
 void worker_arm_poll(struct worker *worker, struct connection *connection,
                      enum ring_tag tag, int fd, unsigned poll_mask);
+/* The operation just queued completes inside the submission, whatever its
+ * result (a non-blocking send or recv): the next wait asks for one more
+ * completion, so that this one does not end the wait by itself. */
+static inline void worker_expect_inline_completion(struct worker *worker)
+{
+    worker->inline_completions++;
+}
+void worker_arm_end_peek(struct worker *worker, struct connection *connection,
+                         enum ring_tag tag, int fd);
 void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag);
 void worker_queue_close(struct worker *worker, int fd);
 void worker_queue_socket_option(struct worker *worker, int fd, int level, int name,

@@ -1,8 +1,11 @@
 /*
  * test_failover.c - upstream server selection as users configure it: a
- * refused server is skipped for the next one, backups are used only when
- * every primary refuses, and a connection whose servers all refuse is
- * closed. Ports: blocks 5-7 (indexes 10+ are never listened on).
+ * refused server is skipped for the next one (and gets the client's exact
+ * hello), backups are used only when every primary refuses, a connection
+ * whose servers all refuse is closed, and a flood of connects to a server
+ * that never answers holds a bounded number of hello buffers without
+ * disturbing other routes. Ports: blocks 5-7, 46, 49, 90 (indexes 10+ are
+ * never listened on).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -12,7 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../io/hello_forward.h"
 #include "../support/integration.h"
+#include "../support/stats.h"
 
 #define ATTEMPTS 6
 
@@ -43,16 +48,34 @@ static void expect_clean_exit(void)
     free(log);
 }
 
-/* Every one of ATTEMPTS connections with `hello` must be answered by `expected`. */
-static void expect_every_connection_reaches(uint16_t proxy_port, const struct hello_bytes *hello,
-                                            const char *expected, const char *what)
+/* The server that answered received exactly the client's hello. */
+static void expect_hello_arrived(struct backend *backend, unsigned finished_before,
+                                 const struct hello_bytes *hello, const char *what)
 {
-    char *wanted = text_format("%s\n", expected);
+    cr_expect(backend_wait_finished(backend, finished_before + 1, 2000), "%s: backend did not finish", what);
+    uint8_t *recorded = malloc(BACKEND_RECORD_MAX);
+    cr_assert_not_null(recorded);
+    size_t length = backend_last_received(backend, recorded, BACKEND_RECORD_MAX);
+    cr_expect(length == hello->length && memcmp(recorded, hello->data, length) == 0,
+              "%s: the server received %zu bytes, the client sent a %zu-byte hello (or they differ)",
+              what, length, hello->length);
+    free(recorded);
+}
+
+/* Every one of ATTEMPTS connections with `hello` must be answered by
+ * `backend`, which must receive the hello unchanged. */
+static void expect_every_connection_reaches(uint16_t proxy_port, const struct hello_bytes *hello,
+                                            struct backend *backend, const char *what)
+{
+    char *wanted = text_format("%s\n", backend->name);
     for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
+        unsigned finished_before = backend_finished(backend);
         char *reply = exchange_once(proxy_port, hello->data, hello->length, 10000, NULL);
         cr_expect(reply && strcmp(reply, wanted) == 0,
                   "%s, connection %d: got \"%s\", want \"%s\"", what, attempt,
-                  reply ? reply : "(connect failed)", expected);
+                  reply ? reply : "(connect failed)", backend->name);
+        if (reply && strcmp(reply, wanted) == 0)
+            expect_hello_arrived(backend, finished_before, hello, what);
         free(reply);
     }
     free(wanted);
@@ -69,7 +92,7 @@ Test(failover, refused_server_is_skipped_for_the_next, .init = integration_init,
                              "[upstream matrix]\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
                              refused_port, TEST_PORT(5, 1));
     start_proxy(proxy_port, body);
-    expect_every_connection_reaches(proxy_port, &failover_hello, "bravo",
+    expect_every_connection_reaches(proxy_port, &failover_hello, &bravo_backend,
                                     "first server refuses");
     cr_expect_eq(backend_accepted(&bravo_backend), ATTEMPTS);
     free(body);
@@ -95,9 +118,9 @@ Test(failover, backup_is_used_only_when_primaries_refuse, .init = integration_in
                              "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u backup\n",
                              refused_port, bravo_port, alpha_port, bravo_port);
     start_proxy(proxy_port, body);
-    expect_every_connection_reaches(proxy_port, &failover_hello, "bravo",
+    expect_every_connection_reaches(proxy_port, &failover_hello, &bravo_backend,
                                     "primary refuses, backup up");
-    expect_every_connection_reaches(proxy_port, &dimension, "alpha", "primary and backup up");
+    expect_every_connection_reaches(proxy_port, &dimension, &alpha_backend, "primary and backup up");
     cr_expect_eq(backend_accepted(&alpha_backend), ATTEMPTS);
     cr_expect_eq(backend_accepted(&bravo_backend), ATTEMPTS,
                  "the backup was used although its primary was up");
@@ -171,11 +194,15 @@ Test(failover, connect_timeout_moves_to_the_next_server, .init = integration_ini
      * connections at least one meets the black hole first. */
     long long slowest = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
+        unsigned finished_before = backend_finished(&alpha_backend);
         long long start = monotonic_ms();
         char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
         long long took = monotonic_ms() - start;
         cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: got \"%s\"", attempt,
                   reply ? reply : "(nothing)");
+        if (reply && strcmp(reply, "alpha\n") == 0)
+            expect_hello_arrived(&alpha_backend, finished_before, &failover_hello,
+                                 "after a connect timeout");
         if (took > slowest)
             slowest = took;
         free(reply);
@@ -218,6 +245,87 @@ Test(failover, failed_server_rests_for_fail_timeout, .init = integration_init, .
         close(fillers[i]);
     close(hole);
     free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+static long long hello_buffers(uint16_t stats_port, const char *state)
+{
+    char *text = stats_fetch(stats_port, "/metrics");
+    char *series = text_format("snisplice_hello_buffers{state=\"%s\"}", state);
+    long long value = stats_sample(text, series);
+    free(series);
+    free(text);
+    return value;
+}
+
+/* Connections that wait for a server that never answers each hold their
+ * hello in a buffer (io/hello_forward.c); past the per-worker cap the rest
+ * keep theirs queued in the socket, and another route still works. Every
+ * buffer is back when the connects have timed out. */
+Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init = integration_init,
+     .fini = failover_fini, .timeout = 60)
+{
+    enum { FLOOD = HELLO_FORWARD_BUFFERS_OUT_MAX + 100 };
+    uint16_t proxy_port = TEST_PORT(90, 0), hole_port = TEST_PORT(90, 1);
+    uint16_t alpha_port = TEST_PORT(90, 2), stats_port = TEST_PORT(90, 3);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    struct hello_bytes dimension = hello_load_capture(HELLO_GNUTLS);
+    cr_assert(failover_hello.data && dimension.data);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n"
+                             "dimension.exceptionerror.io = 127.0.0.1:%u\n", hole_port, alpha_port);
+    char *globals = text_format("workers = 1\nconnect_timeout = 4s\nmax_connections = 4000\n"
+                                "stats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+
+    static int clients[FLOOD];
+    for (int i = 0; i < FLOOD; i++) {
+        clients[i] = net_connect(proxy_port);
+        cr_assert_geq(clients[i], 0, "client %d could not connect", i);
+        cr_assert(net_send_all(clients[i], failover_hello.data, failover_hello.length));
+    }
+    long long deadline = monotonic_ms() + 5000;
+    while (hello_buffers(stats_port, "in_use") < HELLO_FORWARD_BUFFERS_OUT_MAX && monotonic_ms() < deadline)
+        sleep_ms(20);
+    sleep_ms(200);
+    cr_expect_eq(hello_buffers(stats_port, "in_use"), HELLO_FORWARD_BUFFERS_OUT_MAX,
+                 "%d connections waiting for a connect should hold the cap of %d hello buffers",
+                 FLOOD, HELLO_FORWARD_BUFFERS_OUT_MAX);
+
+    /* Buffers exhausted: this hello reaches its server through the relay. */
+    unsigned finished_before = backend_finished(&alpha_backend);
+    char *reply = exchange_once(proxy_port, dimension.data, dimension.length, 3000, NULL);
+    cr_expect(reply && strcmp(reply, "alpha\n") == 0, "another route during the flood: got \"%s\"",
+              reply ? reply : "(nothing)");
+    if (reply && strcmp(reply, "alpha\n") == 0)
+        expect_hello_arrived(&alpha_backend, finished_before, &dimension, "during the flood");
+    free(reply);
+
+    /* connect_timeout closes every flooded client, whichever way its hello waited. */
+    int closed = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        size_t received = 0;
+        if (net_ms_until_closed(clients[i], monotonic_ms(), 8000, &received) >= 0 && received == 0)
+            closed++;
+        close(clients[i]);
+    }
+    cr_expect_eq(closed, FLOOD, "%d of %d flooded clients closed without bytes", closed, FLOOD);
+    deadline = monotonic_ms() + 3000;
+    while (hello_buffers(stats_port, "in_use") != 0 && monotonic_ms() < deadline)
+        sleep_ms(20);
+    cr_expect_eq(hello_buffers(stats_port, "in_use"), 0, "hello buffers still held after the flood");
+    cr_expect_leq(hello_buffers(stats_port, "idle"), HELLO_FORWARD_BUFFERS_KEPT);
+
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
+    hello_free(&dimension);
+    free(config);
+    free(globals);
     free(body);
     expect_clean_exit();
 }

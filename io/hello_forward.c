@@ -1,0 +1,142 @@
+/*
+ * hello_forward.c - the ClientHello's way to the upstream through io_uring.
+ *
+ * Preread peeked the hello, so its bytes are queued in the client socket.
+ * When routing has chosen an upstream, a recv takes them into a buffer in
+ * the submission that also carries the connect; when the connect has
+ * completed, a send writes them to the upstream. The relay then starts
+ * with the hello already sent, without the two splice(2) calls and the
+ * pipe it would otherwise spend on it (bench/NOTES.md, "the hello through
+ * io_uring").
+ *
+ * Both operations are non-blocking (MSG_DONTWAIT: io_uring then never
+ * waits for readiness, it completes them inside the submission) and
+ * all-or-nothing (MSG_WAITALL: a short transfer is reported as a failure).
+ * Their completions are therefore certain to be there when the submission
+ * returns, and the worker asks its wait for one completion more per such
+ * operation (worker_expect_inline_completion): handling them does not cost
+ * a wake-up of its own. The recv's bytes are queued, so it cannot come up
+ * short; a fresh connection's send buffer takes a hello of this size, so a
+ * short or refused send means a broken upstream and closes the connection.
+ *
+ * Owns the worker's hello buffers. A connection holds one only from routing
+ * to the send's completion (connecting, never relaying or idle) and gives
+ * it back then or, on every other path, when its memory is released: no
+ * operation that could still touch the buffer is pending by then. A failed
+ * connect keeps the hello in the buffer for the next server.
+ *
+ * Not used, and the relay moves the hello as before, when a PROXY protocol
+ * header is read or written (it must precede the hello), when the queued
+ * bytes do not fit a buffer, or when HELLO_FORWARD_BUFFERS_OUT_MAX are out.
+ */
+#include "hello_forward.h"
+
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "../core/proxy_protocol.h"
+#include "relay.h"
+#include "worker.h"
+
+static void *buffer_get(struct hello_buffer_pool *pool)
+{
+    if (pool->out >= HELLO_FORWARD_BUFFERS_OUT_MAX)
+        return NULL;
+    void *buffer = pool->free_list;
+    if (buffer) {
+        pool->free_list = *(void **)buffer;
+        pool->free_count--;
+    } else if (!(buffer = malloc(HELLO_FORWARD_BUFFER_SIZE))) {
+        return NULL;
+    }
+    pool->out++;
+    return buffer;
+}
+
+static void buffer_put(struct hello_buffer_pool *pool, void *buffer)
+{
+    pool->out--;
+    if (pool->free_count >= HELLO_FORWARD_BUFFERS_KEPT) {
+        free(buffer);
+        return;
+    }
+    *(void **)buffer = pool->free_list;
+    pool->free_list = buffer;
+    pool->free_count++;
+}
+
+void hello_forward_pool_destroy(struct hello_buffer_pool *pool)
+{
+    while (pool->free_list) {
+        void *next = *(void **)pool->free_list;
+        free(pool->free_list);
+        pool->free_list = next;
+    }
+    pool->free_count = 0;
+}
+
+static void give_back(struct worker *worker, struct connection *connection)
+{
+    buffer_put(&worker->hello_buffers, connection->hello_buffer);
+    connection->hello_buffer = NULL;
+}
+
+static bool may_take(const struct connection *connection)
+{
+    return connection->hello_length > 0 && connection->hello_length <= HELLO_FORWARD_BUFFER_SIZE &&
+           connection->proxy_header == PROXY_HEADER_NONE &&
+           connection->upstream->proxy_protocol == PROXY_PROTOCOL_OFF;
+}
+
+void hello_forward_take(struct worker *worker, struct connection *connection)
+{
+    if (!may_take(connection) || !(connection->hello_buffer = buffer_get(&worker->hello_buffers)))
+        return;
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_recv(sqe, connection->client_fd, connection->hello_buffer,
+                       connection->hello_length, MSG_DONTWAIT | MSG_WAITALL);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, RING_TAG_HELLO));
+    connection->pending_ops |= CONNECTION_OP_HELLO;
+    worker_expect_inline_completion(worker);
+}
+
+bool hello_forward_send(struct worker *worker, struct connection *connection)
+{
+    if (!connection->hello_buffer)
+        return false;
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_send(sqe, connection->upstream_fd, connection->hello_buffer,
+                       connection->hello_length, MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, RING_TAG_TO_UPSTREAM));
+    connection->pending_ops |= CONNECTION_OP_TO_UPSTREAM;
+    connection->to_upstream.state = RELAY_SENDING_HELLO;
+    worker_expect_inline_completion(worker);
+    return true;
+}
+
+/* The recv's completion is handled before the connect's: it was posted
+ * inside the submission that carried the connect, and completions are
+ * handled in order. So the buffer is full whenever the send is queued. */
+void hello_forward_on_taken(struct worker *worker, struct connection *connection, int result)
+{
+    if (result != (int)connection->hello_length)
+        connection_close(worker, connection, result == 0 ? OUTCOME_CLIENT_CLOSED : OUTCOME_CLIENT_ERROR);
+}
+
+void hello_forward_on_sent(struct worker *worker, struct connection *connection, int result)
+{
+    if (result != (int)connection->hello_length) {
+        connection_close(worker, connection, OUTCOME_UPSTREAM_ERROR);
+        return;
+    }
+    give_back(worker, connection);
+    connection->to_upstream.bytes += (uint64_t)result;
+    connection->last_activity_ms = worker->now_ms;
+    relay_hello_sent(worker, connection);
+}
+
+void hello_forward_release(struct worker *worker, struct connection *connection)
+{
+    if (connection->hello_buffer)
+        give_back(worker, connection);
+}
