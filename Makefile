@@ -90,7 +90,7 @@ test-tsan:
 # anything (ASan holds freed memory in its quarantine).
 test-integration:
 	SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice ./build/asan/integration_tests --jobs 2
-	SNISPLICE_BIN=$(CURDIR)/build/snisplice ./build/asan/integration_tests --filter 'soak/*'
+	SNISPLICE_BIN=$(CURDIR)/build/snisplice ./build/asan/integration_tests --filter '@(soak|memory)/*'
 
 # libFuzzer harnesses (clang, libclang-rt-14-dev). FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 60

@@ -332,6 +332,13 @@ static int wait_ms(struct worker *worker)
      * handling may arm a deferred poll that nothing else would wake for. */
     if (worker->inline_completions > 0)
         limit = timer_wheel_ms_to_next_tick(worker->now_ms);
+    /* Pages of a burst's hello buffers go back even if nothing else happens. */
+    uint64_t trim_at = worker->hello_buffers.trim_at_ms;
+    if (trim_at) {
+        int trim = trim_at > worker->now_ms ? (int)(trim_at - worker->now_ms) : 0;
+        if (limit < 0 || trim < limit)
+            limit = trim;
+    }
     int wait = timer_wheel_wait_ms(&worker->timers, worker->now_ms, limit);
     if (worker->accept_paused_until_ms) {
         int pause = worker->accept_paused_until_ms > worker->now_ms
@@ -377,13 +384,18 @@ static void submit_wait_and_dispatch(struct worker *worker)
     io_uring_cq_advance(&worker->ring, seen);
     worker->last_batch_size = seen;
     access_log_flush(worker);
-    /* Gauges for the stats thread, which must not read the pool itself. */
+}
+
+/* Gauges for the stats thread, which must not read the pools itself; set
+ * right before a wait, so that what a sleeping worker shows is current. */
+static void publish_gauges(struct worker *worker)
+{
     atomic_store_explicit(&worker->metrics.pipes_in_use, worker->pipes.in_use, memory_order_relaxed);
     atomic_store_explicit(&worker->metrics.pipes_idle, worker->pipes.idle_count, memory_order_relaxed);
     atomic_store_explicit(&worker->metrics.hello_buffers_in_use, worker->hello_buffers.out,
                           memory_order_relaxed);
-    atomic_store_explicit(&worker->metrics.hello_buffers_idle, worker->hello_buffers.free_count,
-                          memory_order_relaxed);
+    atomic_store_explicit(&worker->metrics.hello_buffers_idle,
+                          hello_forward_pool_idle(&worker->hello_buffers), memory_order_relaxed);
 }
 
 static void run_loop(struct worker *worker)
@@ -398,6 +410,8 @@ static void run_loop(struct worker *worker)
             break;
         listener_resume(worker);
         relay_arm_deferred_polls(worker);
+        hello_forward_pool_trim(&worker->hello_buffers, worker->now_ms);
+        publish_gauges(worker);
         submit_wait_and_dispatch(worker);
         publisher_quiescent(worker->publisher, worker->index);
     }
