@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hello_forward.h"
 #include "log.h"
 #include "proxy_header.h"
 #include "relay.h"

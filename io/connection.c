@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hello_forward.h"
 #include "log.h"
 #include "relay.h"
 #include "worker.h"

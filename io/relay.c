@@ -66,6 +66,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "hello_forward.h"
+
 static const int relay_enabled = 1;
 static const int relay_unsent_low_water = RELAY_UNSENT_LOW_WATER;
 

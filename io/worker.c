@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "connect.h"
+#include "hello_forward.h"
 #include "listener.h"
 #include "log.h"
 #include "preread.h"
@@ -395,7 +396,7 @@ static void publish_gauges(struct worker *worker)
     atomic_store_explicit(&worker->metrics.hello_buffers_in_use, worker->hello_buffers.out,
                           memory_order_relaxed);
     atomic_store_explicit(&worker->metrics.hello_buffers_idle,
-                          hello_forward_pool_idle(&worker->hello_buffers), memory_order_relaxed);
+                          hello_buffer_pool_idle(&worker->hello_buffers), memory_order_relaxed);
 }
 
 static void run_loop(struct worker *worker)
@@ -410,7 +411,7 @@ static void run_loop(struct worker *worker)
             break;
         listener_resume(worker);
         relay_arm_deferred_polls(worker);
-        hello_forward_pool_trim(&worker->hello_buffers, worker->now_ms);
+        hello_buffer_pool_trim(&worker->hello_buffers, worker->now_ms);
         publish_gauges(worker);
         submit_wait_and_dispatch(worker);
         publisher_quiescent(worker->publisher, worker->index);
@@ -557,7 +558,7 @@ void worker_destroy(struct worker *worker)
     pthread_mutex_destroy(&worker->inbox_lock);
     connection_slab_destroy(&worker->connections);
     pipe_pool_destroy(&worker->pipes);
-    hello_forward_pool_destroy(&worker->hello_buffers);
+    hello_buffer_pool_destroy(&worker->hello_buffers);
     free(worker->peek_buffer);
     worker->peek_buffer = NULL;
     metrics_destroy(&worker->metrics);

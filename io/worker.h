@@ -19,7 +19,7 @@
 #include "../core/publisher.h"
 #include "access_log.h"
 #include "connection.h"
-#include "hello_forward.h"
+#include "hello_buffer_pool.h"
 #include "pipe_pool.h"
 #include "metrics.h"
 #include "ring_wait.h"

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../io/hello_forward.h"
+#include "../../io/hello_buffer_pool.h"
 #include "../support/integration.h"
 #include "../support/stats.h"
 
@@ -266,7 +266,7 @@ static long long hello_buffers(uint16_t stats_port, const char *state)
 Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init = integration_init,
      .fini = failover_fini, .timeout = 60)
 {
-    enum { FLOOD = HELLO_FORWARD_BUFFERS_OUT_MAX + 100 };
+    enum { FLOOD = HELLO_BUFFER_POOL_OUT_MAX + 100 };
     uint16_t proxy_port = TEST_PORT(90, 0), hole_port = TEST_PORT(90, 1);
     uint16_t alpha_port = TEST_PORT(90, 2), stats_port = TEST_PORT(90, 3);
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
@@ -289,12 +289,12 @@ Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init 
         cr_assert(net_send_all(clients[i], failover_hello.data, failover_hello.length));
     }
     long long deadline = monotonic_ms() + 5000;
-    while (hello_buffers(stats_port, "in_use") < HELLO_FORWARD_BUFFERS_OUT_MAX && monotonic_ms() < deadline)
+    while (hello_buffers(stats_port, "in_use") < HELLO_BUFFER_POOL_OUT_MAX && monotonic_ms() < deadline)
         sleep_ms(20);
     sleep_ms(200);
-    cr_expect_eq(hello_buffers(stats_port, "in_use"), HELLO_FORWARD_BUFFERS_OUT_MAX,
+    cr_expect_eq(hello_buffers(stats_port, "in_use"), HELLO_BUFFER_POOL_OUT_MAX,
                  "%d connections waiting for a connect should hold the cap of %d hello buffers",
-                 FLOOD, HELLO_FORWARD_BUFFERS_OUT_MAX);
+                 FLOOD, HELLO_BUFFER_POOL_OUT_MAX);
 
     /* Buffers exhausted: this hello reaches its server through the relay. */
     unsigned finished_before = backend_finished(&alpha_backend);
@@ -318,11 +318,11 @@ Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init 
     while (hello_buffers(stats_port, "in_use") != 0 && monotonic_ms() < deadline)
         sleep_ms(20);
     cr_expect_eq(hello_buffers(stats_port, "in_use"), 0, "hello buffers still held after the flood");
-    /* Their pages go back within two looks (HELLO_FORWARD_TRIM_MS apart). */
+    /* Their pages go back within two looks (HELLO_BUFFER_POOL_TRIM_MS apart). */
     deadline = monotonic_ms() + 2000;
-    while (hello_buffers(stats_port, "idle") > HELLO_FORWARD_BUFFERS_KEPT && monotonic_ms() < deadline)
+    while (hello_buffers(stats_port, "idle") > HELLO_BUFFER_POOL_KEPT && monotonic_ms() < deadline)
         sleep_ms(20);
-    cr_expect_leq(hello_buffers(stats_port, "idle"), HELLO_FORWARD_BUFFERS_KEPT,
+    cr_expect_leq(hello_buffers(stats_port, "idle"), HELLO_BUFFER_POOL_KEPT,
                   "the pages of the flood's hello buffers were not given back");
 
     for (int i = 0; i < 4; i++)
