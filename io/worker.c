@@ -47,8 +47,11 @@ struct io_uring_sqe *worker_sqe(struct worker *worker)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&worker->ring);
     if (sqe)
         return sqe;
-    /* Submission queue full: hand what is queued to the kernel and retry. */
+    /* Submission queue full: hand what is queued to the kernel and retry.
+     * The operations expected to complete inside a submission do so now;
+     * the next wait must not wait for their completions again. */
     io_uring_submit(&worker->ring);
+    worker->inline_completions = 0;
     sqe = io_uring_get_sqe(&worker->ring);
     if (!sqe) {
         log_error("worker %u: io_uring submission queue stuck", worker->index);
