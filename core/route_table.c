@@ -1,12 +1,14 @@
 /*
  * route_table.c - server name -> target, nginx `map ... hostnames` rules.
  *
- * One open-addressing table keyed by a name or a suffix. An entry carries
+ * One open-addressing table keyed by a name or a suffix. A slot carries
  * the target of the exact name and the target of the suffix pattern ("*.x"
- * or ".x", which also matches the apex). A slot is 8 bytes (hash, entry
- * index) so a probe sequence touches few cache lines; keys live in one
- * arena. The builder is the table under construction: build() trims it and
- * hands it over, after which nothing writes to it.
+ * or ".x", which also matches the apex) next to the key's hash, offset and
+ * length, so a lookup that hits touches two cache lines (the slot and the
+ * key) and a miss usually one; keys live in one arena. (Slots of 8 bytes
+ * pointing into an entry array cost a third dependent miss per hit:
+ * bench/NOTES.md.) The builder is the table under construction: build()
+ * trims it and hands it over, after which nothing writes to it.
  */
 #include "route_table.h"
 
@@ -18,15 +20,11 @@
 
 struct route_slot {
     uint32_t hash;
-    uint32_t entry; /* index + 1; 0 = empty */
-};
-
-struct route_entry {
     uint32_t key_offset;
-    uint32_t key_length;
+    uint16_t key_length;  /* 0: the slot is empty (no key is empty) */
+    bool suffix_has_apex; /* ".x" form: the suffix target also matches x */
     int32_t exact;        /* ROUTE_NO_MATCH if none */
     int32_t suffix;       /* ROUTE_NO_MATCH if none */
-    bool suffix_has_apex; /* ".x" form: the suffix target also matches x */
 };
 
 /* Few and short (ACME's "acme-tls/1"): a linear scan is the fastest form. */
@@ -41,8 +39,7 @@ struct route_table {
     uint32_t alpn_count;
     struct route_slot *slots;
     uint32_t slot_mask;
-    struct route_entry *entries;
-    uint32_t entry_count, entry_capacity;
+    uint32_t key_count;   /* slots in use */
     char *keys;
     size_t keys_length, keys_capacity;
     int32_t default_target;
@@ -93,26 +90,32 @@ static uint64_t label_count_bit(unsigned labels)
     return 1ull << (labels < 63 ? labels : 63);
 }
 
-static const struct route_entry *find(const struct route_table *table, const char *name,
-                                      size_t length, uint32_t hash)
+/* The slot holding `name`, or the empty slot where it would go. */
+static struct route_slot *probe(const struct route_table *table, const char *name, size_t length,
+                                uint32_t hash)
 {
     for (uint32_t index = hash & table->slot_mask;; index = (index + 1) & table->slot_mask) {
-        const struct route_slot *slot = &table->slots[index];
-        if (slot->entry == 0)
-            return NULL;
-        if (slot->hash != hash)
-            continue;
-        const struct route_entry *entry = &table->entries[slot->entry - 1];
-        if (entry->key_length == length && memcmp(table->keys + entry->key_offset, name, length) == 0)
-            return entry;
+        struct route_slot *slot = &table->slots[index];
+        if (slot->key_length == 0)
+            return slot;
+        if (slot->hash == hash && slot->key_length == length &&
+            memcmp(table->keys + slot->key_offset, name, length) == 0)
+            return slot;
     }
+}
+
+static const struct route_slot *find(const struct route_table *table, const char *name,
+                                     size_t length, uint32_t hash)
+{
+    const struct route_slot *slot = probe(table, name, length, hash);
+    return slot->key_length ? slot : NULL;
 }
 
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len)
 {
     if (len == 0)
         return table->default_target;
-    const struct route_entry *entry = find(table, name, len, hash_name(name, len));
+    const struct route_slot *entry = find(table, name, len, hash_name(name, len));
     if (entry) {
         if (entry->exact != ROUTE_NO_MATCH)
             return entry->exact;
@@ -185,10 +188,10 @@ static bool grow_slots(struct route_table *table)
         return false;
     for (uint32_t i = 0; i <= table->slot_mask; i++) {
         struct route_slot slot = table->slots[i];
-        if (slot.entry == 0)
+        if (slot.key_length == 0)
             continue;
         uint32_t index = slot.hash & (capacity - 1);
-        while (slots[index].entry != 0)
+        while (slots[index].key_length != 0)
             index = (index + 1) & (capacity - 1);
         slots[index] = slot;
     }
@@ -213,33 +216,28 @@ static bool reserve(void **array, size_t *capacity, size_t needed, size_t elemen
     return true;
 }
 
-static struct route_entry *find_or_insert(struct route_table *table, const char *key, size_t length)
+/* length: 1..HOSTNAME_MAX (a normalised name). */
+static struct route_slot *find_or_insert(struct route_table *table, const char *key, size_t length)
 {
     uint32_t hash = hash_name(key, length);
-    struct route_entry *found = (struct route_entry *)find(table, key, length, hash);
-    if (found)
-        return found;
+    struct route_slot *slot = probe(table, key, length, hash);
+    if (slot->key_length)
+        return slot;
     /* Load factor at most 1/2 keeps probe sequences short. */
-    if ((table->entry_count + 1) * 2 > table->slot_mask + 1 && !grow_slots(table))
+    if ((table->key_count + 1) * 2 > table->slot_mask + 1) {
+        if (!grow_slots(table))
+            return NULL;
+        slot = probe(table, key, length, hash);
+    }
+    if (!reserve((void **)&table->keys, &table->keys_capacity, table->keys_length + length, 1))
         return NULL;
-    size_t entry_capacity = table->entry_capacity;
-    if (!reserve((void **)&table->entries, &entry_capacity, table->entry_count + 1, sizeof *table->entries) ||
-        !reserve((void **)&table->keys, &table->keys_capacity, table->keys_length + length, 1))
-        return NULL;
-    table->entry_capacity = (uint32_t)entry_capacity;
-    struct route_entry *entry = &table->entries[table->entry_count++];
-    entry->key_offset = (uint32_t)table->keys_length;
-    entry->key_length = (uint32_t)length;
-    entry->exact = entry->suffix = ROUTE_NO_MATCH;
-    entry->suffix_has_apex = false;
     memcpy(table->keys + table->keys_length, key, length);
+    *slot = (struct route_slot){ .hash = hash, .key_offset = (uint32_t)table->keys_length,
+                                 .key_length = (uint16_t)length, .suffix_has_apex = false,
+                                 .exact = ROUTE_NO_MATCH, .suffix = ROUTE_NO_MATCH };
     table->keys_length += length;
-    uint32_t index = hash & table->slot_mask;
-    while (table->slots[index].entry != 0)
-        index = (index + 1) & table->slot_mask;
-    table->slots[index].hash = hash;
-    table->slots[index].entry = table->entry_count;
-    return entry;
+    table->key_count++;
+    return slot;
 }
 
 enum route_add_result route_table_builder_add(struct route_table_builder *builder,
@@ -261,7 +259,7 @@ enum route_add_result route_table_builder_add(struct route_table_builder *builde
     size_t key_length;
     if (!hostname_normalize(name, strlen(name), key, &key_length))
         return ROUTE_ADD_INVALID;
-    struct route_entry *entry = find_or_insert(table, key, key_length);
+    struct route_slot *entry = find_or_insert(table, key, key_length);
     if (!entry)
         return ROUTE_ADD_NO_MEMORY;
     int32_t *slot = wildcard || dot ? &entry->suffix : &entry->exact;
@@ -308,7 +306,6 @@ static void release_table(struct route_table *table)
 {
     free(table->alpn);
     free(table->slots);
-    free(table->entries);
     free(table->keys);
 }
 
@@ -319,14 +316,10 @@ struct route_table *route_table_build(struct route_table_builder *builder)
     /* The builder's first member is the table: hand the allocation over,
      * trimmed to size. */
     struct route_table *table = &builder->table;
-    if (table->entry_count > 0) {
-        void *entries = realloc(table->entries, table->entry_count * sizeof *table->entries);
-        void *keys = realloc(table->keys, table->keys_length ? table->keys_length : 1);
-        if (entries)
-            table->entries = entries;
+    if (table->key_count > 0) {
+        void *keys = realloc(table->keys, table->keys_length);
         if (keys)
             table->keys = keys;
-        table->entry_capacity = table->entry_count;
         table->keys_capacity = table->keys_length;
     }
     return (struct route_table *)builder;
