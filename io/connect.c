@@ -108,8 +108,7 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&server->address.storage,
                           server->address.length);
-    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, RING_TAG_STEP));
-    connection->pending_ops |= CONNECTION_OP_STEP;
+    worker_track_op(sqe, connection, RING_TAG_STEP);
     timer_wheel_arm(&worker->timers, &connection->timer,
                     worker->now_ms + connection->snapshot->settings.connect_timeout_ms);
 }

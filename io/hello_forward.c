@@ -58,8 +58,7 @@ void hello_forward_take(struct worker *worker, struct connection *connection)
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_recv(sqe, connection->client_fd, connection->hello_buffer,
                        connection->hello_length, MSG_DONTWAIT | MSG_WAITALL);
-    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, RING_TAG_HELLO));
-    connection->pending_ops |= CONNECTION_OP_HELLO;
+    worker_track_op(sqe, connection, RING_TAG_HELLO);
     worker_expect_inline_completion(worker);
 }
 
@@ -70,8 +69,7 @@ bool hello_forward_send(struct worker *worker, struct connection *connection)
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_send(sqe, connection->upstream_fd, connection->hello_buffer,
                        connection->hello_length, MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, RING_TAG_TO_UPSTREAM));
-    connection->pending_ops |= CONNECTION_OP_TO_UPSTREAM;
+    worker_track_op(sqe, connection, RING_TAG_TO_UPSTREAM);
     connection->to_upstream.state = RELAY_SENDING_HELLO;
     worker_expect_inline_completion(worker);
     return true;

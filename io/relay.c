@@ -459,6 +459,11 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
                     int result)
 {
     struct relay_side side = side_of(connection, tag);
+    /* Not a readiness: the hello's send from its buffer. */
+    if (side.direction->state == RELAY_SENDING_HELLO) {
+        hello_forward_on_sent(worker, connection, result);
+        return;
+    }
     if (result < 0) {
         connection_close(worker, connection, side.source_error);
         return;

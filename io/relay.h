@@ -51,7 +51,8 @@ void relay_hello_sent(struct worker *worker, struct connection *connection);
 void relay_arm_deferred_polls(struct worker *worker);
 /* A deferred client poll's connection is being closed: drop it from the list. */
 void relay_forget_deferred(struct worker *worker, struct connection *connection);
-/* A relay poll completed: tag says which direction, result is revents or -errno. */
+/* A relay operation completed: tag says which direction; result is revents
+ * (poll), bytes queued (end-of-stream peek) or sent (the hello), or -errno. */
 void relay_on_ready(struct worker *worker, struct connection *connection, enum ring_tag tag,
                     int result);
 /* The connection's timer fired while relaying: close it if idle too long. */

@@ -71,13 +71,18 @@ static enum connection_op op_of_tag(enum ring_tag tag)
     }
 }
 
+void worker_track_op(struct io_uring_sqe *sqe, struct connection *connection, enum ring_tag tag)
+{
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, tag));
+    connection->pending_ops |= (uint8_t)op_of_tag(tag);
+}
+
 void worker_arm_poll(struct worker *worker, struct connection *connection,
                      enum ring_tag tag, int fd, unsigned poll_mask)
 {
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_poll_add(sqe, fd, poll_mask);
-    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, tag));
-    connection->pending_ops |= (uint8_t)op_of_tag(tag);
+    worker_track_op(sqe, connection, tag);
 }
 
 /* A one-byte MSG_PEEK recv: completes like a poll for POLLIN, but with 0
@@ -88,8 +93,7 @@ void worker_arm_end_peek(struct worker *worker, struct connection *connection,
 {
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_recv(sqe, fd, &worker->end_peek_byte, 1, MSG_PEEK);
-    io_uring_sqe_set_data64(sqe, ring_tag_pack(connection, tag));
-    connection->pending_ops |= (uint8_t)op_of_tag(tag);
+    worker_track_op(sqe, connection, tag);
 }
 
 /* An operation whose success needs no handling: no CQE unless it fails,
@@ -293,12 +297,7 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
         break;
     case RING_TAG_TO_UPSTREAM:
     case RING_TAG_TO_CLIENT:
-        if (!connection_op_completed(worker, owner, op_of_tag(tag)))
-            break;
-        if (tag == RING_TAG_TO_UPSTREAM &&
-            ((struct connection *)owner)->to_upstream.state == RELAY_SENDING_HELLO)
-            hello_forward_on_sent(worker, owner, cqe->res);
-        else
+        if (connection_op_completed(worker, owner, op_of_tag(tag)))
             relay_on_ready(worker, owner, tag, cqe->res);
         break;
     case RING_TAG_ACCESS_LOG:

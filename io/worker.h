@@ -135,6 +135,9 @@ void worker_destroy(struct worker *worker);
 
 /* Worker thread helpers. */
 struct io_uring_sqe *worker_sqe(struct worker *worker);
+/* A prepared SQE becomes the connection's operation in tag's slot: its
+ * completion is dispatched by tag, and the connection outlives it. */
+void worker_track_op(struct io_uring_sqe *sqe, struct connection *connection, enum ring_tag tag);
 void worker_arm_poll(struct worker *worker, struct connection *connection,
                      enum ring_tag tag, int fd, unsigned poll_mask);
 /* The operation just queued completes inside the submission, whatever its

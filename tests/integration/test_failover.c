@@ -251,11 +251,9 @@ Test(failover, failed_server_rests_for_fail_timeout, .init = integration_init, .
 
 static long long hello_buffers(uint16_t stats_port, const char *state)
 {
-    char *text = stats_fetch(stats_port, "/metrics");
     char *series = text_format("snisplice_hello_buffers{state=\"%s\"}", state);
-    long long value = stats_sample(text, series);
+    long long value = stats_value(stats_port, series);
     free(series);
-    free(text);
     return value;
 }
 

@@ -100,9 +100,7 @@ Test(limits, idle_connections_hold_two_sockets_and_no_thread, .init = integratio
     sleep_ms(300);
     int fds_idle = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
     cr_expect_eq(pipes_in_use, 0, "idle connections hold %lld pipes", pipes_in_use);
-    char *metrics = stats_fetch(stats_port, "/metrics");
-    long long hello_buffers = stats_sample(metrics, "snisplice_hello_buffers{state=\"in_use\"}");
-    free(metrics);
+    long long hello_buffers = stats_value(stats_port, "snisplice_hello_buffers{state=\"in_use\"}");
     cr_expect_eq(hello_buffers, 0, "idle connections hold %lld hello buffers", hello_buffers);
     int io_workers_idle;
     int threads_idle = count_threads(limits_proxy.pid, &io_workers_idle);

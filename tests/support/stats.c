@@ -41,6 +41,14 @@ long long stats_sample(const char *text, const char *series)
     return -1;
 }
 
+long long stats_value(uint16_t port, const char *series)
+{
+    char *text = stats_fetch(port, "/metrics");
+    long long value = stats_sample(text, series);
+    free(text);
+    return value;
+}
+
 int stats_fds_outside_pool(const struct proxy *proxy, uint16_t stats_port, long long *pipes_in_use)
 {
     char *text = stats_fetch(stats_port, "/metrics");

@@ -14,6 +14,9 @@
 char *stats_fetch(uint16_t port, const char *path);
 /* The value of the sample whose name and labels are exactly `series`; -1 if absent. */
 long long stats_sample(const char *text, const char *series);
+/* One scrape of /metrics on port: the value of series, -1 if absent or
+ * the endpoint did not answer. */
+long long stats_value(uint16_t port, const char *series);
 /* The proxy's open fds minus the pipes its pools hold (idle or lent), read
  * from its stats endpoint on stats_port: the number a leak would show up
  * in, exact however many pipes the pools keep. *pipes_in_use gets the lent
