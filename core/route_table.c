@@ -111,33 +111,64 @@ static const struct route_slot *find(const struct route_table *table, const char
     return slot->key_length ? slot : NULL;
 }
 
+/* The suffixes of a name a lookup may need, longest first. */
+struct suffix_probes {
+    unsigned count;
+    uint8_t start[HOSTNAME_MAX / 2 + 1]; /* a normalised name has at most 127 labels */
+    uint32_t hash[HOSTNAME_MAX / 2 + 1];
+};
+
+static void prefetch_slot(const struct route_table *table, uint32_t hash)
+{
+    __builtin_prefetch(&table->slots[hash & table->slot_mask]);
+}
+
+/* Proper suffixes whose label count some suffix pattern has (the one after
+ * the k-th dot has labels - k labels), hashed, their slots requested. */
+static void collect_suffix_probes(const struct route_table *table, const char *name, size_t len,
+                                  struct suffix_probes *probes)
+{
+    probes->count = 0;
+    if (table->suffix_label_counts == 0)
+        return;
+    unsigned labels = 1;
+    for (size_t i = 0; i < len; i++)
+        labels += name[i] == '.';
+    for (size_t i = 0; i < len && probes->count < sizeof probes->start; i++) {
+        if (name[i] != '.')
+            continue;
+        labels--;
+        if (!(table->suffix_label_counts & label_count_bit(labels)))
+            continue;
+        uint32_t hash = hash_name(name + i + 1, len - i - 1);
+        prefetch_slot(table, hash);
+        probes->start[probes->count] = (uint8_t)(i + 1);
+        probes->hash[probes->count++] = hash;
+    }
+}
+
+/* A name longer than HOSTNAME_MAX is no host name: it matches no route. */
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len)
 {
-    if (len == 0)
+    if (len == 0 || len > HOSTNAME_MAX)
         return table->default_target;
-    const struct route_slot *entry = find(table, name, len, hash_name(name, len));
+    /* The probes for the name and for its suffixes do not depend on each
+     * other: every slot they need is requested before the first is read,
+     * so their cache misses overlap instead of queueing (bench/NOTES.md). */
+    uint32_t hash = hash_name(name, len);
+    prefetch_slot(table, hash);
+    struct suffix_probes probes;
+    collect_suffix_probes(table, name, len, &probes);
+    const struct route_slot *entry = find(table, name, len, hash);
     if (entry) {
         if (entry->exact != ROUTE_NO_MATCH)
             return entry->exact;
         if (entry->suffix != ROUTE_NO_MATCH && entry->suffix_has_apex)
             return entry->suffix;
     }
-    if (table->suffix_label_counts == 0)
-        return table->default_target;
-    /* Proper suffixes, longest first: the one after the k-th dot has
-     * labels - k labels. */
-    unsigned labels = 1;
-    for (size_t i = 0; i < len; i++)
-        labels += name[i] == '.';
-    for (size_t i = 0; i < len; i++) {
-        if (name[i] != '.')
-            continue;
-        labels--;
-        if (!(table->suffix_label_counts & label_count_bit(labels)))
-            continue;
-        const char *suffix = name + i + 1;
-        size_t suffix_length = len - i - 1;
-        entry = find(table, suffix, suffix_length, hash_name(suffix, suffix_length));
+    for (unsigned k = 0; k < probes.count; k++) {
+        size_t start = probes.start[k];
+        entry = find(table, name + start, len - start, probes.hash[k]);
         if (entry && entry->suffix != ROUTE_NO_MATCH)
             return entry->suffix;
     }

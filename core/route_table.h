@@ -7,8 +7,8 @@
  * subdomain), then `default`. Built once by a builder, then read-only: any
  * number of threads may call route_lookup() at once with no shared writes.
  * Storage is an open-addressing hash table (linear probing, power-of-two
- * capacity, load <= 1/2) whose slots hold a hash and an index, with all keys
- * in one contiguous arena.
+ * capacity, load <= 1/2) whose slots hold a hash, the key's place and both
+ * targets, with all keys in one contiguous arena.
  */
 #ifndef SNISPLICE_CORE_ROUTE_TABLE_H
 #define SNISPLICE_CORE_ROUTE_TABLE_H

@@ -88,6 +88,36 @@ Test(route_table, suffix_patterns_of_every_depth)
     cr_assert_eq(lookup(table, "b.b.z"), 3, "a shorter name with the same last labels");
     route_table_free(table);
 
+    /* The longest host name there is: 127 one-letter labels. With suffix
+     * patterns of every depth from 1 to 63 labels, each of its 126
+     * suffixes is probed, and the match is the last (shortest) one. */
+    static const char *every_depth[65];
+    static char depth_patterns[63][140];
+    static int32_t depth_targets[65];
+    every_depth[0] = "*.q";
+    every_depth[1] = "default";
+    depth_targets[0] = 1;
+    depth_targets[1] = 2;
+    for (int depth = 2; depth <= 63; depth++) {
+        char *pattern = depth_patterns[depth - 2];
+        strcpy(pattern, "*.");
+        for (int i = 0; i < depth; i++)
+            strcat(pattern, i + 1 < depth ? "x." : "z");
+        every_depth[depth] = pattern;
+        depth_targets[depth] = 3;
+    }
+    table = table_of(every_depth, depth_targets, 64);
+    char longest[260] = "";
+    for (int i = 0; i < 126; i++)
+        strcat(longest, "a.");
+    strcat(longest, "q");
+    cr_assert_eq(strlen(longest), 253);
+    cr_assert_eq(lookup(table, longest), 1);
+    longest[252] = 'r';
+    cr_assert_eq(lookup(table, longest), 2);
+    cr_assert_eq(route_lookup(table, longest, 254), 2, "longer than a host name: no route");
+    route_table_free(table);
+
     static const char *exact_only[] = { "a.example.com", "default" };
     static const int32_t exact_targets[] = { 1, 2 };
     table = table_of(exact_only, exact_targets, 2);
