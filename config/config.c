@@ -292,6 +292,10 @@ static char *trim(char *text)
 
 static void notice_section_header(struct loader *loader, const char *line)
 {
+    while (isspace((unsigned char)*line))
+        line++;
+    if (*line != '[')
+        return; /* most lines: no copy */
     char copy[256];
     snprintf(copy, sizeof copy, "%s", line);
     char *text = trim(copy);
@@ -671,7 +675,11 @@ static int32_t resolve_target(struct loader *loader, const char *target, int lin
 static struct route_table *build_table(struct loader *loader, size_t table)
 {
     struct route_table_builder *builder = route_table_builder_new();
-    if (!builder) {
+    size_t patterns = 0;
+    for (size_t i = 0; i < loader->route_count; i++)
+        patterns += loader->routes[i].table == table;
+    if (!builder || !route_table_builder_reserve(builder, patterns)) {
+        route_table_builder_free(builder);
         loader->out_of_memory = true;
         return NULL;
     }

@@ -211,9 +211,8 @@ struct route_table_builder *route_table_builder_new(void)
     return builder;
 }
 
-static bool grow_slots(struct route_table *table)
+static bool resize_slots(struct route_table *table, uint32_t capacity)
 {
-    uint32_t capacity = (table->slot_mask + 1) * 2;
     struct route_slot *slots = calloc(capacity, sizeof *slots);
     if (!slots)
         return false;
@@ -256,7 +255,7 @@ static struct route_slot *find_or_insert(struct route_table *table, const char *
         return slot;
     /* Load factor at most 1/2 keeps probe sequences short. */
     if ((table->key_count + 1) * 2 > table->slot_mask + 1) {
-        if (!grow_slots(table))
+        if (!resize_slots(table, (table->slot_mask + 1) * 2))
             return NULL;
         slot = probe(table, key, length, hash);
     }
@@ -269,6 +268,17 @@ static struct route_slot *find_or_insert(struct route_table *table, const char *
     table->keys_length += length;
     table->key_count++;
     return slot;
+}
+
+bool route_table_builder_reserve(struct route_table_builder *builder, size_t patterns)
+{
+    struct route_table *table = &builder->table;
+    if (patterns > UINT32_MAX / 4)
+        return false;
+    uint32_t capacity = table->slot_mask + 1;
+    while (capacity < patterns * 2)
+        capacity *= 2;
+    return capacity == table->slot_mask + 1 || resize_slots(table, capacity);
 }
 
 enum route_add_result route_table_builder_add(struct route_table_builder *builder,

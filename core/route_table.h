@@ -13,6 +13,7 @@
 #ifndef SNISPLICE_CORE_ROUTE_TABLE_H
 #define SNISPLICE_CORE_ROUTE_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,10 @@ struct route_table_builder *route_table_builder_new(void);
 /* pattern: "default", "name", "*.suffix" or ".suffix"; target >= 0. */
 enum route_add_result route_table_builder_add(struct route_table_builder *builder,
                                               const char *pattern, int32_t target);
+/* Room for this many patterns without rehashing as they are added (a
+ * reload knows how many routes it has). false on ENOMEM; the builder stays
+ * usable either way. */
+bool route_table_builder_reserve(struct route_table_builder *builder, size_t patterns);
 /* Consumes the builder (also on failure). NULL on ENOMEM. */
 struct route_table *route_table_build(struct route_table_builder *builder);
 void route_table_builder_free(struct route_table_builder *builder);

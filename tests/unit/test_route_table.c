@@ -206,6 +206,32 @@ Test(route_table, invalid_patterns_are_refused)
     route_table_builder_free(builder);
 }
 
+/* A reload reserves room for its routes up front; room reserved before,
+ * between and after adds must keep every route and still grow past it. */
+Test(route_table, reserve_keeps_routes_and_grows_past_it)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    cr_assert(route_table_builder_reserve(builder, 100));
+    char name[64];
+    for (int i = 0; i < 3000; i++) {
+        if (i == 1000)
+            cr_assert(route_table_builder_reserve(builder, 2000), "room grows with routes in it");
+        if (i == 1500)
+            cr_assert(route_table_builder_reserve(builder, 10), "less than it has: nothing to do");
+        snprintf(name, sizeof name, i % 3 ? "r%d.example.net" : "*.r%d.example.net", i);
+        cr_assert_eq(route_table_builder_add(builder, name, i), ROUTE_ADD_OK, "%s", name);
+    }
+    cr_assert_not(route_table_builder_reserve(builder, SIZE_MAX / 2), "no room that large");
+    struct route_table *table = route_table_build(builder);
+    cr_assert_eq(route_table_size(table), 3000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(name, sizeof name, i % 3 ? "r%d.example.net" : "a.r%d.example.net", i);
+        cr_assert_eq(lookup(table, name), i, "%s", name);
+    }
+    cr_assert_eq(lookup(table, "r3.example.net"), ROUTE_NO_MATCH, "the apex of a wildcard");
+    route_table_free(table);
+}
+
 Test(route_table, one_hundred_thousand_routes)
 {
     enum { COUNT = 100000 };
