@@ -672,46 +672,89 @@ static int32_t resolve_target(struct loader *loader, const char *target, int lin
     return found;
 }
 
+static void report_route_result(struct loader *loader, const struct pending_route *route,
+                                enum route_add_result added, bool alpn)
+{
+    const char *pattern = loader->route_text + route->pattern;
+    switch (added) {
+    case ROUTE_ADD_OK: break;
+    case ROUTE_ADD_DUPLICATE: add_error(loader, route->line, "duplicate route '%s'", pattern); break;
+    case ROUTE_ADD_INVALID:
+        add_error(loader, route->line, alpn ? "invalid ALPN protocol '%s'" : "invalid server name pattern '%s'",
+                  pattern);
+        break;
+    case ROUTE_ADD_NO_MEMORY: loader->out_of_memory = true; break;
+    }
+}
+
+/* Name routes go to the builder in batches (route_table_builder_add_all
+ * overlaps their cache misses); a batch is added before anything that
+ * could report an error, so errors keep the order of the lines. */
+#define ROUTE_BATCH 256
+
+struct route_batch {
+    size_t count;
+    const struct pending_route *routes[ROUTE_BATCH];
+    const char *patterns[ROUTE_BATCH];
+    int32_t targets[ROUTE_BATCH];
+    enum route_add_result results[ROUTE_BATCH];
+};
+
+static void add_route_batch(struct loader *loader, struct route_table_builder *builder, struct route_batch *batch)
+{
+    route_table_builder_add_all(builder, batch->patterns, batch->targets, batch->count, batch->results);
+    for (size_t i = 0; i < batch->count; i++)
+        report_route_result(loader, batch->routes[i], batch->results[i], false);
+    batch->count = 0;
+}
+
+/* The route's upstream, reporting a wrong target: what, and where. */
+static int32_t resolve_route_target(struct loader *loader, const struct pending_route *route)
+{
+    char what[300];
+    snprintf(what, sizeof what, "route '%s'", loader->route_text + route->pattern);
+    return resolve_target(loader, loader->route_text + route->target, route->line, what);
+}
+
 static struct route_table *build_table(struct loader *loader, size_t table)
 {
     struct route_table_builder *builder = route_table_builder_new();
     size_t patterns = 0;
     for (size_t i = 0; i < loader->route_count; i++)
         patterns += loader->routes[i].table == table;
-    if (!builder || !route_table_builder_reserve(builder, patterns)) {
+    struct route_batch *batch = malloc(sizeof *batch);
+    if (!builder || !batch || !route_table_builder_reserve(builder, patterns)) {
         route_table_builder_free(builder);
+        free(batch);
         loader->out_of_memory = true;
         return NULL;
     }
+    batch->count = 0;
     for (size_t i = 0; i < loader->route_count; i++) {
         const struct pending_route *route = &loader->routes[i];
         if (route->table != table)
             continue;
         const char *pattern = loader->route_text + route->pattern;
         const char *target_text = loader->route_text + route->target;
-        char what[300];
-        /* The message is only needed when the target is wrong. */
-        int32_t target = is_literal_target(target_text) ? ROUTE_NO_MATCH
-                                                        : find_named_upstream(loader, target_text);
-        if (target == ROUTE_NO_MATCH) {
-            snprintf(what, sizeof what, "route '%s'", pattern);
-            target = resolve_target(loader, target_text, route->line, what);
-        }
+        bool alpn = strncmp(pattern, "alpn ", 5) == 0;
+        /* The common case, a named upstream, needs no message. */
+        int32_t target = is_literal_target(target_text) ? ROUTE_NO_MATCH : find_named_upstream(loader, target_text);
+        if (target == ROUTE_NO_MATCH || alpn || batch->count == ROUTE_BATCH)
+            add_route_batch(loader, builder, batch);
+        if (target == ROUTE_NO_MATCH)
+            target = resolve_route_target(loader, route);
         if (target == ROUTE_NO_MATCH)
             continue;
-        bool alpn = strncmp(pattern, "alpn ", 5) == 0;
-        enum route_add_result added = alpn ? route_table_builder_add_alpn(builder, pattern + 5, target)
-                                           : route_table_builder_add(builder, pattern, target);
-        switch (added) {
-        case ROUTE_ADD_OK: break;
-        case ROUTE_ADD_DUPLICATE: add_error(loader, route->line, "duplicate route '%s'", pattern); break;
-        case ROUTE_ADD_INVALID:
-            add_error(loader, route->line, alpn ? "invalid ALPN protocol '%s'" : "invalid server name pattern '%s'",
-                      pattern);
-            break;
-        case ROUTE_ADD_NO_MEMORY: loader->out_of_memory = true; break;
+        if (alpn) {
+            report_route_result(loader, route, route_table_builder_add_alpn(builder, pattern + 5, target), true);
+            continue;
         }
+        batch->routes[batch->count] = route;
+        batch->patterns[batch->count] = pattern;
+        batch->targets[batch->count++] = target;
     }
+    add_route_batch(loader, builder, batch);
+    free(batch);
     struct route_table *built = route_table_build(builder);
     if (!built)
         loader->out_of_memory = true;

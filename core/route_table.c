@@ -247,9 +247,9 @@ static bool reserve(void **array, size_t *capacity, size_t needed, size_t elemen
 }
 
 /* length: 1..HOSTNAME_MAX (a normalised name). */
-static struct route_slot *find_or_insert(struct route_table *table, const char *key, size_t length)
+static struct route_slot *find_or_insert(struct route_table *table, const char *key, size_t length,
+                                         uint32_t hash)
 {
-    uint32_t hash = hash_name(key, length);
     struct route_slot *slot = probe(table, key, length, hash);
     if (slot->key_length)
         return slot;
@@ -281,42 +281,92 @@ bool route_table_builder_reserve(struct route_table_builder *builder, size_t pat
     return capacity == table->slot_mask + 1 || resize_slots(table, capacity);
 }
 
-enum route_add_result route_table_builder_add(struct route_table_builder *builder,
-                                              const char *pattern, int32_t target)
+/* A pattern read and normalised: what inserting it needs. */
+struct parsed_pattern {
+    enum route_add_result status; /* ROUTE_ADD_OK: ready to insert */
+    bool is_default, wildcard, dot;
+    int32_t target;
+    uint32_t hash;
+    size_t key_length;
+    char key[HOSTNAME_MAX + 1];
+};
+
+static void parse_pattern(const char *pattern, int32_t target, struct parsed_pattern *parsed)
 {
-    struct route_table *table = &builder->table;
-    if (target < 0)
-        return ROUTE_ADD_INVALID;
-    if (strcmp(pattern, "default") == 0) {
+    parsed->status = target < 0 ? ROUTE_ADD_INVALID : ROUTE_ADD_OK;
+    parsed->target = target;
+    parsed->is_default = strcmp(pattern, "default") == 0;
+    if (parsed->status != ROUTE_ADD_OK || parsed->is_default)
+        return;
+    parsed->wildcard = strncmp(pattern, "*.", 2) == 0;
+    parsed->dot = !parsed->wildcard && pattern[0] == '.';
+    const char *name = pattern + (parsed->wildcard ? 2 : parsed->dot ? 1 : 0);
+    if (!hostname_normalize(name, strlen(name), parsed->key, &parsed->key_length)) {
+        parsed->status = ROUTE_ADD_INVALID;
+        return;
+    }
+    parsed->hash = hash_name(parsed->key, parsed->key_length);
+}
+
+static enum route_add_result insert_pattern(struct route_table *table, const struct parsed_pattern *parsed)
+{
+    if (parsed->status != ROUTE_ADD_OK)
+        return parsed->status;
+    if (parsed->is_default) {
         if (table->default_target != ROUTE_NO_MATCH)
             return ROUTE_ADD_DUPLICATE;
-        table->default_target = target;
+        table->default_target = parsed->target;
         return ROUTE_ADD_OK;
     }
-    bool wildcard = strncmp(pattern, "*.", 2) == 0;
-    bool dot = !wildcard && pattern[0] == '.';
-    const char *name = pattern + (wildcard ? 2 : dot ? 1 : 0);
-    char key[HOSTNAME_MAX + 1];
-    size_t key_length;
-    if (!hostname_normalize(name, strlen(name), key, &key_length))
-        return ROUTE_ADD_INVALID;
-    struct route_slot *entry = find_or_insert(table, key, key_length);
+    struct route_slot *entry = find_or_insert(table, parsed->key, parsed->key_length, parsed->hash);
     if (!entry)
         return ROUTE_ADD_NO_MEMORY;
-    int32_t *slot = wildcard || dot ? &entry->suffix : &entry->exact;
-    if (*slot != ROUTE_NO_MATCH)
+    bool suffix = parsed->wildcard || parsed->dot;
+    int32_t *target = suffix ? &entry->suffix : &entry->exact;
+    if (*target != ROUTE_NO_MATCH)
         return ROUTE_ADD_DUPLICATE;
-    *slot = target;
-    if (dot)
+    *target = parsed->target;
+    if (parsed->dot)
         entry->suffix_has_apex = true;
-    if (wildcard || dot) {
+    if (suffix) {
         unsigned labels = 1;
-        for (size_t i = 0; i < key_length; i++)
-            labels += key[i] == '.';
+        for (size_t i = 0; i < parsed->key_length; i++)
+            labels += parsed->key[i] == '.';
         table->suffix_label_counts |= label_count_bit(labels);
     }
     table->pattern_count++;
     return ROUTE_ADD_OK;
+}
+
+enum route_add_result route_table_builder_add(struct route_table_builder *builder,
+                                              const char *pattern, int32_t target)
+{
+    struct parsed_pattern parsed;
+    parse_pattern(pattern, target, &parsed);
+    return insert_pattern(&builder->table, &parsed);
+}
+
+/* Patterns parsed and hashed ahead of their insertion. */
+#define ADD_WINDOW 16
+
+void route_table_builder_add_all(struct route_table_builder *builder, const char *const *patterns,
+                                 const int32_t *targets, size_t count, enum route_add_result *results)
+{
+    struct route_table *table = &builder->table;
+    struct parsed_pattern window[ADD_WINDOW];
+    for (size_t first = 0; first < count; first += ADD_WINDOW) {
+        size_t size = count - first < ADD_WINDOW ? count - first : ADD_WINDOW;
+        /* Each insertion's slot is a cache miss of its own: request the
+         * whole window's slots, then insert in order (so duplicates are
+         * found exactly as one add after the other would find them). */
+        for (size_t i = 0; i < size; i++) {
+            parse_pattern(patterns[first + i], targets[first + i], &window[i]);
+            if (window[i].status == ROUTE_ADD_OK && !window[i].is_default)
+                prefetch_slot(table, window[i].hash);
+        }
+        for (size_t i = 0; i < size; i++)
+            results[first + i] = insert_pattern(table, &window[i]);
+    }
 }
 
 enum route_add_result route_table_builder_add_alpn(struct route_table_builder *builder,

@@ -206,6 +206,55 @@ Test(route_table, invalid_patterns_are_refused)
     route_table_builder_free(builder);
 }
 
+/* A reload adds its routes in batches: every result and every answer must
+ * be what adding them one by one gives, duplicates across batch windows
+ * included. */
+Test(route_table, add_all_is_add_one_by_one)
+{
+    enum { COUNT = 100 };
+    static char texts[COUNT][64];
+    const char *patterns[COUNT];
+    int32_t targets[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        switch (i % 7) {
+        case 0: snprintf(texts[i], sizeof texts[i], "*.w%d.test", i / 7 % 5); break;
+        case 1: snprintf(texts[i], sizeof texts[i], ".d%d.test", i / 7 % 4); break;
+        case 2: snprintf(texts[i], sizeof texts[i], "bad name %d", i); break;
+        case 3: snprintf(texts[i], sizeof texts[i], "default"); break;
+        default: snprintf(texts[i], sizeof texts[i], "H%d.Test.", i * 3 % 7); break;
+        }
+        patterns[i] = texts[i];
+        targets[i] = i % 11 == 10 ? -1 : i;
+    }
+    struct route_table_builder *one_by_one = route_table_builder_new();
+    struct route_table_builder *all = route_table_builder_new();
+    enum route_add_result expected[COUNT], results[COUNT];
+    for (int i = 0; i < COUNT; i++)
+        expected[i] = route_table_builder_add(one_by_one, patterns[i], targets[i]);
+    route_table_builder_add_all(all, patterns, targets, COUNT, results);
+    int duplicates = 0, invalid = 0;
+    for (int i = 0; i < COUNT; i++) {
+        cr_assert_eq(results[i], expected[i], "pattern %d '%s'", i, patterns[i]);
+        duplicates += results[i] == ROUTE_ADD_DUPLICATE;
+        invalid += results[i] == ROUTE_ADD_INVALID;
+    }
+    cr_assert_gt(duplicates, 40, "the list must hold duplicates, within a window of 16 and across");
+    cr_assert_gt(invalid, 10);
+    struct route_table *expected_table = route_table_build(one_by_one), *table = route_table_build(all);
+    cr_assert_eq(route_table_size(table), route_table_size(expected_table));
+    for (int i = 0; i < 40; i++) {
+        char names[3][64];
+        snprintf(names[0], sizeof names[0], "h%d.test", i);
+        snprintf(names[1], sizeof names[1], "x.w%d.test", i);
+        snprintf(names[2], sizeof names[2], "d%d.test", i);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(lookup(table, names[k]), lookup(expected_table, names[k]), "%s", names[k]);
+    }
+    cr_assert_eq(lookup(table, "nothing.here"), 3, "the first default wins");
+    route_table_free(expected_table);
+    route_table_free(table);
+}
+
 /* A reload reserves room for its routes up front; room reserved before,
  * between and after adds must keep every route and still grow past it. */
 Test(route_table, reserve_keeps_routes_and_grows_past_it)
