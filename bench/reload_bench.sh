@@ -4,6 +4,7 @@
 # connection failed. Proxy pinned to CPU 0 (its main thread shares that CPU
 # with the busy worker), load generator and backend to CPU 1.
 #   bench/reload_bench.sh [ROUTES] [RELOADS]
+#   SNISPLICE_BIN=path: measure that binary instead of build/snisplice
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUTES=${1:-100000}
@@ -11,7 +12,11 @@ RELOADS=${2:-10}
 OUT=$ROOT/build/bench
 TMP=$(mktemp -d /tmp/snisplice-reload.XXXXXX)
 trap 'kill $PP $BP 2>/dev/null; rm -rf "$TMP"' EXIT
-make -s -C "$ROOT" build/snisplice >&2
+BIN=${SNISPLICE_BIN:-}
+if [[ -z $BIN ]]; then
+    make -s -C "$ROOT" build/snisplice >&2
+    BIN=$ROOT/build/snisplice
+fi
 for p in backend loadgen; do
     [[ -x $OUT/$p ]] || gcc -O2 -Wall -pthread -o "$OUT/$p" "$ROOT/bench/$p.c"
 done
@@ -29,10 +34,10 @@ for u in range(50):
     print(f"[upstream u{u}]\nserver = 127.0.0.1:17111")
 PY
 start=$(date +%s%N)
-"$ROOT/build/snisplice" -t -c "$TMP/big.ini" >/dev/null 2>&1
+"$BIN" -t -c "$TMP/big.ini" >/dev/null 2>&1
 echo "check (-t, whole process) with $ROUTES routes: $(( ($(date +%s%N) - start) / 1000000 )) ms"
 taskset -c 1 "$OUT/backend" -p 17111 -t 1 >/dev/null 2>&1 & BP=$!
-taskset -c 0 "$ROOT/build/snisplice" -c "$TMP/big.ini" 2>"$TMP/proxy.log" & PP=$!
+taskset -c 0 "$BIN" -c "$TMP/big.ini" 2>"$TMP/proxy.log" & PP=$!
 sleep 0.5
 DURATION=$(( RELOADS * 3 / 10 + 2 ))
 taskset -c 1 "$OUT/loadgen" --threads 1 --target 127.0.0.1:17110 \
