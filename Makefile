@@ -106,11 +106,15 @@ build/fuzz/fuzz_nginx_import: tests/fuzz/fuzz_nginx_import.c $(CORE_SRC) $(CONFI
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -linih -o $@
 
+build/fuzz/fuzz_route_table: tests/fuzz/fuzz_route_table.c core/route_table.c core/hostname.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
+
 build/fuzz/fuzz_proxy_protocol: tests/fuzz/fuzz_proxy_protocol.c core/proxy_protocol.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
 
-FUZZ_HARNESSES = clienthello config nginx_import proxy_protocol
+FUZZ_HARNESSES = clienthello config nginx_import proxy_protocol route_table
 # `make -j2 fuzz` runs two harnesses at a time; CI runs every one for FUZZ_SECONDS.
 fuzz: $(addprefix fuzz-run-,$(FUZZ_HARNESSES))
 fuzz-run-%: deps build/fuzz/fuzz_%

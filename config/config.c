@@ -684,6 +684,10 @@ static void report_route_result(struct loader *loader, const struct pending_rout
                   pattern);
         break;
     case ROUTE_ADD_NO_MEMORY: loader->out_of_memory = true; break;
+    case ROUTE_ADD_FULL:
+        add_error(loader, route->line, "route '%s': too many routes in one table (their names take %zu MiB at most)",
+                  pattern, ROUTE_TABLE_RECORDS_MAX >> 20);
+        break;
     }
 }
 

@@ -7,8 +7,8 @@
  * subdomain), then `default`. Built once by a builder, then read-only: any
  * number of threads may call route_lookup() at once with no shared writes.
  * Storage is an open-addressing hash table (linear probing, power-of-two
- * capacity, load <= 1/2) whose slots hold a hash, the key's place and both
- * targets, with all keys in one contiguous arena.
+ * capacity, load <= 1/2) of 4-byte slots pointing into one arena that holds
+ * every key with its targets.
  */
 #ifndef SNISPLICE_CORE_ROUTE_TABLE_H
 #define SNISPLICE_CORE_ROUTE_TABLE_H
@@ -27,7 +27,12 @@ enum route_add_result {
     ROUTE_ADD_DUPLICATE, /* the same pattern (or "*.x" with ".x") was already added */
     ROUTE_ADD_INVALID,   /* not a valid host name pattern */
     ROUTE_ADD_NO_MEMORY,
+    ROUTE_ADD_FULL,      /* the table's names already take ROUTE_TABLE_RECORDS_MAX */
 };
+
+/* What one table's names and targets may take (about 3 million routes of
+ * 30-character names). */
+#define ROUTE_TABLE_RECORDS_MAX ((size_t)128 << 20)
 
 struct route_table_builder *route_table_builder_new(void);
 /* pattern: "default", "name", "*.suffix" or ".suffix"; target >= 0. */

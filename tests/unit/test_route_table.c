@@ -281,6 +281,42 @@ Test(route_table, reserve_keeps_routes_and_grows_past_it)
     route_table_free(table);
 }
 
+/* 253-character names until the table's records are full: the next new
+ * name is refused with ROUTE_ADD_FULL, a pattern for a name it has still
+ * goes in, and everything added before still answers. */
+Test(route_table, a_full_table_refuses_new_names_and_keeps_the_rest, .timeout = 60)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    char name[260], pattern[264];
+    size_t added = 0;
+    enum route_add_result result = ROUTE_ADD_OK;
+    const char *tail = ".bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+                       ".ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+                       ".ddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+    while (result == ROUTE_ADD_OK) {
+        snprintf(name, sizeof name, "n%062zu%s", added, tail);
+        cr_assert_eq(strlen(name), 253);
+        result = route_table_builder_add(builder, name, (int32_t)(added % 1000));
+        if (result == ROUTE_ADD_OK)
+            added++;
+    }
+    cr_assert_eq(result, ROUTE_ADD_FULL, "refused as full, not as out of memory");
+    /* A name costs its length and a few bytes: at most 16 more here. */
+    cr_assert_geq(added, ROUTE_TABLE_RECORDS_MAX / (253 + 16), "added %zu", added);
+    cr_assert_leq(added, ROUTE_TABLE_RECORDS_MAX / 253, "added %zu", added);
+    snprintf(pattern, sizeof pattern, "*.n%062d%s", 0, tail);
+    cr_assert_eq(route_table_builder_add(builder, pattern, 7), ROUTE_ADD_OK, "a name it has takes a suffix");
+    struct route_table *table = route_table_build(builder);
+    cr_assert_eq(lookup(table, name), ROUTE_NO_MATCH, "the refused name");
+    snprintf(name, sizeof name, "n%062d%s", 0, tail);
+    cr_assert_eq(lookup(table, name), 0);
+    snprintf(name, sizeof name, "x.n%062d%s", 0, tail);
+    cr_assert_eq(lookup(table, name), ROUTE_NO_MATCH, "over 253 characters: no host name");
+    snprintf(name, sizeof name, "n%062zu%s", added - 1, tail);
+    cr_assert_eq(lookup(table, name), (int32_t)((added - 1) % 1000));
+    route_table_free(table);
+}
+
 Test(route_table, one_hundred_thousand_routes)
 {
     enum { COUNT = 100000 };
