@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -508,8 +509,23 @@ out:
     return status;
 }
 
+/* A reload builds the new routes while the old ones still serve, then
+ * frees the old ones: with glibc's default, moving thresholds, each of its
+ * multi-MiB arrays could land in a fresh mmap or a trimmed heap and be
+ * faulted in again, page by page, at every reload (100 000 routes: 11 000
+ * faults per 10 reloads, and this VM charges microseconds per fault). A
+ * fixed threshold keeps them in the heap, and the heap keeps what a reload
+ * freed for the next one: RSS stays at the largest reload's peak.
+ * bench/NOTES.md has the numbers. */
+static void keep_reload_memory(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv)
 {
+    keep_reload_memory();
     struct options options;
     int status = parse_options(argc, argv, &options);
     if (status >= 0)
