@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "name_index.h"
 #include "units.h"
 
 #define WORKERS_MAX 256
@@ -62,11 +63,6 @@ struct pending_listener {
     uint32_t proxy_protocol_from_count;
 };
 
-struct named_upstream {
-    const char *name;
-    int32_t index;
-};
-
 struct pending_upstream {
     struct upstream upstream;
     int line;
@@ -91,8 +87,8 @@ struct loader {
     size_t route_text_capacity;  /* routes: 20% of a reload was malloc) */
     struct pending_upstream *upstreams;
     size_t upstream_count;
-    struct named_upstream *upstreams_by_name; /* sorted by name, for routes */
-    size_t upstreams_by_name_count;
+    struct name_index named_upstreams;   /* [upstream NAME] -> index in upstreams */
+    struct name_index literal_upstreams; /* "address:port" target -> index */
     struct pending_listener *listeners;
     size_t listener_count;
     struct pending_table *tables;
@@ -156,13 +152,12 @@ static void open_upstream(struct loader *loader, const char *name)
         loader->section = SECTION_UNKNOWN;
         return;
     }
-    for (size_t i = 0; i < loader->upstream_count; i++) {
-        if (strcmp(loader->upstreams[i].upstream.name, name) == 0) {
-            add_error(loader, loader->line, "duplicate upstream '%s' (first at line %d)", name,
-                      loader->upstreams[i].line);
-            loader->section = SECTION_UNKNOWN;
-            return;
-        }
+    int32_t first = name_index_get(&loader->named_upstreams, name);
+    if (first != NAME_INDEX_NONE) {
+        add_error(loader, loader->line, "duplicate upstream '%s' (first at line %d)", name,
+                  loader->upstreams[first].line);
+        loader->section = SECTION_UNKNOWN;
+        return;
     }
     struct pending_upstream *upstreams = grow(loader, loader->upstreams, loader->upstream_count,
                                               sizeof *upstreams);
@@ -173,7 +168,9 @@ static void open_upstream(struct loader *loader, const char *name)
     memset(pending, 0, sizeof *pending);
     pending->upstream.name = strdup(name);
     pending->line = loader->line;
-    if (!pending->upstream.name) {
+    if (!pending->upstream.name ||
+        !name_index_put(&loader->named_upstreams, pending->upstream.name, (int32_t)loader->upstream_count)) {
+        upstream_release(&pending->upstream);
         loader->out_of_memory = true;
         return;
     }
@@ -594,9 +591,9 @@ static bool is_literal_target(const char *target)
 /* Index of the upstream for a literal address, creating it once. */
 static int32_t literal_upstream(struct loader *loader, const char *target, int line, const char *what)
 {
-    for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line == 0 && strcmp(loader->upstreams[i].upstream.name, target) == 0)
-            return (int32_t)i;
+    int32_t known = name_index_get(&loader->literal_upstreams, target);
+    if (known != NAME_INDEX_NONE)
+        return known;
     struct address address;
     char error[256];
     if (!address_parse(target, &address, error, sizeof error)) {
@@ -618,50 +615,23 @@ static int32_t literal_upstream(struct loader *loader, const char *target, int l
         loader->out_of_memory = true;
         return ROUTE_NO_MATCH;
     }
-    return (int32_t)loader->upstream_count++;
-}
-
-/* An upstream name or a literal address; `what` prefixes any error. */
-static int compare_named_upstreams(const void *a, const void *b)
-{
-    return strcmp(((const struct named_upstream *)a)->name, ((const struct named_upstream *)b)->name);
-}
-
-/* With 100,000 routes naming a few upstreams, a linear scan per route was
- * most of a reload: sort the named upstreams once, then binary-search. */
-static void index_upstream_names(struct loader *loader)
-{
-    free(loader->upstreams_by_name);
-    loader->upstreams_by_name = malloc((loader->upstream_count ? loader->upstream_count : 1) *
-                                       sizeof *loader->upstreams_by_name);
-    loader->upstreams_by_name_count = 0;
-    if (!loader->upstreams_by_name) {
+    int32_t index = (int32_t)loader->upstream_count;
+    if (!name_index_put(&loader->literal_upstreams, pending->upstream.name, index)) {
+        upstream_release(&pending->upstream);
         loader->out_of_memory = true;
-        return;
+        return ROUTE_NO_MATCH;
     }
-    for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line != 0)
-            loader->upstreams_by_name[loader->upstreams_by_name_count++] =
-                (struct named_upstream){ loader->upstreams[i].upstream.name, (int32_t)i };
-    qsort(loader->upstreams_by_name, loader->upstreams_by_name_count, sizeof *loader->upstreams_by_name,
-          compare_named_upstreams);
+    loader->upstream_count++;
+    return index;
 }
 
 static int32_t find_named_upstream(const struct loader *loader, const char *name)
 {
-    if (loader->upstreams_by_name) {
-        struct named_upstream key = { name, ROUTE_NO_MATCH };
-        const struct named_upstream *found =
-            bsearch(&key, loader->upstreams_by_name, loader->upstreams_by_name_count,
-                    sizeof *loader->upstreams_by_name, compare_named_upstreams);
-        return found ? found->index : ROUTE_NO_MATCH;
-    }
-    for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line != 0 && strcmp(loader->upstreams[i].upstream.name, name) == 0)
-            return (int32_t)i;
-    return ROUTE_NO_MATCH;
+    int32_t found = name_index_get(&loader->named_upstreams, name);
+    return found == NAME_INDEX_NONE ? ROUTE_NO_MATCH : found;
 }
 
+/* An upstream name or a literal address; `what` prefixes any error. */
 static int32_t resolve_target(struct loader *loader, const char *target, int line, const char *what)
 {
     if (is_literal_target(target))
@@ -880,7 +850,6 @@ static bool assemble(struct loader *loader)
     if (loader->listener_count == 0)
         add_error(loader, 0, "no [listen] address");
     struct snapshot *snapshot = snapshot_new();
-    index_upstream_names(loader);
     if (!snapshot || !build_tables(loader, snapshot) || !build_listeners(loader, snapshot))
         loader->out_of_memory = true;
     check_tables(loader);
@@ -922,7 +891,8 @@ static void loader_release(struct loader *loader)
         free(loader->listeners[i].proxy_protocol_from);
     }
     free(loader->listeners);
-    free(loader->upstreams_by_name);
+    name_index_free(&loader->named_upstreams);
+    name_index_free(&loader->literal_upstreams);
     for (size_t i = 0; i < loader->table_count; i++)
         free(loader->tables[i].name);
     free(loader->tables);

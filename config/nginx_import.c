@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../core/address.h"
+#include "name_index.h"
 
 #define NAME_MAX_LENGTH 64
 
@@ -120,6 +121,8 @@ struct importer {
     size_t map_count;
     struct import_upstream **upstreams; /* each allocated alone: servers and maps point at them */
     size_t upstream_count;
+    struct name_index upstream_names;   /* named upstreams -> index in upstreams */
+    struct name_index literal_addresses; /* converted address -> index in upstreams */
     struct import_server *servers;
     size_t server_count;
     char **stream_trusted;        /* stream-level set_real_ip_from */
@@ -271,10 +274,8 @@ static struct import_map *find_map(struct importer *importer, const char *variab
 
 static struct import_upstream *find_upstream(struct importer *importer, const char *name)
 {
-    for (size_t i = 0; i < importer->upstream_count; i++)
-        if (!importer->upstreams[i]->literal && strcmp(importer->upstreams[i]->name, name) == 0)
-            return importer->upstreams[i];
-    return NULL;
+    int32_t found = name_index_get(&importer->upstream_names, name);
+    return found == NAME_INDEX_NONE ? NULL : importer->upstreams[found];
 }
 
 static struct import_upstream *add_upstream(struct importer *importer)
@@ -295,9 +296,9 @@ static struct import_upstream *add_upstream(struct importer *importer)
 
 static struct import_upstream *literal_upstream(struct importer *importer, const char *address)
 {
-    for (size_t i = 0; i < importer->upstream_count; i++)
-        if (importer->upstreams[i]->literal && strcmp(importer->upstreams[i]->address, address) == 0)
-            return importer->upstreams[i];
+    int32_t known = name_index_get(&importer->literal_addresses, address);
+    if (known != NAME_INDEX_NONE)
+        return importer->upstreams[known];
     struct import_upstream *upstream = add_upstream(importer);
     if (!upstream)
         return NULL;
@@ -308,7 +309,8 @@ static struct import_upstream *literal_upstream(struct importer *importer, const
     upstream->literal = true;
     upstream->address = strdup(address);
     upstream->name = strdup(clean);
-    if (!upstream->address || !upstream->name) {
+    if (!upstream->address || !upstream->name ||
+        !name_index_put(&importer->literal_addresses, upstream->address, (int32_t)importer->upstream_count - 1)) {
         importer->failed = true;
         return NULL;
     }
@@ -409,6 +411,8 @@ static void collect_upstream(struct importer *importer, const struct nginx_direc
         return;
     upstream->directive = directive;
     upstream->name = directive->args[0];
+    if (!name_index_put(&importer->upstream_names, upstream->name, (int32_t)importer->upstream_count - 1))
+        importer->failed = true;
 }
 
 static void collect_listen(struct importer *importer, struct import_server *server,
@@ -854,6 +858,8 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
         free(importer.upstreams[i]);
     }
     free(importer.upstreams);
+    name_index_free(&importer.upstream_names);
+    name_index_free(&importer.literal_addresses);
     free(importer.maps);
     free(importer.servers);
     out->ini = ini.data;

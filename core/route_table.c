@@ -188,18 +188,18 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
     prefetch_slot(table, hash);
     struct suffix_probes probes;
     collect_suffix_probes(table, name, len, &probes);
-    const struct route_record *entry = find(table, name, len, hash);
-    if (entry) {
-        if (entry->exact != ROUTE_NO_MATCH)
-            return entry->exact;
-        if (entry->suffix != ROUTE_NO_MATCH && entry->suffix_has_apex)
-            return entry->suffix;
+    const struct route_record *record = find(table, name, len, hash);
+    if (record) {
+        if (record->exact != ROUTE_NO_MATCH)
+            return record->exact;
+        if (record->suffix != ROUTE_NO_MATCH && record->suffix_has_apex)
+            return record->suffix;
     }
     for (unsigned k = 0; k < probes.count; k++) {
         size_t start = probes.start[k];
-        entry = find(table, name + start, len - start, probes.hash[k]);
-        if (entry && entry->suffix != ROUTE_NO_MATCH)
-            return entry->suffix;
+        record = find(table, name + start, len - start, probes.hash[k]);
+        if (record && record->suffix != ROUTE_NO_MATCH)
+            return record->suffix;
     }
     return table->default_target;
 }
@@ -359,17 +359,17 @@ static enum route_add_result insert_pattern(struct route_table *table, const str
         table->default_target = parsed->target;
         return ROUTE_ADD_OK;
     }
-    struct route_record *entry;
-    enum route_add_result added = find_or_insert(table, parsed->key, parsed->key_length, parsed->hash, &entry);
+    struct route_record *record;
+    enum route_add_result added = find_or_insert(table, parsed->key, parsed->key_length, parsed->hash, &record);
     if (added != ROUTE_ADD_OK)
         return added;
     bool suffix = parsed->wildcard || parsed->dot;
-    int32_t *target = suffix ? &entry->suffix : &entry->exact;
+    int32_t *target = suffix ? &record->suffix : &record->exact;
     if (*target != ROUTE_NO_MATCH)
         return ROUTE_ADD_DUPLICATE;
     *target = parsed->target;
     if (parsed->dot)
-        entry->suffix_has_apex = true;
+        record->suffix_has_apex = true;
     if (suffix) {
         unsigned labels = 1;
         for (size_t i = 0; i < parsed->key_length; i++)

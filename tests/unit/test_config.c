@@ -153,6 +153,36 @@ Test(config, upstream_defined_after_routes_and_shared_literals)
     config_free(config);
 }
 
+/* Large nginx maps name an address per route. Each distinct address is
+ * one upstream, the same address one upstream however often it appears,
+ * and loading stays linear (a scan per route took 19 s for 100 000). */
+Test(config, one_hundred_thousand_literal_addresses, .timeout = 30)
+{
+    enum { ROUTES = 100000 };
+    size_t size = 200 + ROUTES * 64, length = 0;
+    char *text = malloc(size);
+    cr_assert_not_null(text);
+    length += (size_t)snprintf(text + length, size - length, "[listen]\naddress = 127.0.0.1:1443\n[routes]\n");
+    size_t distinct = 0;
+    for (int i = 0; i < ROUTES; i++) {
+        if (i % 10 == 9) {
+            length += (size_t)snprintf(text + length, size - length, "h%d.test = 10.0.0.0:1000\n", i);
+            continue;
+        }
+        distinct += i != 0;
+        length += (size_t)snprintf(text + length, size - length, "h%d.test = 10.%d.%d.%d:%d\n", i, i >> 16 & 255,
+                                   i >> 8 & 255, i & 255, 1000 + i % 50000);
+    }
+    struct config *config = load_ok(text);
+    free(text);
+    cr_assert_eq(config->snapshot->upstream_count, distinct + 1);
+    cr_assert_str_eq(upstream_name(config, route(config, "h0.test")), "10.0.0.0:1000");
+    cr_assert_eq(route(config, "h9.test"), route(config, "h0.test"), "the same address, the same upstream");
+    cr_assert_eq(route(config, "h99999.test"), route(config, "h0.test"));
+    cr_assert_str_eq(upstream_name(config, route(config, "h70001.test")), "10.1.17.113:21001");
+    config_free(config);
+}
+
 Test(config, workers_number_and_durations)
 {
     struct config *config = load_ok("[global]\nworkers = 3\npreread_timeout = 500ms\nidle_timeout = 1h\n"

@@ -306,6 +306,46 @@ Test(nginx_import, syntax_errors_name_file_and_line)
     }
 }
 
+/* A big hosting map: 100,000 names, each to its own address, plus
+ * wildcards to named upstreams. Every entry converts, and the import
+ * stays linear: it took 74 s (a scan of all
+ * upstreams per entry, and a buffer the size of the rest of the file per
+ * word: 856 MiB). */
+Test(nginx_import, one_hundred_thousand_map_entries, .timeout = 60)
+{
+    enum { NAMES = 100000, WILDCARDS = 2000 };
+    size_t size = 1000 + (NAMES + WILDCARDS) * 80, length = 0;
+    char *text = malloc(size);
+    cr_assert_not_null(text);
+    length += (size_t)snprintf(text + length, size - length,
+                               "stream {\n  map $ssl_preread_server_name $backend {\n    hostnames;\n");
+    for (int i = 0; i < NAMES; i++)
+        length += (size_t)snprintf(text + length, size - length, "    svc%d.example.net 10.%d.%d.%d:%d;\n", i,
+                                   i >> 16 & 255, i >> 8 & 255, i & 255, 1000 + i % 50000);
+    for (int i = 0; i < WILDCARDS; i++)
+        length += (size_t)snprintf(text + length, size - length, "    *.w%d.example.org up%d;\n", i, i % 50);
+    length += (size_t)snprintf(text + length, size - length, "    default up0;\n  }\n");
+    for (int i = 0; i < 50; i++)
+        length += (size_t)snprintf(text + length, size - length, "  upstream up%d { server 127.0.0.1:%d; }\n", i,
+                                   2000 + i);
+    snprintf(text + length, size - length, "  server { listen 443; proxy_pass $backend; ssl_preread on; }\n}\n");
+    struct nginx_import result = import_text(text);
+    free(text);
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    size_t routes = 0, upstreams = 0;
+    for (const char *line = result.ini; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        routes += strncmp(line, "svc", 3) == 0 || strncmp(line, "*.w", 3) == 0;
+        upstreams += strncmp(line, "[upstream ", 10) == 0;
+    }
+    cr_expect_eq(routes, NAMES + WILDCARDS);
+    cr_expect_eq(upstreams, 50, "addresses stay addresses; nginx's upstreams stay upstreams");
+    cr_expect(strstr(result.ini, "\nsvc99999.example.net = 10.1.134.159:50999\n"), "%.300s",
+              strstr(result.ini, "svc99999"));
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, quoting_escapes_and_comments)
 {
     struct nginx_import result = import_text(
