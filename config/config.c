@@ -588,18 +588,17 @@ static bool is_literal_target(const char *target)
     return strchr(target, ':') != NULL;
 }
 
-/* Index of the upstream for a literal address, creating it once. */
-static int32_t literal_upstream(struct loader *loader, const char *target, int line, const char *what)
+/* Index of the upstream for a literal address, creating it once. A bad
+ * address is ROUTE_NO_MATCH with the reason in `error`; out of memory,
+ * ROUTE_NO_MATCH with `error` left as it was. */
+static int32_t literal_upstream(struct loader *loader, const char *target, char *error, size_t error_size)
 {
     int32_t known = name_index_get(&loader->literal_upstreams, target);
     if (known != NAME_INDEX_NONE)
         return known;
     struct address address;
-    char error[256];
-    if (!address_parse(target, &address, error, sizeof error)) {
-        add_error(loader, line, "%s: %s", what, error);
+    if (!address_parse(target, &address, error, error_size))
         return ROUTE_NO_MATCH;
-    }
     struct pending_upstream *upstreams = grow(loader, loader->upstreams, loader->upstream_count,
                                               sizeof *upstreams);
     if (!upstreams)
@@ -610,13 +609,9 @@ static int32_t literal_upstream(struct loader *loader, const char *target, int l
     pending->upstream.name = strdup(target);
     struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
     server.address = address;
-    if (!pending->upstream.name || !upstream_add_server(&pending->upstream, &server)) {
-        upstream_release(&pending->upstream);
-        loader->out_of_memory = true;
-        return ROUTE_NO_MATCH;
-    }
     int32_t index = (int32_t)loader->upstream_count;
-    if (!name_index_put(&loader->literal_upstreams, pending->upstream.name, index)) {
+    if (!pending->upstream.name || !upstream_add_server(&pending->upstream, &server) ||
+        !name_index_put(&loader->literal_upstreams, pending->upstream.name, index)) {
         upstream_release(&pending->upstream);
         loader->out_of_memory = true;
         return ROUTE_NO_MATCH;
@@ -631,14 +626,27 @@ static int32_t find_named_upstream(const struct loader *loader, const char *name
     return found == NAME_INDEX_NONE ? ROUTE_NO_MATCH : found;
 }
 
-/* An upstream name or a literal address; `what` prefixes any error. */
-static int32_t resolve_target(struct loader *loader, const char *target, int line, const char *what)
+/* The upstream a target names (an upstream name or a literal address),
+ * reporting nothing: when there is none, why goes to `error` ("" when
+ * out of memory). */
+static int32_t find_target(struct loader *loader, const char *target, char *error, size_t error_size)
 {
+    error[0] = '\0';
     if (is_literal_target(target))
-        return literal_upstream(loader, target, line, what);
+        return literal_upstream(loader, target, error, error_size);
     int32_t found = find_named_upstream(loader, target);
     if (found == ROUTE_NO_MATCH)
-        add_error(loader, line, "%s: unknown upstream '%s'", what, target);
+        snprintf(error, error_size, "unknown upstream '%s'", target);
+    return found;
+}
+
+/* The same, reporting a wrong target at `line`, prefixed by `what`. */
+static int32_t resolve_target(struct loader *loader, const char *target, int line, const char *what)
+{
+    char error[300];
+    int32_t found = find_target(loader, target, error, sizeof error);
+    if (found == ROUTE_NO_MATCH && error[0])
+        add_error(loader, line, "%s: %s", what, error);
     return found;
 }
 
@@ -682,14 +690,6 @@ static void add_route_batch(struct loader *loader, struct route_table_builder *b
     batch->count = 0;
 }
 
-/* The route's upstream, reporting a wrong target: what, and where. */
-static int32_t resolve_route_target(struct loader *loader, const struct pending_route *route)
-{
-    char what[300];
-    snprintf(what, sizeof what, "route '%s'", loader->route_text + route->pattern);
-    return resolve_target(loader, loader->route_text + route->target, route->line, what);
-}
-
 static struct route_table *build_table(struct loader *loader, size_t table)
 {
     struct route_table_builder *builder = route_table_builder_new();
@@ -709,16 +709,16 @@ static struct route_table *build_table(struct loader *loader, size_t table)
         if (route->table != table)
             continue;
         const char *pattern = loader->route_text + route->pattern;
-        const char *target_text = loader->route_text + route->target;
         bool alpn = strncmp(pattern, "alpn ", 5) == 0;
-        /* The common case, a named upstream, needs no message. */
-        int32_t target = is_literal_target(target_text) ? ROUTE_NO_MATCH : find_named_upstream(loader, target_text);
+        char error[300];
+        int32_t target = find_target(loader, loader->route_text + route->target, error, sizeof error);
         if (target == ROUTE_NO_MATCH || alpn || batch->count == ROUTE_BATCH)
             add_route_batch(loader, builder, batch);
-        if (target == ROUTE_NO_MATCH)
-            target = resolve_route_target(loader, route);
-        if (target == ROUTE_NO_MATCH)
+        if (target == ROUTE_NO_MATCH) {
+            if (error[0])
+                add_error(loader, route->line, "route '%s': %s", pattern, error);
             continue;
+        }
         if (alpn) {
             report_route_result(loader, route, route_table_builder_add_alpn(builder, pattern + 5, target), true);
             continue;

@@ -326,6 +326,13 @@ static bool drain_step(struct worker *worker)
     return worker->open_connections == 0 && worker->allocated_connections == 0;
 }
 
+/* A wait in ms (-1: none) shortened to end by `deadline_ms`. */
+static int wait_until(int wait, uint64_t deadline_ms, uint64_t now_ms)
+{
+    int until = deadline_ms > now_ms ? (int)(deadline_ms - now_ms) : 0;
+    return wait < 0 || until < wait ? until : wait;
+}
+
 static int wait_ms(struct worker *worker)
 {
     /* A deferred client poll is armed at the next wake-up; if none comes,
@@ -336,27 +343,17 @@ static int wait_ms(struct worker *worker)
     if (worker->inline_completions > 0)
         limit = timer_wheel_ms_to_next_tick(worker->now_ms);
     /* Pages of a burst's hello buffers go back even if nothing else happens. */
-    uint64_t trim_at = worker->hello_buffers.trim_at_ms;
-    if (trim_at) {
-        int trim = trim_at > worker->now_ms ? (int)(trim_at - worker->now_ms) : 0;
-        if (limit < 0 || trim < limit)
-            limit = trim;
-    }
+    if (worker->hello_buffers.trim_at_ms)
+        limit = wait_until(limit, worker->hello_buffers.trim_at_ms, worker->now_ms);
     int wait = timer_wheel_wait_ms(&worker->timers, worker->now_ms, limit);
-    if (worker->accept_paused_until_ms) {
-        int pause = worker->accept_paused_until_ms > worker->now_ms
-                        ? (int)(worker->accept_paused_until_ms - worker->now_ms) : 0;
-        if (wait < 0 || pause < wait)
-            wait = pause;
-    }
+    if (worker->accept_paused_until_ms)
+        wait = wait_until(wait, worker->accept_paused_until_ms, worker->now_ms);
     if (worker->draining) {
-        int drain = worker->drain_deadline_ms > worker->now_ms
-                        ? (int)(worker->drain_deadline_ms - worker->now_ms) : 0;
         /* Cancellations of closed connections must still be reaped. */
-        if (drain > 100 || worker->open_connections == 0)
-            drain = 100;
-        if (wait < 0 || drain < wait)
-            wait = drain;
+        uint64_t drain_at = worker->drain_deadline_ms;
+        if (drain_at > worker->now_ms + 100 || worker->open_connections == 0)
+            drain_at = worker->now_ms + 100;
+        wait = wait_until(wait, drain_at, worker->now_ms);
     }
     return wait;
 }
