@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "congestion_control.h"
 #include "name_index.h"
 #include "units.h"
 
@@ -66,6 +67,7 @@ struct pending_listener {
 struct pending_upstream {
     struct upstream upstream;
     int line;
+    int congestion_line;     /* of its congestion_control key, if any */
 };
 
 struct loader {
@@ -541,6 +543,13 @@ static void add_server(struct loader *loader, const char *name, const char *valu
             add_error(loader, loader->line, "proxy_protocol: expected off, v1 or v2, got '%s'", value);
         return;
     }
+    if (strcmp(name, "congestion_control") == 0) {
+        char error[192];
+        if (!congestion_control_parse(value, upstream, error, sizeof error))
+            add_error(loader, loader->line, "congestion_control: %s", error);
+        loader->upstreams[loader->current_upstream].congestion_line = loader->line;
+        return;
+    }
     if (strcmp(name, "server") != 0) {
         add_error(loader, loader->line, "unknown key '%s' in [upstream %s]", name, upstream->name);
         return;
@@ -808,10 +817,18 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
 
 static void check_upstreams(struct loader *loader)
 {
-    for (size_t i = 0; i < loader->upstream_count; i++)
-        if (loader->upstreams[i].line != 0 && loader->upstreams[i].upstream.server_count == 0)
-            add_error(loader, loader->upstreams[i].line, "upstream '%s' has no server",
-                      loader->upstreams[i].upstream.name);
+    const char *user = loader->config->user;
+    for (size_t i = 0; i < loader->upstream_count; i++) {
+        const struct pending_upstream *pending = &loader->upstreams[i];
+        if (pending->line != 0 && pending->upstream.server_count == 0)
+            add_error(loader, pending->line, "upstream '%s' has no server", pending->upstream.name);
+        /* Loaded as root, but the workers set it as `user`. */
+        if (user && pending->upstream.congestion == UPSTREAM_CONGESTION_NAMED &&
+            !congestion_control_allowed_to_users(pending->upstream.congestion_name))
+            add_error(loader, pending->congestion_line,
+                      "congestion_control: '%s' is not allowed for user '%s' (see net.ipv4.tcp_allowed_congestion_control)",
+                      pending->upstream.congestion_name, user);
+    }
 }
 
 static void check_tables(struct loader *loader)

@@ -6,7 +6,8 @@
  * attempt number) so a worker keeps its own round-robin cursor and no state
  * is shared between workers. Weights shape a precomputed smooth weighted
  * round-robin schedule (nginx's algorithm: the heaviest server is not picked
- * twice in a row when others have weight left).
+ * twice in a row when others have weight left). Also the TCP congestion
+ * control algorithm a socket to each server is given.
  */
 #ifndef SNISPLICE_CORE_UPSTREAM_H
 #define SNISPLICE_CORE_UPSTREAM_H
@@ -32,6 +33,21 @@ struct upstream_server {
 #define UPSTREAM_SERVER_DEFAULTS \
     { .weight = 1, .max_fails = 1, .fail_timeout_ms = 10000 }
 
+/* TCP congestion control on the sockets to an upstream's servers. */
+enum upstream_congestion {
+    UPSTREAM_CONGESTION_AUTO,   /* loopback servers: UPSTREAM_CONGESTION_LOOPBACK; others: the system's */
+    UPSTREAM_CONGESTION_SYSTEM, /* never set: net.ipv4.tcp_congestion_control decides */
+    UPSTREAM_CONGESTION_NAMED,  /* congestion_name, on every TCP server */
+};
+
+/* Between two sockets of one host no packet is lost or queued on a path,
+ * so algorithms differ only in pacing, and pacing (BBR's, without the fq
+ * qdisc) arms a kernel timer per segment: about half the relay's CPU per
+ * byte on a loopback leg (bench/NOTES.md). Reno never paces, is built into
+ * every kernel and is allowed to every user. */
+#define UPSTREAM_CONGESTION_LOOPBACK "reno"
+#define UPSTREAM_CONGESTION_NAME_MAX 16 /* the kernel's TCP_CA_NAME_MAX, NUL included */
+
 struct upstream {
     char *name;                      /* config name, or the literal address text */
     struct upstream_server *servers; /* primaries first, then backups */
@@ -41,6 +57,8 @@ struct upstream {
     uint32_t schedule_length;
     uint32_t health_index;           /* its first server's slot in a worker's health table */
     uint8_t proxy_protocol;          /* enum proxy_protocol_version sent before the client's bytes */
+    uint8_t congestion;              /* enum upstream_congestion */
+    char congestion_name[UPSTREAM_CONGESTION_NAME_MAX]; /* for UPSTREAM_CONGESTION_NAMED */
 };
 
 /*
@@ -52,6 +70,11 @@ struct upstream {
  */
 const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
                                                           uint32_t start, uint32_t attempt);
+
+/* The TCP congestion control algorithm to set on a socket to server, or
+ * NULL to leave the system's default (and for unix: servers). */
+const char *upstream_congestion_control(const struct upstream *upstream,
+                                        const struct upstream_server *server);
 
 /* Append a copy of server; backups are kept after primaries. False on
  * ENOMEM or past UPSTREAM_SERVERS_MAX. */

@@ -90,8 +90,16 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     if (family != AF_UNIX) {
         for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
             const struct relay_socket_option *option = &relay_socket_options[i];
-            worker_queue_socket_option(worker, fd, option->level, option->name, option->value);
+            worker_queue_socket_option(worker, fd, option->level, option->name, option->value,
+                                       sizeof *option->value);
         }
+        /* Before the connect, so that the connection starts with it (reno
+         * towards loopback servers by default: core/upstream.h). The name
+         * is static or in the snapshot this connection pins. */
+        const char *algorithm = upstream_congestion_control(connection->upstream, server);
+        if (algorithm)
+            worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_CONGESTION, algorithm,
+                                       (socklen_t)strlen(algorithm));
         /* TCP_DEFER_ACCEPT on a connecting socket makes the kernel hold the
          * handshake's last ACK (up to 200 ms) and send it with the first
          * data segment: one packet less per connection, and the upstream
@@ -99,7 +107,8 @@ static void connect_next_server(struct worker *worker, struct connection *connec
          * where bytes follow at once: a server that speaks first would
          * otherwise wait for that timer. */
         if (sends_at_once(worker, connection))
-            worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one_second);
+            worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one_second,
+                                       sizeof one_second);
     }
     connection->upstream_fd = fd;
     connection->connect_timed_out = false;

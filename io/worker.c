@@ -141,12 +141,12 @@ void worker_queue_close(struct worker *worker, int fd)
  * SQE's named fields for it: level and optname share addr, optlen is
  * splice_fd_in, optval is addr3. *value is read at submission. */
 static void prep_socket_option(struct io_uring_sqe *sqe, int fd, int level, int name,
-                               const int *value)
+                               const void *value, socklen_t length)
 {
     io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
     sqe->cmd_op = SOCKET_URING_OP_SETSOCKOPT;
     sqe->addr = (uint64_t)(uint32_t)level | (uint64_t)(uint32_t)name << 32;
-    sqe->splice_fd_in = (int32_t)sizeof *value;
+    sqe->splice_fd_in = (int32_t)length;
     sqe->addr3 = (uint64_t)(uintptr_t)value;
 }
 
@@ -154,16 +154,17 @@ static void prep_socket_option(struct io_uring_sqe *sqe, int fd, int level, int 
  * submission as the operation that follows (SQEs run in order, and this
  * one inline), or with setsockopt(2) where the kernel cannot. Errors are
  * not reported: callers set options that only tune a healthy socket.
- * value must stay valid until the next submission (callers pass statics). */
+ * value must stay valid until the next submission (statics, or memory of
+ * the snapshot the connection pins). */
 void worker_queue_socket_option(struct worker *worker, int fd, int level, int name,
-                                const int *value)
+                                const void *value, socklen_t length)
 {
     if (!worker->ring_sets_socket_options) {
-        setsockopt(fd, level, name, value, sizeof *value);
+        setsockopt(fd, level, name, value, length);
         return;
     }
     struct io_uring_sqe *sqe = worker_sqe(worker);
-    prep_socket_option(sqe, fd, level, name, value);
+    prep_socket_option(sqe, fd, level, name, value, length);
     queue_fire_and_forget(sqe);
 }
 
@@ -179,7 +180,7 @@ static bool ring_can_set_socket_options(struct io_uring *ring)
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     struct io_uring_cqe *cqe = NULL;
     if (sqe) {
-        prep_socket_option(sqe, fd, IPPROTO_TCP, TCP_NODELAY, &on);
+        prep_socket_option(sqe, fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
         io_uring_sqe_set_data64(sqe, ring_tag_pack(NULL, RING_TAG_IGNORE));
         if (io_uring_submit_and_wait(ring, 1) == 1 && io_uring_wait_cqe(ring, &cqe) == 0) {
             works = cqe->res == 0;

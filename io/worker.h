@@ -152,7 +152,7 @@ void worker_arm_end_peek(struct worker *worker, struct connection *connection,
 void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag);
 void worker_queue_close(struct worker *worker, int fd);
 void worker_queue_socket_option(struct worker *worker, int fd, int level, int name,
-                                const int *value);
+                                const void *value, socklen_t length);
 
 static inline void counter_add(_Atomic uint64_t *counter, uint64_t amount)
 {

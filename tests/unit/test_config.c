@@ -385,6 +385,94 @@ Test(units, durations)
         cr_assert_not(units_parse_duration(bad[i], &ms), "'%s'", bad[i]);
 }
 
+Test(config, congestion_control_key)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+                                    "[upstream a]\nserver = 127.0.0.1:1\n"
+                                    "[upstream b]\nserver = 127.0.0.1:2\ncongestion_control = system\n"
+                                    "[upstream c]\nserver = 127.0.0.1:3\ncongestion_control = reno\n"
+                                    "[upstream d]\nserver = 127.0.0.1:4\ncongestion_control = system\n"
+                                    "congestion_control = auto\n");
+    const struct snapshot *snapshot = config->snapshot;
+    for (uint32_t i = 0; i < snapshot->upstream_count; i++) {
+        const struct upstream *upstream = &snapshot->upstreams[i];
+        if (strcmp(upstream->name, "a") == 0 || strcmp(upstream->name, "d") == 0)
+            cr_expect_eq(upstream->congestion, UPSTREAM_CONGESTION_AUTO, "%s", upstream->name);
+        if (strcmp(upstream->name, "b") == 0)
+            cr_expect_eq(upstream->congestion, UPSTREAM_CONGESTION_SYSTEM);
+        if (strcmp(upstream->name, "c") == 0) {
+            cr_expect_eq(upstream->congestion, UPSTREAM_CONGESTION_NAMED);
+            cr_expect_str_eq(upstream->congestion_name, "reno");
+        }
+    }
+    config_free(config);
+
+    const char *const expected[] = {
+        "6: congestion_control: 'no_such_algo' is not in this kernel (see net.ipv4.tcp_available_congestion_control)",
+        "7: congestion_control: expected auto, system or an algorithm name, got 'a_name_far_too_long'",
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+                  "[upstream a]\ncongestion_control = no_such_algo\n"
+                  "congestion_control = a_name_far_too_long\nserver = 127.0.0.1:1\n",
+                  expected, 2);
+}
+
+/* An algorithm this kernel has but only privileged processes may set. */
+static bool find_restricted_algorithm(char *out, size_t size)
+{
+    char available[512] = "", allowed[512] = "";
+    FILE *file = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "r");
+    if (file) {
+        if (!fgets(available, sizeof available, file))
+            available[0] = '\0';
+        fclose(file);
+    }
+    file = fopen("/proc/sys/net/ipv4/tcp_allowed_congestion_control", "r");
+    if (file) {
+        if (!fgets(allowed, sizeof allowed, file))
+            allowed[0] = '\0';
+        fclose(file);
+    }
+    char *save = NULL;
+    for (char *name = strtok_r(available, " \n", &save); name; name = strtok_r(NULL, " \n", &save)) {
+        char padded_list[520], padded_name[40];
+        snprintf(padded_list, sizeof padded_list, " %s ", allowed);
+        padded_list[strcspn(padded_list, "\n")] = ' ';
+        snprintf(padded_name, sizeof padded_name, " %s ", name);
+        if (!strstr(padded_list, padded_name)) {
+            snprintf(out, size, "%s", name);
+            return true;
+        }
+    }
+    return false;
+}
+
+Test(config, congestion_control_must_be_allowed_to_the_service_user)
+{
+    char restricted[32];
+    if (geteuid() != 0 || !find_restricted_algorithm(restricted, sizeof restricted)) {
+        cr_log_info("no algorithm here is restricted to root: only the allowed case is checked");
+        config_free(load_ok("[global]\nuser = nobody\n[listen]\naddress = 127.0.0.1:8443\n"
+                            "[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n"
+                            "congestion_control = reno\n"));
+        return;
+    }
+    char text[512], message[256];
+    snprintf(text, sizeof text,
+             "[global]\nuser = nobody\n[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+             "[upstream a]\nserver = 127.0.0.1:1\ncongestion_control = %s\n", restricted);
+    snprintf(message, sizeof message,
+             "9: congestion_control: '%s' is not allowed for user 'nobody' (see net.ipv4.tcp_allowed_congestion_control)",
+             restricted);
+    const char *const expected[] = { message };
+    expect_errors(text, expected, 1);
+    /* Without `user`, root keeps the right to set it. */
+    snprintf(text, sizeof text,
+             "[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+             "[upstream a]\nserver = 127.0.0.1:1\ncongestion_control = %s\n", restricted);
+    config_free(load_ok(text));
+}
+
 Test(config, proxy_protocol_keys)
 {
     struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"

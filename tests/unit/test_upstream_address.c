@@ -171,3 +171,36 @@ Test(upstream, down_servers_are_never_tried)
     }
     upstream_release(&upstream);
 }
+
+/* congestion_control (core/upstream.h): what a socket to each server gets. */
+static const char *algorithm_for(const struct upstream *upstream, const char *address_text)
+{
+    struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
+    server.address = parse_ok(address_text);
+    return upstream_congestion_control(upstream, &server);
+}
+
+Test(upstream, congestion_control_reno_only_towards_loopback_by_default)
+{
+    struct upstream automatic = { 0 };
+    const char *const loopback[] = { "127.0.0.1:8443", "127.255.0.9:1", "[::1]:8443", "[::ffff:127.0.0.2]:8443" };
+    for (size_t i = 0; i < sizeof loopback / sizeof *loopback; i++) {
+        const char *algorithm = algorithm_for(&automatic, loopback[i]);
+        cr_assert_not_null(algorithm, "%s", loopback[i]);
+        cr_expect_str_eq(algorithm, "reno", "%s", loopback[i]);
+    }
+    const char *const elsewhere[] = { "10.0.0.1:443", "128.0.0.1:443", "[2001:db8::1]:443",
+                                      "[::ffff:10.0.0.1]:443", "unix:/run/app.sock" };
+    for (size_t i = 0; i < sizeof elsewhere / sizeof *elsewhere; i++)
+        cr_expect_null(algorithm_for(&automatic, elsewhere[i]), "%s keeps the system's", elsewhere[i]);
+}
+
+Test(upstream, congestion_control_system_and_named)
+{
+    struct upstream system = { .congestion = UPSTREAM_CONGESTION_SYSTEM };
+    cr_expect_null(algorithm_for(&system, "127.0.0.1:8443"));
+    struct upstream named = { .congestion = UPSTREAM_CONGESTION_NAMED, .congestion_name = "cubic" };
+    cr_expect_str_eq(algorithm_for(&named, "127.0.0.1:8443"), "cubic");
+    cr_expect_str_eq(algorithm_for(&named, "10.0.0.1:443"), "cubic");
+    cr_expect_null(algorithm_for(&named, "unix:/run/app.sock"), "no TCP, no algorithm");
+}
