@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "congestion_control.h"
 #include "name_index.h"
@@ -924,6 +925,21 @@ static const struct snapshot_settings default_settings = {
     .max_connections = 10000,
 };
 
+/* A route's kept text (pattern and target with their NULs) is no longer
+ * than its line: the file's size bounds them all, so the buffer is sized
+ * once and never copies itself to grow. Pages are only touched as used. */
+static bool reserve_route_text(struct loader *loader)
+{
+    struct stat status;
+    if (fstat(fileno(loader->file), &status) != 0 || status.st_size <= 0)
+        return true;
+    loader->route_text = malloc((size_t)status.st_size + 2);
+    if (!loader->route_text)
+        return false;
+    loader->route_text_capacity = (size_t)status.st_size + 2;
+    return true;
+}
+
 struct config *config_load(const char *path, struct config_errors *errors)
 {
     errors->lines = NULL;
@@ -935,8 +951,9 @@ struct config *config_load(const char *path, struct config_errors *errors)
         return NULL;
     }
     loader.config = calloc(1, sizeof *loader.config);
-    if (!loader.config) {
+    if (!loader.config || !reserve_route_text(&loader)) {
         fclose(loader.file);
+        free(loader.config);
         add_error(&loader, 0, "out of memory");
         return NULL;
     }

@@ -165,6 +165,19 @@ long proxy_status_value(const struct proxy *proxy, const char *field)
     return value;
 }
 
+long proxy_minor_faults(const struct proxy *proxy)
+{
+    char *stat = proc_file(proxy, "stat");
+    /* After the command's closing parenthesis: state, ppid, pgrp, session,
+     * tty_nr, tpgid, flags, then minflt. */
+    const char *after = stat ? strrchr(stat, ')') : NULL;
+    long faults = -1;
+    if (after && sscanf(after + 1, " %*c %*d %*d %*d %*d %*d %*u %ld", &faults) != 1)
+        faults = -1;
+    free(stat);
+    return faults;
+}
+
 bool proxy_runs_under_asan(const struct proxy *proxy)
 {
     char *maps = proc_file(proxy, "maps");

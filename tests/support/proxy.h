@@ -57,6 +57,10 @@ int proxy_fd_count(const struct proxy *proxy);
  * ("VmRSS:" in KiB, "Threads:"); -1 if unreadable. */
 long proxy_status_value(const struct proxy *proxy, const char *field);
 
+/* Minor page faults of the whole process so far (/proc/PID/stat), -1 if
+ * unreadable. */
+long proxy_minor_faults(const struct proxy *proxy);
+
 /* Whether the running proxy has AddressSanitizer's runtime mapped
  * (/proc/PID/maps): its freed memory then waits in ASan's quarantine, so
  * its RSS says nothing about leaks. */
