@@ -513,6 +513,8 @@ out:
     return status;
 }
 
+#define RELOAD_MMAP_THRESHOLD (32 << 20)
+
 /* A reload builds the new routes while the old ones still serve, then
  * frees the old ones: with glibc's default, moving thresholds, each of its
  * multi-MiB arrays could land in a fresh mmap or a trimmed heap and be
@@ -521,8 +523,6 @@ out:
  * fixed threshold keeps them in the heap, and the heap keeps what a reload
  * freed for the next one: RSS stays at the largest reload's peak.
  * bench/NOTES.md has the numbers. */
-#define RELOAD_MMAP_THRESHOLD (32 << 20)
-
 static void keep_reload_memory(void)
 {
     mallopt(M_MMAP_THRESHOLD, RELOAD_MMAP_THRESHOLD);
@@ -536,17 +536,25 @@ static void keep_reload_memory(void)
  * reload). So, once at start, the heap grows by what the first load took
  * and those pages are touched; freed, they stay in the heap (the trim
  * threshold above) for the first reload, as later reloads find the pages
- * of the config before. Arrays past the mmap threshold never use the heap. */
+ * of the config before. In pieces below the mmap threshold, which would
+ * otherwise hand them out and take them back as mappings. */
 static void reserve_reload_memory(size_t bytes)
 {
-    if (bytes == 0 || bytes >= RELOAD_MMAP_THRESHOLD)
-        return;
-    void *block = malloc(bytes);
-    if (!block)
-        return;
-    /* explicit_bzero: a memset before free() may be optimised away. */
-    explicit_bzero(block, bytes);
-    free(block);
+    enum { PIECE = RELOAD_MMAP_THRESHOLD / 2, PIECES_MAX = 64 };
+    void *pieces[PIECES_MAX];
+    size_t count = 0;
+    while (bytes > 0 && count < PIECES_MAX) {
+        size_t size = bytes < PIECE ? bytes : PIECE;
+        void *piece = malloc(size);
+        if (!piece)
+            break;
+        /* explicit_bzero: a memset before free() may be optimised away. */
+        explicit_bzero(piece, size);
+        pieces[count++] = piece;
+        bytes -= size;
+    }
+    while (count > 0)
+        free(pieces[--count]);
 }
 
 int main(int argc, char **argv)
