@@ -34,6 +34,14 @@ static void unpin(struct worker *worker, struct connection *connection)
 }
 
 
+/* The worker's health table is laid out for its current snapshot's
+ * upstreams: a connection still on an older one (accepted before a
+ * reload) neither reads nor writes it. */
+static bool health_applies(const struct worker *worker, const struct connection *connection)
+{
+    return connection->snapshot == worker->snapshot;
+}
+
 /* The next server to try that is not resting after failures; NULL when
  * none is left (nginx's "no live upstreams"). */
 static const struct upstream_server *next_live_server(struct worker *worker,
@@ -46,7 +54,8 @@ static const struct upstream_server *next_live_server(struct worker *worker,
         if (!server)
             return NULL;
         connection->connect_attempt++;
-        if (upstream_health_available(&worker->health, connection->upstream, server, worker->now_ms))
+        if (!health_applies(worker, connection) ||
+            upstream_health_available(&worker->health, connection->upstream, server, worker->now_ms))
             return server;
     }
 }
@@ -125,8 +134,9 @@ static void connect_next_server(struct worker *worker, struct connection *connec
 const struct snapshot_listener *connect_listener_of(struct worker *worker,
                                                     const struct connection *connection)
 {
-    const struct snapshot *snapshot = worker->snapshot;
-    if (connection->listener >= snapshot->listener_count)
+    (void)worker;
+    const struct snapshot *snapshot = connection->snapshot;
+    if (!snapshot || connection->listener >= snapshot->listener_count)
         return NULL;
     return &snapshot->listeners[connection->listener];
 }
@@ -154,13 +164,11 @@ void connect_route(struct worker *worker, struct connection *connection,
 
 void connect_upstream(struct worker *worker, struct connection *connection, int32_t target)
 {
-    struct snapshot *snapshot = worker->snapshot;
+    struct snapshot *snapshot = connection->snapshot;
     if (target < 0 || (uint32_t)target >= snapshot->upstream_count) {
         connection_close(worker, connection, OUTCOME_NO_ROUTE);
         return;
     }
-    snapshot_pin(snapshot, worker->index);
-    connection->snapshot = snapshot;
     connection->upstream = &snapshot->upstreams[target];
     connection->route_metrics = metrics_route(&worker->metrics, connection->upstream->name);
     if (connection->access)
@@ -179,14 +187,16 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
     if (result == 0) {
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
         bool client_waits = routed_by_name(worker, connection);
-        upstream_health_succeeded(&worker->health, connection->upstream, server);
+        if (health_applies(worker, connection))
+            upstream_health_succeeded(&worker->health, connection->upstream, server);
         unpin(worker, connection);
         connection->server = NULL;
         if (proxy_header_forward(worker, connection, proxy_protocol))
             relay_start(worker, connection, client_waits);
         return;
     }
-    upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);
+    if (health_applies(worker, connection))
+        upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);
     char text[ADDRESS_TEXT_MAX];
     address_format(&server->address, text, sizeof text);
     metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);

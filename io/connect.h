@@ -10,8 +10,8 @@
 
 #include "worker.h"
 
-/* The connection's listener in the current snapshot; NULL if a reload
- * removed it. */
+/* The listener the connection came through, in the snapshot it was
+ * accepted under; NULL once connected (the snapshot is unpinned then). */
 const struct snapshot_listener *connect_listener_of(struct worker *worker,
                                                     const struct connection *connection);
 

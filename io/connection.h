@@ -103,13 +103,13 @@ struct connection {
     uint8_t pending_ops;             /* enum connection_op bits */
     uint8_t connect_attempt;
     bool connect_timed_out;
-    uint16_t listener;               /* index into snapshot->listeners */
+    uint16_t listener;               /* index into snapshot->listeners (its own snapshot's) */
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
     uint32_t proxy_header_length;    /* PROXY_HEADER_QUEUED: its bytes at the stream's start */
     uint8_t proxy_header;            /* enum proxy_header_state */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
-    struct snapshot *snapshot;       /* pinned while connecting, else NULL */
+    struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */
     uint32_t round_robin_start;

@@ -200,6 +200,13 @@ static void accept_connection(struct worker *worker, const struct listener *list
         return;
     }
     counter_add(&worker->counters.accepted, 1);
+    /* The listener's index is one of this snapshot's: the connection keeps
+     * it (pinned) until connected, so a reload that reorders or removes
+     * listen sections meanwhile cannot give it another listener's routes,
+     * upstream or PROXY-header trust. Like nginx, a connection is served by
+     * the configuration it was accepted under. */
+    snapshot_pin(worker->snapshot, worker->index);
+    connection->snapshot = worker->snapshot;
     connection->listener = (uint16_t)listener->index;
     access_log_begin(worker, connection);
     preread_start(worker, connection);

@@ -36,7 +36,7 @@ void preread_start(struct worker *worker, struct connection *connection)
         connect_upstream(worker, connection, listener->upstream);
         return;
     }
-    const struct snapshot_settings *settings = &worker->snapshot->settings;
+    const struct snapshot_settings *settings = &connection->snapshot->settings;
     timer_wheel_arm(&worker->timers, &connection->timer,
                     worker->now_ms + settings->preread_timeout_ms);
     /* The hello usually arrives with the handshake's last ACK: try at once. */
@@ -110,7 +110,7 @@ static bool done_waiting(struct worker *worker, struct connection *connection)
 
 void preread_on_readable(struct worker *worker, struct connection *connection)
 {
-    size_t limit = worker->snapshot->settings.preread_max;
+    size_t limit = connection->snapshot->settings.preread_max;
     if (limit > worker->peek_buffer_size)
         limit = worker->peek_buffer_size;
     size_t queued = peek_queued(worker, connection, limit);

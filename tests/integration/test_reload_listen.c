@@ -4,7 +4,10 @@
  * removed one stops accepting and frees its port while a connection
  * accepted through it keeps relaying, an address moved to another listener
  * takes that listener's behaviour, and a reload whose new address cannot be
- * bound is rejected whole, naming the address. Ports: block 69.
+ * bound is rejected whole, naming the address. A connection still reading
+ * its hello during a reload is routed by the listener it came through, in
+ * the configuration it was accepted under, even when the reload renumbers
+ * the listeners. Ports: block 69.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -162,5 +165,60 @@ Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = i
     free(plain);
     free(added_lines);
     free(first);
+    cr_expect_eq(proxy_stop(&relisten_proxy, 10000), 0);
+}
+
+/* The same upstreams on backends of their own (tests run in parallel). */
+static char *renumbering_config(uint16_t main_port, const char *listeners)
+{
+    char *body = text_format("[routes]\ndefault = alpha\n%s"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n",
+                             listeners, TEST_PORT(69, 13), TEST_PORT(69, 14));
+    char *config = config_text(main_port, NULL, body);
+    free(body);
+    return config;
+}
+
+Test(reload_listen, a_hello_in_progress_keeps_its_listener_across_a_reload, .init = integration_init,
+     .fini = relisten_fini)
+{
+    uint16_t main_port = TEST_PORT(69, 4), second_port = TEST_PORT(69, 5), inserted_port = TEST_PORT(69, 6);
+    cr_assert(backend_start(&alpha, "alpha", TEST_PORT(69, 13), NULL, NULL));
+    cr_assert(backend_start(&bravo, "bravo", TEST_PORT(69, 14), NULL, NULL));
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(hello.data);
+    /* [listen second] is the second listener; the reload inserts a plain
+     * forward to bravo before it, which takes its number. */
+    char *second = text_format("[listen second]\naddress = 127.0.0.1:%u\n[routes second]\ndefault = alpha\n",
+                               second_port);
+    char *inserted = text_format("[listen inserted]\naddress = 127.0.0.1:%u\nupstream = bravo\n%s",
+                                 inserted_port, second);
+    char *before = renumbering_config(main_port, second);
+    char *after = renumbering_config(main_port, inserted);
+    cr_assert(proxy_start(&relisten_proxy, before, main_port));
+    cr_assert(net_wait_listening(second_port, 5000));
+    cr_assert(answered_by(second_port, &hello, "alpha"));
+
+    int client = net_connect(second_port);
+    cr_assert_geq(client, 0);
+    size_t half = hello.length / 2;
+    cr_assert(net_send_all(client, hello.data, half));
+    sleep_ms(200); /* accepted (its first bytes are in) and waiting for the rest */
+    reload_and_wait(after, "reloaded");
+    cr_assert(net_wait_listening(inserted_port, 5000));
+    cr_expect(answered_by(inserted_port, &hello, "bravo"), "the inserted listener forwards");
+    cr_assert(net_send_all(client, hello.data + half, hello.length - half));
+    char greeting[7] = "";
+    cr_expect_eq(net_receive_exact(client, greeting, 6, 5000), 6, "no answer to the completed hello");
+    cr_expect_str_eq(greeting, "alpha\n", "routed by another listener after the reload");
+    close(client);
+    cr_expect(answered_by(second_port, &hello, "alpha"), "new connections to the renumbered listener");
+
+    hello_free(&hello);
+    free(after);
+    free(before);
+    free(inserted);
+    free(second);
     cr_expect_eq(proxy_stop(&relisten_proxy, 10000), 0);
 }
