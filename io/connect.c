@@ -36,10 +36,10 @@ static void unpin(struct worker *worker, struct connection *connection)
 
 /* The worker's health table is laid out for its current snapshot's
  * upstreams: a connection still on an older one (accepted before a
- * reload) neither reads nor writes it. */
-static bool health_applies(const struct worker *worker, const struct connection *connection)
+ * reload) gets none, and neither reads nor writes it. */
+static struct upstream_health *health_of(struct worker *worker, const struct connection *connection)
 {
-    return connection->snapshot == worker->snapshot;
+    return connection->snapshot == worker->snapshot ? &worker->health : NULL;
 }
 
 /* The next server to try that is not resting after failures; NULL when
@@ -54,25 +54,25 @@ static const struct upstream_server *next_live_server(struct worker *worker,
         if (!server)
             return NULL;
         connection->connect_attempt++;
-        if (!health_applies(worker, connection) ||
-            upstream_health_available(&worker->health, connection->upstream, server, worker->now_ms))
+        if (upstream_health_available(health_of(worker, connection), connection->upstream, server,
+                                      worker->now_ms))
             return server;
     }
 }
 
 /* The connection came through a listener that routes by SNI: its client
  * sent a complete ClientHello and now waits for the server's answer. */
-static bool routed_by_name(struct worker *worker, const struct connection *connection)
+static bool routed_by_name(const struct connection *connection)
 {
-    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    const struct snapshot_listener *listener = connect_listener_of(connection);
     return listener && listener->routes;
 }
 
 /* Bytes go out the moment the connect completes: the ClientHello queued in
  * an SNI-routed client socket, or a PROXY protocol header. */
-static bool sends_at_once(struct worker *worker, const struct connection *connection)
+static bool sends_at_once(const struct connection *connection)
 {
-    return routed_by_name(worker, connection) || connection->upstream->proxy_protocol;
+    return routed_by_name(connection) || connection->upstream->proxy_protocol;
 }
 
 /* A static because an io_uring setsockopt reads it when the batch is
@@ -115,7 +115,7 @@ static void connect_next_server(struct worker *worker, struct connection *connec
          * accepts the connection and its first bytes as one event. Only
          * where bytes follow at once: a server that speaks first would
          * otherwise wait for that timer. */
-        if (sends_at_once(worker, connection))
+        if (sends_at_once(connection))
             worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one_second,
                                        sizeof one_second);
     }
@@ -131,10 +131,8 @@ static void connect_next_server(struct worker *worker, struct connection *connec
                     worker->now_ms + connection->snapshot->settings.connect_timeout_ms);
 }
 
-const struct snapshot_listener *connect_listener_of(struct worker *worker,
-                                                    const struct connection *connection)
+const struct snapshot_listener *connect_listener_of(const struct connection *connection)
 {
-    (void)worker;
     const struct snapshot *snapshot = connection->snapshot;
     if (!snapshot || connection->listener >= snapshot->listener_count)
         return NULL;
@@ -144,7 +142,7 @@ const struct snapshot_listener *connect_listener_of(struct worker *worker,
 void connect_route(struct worker *worker, struct connection *connection,
                    const char *name, size_t len, const uint8_t *alpn, size_t alpn_len)
 {
-    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    const struct snapshot_listener *listener = connect_listener_of(connection);
     int32_t target = ROUTE_NO_MATCH;
     if (listener && listener->routes) {
         target = route_lookup_alpn(listener->routes, alpn, alpn_len);
@@ -186,17 +184,15 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
     const struct upstream_server *server = connection->server;
     if (result == 0) {
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
-        bool client_waits = routed_by_name(worker, connection);
-        if (health_applies(worker, connection))
-            upstream_health_succeeded(&worker->health, connection->upstream, server);
+        bool client_waits = routed_by_name(connection);
+        upstream_health_succeeded(health_of(worker, connection), connection->upstream, server);
         unpin(worker, connection);
         connection->server = NULL;
         if (proxy_header_forward(worker, connection, proxy_protocol))
             relay_start(worker, connection, client_waits);
         return;
     }
-    if (health_applies(worker, connection))
-        upstream_health_failed(&worker->health, connection->upstream, server, worker->now_ms);
+    upstream_health_failed(health_of(worker, connection), connection->upstream, server, worker->now_ms);
     char text[ADDRESS_TEXT_MAX];
     address_format(&server->address, text, sizeof text);
     metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);

@@ -12,8 +12,7 @@
 
 /* The listener the connection came through, in the snapshot it was
  * accepted under; NULL once connected (the snapshot is unpinned then). */
-const struct snapshot_listener *connect_listener_of(struct worker *worker,
-                                                    const struct connection *connection);
+const struct snapshot_listener *connect_listener_of(const struct connection *connection);
 
 /* name: normalised server name, or "" (len 0) for no SNI / not TLS;
  * alpn: the offered protocols in wire format (may be empty). */

@@ -418,7 +418,49 @@ static void serve_signals(struct process *process, const sigset_t *signals)
     }
 }
 
-static void reserve_reload_memory(size_t bytes);
+#define RELOAD_MMAP_THRESHOLD (32 << 20)
+
+/* A reload builds the new routes while the old ones still serve, then
+ * frees the old ones: with glibc's default, moving thresholds, each of its
+ * multi-MiB arrays could land in a fresh mmap or a trimmed heap and be
+ * faulted in again, page by page, at every reload (100 000 routes: 11 000
+ * faults per 10 reloads, and this VM charges microseconds per fault). A
+ * fixed threshold keeps them in the heap, and the heap keeps what a reload
+ * freed for the next one: RSS stays at the largest reload's peak.
+ * bench/NOTES.md has the numbers. */
+static void keep_reload_memory(void)
+{
+    mallopt(M_MMAP_THRESHOLD, RELOAD_MMAP_THRESHOLD);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
+/* The heap after the first load holds that config and what its loading
+ * freed, but a reload needs room for a second config beside the serving
+ * one: without this, the first reload faults in every page of its new
+ * table (100 000 routes: about 2 100 faults, 1.5x the time of a later
+ * reload). So, once at start, the heap grows by what the first load took
+ * and those pages are touched; freed, they stay in the heap (the trim
+ * threshold above) for the first reload, as later reloads find the pages
+ * of the config before. In pieces below the mmap threshold, which would
+ * otherwise hand them out and take them back as mappings. */
+static void reserve_reload_memory(size_t bytes)
+{
+    enum { PIECE = RELOAD_MMAP_THRESHOLD / 2, PIECES_MAX = 64 };
+    void *pieces[PIECES_MAX];
+    size_t count = 0;
+    while (bytes > 0 && count < PIECES_MAX) {
+        size_t size = bytes < PIECE ? bytes : PIECE;
+        void *piece = malloc(size);
+        if (!piece)
+            break;
+        /* explicit_bzero: a memset before free() may be optimised away. */
+        explicit_bzero(piece, size);
+        pieces[count++] = piece;
+        bytes -= size;
+    }
+    while (count > 0)
+        free(pieces[--count]);
+}
 
 static int serve(const char *config_path)
 {
@@ -511,50 +553,6 @@ out:
         publisher_free(process.publisher);
     config_free(config);
     return status;
-}
-
-#define RELOAD_MMAP_THRESHOLD (32 << 20)
-
-/* A reload builds the new routes while the old ones still serve, then
- * frees the old ones: with glibc's default, moving thresholds, each of its
- * multi-MiB arrays could land in a fresh mmap or a trimmed heap and be
- * faulted in again, page by page, at every reload (100 000 routes: 11 000
- * faults per 10 reloads, and this VM charges microseconds per fault). A
- * fixed threshold keeps them in the heap, and the heap keeps what a reload
- * freed for the next one: RSS stays at the largest reload's peak.
- * bench/NOTES.md has the numbers. */
-static void keep_reload_memory(void)
-{
-    mallopt(M_MMAP_THRESHOLD, RELOAD_MMAP_THRESHOLD);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-}
-
-/* The heap after the first load holds that config and what its loading
- * freed, but a reload needs room for a second config beside the serving
- * one: without this, the first reload faults in every page of its new
- * table (100 000 routes: about 2 100 faults, 1.5x the time of a later
- * reload). So, once at start, the heap grows by what the first load took
- * and those pages are touched; freed, they stay in the heap (the trim
- * threshold above) for the first reload, as later reloads find the pages
- * of the config before. In pieces below the mmap threshold, which would
- * otherwise hand them out and take them back as mappings. */
-static void reserve_reload_memory(size_t bytes)
-{
-    enum { PIECE = RELOAD_MMAP_THRESHOLD / 2, PIECES_MAX = 64 };
-    void *pieces[PIECES_MAX];
-    size_t count = 0;
-    while (bytes > 0 && count < PIECES_MAX) {
-        size_t size = bytes < PIECE ? bytes : PIECE;
-        void *piece = malloc(size);
-        if (!piece)
-            break;
-        /* explicit_bzero: a memset before free() may be optimised away. */
-        explicit_bzero(piece, size);
-        pieces[count++] = piece;
-        bytes -= size;
-    }
-    while (count > 0)
-        free(pieces[--count]);
 }
 
 int main(int argc, char **argv)

@@ -29,7 +29,7 @@
 
 void preread_start(struct worker *worker, struct connection *connection)
 {
-    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    const struct snapshot_listener *listener = connect_listener_of(connection);
     proxy_header_check_trust(worker, connection, listener);
     if (listener && !listener->routes && connection->proxy_header == PROXY_HEADER_NONE) {
         /* Plain forwarding: nothing to read before connecting. */
@@ -127,7 +127,7 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     case PROXY_HEADER_READ_DONE:
         break;
     }
-    const struct snapshot_listener *listener = connect_listener_of(worker, connection);
+    const struct snapshot_listener *listener = connect_listener_of(connection);
     if (listener && !listener->routes) {
         if (done_waiting(worker, connection))
             connect_upstream(worker, connection, listener->upstream);

@@ -10,6 +10,8 @@ static struct server_health *slot_of(const struct upstream_health *health,
                                      const struct upstream *upstream,
                                      const struct upstream_server *server)
 {
+    if (!health)
+        return NULL;
     uint32_t index = upstream->health_index + (uint32_t)(server - upstream->servers);
     return index < health->count ? &health->servers[index] : NULL;
 }

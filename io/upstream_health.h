@@ -32,6 +32,8 @@ struct upstream_health {
 bool upstream_health_reset(struct upstream_health *health, uint32_t slots);
 void upstream_health_free(struct upstream_health *health);
 
+/* A NULL table (a connection on an older snapshot) counts every server as
+ * available and records nothing. */
 bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server, uint64_t now_ms);
 void upstream_health_failed(struct upstream_health *health, const struct upstream *upstream,

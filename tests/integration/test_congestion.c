@@ -12,11 +12,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/backend.h"
+#include "../support/child_process.h"
 #include "../support/hello.h"
 #include "../support/integration.h"
 #include "../support/net.h"
@@ -36,10 +38,10 @@ TestSuite(congestion, .init = integration_init, .fini = congestion_fini);
 /* The words of a /proc/sys file, space-separated, in `out`. */
 static void read_sysctl(const char *path, char *out, size_t size)
 {
-    FILE *file = fopen(path, "r");
-    cr_assert_not_null(file, "%s", path);
-    cr_assert_not_null(fgets(out, (int)size, file), "%s is empty", path);
-    fclose(file);
+    char *text = file_read_all(path, NULL);
+    cr_assert_not_null(text, "%s", path);
+    snprintf(out, size, "%s", text);
+    free(text);
     out[strcspn(out, "\n")] = '\0';
 }
 
