@@ -160,6 +160,8 @@ md.append("| fact | value |\n| --- | --- |")
 md.append("| CPU | %s |" % m["cpu"])
 md.append("| nproc | %s |" % m["nproc"])
 md.append("| kernel | %s |" % m["kernel"])
+if "syscall_ns" in m:
+    md.append("| one system call (getppid, on the proxy's CPU) | %s ns |" % m["syscall_ns"])
 md.append("| workers per proxy | %s |" % S["workers"])
 md.append("| pinning | %s |" % S["pinning"])
 md.append("| repetitions | %s (interleaved: rep 1 of every proxy, then rep 2, ...) |" % S["reps"])

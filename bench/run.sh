@@ -70,7 +70,7 @@ fi
 
 # ---------------------------------------------------------------- build
 mkdir -p "$OUT" "$RESDIR"
-for p in backend loadgen; do
+for p in backend loadgen syscall_cost; do
     if [[ ! -x $OUT/$p || $BENCH/$p.c -nt $OUT/$p || $BENCH/pattern.h -nt $OUT/$p ]]; then
         gcc -O2 -g -Wall -Wextra -pthread -o "$OUT/$p" "$BENCH/$p.c"
     fi
@@ -304,6 +304,7 @@ log "profile=$PROFILE workers=$WORKERS reps=$REPS proxies: $PROXIES"
 # How busy is the machine before we start? (the bench may share it with other jobs)
 cpu_busy_idle() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; }
 read -r b0 i0 < <(cpu_busy_idle); sleep 1; read -r b1 i1 < <(cpu_busy_idle)
+SYSCALL_NS=$("${PIN_PROXY[@]}" "$OUT/syscall_cost")
 BUSY_BEFORE=$(( (b1 - b0) * 100 / ((b1 - b0) + (i1 - i0) > 0 ? (b1 - b0) + (i1 - i0) : 1) ))
 OTHERS=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s %s%%; ", $2, $1}' | head -c 300)
 ((BUSY_BEFORE > 10)) && log "WARNING: machine already ${BUSY_BEFORE}% busy before the bench (${OTHERS}); results will be noisy"
@@ -349,14 +350,14 @@ versions() {
     true
 }
 jq -n --arg profile "$PROFILE" --arg workers "$WORKERS" --arg reps "$REPS" \
-    --arg nproc "$(nproc)" --arg kernel "$(uname -r)" \
+    --arg nproc "$(nproc)" --arg kernel "$(uname -r)" --arg syscall_ns "$SYSCALL_NS" \
     --arg cpu "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
     --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg d_cps "$D_CPS" --arg d_lat "$D_LAT" \
     --arg bulk "$BULK" --arg idle_n "$IDLE_N" --arg rate "$RATE" --arg wall "$((T_END - T_START))" \
     --arg versions "$(versions)" --arg proxies "$PROXIES" \
     --arg load_start "$LOAD_START" --arg load_end "$LOAD_END" --arg others "$OTHERS" --arg busy "$BUSY_BEFORE" \
     --slurpfile runs "$RUNS" \
-    '{machine:{nproc:$nproc,kernel:$kernel,cpu:$cpu,date:$date},
+    '{machine:{nproc:$nproc,kernel:$kernel,cpu:$cpu,date:$date,syscall_ns:($syscall_ns|tonumber)},
       load:{loadavg_start:$load_start,loadavg_end:$load_end,busy_processes_at_start:$others,cpu_busy_pct_before:($busy|tonumber)},
       settings:{profile:$profile,workers:($workers|tonumber),reps:($reps|tonumber),cps_duration_s:$d_cps,
                 latency_duration_s:$d_lat,latency_rate:($rate|tonumber),bulk_size:$bulk,
