@@ -123,11 +123,11 @@ def per_repetition_ratio(sc, fn, hib):
     between a fast and a slow mode over minutes moves both sides of each
     ratio; the ratio of two medians taken over the whole scenario does not
     cancel it (bench/NOTES.md)."""
+    ok_runs = {(r["proxy"], r["rep"]): r for r in runs if r["scenario"] == sc and r["ok"]}
+
     def value(p, rep):
-        for r in runs:
-            if r["scenario"] == sc and r["proxy"] == p and r["rep"] == rep and r["ok"]:
-                return fn(r)
-        return None
+        r = ok_runs.get((p, rep))
+        return fn(r) if r else None
     ratios = []
     for rep in sorted({r["rep"] for r in runs if r["scenario"] == sc}):
         ours = value("snisplice", rep)
