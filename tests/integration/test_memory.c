@@ -89,16 +89,11 @@ Test(memory, a_burst_of_idle_connections_costs_under_1_KiB_each, .init = integra
 /* 100 000 routes to one backend: about 10 MiB of tables. */
 static char *hundred_thousand_routes(uint16_t proxy_port, uint16_t backend_port, const char *first_name)
 {
-    size_t capacity = 8 << 20, used = 0;
-    char *body = malloc(capacity);
-    cr_assert_not_null(body);
-    used += (size_t)snprintf(body + used, capacity - used, "[routes]\n%s = 127.0.0.1:%u\n", first_name,
-                             backend_port);
-    for (int i = 0; i < 100000; i++)
-        used += (size_t)snprintf(body + used, capacity - used, "%ssvc%05d.tenant%03d.example.net = a\n",
-                                 i % 20 == 19 ? "*." : "", i, i % 997);
-    snprintf(body + used, capacity - used, "[upstream a]\nserver = 127.0.0.1:%u\n", backend_port);
+    char *routes = generated_routes(100000, "a", "a");
+    char *body = text_format("[routes]\n%s = 127.0.0.1:%u\n%s[upstream a]\nserver = 127.0.0.1:%u\n", first_name,
+                             backend_port, routes, backend_port);
     char *config = config_text(proxy_port, "workers = 1\n", body);
+    free(routes);
     free(body);
     return config;
 }

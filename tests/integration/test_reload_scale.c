@@ -38,25 +38,14 @@ static void *keep_connecting(void *port)
 
 static char *big_config(uint16_t port, bool with_new_route)
 {
-    size_t capacity = 8 << 20, used = 0;
-    char *body = malloc(capacity);
-    cr_assert_not_null(body);
-    used += (size_t)snprintf(body + used, capacity - used, "[routes]\nmatrix.exceptionerror.io = alpha\n%s",
-                             with_new_route ? "new.example.com = bravo\n" : "");
-    for (int i = 0; i < 100000; i++) {
-        int kind = i % 20;
-        if (kind < 16)
-            used += (size_t)snprintf(body + used, capacity - used, "svc%05d.tenant%03d.example.net = %s\n", i,
-                                     i % 997, i % 2 ? "alpha" : "bravo");
-        else if (kind < 19)
-            used += (size_t)snprintf(body + used, capacity - used, "*.apps%05d.example.org = alpha\n", i);
-        else
-            used += (size_t)snprintf(body + used, capacity - used, ".site%05d.example.com = bravo\n", i);
-    }
-    snprintf(body + used, capacity - used, "[upstream alpha]\nserver = 127.0.0.1:%u\n"
-                                           "[upstream bravo]\nserver = 127.0.0.1:%u\n",
-             TEST_PORT(82, 1), TEST_PORT(82, 2));
+    char *routes = generated_routes(100000, "bravo", "alpha");
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n%s%s"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n",
+                             with_new_route ? "new.example.com = bravo\n" : "", routes, TEST_PORT(82, 1),
+                             TEST_PORT(82, 2));
     char *config = config_text(port, NULL, body);
+    free(routes);
     free(body);
     return config;
 }

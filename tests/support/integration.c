@@ -49,6 +49,27 @@ char *config_text(uint16_t listen_port, const char *global_lines, const char *bo
                        global_lines ? global_lines : "", listen_port, body);
 }
 
+char *generated_routes(int count, const char *even, const char *odd)
+{
+    size_t capacity = (size_t)count * 64 + 1, used = 0;
+    char *lines = malloc(capacity);
+    if (!lines)
+        abort();
+    lines[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        const char *target = i % 2 ? odd : even;
+        int kind = i % 20;
+        if (kind < 16)
+            used += (size_t)snprintf(lines + used, capacity - used, "svc%05d.tenant%03d.example.net = %s\n",
+                                     i, i % 997, target);
+        else if (kind < 19)
+            used += (size_t)snprintf(lines + used, capacity - used, "*.apps%05d.example.org = %s\n", i, target);
+        else
+            used += (size_t)snprintf(lines + used, capacity - used, ".site%05d.example.com = %s\n", i, target);
+    }
+    return lines;
+}
+
 char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size_t piece_size,
                          int pause_ms, int timeout_ms, bool *closed_cleanly)
 {

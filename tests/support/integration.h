@@ -50,6 +50,15 @@ char *text_format(const char *format, ...) __attribute__((format(printf, 1, 2)))
 char *config_text(uint16_t listen_port, const char *global_lines, const char *body);
 
 /*
+ * The [routes] lines of a large table: `count` generated routes, like a
+ * hosting provider's, to the targets `even` and `odd` by turns: 16 in 20
+ * exact names svcNNNNN.tenantNNN.example.net, 3 wildcards
+ * *.appsNNNNN.example.org, 1 suffix .siteNNNNN.example.com. Malloc'd;
+ * about 40 bytes per route.
+ */
+char *generated_routes(int count, const char *even, const char *odd);
+
+/*
  * Connect to 127.0.0.1:port, send payload, half-close, and read until the
  * connection closes. Returns what arrived (malloc'd, NUL-terminated, NULL if
  * the connect failed); *closed_cleanly (optional) tells EOF/reset from timeout.
