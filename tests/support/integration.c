@@ -51,7 +51,10 @@ char *config_text(uint16_t listen_port, const char *global_lines, const char *bo
 
 char *generated_routes(int count, const char *even, const char *odd)
 {
-    size_t capacity = (size_t)count * 64 + 1, used = 0;
+    /* The longest line is the exact name (30 bytes below 100 000 routes,
+     * more digits above) plus " = ", its target and a newline. */
+    size_t longest_target = strlen(even) > strlen(odd) ? strlen(even) : strlen(odd);
+    size_t capacity = (size_t)count * (40 + longest_target) + 1, used = 0;
     char *lines = malloc(capacity);
     if (!lines)
         abort();
