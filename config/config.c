@@ -308,13 +308,43 @@ static void notice_section_header(struct loader *loader, const char *line)
     open_section(loader, trim(text + 1));
 }
 
-/* inih's line source: fgets plus line counting. */
+/* True when fgets stopped inside a line: it is longer than the buffer.
+ * Consumes the rest of that line. */
+static bool line_was_cut(FILE *file, const char *buffer, int size)
+{
+    size_t length = strlen(buffer);
+    if (length + 1 < (size_t)size || buffer[length - 1] == '\n')
+        return false;
+    int next = getc(file);
+    if (next == EOF || next == '\n')
+        return false; /* the line fitted exactly */
+    while (next != EOF && next != '\n')
+        next = getc(file);
+    return true;
+}
+
+/* inih's line source: fgets plus line counting, and two of inih's rules
+ * replaced because they turn ordinary files into confusing errors. An
+ * indented line would continue the previous key's value ("a = x" then
+ * "  b = y" reads as a = "b = y"): indentation is dropped, every line
+ * stands alone. A line longer than inih's buffer (a compile-time size,
+ * 200 bytes in Debian's build) would be cut and its rest read as the next
+ * line: it is reported as what it is and skipped whole. */
 static char *read_line(char *buffer, int size, void *stream)
 {
     struct loader *loader = stream;
     if (!fgets(buffer, size, loader->file))
         return NULL;
     loader->line++;
+    if (line_was_cut(loader->file, buffer, size)) {
+        add_error(loader, loader->line, "line longer than %d characters, the most the INI reader (inih) takes",
+                  size - 1);
+        buffer[0] = '\0';
+        return buffer;
+    }
+    size_t indent = strspn(buffer, " \t");
+    if (indent > 0)
+        memmove(buffer, buffer + indent, strlen(buffer + indent) + 1);
     notice_section_header(loader, buffer);
     return buffer;
 }

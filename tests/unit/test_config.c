@@ -327,6 +327,59 @@ Test(config, syntax_error_has_its_line)
                   expected, 1);
 }
 
+/* inih alone would read an indented line as the previous key's value
+ * continued ("a = x" then "  b = y" gives a = "b = y"); here every line
+ * stands alone, as INI writers expect. */
+Test(config, indented_lines_are_ordinary_lines)
+{
+    struct config *config = load_ok("[listen]\n  address = 127.0.0.1:1\n"
+                                    "  [routes]\n"
+                                    "  a.test = 127.0.0.1:2\n"
+                                    "\tb.test = 127.0.0.1:3   ; tab-indented\n"
+                                    "    default = 127.0.0.1:4\n");
+    cr_assert_str_eq(upstream_name(config, route(config, "a.test")), "127.0.0.1:2");
+    cr_assert_str_eq(upstream_name(config, route(config, "b.test")), "127.0.0.1:3");
+    cr_assert_str_eq(upstream_name(config, route(config, "other.test")), "127.0.0.1:4");
+    config_free(config);
+}
+
+/* A valid host name of `length` characters: labels of 60 letters. */
+static void dotted_name(char *out, size_t length)
+{
+    for (size_t i = 0; i < length; i++)
+        out[i] = i % 61 == 60 ? '.' : 'a';
+    out[length] = '\0';
+    cr_assert_neq(out[length - 1], '.');
+}
+
+/* A line longer than inih's buffer (200 bytes in Debian's libinih) used to
+ * be cut, its rest read as a line of its own: two misleading errors and
+ * every later line number off by one. Now one error names the line and
+ * the lines after it keep their numbers. */
+Test(config, overlong_line_is_one_error_at_its_line)
+{
+    char text[1024], name[256];
+    dotted_name(name, 199);
+    snprintf(text, sizeof text, "[listen]\naddress = 127.0.0.1:1\n[routes]\n%s = 127.0.0.1:2\n"
+             "[global]\nidle_timeout = 0s\n", name);
+    const char *const expected[] = {
+        "4: line longer than 199 characters, the most the INI reader (inih) takes",
+        "6: idle_timeout: bad duration '0s' (e.g. 500ms, 5s, 10m; more than 0)",
+    };
+    expect_errors(text, expected, 2);
+}
+
+/* A line of exactly the buffer's length is not cut. */
+Test(config, line_of_the_longest_length_loads)
+{
+    char text[1024], name[256];
+    dotted_name(name, 199 - strlen(" = 127.0.0.1:2"));
+    snprintf(text, sizeof text, "[listen]\naddress = 127.0.0.1:1\n[routes]\n%s = 127.0.0.1:2\n", name);
+    struct config *config = load_ok(text);
+    cr_assert_str_eq(upstream_name(config, route(config, name)), "127.0.0.1:2");
+    config_free(config);
+}
+
 Test(config, key_outside_section_and_zero_duration)
 {
     const char *const expected[] = {
