@@ -69,7 +69,8 @@ static void text_printf(struct text *text, const char *format, ...)
 
 struct import_upstream {
     const struct nginx_directive *directive;
-    const char *name;
+    const char *name;     /* as nginx spells it; in the INI: ini_name */
+    char ini_name[NAME_MAX_LENGTH]; /* letters, digits, '_', '-'; unique */
     bool proxy_protocol;  /* reached from a server with proxy_protocol on */
     bool plain;           /* reached from a server without it */
     bool literal;         /* made up for a literal address (name is owned) */
@@ -82,6 +83,7 @@ struct import_map {
     bool server_name;     /* source is $ssl_preread_server_name */
     bool used;
     bool proxy_protocol;  /* used by a server with proxy_protocol on */
+    bool plain;           /* used by a server without it */
     char table[NAME_MAX_LENGTH];
 };
 
@@ -98,7 +100,9 @@ struct import_server {
     struct import_map *map;       /* proxy_pass $variable */
     struct import_upstream *upstream; /* proxy_pass to an upstream or address */
     bool ssl_preread;
+    bool ssl_preread_set;         /* else inherited from the stream level */
     bool proxy_protocol;
+    bool proxy_protocol_set;
     char **trusted;               /* set_real_ip_from of this server */
     size_t trusted_count;
     char name[NAME_MAX_LENGTH];
@@ -127,6 +131,8 @@ struct importer {
     size_t server_count;
     char **stream_trusted;        /* stream-level set_real_ip_from */
     size_t stream_trusted_count;
+    bool stream_ssl_preread;      /* stream-level values servers inherit */
+    bool stream_proxy_protocol;
     struct import_timeout timeouts[3];
     bool failed;
 };
@@ -330,6 +336,11 @@ static struct import_upstream *resolve_target(struct importer *importer,
              target);
         return NULL;
     }
+    if (target[0] == '\0') {
+        warn(importer, at, "target \"\": nginx closed these connections; snisplice has no route to nothing, "
+                           "so the entry is skipped and the name takes the default route, if there is one");
+        return NULL;
+    }
     char address[ADDRESS_TEXT_MAX], why[160];
     bool looks_like_address = strchr(target, ':') != NULL || strspn(target, "0123456789.") == strlen(target);
     if (!looks_like_address || !convert_address(target, false, address, sizeof address, why, sizeof why)) {
@@ -480,11 +491,13 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             collect_listen(importer, server, item);
         else if (strcmp(item->name, "proxy_pass") == 0 && item->arg_count == 1)
             server->proxy_pass = item;
-        else if (strcmp(item->name, "ssl_preread") == 0)
+        else if (strcmp(item->name, "ssl_preread") == 0) {
             server->ssl_preread = is_on(importer, item);
-        else if (strcmp(item->name, "proxy_protocol") == 0)
+            server->ssl_preread_set = true;
+        } else if (strcmp(item->name, "proxy_protocol") == 0) {
             server->proxy_protocol = is_on(importer, item);
-        else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
+            server->proxy_protocol_set = true;
+        } else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
         else if (!collect_timeout_directive(importer, item))
             warn(importer, item, "%s: not carried over", item->name);
@@ -503,6 +516,10 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             collect_server(importer, item);
         else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &importer->stream_trusted, &importer->stream_trusted_count, item->args[0]);
+        else if (strcmp(item->name, "ssl_preread") == 0)
+            importer->stream_ssl_preread = is_on(importer, item);
+        else if (strcmp(item->name, "proxy_protocol") == 0)
+            importer->stream_proxy_protocol = is_on(importer, item);
         else if (!collect_timeout_directive(importer, item))
             warn(importer, item, "%s: not carried over", item->name);
     }
@@ -601,12 +618,20 @@ static void mark_entry(struct importer *importer, struct import_map *map,
                        struct import_upstream *target, void *context)
 {
     (void)importer, (void)entry, (void)pattern, (void)context;
-    mark_reached(target, map->proxy_protocol);
+    if (map->proxy_protocol)
+        mark_reached(target, true);
+    if (map->plain)
+        mark_reached(target, false);
 }
 
 static void resolve_server(struct importer *importer, struct import_server *server)
 {
     const struct nginx_directive *directive = server->directive;
+    /* As in nginx, a server without its own value has the stream block's. */
+    if (!server->ssl_preread_set)
+        server->ssl_preread = importer->stream_ssl_preread;
+    if (!server->proxy_protocol_set)
+        server->proxy_protocol = importer->stream_proxy_protocol;
     if (server->listen_count == 0) {
         warn(importer, directive, "server without a usable listen; skipped");
         return;
@@ -630,7 +655,10 @@ static void resolve_server(struct importer *importer, struct import_server *serv
                  "proxy_pass %s without 'ssl_preread on': nginx saw no server name and always took the "
                  "map's default; snisplice routes by server name", target);
         server->map->used = true;
-        server->map->proxy_protocol |= server->proxy_protocol;
+        if (server->proxy_protocol)
+            server->map->proxy_protocol = true;
+        else
+            server->map->plain = true;
         return;
     }
     server->upstream = resolve_target(importer, server->proxy_pass, target);
@@ -639,6 +667,27 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         return;
     }
     mark_reached(server->upstream, server->proxy_protocol);
+}
+
+/* Every upstream's INI name: its nginx name with what the INI does not allow
+ * made '_' (nginx allows "matrix.backend"), and made unique: "a.b" next to
+ * "a_b", or two long names cut to the same 63 characters, get a suffix.
+ * Named upstreams were collected first, so they keep their names and the
+ * made-up "to_ADDRESS" ones give way. */
+static void name_upstreams(struct importer *importer)
+{
+    struct name_index taken = {0};
+    for (size_t i = 0; i < importer->upstream_count && !importer->failed; i++) {
+        struct import_upstream *upstream = importer->upstreams[i];
+        char base[NAME_MAX_LENGTH];
+        sanitize_name(upstream->name, base, sizeof base);
+        snprintf(upstream->ini_name, sizeof upstream->ini_name, "%s", base);
+        for (unsigned suffix = 2; name_index_get(&taken, upstream->ini_name) != NAME_INDEX_NONE; suffix++)
+            snprintf(upstream->ini_name, sizeof upstream->ini_name, "%.50s_%u", base, suffix);
+        if (!name_index_put(&taken, upstream->ini_name, (int32_t)i))
+            importer->failed = true;
+    }
+    name_index_free(&taken);
 }
 
 static void name_listeners(struct importer *importer)
@@ -682,8 +731,8 @@ static void write_listener(struct importer *importer, struct text *ini, const st
     if (server->map && !unnamed)
         text_printf(ini, "routes = %s\n", server->map->table);
     if (server->upstream)
-        text_printf(ini, "upstream = %s\n", server->upstream->literal && !server->upstream->proxy_protocol
-                                                ? server->upstream->address : server->upstream->name);
+        text_printf(ini, "upstream = %s\n", server->upstream->literal && !server->proxy_protocol
+                                                ? server->upstream->address : server->upstream->ini_name);
     if (accepts_proxy_protocol) {
         if (server->trusted_count)
             write_trusted(ini, server->trusted, server->trusted_count);
@@ -705,7 +754,7 @@ static void write_route(struct importer *importer, struct import_map *map,
 {
     (void)importer, (void)entry;
     struct text *ini = context;
-    const char *value = target->literal && !map->proxy_protocol ? target->address : target->name;
+    const char *value = target->literal && !map->proxy_protocol ? target->address : target->ini_name;
     text_printf(ini, "%s = %s\n", pattern, value);
 }
 
@@ -714,14 +763,12 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
     if (upstream->literal) {
         if (!upstream->proxy_protocol)
             return; /* written inline as a literal target */
-        text_printf(ini, "[upstream %s]\nserver = %s\nproxy_protocol = v1\n\n", upstream->name,
+        text_printf(ini, "[upstream %s]\nserver = %s\nproxy_protocol = v1\n\n", upstream->ini_name,
                     upstream->address);
         return;
     }
     const struct nginx_directive *directive = upstream->directive;
-    char clean[NAME_MAX_LENGTH];
-    sanitize_name(upstream->name, clean, sizeof clean);
-    text_printf(ini, "[upstream %s]\n", clean);
+    text_printf(ini, "[upstream %s]\n", upstream->ini_name);
     size_t servers = 0;
     for (size_t i = 0; i < directive->block->count; i++) {
         const struct nginx_directive *item = &directive->block->items[i];
@@ -808,6 +855,11 @@ static void write_ini(struct importer *importer, struct text *ini)
                  map->variable);
             continue;
         }
+        if (map->proxy_protocol && map->plain)
+            warn(importer, map->directive,
+                 "map $%s is used by servers with and without proxy_protocol on; snisplice has one routes "
+                 "table for it, so every upstream it names now gets the PROXY header from all of them",
+                 map->variable);
         text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
         walk_map(importer, map, true, write_route, ini);
         text_printf(ini, "\n");
@@ -831,6 +883,7 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     for (size_t i = 0; i < importer.map_count; i++)
         if (importer.maps[i].used)
             walk_map(&importer, &importer.maps[i], false, mark_entry, NULL);
+    name_upstreams(&importer);
     name_listeners(&importer);
     struct text ini = {0};
     write_ini(&importer, &ini);

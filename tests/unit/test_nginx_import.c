@@ -364,3 +364,109 @@ Test(nginx_import, quoting_escapes_and_comments)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* nginx allows any characters in an upstream's name; the INI allows
+ * letters, digits, '_' and '-'. The section and every reference to it get
+ * the same cleaned name, and two names that clean alike stay apart. */
+Test(nginx_import, upstream_names_the_ini_does_not_allow)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { matrix.example.com matrix.backend; blog.example.com matrix_backend; }\n"
+        "  upstream matrix.backend { server 127.0.0.1:12443; }\n"
+        "  upstream matrix_backend { server 127.0.0.1:8443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "  server { listen 8448; proxy_pass matrix.backend; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[upstream matrix_backend]\nserver = 127.0.0.1:12443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream matrix_backend_2]\nserver = 127.0.0.1:8443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "matrix.example.com = matrix_backend\nblog.example.com = matrix_backend_2\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:8448\nupstream = matrix_backend\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx sends the PROXY header per server. A literal address reached from
+ * a server with proxy_protocol on and from one without gets it only from
+ * the first; a map or upstream shared by both cannot, and says so. */
+Test(nginx_import, proxy_protocol_on_some_servers_only)
+{
+    struct nginx_import literal = import_text(
+        "stream {\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_protocol on; }\n"
+        "  server { listen 2223; proxy_pass 127.0.0.1:22; }\n"
+        "}\n");
+    log_warnings(&literal);
+    cr_expect_eq(literal.warning_count, 0);
+    cr_expect(strstr(literal.ini, "address = 0.0.0.0:2222\nupstream = to_127_0_0_1_22\n"), "%s", literal.ini);
+    cr_expect(strstr(literal.ini, "address = 0.0.0.0:2223\nupstream = 127.0.0.1:22\n"), "%s", literal.ini);
+    cr_expect(strstr(literal.ini, "[upstream to_127_0_0_1_22]\nserver = 127.0.0.1:22\nproxy_protocol = v1\n"),
+              "%s", literal.ini);
+    expect_loadable(literal.ini);
+    nginx_import_free(&literal);
+
+    struct nginx_import shared = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { matrix.example.com matrix; blog.example.com 127.0.0.1:8443; }\n"
+        "  upstream matrix { server 127.0.0.1:12443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; proxy_protocol on; }\n"
+        "  server { listen 8443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&shared);
+    cr_expect(has_warning(&shared, "nginx.conf:2:", "with and without proxy_protocol"));
+    cr_expect(has_warning(&shared, "nginx.conf:3:", "upstream matrix is reached from servers with and without"));
+    cr_expect_eq(shared.warning_count, 2);
+    expect_loadable(shared.ini);
+    nginx_import_free(&shared);
+}
+
+/* ssl_preread and proxy_protocol may be set for the whole stream block;
+ * servers inherit them unless they set their own. */
+Test(nginx_import, stream_level_ssl_preread_and_proxy_protocol_are_inherited)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  ssl_preread on;\n"
+        "  proxy_protocol on;\n"
+        "  map $ssl_preread_server_name $name { matrix.example.com matrix; }\n"
+        "  upstream matrix { server 127.0.0.1:12443; }\n"
+        "  server { listen 443; proxy_pass $name; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_protocol off; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[upstream matrix]\nserver = 127.0.0.1:12443\nproxy_protocol = v1\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "[upstream to_127_0_0_1_22]"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    struct nginx_import overridden = import_text(
+        "stream {\n"
+        "  ssl_preread on;\n"
+        "  map $ssl_preread_server_name $name { matrix.example.com 127.0.0.1:12443; }\n"
+        "  server { listen 443; proxy_pass $name; ssl_preread off; }\n"
+        "}\n");
+    cr_expect(has_warning(&overridden, "nginx.conf:4:", "without 'ssl_preread on'"));
+    nginx_import_free(&overridden);
+}
+
+/* `name "";` made nginx close the connection (proxy_pass to nothing). */
+Test(nginx_import, empty_map_value_is_reported_as_what_nginx_did)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { blank.example.com \"\"; default 127.0.0.1:8443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "nginx closed these connections"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect_null(strstr(result.ini, "blank.example.com"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
