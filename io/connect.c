@@ -42,6 +42,10 @@ static struct upstream_health *health_of(struct worker *worker, const struct con
     return connection->snapshot == worker->snapshot ? &worker->health : NULL;
 }
 
+/* connect_attempt must count past the last server, or the search below
+ * wraps and never ends. */
+_Static_assert(UPSTREAM_SERVERS_MAX < UINT16_MAX, "connect_attempt counts every server of an upstream");
+
 /* The next server to try that is not resting after failures; NULL when
  * none is left (nginx's "no live upstreams"). */
 static const struct upstream_server *next_live_server(struct worker *worker,

@@ -101,7 +101,7 @@ struct connection {
     int upstream_fd;                 /* -1 until connecting */
     uint8_t state;                   /* enum connection_state */
     uint8_t pending_ops;             /* enum connection_op bits */
-    uint8_t connect_attempt;
+    uint16_t connect_attempt;        /* servers tried: up to UPSTREAM_SERVERS_MAX (256) */
     bool connect_timed_out;
     uint16_t listener;               /* index into snapshot->listeners (its own snapshot's) */
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */

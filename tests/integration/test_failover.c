@@ -4,8 +4,9 @@
  * hello), backups are used only when every primary refuses, a connection
  * whose servers all refuse is closed, and a flood of connects to a server
  * that never answers holds a bounded number of hello buffers without
- * disturbing other routes. Ports: blocks 5-7, 46, 49, 90 (indexes 10+ are
- * never listened on).
+ * disturbing other routes; an upstream of 256 refusing servers is no
+ * different. Ports: blocks 5-7, 46, 49, 90, 94 (indexes 10+ are never
+ * listened on).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../core/upstream.h"
 #include "../../io/hello_buffer_pool.h"
 #include "../support/integration.h"
 #include "../support/stats.h"
@@ -154,6 +156,47 @@ Test(failover, all_servers_refused_closes_the_client, .init = integration_init,
         close(fd);
     }
     free(body);
+    expect_clean_exit();
+}
+
+/* An upstream may list 256 servers, the most a config takes. When every
+ * one refuses, the client is closed as with three, and the worker goes on
+ * serving: it once counted attempts in a byte, which wrapped at 256 and
+ * left the worker spinning in its server search for good (no more
+ * accepts, SIGTERM never finished). */
+Test(failover, two_hundred_fifty_six_refusing_servers_close_the_client, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(94, 0), alpha_port = TEST_PORT(94, 1), refused_port = TEST_PORT(94, 10);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = many\ndefault = alpha\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n[upstream many]\n", alpha_port);
+    for (int i = 0; i < UPSTREAM_SERVERS_MAX; i++) {
+        char *longer = text_format("%sserver = 127.0.0.1:%u\n", body, refused_port);
+        free(body);
+        body = longer;
+    }
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 2s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    long long start = monotonic_ms();
+    cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, start, 5000, &received);
+    cr_expect(closed_after >= 0 && closed_after <= 3000 && received == 0,
+              "256 servers refuse: closed after %lld ms with %zu bytes", closed_after, received);
+    close(fd);
+
+    struct hello_bytes other = hello_build("other.example.net");
+    cr_assert_not_null(other.data);
+    expect_every_connection_reaches(proxy_port, &other, &alpha_backend, "the same worker, another route");
+    hello_free(&other);
     expect_clean_exit();
 }
 
