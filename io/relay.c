@@ -267,8 +267,19 @@ static void copy_without_pipe(struct worker *worker, struct connection *connecti
             connection_close(worker, connection, side->destination_error);
         return;
     }
-    /* The bytes are queued, so discarding them cannot block or come up short. */
-    recv(side->source_fd, NULL, (size_t)sent, MSG_TRUNC | MSG_DONTWAIT);
+    /* Take the sent bytes out of the source. They are queued, so this
+     * cannot block or come up short. Into the buffer they are already in:
+     * MSG_TRUNC without a buffer would discard them without a copy, but
+     * only TCP does that; a unix: socket answers EFAULT and keeps them,
+     * and the same bytes would be sent again and again. */
+    ssize_t taken;
+    do
+        taken = recv(side->source_fd, worker->peek_buffer, (size_t)sent, MSG_DONTWAIT);
+    while (taken < 0 && errno == EINTR);
+    if (taken != sent) {
+        connection_close(worker, connection, side->source_error);
+        return;
+    }
     side->direction->bytes += (uint64_t)sent;
     connection->last_activity_ms = worker->now_ms;
     if (sent < peeked)
@@ -336,7 +347,6 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
         pipe_pool_grow(&worker->pipes, &direction->pipe, worker->now_ms);
     if (moved > 0) {
         direction->pipe_bytes = (uint32_t)moved;
-        direction->bytes += (uint64_t)moved;
         connection->last_activity_ms = worker->now_ms;
         return moved;
     }
@@ -363,7 +373,11 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
         ssize_t moved = splice(direction->pipe.read_fd, NULL, side->destination_fd, NULL,
                                direction->pipe_bytes, SPLICE_F_NONBLOCK | SPLICE_F_MOVE | more);
         if (moved > 0) {
+            /* Counted as delivered, and as activity: a slow reader can take
+             * longer than idle_timeout to empty one pipe while bytes move. */
             direction->pipe_bytes -= (uint32_t)moved;
+            direction->bytes += (uint64_t)moved;
+            connection->last_activity_ms = worker->now_ms;
             if (direction->pipe_bytes == 0)
                 return true;
             /* A partial write means the destination's buffer is full. */

@@ -6,13 +6,16 @@
  * would park one per connection). At max_connections a new connection is
  * closed at once while the open ones keep going. Out of fds, accepting
  * pauses without spinning, and connections already relaying keep going
- * byte-exact without new pipes. Ports: blocks 43, 44, 45, 84.
+ * byte-exact without new pipes, towards TCP and unix: servers alike.
+ * Ports: blocks 43, 44, 45, 84, 97.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -289,33 +292,34 @@ static void echo_connect(struct echo_client *client, uint16_t port, const struct
     free(echoed);
 }
 
-Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init, .fini = limits_fini,
-     .timeout = 120)
+enum { OUT_OF_FDS_CLIENTS = 4, OUT_OF_FDS_SILENT = 60 };
+
+/* Four echo transfers of 64 MiB through a proxy that has no fd left for a
+ * new pipe: they must go on byte-exact (the pipe-less copy) and end with
+ * a clean EOF. `upstream` is the [upstream echo] server line's address. */
+static void expect_relaying_without_new_pipes(uint16_t proxy_port, const char *upstream)
 {
-    enum { CLIENTS = 4, SILENT = 60 };
-    uint16_t proxy_port = TEST_PORT(84, 0), echo_port = TEST_PORT(84, 1);
-    cr_assert(backend_start(&limits_backend, "echo", echo_port, echo_handler, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", echo_port);
+    char *body = text_format("[routes]\ndefault = echo\n[upstream echo]\nserver = %s\n", upstream);
     char *config = config_text(proxy_port, "workers = 1\npreread_timeout = 60s\n", body);
     cr_assert(start_with_fd_limit(config, proxy_port, 48), "snisplice did not start under ulimit -n 48");
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
 
-    static struct echo_client clients[CLIENTS];
-    for (int i = 0; i < CLIENTS; i++) {
+    static struct echo_client clients[OUT_OF_FDS_CLIENTS];
+    for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++) {
         clients[i] = (struct echo_client){ .seed = 0x6563686f00ULL + (uint64_t)i, .length = 64ULL << 20 };
         echo_connect(&clients[i], proxy_port, &hello);
     }
     /* Silent clients take every fd the proxy has left: no new pipe can be
      * made, so the transfers below must do without more pipes than the
      * pool happens to hold. */
-    static int silent[SILENT];
-    for (int i = 0; i < SILENT; i++)
+    static int silent[OUT_OF_FDS_SILENT];
+    for (int i = 0; i < OUT_OF_FDS_SILENT; i++)
         silent[i] = net_connect(proxy_port);
     cr_expect(proxy_stderr_wait_for(&limits_proxy, "retrying every", 3000), "the proxy never ran out of fds");
 
-    for (int i = 0; i < CLIENTS; i++)
+    for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++)
         cr_assert_eq(pthread_create(&clients[i].sender, NULL, echo_send, &clients[i]), 0);
-    for (int i = 0; i < CLIENTS; i++) {
+    for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++) {
         struct byte_stream_verifier verifier;
         byte_stream_verifier_init(&verifier, clients[i].seed);
         clients[i].received = byte_stream_receive(clients[i].fd, &verifier, clients[i].length);
@@ -324,7 +328,7 @@ Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init
         struct pollfd readable = { .fd = clients[i].fd, .events = POLLIN };
         clients[i].eof_after = poll(&readable, 1, 5000) == 1 && recv(clients[i].fd, &extra, 1, 0) == 0;
     }
-    for (int i = 0; i < CLIENTS; i++) {
+    for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++) {
         pthread_join(clients[i].sender, NULL);
         cr_expect_eq(clients[i].sent, clients[i].length, "client %d sent %llu bytes", i,
                      (unsigned long long)clients[i].sent);
@@ -334,11 +338,87 @@ Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init
         cr_expect(clients[i].eof_after, "client %d: no clean EOF after the stream", i);
         close(clients[i].fd);
     }
-    for (int i = 0; i < SILENT; i++)
+    for (int i = 0; i < OUT_OF_FDS_SILENT; i++)
         if (silent[i] >= 0)
             close(silent[i]);
     hello_free(&hello);
     free(config);
     free(body);
     cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init, .fini = limits_fini,
+     .timeout = 120)
+{
+    uint16_t proxy_port = TEST_PORT(84, 0), echo_port = TEST_PORT(84, 1);
+    cr_assert(backend_start(&limits_backend, "echo", echo_port, echo_handler, NULL));
+    char *upstream = text_format("127.0.0.1:%u", echo_port);
+    expect_relaying_without_new_pipes(proxy_port, upstream);
+    free(upstream);
+}
+
+/* An echo server on a unix socket: one thread per connection, for the
+ * OUT_OF_FDS_CLIENTS connections the test makes. */
+struct unix_echo {
+    char directory[32];
+    char path[64];
+    int listen_fd;
+    pthread_t accept_thread;
+    pthread_t threads[OUT_OF_FDS_CLIENTS];
+    int accepted;
+};
+
+static void *unix_echo_connection(void *argument)
+{
+    int fd = (int)(intptr_t)argument;
+    echo_handler(NULL, fd, NULL);
+    close(fd);
+    return NULL;
+}
+
+static void *unix_echo_accept(void *argument)
+{
+    struct unix_echo *echo = argument;
+    while (echo->accepted < OUT_OF_FDS_CLIENTS) {
+        int fd = accept(echo->listen_fd, NULL, NULL);
+        if (fd < 0)
+            break;
+        if (pthread_create(&echo->threads[echo->accepted], NULL, unix_echo_connection, (void *)(intptr_t)fd) != 0) {
+            close(fd);
+            break;
+        }
+        echo->accepted++;
+    }
+    return NULL;
+}
+
+/* The pipe-less copy takes the bytes it sent out of the source socket.
+ * MSG_TRUNC without a buffer does that on TCP only: on a unix socket it
+ * failed (EFAULT), nothing was taken, and the client got the same first
+ * bytes again and again. */
+Test(limits, out_of_fds_unix_upstream_keeps_relaying, .init = integration_init, .fini = limits_fini,
+     .timeout = 120)
+{
+    static struct unix_echo echo;
+    snprintf(echo.directory, sizeof echo.directory, "/tmp/snisplice-echo-XXXXXX");
+    cr_assert_not_null(mkdtemp(echo.directory));
+    snprintf(echo.path, sizeof echo.path, "%s/echo.sock", echo.directory);
+    echo.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    cr_assert_geq(echo.listen_fd, 0);
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    snprintf(address.sun_path, sizeof address.sun_path, "%s", echo.path);
+    cr_assert_eq(bind(echo.listen_fd, (struct sockaddr *)&address, sizeof address), 0);
+    cr_assert_eq(listen(echo.listen_fd, 16), 0);
+    cr_assert_eq(pthread_create(&echo.accept_thread, NULL, unix_echo_accept, &echo), 0);
+
+    char *upstream = text_format("unix:%s", echo.path);
+    expect_relaying_without_new_pipes(TEST_PORT(97, 0), upstream);
+    free(upstream);
+
+    pthread_join(echo.accept_thread, NULL);
+    for (int i = 0; i < echo.accepted; i++)
+        pthread_join(echo.threads[i], NULL);
+    close(echo.listen_fd);
+    unlink(echo.path);
+    rmdir(echo.directory);
 }

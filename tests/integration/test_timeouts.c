@@ -2,9 +2,13 @@
  * test_timeouts.c - preread_timeout protects the proxy from clients that
  * connect and then send nothing or only part of a hello: they are closed
  * after the timeout and never reach an upstream; one that leaves in the
- * middle of its hello is closed at once. Ports: blocks 11-12, 19.
+ * middle of its hello is closed at once. idle_timeout closes a relayed
+ * connection on which nothing moves, and never one that is still
+ * delivering to a slow reader. Ports: blocks 11-12, 19, 95-96.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -116,5 +120,102 @@ Test(timeouts, client_leaving_mid_hello_is_closed_at_once, .init = integration_i
     cr_expect_eq(received, 0);
     cr_expect_eq(backend_accepted(&alpha_backend), 0, "an incomplete hello reached an upstream");
     hello_free(&chromium);
+    expect_clean_exit();
+}
+
+/* idle_timeout: a relayed connection on which nothing moves either way
+ * is closed after the timeout. */
+Test(timeouts, idle_relayed_connection_is_closed_after_idle_timeout, .init = integration_init,
+     .fini = timeout_fini)
+{
+    uint16_t proxy_port = TEST_PORT(95, 0), alpha_port = TEST_PORT(95, 1);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "idle_timeout = 1s\n", body);
+    cr_assert(proxy_start(&timeout_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+    struct hello_bytes hello = hello_build("idle.example.net");
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, hello.data, hello.length));
+    char name[6];
+    cr_assert_eq(net_receive_exact(fd, name, sizeof name, 5000), sizeof name, "no answer from the backend");
+    long long start = monotonic_ms();
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, start, 5000, &received);
+    close(fd);
+    cr_expect(closed_after >= 900 && closed_after <= 2500, "idle connection closed after %lld ms, want about 1000",
+              closed_after);
+    hello_free(&hello);
+    expect_clean_exit();
+}
+
+#define SLOW_DOWNLOAD_BYTES (2u << 20)
+#define SLOW_DOWNLOAD_SEED 95
+
+/* The server sends its whole answer at once, then waits for the client to
+ * leave (it must read the hello first: closing over unread bytes resets). */
+static void send_download(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    uint8_t hello[4096];
+    net_set_timeouts(fd, 5000);
+    if (recv(fd, hello, sizeof hello, 0) <= 0)
+        return;
+    uint64_t checksum;
+    byte_stream_send(fd, SLOW_DOWNLOAD_SEED, SLOW_DOWNLOAD_BYTES, 0, 0, &checksum);
+    shutdown(fd, SHUT_WR);
+    net_set_timeouts(fd, 15000);
+    while (recv(fd, hello, sizeof hello, 0) > 0) {
+    }
+}
+
+/* Bytes moving towards a slow reader are activity: the proxy writing its
+ * pipe out to the client counts, not only reading from the server. With a
+ * 1 MiB pipe and a client taking 16 KiB every 25 ms, one pipe takes about
+ * 1.6 s to leave, longer than idle_timeout; such a download was cut off. */
+Test(timeouts, slow_reader_of_a_download_is_not_idle, .init = integration_init, .fini = timeout_fini)
+{
+    uint16_t proxy_port = TEST_PORT(96, 0), alpha_port = TEST_PORT(96, 1);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, send_download, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\nidle_timeout = 1s\n", body);
+    cr_assert(proxy_start(&timeout_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int receive_buffer = 32 * 1024; /* so the pipe, not the client socket, holds the answer */
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer), 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(proxy_port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
+    net_set_timeouts(fd, 5000);
+    struct hello_bytes hello = hello_build("download.example.net");
+    cr_assert(net_send_all(fd, hello.data, hello.length));
+
+    struct byte_stream_verifier verifier;
+    byte_stream_verifier_init(&verifier, SLOW_DOWNLOAD_SEED);
+    uint8_t piece[16384];
+    uint64_t total = 0;
+    bool intact = true;
+    long long start = monotonic_ms();
+    while (total < SLOW_DOWNLOAD_BYTES) {
+        ssize_t got = recv(fd, piece, sizeof piece, 0);
+        if (got <= 0)
+            break;
+        intact &= byte_stream_verifier_feed(&verifier, piece, (size_t)got);
+        total += (uint64_t)got;
+        sleep_ms(25);
+    }
+    long long took = monotonic_ms() - start;
+    close(fd);
+    cr_expect_eq(total, SLOW_DOWNLOAD_BYTES, "the slow reader got %llu of %u bytes in %lld ms",
+                 (unsigned long long)total, SLOW_DOWNLOAD_BYTES, took);
+    cr_expect(intact, "the bytes differ from what the server sent");
+    cr_expect_gt(took, 2000, "the download was not slow (%lld ms): the test proves nothing", took);
+    hello_free(&hello);
     expect_clean_exit();
 }
