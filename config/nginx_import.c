@@ -218,15 +218,34 @@ static bool convert_duration(const char *nginx, char *out, size_t out_size)
     return true;
 }
 
+/* True when an nginx address names no port: "10.0.0.1", "[::1]",
+ * "localhost" (unix: paths have none to name). */
+static bool lacks_port(const char *nginx)
+{
+    if (strncmp(nginx, "unix:", 5) == 0)
+        return false;
+    if (nginx[0] == '[') {
+        const char *close = strchr(nginx, ']');
+        return !close || close[1] != ':';
+    }
+    return strchr(nginx, ':') == NULL;
+}
+
 /* nginx address forms to the INI's: "443" and "*:443" mean every IPv4
- * address; a missing port is 80 (nginx's default); "localhost" is the IPv4
- * loopback. Host names are refused (they would need DNS). */
+ * address; a listen without a port is on 80; "localhost" is the IPv4
+ * loopback. Host names are refused (they would need DNS). A server or
+ * proxy_pass address without a port is refused as nginx's stream module
+ * refuses it ("no port in upstream"; for a map's value, at run time). */
 static bool convert_address(const char *nginx, bool port_only_allowed, char *out, size_t out_size,
                             char *why, size_t why_size)
 {
     char work[ADDRESS_TEXT_MAX + 16];
     if (strlen(nginx) >= ADDRESS_TEXT_MAX) {
         snprintf(why, why_size, "address too long");
+        return false;
+    }
+    if (!port_only_allowed && lacks_port(nginx)) {
+        snprintf(why, why_size, "no port (nginx's stream module refuses an upstream address without one)");
         return false;
     }
     if (strncmp(nginx, "unix:", 5) == 0) {
@@ -561,13 +580,16 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
                      void *context)
 {
     const struct nginx_block *block = map->directive->block;
+    /* As in nginx, `hostnames` applies to the entries after it. */
     bool hostnames = false;
-    for (size_t i = 0; i < block->count; i++)
-        hostnames |= strcmp(block->items[i].name, "hostnames") == 0;
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
         const char *key = entry->name;
-        if (strcmp(key, "hostnames") == 0 || strcmp(key, "volatile") == 0)
+        if (strcmp(key, "hostnames") == 0) {
+            hostnames = true;
+            continue;
+        }
+        if (strcmp(key, "volatile") == 0)
             continue;
         if (entry->block || entry->arg_count != 1) {
             if (report)

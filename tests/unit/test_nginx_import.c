@@ -470,3 +470,45 @@ Test(nginx_import, empty_map_value_is_reported_as_what_nginx_did)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* nginx reads a map in order: `hostnames` makes wildcards of the entries
+ * after it only; one before it was compared as plain text. */
+Test(nginx_import, hostnames_applies_to_the_entries_after_it)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name {\n"
+        "    *.early.example.com 127.0.0.1:9001;\n"
+        "    hostnames;\n"
+        "    *.late.example.com 127.0.0.1:9001;\n"
+        "  }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "plain text"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect_null(strstr(result.ini, "early"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "*.late.example.com = 127.0.0.1:9001\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx's stream module has no default port: an upstream server or a
+ * proxy_pass address without one is a configuration error there, a map
+ * value without one fails each connection. None becomes port 80 here. */
+Test(nginx_import, upstream_address_without_port_is_not_port_80)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example.com 127.0.0.1; b.example.com web; }\n"
+        "  upstream web { server 10.0.0.1; server 10.0.0.2:443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "no port"));
+    cr_expect(has_warning(&result, "nginx.conf:3:", "no port"));
+    cr_expect_eq(result.warning_count, 2);
+    cr_expect_null(strstr(result.ini, ":80"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream web]\nserver = 10.0.0.2:443\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
