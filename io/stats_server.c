@@ -18,7 +18,9 @@
 #include "metrics.h"
 
 #define REQUEST_MAX 4096
-#define CLIENT_TIMEOUT_MS 2000
+#define CLIENT_TIMEOUT_MS 2000    /* for the request head, in all */
+#define RESPONSE_TIMEOUT_MS 10000 /* for the whole answer, in all */
+#define ACCEPT_RETRY_MS 100       /* after accept fails (out of fds) */
 
 bool stats_server_bind(struct stats_server *server, const struct address *address)
 {
@@ -70,11 +72,14 @@ static bool read_request(int fd, char *request, size_t size)
     return false; /* bigger than any scrape request */
 }
 
-static void send_all(int fd, const char *data, size_t length)
+/* Gives up at deadline: a scraper that reads a byte now and then must not
+ * hold the only stats thread for longer. */
+static void send_all(int fd, const char *data, size_t length, long long deadline)
 {
     while (length > 0) {
+        long long left = deadline - now_ms();
         struct pollfd wait = { fd, POLLOUT, 0 };
-        if (poll(&wait, 1, CLIENT_TIMEOUT_MS) <= 0)
+        if (left <= 0 || poll(&wait, 1, (int)left) <= 0)
             return;
         ssize_t sent = send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0 && (errno == EAGAIN || errno == EINTR))
@@ -92,8 +97,9 @@ static void respond(int fd, const char *status, const char *content_type, const 
     int length = snprintf(head, sizeof head,
                           "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                           status, content_type, strlen(body));
-    send_all(fd, head, (size_t)length);
-    send_all(fd, body, strlen(body));
+    long long deadline = now_ms() + RESPONSE_TIMEOUT_MS;
+    send_all(fd, head, (size_t)length, deadline);
+    send_all(fd, body, strlen(body), deadline);
 }
 
 static void serve_client(struct stats_server *server, int fd)
@@ -137,8 +143,17 @@ static void *serve(void *argument)
         if (!(waits[0].revents & POLLIN))
             continue;
         int client = accept4(server->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (client < 0)
-            continue; /* EMFILE and friends: the next poll retries */
+        if (client < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED))
+            continue;
+        if (client < 0) {
+            /* EMFILE and friends: the connection stays queued and the
+             * listener readable, so polling it again would spin on a core
+             * the workers need. Wait, still answering a stop. */
+            struct pollfd stop = { server->stop_fd, POLLIN, 0 };
+            if (poll(&stop, 1, ACCEPT_RETRY_MS) > 0)
+                break;
+            continue;
+        }
         serve_client(server, client);
         close(client);
     }

@@ -26,24 +26,6 @@ static void faults_fini(void)
     integration_cleanup();
 }
 
-/* utime + stime of the proxy, in clock ticks. */
-static long long proxy_cpu_ticks(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)faults_proxy.pid);
-    char *stat = file_read_all(path, NULL);
-    long long ticks = -1;
-    const char *after_name = stat ? strrchr(stat, ')') : NULL;
-    if (after_name) {
-        unsigned long long utime = 0, stime = 0;
-        /* fields 14 and 15; after ") " comes field 3 */
-        if (sscanf(after_name + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) == 2)
-            ticks = (long long)(utime + stime);
-    }
-    free(stat);
-    return ticks;
-}
-
 static void reset_after_100k(struct backend *backend, int fd, void *context)
 {
     (void)backend, (void)context;
@@ -150,7 +132,7 @@ Test(upstream_faults, slow_reader_gets_back_pressure_not_memory_or_spinning, .in
             sleep_ms(5);
     }
     /* Everything is full now: the proxy must sit still while the reader crawls. */
-    long long ticks_before = proxy_cpu_ticks();
+    long long ticks_before = process_cpu_ticks(faults_proxy.pid);
     long long wall_before = monotonic_ms();
     for (long long end = wall_before + 2000; monotonic_ms() < end;) {
         ssize_t sent = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
@@ -158,7 +140,7 @@ Test(upstream_faults, slow_reader_gets_back_pressure_not_memory_or_spinning, .in
             pushed += sent;
         sleep_ms(20);
     }
-    long long ticks = proxy_cpu_ticks() - ticks_before;
+    long long ticks = process_cpu_ticks(faults_proxy.pid) - ticks_before;
     long long wall_ms = monotonic_ms() - wall_before;
     long ticks_per_second = sysconf(_SC_CLK_TCK);
     long long cpu_ms = ticks * 1000 / ticks_per_second;

@@ -28,6 +28,23 @@ static pid_t registered_children[CHILD_REGISTRY_MAX];
 static char *registered_directories[TEMP_DIRECTORY_MAX];
 static bool cleanup_registered_at_exit;
 
+long long process_cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *stat = file_read_all(path, NULL);
+    long long ticks = -1;
+    const char *after_name = stat ? strrchr(stat, ')') : NULL;
+    if (after_name) {
+        unsigned long long user = 0, system = 0;
+        /* utime and stime are fields 14 and 15; after ") " comes field 3 */
+        if (sscanf(after_name + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &user, &system) == 2)
+            ticks = (long long)(user + system);
+    }
+    free(stat);
+    return ticks;
+}
+
 long long monotonic_ms(void)
 {
     struct timespec now;

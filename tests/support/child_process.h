@@ -58,6 +58,10 @@ char *temp_file_write(const char *directory, const char *name, const char *text)
 /* Whole file contents, NUL-terminated, malloc'd; *length set when non-NULL. NULL if unreadable. */
 char *file_read_all(const char *path, size_t *length);
 
+/* utime + stime of a process in clock ticks (sysconf(_SC_CLK_TCK) per
+ * second); -1 if it cannot be read. */
+long long process_cpu_ticks(pid_t pid);
+
 /* Milliseconds on the monotonic clock. */
 long long monotonic_ms(void);
 
