@@ -56,6 +56,17 @@
  * that was fine (copy_without_pipe below). Bytes stay queued in the source
  * socket until the destination took them, so nothing is lost and no
  * per-connection buffer is needed.
+ *
+ * TCP urgent data (MSG_OOB: telnet, FTP's abort; or a hostile peer). splice
+ * from TCP stops at the urgent mark and never steps over it, only recv
+ * does: splice answers EAGAIN, or 0 once the FIN is queued, while bytes
+ * wait behind the mark. So an EAGAIN or 0 that is not explained by a poll
+ * that saw the FIN (POLLRDHUP without POLLPRI: nothing urgent can follow a
+ * FIN) is checked with SIOCATMARK, and at the mark the direction copies
+ * through the worker's buffer once, which steps over it. The urgent byte
+ * itself is read out of band when the poll reports it (POLLPRI), so the
+ * poll does not fire for it again, and is dropped: it is not part of the
+ * stream, as for a recv-based relay such as nginx's.
  */
 #include "relay.h"
 
@@ -64,6 +75,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "hello_forward.h"
@@ -113,7 +125,7 @@ static void arm_source_poll(struct worker *worker, struct connection *connection
                             const struct relay_side *side)
 {
     side->direction->state = RELAY_WAIT_READABLE;
-    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP);
+    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP | POLLPRI);
 }
 
 /* ---- deferred client polls (see the header) ---- */
@@ -298,28 +310,39 @@ static ssize_t splice_into_pipe(int source_fd, const struct pipe_pair *pipe, siz
     return moved;
 }
 
-/* After a short read: read on into the rest of the pipe, to meet the end
- * of stream now rather than after another poll. Returns the bytes added;
- * an end of stream or an error is noted for after the pipe is written out
- * (the bytes before it still go); EAGAIN is left for the next fill. */
-static ssize_t read_on(const struct relay_side *side, size_t room)
-{
-    ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
-    if (more > 0)
-        return more;
-    if (more == 0)
-        side->direction->source_end = RELAY_SOURCE_ENDED;
-    else if (!would_block())
-        side->direction->source_end = RELAY_SOURCE_FAILED;
-    return 0;
-}
-
 /* How far a fill reads past a short read (see the header). */
 enum read_past_short {
     READ_PAST_SHORT_NO,      /* wait for the poll */
     READ_PAST_SHORT_ONCE,    /* the direction's one look for an end of stream, if not spent */
     READ_PAST_SHORT_TO_END,  /* POLLRDHUP: everything up to the FIN is queued */
 };
+
+/* True when the source's next in-band byte is behind a TCP urgent mark,
+ * where splice stops (see the header). Needed only where a splice said
+ * EAGAIN or 0 and no poll has shown the FIN queued (TO_END): urgent data
+ * cannot follow a FIN. */
+static bool stopped_at_urgent_mark(int fd, enum read_past_short past_short)
+{
+    int at_mark = 0;
+    return past_short != READ_PAST_SHORT_TO_END && ioctl(fd, SIOCATMARK, &at_mark) == 0 && at_mark;
+}
+
+/* After a short read: read on into the rest of the pipe, to meet the end
+ * of stream now rather than after another poll. Returns the bytes added;
+ * an end of stream or an error is noted for after the pipe is written out
+ * (the bytes before it still go); EAGAIN is left for the next fill. */
+static ssize_t read_on(const struct relay_side *side, size_t room, enum read_past_short past_short)
+{
+    ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
+    if (more > 0)
+        return more;
+    /* At an urgent mark the 0 is not the end: the next fill steps over it. */
+    if (more == 0 && !stopped_at_urgent_mark(side->source_fd, past_short))
+        side->direction->source_end = RELAY_SOURCE_ENDED;
+    else if (!would_block())
+        side->direction->source_end = RELAY_SOURCE_FAILED;
+    return 0;
+}
 
 /* Fill the empty pipe from the source. Returns bytes read, 0 when the
  * direction is finished or waiting (or moved its bytes without a pipe),
@@ -338,7 +361,7 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
     ssize_t moved = splice_into_pipe(side->source_fd, &direction->pipe, capacity);
     bool look_once = past_short == READ_PAST_SHORT_ONCE && !direction->looked_for_end;
     if (moved > 0 && moved < (ssize_t)capacity && (look_once || past_short == READ_PAST_SHORT_TO_END)) {
-        moved += read_on(side, capacity - (size_t)moved);
+        moved += read_on(side, capacity - (size_t)moved, past_short);
         if (look_once && direction->source_end == RELAY_SOURCE_OPEN)
             direction->looked_for_end = true;
     }
@@ -349,6 +372,10 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
         direction->pipe_bytes = (uint32_t)moved;
         connection->last_activity_ms = worker->now_ms;
         return moved;
+    }
+    if ((moved == 0 || (moved < 0 && would_block())) && stopped_at_urgent_mark(side->source_fd, past_short)) {
+        copy_without_pipe(worker, connection, side);
+        return 0;
     }
     if (moved == 0) {
         finish_direction(worker, connection, side);
@@ -487,10 +514,17 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         return;
     }
     enum read_past_short past_short = READ_PAST_SHORT_NO;
+    bool urgent = side.direction->state == RELAY_WAIT_READABLE && (result & POLLPRI);
+    if (urgent) {
+        /* Taken out of band and dropped, so the poll stops reporting it;
+         * the mark it leaves is stepped over by the fill (see the header). */
+        char urgent_byte;
+        recv(side.source_fd, &urgent_byte, 1, MSG_OOB | MSG_DONTWAIT);
+    }
     if (side.direction->state == RELAY_WAIT_END)
         past_short = READ_PAST_SHORT_ONCE;
     else if (side.direction->state == RELAY_WAIT_READABLE)
-        past_short = (result & POLLRDHUP) ? READ_PAST_SHORT_TO_END : READ_PAST_SHORT_ONCE;
+        past_short = (result & POLLRDHUP) && !urgent ? READ_PAST_SHORT_TO_END : READ_PAST_SHORT_ONCE;
     pump(worker, connection, &side, past_short);
 }
 

@@ -3,8 +3,9 @@
  * clients running beside it that must see no error: slowloris, thousands of
  * silent connections, record and handshake lengths that lie, a 64 KiB
  * server name, hundreds of extensions, resets during preread and during
- * relay, a client vanishing mid-transfer. Afterwards the proxy's fds and
- * memory are back at their baseline. Ports: blocks 70-73.
+ * relay, a client vanishing mid-transfer, TCP urgent data from either side.
+ * Afterwards the proxy's fds and memory are back at their baseline. Ports:
+ * blocks 70-74.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -450,5 +451,98 @@ Test(hostile, clients_vanishing_mid_transfer_release_the_upstream, .init = integ
     hello_free(&other);
     free(config);
     free(body);
+    cr_expect_eq(proxy_stop(&hostile_proxy, 10000), 0);
+}
+
+/* ---- TCP urgent data ---- */
+
+/* Echoes in-band bytes (recv skips an urgent byte, as nginx's relay does)
+ * until the client's end of stream. */
+static void echo_in_band(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    char buffer[4096];
+    ssize_t got;
+    net_set_timeouts(fd, 10000);
+    while ((got = recv(fd, buffer, sizeof buffer, 0)) > 0)
+        if (!net_send_all(fd, buffer, (size_t)got))
+            return;
+}
+
+/* After the hello: "A", an urgent "B", later ten "C", then waits for the
+ * client's end of stream. */
+static void send_urgent_byte(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    char buffer[4096];
+    net_set_timeouts(fd, 10000);
+    if (recv(fd, buffer, sizeof buffer, 0) <= 0)
+        return;
+    send(fd, "A", 1, MSG_NOSIGNAL);
+    send(fd, "B", 1, MSG_OOB | MSG_NOSIGNAL);
+    sleep_ms(100);
+    send(fd, "CCCCCCCCCC", 10, MSG_NOSIGNAL);
+    while (recv(fd, buffer, sizeof buffer, 0) > 0)
+        ;
+}
+
+static void expect_worker_idle(const char *while_what)
+{
+    long long start = process_cpu_ticks(hostile_proxy.pid);
+    sleep_ms(500);
+    long long used = process_cpu_ticks(hostile_proxy.pid) - start;
+    cr_expect_lt(used, sysconf(_SC_CLK_TCK) / 8, "%s: the proxy used %lld ticks in 0.5 s", while_what, used);
+}
+
+/* splice(2) from TCP stops at an urgent mark and never steps over it (only
+ * recv does): the poll said readable, the splice said "nothing", forever,
+ * a worker's core spent on one connection, and the bytes behind the mark
+ * were lost when the sender closed. Either side may send urgent data; the
+ * relay skips the urgent byte (as nginx does) and forwards the rest. */
+Test(hostile, urgent_data_is_skipped_not_spun_on, .init = integration_init, .fini = hostile_fini)
+{
+    uint16_t port = TEST_PORT(74, 0), echo_port = TEST_PORT(74, 1), urgent_port = TEST_PORT(74, 2);
+    cr_assert(backend_start(&alpha, "echo", echo_port, echo_in_band, NULL));
+    cr_assert(backend_start(&bravo, "urgent", urgent_port, send_urgent_byte, NULL));
+    char *body = text_format("[routes]\nurgent.example.com = urgent\ndefault = echo\n"
+                             "[upstream echo]\nserver = 127.0.0.1:%u\n[upstream urgent]\nserver = 127.0.0.1:%u\n",
+                             echo_port, urgent_port);
+    char *config = config_text(port, "workers = 1\n", body);
+    cr_assert(proxy_start(&hostile_proxy, config, port));
+    free(config);
+    free(body);
+
+    /* Client to server. */
+    struct hello_bytes hello = hello_build("echo.example.com");
+    int fd = net_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert(net_send_all(fd, hello.data, hello.length));
+    uint8_t *echoed = malloc(hello.length);
+    cr_assert_eq(net_receive_exact(fd, echoed, hello.length, 5000), hello.length, "no echo of the hello");
+    free(echoed);
+    send(fd, "X", 1, MSG_OOB | MSG_NOSIGNAL);
+    sleep_ms(100);
+    cr_assert(net_send_all(fd, "normal-data", 11));
+    expect_worker_idle("urgent byte from the client");
+    char back[64] = {0};
+    cr_expect_eq(net_receive_exact(fd, back, 11, 3000), 11, "the bytes behind the urgent byte did not arrive");
+    cr_expect_str_eq(back, "normal-data");
+    close(fd);
+    hello_free(&hello);
+
+    /* Server to client. */
+    struct hello_bytes urgent = hello_build("urgent.example.com");
+    fd = net_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert(net_send_all(fd, urgent.data, urgent.length));
+    memset(back, 0, sizeof back);
+    cr_expect_eq(net_receive_exact(fd, back, 11, 3000), 11, "got \"%s\"", back);
+    cr_expect_str_eq(back, "ACCCCCCCCCC");
+    expect_worker_idle("urgent byte from the server");
+    shutdown(fd, SHUT_WR);
+    size_t after = 0;
+    cr_expect_geq(net_ms_until_closed(fd, monotonic_ms(), 3000, &after), 0, "no end of stream");
+    close(fd);
+    hello_free(&urgent);
     cr_expect_eq(proxy_stop(&hostile_proxy, 10000), 0);
 }
