@@ -15,6 +15,10 @@
 
 _Atomic int access_log_fd = -1;
 
+/* Main thread only: the descriptor number workers write to. Once opened it
+ * is kept for the life of the process (see access_log_disable). */
+static int log_descriptor = -1;
+
 bool access_log_open(const char *path)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -22,26 +26,45 @@ bool access_log_open(const char *path)
         log_error("access_log %s: %s", path, strerror(errno));
         return false;
     }
-    int current = atomic_load(&access_log_fd);
-    if (current < 0) {
+    if (log_descriptor < 0) {
+        log_descriptor = fd;
         atomic_store(&access_log_fd, fd);
         return true;
     }
     /* Reopen in place: writes already submitted finish on the old file. */
-    if (dup2(fd, current) < 0) {
+    if (dup2(fd, log_descriptor) < 0) {
         log_error("access_log %s: dup2: %s", path, strerror(errno));
         close(fd);
         return false;
     }
     close(fd);
+    atomic_store(&access_log_fd, log_descriptor);
     return true;
+}
+
+void access_log_disable(void)
+{
+    atomic_store(&access_log_fd, -1);
+    if (log_descriptor < 0)
+        return;
+    /* Not closed: a worker may have read the number just before the store
+     * above and queue a write on it later, and a closed number is the next
+     * socket's or pipe's, which would then receive other clients' log
+     * lines. Pointed at /dev/null instead; if that fails the old file
+     * stays open, which is harmless. */
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd < 0 || dup2(null_fd, log_descriptor) < 0)
+        log_error("access_log off: the old file stays open: %s", strerror(errno));
+    if (null_fd >= 0)
+        close(null_fd);
 }
 
 void access_log_close(void)
 {
-    int fd = atomic_exchange(&access_log_fd, -1);
-    if (fd >= 0)
-        close(fd);
+    atomic_store(&access_log_fd, -1);
+    if (log_descriptor >= 0)
+        close(log_descriptor);
+    log_descriptor = -1;
 }
 
 bool access_log_init(struct access_log *log)

@@ -9,7 +9,9 @@
  * the worker's ring. If both buffers are busy the line is dropped and
  * counted, never waited for. The file descriptor is shared by all workers
  * (O_APPEND makes each write land whole); SIGUSR1 reopens it by dup2()
- * onto the same number, so workers never see a closed descriptor.
+ * onto the same number, and a reload that turns logging off points that
+ * number at /dev/null, so a write a worker queued never lands on a closed
+ * descriptor or on the socket that took its number.
  * Costs nothing when no access_log is configured.
  */
 #ifndef SNISPLICE_IO_ACCESS_LOG_H
@@ -51,8 +53,11 @@ struct access_log {
 /* Process-wide: the descriptor all workers write to, -1 when off. */
 extern _Atomic int access_log_fd;
 
-/* Main thread: open (or reopen onto the same fd) path; NULL closes it. */
+/* Main thread: open path, or reopen it onto the same descriptor number. */
 bool access_log_open(const char *path);
+/* No more lines (a reload turned the log off); the descriptor stays. */
+void access_log_disable(void);
+/* At exit, once no worker runs. */
 void access_log_close(void);
 
 bool access_log_init(struct access_log *log);

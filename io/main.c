@@ -330,7 +330,7 @@ static bool start_workers(struct process *process)
 static void apply_access_log(struct process *process, const char *path)
 {
     if (!path) {
-        access_log_close();
+        access_log_disable();
     } else if (!access_log_open(path)) {
         return;
     }
