@@ -47,7 +47,7 @@ struct access_log_buffer {
 struct access_log {
     struct access_log_buffer buffers[2];
     unsigned filling;                 /* index of the buffer taking new lines */
-    uint64_t dropped;
+    bool losing;                      /* lines lost since the last good write: said once */
 };
 
 /* Process-wide: the descriptor all workers write to, -1 when off. */

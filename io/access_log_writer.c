@@ -101,6 +101,26 @@ static int format_line(const struct worker *worker, const struct connection *con
                     (unsigned long long)(worker->now_ms - record->started_ms), outcome);
 }
 
+/* Lines lost are counted (snisplice_access_log_lost_lines_total) and said
+ * once per episode: the first loss after a good write logs a warning. */
+static void lose_lines(struct worker *worker, uint64_t lines, const char *why)
+{
+    counter_add(&worker->counters.access_log_lines_lost, lines);
+    if (worker->access_log.losing)
+        return;
+    worker->access_log.losing = true;
+    log_warn("worker %u: access log: %s; lines are lost until a write succeeds (counted in "
+             "snisplice_access_log_lost_lines_total)", worker->index, why);
+}
+
+static uint64_t count_lines(const char *bytes, size_t length)
+{
+    uint64_t lines = 0;
+    for (const char *end = bytes + length; (bytes = memchr(bytes, '\n', (size_t)(end - bytes))) != NULL; bytes++)
+        lines++;
+    return lines;
+}
+
 /* Submit the filling buffer if it has lines and the other one is free to
  * take over. */
 static void submit_filling(struct worker *worker)
@@ -139,7 +159,7 @@ void access_log_end(struct worker *worker, struct connection *connection, const 
         filling = &log->buffers[log->filling];
     }
     if (filling->writing || filling->used + (size_t)length > ACCESS_LOG_BUFFER_SIZE) {
-        log->dropped++;
+        lose_lines(worker, 1, "both buffers are still being written (disk too slow)");
         return;
     }
     memcpy(filling->bytes + filling->used, line, (size_t)length);
@@ -154,11 +174,13 @@ void access_log_flush(struct worker *worker)
 void access_log_written(struct worker *worker, struct access_log_buffer *buffer, int result)
 {
     if (result < 0 || (size_t)result < buffer->used) {
-        /* Disk full or similar: the rest of this buffer is lost, say so once. */
-        if (worker->access_log.dropped == 0)
-            log_warn("worker %u: access log write: %s", worker->index,
-                     result < 0 ? strerror(-result) : "short write");
-        worker->access_log.dropped++;
+        /* Disk full or similar: the rest of this buffer is lost. */
+        size_t written = result > 0 ? (size_t)result : 0;
+        char why[128];
+        snprintf(why, sizeof why, "write: %s", result < 0 ? strerror(-result) : "short write");
+        lose_lines(worker, count_lines(buffer->bytes + written, buffer->used - written), why);
+    } else {
+        worker->access_log.losing = false;
     }
     buffer->used = 0;
     buffer->writing = false;

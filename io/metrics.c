@@ -325,8 +325,9 @@ char *metrics_render(const struct worker *workers, unsigned worker_count, uint64
 {
     struct text text = { 0 };
     uint64_t active = 0, accepted = 0, rejected = 0, in_use = 0, idle = 0;
-    uint64_t hello_in_use = 0, hello_idle = 0;
+    uint64_t hello_in_use = 0, hello_idle = 0, log_lines_lost = 0;
     for (unsigned w = 0; w < worker_count; w++) {
+        log_lines_lost += load(&workers[w].counters.access_log_lines_lost);
         active += load(&workers[w].counters.active);
         accepted += load(&workers[w].counters.accepted);
         rejected += load(&workers[w].counters.rejected_at_limit);
@@ -362,6 +363,10 @@ char *metrics_render(const struct worker *workers, unsigned worker_count, uint64
                 "# TYPE snisplice_hello_buffers gauge\n"
                 "snisplice_hello_buffers{state=\"in_use\"} %llu\nsnisplice_hello_buffers{state=\"idle\"} %llu\n",
          (unsigned long long)hello_in_use, (unsigned long long)hello_idle);
+    emit(&text, "# HELP snisplice_access_log_lost_lines_total Access log lines lost: the disk was too slow or "
+                "a write failed.\n# TYPE snisplice_access_log_lost_lines_total counter\n"
+                "snisplice_access_log_lost_lines_total %llu\n",
+         (unsigned long long)log_lines_lost);
     emit(&text, "# HELP snisplice_reloads_total Configuration reloads (SIGHUP) by result.\n"
                 "# TYPE snisplice_reloads_total counter\n"
                 "snisplice_reloads_total{result=\"ok\"} %llu\nsnisplice_reloads_total{result=\"failed\"} %llu\n",

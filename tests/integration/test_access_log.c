@@ -2,7 +2,8 @@
  * test_access_log.c - one line per finished connection with client, SNI,
  * ALPN, route, upstream, bytes each way, duration and outcome; SIGUSR1
  * reopens the file after logrotate moved it; a reload turns it off and on
- * without disturbing traffic. Ports: blocks 51, 98.
+ * without disturbing traffic; lines a full disk loses are counted and said
+ * once. Ports: blocks 51, 98, 99.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -218,5 +219,41 @@ Test(access_log, off_and_on_again_by_reload, .init = integration_init, .fini = l
     free(body);
     free(path);
     free(directory);
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* A log that cannot be written (here /dev/full: every write says ENOSPC)
+ * never disturbs traffic, and what it loses is said once and counted. */
+Test(access_log, lost_lines_are_counted_and_said_once, .init = integration_init, .fini = log_fini)
+{
+    uint16_t proxy_port = TEST_PORT(99, 0), backend_port = TEST_PORT(99, 1), stats_port = TEST_PORT(99, 2);
+    cr_assert(backend_start(&log_backend, "alpha", backend_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n", backend_port);
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\naccess_log = /dev/full\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_build("full.example.com");
+    enum { CONNECTIONS = 3 };
+    for (int i = 0; i < CONNECTIONS; i++) {
+        char *reply = exchange_once(proxy_port, hello.data, hello.length, 5000, NULL);
+        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: \"%s\"", i, reply ? reply : "(none)");
+        free(reply);
+    }
+    /* The start-up probe's connection may add a line of its own. */
+    long long lost = -1;
+    for (long long deadline = monotonic_ms() + 3000; monotonic_ms() < deadline; sleep_ms(50)) {
+        lost = stats_value(stats_port, "snisplice_access_log_lost_lines_total");
+        if (lost >= CONNECTIONS)
+            break;
+    }
+    cr_expect_geq(lost, CONNECTIONS, "lost lines counted: %lld", lost);
+    cr_expect_leq(lost, CONNECTIONS + 1, "lost lines counted: %lld", lost);
+    char *log = proxy_stderr(&log_proxy);
+    cr_expect_eq(count_in(log, "access log: write: No space left on device"), 1, "said once:\n%s", log);
+    free(log);
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
     cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
 }
