@@ -336,11 +336,14 @@ static ssize_t read_on(const struct relay_side *side, size_t room, enum read_pas
     ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
     if (more > 0)
         return more;
+    if (more < 0) {
+        if (!would_block())
+            side->direction->source_end = RELAY_SOURCE_FAILED;
+        return 0;
+    }
     /* At an urgent mark the 0 is not the end: the next fill steps over it. */
-    if (more == 0 && !stopped_at_urgent_mark(side->source_fd, past_short))
+    if (!stopped_at_urgent_mark(side->source_fd, past_short))
         side->direction->source_end = RELAY_SOURCE_ENDED;
-    else if (!would_block())
-        side->direction->source_end = RELAY_SOURCE_FAILED;
     return 0;
 }
 
@@ -373,7 +376,13 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
         connection->last_activity_ms = worker->now_ms;
         return moved;
     }
-    if ((moved == 0 || (moved < 0 && would_block())) && stopped_at_urgent_mark(side->source_fd, past_short)) {
+    if (moved < 0 && !would_block()) {
+        connection_close(worker, connection, side->source_error);
+        return -1;
+    }
+    /* End of stream (0) or nothing queued (EAGAIN), unless an urgent mark
+     * stopped the splice. */
+    if (stopped_at_urgent_mark(side->source_fd, past_short)) {
         copy_without_pipe(worker, connection, side);
         return 0;
     }
@@ -381,12 +390,8 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
         finish_direction(worker, connection, side);
         return 0;
     }
-    if (would_block()) {
-        wait_readable(worker, connection, side);
-        return 0;
-    }
-    connection_close(worker, connection, side->source_error);
-    return -1;
+    wait_readable(worker, connection, side);
+    return 0;
 }
 
 /* Write the pipe out. Returns true when it is empty. */
