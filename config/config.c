@@ -356,7 +356,7 @@ static bool parse_duration_key(struct loader *loader, const char *name, const ch
 {
     uint64_t ms;
     if (!units_parse_duration(value, &ms) || ms == 0 || ms > TIMEOUT_MAX_MS) {
-        add_error(loader, loader->line, "%s: bad duration '%s' (e.g. 500ms, 5s, 10m; more than 0)",
+        add_error(loader, loader->line, "%s: bad duration '%s' (e.g. 500ms, 5s, 10m; more than 0, at most 30d)",
                   name, value);
         return false;
     }
@@ -553,7 +553,7 @@ static bool parse_server_flag(struct loader *loader, const char *flag, struct up
         server->fail_timeout_ms = (uint32_t)number;
     } else {
         add_error(loader, loader->line,
-                  "server: bad parameter '%s' (weight=1..%d, max_fails=0..1000, fail_timeout=DURATION, backup, down)",
+                  "server: bad parameter '%s' (weight=1..%d, max_fails=0..1000, fail_timeout=DURATION up to 30d, backup, down)",
                   flag, UPSTREAM_WEIGHT_MAX);
         return false;
     }

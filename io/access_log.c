@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +40,17 @@ bool access_log_open(const char *path)
     }
     close(fd);
     atomic_store(&access_log_fd, log_descriptor);
+    return true;
+}
+
+bool access_log_check(const char *path, char *error, size_t error_size)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
+        return false;
+    }
+    close(fd);
     return true;
 }
 

@@ -55,6 +55,9 @@ extern _Atomic int access_log_fd;
 
 /* Main thread: open path, or reopen it onto the same descriptor number. */
 bool access_log_open(const char *path);
+/* Whether path can be opened for appending (created if missing), as -t and
+ * a reload check before relying on it; else the reason in error. */
+bool access_log_check(const char *path, char *error, size_t error_size);
 /* No more lines (a reload turned the log off); the descriptor stays. */
 void access_log_disable(void);
 /* At exit, once no worker runs. */

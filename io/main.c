@@ -42,6 +42,7 @@ struct options {
 struct process {
     const char *config_path;
     char *access_log_path;      /* as configured now; NULL: off */
+    char *user;                 /* as configured at start; NULL: none */
     struct publisher *publisher;
     struct worker *workers;
     unsigned worker_count;
@@ -67,7 +68,7 @@ static void print_usage(FILE *out)
             "  -h       this help\n"
             "  --import-nginx NGINX_CONF  print the INI equivalent of its stream blocks;\n"
             "           what cannot be carried over is a FILE:LINE warning on stderr\n"
-            "signals: HUP reloads the config, TERM/INT drain and exit\n");
+            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT drain and exit\n");
 }
 
 /* --import-nginx: INI on stdout, warnings on stderr; 0 even with warnings. */
@@ -126,9 +127,40 @@ static struct config *load_config(const char *path)
     return config;
 }
 
+/* What the INI loader cannot see but start-up would refuse: an unknown
+ * user, an access log that cannot be opened (checked when check_log: -t
+ * always, a reload only when it names another file). */
+static bool usable_here(const struct config *config, bool check_log, char *problem, size_t problem_size)
+{
+    if (config->user) {
+        errno = 0;
+        if (!getpwnam(config->user)) {
+            snprintf(problem, problem_size, "user '%s': %s", config->user, errno ? strerror(errno) : "no such user");
+            return false;
+        }
+    }
+    return !check_log || !config->access_log || access_log_check(config->access_log, problem, problem_size);
+}
+
+/* A reload that names another access log file is rejected if that file
+ * cannot be opened. The same file is reopened, as SIGUSR1 does; if that
+ * fails (it may have been opened before `user` took effect) the reload
+ * still applies and lines go on to the file already open. */
+static bool access_log_changes(const struct process *process, const struct config *config)
+{
+    return config->access_log &&
+           (!process->access_log_path || strcmp(config->access_log, process->access_log_path) != 0);
+}
+
 static int check_config(const char *path)
 {
     struct config *config = load_config(path);
+    char problem[512];
+    if (config && !usable_here(config, true, problem, sizeof problem)) {
+        fprintf(stderr, "%s: %s\n", path, problem);
+        config_free(config);
+        config = NULL;
+    }
     if (!config) {
         fprintf(stderr, "snisplice: %s: configuration test failed\n", path);
         return 1;
@@ -352,8 +384,19 @@ static void reload(struct process *process)
         service_notify("READY=1\nSTATUS=reload rejected: config has errors");
         return;
     }
+    char problem[512];
+    if (!usable_here(config, access_log_changes(process, config), problem, sizeof problem)) {
+        log_error("reload rejected: %s; the previous configuration keeps serving", problem);
+        atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
+        service_notify("READY=1\nSTATUS=reload rejected: config has errors");
+        config_free(config);
+        return;
+    }
     if (config->workers != 0 && config->workers != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
+    if ((config->user == NULL) != (process->user == NULL) ||
+        (config->user && strcmp(config->user, process->user) != 0))
+        log_warn("reload: user changed; a restart is needed to apply that");
     if (config->has_stats != process->has_stats ||
         (config->has_stats && (config->stats.length != process->stats_address.length ||
                                memcmp(&config->stats.storage, &process->stats_address.storage,
@@ -508,6 +551,7 @@ static int serve(const char *config_path)
             goto out;
         process.access_log_path = strdup(config->access_log);
     }
+    process.user = config->user ? strdup(config->user) : NULL;
     process.has_stats = config->has_stats;
     process.stats_address = config->stats;
     reserve_reload_memory(mallinfo2().arena - heap_before);
@@ -549,6 +593,7 @@ out:
     free(process.listen);
     access_log_close();
     free(process.access_log_path);
+    free(process.user);
     if (process.publisher)
         publisher_free(process.publisher);
     config_free(config);

@@ -87,6 +87,29 @@ Test(cli, check_reports_every_bad_line, .init = integration_init, .fini = cli_fi
     free(directory);
 }
 
+/* -t says "valid" only if start-up would not refuse the file: an unknown
+ * user or an access log that cannot be opened fail it, as they fail a
+ * start (they used to pass -t, and a unit's ExecStartPre with them). */
+Test(cli, check_refuses_what_startup_refuses, .init = integration_init, .fini = cli_fini)
+{
+    char *directory = temp_directory_create("cli");
+    const char *const globals[] = { "user = no-such-user-here\n", "access_log = /nonexistent/dir/access.log\n" };
+    const char *const said[] = { "user 'no-such-user-here': no such user",
+                                 "access_log /nonexistent/dir/access.log: No such file or directory" };
+    for (int i = 0; i < 2; i++) {
+        char *config = config_text(TEST_PORT(17, 0), globals[i], "[routes]\ndefault = 127.0.0.1:21341\n");
+        char *path = temp_file_write(directory, "startup.ini", config);
+        char *output = NULL;
+        int status = run_snisplice("-t", "-c", path, &output);
+        cr_expect_eq(status, 1, "-t with %s: exit %d, output:\n%s", globals[i], status, output);
+        cr_expect(output && strstr(output, said[i]) != NULL, "no \"%s\" in:\n%s", said[i], output);
+        free(output);
+        free(path);
+        free(config);
+    }
+    free(directory);
+}
+
 Test(cli, bad_config_at_startup_is_refused, .init = integration_init, .fini = cli_fini)
 {
     char *directory = temp_directory_create("cli");

@@ -1,9 +1,10 @@
 /*
  * test_signals.c - operating snisplice with signals: SIGHUP swaps routes
  * under load without failing a connection and rejects a bad config while
- * the old routes keep serving; SIGTERM stops accepting, lets a transfer in
- * flight finish byte-exact and exits 0, or gives up after drain_timeout.
- * Ports: blocks 13-16.
+ * the old routes keep serving (an access log it cannot open is such an
+ * error); SIGTERM stops accepting, lets a transfer in flight finish
+ * byte-exact and exits 0, or gives up after drain_timeout. Ports: blocks
+ * 13-16, 100.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -183,6 +184,47 @@ Test(signals, sighup_with_bad_config_keeps_old_routes, .init = integration_init,
     free(body);
     free(to_alpha);
     free(to_bravo);
+    expect_clean_exit();
+}
+
+/* A reload that names an access log which cannot be opened is rejected
+ * whole, like one with a syntax error: it used to apply its routes and
+ * count as a good reload while its log was never written. */
+Test(signals, sighup_with_unopenable_access_log_keeps_old_config, .init = integration_init,
+     .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(100, 0), alpha_port = TEST_PORT(100, 1);
+    uint16_t bravo_port = TEST_PORT(100, 2), stats_port = TEST_PORT(100, 3);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *stats = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *alpha_body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n"
+                                   "[upstream alpha]\nserver = 127.0.0.1:%u\n", alpha_port);
+    char *to_alpha = config_text(proxy_port, stats, alpha_body);
+    cr_assert(proxy_start(&signal_proxy, to_alpha, proxy_port), "snisplice did not start");
+    cr_expect_eq(ask_who(proxy_port), 'a');
+
+    char *bravo_body = text_format("[routes]\nmatrix.exceptionerror.io = bravo\n"
+                                   "[upstream bravo]\nserver = 127.0.0.1:%u\n", bravo_port);
+    char *globals = text_format("%saccess_log = /nonexistent/dir/access.log\n", stats);
+    char *broken = config_text(proxy_port, globals, bravo_body);
+    proxy_reload(&signal_proxy, broken);
+    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reload rejected: access_log /nonexistent/dir/access.log", 3000),
+              "the unopenable access log was not reported");
+    int wrong = 0;
+    for (int i = 0; i < 5; i++)
+        wrong += ask_who(proxy_port) != 'a';
+    cr_expect_eq(wrong, 0, "%d of 5 connections did not reach alpha after the rejected reload", wrong);
+    cr_expect_eq(stats_value(stats_port, "snisplice_reloads_total{result=\"failed\"}"), 1);
+    cr_expect_eq(stats_value(stats_port, "snisplice_reloads_total{result=\"ok\"}"), 0);
+    free(globals);
+    free(broken);
+    free(bravo_body);
+    free(to_alpha);
+    free(alpha_body);
+    free(stats);
     expect_clean_exit();
 }
 

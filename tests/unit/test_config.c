@@ -220,12 +220,12 @@ Test(config, every_error_with_its_line)
         "[upstream b@d]\n";                           /* 22 */
     const char *const expected[] = {
         "2: workers: expected auto or 1..256, got 'many'",
-        "3: preread_timeout: bad duration '5 parsecs' (e.g. 500ms, 5s, 10m; more than 0)",
+        "3: preread_timeout: bad duration '5 parsecs' (e.g. 500ms, 5s, 10m; more than 0, at most 30d)",
         "4: preread_max: expected a size from 1k to 64k, got '1m'",
         "5: unknown key 'colour' in [global]",
         "8: duplicate listen address '127.0.0.1:443'",
         "9: address: bad address 'localhost:443': expected IPv4:port, [IPv6]:port or unix:/path",
-        "17: server: bad parameter 'weight=5000' (weight=1..1000, max_fails=0..1000, fail_timeout=DURATION, backup, down)",
+        "17: server: bad parameter 'weight=5000' (weight=1..1000, max_fails=0..1000, fail_timeout=DURATION up to 30d, backup, down)",
         "19: duplicate upstream 'up' (first at line 16)",
         "21: unknown section [upstreams]",
         "22: bad upstream name 'b@d' (letters, digits, '_', '-')",
@@ -364,7 +364,7 @@ Test(config, overlong_line_is_one_error_at_its_line)
              "[global]\nidle_timeout = 0s\n", name);
     const char *const expected[] = {
         "4: line longer than 199 characters, the most the INI reader (inih) takes",
-        "6: idle_timeout: bad duration '0s' (e.g. 500ms, 5s, 10m; more than 0)",
+        "6: idle_timeout: bad duration '0s' (e.g. 500ms, 5s, 10m; more than 0, at most 30d)",
     };
     expect_errors(text, expected, 2);
 }
@@ -384,7 +384,7 @@ Test(config, key_outside_section_and_zero_duration)
 {
     const char *const expected[] = {
         "1: key 'workers' outside any section",
-        "5: idle_timeout: bad duration '0s' (e.g. 500ms, 5s, 10m; more than 0)",
+        "5: idle_timeout: bad duration '0s' (e.g. 500ms, 5s, 10m; more than 0, at most 30d)",
     };
     expect_errors("workers = 1\n[listen]\naddress = 127.0.0.1:1\n[global]\nidle_timeout = 0s\n[routes]\ndefault = 127.0.0.1:2\n",
                   expected, 2);
@@ -409,6 +409,40 @@ Test(config, shipped_example_is_valid)
     cr_assert_str_eq(text, "127.0.0.1:8443", "make run listens on 127.0.0.1:8443");
     config_free(config);
     config_errors_free(&errors);
+}
+
+/* The README's configuration reference is an example users copy: it must
+ * load as it is (it once named upstreams it did not define). */
+Test(config, readme_reference_example_is_valid)
+{
+    FILE *readme = fopen("README.md", "r");
+    cr_assert_not_null(readme, "run from the repository root");
+    char line[512];
+    bool in_section = false, in_block = false;
+    char *example = NULL;
+    size_t example_size = 0;
+    FILE *out = open_memstream(&example, &example_size);
+    cr_assert_not_null(out);
+    while (fgets(line, sizeof line, readme)) {
+        if (strncmp(line, "## ", 3) == 0)
+            in_section = strcmp(line, "## Configuration reference\n") == 0;
+        else if (in_section && !in_block && strcmp(line, "```ini\n") == 0)
+            in_block = true;
+        else if (in_block && strcmp(line, "```\n") == 0)
+            break;
+        else if (in_block)
+            fputs(line, out);
+    }
+    fclose(readme);
+    fclose(out);
+    cr_assert_gt(example_size, 100, "no ini block under \"## Configuration reference\"");
+    struct config_errors errors;
+    struct config *config = config_load(write_config(example), &errors);
+    cr_expect_not_null(config, "%s", errors.count ? errors.lines[0] : "");
+    config_free(config);
+    config_errors_free(&errors);
+    unlink(path);
+    free(example);
 }
 
 Test(units, sizes)
