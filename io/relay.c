@@ -60,13 +60,14 @@
  * TCP urgent data (MSG_OOB: telnet, FTP's abort; or a hostile peer). splice
  * from TCP stops at the urgent mark and never steps over it, only recv
  * does: splice answers EAGAIN, or 0 once the FIN is queued, while bytes
- * wait behind the mark. So an EAGAIN or 0 that is not explained by a poll
- * that saw the FIN (POLLRDHUP without POLLPRI: nothing urgent can follow a
- * FIN) is checked with SIOCATMARK, and at the mark the direction copies
- * through the worker's buffer once, which steps over it. The urgent byte
- * itself is read out of band when the poll reports it (POLLPRI), so the
- * poll does not fire for it again, and is dropped: it is not part of the
- * stream, as for a recv-based relay such as nginx's.
+ * wait behind the mark. So a fill's EAGAIN or 0 is checked with SIOCATMARK,
+ * and at the mark the direction copies once through the worker's buffer,
+ * whose recv steps over it; the urgent byte itself is not part of the
+ * stream and is skipped, as by a recv-based relay such as nginx's. The
+ * look for the end after a short read peeks one byte instead of splicing:
+ * a peek steps over the mark, so its 0 is the end, at the same cost as
+ * the splice it replaces. (POLLPRI cannot tell instead: io_uring reports
+ * a socket's wake-up mask, which always has it.)
  */
 #include "relay.h"
 
@@ -125,7 +126,7 @@ static void arm_source_poll(struct worker *worker, struct connection *connection
                             const struct relay_side *side)
 {
     side->direction->state = RELAY_WAIT_READABLE;
-    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP | POLLPRI);
+    worker_arm_poll(worker, connection, side->tag, side->source_fd, POLLIN | POLLRDHUP);
 }
 
 /* ---- deferred client polls (see the header) ---- */
@@ -318,33 +319,38 @@ enum read_past_short {
 };
 
 /* True when the source's next in-band byte is behind a TCP urgent mark,
- * where splice stops (see the header). Needed only where a splice said
- * EAGAIN or 0 and no poll has shown the FIN queued (TO_END): urgent data
- * cannot follow a FIN. */
-static bool stopped_at_urgent_mark(int fd, enum read_past_short past_short)
+ * where splice stops (see the header). */
+static bool stopped_at_urgent_mark(int fd)
 {
     int at_mark = 0;
-    return past_short != READ_PAST_SHORT_TO_END && ioctl(fd, SIOCATMARK, &at_mark) == 0 && at_mark;
+    return ioctl(fd, SIOCATMARK, &at_mark) == 0 && at_mark;
 }
 
 /* After a short read: read on into the rest of the pipe, to meet the end
  * of stream now rather than after another poll. Returns the bytes added;
  * an end of stream or an error is noted for after the pipe is written out
- * (the bytes before it still go); EAGAIN is left for the next fill. */
-static ssize_t read_on(const struct relay_side *side, size_t room, enum read_past_short past_short)
+ * (the bytes before it still go); EAGAIN is left for the next fill. The
+ * end is looked for with a one-byte peek, which steps over an urgent mark
+ * where a splice would stop (see the header); only if bytes are there is
+ * there a splice. */
+static ssize_t read_on(const struct relay_side *side, size_t room)
 {
-    ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
-    if (more > 0)
-        return more;
-    if (more < 0) {
+    char byte;
+    ssize_t peeked;
+    do
+        peeked = recv(side->source_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (peeked < 0 && errno == EINTR);
+    if (peeked == 0) {
+        side->direction->source_end = RELAY_SOURCE_ENDED;
+        return 0;
+    }
+    if (peeked < 0) {
         if (!would_block())
             side->direction->source_end = RELAY_SOURCE_FAILED;
         return 0;
     }
-    /* At an urgent mark the 0 is not the end: the next fill steps over it. */
-    if (!stopped_at_urgent_mark(side->source_fd, past_short))
-        side->direction->source_end = RELAY_SOURCE_ENDED;
-    return 0;
+    ssize_t more = splice_into_pipe(side->source_fd, &side->direction->pipe, room);
+    return more > 0 ? more : 0; /* 0 or EAGAIN here: a mark, for the next fill */
 }
 
 /* Fill the empty pipe from the source. Returns bytes read, 0 when the
@@ -364,7 +370,7 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
     ssize_t moved = splice_into_pipe(side->source_fd, &direction->pipe, capacity);
     bool look_once = past_short == READ_PAST_SHORT_ONCE && !direction->looked_for_end;
     if (moved > 0 && moved < (ssize_t)capacity && (look_once || past_short == READ_PAST_SHORT_TO_END)) {
-        moved += read_on(side, capacity - (size_t)moved, past_short);
+        moved += read_on(side, capacity - (size_t)moved);
         if (look_once && direction->source_end == RELAY_SOURCE_OPEN)
             direction->looked_for_end = true;
     }
@@ -382,7 +388,7 @@ static ssize_t fill_pipe(struct worker *worker, struct connection *connection,
     }
     /* End of stream (0) or nothing queued (EAGAIN), unless an urgent mark
      * stopped the splice. */
-    if (stopped_at_urgent_mark(side->source_fd, past_short)) {
+    if (stopped_at_urgent_mark(side->source_fd)) {
         copy_without_pipe(worker, connection, side);
         return 0;
     }
@@ -519,17 +525,10 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
         return;
     }
     enum read_past_short past_short = READ_PAST_SHORT_NO;
-    bool urgent = side.direction->state == RELAY_WAIT_READABLE && (result & POLLPRI);
-    if (urgent) {
-        /* Taken out of band and dropped, so the poll stops reporting it;
-         * the mark it leaves is stepped over by the fill (see the header). */
-        char urgent_byte;
-        recv(side.source_fd, &urgent_byte, 1, MSG_OOB | MSG_DONTWAIT);
-    }
     if (side.direction->state == RELAY_WAIT_END)
         past_short = READ_PAST_SHORT_ONCE;
     else if (side.direction->state == RELAY_WAIT_READABLE)
-        past_short = (result & POLLRDHUP) && !urgent ? READ_PAST_SHORT_TO_END : READ_PAST_SHORT_ONCE;
+        past_short = (result & POLLRDHUP) ? READ_PAST_SHORT_TO_END : READ_PAST_SHORT_ONCE;
     pump(worker, connection, &side, past_short);
 }
 
