@@ -58,9 +58,11 @@ static const struct upstream_server *next_live_server(struct worker *worker,
         if (!server)
             return NULL;
         connection->connect_attempt++;
-        if (upstream_health_available(health_of(worker, connection), connection->upstream, server,
-                                      worker->now_ms))
+        struct upstream_health *health = health_of(worker, connection);
+        if (upstream_health_available(health, connection->upstream, server, worker->now_ms)) {
+            upstream_health_picked(health, connection->upstream, server, worker->now_ms);
             return server;
+        }
     }
 }
 
@@ -87,8 +89,10 @@ static void connect_next_server(struct worker *worker, struct connection *connec
 {
     const struct upstream_server *server = next_live_server(worker, connection);
     if (!server) {
-        log_debug("worker %u: upstream %s: no live server left", worker->index,
+        /* As nginx: this connection fails, the next tries every server. */
+        log_debug("worker %u: upstream %s: no live server left; all available again", worker->index,
                   connection->upstream->name);
+        upstream_health_revive(health_of(worker, connection), connection->upstream);
         connection_close(worker, connection, OUTCOME_CONNECT_FAILED);
         return;
     }

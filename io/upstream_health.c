@@ -44,20 +44,33 @@ bool upstream_health_available(const struct upstream_health *health, const struc
     return !slot || now_ms >= slot->unavailable_until_ms;
 }
 
+void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
+                            const struct upstream_server *server, uint64_t now_ms)
+{
+    struct server_health *slot = slot_of(health, upstream, server);
+    /* One probe per fail_timeout: the others wait for its outcome. */
+    if (slot && slot->resting)
+        slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+}
+
 void upstream_health_failed(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms)
 {
     struct server_health *slot = slot_of(health, upstream, server);
-    if (!slot || server->max_fails == 0)
+    if (!slot || server->max_fails == 0 || upstream->server_count == 1)
         return;
+    if (slot->resting) {
+        slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+        return;
+    }
     if (now_ms - slot->window_start_ms >= server->fail_timeout_ms) {
         slot->window_start_ms = now_ms;
         slot->fails = 0;
     }
     if (++slot->fails >= server->max_fails) {
+        slot->resting = true;
         slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
         slot->fails = 0;
-        slot->window_start_ms = now_ms;
     }
 }
 
@@ -66,5 +79,14 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
 {
     struct server_health *slot = slot_of(health, upstream, server);
     if (slot)
-        slot->fails = 0;
+        memset(slot, 0, sizeof *slot);
+}
+
+void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)
+{
+    for (uint32_t i = 0; health && i < upstream->server_count; i++) {
+        struct server_health *slot = slot_of(health, upstream, &upstream->servers[i]);
+        if (slot)
+            memset(slot, 0, sizeof *slot);
+    }
 }

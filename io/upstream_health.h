@@ -1,7 +1,13 @@
 /*
  * upstream_health.h - passive health of upstream servers, as nginx's
  * max_fails / fail_timeout: a server that failed max_fails connects within
- * fail_timeout is skipped for fail_timeout.
+ * fail_timeout rests for fail_timeout. After that one connection probes
+ * it (the others keep resting it for another fail_timeout): success makes
+ * it available again, failure rests it again. As in nginx, the only
+ * server of an upstream never rests (there is nothing else to try), and
+ * when every server of an upstream rests, all are made available again at
+ * once ("quick recovery"): the connection that found none is closed, the
+ * next tries them all.
  *
  * One table per worker, indexed by upstream.health_index + server index,
  * reset when the worker adopts a new snapshot. Each worker judges from its
@@ -18,9 +24,10 @@
 #include "../core/upstream.h"
 
 struct server_health {
-    uint64_t window_start_ms;
-    uint64_t unavailable_until_ms;
+    uint64_t window_start_ms;      /* the first failure counted now */
+    uint64_t unavailable_until_ms; /* not tried before this */
     uint32_t fails;
+    bool resting;                  /* reached max_fails, no success since */
 };
 
 struct upstream_health {
@@ -36,9 +43,14 @@ void upstream_health_free(struct upstream_health *health);
  * available and records nothing. */
 bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server, uint64_t now_ms);
+/* The server was available and is now being tried: a resting one's probe. */
+void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
+                            const struct upstream_server *server, uint64_t now_ms);
 void upstream_health_failed(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms);
 void upstream_health_succeeded(struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server);
+/* Every server of the upstream available again (none was). */
+void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream);
 
 #endif

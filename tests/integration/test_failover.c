@@ -5,8 +5,9 @@
  * whose servers all refuse is closed, and a flood of connects to a server
  * that never answers holds a bounded number of hello buffers without
  * disturbing other routes; an upstream of 256 refusing servers is no
- * different. Ports: blocks 5-7, 46, 49, 90, 94 (indexes 10+ are never
- * listened on).
+ * different; servers back from an outage are used at once. Ports: blocks
+ * 5-7, 46, 49, 90, 94, 101 (indexes 10+ are never listened on, except in
+ * block 101).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -197,6 +198,64 @@ Test(failover, two_hundred_fifty_six_refusing_servers_close_the_client, .init = 
     cr_assert_not_null(other.data);
     expect_every_connection_reaches(proxy_port, &other, &alpha_backend, "the same worker, another route");
     hello_free(&other);
+    expect_clean_exit();
+}
+
+/* A connection whose every server refused is closed; `what` for messages. */
+static void expect_refused_and_closed(uint16_t proxy_port, const char *what)
+{
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, monotonic_ms(), 5000, &received);
+    cr_expect(closed_after >= 0 && received == 0, "%s: closed after %lld ms with %zu bytes", what,
+              closed_after, received);
+    close(fd);
+}
+
+/* Outages end: as in nginx, the only server of an upstream is never put to
+ * rest (it used to refuse every connection for fail_timeout after one
+ * failure, e.g. while the backend restarted), and when every server of a
+ * pool rests they are all tried again by the next connection. */
+Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(101, 0), alpha_port = TEST_PORT(101, 1), bravo_port = TEST_PORT(101, 2);
+    uint16_t single_port = TEST_PORT(101, 3);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = pair\ndefault = 127.0.0.1:%u\n"
+                             "[upstream pair]\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                             single_port, alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 2s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    expect_refused_and_closed(proxy_port, "the pool, both servers down");
+    static struct backend single_backend;
+    struct hello_bytes other = hello_build("single.example.net");
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, other.data, other.length));
+    size_t received = 0;
+    cr_expect_geq(net_ms_until_closed(fd, monotonic_ms(), 5000, &received), 0, "the single server, down");
+    close(fd);
+
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    cr_assert(backend_start(&single_backend, "single", single_port, NULL, NULL));
+    char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+    cr_expect(reply && (strcmp(reply, "alpha\n") == 0 || strcmp(reply, "bravo\n") == 0),
+              "the pool after its outage: \"%s\" (both servers were left resting)", reply ? reply : "(closed)");
+    free(reply);
+    reply = exchange_once(proxy_port, other.data, other.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "single\n") == 0,
+              "the single server after its restart: \"%s\" (it was left resting)", reply ? reply : "(closed)");
+    free(reply);
+    hello_free(&other);
+    backend_stop(&single_backend);
     expect_clean_exit();
 }
 

@@ -1,0 +1,126 @@
+/*
+ * test_upstream_health.c - passive health as nginx's stream upstream does
+ * it: max_fails failures within fail_timeout rest a server for
+ * fail_timeout, then one connection probes it per fail_timeout; the only
+ * server of an upstream never rests; when every server rests, all are
+ * available again at once.
+ */
+#include <criterion/criterion.h>
+
+#include "../../io/upstream_health.h"
+
+static struct upstream upstream;
+static struct upstream_health health;
+
+/* An upstream of `count` servers (max_fails and fail_timeout 1 s as given)
+ * and a health table for it. */
+static void setup(uint32_t count, uint16_t max_fails)
+{
+    upstream = (struct upstream){ 0 };
+    for (uint32_t i = 0; i < count; i++) {
+        struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
+        server.max_fails = max_fails;
+        server.fail_timeout_ms = 1000;
+        cr_assert(upstream_add_server(&upstream, &server));
+    }
+    cr_assert(upstream_schedule_build(&upstream));
+    health = (struct upstream_health){ 0 };
+    cr_assert(upstream_health_reset(&health, count));
+}
+
+static void teardown(void)
+{
+    upstream_release(&upstream);
+    upstream_health_free(&health);
+}
+
+static bool available(uint32_t server, uint64_t now_ms)
+{
+    return upstream_health_available(&health, &upstream, &upstream.servers[server], now_ms);
+}
+
+/* What a connection does: check, then pick. */
+static bool try_server(uint32_t server, uint64_t now_ms)
+{
+    if (!available(server, now_ms))
+        return false;
+    upstream_health_picked(&health, &upstream, &upstream.servers[server], now_ms);
+    return true;
+}
+
+static void fail(uint32_t server, uint64_t now_ms)
+{
+    upstream_health_failed(&health, &upstream, &upstream.servers[server], now_ms);
+}
+
+Test(upstream_health, max_fails_within_fail_timeout_rests_the_server, .fini = teardown)
+{
+    setup(2, 2);
+    fail(0, 100);
+    cr_expect(available(0, 150), "one failure of two allowed");
+    fail(0, 1200); /* the first fell out of its 1 s window */
+    cr_expect(available(0, 1250));
+    fail(0, 1300);
+    cr_expect_not(available(0, 1350), "two failures within 1 s");
+    cr_expect_not(available(0, 2299));
+    cr_expect(available(0, 2300), "rested for fail_timeout");
+    cr_expect(available(1, 1350), "the other server is not affected");
+}
+
+/* After its rest a server gets one probe per fail_timeout, not a burst of
+ * connections that each wait for a server that may still be dead. */
+Test(upstream_health, after_its_rest_one_connection_probes, .fini = teardown)
+{
+    setup(2, 3);
+    for (int i = 0; i < 3; i++)
+        fail(0, 100);
+    cr_assert_not(available(0, 500));
+    cr_expect(try_server(0, 1100), "the probe");
+    cr_expect_not(try_server(0, 1150), "a second connection while the probe is out");
+    fail(0, 1600); /* the probe failed: one failure is enough now */
+    cr_expect_not(available(0, 2500));
+    cr_expect(try_server(0, 2600), "the next probe, a fail_timeout later");
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_expect(try_server(0, 2650) && try_server(0, 2651), "available again after a good probe");
+    fail(0, 2700);
+    cr_expect(available(0, 2750), "counting starts again from zero after a success");
+}
+
+/* nginx never takes the only server out: there is nothing else to try, and
+ * resting it would refuse every connection for fail_timeout after one
+ * failure (a backend restart). */
+Test(upstream_health, the_only_server_never_rests, .fini = teardown)
+{
+    setup(1, 1);
+    for (int i = 0; i < 5; i++)
+        fail(0, 100);
+    cr_expect(available(0, 101));
+}
+
+/* When every server rests, all are available again at once (nginx's
+ * "quick recovery"): one connection fails, the next tries them all. */
+Test(upstream_health, revive_makes_every_server_available, .fini = teardown)
+{
+    setup(3, 1);
+    for (uint32_t i = 0; i < 3; i++)
+        fail(i, 100);
+    for (uint32_t i = 0; i < 3; i++)
+        cr_assert_not(available(i, 200));
+    upstream_health_revive(&health, &upstream);
+    for (uint32_t i = 0; i < 3; i++)
+        cr_expect(available(i, 200), "server %u", i);
+    fail(0, 300);
+    cr_expect_not(available(0, 301), "counting works as before after a revive");
+}
+
+/* A connection on an older snapshot has no table: everything available,
+ * nothing recorded. */
+Test(upstream_health, no_table_counts_every_server_as_available, .fini = teardown)
+{
+    setup(2, 1);
+    upstream_health_failed(NULL, &upstream, &upstream.servers[0], 100);
+    upstream_health_picked(NULL, &upstream, &upstream.servers[0], 100);
+    upstream_health_revive(NULL, &upstream);
+    cr_expect(upstream_health_available(NULL, &upstream, &upstream.servers[0], 100));
+    cr_expect(available(0, 100));
+}
