@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../core/address.h"
+#include "../core/upstream.h"
 #include "name_index.h"
 
 #define NAME_MAX_LENGTH 64
@@ -780,6 +781,26 @@ static void write_route(struct importer *importer, struct import_map *map,
     text_printf(ini, "%s = %s\n", pattern, value);
 }
 
+/* " NAME=VALUE" for a server parameter the INI bounds where nginx does not
+ * (weight, max_fails): a larger value is written as the bound, with a
+ * warning; one that is not a number is left out, with a warning. */
+static void write_bounded(struct importer *importer, struct text *ini, const struct nginx_directive *item,
+                          const char *name, const char *value, unsigned long low, unsigned long high)
+{
+    char *end = NULL;
+    unsigned long number = strtoul(value, &end, 10);
+    if (end == value || *end != '\0' || value[0] == '-' || number < low) {
+        warn(importer, item, "server %s: cannot read %s=%s; not carried over", item->args[0], name, value);
+        return;
+    }
+    if (number > high) {
+        warn(importer, item, "server %s: %s=%s is more than snisplice takes; written as %s=%lu", item->args[0],
+             name, value, name, high);
+        number = high;
+    }
+    text_printf(ini, " %s=%lu", name, number);
+}
+
 static void write_upstream(struct importer *importer, struct text *ini, struct import_upstream *upstream)
 {
     if (upstream->literal) {
@@ -808,9 +829,17 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
         text_printf(ini, "server = %s", address);
         for (size_t j = 1; j < item->arg_count; j++) {
             const char *flag = item->args[j];
-            if (strncmp(flag, "weight=", 7) == 0 || strncmp(flag, "max_fails=", 10) == 0 ||
-                strcmp(flag, "backup") == 0 || strcmp(flag, "down") == 0) {
+            if (strcmp(flag, "backup") == 0 || strcmp(flag, "down") == 0) {
                 text_printf(ini, " %s", flag);
+            } else if (strncmp(flag, "weight=", 7) == 0) {
+                write_bounded(importer, ini, item, "weight", flag + 7, 1, UPSTREAM_WEIGHT_MAX);
+            } else if (strncmp(flag, "max_fails=", 10) == 0) {
+                write_bounded(importer, ini, item, "max_fails", flag + 10, 0, 1000);
+            } else if (strcmp(flag, "fail_timeout=0") == 0 || strcmp(flag, "fail_timeout=0s") == 0) {
+                /* nginx rests such a server until the clock's next second. */
+                warn(importer, item, "server %s: %s rests a server for under a second in nginx; written as "
+                     "fail_timeout=1s", item->args[0], flag);
+                text_printf(ini, " fail_timeout=1s");
             } else if (strncmp(flag, "fail_timeout=", 13) == 0) {
                 char value[32];
                 if (convert_duration(flag + 13, value, sizeof value))

@@ -512,3 +512,24 @@ Test(nginx_import, upstream_address_without_port_is_not_port_80)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* nginx has no upper bound on weight or max_fails, the INI has: a larger
+ * value is written as the bound (the output must pass -t), said in a
+ * warning. fail_timeout=0 (under a second in nginx) becomes 1s. */
+Test(nginx_import, server_parameters_beyond_the_ini_bounds)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  upstream web { server 127.0.0.1:9001 weight=2000 max_fails=5000 fail_timeout=0; server 127.0.0.1:9002 weight=3; }\n"
+        "  server { listen 443; proxy_pass web; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "weight=2000 is more than snisplice takes"));
+    cr_expect(has_warning(&result, "nginx.conf:2:", "max_fails=5000 is more than snisplice takes"));
+    cr_expect(has_warning(&result, "nginx.conf:2:", "fail_timeout=0"));
+    cr_expect_eq(result.warning_count, 3);
+    cr_expect(strstr(result.ini, "server = 127.0.0.1:9001 weight=1000 max_fails=1000 fail_timeout=1s\n"
+                                 "server = 127.0.0.1:9002 weight=3\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
