@@ -132,6 +132,21 @@ Test(failover, backup_is_used_only_when_primaries_refuse, .init = integration_in
     expect_clean_exit();
 }
 
+/* A connection whose every server refused is closed within max_ms, with
+ * nothing sent back; `what` for messages. */
+static void expect_refused_and_closed(uint16_t proxy_port, long long max_ms, const char *what)
+{
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    long long start = monotonic_ms();
+    cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, start, 5000, &received);
+    cr_expect(closed_after >= 0 && closed_after <= max_ms && received == 0,
+              "%s: closed after %lld ms with %zu bytes", what, closed_after, received);
+    close(fd);
+}
+
 Test(failover, all_servers_refused_closes_the_client, .init = integration_init,
      .fini = failover_fini)
 {
@@ -144,18 +159,8 @@ Test(failover, all_servers_refused_closes_the_client, .init = integration_init,
                              "server = 127.0.0.1:%u backup\n",
                              TEST_PORT(7, 10), TEST_PORT(7, 11), TEST_PORT(7, 12));
     start_proxy(proxy_port, body);
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int fd = net_connect(proxy_port);
-        cr_assert(fd >= 0);
-        long long start = monotonic_ms();
-        cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
-        size_t received = 0;
-        long long closed_after = net_ms_until_closed(fd, start, 5000, &received);
-        cr_expect(closed_after >= 0 && closed_after <= 3000 && received == 0,
-                  "all servers refuse: closed after %lld ms with %zu bytes", closed_after,
-                  received);
-        close(fd);
-    }
+    for (int attempt = 0; attempt < 3; attempt++)
+        expect_refused_and_closed(proxy_port, 3000, "all servers refuse");
     free(body);
     expect_clean_exit();
 }
@@ -184,34 +189,13 @@ Test(failover, two_hundred_fifty_six_refusing_servers_close_the_client, .init = 
     free(config);
     free(body);
 
-    int fd = net_connect(proxy_port);
-    cr_assert(fd >= 0);
-    long long start = monotonic_ms();
-    cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
-    size_t received = 0;
-    long long closed_after = net_ms_until_closed(fd, start, 5000, &received);
-    cr_expect(closed_after >= 0 && closed_after <= 3000 && received == 0,
-              "256 servers refuse: closed after %lld ms with %zu bytes", closed_after, received);
-    close(fd);
+    expect_refused_and_closed(proxy_port, 3000, "256 servers refuse");
 
     struct hello_bytes other = hello_build("other.example.net");
     cr_assert_not_null(other.data);
     expect_every_connection_reaches(proxy_port, &other, &alpha_backend, "the same worker, another route");
     hello_free(&other);
     expect_clean_exit();
-}
-
-/* A connection whose every server refused is closed; `what` for messages. */
-static void expect_refused_and_closed(uint16_t proxy_port, const char *what)
-{
-    int fd = net_connect(proxy_port);
-    cr_assert(fd >= 0);
-    cr_assert(net_send_all(fd, failover_hello.data, failover_hello.length));
-    size_t received = 0;
-    long long closed_after = net_ms_until_closed(fd, monotonic_ms(), 5000, &received);
-    cr_expect(closed_after >= 0 && received == 0, "%s: closed after %lld ms with %zu bytes", what,
-              closed_after, received);
-    close(fd);
 }
 
 /* Outages end: as in nginx, the only server of an upstream is never put to
@@ -233,7 +217,7 @@ Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration
     free(config);
     free(body);
 
-    expect_refused_and_closed(proxy_port, "the pool, both servers down");
+    expect_refused_and_closed(proxy_port, 3000, "the pool, both servers down");
     static struct backend single_backend;
     struct hello_bytes other = hello_build("single.example.net");
     int fd = net_connect(proxy_port);

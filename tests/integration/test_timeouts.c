@@ -24,16 +24,24 @@ static void timeout_fini(void)
     integration_cleanup();
 }
 
-static void start_proxy_with_timeout(uint16_t proxy_port, uint16_t alpha_port, const char *timeout)
+/* The proxy with `globals`, every name routed to alpha (handler NULL:
+ * an identifying backend). */
+static void start_proxy_to_alpha(uint16_t proxy_port, uint16_t alpha_port, backend_handler handler,
+                                 const char *globals)
 {
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, handler, NULL));
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *globals = text_format("preread_timeout = %s\n", timeout);
     char *config = config_text(proxy_port, globals, body);
-    free(globals);
     cr_assert(proxy_start(&timeout_proxy, config, proxy_port), "snisplice did not start");
     free(config);
     free(body);
+}
+
+static void start_proxy_with_timeout(uint16_t proxy_port, uint16_t alpha_port, const char *timeout)
+{
+    char *globals = text_format("preread_timeout = %s\n", timeout);
+    start_proxy_to_alpha(proxy_port, alpha_port, NULL, globals);
+    free(globals);
 }
 
 static void start_proxy_with_default(uint16_t proxy_port, uint16_t alpha_port)
@@ -129,12 +137,7 @@ Test(timeouts, idle_relayed_connection_is_closed_after_idle_timeout, .init = int
      .fini = timeout_fini)
 {
     uint16_t proxy_port = TEST_PORT(95, 0), alpha_port = TEST_PORT(95, 1);
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "idle_timeout = 1s\n", body);
-    cr_assert(proxy_start(&timeout_proxy, config, proxy_port), "snisplice did not start");
-    free(config);
-    free(body);
+    start_proxy_to_alpha(proxy_port, alpha_port, NULL, "idle_timeout = 1s\n");
     struct hello_bytes hello = hello_build("idle.example.net");
     int fd = net_connect(proxy_port);
     cr_assert(fd >= 0);
@@ -178,12 +181,7 @@ static void send_download(struct backend *backend, int fd, void *context)
 Test(timeouts, slow_reader_of_a_download_is_not_idle, .init = integration_init, .fini = timeout_fini)
 {
     uint16_t proxy_port = TEST_PORT(96, 0), alpha_port = TEST_PORT(96, 1);
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, send_download, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "workers = 1\nidle_timeout = 1s\n", body);
-    cr_assert(proxy_start(&timeout_proxy, config, proxy_port), "snisplice did not start");
-    free(config);
-    free(body);
+    start_proxy_to_alpha(proxy_port, alpha_port, send_download, "workers = 1\nidle_timeout = 1s\n");
 
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
