@@ -23,10 +23,9 @@ static const struct upstream_server *nth_in_order(const struct upstream *upstrea
     return NULL;
 }
 
-const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
-                                                          uint32_t start, uint32_t attempt)
+const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first,
+                                                   uint32_t attempt)
 {
-    uint32_t first = upstream->schedule_length ? upstream->schedule[start % upstream->schedule_length] : 0;
     uint32_t usable = 0;
     for (uint32_t n = 0;; n++) {
         const struct upstream_server *server = nth_in_order(upstream, first, n);
@@ -37,6 +36,17 @@ const struct upstream_server *upstream_server_for_attempt(const struct upstream 
         if (usable++ == attempt)
             return server;
     }
+}
+
+uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t start)
+{
+    return upstream->schedule_length ? upstream->schedule[start % upstream->schedule_length] : 0;
+}
+
+const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
+                                                          uint32_t start, uint32_t attempt)
+{
+    return upstream_server_from(upstream, upstream_scheduled_primary(upstream, start), attempt);
 }
 
 bool upstream_add_server(struct upstream *upstream, const struct upstream_server *server)

@@ -2,12 +2,15 @@
  * upstream.h - upstream groups and the order in which their servers are tried.
  *
  * An upstream is a named list of servers, primaries first then backups.
- * Choosing a server is a pure function of (upstream, round-robin start,
- * attempt number) so a worker keeps its own round-robin cursor and no state
- * is shared between workers. Weights shape a precomputed smooth weighted
- * round-robin schedule (nginx's algorithm: the heaviest server is not picked
- * twice in a row when others have weight left). Also the TCP congestion
- * control algorithm a socket to each server is given.
+ * The order of a connection's attempts is a pure function of (upstream,
+ * first primary, attempt number), so no state is shared between workers.
+ * The first primary is chosen by a worker: by smooth weighted round robin
+ * over the primaries it sees available (io/upstream_health.c), or, without
+ * health (a connection on an older snapshot), from a precomputed schedule
+ * of the same algorithm (nginx's: the heaviest server is not picked twice
+ * in a row when others have weight left) indexed by a per-worker cursor.
+ * Also the TCP congestion control algorithm a socket to each server is
+ * given.
  */
 #ifndef SNISPLICE_CORE_UPSTREAM_H
 #define SNISPLICE_CORE_UPSTREAM_H
@@ -63,11 +66,18 @@ struct upstream {
 
 /*
  * The server to try on attempt `attempt` (0-based) of a connection whose
- * round-robin start is `start`: first the primary at schedule[start %
- * schedule_length], then the other primaries in config order (wrapping),
- * then the backups in config order; `down` servers are skipped. NULL once
- * all servers were tried.
+ * first choice is the primary with index `first`: that primary, then the
+ * other primaries in config order (wrapping), then the backups in config
+ * order; `down` servers are skipped. NULL once all servers were tried.
  */
+const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first,
+                                                   uint32_t attempt);
+
+/* The first choice of the connection whose round-robin cursor is `start`:
+ * schedule[start % schedule_length] (0 if the upstream has no primary). */
+uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t start);
+
+/* upstream_server_from(upstream, upstream_scheduled_primary(start), attempt) */
 const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
                                                           uint32_t start, uint32_t attempt);
 

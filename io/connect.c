@@ -53,8 +53,7 @@ static const struct upstream_server *next_live_server(struct worker *worker,
 {
     for (;;) {
         const struct upstream_server *server =
-            upstream_server_for_attempt(connection->upstream, connection->round_robin_start,
-                                        connection->connect_attempt);
+            upstream_server_from(connection->upstream, connection->first_primary, connection->connect_attempt);
         if (!server)
             return NULL;
         connection->connect_attempt++;
@@ -180,7 +179,13 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     if (connection->access)
         snprintf(connection->access->route, sizeof connection->access->route, "%s",
                  connection->upstream->name);
-    connection->round_robin_start = round_robin_next(worker, target);
+    /* By weight among the servers this worker sees available (nginx's
+     * order); without a health table (a connection on an older snapshot),
+     * or with no primary available, by the upstream's fixed schedule. */
+    if (!upstream_health_first_primary(health_of(worker, connection), connection->upstream, worker->now_ms,
+                                       &connection->first_primary))
+        connection->first_primary = upstream_scheduled_primary(connection->upstream,
+                                                               round_robin_next(worker, target));
     connection->connect_attempt = 0;
     connection->state = CONNECTION_CONNECT;
     hello_forward_take(worker, connection);

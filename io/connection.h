@@ -112,7 +112,7 @@ struct connection {
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */
-    uint32_t round_robin_start;
+    uint32_t first_primary;          /* the upstream's primary tried first */
     uint64_t last_activity_ms;
     struct relay_direction to_upstream;
     struct relay_direction to_client;

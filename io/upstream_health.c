@@ -16,6 +16,14 @@ static struct server_health *slot_of(const struct upstream_health *health,
     return index < health->count ? &health->servers[index] : NULL;
 }
 
+/* Healthy again; its place in the round robin stays. */
+static void forget_failures(struct server_health *slot)
+{
+    int64_t current_weight = slot->current_weight;
+    memset(slot, 0, sizeof *slot);
+    slot->current_weight = current_weight;
+}
+
 bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
 {
     if (slots > health->count) {
@@ -42,6 +50,30 @@ bool upstream_health_available(const struct upstream_health *health, const struc
 {
     const struct server_health *slot = slot_of(health, upstream, server);
     return !slot || now_ms >= slot->unavailable_until_ms;
+}
+
+bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
+                                   uint64_t now_ms, uint32_t *first)
+{
+    struct server_health *best = NULL;
+    int64_t total = 0;
+    for (uint32_t i = 0; health && i < upstream->primary_count; i++) {
+        const struct upstream_server *server = &upstream->servers[i];
+        struct server_health *slot = slot_of(health, upstream, server);
+        if (!slot || server->down || now_ms < slot->unavailable_until_ms)
+            continue;
+        int64_t weight = server->weight ? server->weight : 1;
+        slot->current_weight += weight;
+        total += weight;
+        if (!best || slot->current_weight > best->current_weight) {
+            best = slot;
+            *first = i;
+        }
+    }
+    if (!best)
+        return false;
+    best->current_weight -= total;
+    return true;
 }
 
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
@@ -79,7 +111,7 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
 {
     struct server_health *slot = slot_of(health, upstream, server);
     if (slot)
-        memset(slot, 0, sizeof *slot);
+        forget_failures(slot);
 }
 
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)
@@ -87,6 +119,6 @@ void upstream_health_revive(struct upstream_health *health, const struct upstrea
     for (uint32_t i = 0; health && i < upstream->server_count; i++) {
         struct server_health *slot = slot_of(health, upstream, &upstream->servers[i]);
         if (slot)
-            memset(slot, 0, sizeof *slot);
+            forget_failures(slot);
     }
 }

@@ -26,6 +26,7 @@
 struct server_health {
     uint64_t window_start_ms;      /* the first failure counted now */
     uint64_t unavailable_until_ms; /* not tried before this */
+    int64_t current_weight;        /* smooth weighted round robin among the available */
     uint32_t fails;
     bool resting;                  /* reached max_fails, no success since */
 };
@@ -43,6 +44,12 @@ void upstream_health_free(struct upstream_health *health);
  * available and records nothing. */
 bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server, uint64_t now_ms);
+/* A connection's first choice: smooth weighted round robin (nginx's) among
+ * the primaries available now, so a resting server's share is spread over
+ * the others by weight. False when there is no table or no primary is
+ * available (then the caller uses the upstream's fixed schedule). */
+bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
+                                   uint64_t now_ms, uint32_t *first);
 /* The server was available and is now being tried: a resting one's probe. */
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms);

@@ -5,9 +5,9 @@
  * whose servers all refuse is closed, and a flood of connects to a server
  * that never answers holds a bounded number of hello buffers without
  * disturbing other routes; an upstream of 256 refusing servers is no
- * different; servers back from an outage are used at once. Ports: blocks
- * 5-7, 46, 49, 90, 94, 101 (indexes 10+ are never listened on, except in
- * block 101).
+ * different; servers back from an outage are used at once; a resting
+ * server's share is spread by weight. Ports: blocks 5-7, 46, 49, 90, 94,
+ * 101, 102 (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -240,6 +240,39 @@ Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration
     free(reply);
     hello_free(&other);
     backend_stop(&single_backend);
+    expect_clean_exit();
+}
+
+/* While a primary rests, its share goes to the other primaries by weight
+ * (nginx re-runs its weighted round robin over the available ones); it
+ * used to go whole to the next primary in config order, doubling that
+ * one's load. */
+Test(failover, a_resting_servers_share_is_spread_over_the_others, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(102, 0), alpha_port = TEST_PORT(102, 1), bravo_port = TEST_PORT(102, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = trio\n[upstream trio]\n"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(102, 10), alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+    enum { CONNECTIONS = 30 };
+    for (int i = 0; i < CONNECTIONS; i++) {
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        cr_expect(reply && (strcmp(reply, "alpha\n") == 0 || strcmp(reply, "bravo\n") == 0),
+                  "connection %d: \"%s\"", i, reply ? reply : "(closed)");
+        free(reply);
+    }
+    int alpha = (int)backend_accepted(&alpha_backend), bravo = (int)backend_accepted(&bravo_backend);
+    cr_expect_eq(alpha + bravo, CONNECTIONS);
+    cr_expect_leq(abs(alpha - bravo), 2, "alpha served %d, bravo %d: the refusing server's share was not spread",
+                  alpha, bravo);
     expect_clean_exit();
 }
 

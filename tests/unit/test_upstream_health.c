@@ -124,3 +124,47 @@ Test(upstream_health, no_table_counts_every_server_as_available, .fini = teardow
     cr_expect(upstream_health_available(NULL, &upstream, &upstream.servers[0], 100));
     cr_expect(available(0, 100));
 }
+
+/* Weights 5, 1, 1 (the rest as setup gives). */
+static void setup_weighted(void)
+{
+    setup(3, 1);
+    upstream.servers[0].weight = 5;
+    cr_assert(upstream_schedule_build(&upstream));
+}
+
+static uint32_t first_choice(uint64_t now_ms)
+{
+    uint32_t first = UINT32_MAX;
+    cr_assert(upstream_health_first_primary(&health, &upstream, now_ms, &first));
+    return first;
+}
+
+/* All available: nginx's smooth weighted round robin, a a b a c a a. */
+Test(upstream_health, first_choice_is_smooth_weighted_round_robin, .fini = teardown)
+{
+    setup_weighted();
+    const uint32_t expected[] = { 0, 0, 1, 0, 2, 0, 0 };
+    for (int round = 0; round < 100; round++)
+        for (size_t i = 0; i < 7; i++)
+            cr_assert_eq(first_choice(100), expected[i], "round %d, pick %zu", round, i);
+}
+
+/* A resting server's share is spread over the others by weight, as nginx
+ * does; it used to go whole to the next server in config order. */
+Test(upstream_health, a_resting_servers_share_is_spread_by_weight, .fini = teardown)
+{
+    setup_weighted();
+    fail(0, 100); /* a rests */
+    unsigned counts[3] = { 0 };
+    for (int i = 0; i < 700; i++)
+        counts[first_choice(200)]++;
+    cr_expect_eq(counts[0], 0);
+    cr_expect_eq(counts[1], 350);
+    cr_expect_eq(counts[2], 350);
+    fail(1, 100);
+    fail(2, 100);
+    uint32_t first = 0;
+    cr_expect_not(upstream_health_first_primary(&health, &upstream, 200, &first), "none available");
+    cr_expect_not(upstream_health_first_primary(NULL, &upstream, 200, &first), "no table");
+}
