@@ -70,6 +70,26 @@ bool upstream_add_server(struct upstream *upstream, const struct upstream_server
     return true;
 }
 
+int32_t upstream_round_robin_step(const struct upstream *upstream, int64_t *current,
+                                  upstream_eligible_fn eligible, void *context)
+{
+    int32_t best = -1;
+    int64_t total = 0;
+    for (uint32_t i = 0; i < upstream->primary_count; i++) {
+        const struct upstream_server *server = &upstream->servers[i];
+        if (server->down || (eligible && !eligible(server, context)))
+            continue;
+        int64_t weight = server->weight ? server->weight : 1;
+        current[i] += weight;
+        total += weight;
+        if (best < 0 || current[i] > current[best])
+            best = (int32_t)i;
+    }
+    if (best >= 0)
+        current[best] -= total;
+    return best;
+}
+
 bool upstream_schedule_build(struct upstream *upstream)
 {
     uint32_t total = 0;
@@ -88,23 +108,9 @@ bool upstream_schedule_build(struct upstream *upstream)
         free(current);
         return false;
     }
-    /* Smooth weighted round robin, run once for a whole cycle. */
-    for (uint32_t slot = 0; slot < total; slot++) {
-        uint32_t best = 0;
-        bool found = false;
-        for (uint32_t i = 0; i < upstream->primary_count; i++) {
-            const struct upstream_server *server = &upstream->servers[i];
-            if (server->down)
-                continue;
-            current[i] += server->weight ? server->weight : 1;
-            if (!found || current[i] > current[best]) {
-                best = i;
-                found = true;
-            }
-        }
-        current[best] -= total;
-        schedule[slot] = (uint16_t)best;
-    }
+    /* The round robin run once for a whole cycle. */
+    for (uint32_t slot = 0; slot < total; slot++)
+        schedule[slot] = (uint16_t)upstream_round_robin_step(upstream, current, NULL, NULL);
     free(current);
     upstream->schedule = schedule;
     upstream->schedule_length = total;

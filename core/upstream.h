@@ -73,6 +73,16 @@ struct upstream {
 const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first,
                                                    uint32_t attempt);
 
+/* Which primaries a round-robin step may pick (down ones never). */
+typedef bool (*upstream_eligible_fn)(const struct upstream_server *server, void *context);
+
+/* One step of nginx's smooth weighted round robin over the primaries that
+ * are not down and that eligible accepts (NULL: all), each one's running
+ * weight in current[i] (i its index in upstream->servers). Returns the
+ * chosen primary's index, or -1 when none may be picked. */
+int32_t upstream_round_robin_step(const struct upstream *upstream, int64_t *current,
+                                  upstream_eligible_fn eligible, void *context);
+
 /* The first choice of the connection whose round-robin cursor is `start`:
  * schedule[start % schedule_length] (0 if the upstream has no primary). */
 uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t start);

@@ -20,9 +20,14 @@ _Atomic int access_log_fd = -1;
  * is kept for the life of the process (see access_log_disable). */
 static int log_descriptor = -1;
 
+static int open_for_appending(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
 bool access_log_open(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open_for_appending(path);
     if (fd < 0) {
         log_error("access_log %s: %s", path, strerror(errno));
         return false;
@@ -45,7 +50,7 @@ bool access_log_open(const char *path)
 
 bool access_log_check(const char *path, char *error, size_t error_size)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open_for_appending(path);
     if (fd < 0) {
         snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
         return false;

@@ -146,10 +146,14 @@ static bool usable_here(const struct config *config, bool check_log, char *probl
  * cannot be opened. The same file is reopened, as SIGUSR1 does; if that
  * fails (it may have been opened before `user` took effect) the reload
  * still applies and lines go on to the file already open. */
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static bool access_log_changes(const struct process *process, const struct config *config)
 {
-    return config->access_log &&
-           (!process->access_log_path || strcmp(config->access_log, process->access_log_path) != 0);
+    return config->access_log && !same_text(config->access_log, process->access_log_path);
 }
 
 static int check_config(const char *path)
@@ -370,6 +374,17 @@ static void apply_access_log(struct process *process, const char *path)
     process->access_log_path = path ? strdup(path) : NULL;
 }
 
+/* Counted, told to systemd; the previous configuration keeps serving.
+ * Frees config (may be NULL). */
+static void reload_rejected(struct process *process, const char *why, struct config *config)
+{
+    atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
+    char status[128];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=reload rejected: %s", why);
+    service_notify(status);
+    config_free(config);
+}
+
 static void reload(struct process *process)
 {
     log_info("reloading %s", process->config_path);
@@ -380,22 +395,18 @@ static void reload(struct process *process)
     if (!config) {
         log_error("reload rejected: %s has errors; the previous configuration keeps serving",
                   process->config_path);
-        atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
-        service_notify("READY=1\nSTATUS=reload rejected: config has errors");
+        reload_rejected(process, "config has errors", NULL);
         return;
     }
     char problem[512];
     if (!usable_here(config, access_log_changes(process, config), problem, sizeof problem)) {
         log_error("reload rejected: %s; the previous configuration keeps serving", problem);
-        atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
-        service_notify("READY=1\nSTATUS=reload rejected: config has errors");
-        config_free(config);
+        reload_rejected(process, "config has errors", config);
         return;
     }
     if (config->workers != 0 && config->workers != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
-    if ((config->user == NULL) != (process->user == NULL) ||
-        (config->user && strcmp(config->user, process->user) != 0))
+    if (!same_text(config->user, process->user))
         log_warn("reload: user changed; a restart is needed to apply that");
     if (config->has_stats != process->has_stats ||
         (config->has_stats && (config->stats.length != process->stats_address.length ||
@@ -408,9 +419,7 @@ static void reload(struct process *process)
     if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot)) {
         log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
                   "keeps serving");
-        atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
-        service_notify("READY=1\nSTATUS=reload rejected: cannot listen");
-        config_free(config);
+        reload_rejected(process, "cannot listen", config);
         return;
     }
     apply_access_log(process, config->access_log);

@@ -248,16 +248,23 @@ static void finish_direction(struct worker *worker, struct connection *connectio
 
 static bool would_block(void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
+/* recv(2), retried when a signal interrupts it. */
+static ssize_t receive(int fd, void *buffer, size_t length, int flags)
+{
+    ssize_t got;
+    do
+        got = recv(fd, buffer, length, flags);
+    while (got < 0 && errno == EINTR);
+    return got;
+}
+
 /* No pipe to be had: peek up to one buffer from the source, send what the
  * destination takes, then discard exactly that much from the source. What
  * was not sent stays queued in the source socket for the next event. */
 static void copy_without_pipe(struct worker *worker, struct connection *connection,
                               const struct relay_side *side)
 {
-    ssize_t peeked;
-    do
-        peeked = recv(side->source_fd, worker->peek_buffer, worker->peek_buffer_size, MSG_PEEK);
-    while (peeked < 0 && errno == EINTR);
+    ssize_t peeked = receive(side->source_fd, worker->peek_buffer, worker->peek_buffer_size, MSG_PEEK);
     if (peeked == 0) {
         finish_direction(worker, connection, side);
         return;
@@ -285,10 +292,7 @@ static void copy_without_pipe(struct worker *worker, struct connection *connecti
      * MSG_TRUNC without a buffer would discard them without a copy, but
      * only TCP does that; a unix: socket answers EFAULT and keeps them,
      * and the same bytes would be sent again and again. */
-    ssize_t taken;
-    do
-        taken = recv(side->source_fd, worker->peek_buffer, (size_t)sent, MSG_DONTWAIT);
-    while (taken < 0 && errno == EINTR);
+    ssize_t taken = receive(side->source_fd, worker->peek_buffer, (size_t)sent, MSG_DONTWAIT);
     if (taken != sent) {
         connection_close(worker, connection, side->source_error);
         return;
@@ -336,10 +340,7 @@ static bool stopped_at_urgent_mark(int fd)
 static ssize_t read_on(const struct relay_side *side, size_t room)
 {
     char byte;
-    ssize_t peeked;
-    do
-        peeked = recv(side->source_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    while (peeked < 0 && errno == EINTR);
+    ssize_t peeked = receive(side->source_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (peeked == 0) {
         side->direction->source_end = RELAY_SOURCE_ENDED;
         return 0;

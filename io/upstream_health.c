@@ -16,32 +16,34 @@ static struct server_health *slot_of(const struct upstream_health *health,
     return index < health->count ? &health->servers[index] : NULL;
 }
 
-/* Healthy again; its place in the round robin stays. */
-static void forget_failures(struct server_health *slot)
-{
-    int64_t current_weight = slot->current_weight;
-    memset(slot, 0, sizeof *slot);
-    slot->current_weight = current_weight;
-}
-
 bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
 {
     if (slots > health->count) {
+        /* Forgotten first: a table that failed to grow must not lend the
+         * old snapshot's state to the new one's servers. */
+        health->count = 0;
         struct server_health *servers = realloc(health->servers, slots * sizeof *servers);
-        if (!servers)
+        if (servers)
+            health->servers = servers;
+        int64_t *weights = servers ? realloc(health->current_weights, slots * sizeof *weights) : NULL;
+        if (!weights)
             return false;
-        health->servers = servers;
+        health->current_weights = weights;
     }
     health->count = slots;
-    if (slots)
+    if (slots) {
         memset(health->servers, 0, slots * sizeof *health->servers);
+        memset(health->current_weights, 0, slots * sizeof *health->current_weights);
+    }
     return true;
 }
 
 void upstream_health_free(struct upstream_health *health)
 {
     free(health->servers);
+    free(health->current_weights);
     health->servers = NULL;
+    health->current_weights = NULL;
     health->count = 0;
 }
 
@@ -52,27 +54,30 @@ bool upstream_health_available(const struct upstream_health *health, const struc
     return !slot || now_ms >= slot->unavailable_until_ms;
 }
 
+struct availability {
+    const struct upstream_health *health;
+    const struct upstream *upstream;
+    uint64_t now_ms;
+};
+
+static bool available_now(const struct upstream_server *server, void *context)
+{
+    const struct availability *availability = context;
+    return upstream_health_available(availability->health, availability->upstream, server,
+                                     availability->now_ms);
+}
+
 bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
                                    uint64_t now_ms, uint32_t *first)
 {
-    struct server_health *best = NULL;
-    int64_t total = 0;
-    for (uint32_t i = 0; health && i < upstream->primary_count; i++) {
-        const struct upstream_server *server = &upstream->servers[i];
-        struct server_health *slot = slot_of(health, upstream, server);
-        if (!slot || server->down || now_ms < slot->unavailable_until_ms)
-            continue;
-        int64_t weight = server->weight ? server->weight : 1;
-        slot->current_weight += weight;
-        total += weight;
-        if (!best || slot->current_weight > best->current_weight) {
-            best = slot;
-            *first = i;
-        }
-    }
-    if (!best)
+    if (!health || upstream->health_index + upstream->server_count > health->count)
         return false;
-    best->current_weight -= total;
+    struct availability availability = { health, upstream, now_ms };
+    int32_t best = upstream_round_robin_step(upstream, &health->current_weights[upstream->health_index],
+                                             available_now, &availability);
+    if (best < 0)
+        return false;
+    *first = (uint32_t)best;
     return true;
 }
 
@@ -111,7 +116,7 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
 {
     struct server_health *slot = slot_of(health, upstream, server);
     if (slot)
-        forget_failures(slot);
+        memset(slot, 0, sizeof *slot);
 }
 
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)
@@ -119,6 +124,6 @@ void upstream_health_revive(struct upstream_health *health, const struct upstrea
     for (uint32_t i = 0; health && i < upstream->server_count; i++) {
         struct server_health *slot = slot_of(health, upstream, &upstream->servers[i]);
         if (slot)
-            forget_failures(slot);
+            memset(slot, 0, sizeof *slot);
     }
 }

@@ -26,17 +26,18 @@
 struct server_health {
     uint64_t window_start_ms;      /* the first failure counted now */
     uint64_t unavailable_until_ms; /* not tried before this */
-    int64_t current_weight;        /* smooth weighted round robin among the available */
     uint32_t fails;
     bool resting;                  /* reached max_fails, no success since */
 };
 
 struct upstream_health {
     struct server_health *servers;
+    int64_t *current_weights;      /* the round robin's, indexed like servers */
     uint32_t count;
 };
 
-/* Size the table for a snapshot's health_slots and forget the old state. */
+/* Size the table for a snapshot's health_slots and forget the old state.
+ * False on ENOMEM, leaving an empty table (every server available). */
 bool upstream_health_reset(struct upstream_health *health, uint32_t slots);
 void upstream_health_free(struct upstream_health *health);
 
