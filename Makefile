@@ -98,15 +98,21 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=un
 build/fuzz/fuzz_clienthello: tests/fuzz/fuzz_clienthello.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
-build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(CORE_SRC) $(CONFIG_SRC)
+# The config fuzzers link a fake host_resolve(): no name server per input.
+FUZZ_CONFIG_SRC = $(CORE_SRC) $(filter-out config/host_resolve.c,$(CONFIG_SRC)) tests/fuzz/fake_host_resolve.c
+build/fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CONFIG_SRC)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -linih -o $@
 
-build/fuzz/fuzz_nginx_import: tests/fuzz/fuzz_nginx_import.c $(CORE_SRC) $(CONFIG_SRC)
+build/fuzz/fuzz_nginx_import: tests/fuzz/fuzz_nginx_import.c $(FUZZ_CONFIG_SRC)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -linih -o $@
 
-build/fuzz/fuzz_route_table: tests/fuzz/fuzz_route_table.c core/route_table.c core/hostname.c
+build/fuzz/fuzz_route_table: tests/fuzz/fuzz_route_table.c core/route_table.c core/route_regex.c core/hostname.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
+
+build/fuzz/fuzz_route_regex: tests/fuzz/fuzz_route_regex.c core/route_regex.c core/hostname.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
 
@@ -114,7 +120,7 @@ build/fuzz/fuzz_proxy_protocol: tests/fuzz/fuzz_proxy_protocol.c core/proxy_prot
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
 
-FUZZ_HARNESSES = clienthello config nginx_import proxy_protocol route_table
+FUZZ_HARNESSES = clienthello config nginx_import proxy_protocol route_table route_regex
 # `make -j2 fuzz` runs two harnesses at a time; CI runs every one for FUZZ_SECONDS.
 fuzz: $(addprefix fuzz-run-,$(FUZZ_HARNESSES))
 fuzz-run-%: deps build/fuzz/fuzz_%
@@ -134,7 +140,7 @@ soak: deps build/snisplice build/asan/snisplice build/asan/integration_tests
 	SNISPLICE_SOAK_SECONDS=$(SOAK_SECONDS) SNISPLICE_BIN=$(CURDIR)/build/asan/snisplice \
 	  ./build/asan/integration_tests --filter 'soak/*' --verbose
 
-build/bench/route_lookup_bench: bench/route_lookup_bench.c core/hostname.c core/route_table.c
+build/bench/route_lookup_bench: bench/route_lookup_bench.c core/hostname.c core/route_table.c core/route_regex.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(filter %.c,$^) -o $@
 

@@ -12,10 +12,16 @@
  * Listeners: [listen] (unnamed, routes from [routes]) and [listen NAME]
  * (routes from [routes NAME], or `routes = OTHER`, or plain forwarding with
  * `upstream = TARGET`).
+ *
+ * A server or target written as "name:port" is resolved while loading
+ * (host_resolve.c), as nginx resolves upstream host names when it reads
+ * its configuration: each address the name has becomes a server.
  */
 #include "config.h"
 
+#include "../core/hostname.h"
 #include "../core/proxy_protocol.h"
+#include "../core/route_regex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,6 +34,7 @@
 #include <sys/stat.h>
 
 #include "congestion_control.h"
+#include "host_resolve.h"
 #include "name_index.h"
 #include "units.h"
 
@@ -522,6 +529,13 @@ static size_t keep_route_text(struct loader *loader, const char *text)
 
 static void add_route(struct loader *loader, const char *name, const char *value)
 {
+    /* inih ends a key at its first '=' or ':', so "~^(?:a|b)$ = x" reads as
+     * key "~^(?" and value "a|b)$ = x"; no target contains '='. */
+    if (route_regex_is_pattern(name) && strchr(value, '=')) {
+        add_error(loader, loader->line, "regular expression '%s...': the INI ends a key at its first '=' or ':'; "
+                                        "write (?:...) as (...), and no '=' or ':' in an expression", name);
+        return;
+    }
     struct pending_route *routes = grow(loader, loader->routes, loader->route_count, sizeof *routes);
     if (!routes)
         return;
@@ -557,6 +571,30 @@ static bool parse_server_flag(struct loader *loader, const char *flag, struct up
                   flag, UPSTREAM_WEIGHT_MAX);
         return false;
     }
+    return true;
+}
+
+/* A server's address text: numeric, unix:, or a host name resolved now
+ * into every address it has (at most capacity). */
+static bool parse_server_addresses(const char *text, struct address *out, size_t capacity, size_t *count,
+                                   char *error, size_t error_size)
+{
+    char host[HOSTNAME_MAX + 1];
+    uint16_t port;
+    *count = 0;
+    if (address_split_host_name(text, host, sizeof host, &port))
+        return host_resolve(host, port, out, capacity, count, error, error_size);
+    if (capacity == 0) {
+        snprintf(error, error_size, "more than %d servers in one upstream", UPSTREAM_SERVERS_MAX);
+        return false;
+    }
+    if (!address_parse(text, &out[0], error, error_size)) {
+        size_t length = strlen(text);
+        if (!strchr(text, ':') && hostname_normalize(text, length, host, &length))
+            snprintf(error, error_size, "no port in '%s' (write name:port)", text);
+        return false;
+    }
+    *count = 1;
     return true;
 }
 
@@ -597,13 +635,23 @@ static void add_server(struct loader *loader, const char *name, const char *valu
     for (char *flag; (flag = strtok_r(NULL, " \t", &save)) != NULL;)
         if (!parse_server_flag(loader, flag, &server))
             return;
-    char error[256];
-    if (!address_parse(address_text, &server.address, error, sizeof error)) {
+    char error[320];
+    struct address addresses[UPSTREAM_SERVERS_MAX];
+    size_t count;
+    if (!parse_server_addresses(address_text, addresses, UPSTREAM_SERVERS_MAX - upstream->server_count, &count,
+                                error, sizeof error)) {
         add_error(loader, loader->line, "server: %s", error);
         return;
     }
-    if (!upstream_add_server(upstream, &server))
-        add_error(loader, loader->line, "server: more than %d servers in one upstream", UPSTREAM_SERVERS_MAX);
+    /* A name with several addresses is several servers with this line's
+     * parameters (nginx: "defines multiple servers at once"). */
+    for (size_t i = 0; i < count; i++) {
+        server.address = addresses[i];
+        if (!upstream_add_server(upstream, &server)) {
+            loader->out_of_memory = true;
+            return;
+        }
+    }
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -636,8 +684,9 @@ static int32_t literal_upstream(struct loader *loader, const char *target, char 
     int32_t known = name_index_get(&loader->literal_upstreams, target);
     if (known != NAME_INDEX_NONE)
         return known;
-    struct address address;
-    if (!address_parse(target, &address, error, error_size))
+    struct address addresses[UPSTREAM_SERVERS_MAX];
+    size_t count;
+    if (!parse_server_addresses(target, addresses, UPSTREAM_SERVERS_MAX, &count, error, error_size))
         return ROUTE_NO_MATCH;
     struct pending_upstream *upstreams = grow(loader, loader->upstreams, loader->upstream_count,
                                               sizeof *upstreams);
@@ -647,11 +696,14 @@ static int32_t literal_upstream(struct loader *loader, const char *target, char 
     struct pending_upstream *pending = &upstreams[loader->upstream_count];
     memset(pending, 0, sizeof *pending);
     pending->upstream.name = strdup(target);
-    struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
-    server.address = address;
+    bool added = pending->upstream.name != NULL;
+    for (size_t i = 0; added && i < count; i++) {
+        struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
+        server.address = addresses[i];
+        added = upstream_add_server(&pending->upstream, &server);
+    }
     int32_t index = (int32_t)loader->upstream_count;
-    if (!pending->upstream.name || !upstream_add_server(&pending->upstream, &server) ||
-        !name_index_put(&loader->literal_upstreams, pending->upstream.name, index)) {
+    if (!added || !name_index_put(&loader->literal_upstreams, pending->upstream.name, index)) {
         upstream_release(&pending->upstream);
         loader->out_of_memory = true;
         return ROUTE_NO_MATCH;
@@ -709,6 +761,18 @@ static void report_route_result(struct loader *loader, const struct pending_rout
     }
 }
 
+static void add_regex_route(struct loader *loader, struct route_table_builder *builder,
+                            const struct pending_route *route, int32_t target)
+{
+    const char *pattern = loader->route_text + route->pattern;
+    char error[200] = "";
+    enum route_add_result added = route_table_builder_add_regex(builder, pattern, target, error, sizeof error);
+    if (added == ROUTE_ADD_INVALID)
+        add_error(loader, route->line, "regular expression '%s': %s", pattern, error);
+    else
+        report_route_result(loader, route, added, false);
+}
+
 /* Name routes go to the builder in batches (route_table_builder_add_all
  * overlaps their cache misses); a batch is added before anything that
  * could report an error, so errors keep the order of the lines. */
@@ -750,9 +814,10 @@ static struct route_table *build_table(struct loader *loader, size_t table)
             continue;
         const char *pattern = loader->route_text + route->pattern;
         bool alpn = strncmp(pattern, "alpn ", 5) == 0;
+        bool regex = route_regex_is_pattern(pattern);
         char error[300];
         int32_t target = find_target(loader, loader->route_text + route->target, error, sizeof error);
-        if (target == ROUTE_NO_MATCH || alpn || batch->count == ROUTE_BATCH)
+        if (target == ROUTE_NO_MATCH || alpn || regex || batch->count == ROUTE_BATCH)
             add_route_batch(loader, builder, batch);
         if (target == ROUTE_NO_MATCH) {
             if (error[0])
@@ -761,6 +826,10 @@ static struct route_table *build_table(struct loader *loader, size_t table)
         }
         if (alpn) {
             report_route_result(loader, route, route_table_builder_add_alpn(builder, pattern + 5, target), true);
+            continue;
+        }
+        if (regex) {
+            add_regex_route(loader, builder, route, target);
             continue;
         }
         batch->routes[batch->count] = route;

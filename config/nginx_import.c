@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "../core/address.h"
+#include "../core/hostname.h"
+#include "../core/route_regex.h"
 #include "../core/upstream.h"
 #include "name_index.h"
 
@@ -234,9 +236,11 @@ static bool lacks_port(const char *nginx)
 
 /* nginx address forms to the INI's: "443" and "*:443" mean every IPv4
  * address; a listen without a port is on 80; "localhost" is the IPv4
- * loopback. Host names are refused (they would need DNS). A server or
- * proxy_pass address without a port is refused as nginx's stream module
- * refuses it ("no port in upstream"; for a map's value, at run time). */
+ * loopback. Other host names are kept as "name:port" for servers and
+ * targets (snisplice resolves them when it loads the INI, as nginx does
+ * for upstream servers) and refused for listen. A server or proxy_pass
+ * address without a port is refused as nginx's stream module refuses it
+ * ("no port in upstream"; for a map's value, at run time). */
 static bool convert_address(const char *nginx, bool port_only_allowed, char *out, size_t out_size,
                             char *why, size_t why_size)
 {
@@ -265,11 +269,47 @@ static bool convert_address(const char *nginx, bool port_only_allowed, char *out
     }
     struct address address;
     char error[128];
-    if (!address_parse(work, &address, error, sizeof error)) {
-        snprintf(why, why_size, "%s", error);
+    if (address_parse(work, &address, error, sizeof error)) {
+        address_format(&address, out, out_size);
+        return true;
+    }
+    char host[HOSTNAME_MAX + 1];
+    uint16_t port;
+    if (!port_only_allowed && address_split_host_name(work, host, sizeof host, &port)) {
+        snprintf(out, out_size, "%s:%u", host, port);
+        return true;
+    }
+    snprintf(why, why_size, "%s", error);
+    return false;
+}
+
+/* A map's regular expression as an INI [routes] key. "(?:" becomes "("
+ * (the same for matching; the INI would end the key at its ':'), and the
+ * result must be one snisplice compiles (route_regex.c). */
+static bool convert_regex(const char *nginx, char *out, size_t out_size, char *why, size_t why_size)
+{
+    size_t length = 0;
+    for (const char *in = nginx; *in; in++) {
+        if (length + 2 > out_size) {
+            snprintf(why, why_size, "expression too long");
+            return false;
+        }
+        out[length++] = *in;
+        if (strncmp(in, "(?:", 3) == 0)
+            in += 2;
+    }
+    out[length] = '\0';
+    if (strpbrk(out, "=:")) {
+        snprintf(why, why_size, "an INI key cannot hold '=' or ':' (write (?:...) as (...))");
         return false;
     }
-    address_format(&address, out, out_size);
+    struct route_regex regex;
+    char error[160];
+    if (!route_regex_compile(&regex, out, 0, error, sizeof error)) {
+        snprintf(why, why_size, "regular expression not carried over: %s", error);
+        return false;
+    }
+    route_regex_free(&regex);
     return true;
 }
 
@@ -364,9 +404,8 @@ static struct import_upstream *resolve_target(struct importer *importer,
     char address[ADDRESS_TEXT_MAX], why[160];
     bool looks_like_address = strchr(target, ':') != NULL || strspn(target, "0123456789.") == strlen(target);
     if (!looks_like_address || !convert_address(target, false, address, sizeof address, why, sizeof why)) {
-        warn(importer, at, "target '%s' is neither an upstream nor an IP address with a port%s%s; entry skipped",
-             target, looks_like_address ? ": " : " (host names need DNS: write the address)",
-             looks_like_address ? why : "");
+        warn(importer, at, "target '%s' is neither an upstream nor an address or host name with a port%s%s; "
+             "entry skipped", target, looks_like_address ? ": " : "", looks_like_address ? why : "");
         return NULL;
     }
     return literal_upstream(importer, address);
@@ -597,10 +636,15 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
                 warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);
             continue;
         }
+        char regex_key[ROUTE_REGEX_TEXT_MAX];
         if (key[0] == '~') {
-            if (report)
-                warn(importer, entry, "map entry '%s': regular expressions are not supported; skipped", key);
-            continue;
+            char why[200];
+            if (!convert_regex(key, regex_key, sizeof regex_key, why, sizeof why)) {
+                if (report)
+                    warn(importer, entry, "map entry '%s': %s; skipped", key, why);
+                continue;
+            }
+            key = regex_key;
         }
         if (key[0] == '\0') {
             if (report)
@@ -822,8 +866,7 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
         }
         char address[ADDRESS_TEXT_MAX], why[160];
         if (!convert_address(item->args[0], false, address, sizeof address, why, sizeof why)) {
-            warn(importer, item, "server %s: %s (host names need DNS: write the address); skipped",
-                 item->args[0], why);
+            warn(importer, item, "server %s: %s; skipped", item->args[0], why);
             continue;
         }
         text_printf(ini, "server = %s", address);

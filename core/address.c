@@ -1,8 +1,10 @@
 /*
  * address.c - parse and print "IPv4:port", "[IPv6]:port" and "unix:/path".
- * Numeric only: no DNS lookups, so loading a config never blocks.
+ * Numeric only: no DNS lookups here. address_split_host_name() recognises
+ * "name:port" for the config loader, which resolves it (config/host_resolve.c).
  */
 #include "address.h"
+#include "hostname.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -91,6 +93,18 @@ bool address_parse(const char *text, struct address *out, char *error, size_t er
 bad:
     snprintf(error, error_size, "bad address '%s': " FORMS, text);
     return false;
+}
+
+bool address_split_host_name(const char *text, char *host, size_t host_size, uint16_t *port)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || host_size < HOSTNAME_MAX + 1 || !parse_port(colon + 1, port))
+        return false;
+    size_t length = (size_t)(colon - text);
+    if (strspn(text, "0123456789.") >= length)
+        return false;
+    size_t normal_length;
+    return hostname_normalize(text, length, host, &normal_length);
 }
 
 void address_format(const struct address *address, char *out, size_t out_size)

@@ -20,6 +20,13 @@ struct address {
 /* Parse text into *out. On failure writes a one-line reason to error. */
 bool address_parse(const char *text, struct address *out, char *error, size_t error_size);
 
+/* "name:port" where name is a DNS host name (hostname.h's letters, digits,
+ * '-' and '.', not all digits and dots, so a mistyped IPv4 address is not
+ * taken for a name): the name, lower-cased, into host (HOSTNAME_MAX + 1
+ * bytes) and the port. False for every other text; resolving the name is
+ * the caller's (config/host_resolve.c), as core never does I/O. */
+bool address_split_host_name(const char *text, char *host, size_t host_size, uint16_t *port);
+
 /* Print in the same form address_parse() accepts. */
 void address_format(const struct address *address, char *out, size_t out_size);
 

@@ -11,16 +11,20 @@
  * NOTES.md: slots of 20 bytes holding the targets, 8 MiB in all, were
  * 0.8x as fast on this machine, whose cache ends between 4 and 8 MiB).
  * The builder is the table under construction: build() trims it and hands
- * it over, after which nothing writes to it.
+ * it over, after which nothing writes to it. Regular expressions
+ * ("~pattern", route_regex.c) are a list of their own, tried in order
+ * only when no name or suffix matched, as nginx tries them.
  */
 #include "route_table.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hostname.h"
+#include "route_regex.h"
 
 /* A key and its targets, in the records arena. */
 struct route_record {
@@ -58,6 +62,8 @@ struct route_alpn {
 struct route_table {
     struct route_alpn *alpn;
     uint32_t alpn_count;
+    struct route_regex *regexes; /* config order */
+    uint32_t regex_count;
     uint32_t *slots;
     uint32_t slot_mask;
     uint32_t key_count;   /* slots in use */
@@ -201,6 +207,9 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
         if (record && record->suffix != ROUTE_NO_MATCH)
             return record->suffix;
     }
+    for (uint32_t i = 0; i < table->regex_count; i++)
+        if (route_regex_matches(&table->regexes[i], name, len))
+            return table->regexes[i].target;
     return table->default_target;
 }
 
@@ -435,8 +444,30 @@ enum route_add_result route_table_builder_add_alpn(struct route_table_builder *b
     return ROUTE_ADD_OK;
 }
 
+enum route_add_result route_table_builder_add_regex(struct route_table_builder *builder, const char *pattern,
+                                                    int32_t target, char *error, size_t error_size)
+{
+    struct route_table *table = &builder->table;
+    if (target < 0) {
+        snprintf(error, error_size, "no target");
+        return ROUTE_ADD_INVALID;
+    }
+    struct route_regex *grown = realloc(table->regexes, (table->regex_count + 1) * sizeof *grown);
+    if (!grown)
+        return ROUTE_ADD_NO_MEMORY;
+    table->regexes = grown;
+    if (!route_regex_compile(&grown[table->regex_count], pattern, target, error, error_size))
+        return ROUTE_ADD_INVALID;
+    table->regex_count++;
+    table->pattern_count++;
+    return ROUTE_ADD_OK;
+}
+
 static void release_table(struct route_table *table)
 {
+    for (uint32_t i = 0; i < table->regex_count; i++)
+        route_regex_free(&table->regexes[i]);
+    free(table->regexes);
     free(table->alpn);
     free(table->slots);
     free(table->records);

@@ -4,8 +4,11 @@
  * Matching follows nginx `map ... hostnames`: an exact name (case-insensitive,
  * trailing dot ignored) first, then the longest suffix pattern ("*.x" matches
  * any subdomain of x at any depth but not x; ".x" matches x and every
- * subdomain), then `default`. Built once by a builder, then read-only: any
- * number of threads may call route_lookup() at once with no shared writes.
+ * subdomain), then the regular expressions ("~re", "~*re") in the order
+ * they were added, then `default`. Built once by a builder, then read-only: any
+ * number of threads may call route_lookup() at once with no shared writes
+ * (except inside the C library's regexec, which locks an expression while
+ * it matches: only names that reach the regular expressions take it).
  * Storage is an open-addressing hash table (linear probing, power-of-two
  * capacity, load <= 1/2) of 4-byte slots pointing into one arena that holds
  * every key with its targets.
@@ -56,6 +59,11 @@ void route_table_builder_free(struct route_table_builder *builder);
  * Returns the target, the default target, or ROUTE_NO_MATCH.
  */
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len);
+
+/* "~PCRE" or "~*PCRE" (case-insensitive), nginx's map regex entries
+ * (route_regex.h). ROUTE_ADD_INVALID with the reason in error. */
+enum route_add_result route_table_builder_add_regex(struct route_table_builder *builder, const char *pattern,
+                                                    int32_t target, char *error, size_t error_size);
 
 /* ALPN routes ("alpn:acme-tls/1 = helper") are consulted before names. */
 enum route_add_result route_table_builder_add_alpn(struct route_table_builder *builder,

@@ -4,7 +4,7 @@
  * literal-address, default for plain HTTP and hellos without SNI, hellos in
  * many segments or many records, and closing when nothing matches and there
  * is no default. Forwarded bytes must be exactly what the client sent.
- * Ports: blocks 8-9.
+ * Servers named by host name. Ports: blocks 8-9 and 104.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -152,6 +152,36 @@ Test(routing, no_match_and_no_default_closes, .init = integration_init, .fini = 
     hello_free(&unmatched);
     hello_free(&no_sni);
     hello_free(&matched);
+    free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+/* `server = localhost:PORT` and a literal target `localhost:PORT`, as
+ * docker-compose users write `server synapse:8448`: the names are resolved
+ * when the config loads and the bytes reach the backends unchanged. */
+Test(routing, servers_named_by_host_name, .init = integration_init, .fini = routing_fini)
+{
+    uint16_t proxy_port = TEST_PORT(104, 0);
+    cr_assert(backend_start(&alpha_backend, "alpha", TEST_PORT(104, 1), NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", TEST_PORT(104, 2), NULL, NULL));
+    char *body = text_format("[routes]\n"
+                             "matrix.exceptionerror.io = matrix\n"
+                             "default = localhost:%u\n"
+                             "[upstream matrix]\nserver = localhost:%u\n",
+                             TEST_PORT(104, 2), TEST_PORT(104, 1));
+    char *config = config_text(proxy_port, "preread_timeout = 5s\n", body);
+    cr_assert(proxy_start(&routing_proxy, config, proxy_port), "snisplice did not start");
+
+    struct hello_bytes matrix = hello_build("matrix.exceptionerror.io");
+    struct hello_bytes other = hello_build("blog.example.net");
+    expect_routed(proxy_port, matrix.data, matrix.length, matrix.length, &alpha_backend,
+                  "upstream server named localhost");
+    expect_routed(proxy_port, other.data, other.length, other.length, &bravo_backend,
+                  "literal target named localhost");
+
+    hello_free(&matrix);
+    hello_free(&other);
     free(config);
     free(body);
     expect_clean_exit();

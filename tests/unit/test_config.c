@@ -153,6 +153,118 @@ Test(config, upstream_defined_after_routes_and_shared_literals)
     config_free(config);
 }
 
+static bool is_loopback_with_port(const struct address *address, uint16_t port)
+{
+    char text[ADDRESS_TEXT_MAX];
+    address_format(address, text, sizeof text);
+    char want4[32], want6[32];
+    snprintf(want4, sizeof want4, "127.0.0.1:%u", port);
+    snprintf(want6, sizeof want6, "[::1]:%u", port);
+    return strcmp(text, want4) == 0 || strcmp(text, want6) == 0;
+}
+
+/* docker-compose setups name their backends (`server synapse:8448`):
+ * nginx resolves such names when it loads its configuration and makes
+ * each address a server with the line's parameters. So does snisplice,
+ * for `server =` lines and for literal targets. */
+Test(config, host_names_are_resolved_into_servers)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:1443\n"
+                                    "[routes]\na.test = named\nb.test = localhost:9000\n"
+                                    "[upstream named]\n"
+                                    "server = localhost:9001 weight=3 max_fails=2\n"
+                                    "server = LocalHost.:9002 backup\n");
+    const struct upstream *named = &config->snapshot->upstreams[route(config, "a.test")];
+    cr_assert_str_eq(named->name, "named");
+    cr_assert_geq(named->primary_count, 1);
+    cr_assert_gt(named->server_count, named->primary_count, "the backup line added servers");
+    bool has_ipv4 = false;
+    for (uint32_t i = 0; i < named->server_count; i++) {
+        const struct upstream_server *server = &named->servers[i];
+        bool backup = i >= named->primary_count;
+        cr_assert(is_loopback_with_port(&server->address, backup ? 9002 : 9001), "server %u", i);
+        cr_assert_eq(server->backup, backup);
+        cr_assert_eq(server->weight, backup ? 1 : 3);
+        cr_assert_eq(server->max_fails, backup ? 1 : 2);
+        char text[ADDRESS_TEXT_MAX];
+        address_format(&server->address, text, sizeof text);
+        has_ipv4 |= strcmp(text, "127.0.0.1:9001") == 0;
+    }
+    cr_assert(has_ipv4, "localhost's IPv4 address is one of the servers");
+    const struct upstream *literal = &config->snapshot->upstreams[route(config, "b.test")];
+    cr_assert_str_eq(literal->name, "localhost:9000");
+    cr_assert_geq(literal->server_count, 1);
+    for (uint32_t i = 0; i < literal->server_count; i++)
+        cr_assert(is_loopback_with_port(&literal->servers[i].address, 9000));
+    config_free(config);
+}
+
+/* A name that does not resolve fails the load (nginx: "host not found in
+ * upstream"), so a reload with it keeps the running config; a name without
+ * a port and a mistyped IPv4 address are not looked up at all. */
+Test(config, host_names_that_cannot_be_used_are_errors, .timeout = 60)
+{
+    struct config_errors errors;
+    struct config *config = config_load(write_config("[listen]\naddress = 127.0.0.1:1443\n"
+                                                     "[routes]\nc.test = nosuchhost.invalid:9000\n"
+                                                     "default = b\n"
+                                                     "[upstream b]\nserver = synapse\n"
+                                                     "server = 300.1.1.1:80\n"
+                                                     "server = nosuchhost.invalid:443 backup\n"
+                                                     "server = 127.0.0.1:443\n"),
+                                        &errors);
+    cr_assert_null(config);
+    cr_assert_eq(errors.count, 4, "got %zu errors", errors.count);
+    const char *const expected[] = {
+        "7: server: no port in 'synapse' (write name:port)",
+        "8: server: bad address '300.1.1.1:80': expected IPv4:port, [IPv6]:port or unix:/path",
+        "9: server: host 'nosuchhost.invalid' not found: ",
+        "4: route 'c.test': host 'nosuchhost.invalid' not found: ",
+    };
+    for (size_t i = 0; i < 4; i++) {
+        char want[256];
+        snprintf(want, sizeof want, "%s:%s", path, expected[i]);
+        cr_assert(strncmp(errors.lines[i], want, strlen(want)) == 0, "line %zu: %s", i, errors.lines[i]);
+    }
+    config_errors_free(&errors);
+    unlink(path);
+}
+
+/* nginx map regex entries as [routes] keys, tried after names and
+ * suffixes in file order; what cannot be used is an error at its line. */
+Test(config, regular_expression_routes)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:1443\n"
+                                    "[routes]\n"
+                                    "~^www\\.(.+)$ = www\n"
+                                    "~*^(?<app>[\\w-]+)\\.apps\\.test$ = apps\n"
+                                    "www.exact.test = exact\n"
+                                    "default = exact\n"
+                                    "[upstream www]\nserver = 127.0.0.1:9001\n"
+                                    "[upstream apps]\nserver = 127.0.0.1:9002\n"
+                                    "[upstream exact]\nserver = 127.0.0.1:9003\n");
+    cr_assert_str_eq(upstream_name(config, route(config, "www.example.com")), "www");
+    cr_assert_str_eq(upstream_name(config, route(config, "my-app.apps.test")), "apps");
+    cr_assert_str_eq(upstream_name(config, route(config, "www.exact.test")), "exact", "names before expressions");
+    cr_assert_str_eq(upstream_name(config, route(config, "example.com")), "exact");
+    config_free(config);
+
+    const char *const expected[] = {
+        "4: regular expression '~^(?...': the INI ends a key at its first '=' or ':'; write (?:...) as (...), "
+        "and no '=' or ':' in an expression",
+        "5: regular expression '~^(?!www)': (?... look-around, options and verbs have no POSIX equivalent",
+        "6: regular expression '~^(a': Unmatched ( or \\(",
+        "7: route '~^b': unknown upstream 'nowhere'",
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:1443\n"
+                  "[routes]\n"
+                  "~^(?:a|b)$ = 127.0.0.1:9001\n"
+                  "~^(?!www) = 127.0.0.1:9001\n"
+                  "~^(a = 127.0.0.1:9001\n"
+                  "~^b = nowhere\n",
+                  expected, 4);
+}
+
 /* Large nginx maps name an address per route. Each distinct address is
  * one upstream, the same address one upstream however often it appears,
  * and loading stays linear (a scan per route took 19 s for 100 000). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../core/address.h"
 #include "../../core/hostname.h"
 
 /* Normalise `length` bytes of `name`, held in a buffer of exactly that size. */
@@ -168,4 +169,24 @@ Test(hostname, normal_form_is_a_fixed_point)
         cr_assert_str_eq(once, twice);
         cr_assert_eq(once_length, twice_length);
     }
+}
+
+/* Which server addresses the config loader hands to the resolver: a
+ * host name with a port, never a numeric form (a mistyped IPv4 address
+ * must be an error, not a DNS query), unix: or a bad port. */
+Test(hostname, server_address_host_names)
+{
+    char host[HOSTNAME_MAX + 1];
+    uint16_t port = 0;
+    cr_assert(address_split_host_name("Synapse.:8448", host, sizeof host, &port));
+    cr_assert_str_eq(host, "synapse");
+    cr_assert_eq(port, 8448);
+    cr_assert(address_split_host_name("1password.example:443", host, sizeof host, &port));
+    cr_assert_str_eq(host, "1password.example");
+    const char *const not_names[] = {
+        "127.0.0.1:443", "300.1.1.1:80", "10.1:80", "[::1]:443", "unix:/run/x.sock", "synapse",
+        "synapse:", ":443",  "synapse:0", "synapse:65536", "syn_apse:443", "a..b:443", "synapse:http",
+    };
+    for (size_t i = 0; i < sizeof not_names / sizeof not_names[0]; i++)
+        cr_assert(!address_split_host_name(not_names[i], host, sizeof host, &port), "%s", not_names[i]);
 }

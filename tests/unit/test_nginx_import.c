@@ -134,7 +134,7 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
     struct nginx_import result = import_text(
         "stream {\n"                                                   /* 1 */
         "  map $ssl_preread_server_name $target {\n"                   /* 2 */
-        "    ~^(www\\.)?shop\\.example\\.com$ shop;\n"                  /* 3 */
+        "    ~^(?!www\\.)shop\\.example\\.com$ shop;\n"                /* 3 */
         "    *.example.com shop;\n"                                    /* 4 */
         "    www.example.* shop;\n"                                    /* 5 */
         "    known.example.net nowhere;\n"                             /* 6 */
@@ -143,7 +143,7 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
         "  upstream shop {\n"                                          /* 9 */
         "    least_conn;\n"                                            /* 10 */
         "    server 127.0.0.1:9001 weight=3 max_fails=2 fail_timeout=30s max_conns=10;\n" /* 11 */
-        "    server backend.internal:9002;\n"                          /* 12 */
+        "    server backend.internal;\n"                               /* 12 */
         "    server 127.0.0.1:9003 backup;\n"                          /* 13 */
         "  }\n"                                                        /* 14 */
         "  log_format basic '$remote_addr';\n"                         /* 15 */
@@ -157,13 +157,13 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
         "}\n"                                                          /* 23 */
         "http { server { listen 80; } }\n");                           /* 24 */
     log_warnings(&result);
-    cr_expect(has_warning(&result, "nginx.conf:3:", "regular expressions"));
+    cr_expect(has_warning(&result, "nginx.conf:3:", "look-around"));
     cr_expect(has_warning(&result, "nginx.conf:4:", "without 'hostnames'"));
     cr_expect(has_warning(&result, "nginx.conf:5:", "trailing wildcards"));
     cr_expect(has_warning(&result, "nginx.conf:6:", "'nowhere'"));
     cr_expect(has_warning(&result, "nginx.conf:10:", "least_conn"));
     cr_expect(has_warning(&result, "nginx.conf:11:", "max_conns=10"));
-    cr_expect(has_warning(&result, "nginx.conf:12:", "backend.internal:9002"));
+    cr_expect(has_warning(&result, "nginx.conf:12:", "backend.internal: no port"));
     cr_expect(has_warning(&result, "nginx.conf:15:", "log_format"));
     cr_expect(has_warning(&result, "nginx.conf:17:", "ssl"));
     cr_expect(has_warning(&result, "nginx.conf:18:", "udp"));
@@ -176,6 +176,61 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
     cr_expect(strstr(result.ini, "default = shop\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "address = 0.0.0.0:443\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, ":53") == NULL, "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* docker-compose configurations name their backends; nginx resolves
+ * those names when it loads its configuration and so does snisplice, so
+ * they are carried over as written (lower case), not dropped. */
+Test(nginx_import, host_names_of_servers_and_targets_are_kept)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name {\n"
+        "    matrix.example.org synapse;\n"
+        "    element.example.org Element:443;\n"
+        "    default web.internal:8443;\n"
+        "  }\n"
+        "  upstream synapse { server synapse:8448 weight=2; server synapse-2:8448 backup; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "  server { listen 2222; proxy_pass gitea:22; }\n"
+        "  server { listen 80; proxy_pass web.internal; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:10:", "with a port"), "a target without a port is still refused");
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "server = synapse:8448 weight=2\nserver = synapse-2:8448 backup\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "element.example.org = element:443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "default = web.internal:8443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = gitea:22\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* Regular-expression map entries are carried over in nginx's own syntax
+ * and keep their order; "(?:" loses its ':' (the INI would cut the key
+ * there). What snisplice cannot match the same way is a warning. */
+Test(nginx_import, regular_expression_entries_are_carried_over)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name {\n"
+        "    hostnames;\n"
+        "    ~^www\\.(?<site>.+)$ web;\n"
+        "    ~*^(?:matrix|element)\\.example\\.org$ 127.0.0.1:8448;\n"
+        "    ~^(?!api) web;\n"
+        "    default web;\n"
+        "  }\n"
+        "  upstream web { server 127.0.0.1:8443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:6:", "look-around"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "[routes]\n~^www\\.(?<site>.+)$ = web\n"
+                                 "~*^(matrix|element)\\.example\\.org$ = 127.0.0.1:8448\n"
+                                 "default = web\n"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
@@ -255,7 +310,7 @@ Test(nginx_import, includes_are_read_relative_to_the_main_file)
     cr_assert_eq(mkdir(path, 0700), 0);
     struct { const char *name, *text; } files[] = {
         { "nginx.conf", "user nobody;\nstream {\n    include conf.d/*.conf;\n}\n" },
-        { "conf.d/map.conf", "map $ssl_preread_server_name $name {\n  a.example.com a;\n  ~regex a;\n}\n" },
+        { "conf.d/map.conf", "map $ssl_preread_server_name $name {\n  a.example.com a;\n  ~(?!x) a;\n}\n" },
         { "conf.d/servers.conf", "upstream a { server 127.0.0.1:9001; }\nserver { listen 443; ssl_preread on; proxy_pass $name; }\n" },
     };
     for (size_t i = 0; i < 3; i++) {
@@ -272,7 +327,7 @@ Test(nginx_import, includes_are_read_relative_to_the_main_file)
     log_warnings(&result);
     char where[300];
     snprintf(where, sizeof where, "%s/conf.d/map.conf:3:", directory);
-    cr_expect(has_warning(&result, where, "regular expressions"), "warning names the included file");
+    cr_expect(has_warning(&result, where, "look-around"), "warning names the included file");
     cr_expect_eq(result.warning_count, 1);
     cr_expect(strstr(result.ini, "user = nobody\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[routes]\na.example.com = a\n"), "%s", result.ini);

@@ -1,0 +1,133 @@
+/*
+ * test_route_regex.c - nginx map regular expressions (`~re`, `~*re`):
+ * what users copy from their nginx.conf matches the same names, what
+ * POSIX cannot express is refused with a reason, and a route table tries
+ * them after exact names and suffixes, in order, before the default.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "../../core/route_regex.h"
+#include "../../core/route_table.h"
+
+static bool matches(const char *pattern, const char *name)
+{
+    struct route_regex regex;
+    char error[200];
+    cr_assert(route_regex_compile(&regex, pattern, 1, error, sizeof error), "%s: %s", pattern, error);
+    bool matched = route_regex_matches(&regex, name, strlen(name));
+    route_regex_free(&regex);
+    return matched;
+}
+
+static void expect_refused(const char *pattern, const char *reason)
+{
+    struct route_regex regex;
+    char error[200] = "";
+    cr_assert_not(route_regex_compile(&regex, pattern, 1, error, sizeof error), "%s compiled", pattern);
+    cr_assert(strstr(error, reason), "%s: '%s' does not say '%s'", pattern, error, reason);
+}
+
+static void expect_translated(const char *pcre, const char *posix)
+{
+    char out[ROUTE_REGEX_TEXT_MAX], error[200];
+    cr_assert(route_regex_translate(pcre, out, sizeof out, error, sizeof error), "%s: %s", pcre, error);
+    cr_assert_str_eq(out, posix, "%s", pcre);
+}
+
+/* Forms found in self-hosters' nginx SNI maps. */
+Test(route_regex, common_nginx_patterns_match_as_in_nginx)
+{
+    cr_assert(matches("~^www\\.(.+)$", "www.example.com"));
+    cr_assert_not(matches("~^www\\.(.+)$", "wwwxexample.com"), "\\. is a dot, not any character");
+    cr_assert_not(matches("~^www\\.(.+)$", "www."));
+    cr_assert(matches("~^(?<app>[\\w-]+)\\.apps\\.example\\.org$", "my-app_1.apps.example.org"));
+    cr_assert_not(matches("~^(?<app>[\\w-]+)\\.apps\\.example\\.org$", "a.b.apps.example.org"));
+    cr_assert(matches("~^(?:matrix|element)\\.example\\.net$", "element.example.net"));
+    cr_assert_not(matches("~^(?:matrix|element)\\.example\\.net$", "xelement.example.net"));
+    cr_assert(matches("~^node\\d{2,3}\\.example\\.com$", "node042.example.com"));
+    cr_assert_not(matches("~^node\\d{2,3}\\.example\\.com$", "node4.example.com"));
+    cr_assert(matches("~^(.*?)\\.example\\.com$", "a.b.example.com"), "lazy is greedy for matching");
+    cr_assert(matches("~example", "www.example.com"), "unanchored searches, as PCRE does");
+    cr_assert(matches("~^[^.]+\\.lan$", "git.lan"));
+    cr_assert_not(matches("~^[^.]+\\.lan$", "a.git.lan"));
+    cr_assert(matches("~^a[\\.\\-]b$", "a-b"));
+    cr_assert(matches("~^a[\\.\\-]b$", "a.b"));
+    cr_assert_not(matches("~^a[\\.\\-]b$", "axb"));
+    cr_assert(matches("~^a{b$", "a{b"), "a brace that is no repeat count is a literal, as in PCRE");
+}
+
+/* snisplice lower-cases server names; ~* also takes patterns in capitals. */
+Test(route_regex, case)
+{
+    cr_assert(matches("~*^WWW\\.", "www.example.com"));
+    cr_assert_not(matches("~^WWW\\.", "www.example.com"));
+}
+
+Test(route_regex, translation)
+{
+    expect_translated("^www\\.(.+)$", "^www\\.(.+)$");
+    expect_translated("(?:a|b)(?P<x>c)(?'y'd)", "(a|b)(c)(d)");
+    expect_translated("\\d+?\\w*?\\s??", "[0-9]+[A-Za-z0-9_]*[[:space:]]?");
+    expect_translated("[\\w.\\-]", "[A-Za-z0-9_.-]");
+    expect_translated("[^\\d\\^x]", "[^0-9x^]");
+    expect_translated("x{2,}?y{3}", "x{2,}y{3}");
+    expect_translated("\\Aab\\z", "^ab$");
+    expect_translated("a\\/b\\-c", "a/b-c");
+}
+
+Test(route_regex, what_posix_cannot_express_is_refused)
+{
+    expect_refused("~^(?=www)", "look-around");
+    expect_refused("~^(?!www)", "look-around");
+    expect_refused("~(?i)^www", "~*");
+    expect_refused("~^(a)\\1$", "\\1");
+    expect_refused("~\\bwww", "\\b");
+    expect_refused("~a++", "possessive");
+    expect_refused("~a**", "nothing to repeat");
+    expect_refused("~a*?*", "nothing to repeat");
+    expect_refused("~a{2}{3}", "nothing to repeat");
+    expect_refused("~[\\d", "unterminated [");
+    expect_refused("~a\\", "lone backslash");
+    expect_refused("~", "empty");
+    expect_refused("~*", "empty");
+    expect_refused("~^(a", "");
+    expect_refused("plain", "~");
+    /* regcomp copies per count; nested counts multiply (66 MiB and 12 ms
+     * a match for this one, in a worker, before the limit). */
+    expect_refused("~^(a{1,64}){1,64}$", "256 copies");
+    expect_refused("~^((a{2}){2}b){65}$", "256 copies");
+    expect_refused("~a{300}", "256 copies");
+    cr_assert(matches("~^([a-z0-9-]{1,63}\\.){1,4}example\\.com$", "a.b-c.example.com"), "DNS labels can be counted");
+    cr_assert(matches("~^[a-z]{1,200}\\.[a-z]{1,200}\\.[a-z]{2,63}$", "ab.cd.org"), "counts side by side add up, not multiply");
+    cr_assert(matches("~^((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))$", "a"), "32 groups deep");
+    expect_refused("~^(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))$", "32 deep");
+}
+
+/* nginx's order: exact name, longest suffix, regular expressions in
+ * order, default. No server name never reaches an expression. */
+Test(route_regex, table_order)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    cr_assert_not_null(builder);
+    char error[200];
+    cr_assert_eq(route_table_builder_add(builder, "exact.example.com", 1), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "*.wild.example.com", 2), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add_regex(builder, "~example\\.com$", 3, error, sizeof error), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add_regex(builder, "~^www\\.", 4, error, sizeof error), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add_regex(builder, "~^(", 5, error, sizeof error), ROUTE_ADD_INVALID);
+    cr_assert_eq(route_table_builder_add(builder, "default", 9), ROUTE_ADD_OK);
+    struct route_table *table = route_table_build(builder);
+    cr_assert_not_null(table);
+    cr_assert_eq(route_table_size(table), 4);
+    cr_assert_eq(route_lookup(table, "exact.example.com", 17), 1);
+    cr_assert_eq(route_lookup(table, "a.wild.example.com", 18), 2);
+    cr_assert_eq(route_lookup(table, "www.example.com", 15), 3, "the first expression that matches");
+    cr_assert_eq(route_lookup(table, "www.example.org", 15), 4);
+    cr_assert_eq(route_lookup(table, "other.test", 10), 9);
+    cr_assert_eq(route_lookup(table, "", 0), 9);
+    /* Not NUL-terminated: only len bytes count. */
+    cr_assert_eq(route_lookup(table, "www.example.orgXYZ", 15), 4);
+    cr_assert_eq(route_lookup(table, "www.example.comXYZ", 15), 3);
+    route_table_free(table);
+}
