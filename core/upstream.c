@@ -1,6 +1,7 @@
 /*
  * upstream.c - server order within an upstream: a weighted round-robin
- * first pick among the primaries, the other primaries next, then backups.
+ * first pick among the primaries, the other primaries next, then the same
+ * among the backups (a first pick given by the caller, the others next).
  * Pure: no clock, no health (a worker skips servers it saw failing).
  */
 #include "upstream.h"
@@ -11,24 +12,28 @@
 
 /* The n-th server (in the attempt order defined in upstream.h), counting
  * down servers too; NULL past the end. */
-static const struct upstream_server *nth_in_order(const struct upstream *upstream,
-                                                  uint32_t first, uint32_t n)
+static const struct upstream_server *nth_in_order(const struct upstream *upstream, uint32_t first_primary,
+                                                  uint32_t first_backup, uint32_t n)
 {
     uint32_t primaries = upstream->primary_count;
     if (n < primaries)
-        return &upstream->servers[(first + n) % primaries];
+        return &upstream->servers[(first_primary + n) % primaries];
     n -= primaries;
-    if (n < upstream->server_count - primaries)
-        return &upstream->servers[primaries + n];
-    return NULL;
+    uint32_t backups = upstream->server_count - primaries;
+    if (n >= backups)
+        return NULL;
+    /* Any index outside the backups (one below them wraps high, being
+     * unsigned) means config order: see upstream.h. */
+    uint32_t offset = first_backup - primaries < backups ? first_backup - primaries : 0;
+    return &upstream->servers[primaries + (offset + n) % backups];
 }
 
-const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first,
-                                                   uint32_t attempt)
+const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first_primary,
+                                                   uint32_t first_backup, uint32_t attempt)
 {
     uint32_t usable = 0;
     for (uint32_t n = 0;; n++) {
-        const struct upstream_server *server = nth_in_order(upstream, first, n);
+        const struct upstream_server *server = nth_in_order(upstream, first_primary, first_backup, n);
         if (!server)
             return NULL;
         if (server->down)
@@ -46,7 +51,8 @@ uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t st
 const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
                                                           uint32_t start, uint32_t attempt)
 {
-    return upstream_server_from(upstream, upstream_scheduled_primary(upstream, start), attempt);
+    return upstream_server_from(upstream, upstream_scheduled_primary(upstream, start),
+                                upstream->primary_count, attempt);
 }
 
 bool upstream_add_server(struct upstream *upstream, const struct upstream_server *server)
@@ -70,12 +76,12 @@ bool upstream_add_server(struct upstream *upstream, const struct upstream_server
     return true;
 }
 
-int32_t upstream_round_robin_step(const struct upstream *upstream, int64_t *current,
-                                  upstream_eligible_fn eligible, void *context)
+int32_t upstream_round_robin_step(const struct upstream *upstream, uint32_t begin, uint32_t end,
+                                  int64_t *current, upstream_eligible_fn eligible, void *context)
 {
     int32_t best = -1;
     int64_t total = 0;
-    for (uint32_t i = 0; i < upstream->primary_count; i++) {
+    for (uint32_t i = begin; i < end; i++) {
         const struct upstream_server *server = &upstream->servers[i];
         if (server->down || (eligible && !eligible(server, context)))
             continue;
@@ -110,7 +116,8 @@ bool upstream_schedule_build(struct upstream *upstream)
     }
     /* The round robin run once for a whole cycle. */
     for (uint32_t slot = 0; slot < total; slot++)
-        schedule[slot] = (uint16_t)upstream_round_robin_step(upstream, current, NULL, NULL);
+        schedule[slot] = (uint16_t)upstream_round_robin_step(upstream, 0, upstream->primary_count,
+                                                             current, NULL, NULL);
     free(current);
     upstream->schedule = schedule;
     upstream->schedule_length = total;

@@ -3,12 +3,15 @@
  *
  * An upstream is a named list of servers, primaries first then backups.
  * The order of a connection's attempts is a pure function of (upstream,
- * first primary, attempt number), so no state is shared between workers.
- * The first primary is chosen by a worker: by smooth weighted round robin
- * over the primaries it sees available (io/upstream_health.c), or, without
- * health (a connection on an older snapshot), from a precomputed schedule
- * of the same algorithm (nginx's: the heaviest server is not picked twice
- * in a row when others have weight left) indexed by a per-worker cursor.
+ * first primary, first backup, attempt number), so no state is shared
+ * between workers. The first primary is chosen by a worker: by smooth
+ * weighted round robin over the primaries it sees available
+ * (io/upstream_health.c), or, without health (a connection on an older
+ * snapshot), from a precomputed schedule of the same algorithm (nginx's:
+ * the heaviest server is not picked twice in a row when others have weight
+ * left) indexed by a per-worker cursor. The first backup is chosen the
+ * same way among the backups, only once a connection has run out of
+ * primaries; without health, the backups keep config order.
  * Also the TCP congestion control algorithm a socket to each server is
  * given.
  */
@@ -27,7 +30,7 @@ struct upstream_server {
     struct address address;
     bool backup;
     bool down;                /* kept in the config, never used */
-    uint16_t weight;          /* share of new connections among primaries */
+    uint16_t weight;          /* share of new connections among its kind (primaries or backups) */
     uint16_t max_fails;       /* failures within fail_timeout that take it out; 0: never */
     uint32_t fail_timeout_ms; /* that window, and how long it then stays out */
 };
@@ -66,28 +69,34 @@ struct upstream {
 
 /*
  * The server to try on attempt `attempt` (0-based) of a connection whose
- * first choice is the primary with index `first`: that primary, then the
- * other primaries in config order (wrapping), then the backups in config
- * order; `down` servers are skipped. NULL once all servers were tried.
+ * first choices are the primary with index `first_primary` and the backup
+ * with index `first_backup`: that primary, then the other primaries in
+ * config order (wrapping), then that backup, then the other backups in
+ * config order (wrapping); `down` servers are skipped. A first_backup that
+ * is no backup's index (one not chosen yet) means the first backup in
+ * config order. NULL once all servers were tried.
  */
-const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first,
-                                                   uint32_t attempt);
+const struct upstream_server *upstream_server_from(const struct upstream *upstream, uint32_t first_primary,
+                                                   uint32_t first_backup, uint32_t attempt);
 
-/* Which primaries a round-robin step may pick (down ones never). */
+/* Which servers a round-robin step may pick (down ones never). */
 typedef bool (*upstream_eligible_fn)(const struct upstream_server *server, void *context);
 
-/* One step of nginx's smooth weighted round robin over the primaries that
- * are not down and that eligible accepts (NULL: all), each one's running
- * weight in current[i] (i its index in upstream->servers). Returns the
- * chosen primary's index, or -1 when none may be picked. */
-int32_t upstream_round_robin_step(const struct upstream *upstream, int64_t *current,
-                                  upstream_eligible_fn eligible, void *context);
+/* One step of nginx's smooth weighted round robin over the servers with
+ * index in [begin, end) (the primaries [0, primary_count) or the backups
+ * [primary_count, server_count)) that are not down and that eligible
+ * accepts (NULL: all), each one's running weight in current[i] (i its
+ * index in upstream->servers). Returns the chosen server's index, or -1
+ * when none may be picked. */
+int32_t upstream_round_robin_step(const struct upstream *upstream, uint32_t begin, uint32_t end,
+                                  int64_t *current, upstream_eligible_fn eligible, void *context);
 
 /* The first choice of the connection whose round-robin cursor is `start`:
  * schedule[start % schedule_length] (0 if the upstream has no primary). */
 uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t start);
 
-/* upstream_server_from(upstream, upstream_scheduled_primary(start), attempt) */
+/* upstream_server_from(upstream, upstream_scheduled_primary(start), the first
+ * backup in config order, attempt) */
 const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
                                                           uint32_t start, uint32_t attempt);
 

@@ -42,9 +42,29 @@ static struct upstream_health *health_of(struct worker *worker, const struct con
     return connection->snapshot == worker->snapshot ? &worker->health : NULL;
 }
 
+/* A connection's first backup is chosen only when it runs out of
+ * primaries, so that the usual one (its first primary answers) spends no
+ * round-robin step on backups. Until then first_backup holds this, which
+ * is no server's index: upstream_server_from reads it as config order. */
+#define CONNECT_BACKUP_UNCHOSEN UINT16_MAX
+
 /* connect_attempt must count past the last server, or the search below
- * wraps and never ends. */
+ * wraps and never ends; and CONNECT_BACKUP_UNCHOSEN must be no index. */
 _Static_assert(UPSTREAM_SERVERS_MAX < UINT16_MAX, "connect_attempt counts every server of an upstream");
+
+/* By weight among the backups this worker sees available, as the first
+ * primary was among the primaries. Without a health table (a connection on
+ * an older snapshot, after a reload) or with no backup available, config
+ * order: no schedule is kept for backups as for primaries, since only a
+ * connection that outlived a reload and ran out of primaries needs one. */
+static void choose_first_backup(struct worker *worker, struct connection *connection)
+{
+    const struct upstream *upstream = connection->upstream;
+    uint32_t first;
+    if (!upstream_health_first_backup(health_of(worker, connection), upstream, worker->now_ms, &first))
+        first = upstream->primary_count;
+    connection->first_backup = (uint16_t)first;
+}
 
 /* The next server to try that is not resting after failures; NULL when
  * none is left (nginx's "no live upstreams"). */
@@ -53,9 +73,15 @@ static const struct upstream_server *next_live_server(struct worker *worker,
 {
     for (;;) {
         const struct upstream_server *server =
-            upstream_server_from(connection->upstream, connection->first_primary, connection->connect_attempt);
+            upstream_server_from(connection->upstream, connection->first_primary, connection->first_backup,
+                                 connection->connect_attempt);
         if (!server)
             return NULL;
+        if (server->backup && connection->first_backup == CONNECT_BACKUP_UNCHOSEN) {
+            /* The same attempt again, now from the chosen backup. */
+            choose_first_backup(worker, connection);
+            continue;
+        }
         connection->connect_attempt++;
         struct upstream_health *health = health_of(worker, connection);
         if (upstream_health_available(health, connection->upstream, server, worker->now_ms)) {
@@ -186,6 +212,7 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
                                        &connection->first_primary))
         connection->first_primary = upstream_scheduled_primary(connection->upstream,
                                                                round_robin_next(worker, target));
+    connection->first_backup = CONNECT_BACKUP_UNCHOSEN;
     connection->connect_attempt = 0;
     connection->state = CONNECTION_CONNECT;
     hello_forward_take(worker, connection);

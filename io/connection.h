@@ -113,6 +113,9 @@ struct connection {
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */
     uint32_t first_primary;          /* the upstream's primary tried first */
+    uint16_t first_backup;           /* its backup tried first; chosen on reaching the
+                                      * backups, CONNECT_BACKUP_UNCHOSEN until then
+                                      * (io/connect.c) */
     uint64_t last_activity_ms;
     struct relay_direction to_upstream;
     struct relay_direction to_client;

@@ -67,18 +67,34 @@ static bool available_now(const struct upstream_server *server, void *context)
                                      availability->now_ms);
 }
 
-bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
-                                   uint64_t now_ms, uint32_t *first)
+/* One round-robin step over the available servers with index in
+ * [begin, end): the primaries or the backups, each with its own running
+ * weights (their slots of current_weights). */
+static bool first_available(struct upstream_health *health, const struct upstream *upstream,
+                            uint32_t begin, uint32_t end, uint64_t now_ms, uint32_t *first)
 {
     if (!health || upstream->health_index + upstream->server_count > health->count)
         return false;
     struct availability availability = { health, upstream, now_ms };
-    int32_t best = upstream_round_robin_step(upstream, &health->current_weights[upstream->health_index],
+    int32_t best = upstream_round_robin_step(upstream, begin, end,
+                                             &health->current_weights[upstream->health_index],
                                              available_now, &availability);
     if (best < 0)
         return false;
     *first = (uint32_t)best;
     return true;
+}
+
+bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
+                                   uint64_t now_ms, uint32_t *first)
+{
+    return first_available(health, upstream, 0, upstream->primary_count, now_ms, first);
+}
+
+bool upstream_health_first_backup(struct upstream_health *health, const struct upstream *upstream,
+                                  uint64_t now_ms, uint32_t *first)
+{
+    return first_available(health, upstream, upstream->primary_count, upstream->server_count, now_ms, first);
 }
 
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,

@@ -14,6 +14,12 @@
  * own connections only (no shared writes on the connection path); with N
  * workers a dead server costs at most N * max_fails failed attempts per
  * fail_timeout instead of max_fails.
+ *
+ * The table also holds the worker's running weights for the smooth
+ * weighted round robins that choose a connection's first primary and,
+ * once it has run out of primaries, its first backup: only available
+ * servers take part, so a resting server's share goes to the others of
+ * its kind by weight.
  */
 #ifndef SNISPLICE_IO_UPSTREAM_HEALTH_H
 #define SNISPLICE_IO_UPSTREAM_HEALTH_H
@@ -32,7 +38,7 @@ struct server_health {
 
 struct upstream_health {
     struct server_health *servers;
-    int64_t *current_weights;      /* the round robin's, indexed like servers */
+    int64_t *current_weights;      /* the round robins' (primaries', backups'), indexed like servers */
     uint32_t count;
 };
 
@@ -51,6 +57,12 @@ bool upstream_health_available(const struct upstream_health *health, const struc
  * available (then the caller uses the upstream's fixed schedule). */
 bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
                                    uint64_t now_ms, uint32_t *first);
+/* The same among the backups, for a connection that has run out of
+ * primaries (nginx's second round robin, over its backup peers); *first
+ * is a server index in [primary_count, server_count). False when there is
+ * no table or no backup is available (then the caller keeps config order). */
+bool upstream_health_first_backup(struct upstream_health *health, const struct upstream *upstream,
+                                  uint64_t now_ms, uint32_t *first);
 /* The server was available and is now being tried: a resting one's probe. */
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms);

@@ -6,8 +6,9 @@
  * that never answers holds a bounded number of hello buffers without
  * disturbing other routes; an upstream of 256 refusing servers is no
  * different; servers back from an outage are used at once; a resting
- * server's share is spread by weight. Ports: blocks 5-7, 46, 49, 90, 94,
- * 101, 102 (indexes 10+ are never listened on, except in block 101).
+ * server's share is spread by weight, and so are the connections that fail
+ * over to the backups. Ports: blocks 5-7, 46, 49, 90, 94, 101-103 (indexes
+ * 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -273,6 +274,40 @@ Test(failover, a_resting_servers_share_is_spread_over_the_others, .init = integr
     cr_expect_eq(alpha + bravo, CONNECTIONS);
     cr_expect_leq(abs(alpha - bravo), 2, "alpha served %d, bravo %d: the refusing server's share was not spread",
                   alpha, bravo);
+    expect_clean_exit();
+}
+
+/* Once the primaries are out, nginx runs a second weighted round robin over
+ * the backups: with the only primary refusing, two backups of equal weight
+ * each serve about half the connections. They used to go all to the first
+ * backup in config order. One worker, so that one set of running weights
+ * sees every connection. */
+Test(failover, failed_over_connections_are_spread_over_the_backups, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(103, 0), alpha_port = TEST_PORT(103, 1), bravo_port = TEST_PORT(103, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\nserver = 127.0.0.1:%u\n"
+                             "server = 127.0.0.1:%u backup\nserver = 127.0.0.1:%u backup\n",
+                             TEST_PORT(103, 10), alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+    enum { CONNECTIONS = 20 };
+    for (int i = 0; i < CONNECTIONS; i++) {
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        cr_expect(reply && (strcmp(reply, "alpha\n") == 0 || strcmp(reply, "bravo\n") == 0),
+                  "connection %d: \"%s\"", i, reply ? reply : "(closed)");
+        free(reply);
+    }
+    int alpha = (int)backend_accepted(&alpha_backend), bravo = (int)backend_accepted(&bravo_backend);
+    cr_expect_eq(alpha + bravo, CONNECTIONS);
+    cr_expect_geq(alpha, 7, "alpha served %d, bravo %d: the backups were not shared", alpha, bravo);
+    cr_expect_geq(bravo, 7, "alpha served %d, bravo %d: the backups were not shared", alpha, bravo);
     expect_clean_exit();
 }
 

@@ -1,6 +1,7 @@
 /*
- * test_upstream_address.c - server order within an upstream (round robin,
- * then backups) and the address forms of the config file.
+ * test_upstream_address.c - server order within an upstream (round robin
+ * over the primaries, then the backups from a chosen one) and the address
+ * forms of the config file.
  */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -88,6 +89,27 @@ Test(upstream, primaries_round_robin_from_start_then_backups_in_order)
         cr_assert_eq(server->backup, attempt >= 3);
     }
     cr_assert_null(upstream_server_for_attempt(&upstream, 4, 5));
+    upstream_release(&upstream);
+}
+
+/* A connection that reached the backups tries its chosen first backup,
+ * then the other backups in config order, wrapping; an index that is no
+ * backup's (one not chosen yet) means config order. */
+Test(upstream, backups_from_the_chosen_first_backup_wrapping)
+{
+    struct upstream upstream = make_upstream(2, 3, 0); /* 1000-1001 primary, 1002-1004 backup */
+    upstream.servers[3].down = true;                   /* 1003 */
+    int from_1004[] = { 1001, 1000, 1004, 1002 };
+    for (uint32_t attempt = 0; attempt < 4; attempt++)
+        cr_assert_eq(port_of(upstream_server_from(&upstream, 1, 4, attempt)), from_1004[attempt],
+                     "attempt %u", attempt);
+    cr_assert_null(upstream_server_from(&upstream, 1, 4, 4));
+    int config_order[] = { 1000, 1001, 1002, 1004 };
+    const uint32_t unchosen[] = { 0, 1, 5, UINT16_MAX };
+    for (size_t i = 0; i < sizeof unchosen / sizeof *unchosen; i++)
+        for (uint32_t attempt = 0; attempt < 4; attempt++)
+            cr_assert_eq(port_of(upstream_server_from(&upstream, 0, unchosen[i], attempt)),
+                         config_order[attempt], "first_backup %u, attempt %u", unchosen[i], attempt);
     upstream_release(&upstream);
 }
 

@@ -3,9 +3,11 @@
  * it: max_fails failures within fail_timeout rest a server for
  * fail_timeout, then one connection probes it per fail_timeout; the only
  * server of an upstream never rests; when every server rests, all are
- * available again at once.
+ * available again at once. And the first choices by weight among the
+ * available primaries, and among the available backups.
  */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "../../io/upstream_health.h"
 
@@ -167,4 +169,112 @@ Test(upstream_health, a_resting_servers_share_is_spread_by_weight, .fini = teard
     uint32_t first = 0;
     cr_expect_not(upstream_health_first_primary(&health, &upstream, 200, &first), "none available");
     cr_expect_not(upstream_health_first_primary(NULL, &upstream, 200, &first), "no table");
+}
+
+/* One primary (index 0) then backups with the given weights (0 = down),
+ * indexes 1.., max_fails 1; the primary rests, as when a connection runs
+ * out of primaries. */
+static void setup_backups(const uint16_t *weights, uint32_t count)
+{
+    setup(1 + count, 1);
+    for (uint32_t i = 0; i < count; i++) {
+        upstream.servers[1 + i].backup = true;
+        upstream.servers[1 + i].weight = weights[i] ? weights[i] : 1;
+        upstream.servers[1 + i].down = weights[i] == 0;
+    }
+    upstream.primary_count = 1;
+    cr_assert(upstream_schedule_build(&upstream));
+    fail(0, 100);
+    cr_assert_not(available(0, 200));
+}
+
+static uint32_t first_backup(uint64_t now_ms)
+{
+    uint32_t first = UINT32_MAX;
+    cr_assert(upstream_health_first_backup(&health, &upstream, now_ms, &first));
+    cr_assert(first >= upstream.primary_count && first < upstream.server_count, "%u is no backup", first);
+    return first;
+}
+
+/* nginx runs a second weighted round robin over the backups: two backups
+ * of equal weight share the failed-over connections 1:1. They used to go
+ * all to the first backup in config order. */
+Test(upstream_health, first_backup_alternates_between_equal_backups, .fini = teardown)
+{
+    const uint16_t weights[] = { 1, 1 };
+    setup_backups(weights, 2);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(first_backup(200), 1 + (uint32_t)(i % 2), "pick %d", i);
+}
+
+/* Weights 2 and 1: a b a, over and over. */
+Test(upstream_health, first_backup_follows_the_backups_weights, .fini = teardown)
+{
+    const uint16_t weights[] = { 2, 1 };
+    setup_backups(weights, 2);
+    const uint32_t expected[] = { 1, 2, 1 };
+    for (int round = 0; round < 50; round++)
+        for (size_t i = 0; i < 3; i++)
+            cr_assert_eq(first_backup(200), expected[i], "round %d, pick %zu", round, i);
+}
+
+/* A resting backup's share goes to the other backups by weight; a down
+ * backup is never chosen. */
+Test(upstream_health, first_backup_skips_resting_and_down_backups, .fini = teardown)
+{
+    const uint16_t weights[] = { 1, 0, 3, 1 }; /* indexes 1-4, 2 is down */
+    setup_backups(weights, 4);
+    unsigned counts[5] = { 0 };
+    for (int i = 0; i < 500; i++)
+        counts[first_backup(200)]++;
+    cr_expect_eq(counts[1], 100);
+    cr_expect_eq(counts[2], 0, "a down backup was chosen");
+    cr_expect_eq(counts[3], 300);
+    cr_expect_eq(counts[4], 100);
+    fail(3, 200); /* the heavy one rests */
+    memset(counts, 0, sizeof counts);
+    for (int i = 0; i < 100; i++)
+        counts[first_backup(300)]++;
+    cr_expect_eq(counts[1], 50);
+    cr_expect_eq(counts[3], 0, "a resting backup was chosen");
+    cr_expect_eq(counts[4], 50);
+    fail(1, 200);
+    fail(4, 200);
+    uint32_t first = 0;
+    cr_expect_not(upstream_health_first_backup(&health, &upstream, 300, &first), "none available");
+    cr_expect_not(upstream_health_first_backup(NULL, &upstream, 300, &first), "no table");
+    cr_expect(first_backup(1300) != 2, "after their rest, but never the down one");
+}
+
+/* Primaries and backups keep their own running weights: picks of one kind
+ * do not shift the other's sequence. */
+Test(upstream_health, primaries_and_backups_round_robin_apart, .fini = teardown)
+{
+    setup(4, 1); /* primaries 0, 1; backups 2, 3 */
+    upstream.servers[2].backup = upstream.servers[3].backup = true;
+    upstream.primary_count = 2;
+    cr_assert(upstream_schedule_build(&upstream));
+    uint32_t backup_picks = 0;
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(first_choice(100), (uint32_t)(i % 2), "primary pick %d", i);
+        if (i % 3 == 0)
+            continue; /* fewer connections reach the backups */
+        cr_assert_eq(first_backup(100), 2 + backup_picks % 2, "backup pick %u", backup_picks);
+        backup_picks++;
+    }
+}
+
+/* An upstream of backups only: the first backup by weight all the same,
+ * and no primary to choose. */
+Test(upstream_health, backups_only_round_robin, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.servers[0].backup = upstream.servers[1].backup = true;
+    upstream.primary_count = 0;
+    cr_assert(upstream_schedule_build(&upstream));
+    uint32_t first = 0;
+    cr_expect_not(upstream_health_first_primary(&health, &upstream, 100, &first));
+    cr_expect_eq(first_backup(100), 0);
+    cr_expect_eq(first_backup(100), 1);
+    cr_expect_eq(first_backup(100), 0);
 }
