@@ -244,6 +244,40 @@ Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration
     expect_clean_exit();
 }
 
+/* alpha and bravo, and one worker (one set of running weights sees every
+ * connection) in front of `upstream pool`, whose servers `servers` gives
+ * as a format taking a refusing port, then alpha's and bravo's. */
+static uint16_t start_pool_with_refusing_server(unsigned block, const char *servers)
+{
+    uint16_t proxy_port = TEST_PORT(block, 0), alpha_port = TEST_PORT(block, 1), bravo_port = TEST_PORT(block, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *server_lines = text_format(servers, TEST_PORT(block, 10), alpha_port, bravo_port);
+    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\n%s", server_lines);
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+    free(server_lines);
+    return proxy_port;
+}
+
+/* `connections` hellos, each answered by alpha or bravo; how many each got. */
+static void exchange_with_pool(uint16_t proxy_port, int connections, int *alpha, int *bravo)
+{
+    for (int i = 0; i < connections; i++) {
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        cr_expect(reply && (strcmp(reply, "alpha\n") == 0 || strcmp(reply, "bravo\n") == 0),
+                  "connection %d: \"%s\"", i, reply ? reply : "(closed)");
+        free(reply);
+    }
+    *alpha = (int)backend_accepted(&alpha_backend);
+    *bravo = (int)backend_accepted(&bravo_backend);
+    cr_expect_eq(*alpha + *bravo, connections);
+}
+
 /* While a primary rests, its share goes to the other primaries by weight
  * (nginx re-runs its weighted round robin over the available ones); it
  * used to go whole to the next primary in config order, doubling that
@@ -251,27 +285,10 @@ Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration
 Test(failover, a_resting_servers_share_is_spread_over_the_others, .init = integration_init,
      .fini = failover_fini)
 {
-    uint16_t proxy_port = TEST_PORT(102, 0), alpha_port = TEST_PORT(102, 1), bravo_port = TEST_PORT(102, 2);
-    failover_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert_not_null(failover_hello.data);
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = trio\n[upstream trio]\n"
-                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
-                             TEST_PORT(102, 10), alpha_port, bravo_port);
-    char *config = config_text(proxy_port, "workers = 1\n", body);
-    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
-    free(config);
-    free(body);
-    enum { CONNECTIONS = 30 };
-    for (int i = 0; i < CONNECTIONS; i++) {
-        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
-        cr_expect(reply && (strcmp(reply, "alpha\n") == 0 || strcmp(reply, "bravo\n") == 0),
-                  "connection %d: \"%s\"", i, reply ? reply : "(closed)");
-        free(reply);
-    }
-    int alpha = (int)backend_accepted(&alpha_backend), bravo = (int)backend_accepted(&bravo_backend);
-    cr_expect_eq(alpha + bravo, CONNECTIONS);
+    uint16_t proxy_port = start_pool_with_refusing_server(
+        102, "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n");
+    int alpha, bravo;
+    exchange_with_pool(proxy_port, 30, &alpha, &bravo);
     cr_expect_leq(abs(alpha - bravo), 2, "alpha served %d, bravo %d: the refusing server's share was not spread",
                   alpha, bravo);
     expect_clean_exit();
@@ -280,32 +297,14 @@ Test(failover, a_resting_servers_share_is_spread_over_the_others, .init = integr
 /* Once the primaries are out, nginx runs a second weighted round robin over
  * the backups: with the only primary refusing, two backups of equal weight
  * each serve about half the connections. They used to go all to the first
- * backup in config order. One worker, so that one set of running weights
- * sees every connection. */
+ * backup in config order. */
 Test(failover, failed_over_connections_are_spread_over_the_backups, .init = integration_init,
      .fini = failover_fini)
 {
-    uint16_t proxy_port = TEST_PORT(103, 0), alpha_port = TEST_PORT(103, 1), bravo_port = TEST_PORT(103, 2);
-    failover_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert_not_null(failover_hello.data);
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\nserver = 127.0.0.1:%u\n"
-                             "server = 127.0.0.1:%u backup\nserver = 127.0.0.1:%u backup\n",
-                             TEST_PORT(103, 10), alpha_port, bravo_port);
-    char *config = config_text(proxy_port, "workers = 1\n", body);
-    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
-    free(config);
-    free(body);
-    enum { CONNECTIONS = 20 };
-    for (int i = 0; i < CONNECTIONS; i++) {
-        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
-        cr_expect(reply && (strcmp(reply, "alpha\n") == 0 || strcmp(reply, "bravo\n") == 0),
-                  "connection %d: \"%s\"", i, reply ? reply : "(closed)");
-        free(reply);
-    }
-    int alpha = (int)backend_accepted(&alpha_backend), bravo = (int)backend_accepted(&bravo_backend);
-    cr_expect_eq(alpha + bravo, CONNECTIONS);
+    uint16_t proxy_port = start_pool_with_refusing_server(
+        103, "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u backup\nserver = 127.0.0.1:%u backup\n");
+    int alpha, bravo;
+    exchange_with_pool(proxy_port, 20, &alpha, &bravo);
     cr_expect_geq(alpha, 7, "alpha served %d, bravo %d: the backups were not shared", alpha, bravo);
     cr_expect_geq(bravo, 7, "alpha served %d, bravo %d: the backups were not shared", alpha, bravo);
     expect_clean_exit();
