@@ -652,12 +652,8 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
             continue;
         }
         size_t length = strlen(key);
-        bool wildcard = key[0] == '.' || strncmp(key, "*.", 2) == 0;
-        if (length >= 2 && strcmp(key + length - 2, ".*") == 0) {
-            if (report)
-                warn(importer, entry, "map entry '%s': trailing wildcards are not supported; skipped", key);
-            continue;
-        }
+        bool wildcard = key[0] == '.' || strncmp(key, "*.", 2) == 0 ||
+                        (length > 2 && strcmp(key + length - 2, ".*") == 0);
         if (wildcard && !hostnames) {
             if (report)
                 warn(importer, entry,

@@ -11,9 +11,10 @@
  * NOTES.md: slots of 20 bytes holding the targets, 8 MiB in all, were
  * 0.8x as fast on this machine, whose cache ends between 4 and 8 MiB).
  * The builder is the table under construction: build() trims it and hands
- * it over, after which nothing writes to it. Regular expressions
- * ("~pattern", route_regex.c) are a list of their own, tried in order
- * only when no name or suffix matched, as nginx tries them.
+ * it over, after which nothing writes to it. Trailing wildcards
+ * ("www.example.*", longest first) and then regular expressions
+ * ("~pattern", route_regex.c, in order) are short lists of their own,
+ * tried only when no name or suffix matched, as nginx tries them.
  */
 #include "route_table.h"
 
@@ -59,9 +60,19 @@ struct route_alpn {
     int32_t target;
 };
 
+/* A trailing wildcard "www.example.*": the name must start with the key
+ * and a dot. Rare in SNI maps, so a short list, not the hash table. */
+struct route_prefix {
+    int32_t target;
+    uint8_t key_length;
+    char key[HOSTNAME_MAX + 1];
+};
+
 struct route_table {
     struct route_alpn *alpn;
     uint32_t alpn_count;
+    struct route_prefix *prefixes; /* "www.example.*", longest first */
+    uint32_t prefix_count;
     struct route_regex *regexes; /* config order */
     uint32_t regex_count;
     uint32_t *slots;
@@ -207,6 +218,12 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
         if (record && record->suffix != ROUTE_NO_MATCH)
             return record->suffix;
     }
+    for (uint32_t i = 0; i < table->prefix_count; i++) {
+        const struct route_prefix *prefix = &table->prefixes[i];
+        if (len > prefix->key_length && name[prefix->key_length] == '.' &&
+            memcmp(name, prefix->key, prefix->key_length) == 0)
+            return prefix->target;
+    }
     for (uint32_t i = 0; i < table->regex_count; i++)
         if (route_regex_matches(&table->regexes[i], name, len))
             return table->regexes[i].target;
@@ -334,7 +351,7 @@ bool route_table_builder_reserve(struct route_table_builder *builder, size_t pat
 /* A pattern read and normalised: what inserting it needs. */
 struct parsed_pattern {
     enum route_add_result status; /* ROUTE_ADD_OK: ready to insert */
-    bool is_default, wildcard, dot;
+    bool is_default, wildcard, dot, trailing;
     int32_t target;
     uint32_t hash;
     size_t key_length;
@@ -345,23 +362,54 @@ static void parse_pattern(const char *pattern, int32_t target, struct parsed_pat
 {
     parsed->status = target < 0 ? ROUTE_ADD_INVALID : ROUTE_ADD_OK;
     parsed->target = target;
+    parsed->trailing = false;
     parsed->is_default = strcmp(pattern, "default") == 0;
     if (parsed->status != ROUTE_ADD_OK || parsed->is_default)
         return;
     parsed->wildcard = strncmp(pattern, "*.", 2) == 0;
     parsed->dot = !parsed->wildcard && pattern[0] == '.';
+    size_t length = strlen(pattern);
+    /* "www.example.*"; a pattern with a wildcard at both ends is refused
+     * (its key keeps the '*'), as nginx refuses it. */
+    parsed->trailing = !parsed->wildcard && !parsed->dot && length > 2 && strcmp(pattern + length - 2, ".*") == 0;
     const char *name = pattern + (parsed->wildcard ? 2 : parsed->dot ? 1 : 0);
-    if (!hostname_normalize(name, strlen(name), parsed->key, &parsed->key_length)) {
+    size_t name_length = strlen(name) - (parsed->trailing ? 2 : 0);
+    if (!hostname_normalize(name, name_length, parsed->key, &parsed->key_length)) {
         parsed->status = ROUTE_ADD_INVALID;
         return;
     }
     parsed->hash = hash_name(parsed->key, parsed->key_length);
 }
 
+/* Kept longest first, so the first that matches is nginx's choice. */
+static enum route_add_result insert_prefix(struct route_table *table, const struct parsed_pattern *parsed)
+{
+    for (uint32_t i = 0; i < table->prefix_count; i++)
+        if (table->prefixes[i].key_length == parsed->key_length &&
+            memcmp(table->prefixes[i].key, parsed->key, parsed->key_length) == 0)
+            return ROUTE_ADD_DUPLICATE;
+    uint32_t at = 0;
+    while (at < table->prefix_count && table->prefixes[at].key_length >= parsed->key_length)
+        at++;
+    struct route_prefix *grown = realloc(table->prefixes, (table->prefix_count + 1) * sizeof *grown);
+    if (!grown)
+        return ROUTE_ADD_NO_MEMORY;
+    table->prefixes = grown;
+    memmove(&grown[at + 1], &grown[at], (table->prefix_count - at) * sizeof *grown);
+    grown[at].target = parsed->target;
+    grown[at].key_length = (uint8_t)parsed->key_length;
+    memcpy(grown[at].key, parsed->key, parsed->key_length);
+    table->prefix_count++;
+    table->pattern_count++;
+    return ROUTE_ADD_OK;
+}
+
 static enum route_add_result insert_pattern(struct route_table *table, const struct parsed_pattern *parsed)
 {
     if (parsed->status != ROUTE_ADD_OK)
         return parsed->status;
+    if (parsed->trailing)
+        return insert_prefix(table, parsed);
     if (parsed->is_default) {
         if (table->default_target != ROUTE_NO_MATCH)
             return ROUTE_ADD_DUPLICATE;
@@ -412,7 +460,7 @@ void route_table_builder_add_all(struct route_table_builder *builder, const char
          * found exactly as one add after the other would find them). */
         for (size_t i = 0; i < size; i++) {
             parse_pattern(patterns[first + i], targets[first + i], &window[i]);
-            if (window[i].status == ROUTE_ADD_OK && !window[i].is_default)
+            if (window[i].status == ROUTE_ADD_OK && !window[i].is_default && !window[i].trailing)
                 prefetch_slot(table, window[i].hash);
         }
         for (size_t i = 0; i < size; i++)
@@ -468,6 +516,7 @@ static void release_table(struct route_table *table)
     for (uint32_t i = 0; i < table->regex_count; i++)
         route_regex_free(&table->regexes[i]);
     free(table->regexes);
+    free(table->prefixes);
     free(table->alpn);
     free(table->slots);
     free(table->records);

@@ -4,8 +4,9 @@
  * Matching follows nginx `map ... hostnames`: an exact name (case-insensitive,
  * trailing dot ignored) first, then the longest suffix pattern ("*.x" matches
  * any subdomain of x at any depth but not x; ".x" matches x and every
- * subdomain), then the regular expressions ("~re", "~*re") in the order
- * they were added, then `default`. Built once by a builder, then read-only: any
+ * subdomain), then the longest trailing wildcard ("www.example.*": any
+ * name that starts with "www.example."), then the regular expressions
+ * ("~re", "~*re") in the order they were added, then `default`. Built once by a builder, then read-only: any
  * number of threads may call route_lookup() at once with no shared writes
  * (except inside the C library's regexec, which locks an expression while
  * it matches: only names that reach the regular expressions take it).
@@ -38,7 +39,7 @@ enum route_add_result {
 #define ROUTE_TABLE_RECORDS_MAX ((size_t)128 << 20)
 
 struct route_table_builder *route_table_builder_new(void);
-/* pattern: "default", "name", "*.suffix" or ".suffix"; target >= 0. */
+/* pattern: "default", "name", "*.suffix", ".suffix" or "prefix.*"; target >= 0. */
 enum route_add_result route_table_builder_add(struct route_table_builder *builder,
                                               const char *pattern, int32_t target);
 /* The same as route_table_builder_add() for each pattern in order, result

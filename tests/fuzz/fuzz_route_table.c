@@ -7,7 +7,8 @@
  * Owns checking that every add result equals the reference's verdict
  * (invalid, duplicate, ok) and that every query that is a host name gets
  * the reference's answer: exact name, then ".x" for x itself, then the
- * longest suffix pattern, then default. A table this small has few slots,
+ * longest suffix pattern, then the longest trailing wildcard ("x.*"), then
+ * default. A table this small has few slots,
  * so colliding tags and long probe runs come up often.
  * Must never: keep state between inputs.
  *
@@ -25,7 +26,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum kind { EXACT, STAR, DOT, DEFAULT };
+enum kind { EXACT, STAR, DOT, PREFIX, DEFAULT };
 
 struct reference_route {
     enum kind kind;
@@ -45,14 +46,19 @@ static enum route_add_result reference_add(const char *pattern, int32_t target)
         route.kind = DEFAULT;
     } else {
         route.kind = strncmp(pattern, "*.", 2) == 0 ? STAR : pattern[0] == '.' ? DOT : EXACT;
+        size_t pattern_length = strlen(pattern);
+        if (route.kind == EXACT && pattern_length > 2 && strcmp(pattern + pattern_length - 2, ".*") == 0)
+            route.kind = PREFIX;
         skip = route.kind == STAR ? 2 : route.kind == DOT ? 1 : 0;
+        size_t key_length = pattern_length - skip - (route.kind == PREFIX ? 2 : 0);
         size_t length;
-        if (!hostname_normalize(pattern + skip, strlen(pattern + skip), route.key, &length))
+        if (!hostname_normalize(pattern + skip, key_length, route.key, &length))
             return ROUTE_ADD_INVALID;
     }
     for (size_t i = 0; i < reference_count; i++) {
         const struct reference_route *seen = &reference[i];
         bool both_suffix = (seen->kind == STAR || seen->kind == DOT) && (route.kind == STAR || route.kind == DOT);
+        /* (a PREFIX only meets another PREFIX: its own kind) */
         if ((seen->kind == route.kind || both_suffix) && strcmp(seen->key, route.key) == 0)
             return ROUTE_ADD_DUPLICATE;
     }
@@ -74,9 +80,17 @@ static int32_t reference_lookup(const char *name)
             return reference[i].target;
     for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.'))
         for (size_t i = 0; i < reference_count; i++)
-            if (reference[i].kind != EXACT && reference[i].kind != DEFAULT && strcmp(reference[i].key, dot + 1) == 0)
+            if ((reference[i].kind == STAR || reference[i].kind == DOT) && strcmp(reference[i].key, dot + 1) == 0)
                 return reference[i].target;
-    return fallback;
+    const struct reference_route *longest = NULL;
+    for (size_t i = 0; i < reference_count; i++) {
+        const struct reference_route *route = &reference[i];
+        size_t length = strlen(route->key);
+        if (route->kind == PREFIX && strncmp(name, route->key, length) == 0 && name[length] == '.' &&
+            (!longest || length > strlen(longest->key)))
+            longest = route;
+    }
+    return longest ? longest->target : fallback;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -159,7 +159,7 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
     log_warnings(&result);
     cr_expect(has_warning(&result, "nginx.conf:3:", "look-around"));
     cr_expect(has_warning(&result, "nginx.conf:4:", "without 'hostnames'"));
-    cr_expect(has_warning(&result, "nginx.conf:5:", "trailing wildcards"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "without 'hostnames'"));
     cr_expect(has_warning(&result, "nginx.conf:6:", "'nowhere'"));
     cr_expect(has_warning(&result, "nginx.conf:10:", "least_conn"));
     cr_expect(has_warning(&result, "nginx.conf:11:", "max_conns=10"));
@@ -208,10 +208,10 @@ Test(nginx_import, host_names_of_servers_and_targets_are_kept)
     nginx_import_free(&result);
 }
 
-/* Regular-expression map entries are carried over in nginx's own syntax
- * and keep their order; "(?:" loses its ':' (the INI would cut the key
+/* Regular-expression map entries (and trailing wildcards) are carried
+ * over in nginx's own syntax and keep their order; "(?:" loses its ':' (the INI would cut the key
  * there). What snisplice cannot match the same way is a warning. */
-Test(nginx_import, regular_expression_entries_are_carried_over)
+Test(nginx_import, regular_expressions_and_trailing_wildcards_are_carried_over)
 {
     struct nginx_import result = import_text(
         "stream {\n"
@@ -220,6 +220,7 @@ Test(nginx_import, regular_expression_entries_are_carried_over)
         "    ~^www\\.(?<site>.+)$ web;\n"
         "    ~*^(?:matrix|element)\\.example\\.org$ 127.0.0.1:8448;\n"
         "    ~^(?!api) web;\n"
+        "    www.example.* 127.0.0.1:8448;\n"
         "    default web;\n"
         "  }\n"
         "  upstream web { server 127.0.0.1:8443; }\n"
@@ -230,6 +231,7 @@ Test(nginx_import, regular_expression_entries_are_carried_over)
     cr_expect_eq(result.warning_count, 1);
     cr_expect(strstr(result.ini, "[routes]\n~^www\\.(?<site>.+)$ = web\n"
                                  "~*^(matrix|element)\\.example\\.org$ = 127.0.0.1:8448\n"
+                                 "www.example.* = 127.0.0.1:8448\n"
                                  "default = web\n"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);

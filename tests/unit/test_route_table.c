@@ -196,10 +196,39 @@ Test(route_table, duplicates_are_refused)
     route_table_free(table);
 }
 
+/* nginx's `hostnames` trailing wildcard: "www.example.*" takes any name
+ * that starts with "www.example.", the longest such pattern wins, and it
+ * comes after exact names and leading wildcards. */
+Test(route_table, trailing_wildcards)
+{
+    static const char *const patterns[] = {
+        "www.example.*", "www.*", "*.example.com", "www.example.org", "default", "api.v1.example.*",
+    };
+    static const int32_t targets[] = { 1, 2, 3, 4, 9, 5 };
+    struct route_table *table = table_of(patterns, targets, 6);
+    cr_assert_eq(route_table_size(table), 5);
+    cr_assert_eq(lookup(table, "www.example.net"), 1);
+    cr_assert_eq(lookup(table, "www.example.co.uk"), 1);
+    cr_assert_eq(lookup(table, "www.other.net"), 2, "the longest matching prefix wins");
+    cr_assert_eq(lookup(table, "www.example.org"), 4, "an exact name comes first");
+    cr_assert_eq(lookup(table, "www.example.com"), 3, "a leading wildcard comes before a trailing one");
+    cr_assert_eq(lookup(table, "api.v1.example.io"), 5);
+    cr_assert_eq(lookup(table, "www.example"), 2, "the wildcard stands for at least one label");
+    cr_assert_eq(lookup(table, "www"), 9);
+    cr_assert_eq(lookup(table, "wwwx.example.net"), 9);
+    route_table_free(table);
+
+    struct route_table_builder *builder = route_table_builder_new();
+    cr_assert_eq(route_table_builder_add(builder, "WWW.Example.*", 1), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "www.example.*", 2), ROUTE_ADD_DUPLICATE);
+    cr_assert_eq(route_table_builder_add(builder, "www.example", 3), ROUTE_ADD_OK, "the exact name is another key");
+    route_table_builder_free(builder);
+}
+
 Test(route_table, invalid_patterns_are_refused)
 {
     const char *bad[] = { "", "*", "*.", ".", "a..b", "a b", "a_b.test", "*.*.test", "a.*.test",
-                          "test*", "**.test", "..test" };
+                          "test*", "**.test", "..test", ".*", "*.example.*", ".example.*", "a.*.*", "a_b.*" };
     struct route_table_builder *builder = route_table_builder_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(route_table_builder_add(builder, bad[i], 1), ROUTE_ADD_INVALID, "'%s'", bad[i]);
