@@ -65,8 +65,8 @@ static bool emit_char(struct translation *t, char c)
     return emit(t, text);
 }
 
-/* \d \w \s and their negations, as a whole bracket expression; NULL for
- * other letters. */
+/* \d \w \s and their negations as whole bracket expressions, and the
+ * anchors \A \z \Z; NULL for other letters. */
 static const char *class_outside_brackets(char letter)
 {
     switch (letter) {
@@ -107,8 +107,6 @@ static bool translate_escape(struct translation *t)
     return emit_char(t, c);
 }
 
-/* "(" at t->in: a group. Capturing or not makes no difference to whether
- * a name matches, so every form that only groups becomes "(". */
 static bool open_group(struct translation *t)
 {
     if (t->depth == GROUP_DEPTH_MAX)
@@ -129,6 +127,8 @@ static bool close_group(struct translation *t)
     return emit(t, ")");
 }
 
+/* "(" at t->in: a group. Capturing or not makes no difference to whether
+ * a name matches, so every form that only groups becomes "(". */
 static bool translate_group(struct translation *t)
 {
     const char *in = t->in;
