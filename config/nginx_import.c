@@ -14,6 +14,7 @@
  */
 #include "nginx_import.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -84,7 +85,11 @@ struct import_map {
     const struct nginx_directive *directive;
     const char *variable; /* without '$' */
     bool server_name;     /* source is $ssl_preread_server_name */
+    bool alpn;            /* source is $ssl_preread_alpn_protocols: entries become alpn routes */
+    const char *port_host; /* used as proxy_pass HOST:$variable: values are ports on HOST */
+    struct import_map *names; /* an ALPN map's "default $x", $x a server-name map: one table */
     bool used;
+    bool chained;         /* a used ALPN map's default: written inside that map's table */
     bool proxy_protocol;  /* used by a server with proxy_protocol on */
     bool plain;           /* used by a server without it */
     char table[NAME_MAX_LENGTH];
@@ -313,6 +318,44 @@ static bool convert_regex(const char *nginx, char *out, size_t out_size, char *w
     return true;
 }
 
+/* A key of a map on $ssl_preread_alpn_protocols (the client's protocols,
+ * comma-joined) as "alpn PROTOCOL": the regular expressions nginx recipes
+ * use for one protocol (~\bacme-tls/1\b, ~^acme-tls/1$, ~acme-tls/1), or a
+ * plain key (*exact: nginx compared the whole list with it). */
+static bool convert_alpn_key(const char *key, char *out, size_t out_size, bool *exact, char *why,
+                             size_t why_size)
+{
+    const char *in = key;
+    *exact = key[0] != '~';
+    if (!*exact) {
+        in += key[1] == '*' ? 2 : 1;
+        if (strncmp(in, "\\b", 2) == 0 || in[0] == '^')
+            in += in[0] == '^' ? 1 : 2;
+    }
+    size_t length = (size_t)snprintf(out, out_size, "alpn ");
+    for (; *in; in++) {
+        if (!*exact && (strcmp(in, "\\b") == 0 || strcmp(in, "$") == 0))
+            break;
+        char c = *in;
+        bool escaped = !*exact && c == '\\' && in[1] && strchr("./-", in[1]);
+        if (escaped)
+            c = *++in;
+        bool protocol_byte = *exact ? c > ' ' && c <= '~' && c != ',' :
+                                      escaped || isalnum((unsigned char)c) || strchr("-_./", c);
+        if (!protocol_byte || length + 2 > out_size) {
+            snprintf(why, why_size, "not one ALPN protocol (snisplice routes on one offered protocol)");
+            return false;
+        }
+        out[length++] = c;
+    }
+    out[length] = '\0';
+    if (length == 5) {
+        snprintf(why, why_size, "no protocol in it");
+        return false;
+    }
+    return true;
+}
+
 /* INI names: letters, digits, '_' and '-'; anything else becomes '_'. */
 static void sanitize_name(const char *in, char *out, size_t out_size)
 {
@@ -459,11 +502,12 @@ static void collect_map(struct importer *importer, const struct nginx_directive 
     map->directive = directive;
     map->variable = directive->args[1] + 1;
     map->server_name = strcmp(directive->args[0], "$ssl_preread_server_name") == 0;
+    map->alpn = strcmp(directive->args[0], "$ssl_preread_alpn_protocols") == 0;
     sanitize_name(map->variable, map->table, sizeof map->table);
-    if (!map->server_name)
+    if (!map->server_name && !map->alpn)
         warn(importer, directive,
-             "map on %s: only maps on $ssl_preread_server_name become routes; $%s is not converted",
-             directive->args[0], map->variable);
+             "map on %s: only maps on $ssl_preread_server_name and $ssl_preread_alpn_protocols become routes; "
+             "$%s is not converted", directive->args[0], map->variable);
 }
 
 static void collect_upstream(struct importer *importer, const struct nginx_directive *directive)
@@ -636,8 +680,22 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
                 warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);
             continue;
         }
+        if (map->names && strcmp(key, "default") == 0)
+            continue; /* the chained map's entries follow in the same table */
         char regex_key[ROUTE_REGEX_TEXT_MAX];
-        if (key[0] == '~') {
+        if (map->alpn && strcmp(key, "default") != 0) {
+            char why[200];
+            bool exact = false;
+            if (!convert_alpn_key(key, regex_key, sizeof regex_key, &exact, why, sizeof why)) {
+                if (report)
+                    warn(importer, entry, "map entry '%s': %s; skipped", key, why);
+                continue;
+            }
+            if (report && exact)
+                warn(importer, entry, "map entry '%s': nginx compared the client's whole protocol list with it; "
+                                      "snisplice routes every client that offers %s", key, regex_key + 5);
+            key = regex_key;
+        } else if (key[0] == '~') {
             char why[200];
             if (!convert_regex(key, regex_key, sizeof regex_key, why, sizeof why)) {
                 if (report)
@@ -661,14 +719,19 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
                      "matched; skipped", key);
             continue;
         }
+        const char *value = entry->args[0];
+        char on_host[ADDRESS_TEXT_MAX + 8];
+        if (map->port_host) {
+            snprintf(on_host, sizeof on_host, "%s:%s", map->port_host, value);
+            value = on_host;
+        }
         struct import_upstream *target = NULL;
         if (report)
-            target = resolve_target(importer, entry, entry->args[0]);
+            target = resolve_target(importer, entry, value);
         else {
-            target = find_upstream(importer, entry->args[0]);
+            target = find_upstream(importer, value);
             char address[ADDRESS_TEXT_MAX], why[160];
-            if (!target && entry->args[0][0] != '$' &&
-                convert_address(entry->args[0], false, address, sizeof address, why, sizeof why))
+            if (!target && value[0] != '$' && convert_address(value, false, address, sizeof address, why, sizeof why))
                 target = literal_upstream(importer, address);
         }
         if (target)
@@ -685,6 +748,35 @@ static void mark_entry(struct importer *importer, struct import_map *map,
         mark_reached(target, true);
     if (map->plain)
         mark_reached(target, false);
+}
+
+/* proxy_pass $variable, or HOST:$variable (acme.sh's recipe: an ALPN map
+ * whose values are ports). A map is used one way only: its routes table
+ * is written once. */
+static bool use_map_as(struct importer *importer, struct import_server *server, const char *target,
+                       const char *variable)
+{
+    (void)importer;
+    struct import_map *map = server->map;
+    if (variable == target) {
+        if (map->used && map->port_host)
+            return false;
+        return true;
+    }
+    size_t host_length = (size_t)(variable - target);
+    if (host_length < 2 || target[host_length - 1] != ':')
+        return false;
+    char *host = strndup(target, host_length - 1);
+    if (!host)
+        return false;
+    bool same = map->port_host ? strcmp(map->port_host, host) == 0 : !map->used;
+    if (!same) {
+        free(host);
+        return false;
+    }
+    free((char *)map->port_host);
+    map->port_host = host;
+    return true;
 }
 
 static void resolve_server(struct importer *importer, struct import_server *server)
@@ -705,11 +797,17 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         return;
     }
     const char *target = server->proxy_pass->args[0];
-    if (target[0] == '$') {
-        server->map = find_map(importer, target + 1);
-        if (!server->map || !server->map->server_name) {
-            warn(importer, server->proxy_pass,
-                 "proxy_pass %s: not a map on $ssl_preread_server_name; server skipped", target);
+    const char *variable = strchr(target, '$');
+    if (variable) {
+        server->map = find_map(importer, variable + 1);
+        const char *why = !server->map || !(server->map->server_name || server->map->alpn) ?
+                              "not a map on $ssl_preread_server_name or $ssl_preread_alpn_protocols" :
+                          !use_map_as(importer, server, target, variable) ?
+                              "only $map or HOST:$map, and each map one way (it becomes one routes table)" :
+                              NULL;
+        if (why) {
+            warn(importer, server->proxy_pass, "proxy_pass %s: %s; server skipped", target, why);
+            server->map = NULL;
             server->listen_count = 0;
             return;
         }
@@ -730,6 +828,30 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         return;
     }
     mark_reached(server->upstream, server->proxy_protocol);
+}
+
+/* nginx's recipe for an ACME helper beside SNI routing: a map on the
+ * client's protocols whose default is the server-name map
+ * (`default $name;`). snisplice tries ALPN routes before names anyway, so
+ * the two become one table: the ALPN entries, then the name map's. */
+static void chain_names(struct importer *importer, struct import_map *map)
+{
+    if (!map->used || !map->alpn || map->port_host)
+        return;
+    const struct nginx_block *block = map->directive->block;
+    for (size_t i = 0; i < block->count; i++) {
+        const struct nginx_directive *entry = &block->items[i];
+        if (strcmp(entry->name, "default") != 0 || entry->arg_count != 1 || entry->args[0][0] != '$')
+            continue;
+        struct import_map *names = find_map(importer, entry->args[0] + 1);
+        if (!names || !names->server_name)
+            return;
+        map->names = names;
+        names->chained = true;
+        names->proxy_protocol |= map->proxy_protocol;
+        names->plain |= map->plain;
+        return;
+    }
 }
 
 /* Every upstream's INI name: its nginx name with what the INI does not allow
@@ -938,11 +1060,12 @@ static void write_ini(struct importer *importer, struct text *ini)
 
     for (size_t i = 0; i < importer->map_count; i++) {
         struct import_map *map = &importer->maps[i];
-        if (!map->server_name)
+        if (!map->server_name && !map->alpn)
             continue;
         if (!map->used) {
-            warn(importer, map->directive, "map $%s is used by no server's proxy_pass; not converted",
-                 map->variable);
+            if (!map->chained)
+                warn(importer, map->directive, "map $%s is used by no server's proxy_pass; not converted",
+                     map->variable);
             continue;
         }
         if (map->proxy_protocol && map->plain)
@@ -952,6 +1075,8 @@ static void write_ini(struct importer *importer, struct text *ini)
                  map->variable);
         text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
         walk_map(importer, map, true, write_route, ini);
+        if (map->names)
+            walk_map(importer, map->names, true, write_route, ini);
         text_printf(ini, "\n");
     }
     for (size_t i = 0; i < importer->upstream_count; i++)
@@ -971,7 +1096,9 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     for (size_t i = 0; i < importer.server_count; i++)
         resolve_server(&importer, &importer.servers[i]);
     for (size_t i = 0; i < importer.map_count; i++)
-        if (importer.maps[i].used)
+        chain_names(&importer, &importer.maps[i]);
+    for (size_t i = 0; i < importer.map_count; i++)
+        if (importer.maps[i].used || importer.maps[i].chained)
             walk_map(&importer, &importer.maps[i], false, mark_entry, NULL);
     name_upstreams(&importer);
     name_listeners(&importer);
@@ -1003,6 +1130,8 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     free(importer.upstreams);
     name_index_free(&importer.upstream_names);
     name_index_free(&importer.literal_addresses);
+    for (size_t i = 0; i < importer.map_count; i++)
+        free((char *)importer.maps[i].port_host);
     free(importer.maps);
     free(importer.servers);
     out->ini = ini.data;

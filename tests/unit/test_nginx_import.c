@@ -237,6 +237,83 @@ Test(nginx_import, regular_expressions_and_trailing_wildcards_are_carried_over)
     nginx_import_free(&result);
 }
 
+/* The ACME TLS-ALPN-01 recipes: a map on $ssl_preread_alpn_protocols sends
+ * the certificate helper's handshakes aside. acme.sh's form maps to a port
+ * on one host; nginx's own example maps protocols to addresses; and beside
+ * SNI routing the ALPN map's default is the server-name map, which in
+ * snisplice is one table (ALPN routes are tried before names). */
+Test(nginx_import, alpn_maps_become_alpn_routes)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_alpn_protocols $tls_port { ~\\bacme-tls/1\\b 10443; default 443; }\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:$tls_port; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[routes]\nalpn acme-tls/1 = 127.0.0.1:10443\ndefault = 127.0.0.1:443\n"), "%s",
+              result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_alpn_protocols $proxy {\n"
+        "    ~\\bh2\\b 127.0.0.1:8001;\n"
+        "    ~\\bhttp/1.1\\b 127.0.0.1:8002;\n"
+        "    ~\\bxmpp-client\\b 127.0.0.1:8003;\n"
+        "  }\n"
+        "  server { listen 9000; proxy_pass $proxy; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "alpn h2 = 127.0.0.1:8001\nalpn http/1.1 = 127.0.0.1:8002\n"
+                                 "alpn xmpp-client = 127.0.0.1:8003\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { hostnames; matrix.example.org synapse; .example.org web; "
+        "default web; }\n"
+        "  map $ssl_preread_alpn_protocols $route { ~\\bacme-tls/1\\b 127.0.0.1:10443; default $name; }\n"
+        "  upstream synapse { server 127.0.0.1:8448; }\n"
+        "  upstream web { server 127.0.0.1:8443; }\n"
+        "  server { listen 443; proxy_pass $route; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0, "the name map is used through the ALPN map");
+    cr_expect(strstr(result.ini, "[routes]\nalpn acme-tls/1 = 127.0.0.1:10443\nmatrix.example.org = synapse\n"
+                                 ".example.org = web\ndefault = web\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* What does not fit one ALPN route per entry is said, not guessed. */
+Test(nginx_import, alpn_entries_that_do_not_fit)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                             /* 1 */
+        "  map $ssl_preread_alpn_protocols $proxy {\n"                          /* 2 */
+        "    h2 127.0.0.1:8001;\n"                                              /* 3 */
+        "    ~(h2|h3) 127.0.0.1:8002;\n"                                        /* 4 */
+        "    \"h2,http/1.1\" 127.0.0.1:8003;\n"                                  /* 5 */
+        "    default 127.0.0.1:8004;\n"                                         /* 6 */
+        "  }\n"                                                                 /* 7 */
+        "  server { listen 9000; proxy_pass $proxy; ssl_preread on; }\n"         /* 8 */
+        "  server { listen 9001; proxy_pass 127.0.0.1:$proxy; ssl_preread on; }\n" /* 9 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "whole protocol list"));
+    cr_expect(has_warning(&result, "nginx.conf:4:", "not one ALPN protocol"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "not one ALPN protocol"));
+    cr_expect(has_warning(&result, "nginx.conf:9:", "each map one way"));
+    cr_expect_eq(result.warning_count, 4);
+    cr_expect(strstr(result.ini, "alpn h2 = 127.0.0.1:8001\ndefault = 127.0.0.1:8004\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, several_servers_each_become_a_listener)
 {
     struct nginx_import result = import_text(
