@@ -129,6 +129,7 @@ struct importer {
     const char *source;
     const char *user;
     const char *workers;
+    const struct nginx_directive *access_log; /* the first access_log PATH, stream or server level */
     struct import_map *maps;
     size_t map_count;
     struct import_upstream **upstreams; /* each allocated alone: servers and maps point at them */
@@ -576,6 +577,35 @@ static bool is_on(struct importer *importer, const struct nginx_directive *direc
     return false;
 }
 
+/* Directives of a stream block or of its servers that need no INI line
+ * of their own: what snisplice always does, and the access log (one per
+ * process in snisplice, in its own format). False: not one of them. */
+static bool collect_common(struct importer *importer, const struct nginx_directive *item)
+{
+    bool on = item->arg_count == 1 && strcmp(item->args[0], "on") == 0;
+    if ((strcmp(item->name, "tcp_nodelay") == 0 || strcmp(item->name, "proxy_next_upstream") == 0) && on)
+        return true; /* snisplice sets TCP_NODELAY and tries the next server, as nginx does by default */
+    if (strcmp(item->name, "resolver") == 0) {
+        warn(importer, item, "resolver: not carried over; snisplice resolves server names when it loads its "
+                             "configuration, with the system's resolver (/etc/hosts, /etc/resolv.conf)");
+        return true;
+    }
+    if (strcmp(item->name, "access_log") != 0 || item->arg_count < 1)
+        return false;
+    if (strcmp(item->args[0], "off") == 0)
+        return true;
+    if (!importer->access_log) {
+        importer->access_log = item;
+        warn(importer, item, "access_log %s: carried over; snisplice writes its own line format there "
+                             "(README, Access log), not nginx's log_format; under the shipped systemd unit "
+                             "only /var/log/snisplice is writable", item->args[0]);
+    } else if (strcmp(importer->access_log->args[0], item->args[0]) != 0) {
+        warn(importer, item, "access_log %s: snisplice has one access log; lines go to %s", item->args[0],
+             importer->access_log->args[0]);
+    }
+    return true;
+}
+
 static void collect_server(struct importer *importer, const struct nginx_directive *directive)
 {
     if (!directive->block) {
@@ -602,7 +632,7 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             server->proxy_protocol_set = true;
         } else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
-        else if (!collect_timeout_directive(importer, item))
+        else if (!collect_common(importer, item) && !collect_timeout_directive(importer, item))
             warn(importer, item, "%s: not carried over", item->name);
     }
 }
@@ -623,7 +653,7 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             importer->stream_ssl_preread = is_on(importer, item);
         else if (strcmp(item->name, "proxy_protocol") == 0)
             importer->stream_proxy_protocol = is_on(importer, item);
-        else if (!collect_timeout_directive(importer, item))
+        else if (!collect_common(importer, item) && !collect_timeout_directive(importer, item))
             warn(importer, item, "%s: not carried over", item->name);
     }
 }
@@ -1030,7 +1060,7 @@ static void write_ini(struct importer *importer, struct text *ini)
 {
     text_printf(ini, "; snisplice configuration converted from %s by snisplice --import-nginx.\n"
                      "; Check it with: snisplice -t -c FILE\n\n", importer->source);
-    bool any_global = importer->workers || importer->user;
+    bool any_global = importer->workers || importer->user || importer->access_log;
     for (size_t i = 0; i < 3; i++)
         any_global |= importer->timeouts[i].value[0] != '\0';
     if (any_global) {
@@ -1039,6 +1069,8 @@ static void write_ini(struct importer *importer, struct text *ini)
             text_printf(ini, "workers = %s\n", importer->workers);
         if (importer->user)
             text_printf(ini, "user = %s\n", importer->user);
+        if (importer->access_log)
+            text_printf(ini, "access_log = %s\n", importer->access_log->args[0]);
         for (size_t i = 0; i < 3; i++)
             if (importer->timeouts[i].value[0])
                 text_printf(ini, "%s = %s\n", importer->timeouts[i].ini_name, importer->timeouts[i].value);

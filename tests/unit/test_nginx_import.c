@@ -314,6 +314,31 @@ Test(nginx_import, alpn_entries_that_do_not_fit)
     nginx_import_free(&result);
 }
 
+/* Debian's nginx.conf style: what snisplice already does is taken without
+ * a word, the stream access log is carried over (in snisplice's format,
+ * said once), and the resolver is explained rather than just dropped. */
+Test(nginx_import, logging_and_what_snisplice_always_does)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                          /* 1 */
+        "  access_log /var/log/nginx/stream.log basic;\n"                     /* 2 */
+        "  resolver 127.0.0.11 valid=30s;\n"                                  /* 3 */
+        "  tcp_nodelay on;\n"                                                 /* 4 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443;\n"                 /* 5 */
+        "           proxy_next_upstream on; access_log off; }\n"              /* 6 */
+        "  server { listen 444; proxy_pass 127.0.0.1:8444;\n"                 /* 7 */
+        "           access_log /var/log/nginx/other.log; tcp_nodelay off; }\n" /* 8 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "snisplice writes its own line format"));
+    cr_expect(has_warning(&result, "nginx.conf:3:", "system's resolver"));
+    cr_expect(has_warning(&result, "nginx.conf:8:", "one access log; lines go to /var/log/nginx/stream.log"));
+    cr_expect(has_warning(&result, "nginx.conf:8:", "tcp_nodelay: not carried over"));
+    cr_expect_eq(result.warning_count, 4);
+    cr_expect(strstr(result.ini, "[global]\naccess_log = /var/log/nginx/stream.log\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, several_servers_each_become_a_listener)
 {
     struct nginx_import result = import_text(
