@@ -783,16 +783,11 @@ static void mark_entry(struct importer *importer, struct import_map *map,
 /* proxy_pass $variable, or HOST:$variable (acme.sh's recipe: an ALPN map
  * whose values are ports). A map is used one way only: its routes table
  * is written once. */
-static bool use_map_as(struct importer *importer, struct import_server *server, const char *target,
-                       const char *variable)
+static bool use_map_as(struct import_server *server, const char *target, const char *variable)
 {
-    (void)importer;
     struct import_map *map = server->map;
-    if (variable == target) {
-        if (map->used && map->port_host)
-            return false;
-        return true;
-    }
+    if (variable == target)
+        return !map->port_host;
     size_t host_length = (size_t)(variable - target);
     if (host_length < 2 || target[host_length - 1] != ':')
         return false;
@@ -832,7 +827,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         server->map = find_map(importer, variable + 1);
         const char *why = !server->map || !(server->map->server_name || server->map->alpn) ?
                               "not a map on $ssl_preread_server_name or $ssl_preread_alpn_protocols" :
-                          !use_map_as(importer, server, target, variable) ?
+                          !use_map_as(server, target, variable) ?
                               "only $map or HOST:$map, and each map one way (it becomes one routes table)" :
                               NULL;
         if (why) {
