@@ -181,11 +181,21 @@ static bool translate_brackets(struct translation *t)
         return false;
     if (*t->in == '^' && !emit_char(t, *t->in++))
         return false;
+    size_t content_start = t->length;
     if (*t->in == ']' && !emit_char(t, *t->in++))
         return false;
-    size_t content_start = t->length;
-    bool dash = false, caret = false;
+    bool dash = false, caret = false, after_class = false;
     while (*t->in && *t->in != ']') {
+        bool was_after_class = after_class;
+        after_class = false;
+        /* A literal '-' (last, or after \d \w \s, where PCRE cannot read a
+         * range) goes last too, so that what is moved there cannot join
+         * it into a range. */
+        if (*t->in == '-' && (t->in[1] == ']' || was_after_class)) {
+            t->in++;
+            dash = true;
+            continue;
+        }
         if (t->in[0] == '[' && t->in[1] == ':') {
             const char *end = strstr(t->in + 2, ":]");
             if (!end)
@@ -214,6 +224,7 @@ static bool translate_brackets(struct translation *t)
         if (class) {
             if (!emit(t, class))
                 return false;
+            after_class = true;
         } else if (isalnum((unsigned char)c)) {
             char reason[64];
             snprintf(reason, sizeof reason, "\\%c inside [...] has no POSIX equivalent", c);
@@ -231,13 +242,21 @@ static bool translate_brackets(struct translation *t)
     if (*t->in != ']')
         return fail(t, "unterminated [");
     t->in++;
-    if (caret && t->length == content_start && !dash)
+    /* Moved characters: '^' is literal anywhere but first, '-' first or
+     * last; with nothing else in the class, "-^" keeps both literal. */
+    bool empty = t->length == content_start;
+    if (caret && empty && !dash)
         return fail(t, "[\\^] alone: write \\^ outside [...]");
-    if (caret && !emit(t, "^"))
-        return false;
-    if (dash && !emit(t, "-"))
-        return false;
-    return emit(t, "]");
+    char moved[4] = "";
+    size_t count = 0;
+    if (dash && empty)
+        moved[count++] = '-';
+    if (caret)
+        moved[count++] = '^';
+    if (dash && !empty)
+        moved[count++] = '-';
+    moved[count] = '\0';
+    return emit(t, moved) && emit(t, "]");
 }
 
 /* After a quantifier: PCRE's lazy "?" changes which match is found, not

@@ -55,6 +55,14 @@ Test(route_regex, common_nginx_patterns_match_as_in_nginx)
     cr_assert(matches("~^a[\\.\\-]b$", "a.b"));
     cr_assert_not(matches("~^a[\\.\\-]b$", "axb"));
     cr_assert(matches("~^a{b$", "a{b"), "a brace that is no repeat count is a literal, as in PCRE");
+    /* '-' after a class escape or last is literal, and what the
+     * translation moves to the end must not make a range with it. */
+    cr_assert(matches("~^[\\w-_.]+$", "my-host.com"));
+    cr_assert_not(matches("~[.\\^-]", "0"), "no range from '.' to '^'");
+    cr_assert(matches("~[.\\^-]", "-"));
+    cr_assert_not(matches("~[\\^\\dx-]", "a"));
+    cr_assert(matches("~[\\^\\-]", "-"));
+    cr_assert_not(matches("~[\\^\\-]", "a"), "not a negated class");
 }
 
 /* snisplice lower-cases server names; ~* also takes patterns in capitals. */
@@ -71,6 +79,11 @@ Test(route_regex, translation)
     expect_translated("\\d+?\\w*?\\s??", "[0-9]+[A-Za-z0-9_]*[[:space:]]?");
     expect_translated("[\\w.\\-]", "[A-Za-z0-9_.-]");
     expect_translated("[^\\d\\^x]", "[^0-9x^]");
+    expect_translated("[\\^\\dx-]", "[0-9x^-]");
+    expect_translated("[.\\^-]", "[.^-]");
+    expect_translated("[\\w-_.]", "[A-Za-z0-9__.-]");
+    expect_translated("[\\^\\-]", "[-^]");
+    expect_translated("[]a]", "[]a]");
     expect_translated("x{2,}?y{3}", "x{2,}y{3}");
     expect_translated("\\Aab\\z", "^ab$");
     expect_translated("a\\/b\\-c", "a/b-c");
