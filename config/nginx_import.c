@@ -282,8 +282,11 @@ static bool convert_address(const char *nginx, bool port_only_allowed, char *out
     char host[HOSTNAME_MAX + 1];
     uint16_t port;
     if (!port_only_allowed && address_split_host_name(work, host, sizeof host, &port)) {
-        snprintf(out, out_size, "%s:%u", host, port);
-        return true;
+        int written = snprintf(out, out_size, "%.*s:%u", (int)(ADDRESS_TEXT_MAX - 7), host, port);
+        if (written > 0 && (size_t)written < out_size)
+            return true;
+        snprintf(why, why_size, "address too long");
+        return false;
     }
     snprintf(why, why_size, "%s", error);
     return false;
