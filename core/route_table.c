@@ -71,10 +71,6 @@ struct route_prefix {
 struct route_table {
     struct route_alpn *alpn;
     uint32_t alpn_count;
-    struct route_prefix *prefixes; /* "www.example.*", longest first */
-    uint32_t prefix_count;
-    struct route_regex *regexes; /* config order */
-    uint32_t regex_count;
     uint32_t *slots;
     uint32_t slot_mask;
     uint32_t key_count;   /* slots in use */
@@ -87,6 +83,12 @@ struct route_table {
      * name with no wildcard route above it costs one probe, not one per
      * label. */
     uint64_t suffix_label_counts;
+    /* Read only when no name or suffix matched (kept after the fields
+     * every lookup reads). */
+    struct route_prefix *prefixes; /* "www.example.*", longest first */
+    uint32_t prefix_count;
+    uint32_t regex_count;
+    struct route_regex *regexes; /* config order */
 };
 
 /* The builder is the same structure while it is still growing. */
@@ -194,6 +196,24 @@ static void collect_suffix_probes(const struct route_table *table, const char *n
 }
 
 /* A name longer than HOSTNAME_MAX is no host name: it matches no route. */
+/* After names and suffixes: the longest trailing wildcard, then the
+ * first regular expression that matches, then the default. Out of line:
+ * most tables have neither, and route_lookup stays as small as it was. */
+__attribute__((noinline)) static int32_t lookup_prefixes_and_regexes(const struct route_table *table,
+                                                                     const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < table->prefix_count; i++) {
+        const struct route_prefix *prefix = &table->prefixes[i];
+        if (len > prefix->key_length && name[prefix->key_length] == '.' &&
+            memcmp(name, prefix->key, prefix->key_length) == 0)
+            return prefix->target;
+    }
+    for (uint32_t i = 0; i < table->regex_count; i++)
+        if (route_regex_matches(&table->regexes[i], name, len))
+            return table->regexes[i].target;
+    return table->default_target;
+}
+
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len)
 {
     if (len == 0 || len > HOSTNAME_MAX)
@@ -218,16 +238,9 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
         if (record && record->suffix != ROUTE_NO_MATCH)
             return record->suffix;
     }
-    for (uint32_t i = 0; i < table->prefix_count; i++) {
-        const struct route_prefix *prefix = &table->prefixes[i];
-        if (len > prefix->key_length && name[prefix->key_length] == '.' &&
-            memcmp(name, prefix->key, prefix->key_length) == 0)
-            return prefix->target;
-    }
-    for (uint32_t i = 0; i < table->regex_count; i++)
-        if (route_regex_matches(&table->regexes[i], name, len))
-            return table->regexes[i].target;
-    return table->default_target;
+    if (table->prefix_count == 0 && table->regex_count == 0)
+        return table->default_target;
+    return lookup_prefixes_and_regexes(table, name, len);
 }
 
 int32_t route_lookup_alpn(const struct route_table *table, const uint8_t *alpn, size_t alpn_len)
