@@ -347,6 +347,25 @@ bool route_regex_translate(const char *pcre, char *out, size_t out_size, char *e
     return !t.failed;
 }
 
+/* "~*": names arrive lower-cased, so a lower-cased expression matched
+ * exactly is a case-insensitive match. glibc's REG_ICASE is not used:
+ * it folds ranges that reach past the letters ("[^m-{]") over the
+ * punctuation between 'Z' and 'a', which PCRE does not. After the
+ * translation the expression has no letter escapes left, and of the
+ * [:class:] names only upper and lower change meaning: both become alpha,
+ * as PCRE reads them caselessly. */
+static void fold_case(char *expression)
+{
+    for (char *at = expression; *at; at++) {
+        if (strncmp(at, "[:upper:]", 9) == 0 || strncmp(at, "[:lower:]", 9) == 0) {
+            memcpy(at, "[:alpha:]", 9);
+            at += 8;
+            continue;
+        }
+        *at = (char)tolower((unsigned char)*at);
+    }
+}
+
 bool route_regex_is_pattern(const char *pattern)
 {
     return pattern[0] == '~';
@@ -368,8 +387,9 @@ bool route_regex_compile(struct route_regex *regex, const char *pattern, int32_t
     char translated[ROUTE_REGEX_TEXT_MAX];
     if (!route_regex_translate(body, translated, sizeof translated, error, error_size))
         return false;
-    int flags = REG_EXTENDED | REG_NOSUB | (case_insensitive ? REG_ICASE : 0);
-    int status = regcomp(&regex->compiled, translated, flags);
+    if (case_insensitive)
+        fold_case(translated);
+    int status = regcomp(&regex->compiled, translated, REG_EXTENDED | REG_NOSUB);
     if (status != 0) {
         char reason[128];
         regerror(status, &regex->compiled, reason, sizeof reason);

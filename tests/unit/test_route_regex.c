@@ -70,6 +70,13 @@ Test(route_regex, case)
 {
     cr_assert(matches("~*^WWW\\.", "www.example.com"));
     cr_assert_not(matches("~^WWW\\.", "www.example.com"));
+    cr_assert(matches("~*^[A-Z]+\\.EXAMPLE\\.org$", "mail.example.org"));
+    cr_assert(matches("~*^[[:upper:]]+$", "abc"), "caseless [:upper:] is any letter, as in PCRE");
+    /* glibc's REG_ICASE folds this range over '_' '`' '[' '^'; PCRE does
+     * not (a differential test against Perl and Python found it). */
+    cr_assert(matches("~*[^m-{]", "_"));
+    cr_assert(matches("~*[^m-{]", "["));
+    cr_assert_not(matches("~*[^m-{]", "q"));
 }
 
 Test(route_regex, translation)
