@@ -39,6 +39,11 @@ struct translation {
     uint32_t group_copies[GROUP_DEPTH_MAX + 1];
     unsigned depth;
     uint32_t atom_copies;
+    /* An anchor (^ $ \A \z) in each open group, and in the last atom: a
+     * repeated anchor is refused, glibc matches "x(^|\.){2}" where PCRE
+     * does not (found by a differential test). */
+    bool group_anchor[GROUP_DEPTH_MAX + 1];
+    bool atom_anchor;
 };
 
 static bool fail(struct translation *t, const char *reason)
@@ -112,6 +117,7 @@ static bool open_group(struct translation *t)
     if (t->depth == GROUP_DEPTH_MAX)
         return fail(t, "groups nested more than 32 deep");
     t->group_copies[++t->depth] = 1;
+    t->group_anchor[t->depth] = false;
     return emit(t, "(");
 }
 
@@ -121,9 +127,11 @@ static bool close_group(struct translation *t)
     t->in++;
     if (t->depth == 0)
         return emit(t, ")"); /* regcomp reports the unmatched ")" */
-    t->atom_copies = t->group_copies[t->depth--];
+    t->atom_copies = t->group_copies[t->depth];
+    t->atom_anchor = t->group_anchor[t->depth--];
     if (t->atom_copies > t->group_copies[t->depth])
         t->group_copies[t->depth] = t->atom_copies;
+    t->group_anchor[t->depth] |= t->atom_anchor;
     return emit(t, ")");
 }
 
@@ -219,6 +227,11 @@ static bool translate_brackets(struct translation *t)
         char c = t->in[1];
         if (c == '\0')
             break;
+        /* An escaped end of a range ("[!-\-]", "[\.-z]"): POSIX cannot
+         * escape it and moving it would change the range. */
+        bool range_before = t->length > content_start + 1 && t->out[t->length - 1] == '-' && !was_after_class;
+        if (!class_inside_brackets(c) && (range_before || (t->in[2] == '-' && t->in[3] && t->in[3] != ']')))
+            return fail(t, "a range with an escaped end inside [...]: write the character without '\\'");
         t->in += 2;
         const char *class = class_inside_brackets(c);
         if (class) {
@@ -264,6 +277,8 @@ static bool translate_brackets(struct translation *t)
  * so it is refused. */
 static bool after_quantifier(struct translation *t)
 {
+    if (t->atom_anchor)
+        return fail(t, "a repeated anchor (^ or $ under a quantifier) has no reliable POSIX equivalent");
     if (*t->in == '+')
         return fail(t, "possessive quantifiers (*+, ++) have no POSIX equivalent");
     if (*t->in == '?')
@@ -320,12 +335,23 @@ bool route_regex_translate(const char *pcre, char *out, size_t out_size, char *e
             close_group(&t);
             continue; /* a count may follow: atom_copies stays the group's */
         }
-        if (c == '{') {
-            translate_braces(&t);
+        if (c == '{' || c == '*' || c == '+' || c == '?') {
+            /* A quantifier: it applies to the last atom (copies, anchor). */
+            if (c == '{') {
+                translate_braces(&t);
+            } else {
+                t.in++;
+                if (emit_char(&t, c))
+                    after_quantifier(&t);
+            }
             t.atom_copies = 1;
+            t.atom_anchor = false;
             continue;
         }
         t.atom_copies = 1;
+        t.atom_anchor = c == '^' || c == '$' ||
+                        (c == '\\' && (t.in[1] == 'A' || t.in[1] == 'z' || t.in[1] == 'Z'));
+        t.group_anchor[t.depth] |= t.atom_anchor;
         if (c == '\\') {
             translate_escape(&t);
         } else if (c == '(') {
@@ -335,10 +361,6 @@ bool route_regex_translate(const char *pcre, char *out, size_t out_size, char *e
         } else if (c == '}') {
             t.in++;
             emit(&t, "\\}");
-        } else if (c == '*' || c == '+' || c == '?') {
-            t.in++;
-            if (emit_char(&t, c))
-                after_quantifier(&t);
         } else {
             t.in++;
             emit_char(&t, c);

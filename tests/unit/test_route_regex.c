@@ -55,6 +55,10 @@ Test(route_regex, common_nginx_patterns_match_as_in_nginx)
     cr_assert(matches("~^a[\\.\\-]b$", "a.b"));
     cr_assert_not(matches("~^a[\\.\\-]b$", "axb"));
     cr_assert(matches("~^a{b$", "a{b"), "a brace that is no repeat count is a literal, as in PCRE");
+    cr_assert(matches("~(^|\\.)example\\.com$", "a.example.com"), "an anchor in a group that is not repeated");
+    cr_assert_not(matches("~(^|\\.)example\\.com$", "aexample.com"));
+    cr_assert(matches("~^(www\\.)?example\\.com$", "example.com"));
+    cr_assert(matches("~[.\\-_]", "_"), "an escaped '-' between two characters is no range");
     /* '-' after a class escape or last is literal, and what the
      * translation moves to the end must not make a range with it. */
     cr_assert(matches("~^[\\w-_.]+$", "my-host.com"));
@@ -107,6 +111,13 @@ Test(route_regex, what_posix_cannot_express_is_refused)
     expect_refused("~a**", "nothing to repeat");
     expect_refused("~a*?*", "nothing to repeat");
     expect_refused("~a{2}{3}", "nothing to repeat");
+    /* glibc matched these where PCRE does not (differential test). */
+    expect_refused("~x-(^|\\.){2}", "repeated anchor");
+    expect_refused("~(\\.|$)+", "repeated anchor");
+    expect_refused("~((^)a)*b", "repeated anchor");
+    expect_refused("~^*a", "repeated anchor");
+    expect_refused("~[!-\\-]", "escaped end");
+    expect_refused("~[\\.-z]", "escaped end");
     expect_refused("~[\\d", "unterminated [");
     expect_refused("~a\\", "lone backslash");
     expect_refused("~", "empty");
