@@ -126,7 +126,7 @@ static bool close_group(struct translation *t)
 {
     t->in++;
     if (t->depth == 0)
-        return emit(t, ")"); /* regcomp reports the unmatched ")" */
+        return fail(t, "unmatched )"); /* glibc would take it as a literal; PCRE refuses it */
     t->atom_copies = t->group_copies[t->depth];
     t->atom_anchor = t->group_anchor[t->depth--];
     if (t->atom_copies > t->group_copies[t->depth])
@@ -193,15 +193,17 @@ static bool translate_brackets(struct translation *t)
     if (*t->in == ']' && !emit_char(t, *t->in++))
         return false;
     bool dash = false, caret = false, after_class = false;
+    int range = 0; /* 1: a character that may start a range, 2: it and '-', 3: a range just ended */
     while (*t->in && *t->in != ']') {
         bool was_after_class = after_class;
         after_class = false;
-        /* A literal '-' (last, or after \d \w \s, where PCRE cannot read a
-         * range) goes last too, so that what is moved there cannot join
-         * it into a range. */
-        if (*t->in == '-' && (t->in[1] == ']' || was_after_class)) {
+        /* A literal '-' (last, after \d \w \s or after a range, where PCRE
+         * cannot read a range: "[a-z0-9-_]") goes last too, so that what is
+         * moved there cannot join it into a range. */
+        if (*t->in == '-' && (t->in[1] == ']' || was_after_class || range == 3)) {
             t->in++;
             dash = true;
+            range = 0;
             continue;
         }
         if (t->in[0] == '[' && t->in[1] == ':') {
@@ -215,15 +217,19 @@ static bool translate_brackets(struct translation *t)
             memcpy(class, t->in, length);
             class[length] = '\0';
             t->in = end + 2;
+            range = 0;
             if (!emit(t, class))
                 return false;
             continue;
         }
         if (*t->in != '\\') {
-            if (!emit_char(t, *t->in++))
+            char c = *t->in++;
+            range = range == 2 ? 3 : (c == '-' && range == 1) ? 2 : 1;
+            if (!emit_char(t, c))
                 return false;
             continue;
         }
+        range = 0;
         char c = t->in[1];
         if (c == '\0')
             break;

@@ -59,6 +59,10 @@ Test(route_regex, common_nginx_patterns_match_as_in_nginx)
     cr_assert_not(matches("~(^|\\.)example\\.com$", "aexample.com"));
     cr_assert(matches("~^(www\\.)?example\\.com$", "example.com"));
     cr_assert(matches("~[.\\-_]", "_"), "an escaped '-' between two characters is no range");
+    /* After a range PCRE reads '-' literally; common in real configs. */
+    cr_assert(matches("~^[a-z0-9-_]+$", "my_host-1"));
+    cr_assert(matches("~^[a-z0-9-.]+$", "a.b-c"));
+    cr_assert_not(matches("~^[a-z0-9-.]+$", "a_b"));
     /* '-' after a class escape or last is literal, and what the
      * translation moves to the end must not make a range with it. */
     cr_assert(matches("~^[\\w-_.]+$", "my-host.com"));
@@ -95,6 +99,8 @@ Test(route_regex, translation)
     expect_translated("[\\w-_.]", "[A-Za-z0-9__.-]");
     expect_translated("[\\^\\-]", "[-^]");
     expect_translated("[]a]", "[]a]");
+    expect_translated("[a-z0-9-_]", "[a-z0-9_-]");
+    expect_translated("[a-z-.]", "[a-z.-]");
     expect_translated("x{2,}?y{3}", "x{2,}y{3}");
     expect_translated("\\Aab\\z", "^ab$");
     expect_translated("a\\/b\\-c", "a/b-c");
@@ -123,6 +129,7 @@ Test(route_regex, what_posix_cannot_express_is_refused)
     expect_refused("~", "empty");
     expect_refused("~*", "empty");
     expect_refused("~^(a", "");
+    expect_refused("~a)|b", "unmatched )");
     expect_refused("plain", "~");
     /* regcomp copies per count; nested counts multiply (66 MiB and 12 ms
      * a match for this one, in a worker, before the limit). */
