@@ -86,7 +86,7 @@ struct import_map {
     const char *variable; /* without '$' */
     bool server_name;     /* source is $ssl_preread_server_name */
     bool alpn;            /* source is $ssl_preread_alpn_protocols: entries become alpn routes */
-    const char *port_host; /* used as proxy_pass HOST:$variable: values are ports on HOST */
+    char *port_host;      /* used as proxy_pass HOST:$variable: values are ports on HOST */
     struct import_map *names; /* an ALPN map's "default $x", $x a server-name map: one table */
     bool used;
     bool chained;         /* a used ALPN map's default: written inside that map's table */
@@ -715,27 +715,27 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
         }
         if (map->names && strcmp(key, "default") == 0)
             continue; /* the chained map's entries follow in the same table */
-        char regex_key[ROUTE_REGEX_TEXT_MAX];
+        char converted_key[ROUTE_REGEX_TEXT_MAX];
         if (map->alpn && strcmp(key, "default") != 0) {
             char why[200];
             bool exact = false;
-            if (!convert_alpn_key(key, regex_key, sizeof regex_key, &exact, why, sizeof why)) {
+            if (!convert_alpn_key(key, converted_key, sizeof converted_key, &exact, why, sizeof why)) {
                 if (report)
                     warn(importer, entry, "map entry '%s': %s; skipped", key, why);
                 continue;
             }
             if (report && exact)
                 warn(importer, entry, "map entry '%s': nginx compared the client's whole protocol list with it; "
-                                      "snisplice routes every client that offers %s", key, regex_key + 5);
-            key = regex_key;
-        } else if (key[0] == '~') {
+                                      "snisplice routes every client that offers %s", key, converted_key + 5);
+            key = converted_key;
+        } else if (route_regex_is_pattern(key)) {
             char why[200];
-            if (!convert_regex(key, regex_key, sizeof regex_key, why, sizeof why)) {
+            if (!convert_regex(key, converted_key, sizeof converted_key, why, sizeof why)) {
                 if (report)
                     warn(importer, entry, "map entry '%s': %s; skipped", key, why);
                 continue;
             }
-            key = regex_key;
+            key = converted_key;
         }
         if (key[0] == '\0') {
             if (report)
@@ -802,7 +802,7 @@ static bool use_map_as(struct import_server *server, const char *target, const c
         free(host);
         return false;
     }
-    free((char *)map->port_host);
+    free(map->port_host);
     map->port_host = host;
     return true;
 }
@@ -1161,7 +1161,7 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     name_index_free(&importer.upstream_names);
     name_index_free(&importer.literal_addresses);
     for (size_t i = 0; i < importer.map_count; i++)
-        free((char *)importer.maps[i].port_host);
+        free(importer.maps[i].port_host);
     free(importer.maps);
     free(importer.servers);
     out->ini = ini.data;

@@ -57,11 +57,12 @@ _Static_assert(UPSTREAM_SERVERS_MAX < UINT16_MAX, "connect_attempt counts every 
  * an older snapshot, after a reload) or with no backup available, config
  * order: no schedule is kept for backups as for primaries, since only a
  * connection that outlived a reload and ran out of primaries needs one. */
-static void choose_first_backup(struct worker *worker, struct connection *connection)
+static void choose_first_backup(struct worker *worker, struct connection *connection,
+                                struct upstream_health *health)
 {
     const struct upstream *upstream = connection->upstream;
     uint32_t first;
-    if (!upstream_health_first_backup(health_of(worker, connection), upstream, worker->now_ms, &first))
+    if (!upstream_health_first_backup(health, upstream, worker->now_ms, &first))
         first = upstream->primary_count;
     connection->first_backup = (uint16_t)first;
 }
@@ -71,6 +72,7 @@ static void choose_first_backup(struct worker *worker, struct connection *connec
 static const struct upstream_server *next_live_server(struct worker *worker,
                                                      struct connection *connection)
 {
+    struct upstream_health *health = health_of(worker, connection);
     for (;;) {
         const struct upstream_server *server =
             upstream_server_from(connection->upstream, connection->first_primary, connection->first_backup,
@@ -79,11 +81,10 @@ static const struct upstream_server *next_live_server(struct worker *worker,
             return NULL;
         if (server->backup && connection->first_backup == CONNECT_BACKUP_UNCHOSEN) {
             /* The same attempt again, now from the chosen backup. */
-            choose_first_backup(worker, connection);
+            choose_first_backup(worker, connection, health);
             continue;
         }
         connection->connect_attempt++;
-        struct upstream_health *health = health_of(worker, connection);
         if (upstream_health_available(health, connection->upstream, server, worker->now_ms)) {
             upstream_health_picked(health, connection->upstream, server, worker->now_ms);
             return server;
