@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include "../core/access_rules.h"
 #include "../core/hostname.h"
 #include "../core/proxy_protocol.h"
 #include "../core/route_regex.h"
@@ -70,6 +71,8 @@ struct pending_listener {
     size_t address_count;
     struct address_range *proxy_protocol_from; /* moved into the snapshot */
     uint32_t proxy_protocol_from_count;
+    struct access_rule *access_rules;          /* allow/deny in order; moved into the snapshot */
+    uint32_t access_rule_count;
 };
 
 struct pending_upstream {
@@ -489,11 +492,31 @@ static void add_trusted_range(struct loader *loader, struct pending_listener *li
     ranges[listener->proxy_protocol_from_count++] = range;
 }
 
+/* `allow = X` / `deny = X`: kept in file order, as nginx checks them. */
+static void add_access_rule(struct loader *loader, struct pending_listener *listener, const char *name,
+                            const char *value)
+{
+    struct access_rule rule;
+    char error[256];
+    if (!access_rule_parse(value, strcmp(name, "allow") == 0, &rule, error, sizeof error)) {
+        add_error(loader, loader->line, "%s: %s", name, error);
+        return;
+    }
+    struct access_rule *rules = grow(loader, listener->access_rules, listener->access_rule_count,
+                                     sizeof *rules);
+    if (!rules)
+        return;
+    listener->access_rules = rules;
+    rules[listener->access_rule_count++] = rule;
+}
+
 static void add_listen(struct loader *loader, const char *name, const char *value)
 {
     struct pending_listener *listener = &loader->listeners[loader->current_listener];
     if (strcmp(name, "proxy_protocol_from") == 0)
         add_trusted_range(loader, listener, value);
+    else if (strcmp(name, "allow") == 0 || strcmp(name, "deny") == 0)
+        add_access_rule(loader, listener, name, value);
     else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
@@ -887,6 +910,9 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
         listener->proxy_protocol_from = pending->proxy_protocol_from;
         listener->proxy_protocol_from_count = pending->proxy_protocol_from_count;
         pending->proxy_protocol_from = NULL;
+        listener->access_rules = pending->access_rules;
+        listener->access_rule_count = pending->access_rule_count;
+        pending->access_rules = NULL;
         snapshot->listener_count = (uint32_t)i + 1;
         if (!listener->name)
             return false;
@@ -1006,6 +1032,7 @@ static void loader_release(struct loader *loader)
         free(loader->listeners[i].upstream);
         free(loader->listeners[i].routes);
         free(loader->listeners[i].proxy_protocol_from);
+        free(loader->listeners[i].access_rules);
     }
     free(loader->listeners);
     name_index_free(&loader->named_upstreams);

@@ -20,6 +20,7 @@ void snapshot_free(struct snapshot *snapshot)
     for (uint32_t i = 0; i < snapshot->listener_count; i++) {
         free(snapshot->listeners[i].name);
         free(snapshot->listeners[i].proxy_protocol_from);
+        free(snapshot->listeners[i].access_rules);
     }
     free(snapshot->listeners);
     free(snapshot->addresses);

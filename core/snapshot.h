@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "access_rules.h"
 #include "address.h"
 #include "route_table.h"
 #include "upstream.h"
@@ -42,6 +43,9 @@ struct snapshot_listener {
     /* Clients from these ranges must start with a PROXY protocol header. */
     struct address_range *proxy_protocol_from;
     uint32_t proxy_protocol_from_count;
+    /* allow/deny in file order; none: every client is served. */
+    struct access_rule *access_rules;
+    uint32_t access_rule_count;
 };
 
 /* A listening address and the listener that serves it. */

@@ -38,6 +38,7 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
     [OUTCOME_NO_RESOURCES] = "no_resources",
     [OUTCOME_SHUTDOWN] = "shutdown",
     [OUTCOME_INVALID_PROXY_HEADER] = "invalid_proxy_header",
+    [OUTCOME_DENIED] = "denied",
 };
 
 const char *connection_outcome_name(enum connection_outcome outcome)

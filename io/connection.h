@@ -45,6 +45,7 @@ enum connection_outcome {
     OUTCOME_NO_RESOURCES,     /* out of fds or memory */
     OUTCOME_SHUTDOWN,         /* drain_timeout passed at shutdown */
     OUTCOME_INVALID_PROXY_HEADER, /* a trusted source sent no valid PROXY header */
+    OUTCOME_DENIED,           /* refused by the listener's allow/deny rules */
     OUTCOME_COUNT
 };
 

@@ -24,13 +24,15 @@
 #include <sys/socket.h>
 
 #include "../core/clienthello.h"
+#include "admission.h"
 #include "connect.h"
 #include "proxy_header.h"
 
 void preread_start(struct worker *worker, struct connection *connection)
 {
     const struct snapshot_listener *listener = connect_listener_of(connection);
-    proxy_header_check_trust(worker, connection, listener);
+    if (!admission_at_accept(worker, connection, listener))
+        return;
     if (listener && !listener->routes && connection->proxy_header == PROXY_HEADER_NONE) {
         /* Plain forwarding: nothing to read before connecting. */
         connect_upstream(worker, connection, listener->upstream);
@@ -117,7 +119,8 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     if (queued == 0)
         return;
     size_t skip = 0;
-    switch (proxy_header_read(connection, worker->peek_buffer, queued, &skip)) {
+    struct proxy_protocol_header header;
+    switch (proxy_header_read(connection, worker->peek_buffer, queued, &skip, &header)) {
     case PROXY_HEADER_READ_NEED_MORE:
         wait_for_rest(worker, connection, queued, limit, OUTCOME_INVALID_PROXY_HEADER);
         return;
@@ -128,6 +131,8 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
         break;
     }
     const struct snapshot_listener *listener = connect_listener_of(connection);
+    if (header.length != 0 && !admission_after_header(worker, connection, listener, &header))
+        return;
     if (listener && !listener->routes) {
         if (done_waiting(worker, connection))
             connect_upstream(worker, connection, listener->upstream);

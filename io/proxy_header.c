@@ -14,32 +14,23 @@
 
 #include "../core/proxy_protocol.h"
 
-void proxy_header_check_trust(struct worker *worker, struct connection *connection,
-                              const struct snapshot_listener *listener)
+bool proxy_header_trusted(const struct snapshot_listener *listener, const struct sockaddr *peer)
 {
-    (void)worker;
-    if (!listener || listener->proxy_protocol_from_count == 0)
-        return;
-    struct sockaddr_storage peer;
-    socklen_t length = sizeof peer;
-    if (getpeername(connection->client_fd, (struct sockaddr *)&peer, &length) != 0)
-        return;
-    for (uint32_t i = 0; i < listener->proxy_protocol_from_count; i++) {
-        if (address_range_contains(&listener->proxy_protocol_from[i], (struct sockaddr *)&peer)) {
-            connection->proxy_header = PROXY_HEADER_EXPECTED;
-            return;
-        }
-    }
+    for (uint32_t i = 0; i < listener->proxy_protocol_from_count; i++)
+        if (address_range_contains(&listener->proxy_protocol_from[i], peer))
+            return true;
+    return false;
 }
 
 enum proxy_header_result proxy_header_read(struct connection *connection, const uint8_t *queued,
-                                           size_t length, size_t *skip)
+                                           size_t length, size_t *skip,
+                                           struct proxy_protocol_header *header)
 {
+    header->length = 0;
     *skip = connection->proxy_header == PROXY_HEADER_QUEUED ? connection->proxy_header_length : 0;
     if (connection->proxy_header != PROXY_HEADER_EXPECTED)
         return PROXY_HEADER_READ_DONE;
-    struct proxy_protocol_header header;
-    switch (proxy_protocol_parse(queued, length, &header)) {
+    switch (proxy_protocol_parse(queued, length, header)) {
     case PROXY_PROTOCOL_NEED_MORE:
         return PROXY_HEADER_READ_NEED_MORE;
     case PROXY_PROTOCOL_INVALID:
@@ -48,10 +39,10 @@ enum proxy_header_result proxy_header_read(struct connection *connection, const 
         break;
     }
     connection->proxy_header = PROXY_HEADER_QUEUED;
-    connection->proxy_header_length = (uint32_t)header.length;
-    if (header.has_addresses)
-        access_log_note_client(connection, &header.source);
-    *skip = header.length;
+    connection->proxy_header_length = (uint32_t)header->length;
+    if (header->has_addresses)
+        access_log_note_client(connection, &header->source);
+    *skip = header->length;
     return PROXY_HEADER_READ_DONE;
 }
 

@@ -9,13 +9,15 @@
 #define SNISPLICE_IO_PROXY_HEADER_H
 
 #include <stddef.h>
+#include <sys/socket.h>
+
+#include "../core/proxy_protocol.h"
 
 #include "worker.h"
 
-/* At accept: does this client have to start with a PROXY header? Sets
- * connection->proxy_header to EXPECTED if so. */
-void proxy_header_check_trust(struct worker *worker, struct connection *connection,
-                              const struct snapshot_listener *listener);
+/* Whether a client from `peer` has to start with a PROXY header (its
+ * address is in the listener's proxy_protocol_from; io/admission.c asks). */
+bool proxy_header_trusted(const struct snapshot_listener *listener, const struct sockaddr *peer);
 
 enum proxy_header_result {
     PROXY_HEADER_READ_DONE,      /* header (if any) seen; `*skip` bytes precede the hello */
@@ -23,9 +25,11 @@ enum proxy_header_result {
     PROXY_HEADER_READ_INVALID,
 };
 
-/* In preread, on the peeked bytes: read the expected header. */
+/* In preread, on the peeked bytes: read the expected header. `header`
+ * gets it when this call parsed it, else its length is 0. */
 enum proxy_header_result proxy_header_read(struct connection *connection, const uint8_t *queued,
-                                           size_t length, size_t *skip);
+                                           size_t length, size_t *skip,
+                                           struct proxy_protocol_header *header);
 
 /* Once the upstream is connected: take the client's header out of the
  * socket, then send ours if `version` asks for one. False when the

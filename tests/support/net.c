@@ -48,9 +48,24 @@ int net_listen(uint16_t port)
 
 int net_connect(uint16_t port)
 {
+    return net_connect_from(NULL, port);
+}
+
+int net_connect_from(const char *source, uint16_t port)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (source) {
+        struct sockaddr_in from = { .sin_family = AF_INET };
+        if (inet_pton(AF_INET, source, &from.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&from, sizeof from) != 0) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+    }
     struct sockaddr_in address = loopback(port);
     int result;
     do {

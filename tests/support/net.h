@@ -20,6 +20,10 @@ int net_listen(uint16_t port);
 /* Connected socket to 127.0.0.1:port, or -1 with errno (e.g. ECONNREFUSED). */
 int net_connect(uint16_t port);
 
+/* The same from a chosen IPv4 source address (`source`: "127.0.0.2"; any
+ * 127/8 address is this host's), so tests can be different clients. */
+int net_connect_from(const char *source, uint16_t port);
+
 /* True once 127.0.0.1:port accepts a connection, polling until timeout_ms. */
 bool net_wait_accepting(uint16_t port, int timeout_ms);
 

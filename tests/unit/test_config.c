@@ -672,6 +672,35 @@ Test(config, congestion_control_must_be_allowed_to_the_service_user)
     config_free(load_ok(text));
 }
 
+Test(config, allow_and_deny_keys)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"
+                                    "allow = 10.0.0.0/8\ndeny = 10.1.0.0/16\nallow = ::1\ndeny = all\n"
+                                    "[routes]\ndefault = a\n"
+                                    "[listen ssh]\naddress = 127.0.0.1:2222\nupstream = a\n"
+                                    "[upstream a]\nserver = 127.0.0.1:1\n");
+    const struct snapshot_listener *listener = &config->snapshot->listeners[0];
+    cr_assert_eq(listener->access_rule_count, 4);
+    cr_expect(listener->access_rules[0].allow && listener->access_rules[0].range.prefix_length == 8);
+    cr_expect(!listener->access_rules[1].allow && listener->access_rules[1].range.prefix_length == 16,
+              "kept in file order");
+    cr_expect(listener->access_rules[2].allow && listener->access_rules[2].range.family == AF_INET6);
+    cr_expect(!listener->access_rules[3].allow && listener->access_rules[3].everyone);
+    cr_expect_eq(config->snapshot->listeners[1].access_rule_count, 0, "rules belong to their listener");
+    config_free(config);
+
+    const char *const expected[] = {
+        "3: allow: '10.0.0.0/33': prefix length must be 0..32",
+        "4: deny: 'lan.example.com' is not an IPv4 or IPv6 address or CIDR block",
+        "5: allow: 'unix:': snisplice listens on TCP only; unix: rules have nothing to judge",
+        "10: unknown key 'deny' in [upstream a]",
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\nallow = 10.0.0.0/33\ndeny = lan.example.com\n"
+                  "allow = unix:\n[routes]\ndefault = a\n"
+                  "[upstream a]\nserver = 127.0.0.1:1\ndeny = all\n",
+                  expected, 4);
+}
+
 Test(config, proxy_protocol_keys)
 {
     struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"

@@ -1,0 +1,28 @@
+/*
+ * admission.h - which clients a listener serves: its allow/deny rules
+ * (core/access_rules.h) and its trusted PROXY protocol sources, judged on
+ * the client's address at the two points where it is known.
+ */
+#ifndef SNISPLICE_IO_ADMISSION_H
+#define SNISPLICE_IO_ADMISSION_H
+
+#include <stdbool.h>
+
+#include "../core/proxy_protocol.h"
+#include "worker.h"
+
+/* At accept, before a byte is read: a client from a trusted source must
+ * start with a PROXY header (connection->proxy_header = EXPECTED) and is
+ * judged later by admission_after_header; any other client is judged now.
+ * False when the connection was closed (refused, or already gone). */
+bool admission_at_accept(struct worker *worker, struct connection *connection,
+                         const struct snapshot_listener *listener);
+
+/* A trusted client's PROXY header was read: judge the address it names,
+ * or the connection's own for a header without one (LOCAL, UNKNOWN).
+ * False when the connection was closed. */
+bool admission_after_header(struct worker *worker, struct connection *connection,
+                            const struct snapshot_listener *listener,
+                            const struct proxy_protocol_header *header);
+
+#endif
