@@ -2,11 +2,11 @@
  * nginx_import.c - nginx stream configuration to snisplice INI (see
  * nginx_import.h).
  *
- * Two passes: first collect every stream block's maps, upstreams, servers
- * and timeouts (several stream blocks and included files merge, as in
- * nginx); then decide names and write the INI. Every directive is either
- * converted or reported: the `warn` calls are the list of what snisplice
- * does not do.
+ * Two passes: first collect every stream block's maps, upstreams, servers,
+ * allow/deny rules and timeouts (several stream blocks and included files
+ * merge, as in nginx); then decide names and write the INI. Every
+ * directive is either converted or reported: the `warn` calls are the list
+ * of what snisplice does not do.
  *
  * Naming: a single routed server becomes `[listen]` with `[routes]`, as a
  * hand-written config would; with several servers each becomes
@@ -100,6 +100,16 @@ struct import_listen {
     bool proxy_protocol;
 };
 
+/* The allow/deny rules of one level, the stream block or a server, in file
+ * order. `own` stays true when every rule was left out: nginx gives a level
+ * with any rule of its own only those (its merge replaces the stream
+ * block's rules, it does not append to them). */
+struct import_access {
+    const struct nginx_directive **rules; /* allow or deny with a value the INI takes */
+    size_t rule_count;
+    bool own;
+};
+
 struct import_server {
     const struct nginx_directive *directive;
     struct import_listen *listens;
@@ -113,6 +123,7 @@ struct import_server {
     bool proxy_protocol_set;
     char **trusted;               /* set_real_ip_from of this server */
     size_t trusted_count;
+    struct import_access access;  /* allow/deny of this server */
     char name[NAME_MAX_LENGTH];
 };
 
@@ -140,6 +151,7 @@ struct importer {
     size_t server_count;
     char **stream_trusted;        /* stream-level set_real_ip_from */
     size_t stream_trusted_count;
+    struct import_access stream_access; /* stream-level allow/deny */
     bool stream_ssl_preread;      /* stream-level values servers inherit */
     bool stream_proxy_protocol;
     struct import_timeout timeouts[3];
@@ -609,6 +621,88 @@ static bool collect_common(struct importer *importer, const struct nginx_directi
     return true;
 }
 
+static bool is_access_rule(const struct nginx_directive *item)
+{
+    return strcmp(item->name, "allow") == 0 || strcmp(item->name, "deny") == 0;
+}
+
+/* Every allow/deny is kept as written until its level is complete: only
+ * then does check_access know whether unix: rules were all there was. */
+static void add_access_rule(struct importer *importer, struct import_access *access,
+                            const struct nginx_directive *item)
+{
+    access->own = true;
+    const struct nginx_directive **grown = grow(importer, access->rules, access->rule_count, sizeof *grown);
+    if (!grown)
+        return;
+    access->rules = grown;
+    grown[access->rule_count++] = item;
+}
+
+static bool is_unix_rule(const struct nginx_directive *rule)
+{
+    return rule->arg_count == 1 && strcmp(rule->args[0], "unix:") == 0;
+}
+
+/* nginx's own value forms: all, an IPv4 or IPv6 address, a CIDR block.
+ * Anything else made nginx refuse the configuration. */
+static bool access_value_is_valid(const struct nginx_directive *rule, char *why, size_t why_size)
+{
+    if (rule->arg_count != 1) {
+        snprintf(why, why_size, "expected one value: all, an address or a CIDR block");
+        return false;
+    }
+    if (strcmp(rule->args[0], "all") == 0)
+        return true;
+    struct address_range range;
+    return address_range_parse(rule->args[0], &range, why, why_size);
+}
+
+static void warn_unix_rule(struct importer *importer, const struct nginx_directive *rule, bool only_unix)
+{
+    warn(importer, rule, "%s unix: concerns clients of unix-socket listeners only, and snisplice listens on "
+                         "TCP only; rule dropped%s", rule->name,
+         only_unix ? ". nginx had no other rule here, so it served every TCP client (a server with rules of "
+                     "its own does not take the stream block's), and snisplice does the same" : "");
+}
+
+/* Leaving a rule out changes what the others mean: a deny skipped serves
+ * clients nginx was told to refuse, an allow skipped may let a later deny
+ * refuse clients nginx was told to serve. */
+static void warn_broken_rule(struct importer *importer, const struct nginx_directive *rule, const char *why)
+{
+    bool deny = strcmp(rule->name, "deny") == 0;
+    warn(importer, rule, "%s%s%s: %s (nginx refuses this configuration); rule skipped. CAUTION: the rules "
+                         "left may mean something else: %s; check them", rule->name,
+         rule->arg_count ? " " : "", rule->arg_count ? rule->args[0] : "", why,
+         deny ? "clients this deny was meant to refuse may now be served" :
+                "clients this allow was meant to serve may now meet a later deny");
+}
+
+/* Keeps, in order, the rules the INI takes, and says why each other one
+ * is left out. Runs once per level, so each rule is reported once even
+ * when the stream block's rules are written for several servers. */
+static void check_access(struct importer *importer, struct import_access *access)
+{
+    size_t unix_rules = 0;
+    for (size_t i = 0; i < access->rule_count; i++)
+        unix_rules += is_unix_rule(access->rules[i]);
+    bool only_unix = unix_rules == access->rule_count;
+    size_t kept = 0;
+    for (size_t i = 0; i < access->rule_count; i++) {
+        const struct nginx_directive *rule = access->rules[i];
+        char why[160];
+        if (is_unix_rule(rule))
+            warn_unix_rule(importer, rule, only_unix);
+        else if (!access_value_is_valid(rule, why, sizeof why))
+            warn_broken_rule(importer, rule, why);
+        else
+            access->rules[kept++] = rule;
+    }
+    /* Fewer in the same array: nothing is added after this. */
+    access->rule_count = kept;
+}
+
 static void collect_server(struct importer *importer, const struct nginx_directive *directive)
 {
     if (!directive->block) {
@@ -635,9 +729,12 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             server->proxy_protocol_set = true;
         } else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
+        else if (is_access_rule(item))
+            add_access_rule(importer, &server->access, item);
         else if (!collect_common(importer, item) && !collect_timeout_directive(importer, item))
             warn(importer, item, "%s: not carried over", item->name);
     }
+    check_access(importer, &server->access);
 }
 
 static void collect_stream(struct importer *importer, const struct nginx_directive *stream)
@@ -652,6 +749,8 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             collect_server(importer, item);
         else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &importer->stream_trusted, &importer->stream_trusted_count, item->args[0]);
+        else if (is_access_rule(item))
+            add_access_rule(importer, &importer->stream_access, item);
         else if (strcmp(item->name, "ssl_preread") == 0)
             importer->stream_ssl_preread = is_on(importer, item);
         else if (strcmp(item->name, "proxy_protocol") == 0)
@@ -932,6 +1031,15 @@ static void write_trusted(struct text *ini, char **list, size_t count)
         text_printf(ini, "proxy_protocol_from = %s\n", list[i]);
 }
 
+/* nginx checks a server's rules, or the stream block's when the server has
+ * none of its own, in order: the first that matches decides. */
+static void write_access(const struct importer *importer, struct text *ini, const struct import_server *server)
+{
+    const struct import_access *access = server->access.own ? &server->access : &importer->stream_access;
+    for (size_t i = 0; i < access->rule_count; i++)
+        text_printf(ini, "%s = %s\n", access->rules[i]->name, access->rules[i]->args[0]);
+}
+
 static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
                            bool unnamed)
 {
@@ -958,6 +1066,7 @@ static void write_listener(struct importer *importer, struct text *ini, const st
             text_printf(ini, "proxy_protocol_from = 0.0.0.0/0\nproxy_protocol_from = ::/0\n");
         }
     }
+    write_access(importer, ini, server);
     text_printf(ini, "\n");
 }
 
@@ -1121,6 +1230,9 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     importer.timeouts[1] = (struct import_timeout){ "proxy_timeout", "idle_timeout", "", NULL, 0 };
     importer.timeouts[2] = (struct import_timeout){ "preread_timeout", "preread_timeout", "", NULL, 0 };
     collect_main(&importer, &tree->root);
+    /* Only now is the stream level complete: a rule after the last server
+     * still applies to it in nginx. */
+    check_access(&importer, &importer.stream_access);
     /* Servers first, so maps know whether they feed a proxy_protocol server;
      * then the maps' targets learn it. */
     for (size_t i = 0; i < importer.server_count; i++)
@@ -1146,7 +1258,9 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
         for (size_t j = 0; j < server->trusted_count; j++)
             free(server->trusted[j]);
         free(server->trusted);
+        free(server->access.rules);
     }
+    free(importer.stream_access.rules);
     for (size_t i = 0; i < importer.stream_trusted_count; i++)
         free(importer.stream_trusted[i]);
     free(importer.stream_trusted);

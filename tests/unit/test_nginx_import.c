@@ -692,3 +692,115 @@ Test(nginx_import, server_parameters_beyond_the_ini_bounds)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* ngx_stream_access_module: allow/deny are checked in order, the first
+ * match decides. Each rule becomes one line of the server's listener, in
+ * the same order, as the user wrote it. (Not loaded: the loader's side of
+ * allow/deny is separate work.) */
+Test(nginx_import, server_access_rules_keep_their_order)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example.com 127.0.0.1:8443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name;\n"
+        "           allow 192.168.1.0/24; allow 2001:db8::/32; deny all; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[listen]\naddress = 0.0.0.0:443\n"
+                                 "allow = 192.168.1.0/24\nallow = 2001:db8::/32\ndeny = all\n\n[routes]\n"),
+              "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx's merge: a server with no rule of its own takes the stream
+ * block's (even those written after it); one with any rule of its own
+ * has only those, nothing appended. */
+Test(nginx_import, stream_access_rules_go_to_servers_without_their_own)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  allow 10.0.0.0/8;\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; }\n"
+        "  server { listen 8443; proxy_pass 127.0.0.1:8443; allow 192.168.0.0/16; deny all; }\n"
+        "  deny all;\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"
+                                 "allow = 10.0.0.0/8\ndeny = all\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port8443]\naddress = 0.0.0.0:8443\nupstream = 127.0.0.1:8443\n"
+                                 "allow = 192.168.0.0/16\ndeny = all\n\n"), "%s", result.ini);
+    const char *first = strstr(result.ini, "allow = 10.0.0.0/8\n");
+    cr_expect(first && !strstr(first + 1, "allow = 10.0.0.0/8\n"), "the stream rules once only:\n%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* unix: rules concern unix-socket listeners, which snisplice does not
+ * have; a value nginx would refuse is skipped, and the warning says the
+ * remaining rules now mean something else. A server whose only rules were
+ * unix: ones still does not take the stream block's, as in nginx. */
+Test(nginx_import, unix_and_unreadable_access_rules_are_left_out_with_a_warning)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                             /* 1 */
+        "  deny 10.0.0.1;\n"                                                     /* 2 */
+        "  server {\n"                                                           /* 3 */
+        "    listen 2222;\n"                                                     /* 4 */
+        "    proxy_pass 127.0.0.1:22;\n"                                         /* 5 */
+        "    allow unix:;\n"                                                     /* 6 */
+        "    allow 300.1.2.3;\n"                                                 /* 7 */
+        "    allow 192.168.0.0/16;\n"                                            /* 8 */
+        "    deny example.com;\n"                                                /* 9 */
+        "    deny all;\n"                                                        /* 10 */
+        "  }\n"                                                                  /* 11 */
+        "  server { listen 2223; proxy_pass 127.0.0.1:23; deny unix:; }\n"        /* 12 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:6:", "allow unix: concerns clients of unix-socket listeners"));
+    cr_expect_not(has_warning(&result, "nginx.conf:6:", "no other rule"), "the server has TCP rules too");
+    cr_expect(has_warning(&result, "nginx.conf:7:", "allow 300.1.2.3: '300.1.2.3' is not an IPv4 or IPv6"));
+    cr_expect(has_warning(&result, "nginx.conf:7:", "nginx refuses this configuration"));
+    cr_expect(has_warning(&result, "nginx.conf:7:", "CAUTION"));
+    cr_expect(has_warning(&result, "nginx.conf:9:", "deny example.com: 'example.com' is not an IPv4 or IPv6"));
+    cr_expect(has_warning(&result, "nginx.conf:9:", "CAUTION: the rules left may mean something else: clients this "
+                                                    "deny was meant to refuse may now be served"));
+    cr_expect(has_warning(&result, "nginx.conf:12:", "deny unix: concerns clients of unix-socket listeners"));
+    cr_expect(has_warning(&result, "nginx.conf:12:", "nginx had no other rule here, so it served every TCP client"));
+    cr_expect_eq(result.warning_count, 4);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nallow = 192.168.0.0/16\ndeny = all\n\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:23\n\n"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "unix:"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "300.1.2.3"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "example.com"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "10.0.0.1"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* The case the rules are usually for: an SSH forward kept to a LAN. */
+Test(nginx_import, plain_forward_keeps_its_access_rules)
+{
+    struct nginx_import result = import_text(
+        "stream { server { listen 2222; proxy_pass 127.0.0.1:22; allow 10.0.0.0/8; deny all; } }\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"
+                                 "allow = 10.0.0.0/8\ndeny = all\n\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* The rules come last in the listener, after proxy_protocol_from, and
+ * keep the user's spelling (host bits, upper case): the loader reads them
+ * as nginx does. */
+Test(nginx_import, access_rules_follow_proxy_protocol_from_as_written)
+{
+    struct nginx_import result = import_text(
+        "stream { server { listen 443 proxy_protocol; set_real_ip_from 10.0.0.1; proxy_pass 127.0.0.1:8443;\n"
+        "                  allow 192.168.1.7/16; allow 2001:DB8::/32; deny all; } }\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\nproxy_protocol_from = 10.0.0.1\n"
+                                 "allow = 192.168.1.7/16\nallow = 2001:DB8::/32\ndeny = all\n\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
