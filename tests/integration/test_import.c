@@ -3,13 +3,15 @@
  * --import-nginx nginx.conf` on the homelab stream block (plus a plain TCP
  * server block, an http block and a regex map entry), the INI it prints
  * passes `-t`, and snisplice running it routes like nginx did: two names
- * and a regular expression to two upstreams, and the plain forward.
+ * and a regular expression to two upstreams, and the plain forward with
+ * its allow/deny rules.
  * Ports: block 60.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../support/integration.h"
 
@@ -62,7 +64,8 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
         "    upstream https_matrix_backend { server 127.0.0.1:%u; }\n"
         "    upstream local_https_backend  { server 127.0.0.1:%u; }\n"
         "    server { listen 127.0.0.1:%u; proxy_pass $name; ssl_preread on; preread_timeout 5s; }\n"
-        "    server { listen 127.0.0.1:%u; proxy_pass local_https_backend; }\n"
+        "    server { listen 127.0.0.1:%u; proxy_pass local_https_backend;\n"
+        "             deny 127.0.0.9; allow 127.0.0.0/8; deny all; }\n"
         "}\n",
         matrix_port, local_port, tls_port, plain_port);
     char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
@@ -105,6 +108,15 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
     reply = exchange_once(plain_port, "hello", 5, 5000, NULL);
     cr_expect(reply && strcmp(reply, "local\n") == 0, "the plain server block went to '%s'", reply);
     free(reply);
+    /* Its `deny 127.0.0.9` came along: that client is closed unanswered. */
+    int refused = net_connect_from("127.0.0.9", plain_port);
+    cr_assert_geq(refused, 0);
+    net_set_timeouts(refused, 5000);
+    char answer[16];
+    struct net_receive_result result = net_receive_until_closed(refused, answer, sizeof answer, 5000);
+    cr_expect(result.total == 0 && (result.eof || result.reset), "127.0.0.9 was served (%zu bytes)",
+              result.total);
+    close(refused);
 
     hello_free(&chromium);
     hello_free(&blog);
