@@ -89,6 +89,7 @@ struct route_table {
     uint32_t prefix_count;
     uint32_t regex_count;
     struct route_regex *regexes; /* config order */
+    int32_t not_tls_target; /* "not_tls": clients whose bytes are not TLS */
 };
 
 /* The builder is the same structure while it is still growing. */
@@ -243,6 +244,11 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
     return lookup_prefixes_and_regexes(table, name, len);
 }
 
+int32_t route_lookup_not_tls(const struct route_table *table)
+{
+    return table->not_tls_target != ROUTE_NO_MATCH ? table->not_tls_target : table->default_target;
+}
+
 int32_t route_lookup_alpn(const struct route_table *table, const uint8_t *alpn, size_t alpn_len)
 {
     if (table->alpn_count == 0)
@@ -277,6 +283,7 @@ struct route_table_builder *route_table_builder_new(void)
     table->slot_mask = INITIAL_SLOTS - 1;
     table->records_length = RECORD_ALIGN; /* offset 0 means "empty slot" */
     table->default_target = ROUTE_NO_MATCH;
+    table->not_tls_target = ROUTE_NO_MATCH;
     return builder;
 }
 
@@ -364,7 +371,7 @@ bool route_table_builder_reserve(struct route_table_builder *builder, size_t pat
 /* A pattern read and normalised: what inserting it needs. */
 struct parsed_pattern {
     enum route_add_result status; /* ROUTE_ADD_OK: ready to insert */
-    bool is_default, wildcard, dot, trailing;
+    bool is_default, is_not_tls, wildcard, dot, trailing;
     int32_t target;
     uint32_t hash;
     size_t key_length;
@@ -377,7 +384,8 @@ static void parse_pattern(const char *pattern, int32_t target, struct parsed_pat
     parsed->target = target;
     parsed->trailing = false;
     parsed->is_default = strcmp(pattern, "default") == 0;
-    if (parsed->status != ROUTE_ADD_OK || parsed->is_default)
+    parsed->is_not_tls = strcmp(pattern, "not_tls") == 0;
+    if (parsed->status != ROUTE_ADD_OK || parsed->is_default || parsed->is_not_tls)
         return;
     parsed->wildcard = strncmp(pattern, "*.", 2) == 0;
     parsed->dot = !parsed->wildcard && pattern[0] == '.';
@@ -423,10 +431,11 @@ static enum route_add_result insert_pattern(struct route_table *table, const str
         return parsed->status;
     if (parsed->trailing)
         return insert_prefix(table, parsed);
-    if (parsed->is_default) {
-        if (table->default_target != ROUTE_NO_MATCH)
+    if (parsed->is_default || parsed->is_not_tls) {
+        int32_t *special = parsed->is_default ? &table->default_target : &table->not_tls_target;
+        if (*special != ROUTE_NO_MATCH)
             return ROUTE_ADD_DUPLICATE;
-        table->default_target = parsed->target;
+        *special = parsed->target;
         return ROUTE_ADD_OK;
     }
     struct route_record *record;
@@ -473,8 +482,9 @@ void route_table_builder_add_all(struct route_table_builder *builder, const char
          * found exactly as one add after the other would find them). */
         for (size_t i = 0; i < size; i++) {
             parse_pattern(patterns[first + i], targets[first + i], &window[i]);
-            if (window[i].status == ROUTE_ADD_OK && !window[i].is_default && !window[i].trailing)
-                prefetch_slot(table, window[i].hash);
+            const struct parsed_pattern *parsed = &window[i];
+            if (parsed->status == ROUTE_ADD_OK && !parsed->is_default && !parsed->is_not_tls && !parsed->trailing)
+                prefetch_slot(table, parsed->hash);
         }
         for (size_t i = 0; i < size; i++)
             results[first + i] = insert_pattern(table, &window[i]);

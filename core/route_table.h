@@ -6,7 +6,8 @@
  * any subdomain of x at any depth but not x; ".x" matches x and every
  * subdomain), then the longest trailing wildcard ("www.example.*": any
  * name that starts with "www.example."), then the regular expressions
- * ("~re", "~*re") in the order they were added, then `default`. Built once by a builder, then read-only: any
+ * ("~re", "~*re") in the order they were added, then `default`. A client
+ * that does not speak TLS has its own entry, `not_tls`. Built once by a builder, then read-only: any
  * number of threads may call route_lookup() at once with no shared writes
  * (except inside the C library's regexec, which locks an expression while
  * it matches: only names that reach the regular expressions take it).
@@ -39,7 +40,8 @@ enum route_add_result {
 #define ROUTE_TABLE_RECORDS_MAX ((size_t)128 << 20)
 
 struct route_table_builder *route_table_builder_new(void);
-/* pattern: "default", "name", "*.suffix", ".suffix" or "prefix.*"; target >= 0. */
+/* pattern: "default", "not_tls", "name", "*.suffix", ".suffix" or
+ * "prefix.*"; target >= 0. */
 enum route_add_result route_table_builder_add(struct route_table_builder *builder,
                                               const char *pattern, int32_t target);
 /* The same as route_table_builder_add() for each pattern in order, result
@@ -60,6 +62,11 @@ void route_table_builder_free(struct route_table_builder *builder);
  * Returns the target, the default target, or ROUTE_NO_MATCH.
  */
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len);
+
+/* A client whose first bytes are not a TLS handshake record (SSH, plain
+ * HTTP: nginx's empty $ssl_preread_protocol): the "not_tls" target, else
+ * the default target, else ROUTE_NO_MATCH. */
+int32_t route_lookup_not_tls(const struct route_table *table);
 
 /* "~PCRE" or "~*PCRE" (case-insensitive), nginx's map regex entries
  * (route_regex.h). ROUTE_ADD_INVALID with the reason in error. */

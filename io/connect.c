@@ -173,6 +173,18 @@ const struct snapshot_listener *connect_listener_of(const struct connection *con
     return &snapshot->listeners[connection->listener];
 }
 
+/* The route is chosen: connect, or close when there is none. */
+static void connect_target(struct worker *worker, struct connection *connection, int32_t target,
+                           const char *name)
+{
+    if (target == ROUTE_NO_MATCH) {
+        log_debug("worker %u: no route for '%s'", worker->index, name);
+        connection_close(worker, connection, OUTCOME_NO_ROUTE);
+        return;
+    }
+    connect_upstream(worker, connection, target);
+}
+
 void connect_route(struct worker *worker, struct connection *connection,
                    const char *name, size_t len, const uint8_t *alpn, size_t alpn_len)
 {
@@ -186,12 +198,15 @@ void connect_route(struct worker *worker, struct connection *connection,
     else if (listener)
         target = listener->upstream;
     access_log_note_route(connection, name, alpn, alpn_len, NULL);
-    if (target == ROUTE_NO_MATCH) {
-        log_debug("worker %u: no route for '%s'", worker->index, name);
-        connection_close(worker, connection, OUTCOME_NO_ROUTE);
-        return;
-    }
-    connect_upstream(worker, connection, target);
+    connect_target(worker, connection, target, name);
+}
+
+void connect_route_not_tls(struct worker *worker, struct connection *connection)
+{
+    const struct snapshot_listener *listener = connect_listener_of(connection);
+    int32_t target = listener && listener->routes ? route_lookup_not_tls(listener->routes) : ROUTE_NO_MATCH;
+    access_log_note_route(connection, "", NULL, 0, NULL);
+    connect_target(worker, connection, target, "(not TLS)");
 }
 
 void connect_upstream(struct worker *worker, struct connection *connection, int32_t target)

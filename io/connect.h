@@ -19,6 +19,10 @@ const struct snapshot_listener *connect_listener_of(const struct connection *con
 void connect_route(struct worker *worker, struct connection *connection,
                    const char *name, size_t len, const uint8_t *alpn, size_t alpn_len);
 
+/* A client whose first bytes are not TLS: the table's not_tls route, else
+ * its default. */
+void connect_route_not_tls(struct worker *worker, struct connection *connection);
+
 /* Connect to upstream `target` of the current snapshot (plain forwarding). */
 void connect_upstream(struct worker *worker, struct connection *connection, int32_t target);
 void connect_on_complete(struct worker *worker, struct connection *connection, int result);

@@ -156,7 +156,7 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     metrics_observe_preread(&worker->metrics, worker->now_ms - connection->last_activity_ms);
     connection->hello_length = (uint32_t)queued;
     if (status == CLIENTHELLO_NOT_TLS)
-        connect_route(worker, connection, "", 0, NULL, 0);
+        connect_route_not_tls(worker, connection);
     else
         connect_route(worker, connection, info.server_name, info.server_name_len, info.alpn,
                       info.alpn_len);

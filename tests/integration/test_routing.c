@@ -4,7 +4,8 @@
  * literal-address, default for plain HTTP and hellos without SNI, hellos in
  * many segments or many records, and closing when nothing matches and there
  * is no default. Forwarded bytes must be exactly what the client sent.
- * Servers named by host name. Ports: blocks 8-9 and 104.
+ * Servers named by host name. Clients that do not speak TLS (SSH and
+ * HTTPS on one port) routed by `not_tls`. Ports: blocks 8-9, 104 and 106.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -152,6 +153,45 @@ Test(routing, no_match_and_no_default_closes, .init = integration_init, .fini = 
     hello_free(&unmatched);
     hello_free(&no_sni);
     hello_free(&matched);
+    free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+/* nginx's sslh recipe, `map $ssl_preread_protocol $u { "" ssh; default
+ * https; }`: SSH (whose client sends its banner at once) and HTTPS on one
+ * port. Only clients that are not TLS take not_tls; TLS without SNI and
+ * unknown names still take the default. */
+Test(routing, clients_that_do_not_speak_tls, .init = integration_init, .fini = routing_fini)
+{
+    uint16_t proxy_port = TEST_PORT(106, 0);
+    cr_assert(backend_start(&alpha_backend, "alpha", TEST_PORT(106, 1), NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", TEST_PORT(106, 2), NULL, NULL));
+    cr_assert(backend_start(&charlie_backend, "charlie", TEST_PORT(106, 3), NULL, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\nnot_tls = ssh\ndefault = web\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[upstream ssh]\nserver = 127.0.0.1:%u\n"
+                             "[upstream web]\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(106, 1), TEST_PORT(106, 2), TEST_PORT(106, 3));
+    char *config = config_text(proxy_port, NULL, body);
+    cr_assert(proxy_start(&routing_proxy, config, proxy_port), "snisplice did not start");
+
+    const char ssh[] = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n";
+    const char http[] = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
+    struct hello_bytes no_sni = hello_build(NULL);
+    struct hello_bytes unknown = hello_build("unknown.example.org");
+    cr_assert_not_null(chromium.data);
+    expect_routed(proxy_port, ssh, strlen(ssh), strlen(ssh), &bravo_backend, "an SSH banner");
+    expect_routed(proxy_port, ssh, strlen(ssh), 3, &bravo_backend, "an SSH banner in pieces");
+    expect_routed(proxy_port, http, strlen(http), strlen(http), &bravo_backend, "plain HTTP");
+    expect_routed(proxy_port, chromium.data, chromium.length, chromium.length, &alpha_backend, "a named hello");
+    expect_routed(proxy_port, no_sni.data, no_sni.length, no_sni.length, &charlie_backend, "a hello without SNI");
+    expect_routed(proxy_port, unknown.data, unknown.length, unknown.length, &charlie_backend, "an unknown name");
+
+    hello_free(&chromium);
+    hello_free(&no_sni);
+    hello_free(&unknown);
     free(config);
     free(body);
     expect_clean_exit();

@@ -672,6 +672,23 @@ Test(config, congestion_control_must_be_allowed_to_the_service_user)
     config_free(load_ok(text));
 }
 
+Test(config, not_tls_route_key)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"
+                                    "[routes]\nnot_tls = ssh\ndefault = web\n"
+                                    "[upstream ssh]\nserver = 127.0.0.1:22\n"
+                                    "[upstream web]\nserver = 127.0.0.1:8443\n");
+    const struct route_table *table = config->snapshot->listeners[0].routes;
+    cr_expect_str_eq(upstream_name(config, route_lookup_not_tls(table)), "ssh");
+    cr_expect_str_eq(upstream_name(config, route_lookup(table, "", 0)), "web");
+    config_free(config);
+
+    const char *const expected[] = { "5: duplicate route 'not_tls'" };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\n[routes]\nnot_tls = a\nnot_tls = a\n"
+                  "[upstream a]\nserver = 127.0.0.1:1\n",
+                  expected, 1);
+}
+
 Test(config, allow_and_deny_keys)
 {
     struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"

@@ -154,6 +154,35 @@ Test(route_table, default_for_no_sni_and_no_match)
     route_table_free(table);
 }
 
+/* nginx's `map $ssl_preread_protocol { "" ssh; ... }`: clients that do
+ * not speak TLS have a route of their own, which no server name reaches. */
+Test(route_table, not_tls_route)
+{
+    struct route_table *table = issue_table();
+    cr_expect_eq(route_lookup_not_tls(table), LOCAL, "without a not_tls entry: the default");
+    route_table_free(table);
+
+    static const char *const patterns[] = { "a.test", "not_tls", "default" };
+    static const int32_t targets[] = { 1, 2, 3 };
+    table = table_of(patterns, targets, 3);
+    cr_expect_eq(route_lookup_not_tls(table), 2);
+    cr_expect_eq(route_lookup(table, "", 0), 3, "a TLS client without SNI still takes the default");
+    cr_expect_eq(lookup(table, "not_tls"), 3, "no server name reaches it");
+    cr_expect_eq(route_table_size(table), 1, "like default, not counted as a pattern");
+    route_table_free(table);
+
+    static const char *const only[] = { "not_tls" };
+    table = table_of(only, targets, 1);
+    cr_expect_eq(route_lookup_not_tls(table), 1);
+    cr_expect_eq(route_lookup(table, "", 0), ROUTE_NO_MATCH, "TLS without SNI: no default, no route");
+    route_table_free(table);
+
+    static const char *const none[] = { "a.test" };
+    table = table_of(none, targets, 1);
+    cr_expect_eq(route_lookup_not_tls(table), ROUTE_NO_MATCH);
+    route_table_free(table);
+}
+
 Test(route_table, no_default_means_no_match)
 {
     static const char *const patterns[] = { "a.test" };
@@ -189,6 +218,8 @@ Test(route_table, duplicates_are_refused)
     cr_assert_eq(route_table_builder_add(builder, "*.b.test", 7), ROUTE_ADD_DUPLICATE);
     cr_assert_eq(route_table_builder_add(builder, "default", 8), ROUTE_ADD_OK);
     cr_assert_eq(route_table_builder_add(builder, "default", 9), ROUTE_ADD_DUPLICATE);
+    cr_assert_eq(route_table_builder_add(builder, "not_tls", 10), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "not_tls", 11), ROUTE_ADD_DUPLICATE);
     struct route_table *table = route_table_build(builder);
     cr_assert_eq(lookup(table, "a.test"), 1);
     cr_assert_eq(lookup(table, "x.a.test"), 3);
@@ -249,7 +280,7 @@ Test(route_table, add_all_is_add_one_by_one)
         case 0: snprintf(texts[i], sizeof texts[i], "*.w%d.test", i / 7 % 5); break;
         case 1: snprintf(texts[i], sizeof texts[i], ".d%d.test", i / 7 % 4); break;
         case 2: snprintf(texts[i], sizeof texts[i], "bad name %d", i); break;
-        case 3: snprintf(texts[i], sizeof texts[i], "default"); break;
+        case 3: snprintf(texts[i], sizeof texts[i], i % 2 ? "default" : "not_tls"); break;
         default: snprintf(texts[i], sizeof texts[i], "H%d.Test.", i * 3 % 7); break;
         }
         patterns[i] = texts[i];
@@ -280,6 +311,8 @@ Test(route_table, add_all_is_add_one_by_one)
             cr_assert_eq(lookup(table, names[k]), lookup(expected_table, names[k]), "%s", names[k]);
     }
     cr_assert_eq(lookup(table, "nothing.here"), 3, "the first default wins");
+    cr_assert_eq(route_lookup_not_tls(table), route_lookup_not_tls(expected_table));
+    cr_assert_eq(route_lookup_not_tls(table), 24, "the first valid not_tls wins (10 has no target)");
     route_table_free(expected_table);
     route_table_free(table);
 }
