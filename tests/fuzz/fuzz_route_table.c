@@ -8,6 +8,7 @@
  * (invalid, duplicate, ok) and that every query that is a host name gets
  * the reference's answer: exact name, then ".x" for x itself, then the
  * longest suffix pattern, then the longest trailing wildcard ("x.*"), then
+ * default; and that a client that is not TLS gets "not_tls", else the
  * default. A table this small has few slots,
  * so colliding tags and long probe runs come up often.
  * Must never: keep state between inputs.
@@ -26,7 +27,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum kind { EXACT, STAR, DOT, PREFIX, DEFAULT };
+enum kind { EXACT, STAR, DOT, PREFIX, DEFAULT, NOT_TLS };
 
 struct reference_route {
     enum kind kind;
@@ -44,6 +45,8 @@ static enum route_add_result reference_add(const char *pattern, int32_t target)
     size_t skip = 0;
     if (strcmp(pattern, "default") == 0) {
         route.kind = DEFAULT;
+    } else if (strcmp(pattern, "not_tls") == 0) {
+        route.kind = NOT_TLS;
     } else {
         route.kind = strncmp(pattern, "*.", 2) == 0 ? STAR : pattern[0] == '.' ? DOT : EXACT;
         size_t pattern_length = strlen(pattern);
@@ -64,6 +67,18 @@ static enum route_add_result reference_add(const char *pattern, int32_t target)
     }
     reference[reference_count++] = route;
     return ROUTE_ADD_OK;
+}
+
+static int32_t reference_not_tls(void)
+{
+    int32_t fallback = ROUTE_NO_MATCH;
+    for (size_t i = 0; i < reference_count; i++) {
+        if (reference[i].kind == NOT_TLS)
+            return reference[i].target;
+        if (reference[i].kind == DEFAULT)
+            fallback = reference[i].target;
+    }
+    return fallback;
 }
 
 static int32_t reference_lookup(const char *name)
@@ -129,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (results[i] != reference_add(patterns[i], targets[i]))
             abort();
     struct route_table *table = route_table_build(builder);
-    if (!table)
+    if (!table || route_lookup_not_tls(table) != reference_not_tls())
         abort();
     for (line = queries; line;) {
         char *end = strchr(line, '\n');
