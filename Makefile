@@ -51,6 +51,12 @@ build/asan/integration_tests: $(call objs,asan,$(INTEG_SRC) $(CORE_SRC))
 build/tsan/test_publisher: $(call objs,tsan,$(CORE_SRC) $(TSAN_SRC))
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
 
+# The per-address connection counts the workers share, under TSan and ASan.
+build/tsan/test_client_counts: $(call objs,tsan,$(CORE_SRC) tests/tsan/test_client_counts.c)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
+build/asan/test_client_counts: $(call objs,asan,$(CORE_SRC) tests/tsan/test_client_counts.c)
+	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -o $@
+
 # The same test under ASan/LSan: 1000 publishes must leak nothing.
 build/asan/test_publisher: $(call objs,asan,$(CORE_SRC) $(TSAN_SRC))
 	$(CC) $(CFLAGS_BASE) $(FLAGS_asan) $^ $(LDLIBS) -o $@
@@ -69,7 +75,7 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 
 test: deps
-	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/snisplice
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice
 	$(MAKE) test-unit test-tsan test-integration
 
 # Real ClientHello captures (copied from shared/clienthello) used as test vectors.
@@ -80,10 +86,12 @@ test-unit:
 
 # The publisher under TSan, then the proxy built with TSan through every
 # suite that reloads, scrapes metrics or hands sockets between threads.
-TSAN_SUITES = @(signals|reload_listen|reload_scale|metrics|no_data_loss|access_log|service)/*
+TSAN_SUITES = @(signals|reload_listen|reload_scale|metrics|no_data_loss|access_log|service|client_limit)/*
 test-tsan:
 	./build/tsan/test_publisher
 	./build/asan/test_publisher
+	./build/tsan/test_client_counts
+	./build/asan/test_client_counts
 	SNISPLICE_BIN=$(CURDIR)/build/tsan/snisplice ./build/asan/integration_tests --jobs 2 --filter '$(TSAN_SUITES)'
 
 # The soak once more against the release binary: only there does RSS say

@@ -73,6 +73,8 @@ struct pending_listener {
     uint32_t proxy_protocol_from_count;
     struct access_rule *access_rules;          /* allow/deny in order; moved into the snapshot */
     uint32_t access_rule_count;
+    uint32_t max_connections_per_client;       /* 0: off */
+    bool max_connections_per_client_set;       /* else [global]'s */
 };
 
 struct pending_upstream {
@@ -387,6 +389,18 @@ static bool parse_count(const char *value, uint64_t low, uint64_t high, uint64_t
     return true;
 }
 
+/* `max_connections_per_client = N | off`, in [global] or a [listen]. */
+static void parse_client_limit(struct loader *loader, const char *value, uint32_t *limit)
+{
+    uint64_t number;
+    if (strcmp(value, "off") == 0)
+        *limit = 0;
+    else if (parse_count(value, 1, 10000000, &number))
+        *limit = (uint32_t)number;
+    else
+        add_error(loader, loader->line, "max_connections_per_client: expected off or 1..10000000, got '%s'", value);
+}
+
 static void set_global(struct loader *loader, const char *name, const char *value)
 {
     struct snapshot_settings *settings = &loader->settings;
@@ -418,6 +432,8 @@ static void set_global(struct loader *loader, const char *name, const char *valu
             settings->max_connections = (uint32_t)number;
         else
             add_error(loader, loader->line, "max_connections: expected 1..10000000, got '%s'", value);
+    } else if (strcmp(name, "max_connections_per_client") == 0) {
+        parse_client_limit(loader, value, &settings->max_connections_per_client);
     } else if (strcmp(name, "preread_max") == 0) {
         if (units_parse_size(value, &number) && number >= PREREAD_MAX_LOW && number <= PREREAD_MAX_HIGH)
             settings->preread_max = (uint32_t)number;
@@ -517,6 +533,10 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
         add_trusted_range(loader, listener, value);
     else if (strcmp(name, "allow") == 0 || strcmp(name, "deny") == 0)
         add_access_rule(loader, listener, name, value);
+    else if (strcmp(name, "max_connections_per_client") == 0) {
+        parse_client_limit(loader, value, &listener->max_connections_per_client);
+        listener->max_connections_per_client_set = true;
+    }
     else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
@@ -913,6 +933,9 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
         listener->access_rules = pending->access_rules;
         listener->access_rule_count = pending->access_rule_count;
         pending->access_rules = NULL;
+        listener->max_connections_per_client = pending->max_connections_per_client_set
+                                                   ? pending->max_connections_per_client
+                                                   : loader->settings.max_connections_per_client;
         snapshot->listener_count = (uint32_t)i + 1;
         if (!listener->name)
             return false;

@@ -26,6 +26,7 @@ struct snapshot_settings {
     uint32_t idle_timeout_ms;
     uint32_t drain_timeout_ms;
     uint32_t max_connections;   /* whole process; each worker gets its share */
+    uint32_t max_connections_per_client; /* listeners' default; 0: no limit */
 };
 
 /* One per worker, alone on its cache line: written only by that worker. */
@@ -46,6 +47,9 @@ struct snapshot_listener {
     /* allow/deny in file order; none: every client is served. */
     struct access_rule *access_rules;
     uint32_t access_rule_count;
+    /* Connections one client address may have open at once on listeners
+     * with a limit (counted together, core/client_counts.h); 0: no limit. */
+    uint32_t max_connections_per_client;
 };
 
 /* A listening address and the listener that serves it. */

@@ -9,10 +9,17 @@
  * address; so `deny all` behind a load balancer refuses the real clients,
  * not the balancer.
  *
+ * A client the rules admit is then counted, when its listener has
+ * max_connections_per_client: one more connection of its address in the
+ * table all workers share (core/client_counts.c), released when the
+ * connection closes (io/connection.c). As nginx's limit_conn runs after
+ * its access phase, a denied client is never counted.
+ *
  * A refused client is closed before anything of it is read and before an
- * upstream is chosen (outcome "denied"). Its ClientHello may already be
- * queued (TCP_DEFER_ACCEPT), so the kernel answers the close with a reset:
- * the client learns at once, as from nginx, and no upstream ever sees it.
+ * upstream is chosen (outcome "denied" or "client_limit"). Its ClientHello
+ * may already be queued (TCP_DEFER_ACCEPT), so the kernel answers the
+ * close with a reset: the client learns at once, as from nginx, and no
+ * upstream ever sees it.
  */
 #include "admission.h"
 
@@ -21,13 +28,44 @@
 #include "../core/access_rules.h"
 #include "proxy_header.h"
 
+/* One more connection for the client's address, or the close when it has
+ * its listener's limit. */
+static bool count(struct worker *worker, struct connection *connection,
+                  const struct snapshot_listener *listener, const struct sockaddr *client)
+{
+    uint32_t limit = listener->max_connections_per_client;
+    struct client_address address;
+    if (limit == 0 || !client_address_from(client, &address))
+        return true;
+    switch (client_counts_take(worker->client_counts, &address, limit)) {
+    case CLIENT_COUNT_TAKEN:
+        connection->client_address = address;
+        connection->client_counted = true;
+        return true;
+    case CLIENT_COUNT_FULL:
+        /* The table holds more addresses than the process has fds, so this
+         * cannot happen; serving uncounted beats refusing a good client. */
+        return true;
+    case CLIENT_COUNT_AT_LIMIT:
+        break;
+    }
+    connection_close(worker, connection, OUTCOME_CLIENT_LIMIT);
+    return false;
+}
+
 static bool judge(struct worker *worker, struct connection *connection,
                   const struct snapshot_listener *listener, const struct sockaddr *client)
 {
     if (access_rules_admit(listener->access_rules, listener->access_rule_count, client))
-        return true;
+        return count(worker, connection, listener, client);
     connection_close(worker, connection, OUTCOME_DENIED);
     return false;
+}
+
+/* Whether anything about this listener depends on who the client is. */
+static bool judges_clients(const struct snapshot_listener *listener)
+{
+    return listener->access_rule_count > 0 || listener->max_connections_per_client > 0;
 }
 
 /* False (and the connection closed) when the socket has no peer any more. */
@@ -44,7 +82,7 @@ static bool peer_address(struct worker *worker, struct connection *connection,
 bool admission_at_accept(struct worker *worker, struct connection *connection,
                          const struct snapshot_listener *listener)
 {
-    if (!listener || (listener->proxy_protocol_from_count == 0 && listener->access_rule_count == 0))
+    if (!listener || (listener->proxy_protocol_from_count == 0 && !judges_clients(listener)))
         return true;
     struct sockaddr_storage peer;
     if (!peer_address(worker, connection, &peer))
@@ -60,7 +98,7 @@ bool admission_after_header(struct worker *worker, struct connection *connection
                             const struct snapshot_listener *listener,
                             const struct proxy_protocol_header *header)
 {
-    if (!listener || listener->access_rule_count == 0)
+    if (!listener || !judges_clients(listener))
         return true;
     if (header->has_addresses)
         return judge(worker, connection, listener, (const struct sockaddr *)&header->source);

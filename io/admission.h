@@ -1,7 +1,8 @@
 /*
  * admission.h - which clients a listener serves: its allow/deny rules
- * (core/access_rules.h) and its trusted PROXY protocol sources, judged on
- * the client's address at the two points where it is known.
+ * (core/access_rules.h), its max_connections_per_client
+ * (core/client_counts.h) and its trusted PROXY protocol sources, judged
+ * on the client's address at the two points where it is known.
  */
 #ifndef SNISPLICE_IO_ADMISSION_H
 #define SNISPLICE_IO_ADMISSION_H

@@ -39,6 +39,7 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
     [OUTCOME_SHUTDOWN] = "shutdown",
     [OUTCOME_INVALID_PROXY_HEADER] = "invalid_proxy_header",
     [OUTCOME_DENIED] = "denied",
+    [OUTCOME_CLIENT_LIMIT] = "client_limit",
 };
 
 const char *connection_outcome_name(enum connection_outcome outcome)
@@ -176,6 +177,10 @@ void connection_close(struct worker *worker, struct connection *connection,
     metrics_add(&connection->route_metrics->bytes_to_client, connection->to_client.bytes);
     counter_add(&worker->counters.bytes_to_upstream, connection->to_upstream.bytes);
     counter_add(&worker->counters.bytes_to_client, connection->to_client.bytes);
+    if (connection->client_counted) {
+        client_counts_release(worker->client_counts, &connection->client_address);
+        connection->client_counted = false;
+    }
     counter_add(&worker->counters.active, (uint64_t)-1);
     worker->open_connections--;
     if (connection->pending_ops == 0)

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/client_counts.h"
 #include "../core/snapshot.h"
 #include "pipe_pool.h"
 #include "timer_wheel.h"
@@ -46,6 +47,7 @@ enum connection_outcome {
     OUTCOME_SHUTDOWN,         /* drain_timeout passed at shutdown */
     OUTCOME_INVALID_PROXY_HEADER, /* a trusted source sent no valid PROXY header */
     OUTCOME_DENIED,           /* refused by the listener's allow/deny rules */
+    OUTCOME_CLIENT_LIMIT,     /* the client had max_connections_per_client open */
     OUTCOME_COUNT
 };
 
@@ -108,6 +110,8 @@ struct connection {
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
     uint32_t proxy_header_length;    /* PROXY_HEADER_QUEUED: its bytes at the stream's start */
     uint8_t proxy_header;            /* enum proxy_header_state */
+    bool client_counted;             /* holds one of client_address's connections */
+    struct client_address client_address; /* as counted (io/admission.c) */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */

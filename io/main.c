@@ -16,12 +16,14 @@
 #include <grp.h>
 #include <malloc.h>
 #include <pwd.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../config/config.h"
 #include "../config/nginx_import.h"
+#include "../core/client_counts.h"
 #include "../core/publisher.h"
 #include "listener.h"
 #include "log.h"
@@ -44,6 +46,7 @@ struct process {
     char *access_log_path;      /* as configured now; NULL: off */
     char *user;                 /* as configured at start; NULL: none */
     struct publisher *publisher;
+    struct client_counts *client_counts; /* max_connections_per_client, all workers' */
     struct worker *workers;
     unsigned worker_count;
     const int *worker_cpus;     /* worker w is pinned to worker_cpus[w]; NULL: not pinned */
@@ -322,6 +325,25 @@ static bool drop_privileges(const char *user)
     return true;
 }
 
+/* The per-address counts behind max_connections_per_client, made whether
+ * or not the config asks for it (a reload may). Every counted connection
+ * holds a descriptor, so room for as many addresses as the process may
+ * open fds means the table can never be full; its pages are touched only
+ * as clients are counted. The hash is keyed at random so clients cannot
+ * pick addresses that share a probe run. */
+static struct client_counts *make_client_counts(void)
+{
+    struct rlimit limit;
+    rlim_t fds = getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : 65536;
+    /* Linux's own ceiling (fs.nr_open) is 1M by default: 40 MiB of
+     * address space at most, untouched until used. */
+    if (fds > (1u << 20))
+        fds = 1u << 20;
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    (void)!getrandom(&seed, sizeof seed, GRND_NONBLOCK);
+    return client_counts_new((uint32_t)fds, seed);
+}
+
 /* Workers ready to be handed sockets, their threads not started yet. */
 static bool init_workers(struct process *process, const int *cpus, unsigned cpu_count)
 {
@@ -336,6 +358,7 @@ static bool init_workers(struct process *process, const int *cpus, unsigned cpu_
             process->worker_count = i;
             return false;
         }
+        process->workers[i].client_counts = process->client_counts;
     }
     return true;
 }
@@ -547,7 +570,8 @@ static int serve(const char *config_path)
 
     int status = 1;
     process.publisher = publisher_new(process.worker_count);
-    if (!process.publisher || !publisher_publish(process.publisher, config->snapshot)) {
+    process.client_counts = make_client_counts();
+    if (!process.publisher || !process.client_counts || !publisher_publish(process.publisher, config->snapshot)) {
         log_error("out of memory");
         goto out;
     }
@@ -605,6 +629,7 @@ out:
     free(process.user);
     if (process.publisher)
         publisher_free(process.publisher);
+    client_counts_free(process.client_counts);
     config_free(config);
     return status;
 }

@@ -111,6 +111,7 @@ struct worker {
     unsigned inline_completions;   /* queued operations certain to complete inside
                                     * the next submission (hello_forward.c) */
     /* shared */
+    struct client_counts *client_counts; /* every worker's, the process's (main.c) */
     int wakeup_fd;
     _Atomic bool stop_requested;
     _Atomic int start_status;      /* 0 starting, 1 running, -1 failed */

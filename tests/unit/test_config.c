@@ -689,6 +689,35 @@ Test(config, not_tls_route_key)
                   expected, 1);
 }
 
+Test(config, max_connections_per_client_keys)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+                                    "[listen own]\naddress = 127.0.0.1:8444\nupstream = a\n"
+                                    "max_connections_per_client = 5\n"
+                                    "[listen exempt]\naddress = 127.0.0.1:8445\nupstream = a\n"
+                                    "max_connections_per_client = off\n"
+                                    "[upstream a]\nserver = 127.0.0.1:1\n"
+                                    "[global]\nmax_connections_per_client = 20\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_expect_eq(snapshot->listeners[0].max_connections_per_client, 20, "[global]'s, even when it comes last");
+    cr_expect_eq(snapshot->listeners[1].max_connections_per_client, 5);
+    cr_expect_eq(snapshot->listeners[2].max_connections_per_client, 0);
+    config_free(config);
+
+    config = load_ok("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+                     "[upstream a]\nserver = 127.0.0.1:1\n");
+    cr_expect_eq(config->snapshot->listeners[0].max_connections_per_client, 0, "no limit by default, as nginx");
+    config_free(config);
+
+    const char *const expected[] = {
+        "2: max_connections_per_client: expected off or 1..10000000, got '0'",
+        "4: max_connections_per_client: expected off or 1..10000000, got 'lots'",
+    };
+    expect_errors("[global]\nmax_connections_per_client = 0\n[listen]\nmax_connections_per_client = lots\n"
+                  "address = 127.0.0.1:8443\n[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n",
+                  expected, 2);
+}
+
 Test(config, allow_and_deny_keys)
 {
     struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"
