@@ -11,6 +11,10 @@
 # and a ratio of two runs seconds apart cancels most of that drift, which
 # medians of separate runs do not. For side-by-side numbers with the peers,
 # use bench/run.sh (CANDIDATE=...).
+#
+# OLD_GLOBALS / NEW_GLOBALS (optional): extra [global] lines for one side's
+# config, to compare one build with a setting off and on
+# (NEW_GLOBALS='max_connections_per_client = 1000' bench/ab.sh B B).
 set -euo pipefail
 
 OLD=$(readlink -f "$1") NEW=$(readlink -f "$2")
@@ -27,9 +31,11 @@ for p in backend loadgen; do
 done
 TMPD=$(mktemp -d)
 trap 'kill $BACKEND_PID 2>/dev/null; rm -rf "$TMPD"' EXIT
-cat > "$TMPD/ab.ini" <<EOF
+write_config() {
+    cat > "$1" <<EOF
 [global]
 workers = 1
+$2
 [listen]
 address = 127.0.0.1:$PROXY_PORT
 [routes]
@@ -37,6 +43,9 @@ default = backend
 [upstream backend]
 server = 127.0.0.1:$BACKEND_PORT
 EOF
+}
+write_config "$TMPD/old.ini" "${OLD_GLOBALS:-}"
+write_config "$TMPD/new.ini" "${NEW_GLOBALS:-}"
 taskset -c 1 "$OUT/backend" -p "$BACKEND_PORT" -t 1 > /dev/null 2>&1 &
 BACKEND_PID=$!
 sleep 0.3
@@ -44,7 +53,7 @@ TICK=$(getconf CLK_TCK)
 
 # One run of one build: prints its CPU microseconds per connection.
 cpu_per_connection() {
-    taskset -c 0 "$1" -c "$TMPD/ab.ini" 2> /dev/null &
+    taskset -c 0 "$1" -c "$2" 2> /dev/null &
     local pid=$!
     sleep 0.3
     local before after result connections
@@ -63,9 +72,9 @@ cpu_per_connection() {
 ratios=()
 for pair in $(seq "$PAIRS"); do
     if (( pair % 2 )); then
-        old=$(cpu_per_connection "$OLD"); new=$(cpu_per_connection "$NEW")
+        old=$(cpu_per_connection "$OLD" "$TMPD/old.ini"); new=$(cpu_per_connection "$NEW" "$TMPD/new.ini")
     else
-        new=$(cpu_per_connection "$NEW"); old=$(cpu_per_connection "$OLD")
+        new=$(cpu_per_connection "$NEW" "$TMPD/new.ini"); old=$(cpu_per_connection "$OLD" "$TMPD/old.ini")
     fi
     ratio=$(awk -v a="$old" -v b="$new" 'BEGIN { printf "%.3f", b / a }')
     ratios+=("$ratio")
