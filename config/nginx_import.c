@@ -11,6 +11,14 @@
  * Naming: a single routed server becomes `[listen]` with `[routes]`, as a
  * hand-written config would; with several servers each becomes
  * `[listen portN]`, and each map `$x` becomes `[routes x]`.
+ *
+ * Maps: a map on $ssl_preread_server_name gives its entries as they are; a
+ * map on $ssl_preread_alpn_protocols gives `alpn PROTOCOL` routes; a map on
+ * $ssl_preread_protocol is evaluated for "" and each TLS version and gives
+ * `not_tls` and `default` (snisplice tells only those two kinds of client
+ * apart). A protocol map's TLS target, or an ALPN map's default, that
+ * names another such map continues the same table with that map's entries,
+ * as nginx's `default $name;` chains them.
  */
 #include "nginx_import.h"
 
@@ -20,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/address.h"
 #include "../core/hostname.h"
@@ -86,10 +95,16 @@ struct import_map {
     const char *variable; /* without '$' */
     bool server_name;     /* source is $ssl_preread_server_name */
     bool alpn;            /* source is $ssl_preread_alpn_protocols: entries become alpn routes */
+    bool protocol;        /* source is $ssl_preread_protocol: TLS clients and the rest (not_tls) */
     char *port_host;      /* used as proxy_pass HOST:$variable: values are ports on HOST */
-    struct import_map *names; /* an ALPN map's "default $x", $x a server-name map: one table */
+    struct import_map *names; /* the map whose entries follow in this one's table: an ALPN map's
+                                 "default $x", $x a server-name map; a protocol map's TLS target */
+    /* A protocol map's two routes, found once by resolve_protocol_map;
+     * NULL when that route is not written (see there). */
+    const struct nginx_directive *not_tls; /* the entry clients that do not speak TLS take */
+    const struct nginx_directive *tls;     /* the entry TLS clients take: the table's default */
     bool used;
-    bool chained;         /* a used ALPN map's default: written inside that map's table */
+    bool chained;         /* another used map's continuation: written inside that map's table */
     bool proxy_protocol;  /* used by a server with proxy_protocol on */
     bool plain;           /* used by a server without it */
     char table[NAME_MAX_LENGTH];
@@ -372,6 +387,14 @@ static bool convert_alpn_key(const char *key, char *out, size_t out_size, bool *
     return true;
 }
 
+/* A map key nginx takes as a wildcard under `hostnames`: "*.example.com",
+ * ".example.org", "www.example.*". */
+static bool is_wildcard(const char *key)
+{
+    size_t length = strlen(key);
+    return key[0] == '.' || strncmp(key, "*.", 2) == 0 || (length > 2 && strcmp(key + length - 2, ".*") == 0);
+}
+
 /* INI names: letters, digits, '_' and '-'; anything else becomes '_'. */
 static void sanitize_name(const char *in, char *out, size_t out_size)
 {
@@ -388,6 +411,12 @@ static void sanitize_name(const char *in, char *out, size_t out_size)
 }
 
 /* ---- lookups ---- */
+
+/* A map on one of the values snisplice routes by. */
+static bool becomes_routes(const struct import_map *map)
+{
+    return map->server_name || map->alpn || map->protocol;
+}
 
 static struct import_map *find_map(struct importer *importer, const char *variable)
 {
@@ -519,11 +548,12 @@ static void collect_map(struct importer *importer, const struct nginx_directive 
     map->variable = directive->args[1] + 1;
     map->server_name = strcmp(directive->args[0], "$ssl_preread_server_name") == 0;
     map->alpn = strcmp(directive->args[0], "$ssl_preread_alpn_protocols") == 0;
+    map->protocol = strcmp(directive->args[0], "$ssl_preread_protocol") == 0;
     sanitize_name(map->variable, map->table, sizeof map->table);
-    if (!map->server_name && !map->alpn)
+    if (!map->server_name && !map->alpn && !map->protocol)
         warn(importer, directive,
-             "map on %s: only maps on $ssl_preread_server_name and $ssl_preread_alpn_protocols become routes; "
-             "$%s is not converted", directive->args[0], map->variable);
+             "map on %s: only maps on $ssl_preread_server_name, $ssl_preread_alpn_protocols and "
+             "$ssl_preread_protocol become routes; $%s is not converted", directive->args[0], map->variable);
 }
 
 static void collect_upstream(struct importer *importer, const struct nginx_directive *directive)
@@ -792,9 +822,47 @@ typedef void (*map_entry_fn)(struct importer *importer, struct import_map *map,
                              const struct nginx_directive *entry, const char *pattern,
                              struct import_upstream *target, void *context);
 
+/* What a map entry's value names. On HOST:$map the value is a port on
+ * HOST. `report` false: the quiet look-up of the marking pass, which runs
+ * before the writing pass says what is wrong with a value. */
+static struct import_upstream *value_target(struct importer *importer, const struct import_map *map,
+                                            const struct nginx_directive *entry, bool report)
+{
+    const char *value = entry->args[0];
+    char on_host[ADDRESS_TEXT_MAX + 8];
+    if (map->port_host) {
+        snprintf(on_host, sizeof on_host, "%s:%s", map->port_host, value);
+        value = on_host;
+    }
+    if (report)
+        return resolve_target(importer, entry, value);
+    struct import_upstream *target = find_upstream(importer, value);
+    char address[ADDRESS_TEXT_MAX], why[160];
+    if (!target && value[0] != '$' && convert_address(value, false, address, sizeof address, why, sizeof why))
+        target = literal_upstream(importer, address);
+    return target;
+}
+
+/* A protocol map's routes, as resolve_protocol_map chose them: not_tls,
+ * then the default (unless a chained map's entries take its place). */
+static void walk_protocol_map(struct importer *importer, struct import_map *map, bool report,
+                              map_entry_fn entry_fn, void *context)
+{
+    struct import_upstream *target = map->not_tls ? value_target(importer, map, map->not_tls, report) : NULL;
+    if (target)
+        entry_fn(importer, map, map->not_tls, "not_tls", target, context);
+    target = map->tls ? value_target(importer, map, map->tls, report) : NULL;
+    if (target)
+        entry_fn(importer, map, map->tls, "default", target, context);
+}
+
 static void walk_map(struct importer *importer, struct import_map *map, bool report, map_entry_fn entry_fn,
                      void *context)
 {
+    if (map->protocol) {
+        walk_protocol_map(importer, map, report, entry_fn, context);
+        return;
+    }
     const struct nginx_block *block = map->directive->block;
     /* As in nginx, `hostnames` applies to the entries after it. */
     bool hostnames = false;
@@ -841,31 +909,14 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
                 warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in snisplice; skipped");
             continue;
         }
-        size_t length = strlen(key);
-        bool wildcard = key[0] == '.' || strncmp(key, "*.", 2) == 0 ||
-                        (length > 2 && strcmp(key + length - 2, ".*") == 0);
-        if (wildcard && !hostnames) {
+        if (is_wildcard(key) && !hostnames) {
             if (report)
                 warn(importer, entry,
                      "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
                      "matched; skipped", key);
             continue;
         }
-        const char *value = entry->args[0];
-        char on_host[ADDRESS_TEXT_MAX + 8];
-        if (map->port_host) {
-            snprintf(on_host, sizeof on_host, "%s:%s", map->port_host, value);
-            value = on_host;
-        }
-        struct import_upstream *target = NULL;
-        if (report)
-            target = resolve_target(importer, entry, value);
-        else {
-            target = find_upstream(importer, value);
-            char address[ADDRESS_TEXT_MAX], why[160];
-            if (!target && value[0] != '$' && convert_address(value, false, address, sizeof address, why, sizeof why))
-                target = literal_upstream(importer, address);
-        }
+        struct import_upstream *target = value_target(importer, map, entry, report);
         if (target)
             entry_fn(importer, map, entry, key, target, context);
     }
@@ -927,8 +978,9 @@ static void resolve_server(struct importer *importer, struct import_server *serv
     const char *variable = strchr(target, '$');
     if (variable) {
         server->map = find_map(importer, variable + 1);
-        const char *why = !server->map || !(server->map->server_name || server->map->alpn) ?
-                              "not a map on $ssl_preread_server_name or $ssl_preread_alpn_protocols" :
+        const char *why = !server->map || !becomes_routes(server->map) ?
+                              "not a map on $ssl_preread_server_name, $ssl_preread_alpn_protocols or "
+                              "$ssl_preread_protocol" :
                           !use_map_as(server, target, variable) ?
                               "only $map or HOST:$map, and each map one way (it becomes one routes table)" :
                               NULL;
@@ -939,9 +991,12 @@ static void resolve_server(struct importer *importer, struct import_server *serv
             return;
         }
         if (!server->ssl_preread)
-            warn(importer, server->proxy_pass,
-                 "proxy_pass %s without 'ssl_preread on': nginx saw no server name and always took the "
-                 "map's default; snisplice routes by server name", target);
+            warn(importer, server->proxy_pass, "proxy_pass %s without 'ssl_preread on': %s", target,
+                 server->map->protocol ?
+                     "nginx saw no protocol and sent every client where the map sends \"\"; snisplice "
+                     "tells TLS clients apart" :
+                     "nginx saw no server name and always took the map's default; snisplice routes by "
+                     "server name");
         server->map->used = true;
         if (server->proxy_protocol)
             server->map->proxy_protocol = true;
@@ -957,13 +1012,24 @@ static void resolve_server(struct importer *importer, struct import_server *serv
     mark_reached(server->upstream, server->proxy_protocol);
 }
 
+/* `next` continues `map`'s table: its entries are written after map's
+ * and reach the same servers' upstreams. */
+static void chain_to(struct import_map *map, struct import_map *next)
+{
+    map->names = next;
+    next->chained = true;
+    next->proxy_protocol |= map->proxy_protocol;
+    next->plain |= map->plain;
+}
+
 /* nginx's recipe for an ACME helper beside SNI routing: a map on the
  * client's protocols whose default is the server-name map
  * (`default $name;`). snisplice tries ALPN routes before names anyway, so
- * the two become one table: the ALPN entries, then the name map's. */
+ * the two become one table: the ALPN entries, then the name map's. The
+ * ALPN map may itself continue a protocol map's table. */
 static void chain_names(struct importer *importer, struct import_map *map)
 {
-    if (!map->used || !map->alpn || map->port_host)
+    if (!(map->used || map->chained) || !map->alpn || map->port_host)
         return;
     const struct nginx_block *block = map->directive->block;
     for (size_t i = 0; i < block->count; i++) {
@@ -973,12 +1039,243 @@ static void chain_names(struct importer *importer, struct import_map *map)
         struct import_map *names = find_map(importer, entry->args[0] + 1);
         if (!names || !names->server_name)
             return;
-        map->names = names;
-        names->chained = true;
-        names->proxy_protocol |= map->proxy_protocol;
-        names->plain |= map->plain;
+        chain_to(map, names);
         return;
     }
+}
+
+/* ---- maps on $ssl_preread_protocol ---- */
+
+/* What nginx's $ssl_preread_protocol holds: "" for a client whose first
+ * bytes are not a TLS handshake, else the highest version the client
+ * offers, named as SSL_get_version() names them. (nginx also says SSLv3;
+ * snisplice takes such a client for TLS, so it goes with the TLS ones.) */
+static const char *const protocol_values[] = { "", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" };
+enum { PROTOCOL_NOT_TLS = 0, PROTOCOL_FIRST_TLS = 1, PROTOCOL_MODERN = 4, PROTOCOL_VALUES = 5 };
+
+/* nginx's map looks a value up in this order: its exact keys (in any
+ * case), then its regular expressions in file order (never for ""), then
+ * its default. Per protocol_values index, the first entry of each kind. */
+struct protocol_lookup {
+    const struct nginx_directive *exact[PROTOCOL_VALUES];
+    const struct nginx_directive *regex[PROTOCOL_VALUES];
+    const struct nginx_directive *fallback;
+};
+
+static const struct nginx_directive *protocol_entry(const struct protocol_lookup *lookup, int value)
+{
+    if (lookup->exact[value])
+        return lookup->exact[value];
+    return lookup->regex[value] ? lookup->regex[value] : lookup->fallback;
+}
+
+/* No entry: nginx's map gives "", and proxy_pass to "" closes the client. */
+static const char *protocol_target(const struct nginx_directive *entry)
+{
+    return entry ? entry->args[0] : "";
+}
+
+/* Which protocol_values a regular expression matches, as bits; -1 (said
+ * with a warning) when snisplice cannot evaluate it. */
+static int regex_key_matches(struct importer *importer, const struct nginx_directive *entry)
+{
+    struct route_regex regex;
+    char error[160];
+    if (!route_regex_compile(&regex, entry->name, 0, error, sizeof error)) {
+        warn(importer, entry, "map entry '%s': regular expression not evaluated: %s; skipped, so the TLS "
+                              "versions it matched in nginx take the map's other entries", entry->name, error);
+        return -1;
+    }
+    /* A ~* expression is compiled folded to lower case: so is the text. */
+    bool any_case = entry->name[1] == '*';
+    int matches = 0;
+    for (int value = PROTOCOL_FIRST_TLS; value < PROTOCOL_VALUES; value++) {
+        char text[16];
+        size_t length = 0;
+        for (const char *in = protocol_values[value]; *in; in++)
+            text[length++] = any_case ? (char)tolower((unsigned char)*in) : *in;
+        if (route_regex_matches(&regex, text, length))
+            matches |= 1 << value;
+    }
+    route_regex_free(&regex);
+    return matches;
+}
+
+/* Which protocol_values a key matches, as bits; -1 (said with a warning)
+ * when snisplice cannot evaluate it. */
+static int protocol_key_matches(struct importer *importer, const struct nginx_directive *entry, bool hostnames)
+{
+    const char *key = entry->name;
+    if (route_regex_is_pattern(key))
+        return regex_key_matches(importer, entry);
+    if (hostnames && is_wildcard(key)) {
+        warn(importer, entry, "map entry '%s': a wildcard on $ssl_preread_protocol is not evaluated; skipped",
+             key);
+        return -1;
+    }
+    /* nginx drops a leading backslash: it lets a key start with '~'. */
+    if (key[0] == '\\')
+        key++;
+    int matches = 0;
+    for (int value = 0; value < PROTOCOL_VALUES; value++)
+        if (strcasecmp(key, protocol_values[value]) == 0)
+            matches |= 1 << value;
+    return matches;
+}
+
+/* One pass over the map, as nginx reads it; what cannot be evaluated, or
+ * matches none of protocol_values, is said here, once. */
+static void look_up_protocols(struct importer *importer, const struct import_map *map,
+                              struct protocol_lookup *lookup)
+{
+    memset(lookup, 0, sizeof *lookup);
+    const struct nginx_block *block = map->directive->block;
+    bool hostnames = false;
+    for (size_t i = 0; i < block->count; i++) {
+        const struct nginx_directive *entry = &block->items[i];
+        bool flag = entry->arg_count == 0 && !entry->block; /* nginx: alone on its line, else a key */
+        if (flag && strcmp(entry->name, "hostnames") == 0) {
+            hostnames = true;
+            continue;
+        }
+        if (flag && strcmp(entry->name, "volatile") == 0)
+            continue;
+        if (entry->block || entry->arg_count != 1) {
+            warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", entry->name);
+            continue;
+        }
+        if (strcmp(entry->name, "default") == 0) {
+            if (!lookup->fallback) /* nginx refuses a second one */
+                lookup->fallback = entry;
+            continue;
+        }
+        int matches = protocol_key_matches(importer, entry, hostnames);
+        if (matches == 0)
+            warn(importer, entry, "map entry '%s': matches neither \"\" nor a TLS version from TLSv1 to "
+                                  "TLSv1.3, the clients snisplice tells apart; skipped (an SSLv3 client goes "
+                                  "with the TLS ones)", entry->name);
+        const struct nginx_directive **first =
+            route_regex_is_pattern(entry->name) ? lookup->regex : lookup->exact;
+        for (int value = 0; matches > 0 && value < PROTOCOL_VALUES; value++)
+            if ((matches & (1 << value)) && !first[value])
+                first[value] = entry;
+    }
+}
+
+static bool same_for_every_version(const struct protocol_lookup *lookup)
+{
+    const char *modern = protocol_target(protocol_entry(lookup, PROTOCOL_MODERN));
+    for (int value = PROTOCOL_FIRST_TLS; value < PROTOCOL_MODERN; value++)
+        if (strcmp(protocol_target(protocol_entry(lookup, value)), modern) != 0)
+            return false;
+    return true;
+}
+
+/* nginx's own example sends TLSv1.2 clients elsewhere: snisplice has one
+ * route for every TLS client, so it takes the TLSv1.3 one and says so. */
+static void warn_version_routing(struct importer *importer, const struct import_map *map,
+                                 const struct protocol_lookup *lookup)
+{
+    struct text versions = {0};
+    for (int value = PROTOCOL_FIRST_TLS; value < PROTOCOL_VALUES; value++) {
+        const char *target = protocol_target(protocol_entry(lookup, value));
+        text_printf(&versions, "%s%s -> %s", value > PROTOCOL_FIRST_TLS ? ", " : "", protocol_values[value],
+                    target[0] ? target : "\"\"");
+    }
+    const char *modern = protocol_target(protocol_entry(lookup, PROTOCOL_MODERN));
+    if (versions.failed)
+        importer->failed = true;
+    else
+        warn(importer, map->directive,
+             "map $%s routes TLS clients by version (%s); snisplice does not route by TLS version: every TLS "
+             "client now goes to %s, the TLSv1.3 target, where nginx sent modern clients", map->variable,
+             versions.data, modern[0] ? modern : "\"\"");
+    free(versions.data);
+}
+
+/* A default that neither "" nor any TLS version reaches served only the
+ * clients nginx named SSLv3: snisplice takes those for TLS clients. */
+static void warn_unreached_default(struct importer *importer, const struct protocol_lookup *lookup,
+                                   const char *tls_target)
+{
+    const struct nginx_directive *fallback = lookup->fallback;
+    if (!fallback || strcmp(fallback->args[0], tls_target) == 0)
+        return;
+    for (int value = 0; value < PROTOCOL_VALUES; value++)
+        if (protocol_entry(lookup, value) == fallback)
+            return;
+    warn(importer, fallback, "default %s: \"\" and every TLS version have entries of their own, so nginx "
+                             "sent only clients of older SSL versions here; snisplice sends them with the TLS "
+                             "clients; skipped", fallback->args[0][0] ? fallback->args[0] : "\"\"");
+}
+
+/* TLS clients' route: the table's default, or a server-name or ALPN map
+ * whose entries follow in the same table (nginx's `default $name;`). */
+static void resolve_tls_route(struct importer *importer, struct import_map *map,
+                              const struct nginx_directive *entry)
+{
+    const char *target = protocol_target(entry);
+    const struct nginx_directive *at = entry ? entry : map->directive;
+    if (target[0] == '\0') {
+        warn(importer, at, "map $%s: nginx closed TLS clients (%s); the table has no default route, so "
+                           "snisplice closes them too", map->variable,
+             entry ? "the target is \"\"" : "no entry for their versions and no default");
+        return;
+    }
+    if (target[0] != '$') {
+        map->tls = entry;
+        return;
+    }
+    struct import_map *next = find_map(importer, target + 1);
+    if (!next || !(next->server_name || next->alpn) || next->port_host || map->port_host) {
+        warn(importer, at, "map $%s: TLS clients' target %s: snisplice continues a table only with a map on "
+                           "$ssl_preread_server_name or $ssl_preread_alpn_protocols, and only under proxy_pass "
+                           "$map; no default route written", map->variable, target);
+        return;
+    }
+    chain_to(map, next);
+}
+
+/* The not_tls route: written only when it differs from the TLS clients'
+ * (without it they take the default, as in nginx's `default` catching ""). */
+static void resolve_not_tls_route(struct importer *importer, struct import_map *map,
+                                  const struct nginx_directive *entry, const char *tls_target)
+{
+    const char *target = protocol_target(entry);
+    if (strcmp(target, tls_target) == 0)
+        return;
+    const struct nginx_directive *at = entry ? entry : map->directive;
+    if (target[0] == '\0') {
+        warn(importer, at, "map $%s: nginx closed clients that do not speak TLS (%s); snisplice has no "
+                           "route to nothing, so they take the default route", map->variable,
+             entry ? "the target is \"\"" : "no \"\" entry and no default");
+        return;
+    }
+    if (target[0] == '$') {
+        warn(importer, at, "map $%s: target %s for clients that do not speak TLS: not_tls names one upstream "
+                           "or address and cannot continue with another map; skipped, so they take the "
+                           "default route", map->variable, target);
+        return;
+    }
+    map->not_tls = entry;
+}
+
+/* nginx's sslh recipe, map $ssl_preread_protocol $x { "" ssh; default
+ * https; }: the map is evaluated for "" and each TLS version, and becomes
+ * the two routes snisplice has for it, not_tls and default (or a chained
+ * table in place of the default). */
+static void resolve_protocol_map(struct importer *importer, struct import_map *map)
+{
+    if (!map->used || !map->protocol)
+        return;
+    struct protocol_lookup lookup;
+    look_up_protocols(importer, map, &lookup);
+    if (!same_for_every_version(&lookup))
+        warn_version_routing(importer, map, &lookup);
+    const struct nginx_directive *tls = protocol_entry(&lookup, PROTOCOL_MODERN);
+    warn_unreached_default(importer, &lookup, protocol_target(tls));
+    resolve_tls_route(importer, map, tls);
+    resolve_not_tls_route(importer, map, protocol_entry(&lookup, PROTOCOL_NOT_TLS), protocol_target(tls));
 }
 
 /* Every upstream's INI name: its nginx name with what the INI does not allow
@@ -1199,7 +1496,7 @@ static void write_ini(struct importer *importer, struct text *ini)
 
     for (size_t i = 0; i < importer->map_count; i++) {
         struct import_map *map = &importer->maps[i];
-        if (!map->server_name && !map->alpn)
+        if (!becomes_routes(map))
             continue;
         if (!map->used) {
             if (!map->chained)
@@ -1213,9 +1510,10 @@ static void write_ini(struct importer *importer, struct text *ini)
                  "table for it, so every upstream it names now gets the PROXY header from all of them",
                  map->variable);
         text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
-        walk_map(importer, map, true, write_route, ini);
-        if (map->names)
-            walk_map(importer, map->names, true, write_route, ini);
+        /* A protocol map continues with an ALPN map, which continues with
+         * a server-name map: one table. */
+        for (struct import_map *part = map; part; part = part->names)
+            walk_map(importer, part, true, write_route, ini);
         text_printf(ini, "\n");
     }
     for (size_t i = 0; i < importer->upstream_count; i++)
@@ -1237,6 +1535,9 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
      * then the maps' targets learn it. */
     for (size_t i = 0; i < importer.server_count; i++)
         resolve_server(&importer, &importer.servers[i]);
+    /* Protocol maps first: an ALPN map they continue chains in turn. */
+    for (size_t i = 0; i < importer.map_count; i++)
+        resolve_protocol_map(&importer, &importer.maps[i]);
     for (size_t i = 0; i < importer.map_count; i++)
         chain_names(&importer, &importer.maps[i]);
     for (size_t i = 0; i < importer.map_count; i++)

@@ -3,11 +3,13 @@
  * stream blocks converted to the equivalent snisplice INI.
  *
  * Owns the meaning of nginx's stream directives (map on
- * $ssl_preread_server_name with hostnames, upstream, server with listen /
- * ssl_preread / proxy_pass / proxy_protocol / timeouts, allow / deny) and how
- * each maps to an INI key. Whatever cannot be carried over becomes a
- * warning with the file and line it came from: nothing is dropped
- * silently. Never touches a socket and never resolves a host name.
+ * $ssl_preread_server_name with hostnames, on $ssl_preread_alpn_protocols,
+ * and on $ssl_preread_protocol, whose "" entry becomes not_tls; upstream,
+ * server with listen / ssl_preread / proxy_pass / proxy_protocol /
+ * timeouts, allow / deny) and how each maps to an INI key. Whatever cannot
+ * be carried over becomes a warning with the file and line it came from:
+ * nothing is dropped silently. Never touches a socket and never resolves a
+ * host name.
  */
 #ifndef SNISPLICE_CONFIG_NGINX_IMPORT_H
 #define SNISPLICE_CONFIG_NGINX_IMPORT_H

@@ -4,8 +4,9 @@
  * server block, an http block and a regex map entry), the INI it prints
  * passes `-t`, and snisplice running it routes like nginx did: two names
  * and a regular expression to two upstreams, and the plain forward with
- * its allow/deny rules.
- * Ports: block 60.
+ * its allow/deny rules. And nginx's sslh recipe, a map on
+ * $ssl_preread_protocol, puts SSH and HTTPS on one port here too.
+ * Ports: blocks 60 and 107.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 static struct proxy import_proxy;
 static struct backend matrix_backend;
 static struct backend local_backend;
+static struct backend ssh_backend;
+static struct backend https_backend;
 
 static void import_fini(void)
 {
@@ -40,6 +43,18 @@ static int run_import(const char *directory, const char *path, char **ini, char 
     free(out_path);
     free(err_path);
     return status;
+}
+
+/* The output is a config snisplice accepts as it is: `snisplice -t`. */
+static void expect_valid_config(const char *directory, const char *ini)
+{
+    char *ini_path = temp_file_write(directory, "snisplice.ini", ini);
+    const char *check[] = { proxy_binary(), "-t", "-c", ini_path, NULL };
+    char *check_output = NULL;
+    int status = child_run(check, NULL, NULL, 15000, &check_output);
+    cr_expect_eq(status, 0, "-t on the converted INI: %s\n%s", check_output, ini);
+    free(check_output);
+    free(ini_path);
 }
 
 Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .fini = import_fini)
@@ -83,14 +98,7 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
     cr_expect(strstr(ini, "~^www\\.(.+)$ = https_matrix_backend\n") != NULL, "%s", ini);
     cr_expect(strstr(ini, "warning") == NULL, "warnings leaked into the INI:\n%s", ini);
 
-    /* The output is a config snisplice accepts as it is. */
-    char *ini_path = temp_file_write(directory, "snisplice.ini", ini);
-    const char *check[] = { proxy_binary(), "-t", "-c", ini_path, NULL };
-    char *check_output = NULL;
-    status = child_run(check, NULL, NULL, 15000, &check_output);
-    cr_expect_eq(status, 0, "-t on the converted INI: %s\n%s", check_output, ini);
-    free(check_output);
-
+    expect_valid_config(directory, ini);
     cr_assert(proxy_start(&import_proxy, ini, tls_port), "snisplice did not start on:\n%s", ini);
     struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
     struct hello_bytes blog = hello_build("blog.robrotheram.com");
@@ -123,7 +131,63 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
     hello_free(&www);
     free(ini);
     free(warnings);
-    free(ini_path);
+    free(nginx_path);
+    free(nginx);
+    free(directory);
+    cr_expect_eq(proxy_stop(&import_proxy, 10000), 0);
+}
+
+/* nginx's sslh recipe, as its users write it: "" (not TLS) to SSH, the
+ * TLS versions to HTTPS. Converted without a warning, it sends an SSH
+ * client's banner to the SSH server and TLS hellos, with a server name or
+ * without, to the HTTPS one. */
+Test(import, sslh_recipe_puts_ssh_and_https_on_one_port, .init = integration_init, .fini = import_fini)
+{
+    uint16_t proxy_port = TEST_PORT(107, 0), ssh_port = TEST_PORT(107, 1), https_port = TEST_PORT(107, 2);
+    cr_assert(backend_start(&ssh_backend, "ssh", ssh_port, NULL, NULL));
+    cr_assert(backend_start(&https_backend, "https", https_port, NULL, NULL));
+    char *directory = temp_directory_create("import-sslh");
+    char *nginx = text_format(
+        "stream {\n"
+        "    map $ssl_preread_protocol $upstream {\n"
+        "        \"\"        ssh;\n"
+        "        \"TLSv1.2\" https;\n"
+        "        default   https;\n"
+        "    }\n"
+        "    upstream ssh   { server 127.0.0.1:%u; }\n"
+        "    upstream https { server 127.0.0.1:%u; }\n"
+        "    server { listen 127.0.0.1:%u; proxy_pass $upstream; ssl_preread on; }\n"
+        "}\n",
+        ssh_port, https_port, proxy_port);
+    char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
+
+    char *ini = NULL, *warnings = NULL;
+    int status = run_import(directory, nginx_path, &ini, &warnings);
+    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, warnings);
+    cr_assert_not_null(ini);
+    cr_expect(warnings && warnings[0] == '\0', "warnings:\n%s", warnings);
+    cr_expect(strstr(ini, "[routes]\nnot_tls = ssh\ndefault = https\n") != NULL, "%s", ini);
+    expect_valid_config(directory, ini);
+
+    cr_assert(proxy_start(&import_proxy, ini, proxy_port), "snisplice did not start on:\n%s", ini);
+    const char banner[] = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n";
+    struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
+    struct hello_bytes no_sni = hello_build(NULL);
+    cr_assert_not_null(chromium.data);
+    char *reply = exchange_once(proxy_port, banner, strlen(banner), 5000, NULL);
+    cr_expect(reply && strcmp(reply, "ssh\n") == 0, "an SSH banner went to '%s'", reply);
+    free(reply);
+    reply = exchange_once(proxy_port, chromium.data, chromium.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "https\n") == 0, "a TLS hello with a server name went to '%s'", reply);
+    free(reply);
+    reply = exchange_once(proxy_port, no_sni.data, no_sni.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "https\n") == 0, "a TLS hello without one went to '%s'", reply);
+    free(reply);
+
+    hello_free(&chromium);
+    hello_free(&no_sni);
+    free(ini);
+    free(warnings);
     free(nginx_path);
     free(nginx);
     free(directory);

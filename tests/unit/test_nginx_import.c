@@ -314,6 +314,201 @@ Test(nginx_import, alpn_entries_that_do_not_fit)
     nginx_import_free(&result);
 }
 
+/* nginx's sslh recipe: SSH and HTTPS on one port. "" is what nginx's
+ * $ssl_preread_protocol holds for a client that does not speak TLS; every
+ * TLS version goes to https here (the TLSv1.2 line changes nothing), so
+ * the map is snisplice's not_tls and default. */
+Test(nginx_import, protocol_map_becomes_not_tls_and_default)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "    map $ssl_preread_protocol $upstream {\n"
+        "        \"\"        ssh;\n"
+        "        \"TLSv1.2\" https;\n"
+        "        default   https;\n"
+        "    }\n"
+        "    upstream ssh   { server 127.0.0.1:22; }\n"
+        "    upstream https { server 127.0.0.1:8443; }\n"
+        "    server { listen 443; proxy_pass $upstream; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    const char *expected =
+        "[listen]\n"
+        "address = 0.0.0.0:443\n"
+        "\n"
+        "[routes]\n"
+        "not_tls = ssh\n"
+        "default = https\n"
+        "\n"
+        "[upstream ssh]\n"
+        "server = 127.0.0.1:22\n"
+        "\n"
+        "[upstream https]\n"
+        "server = 127.0.0.1:8443\n";
+    cr_expect(strstr(result.ini, expected) != NULL, "got:\n%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* acme.sh's form, values as ports on one host, converts the same way. */
+    result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_protocol $port { \"\" 22; default 8443; }\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:$port; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[routes]\nnot_tls = 127.0.0.1:22\ndefault = 127.0.0.1:8443\n\n"), "%s",
+              result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* The combined form: TLS clients go on to the server-name map
+ * (`default $name;`), so its entries, default included, follow not_tls in
+ * one table; with an ACME ALPN map in between, its routes come first. */
+Test(nginx_import, protocol_map_chains_the_server_name_map)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example.com a_backend; default b_backend; }\n"
+        "  map $ssl_preread_protocol $upstream { \"\" 127.0.0.1:22; default $name; }\n"
+        "  upstream a_backend { server 127.0.0.1:9001; }\n"
+        "  upstream b_backend { server 127.0.0.1:9002; }\n"
+        "  server { listen 443; proxy_pass $upstream; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0, "the name map is used through the protocol map");
+    cr_expect(strstr(result.ini, "[listen]\naddress = 0.0.0.0:443\n\n[routes]\nnot_tls = 127.0.0.1:22\n"
+                                 "a.example.com = a_backend\ndefault = b_backend\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example.com a_backend; default b_backend; }\n"
+        "  map $ssl_preread_alpn_protocols $tls { ~\\bacme-tls/1\\b 127.0.0.1:10443; default $name; }\n"
+        "  map $ssl_preread_protocol $upstream { \"\" 127.0.0.1:22; default $tls; }\n"
+        "  upstream a_backend { server 127.0.0.1:9001; }\n"
+        "  upstream b_backend { server 127.0.0.1:9002; }\n"
+        "  server { listen 443; proxy_pass $upstream; ssl_preread on; proxy_protocol on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[routes]\nnot_tls = to_127_0_0_1_22\nalpn acme-tls/1 = to_127_0_0_1_10443\n"
+                                 "a.example.com = a_backend\ndefault = b_backend\n\n"), "%s", result.ini);
+    /* Every upstream reached through the chain gets the PROXY header. */
+    cr_expect(strstr(result.ini, "[upstream b_backend]\nserver = 127.0.0.1:9002\nproxy_protocol = v1\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "[upstream to_127_0_0_1_22]\nserver = 127.0.0.1:22\nproxy_protocol = v1\n"),
+              "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* Written the other way round: the TLS versions are named (by a regular
+ * expression, in any case, or one by one) and the default catches "", as
+ * in nginx nothing else matches it (regular expressions are never tried on
+ * an empty value). */
+Test(nginx_import, protocol_map_with_tls_keys_and_a_default_for_the_rest)
+{
+    const char *maps[] = {
+        "~^TLS https; default ssh;",
+        "~TLSv1 https; default ssh;",
+        "~*^tls https; default ssh;",
+        "TLSv1 https; TLSv1.1 https; \"TLSv1.2\" https; 'TLSv1.3' https; default ssh;",
+    };
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
+        char *text = NULL;
+        cr_assert_geq(asprintf(&text,
+                               "stream {\n"
+                               "  map $ssl_preread_protocol $upstream { %s }\n"
+                               "  upstream ssh   { server 127.0.0.1:22; }\n"
+                               "  upstream https { server 127.0.0.1:8443; }\n"
+                               "  server { listen 443; proxy_pass $upstream; ssl_preread on; }\n"
+                               "}\n", maps[i]), 0);
+        struct nginx_import result = import_text(text);
+        log_warnings(&result);
+        cr_expect_eq(result.warning_count, 0, "%s", maps[i]);
+        cr_expect(strstr(result.ini, "[routes]\nnot_tls = ssh\ndefault = https\n\n"), "%s:\n%s", maps[i],
+                  result.ini);
+        expect_loadable(result.ini);
+        nginx_import_free(&result);
+        free(text);
+    }
+}
+
+/* nginx's own example sends one TLS version elsewhere. snisplice has one
+ * route for TLS clients: the TLSv1.3 target, with a warning that names
+ * every version's. */
+Test(nginx_import, protocol_map_routing_by_tls_version_takes_the_tlsv1_3_target)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_protocol $upstream {\n"
+        "    \"\" ssh;\n"
+        "    \"TLSv1.3\" modern;\n"
+        "    default legacy;\n"
+        "  }\n"
+        "  upstream ssh    { server 127.0.0.1:22; }\n"
+        "  upstream modern { server 127.0.0.1:8443; }\n"
+        "  upstream legacy { server 127.0.0.1:8444; }\n"
+        "  server { listen 443; proxy_pass $upstream; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_assert_eq(result.warning_count, 1);
+    cr_expect_str_eq(result.warnings[0],
+                     "nginx.conf:2: warning: map $upstream routes TLS clients by version (TLSv1 -> legacy, "
+                     "TLSv1.1 -> legacy, TLSv1.2 -> legacy, TLSv1.3 -> modern); snisplice does not route by TLS "
+                     "version: every TLS client now goes to modern, the TLSv1.3 target, where nginx sent modern "
+                     "clients");
+    cr_expect(strstr(result.ini, "[routes]\nnot_tls = ssh\ndefault = modern\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* What a protocol map cannot carry over is said with its line. */
+Test(nginx_import, protocol_map_entries_that_do_not_fit)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                            /* 1 */
+        "  map $ssl_server_name $x { default 127.0.0.1:1; }\n"                 /* 2 */
+        "  map $ssl_preread_protocol $a {\n"                                   /* 3 */
+        "    \"\" $x;\n"                                                       /* 4 */
+        "    SSLv3 127.0.0.1:3;\n"                                             /* 5 */
+        "    ~^TLS(?!v1\\.3) 127.0.0.1:4;\n"                                   /* 6 */
+        "    default 127.0.0.1:5;\n"                                           /* 7 */
+        "  }\n"                                                                /* 8 */
+        "  map $ssl_preread_protocol $b { ~^TLS 127.0.0.1:6; }\n"              /* 9 */
+        "  map $ssl_preread_protocol $c { \"\" 127.0.0.1:7; default $x; }\n"   /* 10 */
+        "  map $ssl_preread_protocol $d { \"\" 127.0.0.1:8; ~^TLS 127.0.0.1:9; default 127.0.0.1:10; }\n" /* 11 */
+        "  server { listen 1; proxy_pass $a; ssl_preread on; }\n"              /* 12 */
+        "  server { listen 2; proxy_pass $b; ssl_preread on; }\n"              /* 13 */
+        "  server { listen 3; proxy_pass $c; ssl_preread on; }\n"              /* 14 */
+        "  server { listen 4; proxy_pass $d; }\n"                              /* 15 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "map on $ssl_server_name"));
+    cr_expect(has_warning(&result, "nginx.conf:4:", "target $x for clients that do not speak TLS: not_tls names "
+                                                    "one upstream or address"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "'SSLv3': matches neither \"\" nor a TLS version"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "regular expression not evaluated"));
+    cr_expect(has_warning(&result, "nginx.conf:9:", "nginx closed clients that do not speak TLS (no \"\" entry "
+                                                    "and no default); snisplice has no route to nothing"));
+    cr_expect(has_warning(&result, "nginx.conf:10:", "TLS clients' target $x: snisplice continues a table only"));
+    cr_expect(has_warning(&result, "nginx.conf:11:", "default 127.0.0.1:10: \"\" and every TLS version have "
+                                                     "entries of their own"));
+    cr_expect(has_warning(&result, "nginx.conf:15:", "nginx saw no protocol"));
+    cr_expect_eq(result.warning_count, 8, "one warning each, no more");
+    cr_expect(strstr(result.ini, "[routes a]\ndefault = 127.0.0.1:5\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes b]\ndefault = 127.0.0.1:6\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes c]\nnot_tls = 127.0.0.1:7\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes d]\nnot_tls = 127.0.0.1:8\ndefault = 127.0.0.1:9\n\n"), "%s",
+              result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* Debian's nginx.conf style: what snisplice already does is taken without
  * a word, the stream access log is carried over (in snisplice's format,
  * said once), and the resolver is explained rather than just dropped. */
