@@ -2,8 +2,8 @@
  * admission.c - which clients a listener serves (see admission.h).
  *
  * The client's address is read once at accept with getpeername(2), and
- * only on a listener that has allow/deny rules or trusted PROXY sources:
- * every other listener pays nothing. A client of a trusted load balancer
+ * only on a listener that has allow/deny rules, a per-client limit or
+ * trusted PROXY sources: every other listener pays nothing. A client of a trusted load balancer
  * is judged by the address its PROXY header names, after the header is
  * read, because nginx runs its access phase after realip has replaced the
  * address; so `deny all` behind a load balancer refuses the real clients,
