@@ -3,10 +3,10 @@
  * nginx_import.h).
  *
  * Two passes: first collect every stream block's maps, upstreams, servers,
- * allow/deny rules and timeouts (several stream blocks and included files
- * merge, as in nginx); then decide names and write the INI. Every
- * directive is either converted or reported: the `warn` calls are the list
- * of what snisplice does not do.
+ * allow/deny rules, limit_conn zones and limits, and timeouts (several
+ * stream blocks and included files merge, as in nginx); then decide names
+ * and write the INI. Every directive is either converted or reported: the
+ * `warn` calls are the list of what snisplice does not do.
  *
  * Naming: a single routed server becomes `[listen]` with `[routes]`, as a
  * hand-written config would; with several servers each becomes
@@ -19,6 +19,13 @@
  * apart). A protocol map's TLS target, or an ALPN map's default, that
  * names another such map continues the same table with that map's entries,
  * as nginx's `default $name;` chains them.
+ *
+ * Limits: limit_conn on a zone keyed by $binary_remote_addr or
+ * $remote_addr becomes max_connections_per_client of the server's
+ * listener, the smallest when it names several such zones. nginx counts
+ * each zone apart and snisplice one count over every limited listener:
+ * where that changes what is refused, one warning says so. Other keys,
+ * and limits under limit_conn_dry_run on, are warnings.
  */
 #include "nginx_import.h"
 
@@ -125,6 +132,33 @@ struct import_access {
     bool own;
 };
 
+/* A limit_conn_zone. Only a zone keyed by the client's address becomes
+ * max_connections_per_client. `servers` and `limiting` count the converted
+ * servers that nginx counted in it, and those whose listener gets a limit:
+ * they tell whether nginx's per-zone counting and snisplice's single count
+ * differ (warn_counting_scope). */
+struct import_zone {
+    const struct nginx_directive *directive;
+    const char *name;     /* in the zone= argument; not terminated there */
+    size_t name_length;
+    bool per_address;     /* keyed by $binary_remote_addr or $remote_addr */
+    size_t servers;       /* dry-run ones too: nginx counted their connections */
+    size_t limiting;
+};
+
+/* The limit_conn lines of one level, the stream block or a server. As
+ * with allow/deny, `own` is true when there is any line at all: nginx's
+ * merge gives a server the stream block's only when it has none. */
+struct import_limits {
+    const struct nginx_directive **lines; /* after check_limits: per-address, one per zone */
+    size_t line_count;
+    bool own;
+    uint32_t smallest;    /* the binding limit among `lines`; 0: none */
+    const struct nginx_directive *dry_run; /* this level's limit_conn_dry_run; NULL: not set */
+    bool dry_run_on;
+    bool dry_run_said;    /* its warning is given once, however many servers it covers */
+};
+
 struct import_server {
     const struct nginx_directive *directive;
     struct import_listen *listens;
@@ -139,6 +173,8 @@ struct import_server {
     char **trusted;               /* set_real_ip_from of this server */
     size_t trusted_count;
     struct import_access access;  /* allow/deny of this server */
+    struct import_limits limits;  /* limit_conn of this server */
+    uint32_t client_limit;        /* max_connections_per_client to write; 0: none */
     char name[NAME_MAX_LENGTH];
 };
 
@@ -167,6 +203,10 @@ struct importer {
     char **stream_trusted;        /* stream-level set_real_ip_from */
     size_t stream_trusted_count;
     struct import_access stream_access; /* stream-level allow/deny */
+    struct import_zone *zones;    /* limit_conn_zone, in file order */
+    size_t zone_count;
+    struct import_limits stream_limits; /* stream-level limit_conn */
+    size_t limited_servers;       /* servers whose listener gets max_connections_per_client */
     bool stream_ssl_preread;      /* stream-level values servers inherit */
     bool stream_proxy_protocol;
     struct import_timeout timeouts[3];
@@ -733,6 +773,169 @@ static void check_access(struct importer *importer, struct import_access *access
     access->rule_count = kept;
 }
 
+/* ---- limit_conn (ngx_stream_limit_conn_module) ---- */
+
+/* The keys that count per client address, as snisplice does. (Behind
+ * set_real_ip_from both are the address the PROXY header names, as
+ * snisplice's count is.) */
+static bool is_client_address_key(const char *key)
+{
+    static const char *const keys[] = { "$binary_remote_addr", "$remote_addr", "${binary_remote_addr}",
+                                        "${remote_addr}" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+static struct import_zone *find_zone_named(struct importer *importer, const char *name, size_t length)
+{
+    for (size_t i = 0; i < importer->zone_count; i++) {
+        struct import_zone *zone = &importer->zones[i];
+        if (zone->name_length == length && strncmp(zone->name, name, length) == 0)
+            return zone;
+    }
+    return NULL;
+}
+
+static struct import_zone *find_zone(struct importer *importer, const char *name)
+{
+    return find_zone_named(importer, name, strlen(name));
+}
+
+/* limit_conn_zone KEY zone=NAME:SIZE; the size is nginx's memory for the
+ * counts, which snisplice sizes itself. */
+static void collect_zone(struct importer *importer, const struct nginx_directive *directive)
+{
+    const char *zone_arg = directive->arg_count == 2 ? directive->args[1] : "";
+    const char *colon = strchr(zone_arg, ':');
+    if (strncmp(zone_arg, "zone=", 5) != 0 || !colon || colon == zone_arg + 5) {
+        warn(importer, directive, "limit_conn_zone: expected 'limit_conn_zone KEY zone=NAME:SIZE' (nginx refuses "
+                                  "this configuration); skipped");
+        return;
+    }
+    const char *name = zone_arg + 5;
+    size_t name_length = (size_t)(colon - name);
+    if (find_zone_named(importer, name, name_length)) {
+        warn(importer, directive, "limit_conn_zone: zone %.*s defined twice (nginx refuses this configuration); "
+                                  "the second is skipped", (int)name_length, name);
+        return;
+    }
+    struct import_zone *grown = grow(importer, importer->zones, importer->zone_count, sizeof *grown);
+    if (!grown)
+        return;
+    importer->zones = grown;
+    struct import_zone *zone = &grown[importer->zone_count++];
+    zone->directive = directive;
+    zone->name = name;
+    zone->name_length = name_length;
+    zone->per_address = is_client_address_key(directive->args[0]);
+    if (!zone->per_address)
+        warn(importer, directive, "limit_conn_zone %s zone=%.*s: snisplice limits connections per client "
+                                  "address only ($binary_remote_addr or $remote_addr); the limits on this "
+                                  "zone are not carried over", directive->args[0], (int)zone->name_length,
+             zone->name);
+}
+
+/* limit_conn, limit_conn_dry_run and limit_conn_log_level, at either
+ * level. limit_conn lines are only kept here: whether their zone exists
+ * is known once every stream block is read (check_limits). False: not
+ * one of them. */
+static bool collect_limit_directive(struct importer *importer, struct import_limits *limits,
+                                    const struct nginx_directive *item)
+{
+    if (strcmp(item->name, "limit_conn_log_level") == 0) {
+        warn(importer, item, "limit_conn_log_level: not carried over (snisplice logs refusals in its access "
+                             "log as outcome=client_limit)");
+        return true;
+    }
+    if (strcmp(item->name, "limit_conn_dry_run") == 0) {
+        /* Set here, even to off: then the stream block's does not apply. */
+        limits->dry_run = item;
+        limits->dry_run_on = is_on(importer, item);
+        return true;
+    }
+    if (strcmp(item->name, "limit_conn") != 0)
+        return false;
+    limits->own = true;
+    const struct nginx_directive **grown = grow(importer, limits->lines, limits->line_count, sizeof *grown);
+    if (grown) {
+        limits->lines = grown;
+        grown[limits->line_count++] = item;
+    }
+    return true;
+}
+
+/* nginx's bounds: it refuses 0 and anything above 65535. 0: unreadable. */
+static uint32_t limit_number(const char *text)
+{
+    if (text[0] == '\0' || strspn(text, "0123456789") != strlen(text))
+        return 0;
+    unsigned long number = strtoul(text, NULL, 10);
+    return number <= 65535 ? (uint32_t)number : 0;
+}
+
+/* Whether a limit_conn line becomes (part of) max_connections_per_client;
+ * when not, says why. `kept` are the lines of its level kept so far. */
+static bool check_limit(struct importer *importer, const struct nginx_directive *line,
+                        const struct nginx_directive **kept, size_t kept_count)
+{
+    if (line->arg_count != 2 || limit_number(line->args[1]) == 0) {
+        warn(importer, line, "limit_conn: expected 'limit_conn ZONE NUMBER', NUMBER from 1 to 65535 (nginx "
+                             "refuses this configuration); not carried over");
+        return false;
+    }
+    const struct import_zone *zone = find_zone(importer, line->args[0]);
+    if (!zone) {
+        warn(importer, line, "limit_conn %s %s: no limit_conn_zone defines zone %s (nginx refuses this "
+                             "configuration); not carried over", line->args[0], line->args[1], line->args[0]);
+        return false;
+    }
+    if (!zone->per_address) {
+        warn(importer, line, "limit_conn %s %s: zone %s counts by %s, not by client address; not carried over",
+             line->args[0], line->args[1], line->args[0], zone->directive->args[0]);
+        return false;
+    }
+    for (size_t i = 0; i < kept_count; i++) {
+        if (strcmp(kept[i]->args[0], line->args[0]) == 0) {
+            warn(importer, line, "limit_conn %s %s: zone %s named twice in one block (nginx refuses this "
+                                 "configuration); skipped", line->args[0], line->args[1], line->args[0]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Keeps a level's per-address limits and finds the binding one: a client
+ * refused by any zone is refused, so the smallest number decides. A
+ * listener has one limit, so each other per-address zone's is said. Runs
+ * once per level, so each line is reported once even when the stream
+ * block's limits are written for several servers. */
+static void check_limits(struct importer *importer, struct import_limits *limits)
+{
+    size_t kept = 0;
+    const struct nginx_directive *smallest = NULL;
+    for (size_t i = 0; i < limits->line_count; i++) {
+        const struct nginx_directive *line = limits->lines[i];
+        if (!check_limit(importer, line, limits->lines, kept))
+            continue;
+        limits->lines[kept++] = line;
+        if (!smallest || limit_number(line->args[1]) < limit_number(smallest->args[1]))
+            smallest = line;
+    }
+    /* Fewer in the same array: nothing is added after this. */
+    limits->line_count = kept;
+    limits->smallest = smallest ? limit_number(smallest->args[1]) : 0;
+    for (size_t i = 0; i < kept; i++) {
+        const struct nginx_directive *line = limits->lines[i];
+        if (line != smallest)
+            warn(importer, line, "limit_conn %s %s: a listener has one max_connections_per_client, and "
+                                 "snisplice keeps the smallest of this block's limits, limit_conn %s %s (%s:%d)",
+                 line->args[0], line->args[1], smallest->args[0], smallest->args[1], smallest->file,
+                 smallest->line);
+    }
+}
+
 static void collect_server(struct importer *importer, const struct nginx_directive *directive)
 {
     if (!directive->block) {
@@ -761,6 +964,8 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
         else if (is_access_rule(item))
             add_access_rule(importer, &server->access, item);
+        else if (collect_limit_directive(importer, &server->limits, item))
+            continue;
         else if (!collect_common(importer, item) && !collect_timeout_directive(importer, item))
             warn(importer, item, "%s: not carried over", item->name);
     }
@@ -781,6 +986,10 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             add_string(importer, &importer->stream_trusted, &importer->stream_trusted_count, item->args[0]);
         else if (is_access_rule(item))
             add_access_rule(importer, &importer->stream_access, item);
+        else if (strcmp(item->name, "limit_conn_zone") == 0)
+            collect_zone(importer, item);
+        else if (collect_limit_directive(importer, &importer->stream_limits, item))
+            continue;
         else if (strcmp(item->name, "ssl_preread") == 0)
             importer->stream_ssl_preread = is_on(importer, item);
         else if (strcmp(item->name, "proxy_protocol") == 0)
@@ -1010,6 +1219,68 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         return;
     }
     mark_reached(server->upstream, server->proxy_protocol);
+}
+
+/* Once per limit_conn_dry_run line, however many servers it covers. */
+static void warn_dry_run(struct importer *importer, struct import_limits *level)
+{
+    if (level->dry_run_said)
+        return;
+    level->dry_run_said = true;
+    warn(importer, level->dry_run, "limit_conn_dry_run on: nginx refused no one under it, it only counted and "
+                                   "logged; snisplice has no dry run, so the limit_conn limits it covers were "
+                                   "left out");
+}
+
+/* A converted server's limit as nginx merged it: its own limit_conn
+ * lines, else the stream block's; its own limit_conn_dry_run, else the
+ * stream block's, each apart. Under dry run nothing is written, but
+ * nginx still counted the server's connections in the zones. */
+static void resolve_client_limit(struct importer *importer, struct import_server *server)
+{
+    if (server->listen_count == 0)
+        return;
+    const struct import_limits *limits = server->limits.own ? &server->limits : &importer->stream_limits;
+    struct import_limits *dry_run = server->limits.dry_run ? &server->limits : &importer->stream_limits;
+    bool enforced = !dry_run->dry_run_on;
+    for (size_t i = 0; i < limits->line_count; i++) {
+        struct import_zone *zone = find_zone(importer, limits->lines[i]->args[0]);
+        if (!zone)
+            continue; /* cannot happen: check_limits kept only lines with a zone */
+        zone->servers++;
+        zone->limiting += enforced;
+    }
+    if (limits->smallest == 0)
+        return;
+    if (!enforced) {
+        warn_dry_run(importer, dry_run);
+        return;
+    }
+    server->client_limit = limits->smallest;
+    importer->limited_servers++;
+}
+
+/* nginx counts each zone apart, over the servers whose limits name it;
+ * snisplice counts a client's connections on every limited listener
+ * together. They agree when every zone that limits anyone counts exactly
+ * the limited listeners: one zone with another number on some server
+ * does, two servers with a zone each do not. Said once, at the first
+ * zone that differs. */
+static void warn_counting_scope(struct importer *importer)
+{
+    for (size_t i = 0; i < importer->zone_count; i++) {
+        const struct import_zone *zone = &importer->zones[i];
+        bool same = zone->servers == zone->limiting && zone->limiting == importer->limited_servers;
+        if (zone->limiting == 0 || same)
+            continue;
+        warn(importer, zone->directive,
+             "limit_conn_zone %s zone=%.*s: nginx counts a client's connections in each zone apart, over the "
+             "servers whose limit_conn names that zone (dry-run ones too); snisplice counts them together over "
+             "every listener with max_connections_per_client, so a client's connections to one listener now "
+             "count towards the limits of the others", zone->directive->args[0], (int)zone->name_length,
+             zone->name);
+        return;
+    }
 }
 
 /* `next` continues `map`'s table: its entries are written after map's
@@ -1361,9 +1632,16 @@ static void write_listener(struct importer *importer, struct text *ini, const st
                  "listen ... proxy_protocol without set_real_ip_from: nginx required the PROXY header from "
                  "every client; converted as proxy_protocol_from = 0.0.0.0/0 and ::/0");
             text_printf(ini, "proxy_protocol_from = 0.0.0.0/0\nproxy_protocol_from = ::/0\n");
+            /* Without set_real_ip_from nginx's realip replaced no address. */
+            if (server->client_limit)
+                warn(importer, server->directive,
+                     "limit_conn behind listen ... proxy_protocol without set_real_ip_from: nginx counted the "
+                     "load balancer's address; snisplice counts each client its PROXY header names");
         }
     }
     write_access(importer, ini, server);
+    if (server->client_limit)
+        text_printf(ini, "max_connections_per_client = %u\n", (unsigned)server->client_limit);
     text_printf(ini, "\n");
 }
 
@@ -1531,10 +1809,17 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     /* Only now is the stream level complete: a rule after the last server
      * still applies to it in nginx. */
     check_access(&importer, &importer.stream_access);
+    /* And every zone is known: a limit_conn may come before its zone. */
+    check_limits(&importer, &importer.stream_limits);
+    for (size_t i = 0; i < importer.server_count; i++)
+        check_limits(&importer, &importer.servers[i].limits);
     /* Servers first, so maps know whether they feed a proxy_protocol server;
      * then the maps' targets learn it. */
-    for (size_t i = 0; i < importer.server_count; i++)
+    for (size_t i = 0; i < importer.server_count; i++) {
         resolve_server(&importer, &importer.servers[i]);
+        resolve_client_limit(&importer, &importer.servers[i]);
+    }
+    warn_counting_scope(&importer);
     /* Protocol maps first: an ALPN map they continue chains in turn. */
     for (size_t i = 0; i < importer.map_count; i++)
         resolve_protocol_map(&importer, &importer.maps[i]);
@@ -1560,8 +1845,11 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
             free(server->trusted[j]);
         free(server->trusted);
         free(server->access.rules);
+        free(server->limits.lines);
     }
     free(importer.stream_access.rules);
+    free(importer.stream_limits.lines);
+    free(importer.zones);
     for (size_t i = 0; i < importer.stream_trusted_count; i++)
         free(importer.stream_trusted[i]);
     free(importer.stream_trusted);

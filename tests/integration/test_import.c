@@ -4,7 +4,8 @@
  * server block, an http block and a regex map entry), the INI it prints
  * passes `-t`, and snisplice running it routes like nginx did: two names
  * and a regular expression to two upstreams, and the plain forward with
- * its allow/deny rules. And nginx's sslh recipe, a map on
+ * its allow/deny rules and its limit_conn of one connection per client
+ * address. And nginx's sslh recipe, a map on
  * $ssl_preread_protocol, puts SSH and HTTPS on one port here too.
  * Ports: blocks 60 and 107.
  */
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -57,6 +59,55 @@ static void expect_valid_config(const char *directory, const char *ini)
     free(ini_path);
 }
 
+/* A connection from `source` that the proxy closes unanswered. */
+static void expect_refused_from(const char *source, uint16_t port)
+{
+    int fd = net_connect_from(source, port);
+    cr_assert_geq(fd, 0, "connect from %s failed", source);
+    net_set_timeouts(fd, 5000);
+    net_send_all(fd, "hello", 5); /* may fail: the reset can come first */
+    char answer[16];
+    struct net_receive_result result = net_receive_until_closed(fd, answer, sizeof answer, 5000);
+    cr_expect(result.total == 0 && (result.eof || result.reset), "%s was served (%zu bytes)", source,
+              result.total);
+    close(fd);
+}
+
+/* A whole exchange from `source`: what the backend answered. */
+static bool served_from(const char *source, uint16_t port, const char *backend)
+{
+    int fd = net_connect_from(source, port);
+    cr_assert_geq(fd, 0, "connect from %s failed", source);
+    net_set_timeouts(fd, 5000);
+    bool sent = net_send_all(fd, "hello", 5);
+    shutdown(fd, SHUT_WR);
+    char reply[32];
+    struct net_receive_result result = net_receive_until_closed(fd, reply, sizeof reply - 1, 5000);
+    close(fd);
+    reply[result.length] = '\0';
+    char want[40];
+    snprintf(want, sizeof want, "%s\n", backend);
+    return sent && strcmp(reply, want) == 0;
+}
+
+/* The plain block's `limit_conn perip 1`: while 127.0.0.7 holds one
+ * connection (relayed, so counted), its next one is closed unanswered,
+ * and other clients are still served. */
+static void expect_one_connection_per_client(uint16_t port, struct backend *backend)
+{
+    unsigned accepted = backend_accepted(backend);
+    int held = net_connect_from("127.0.0.7", port);
+    cr_assert_geq(held, 0);
+    net_set_timeouts(held, 5000);
+    cr_assert(net_send_all(held, "hold", 4));
+    for (int i = 0; i < 500 && backend_accepted(backend) == accepted; i++)
+        sleep_ms(10);
+    cr_assert_gt(backend_accepted(backend), accepted, "the held connection from 127.0.0.7 was not relayed");
+    expect_refused_from("127.0.0.7", port);
+    cr_expect(served_from("127.0.0.8", port, backend->name), "127.0.0.8 was not served beside it");
+    close(held);
+}
+
 Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .fini = import_fini)
 {
     uint16_t tls_port = TEST_PORT(60, 0), plain_port = TEST_PORT(60, 1);
@@ -78,9 +129,10 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
         "    }\n"
         "    upstream https_matrix_backend { server 127.0.0.1:%u; }\n"
         "    upstream local_https_backend  { server 127.0.0.1:%u; }\n"
+        "    limit_conn_zone $binary_remote_addr zone=perip:1m;\n"
         "    server { listen 127.0.0.1:%u; proxy_pass $name; ssl_preread on; preread_timeout 5s; }\n"
         "    server { listen 127.0.0.1:%u; proxy_pass local_https_backend;\n"
-        "             deny 127.0.0.9; allow 127.0.0.0/8; deny all; }\n"
+        "             deny 127.0.0.9; allow 127.0.0.0/8; deny all; limit_conn perip 1; }\n"
         "}\n",
         matrix_port, local_port, tls_port, plain_port);
     char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
@@ -97,6 +149,8 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
     free(expected);
     cr_expect(strstr(ini, "~^www\\.(.+)$ = https_matrix_backend\n") != NULL, "%s", ini);
     cr_expect(strstr(ini, "warning") == NULL, "warnings leaked into the INI:\n%s", ini);
+    cr_expect(strstr(ini, "deny = all\nmax_connections_per_client = 1\n") != NULL, "%s", ini);
+    cr_expect(strstr(warnings, "limit_conn") == NULL, "the limit is carried over as it is:\n%s", warnings);
 
     expect_valid_config(directory, ini);
     cr_assert(proxy_start(&import_proxy, ini, tls_port), "snisplice did not start on:\n%s", ini);
@@ -125,6 +179,7 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
     cr_expect(result.total == 0 && (result.eof || result.reset), "127.0.0.9 was served (%zu bytes)",
               result.total);
     close(refused);
+    expect_one_connection_per_client(plain_port, &local_backend);
 
     hello_free(&chromium);
     hello_free(&blog);

@@ -999,3 +999,189 @@ Test(nginx_import, access_rules_follow_proxy_protocol_from_as_written)
                                  "allow = 192.168.1.7/16\nallow = 2001:DB8::/32\ndeny = all\n\n"), "%s", result.ini);
     nginx_import_free(&result);
 }
+
+/* ngx_stream_limit_conn_module on $binary_remote_addr: a server without
+ * limit_conn of its own takes the stream block's (the plain forward too),
+ * one with its own has only that. The line comes last in the listener,
+ * after allow/deny. One zone over every limited server is what snisplice's
+ * one count is, whatever the number per server: no warning. */
+Test(nginx_import, limit_conn_is_inherited_or_the_servers_own)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  limit_conn_zone $binary_remote_addr zone=perip:10m;\n"
+        "  limit_conn perip 10;\n"
+        "  map $ssl_preread_server_name $name { a.example.com 127.0.0.1:8443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; allow 10.0.0.0/8; deny all; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; }\n"
+        "  server { listen 8443; proxy_pass 127.0.0.1:9443; limit_conn perip 20; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\nroutes = name\n"
+                                 "allow = 10.0.0.0/8\ndeny = all\nmax_connections_per_client = 10\n\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"
+                                 "max_connections_per_client = 10\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port8443]\naddress = 0.0.0.0:8443\nupstream = 127.0.0.1:9443\n"
+                                 "max_connections_per_client = 20\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* A zone on another key counts something snisplice does not: said at the
+ * zone and at each limit on it. A server whose only limit is on it still
+ * does not take the stream block's, as in nginx. */
+Test(nginx_import, limit_conn_zone_on_another_key_is_not_carried_over)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                     /* 1 */
+        "  limit_conn_zone $server_name zone=perserver:10m;\n"                           /* 2 */
+        "  limit_conn_zone $binary_remote_addr$server_port zone=perport:10m;\n"          /* 3 */
+        "  limit_conn_zone $binary_remote_addr zone=perip:10m;\n"                        /* 4 */
+        "  limit_conn perip 10;\n"                                                       /* 5 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; limit_conn perserver 100; }\n" /* 6 */
+        "  server { listen 444; proxy_pass 127.0.0.1:8444;\n"                            /* 7 */
+        "           limit_conn perport 5; limit_conn perip 7; }\n"                       /* 8 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "limit_conn_zone $server_name zone=perserver: snisplice "
+                                                    "limits connections per client address only"));
+    cr_expect(has_warning(&result, "nginx.conf:3:", "zone=perport: snisplice limits connections per client"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "limit_conn perserver 100: zone perserver counts by "
+                                                    "$server_name, not by client address; not carried over"));
+    cr_expect(has_warning(&result, "nginx.conf:8:", "limit_conn perport 5: zone perport counts by "
+                                                    "$binary_remote_addr$server_port"));
+    cr_expect_eq(result.warning_count, 4);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8444\nmax_connections_per_client = 7\n\n"), "%s",
+              result.ini);
+    cr_expect_null(strstr(result.ini, "= 100"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "= 10\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* Two per-address zones on one server: a client over either is refused,
+ * so the smaller number is the limit, said once. Both zones count that
+ * server only, as snisplice's count does: no word about counting. */
+Test(nginx_import, limit_conn_on_two_zones_keeps_the_smallest)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                   /* 1 */
+        "  limit_conn_zone $binary_remote_addr zone=perip:10m;\n"      /* 2 */
+        "  limit_conn_zone $remote_addr zone=peraddr:1m;\n"            /* 3 */
+        "  server {\n"                                                 /* 4 */
+        "    listen 2222;\n"                                           /* 5 */
+        "    proxy_pass 127.0.0.1:22;\n"                               /* 6 */
+        "    limit_conn peraddr 20;\n"                                 /* 7 */
+        "    limit_conn perip 5;\n"                                    /* 8 */
+        "  }\n"                                                        /* 9 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:7:", "limit_conn peraddr 20: a listener has one "
+                                                    "max_connections_per_client, and snisplice keeps the smallest "
+                                                    "of this block's limits, limit_conn perip 5 (nginx.conf:8)"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nmax_connections_per_client = 5\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* Servers limited by different zones: nginx counted them apart, snisplice
+ * counts a client's connections on both listeners together. One warning
+ * however many servers; a server without a limit is counted by neither. */
+Test(nginx_import, limit_conn_zones_counted_apart_get_one_warning)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                 /* 1 */
+        "  limit_conn_zone $binary_remote_addr zone=web:10m;\n"                      /* 2 */
+        "  limit_conn_zone $binary_remote_addr zone=ssh:10m;\n"                      /* 3 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; limit_conn web 20; }\n"   /* 4 */
+        "  server { listen 444; proxy_pass 127.0.0.1:8444; limit_conn web 20; }\n"   /* 5 */
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; limit_conn ssh 2; }\n"     /* 6 */
+        "  server { listen 2223; proxy_pass 127.0.0.1:23; limit_conn ssh 3; }\n"     /* 7 */
+        "  server { listen 8080; proxy_pass 127.0.0.1:80; }\n"                       /* 8 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "limit_conn_zone $binary_remote_addr zone=web: nginx counts "
+                                                    "a client's connections in each zone apart"));
+    cr_expect(has_warning(&result, "nginx.conf:2:", "snisplice counts them together over every listener with "
+                                                    "max_connections_per_client"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\nmax_connections_per_client = 20\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8444\nmax_connections_per_client = 20\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nmax_connections_per_client = 2\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:23\nmax_connections_per_client = 3\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:80\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* Under limit_conn_dry_run on nginx refused no one: the limits it covers
+ * are left out, said once per dry_run line; a server's own `off` is
+ * enforced. The dry-run servers' connections still counted in the zone
+ * nginx limited :444 with, which snisplice does not do: the counting
+ * warning. The log level is nginx's error log; a zone nobody defined is a
+ * config nginx refuses. */
+Test(nginx_import, limit_conn_dry_run_log_level_and_undefined_zone)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                      /* 1 */
+        "  limit_conn_zone $binary_remote_addr zone=perip:10m;\n"                         /* 2 */
+        "  limit_conn perip 10;\n"                                                        /* 3 */
+        "  limit_conn_dry_run on;\n"                                                      /* 4 */
+        "  limit_conn_log_level warn;\n"                                                  /* 5 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; }\n"                           /* 6 */
+        "  server { listen 444; proxy_pass 127.0.0.1:8444; limit_conn_dry_run off; }\n"   /* 7 */
+        "  server { listen 445; proxy_pass 127.0.0.1:8445; limit_conn perip 3; }\n"       /* 8 */
+        "  server { listen 446; proxy_pass 127.0.0.1:8446; limit_conn nosuch 5;\n"        /* 9 */
+        "           limit_conn_dry_run off; }\n"                                          /* 10 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:4:", "limit_conn_dry_run on: nginx refused no one under it, it only "
+                                                    "counted and logged; snisplice has no dry run, so the "
+                                                    "limit_conn limits it covers were left out"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "limit_conn_log_level: not carried over (snisplice logs "
+                                                    "refusals in its access log as outcome=client_limit)"));
+    cr_expect(has_warning(&result, "nginx.conf:9:", "limit_conn nosuch 5: no limit_conn_zone defines zone nosuch "
+                                                    "(nginx refuses this configuration); not carried over"));
+    cr_expect(has_warning(&result, "nginx.conf:2:", "nginx counts a client's connections in each zone apart"));
+    cr_expect_eq(result.warning_count, 4);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8444\nmax_connections_per_client = 10\n\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8445\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8446\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* What nginx itself refuses is left out with a warning; a limit behind a
+ * PROXY listener that trusts every source (no set_real_ip_from) counted
+ * the balancer in nginx, the header's clients in snisplice. */
+Test(nginx_import, limit_conn_lines_nginx_refuses_and_an_untrusted_proxy_listener)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                            /* 1 */
+        "  limit_conn_zone $binary_remote_addr zone=perip:10m;\n"               /* 2 */
+        "  limit_conn_zone $remote_addr zone=perip:1m;\n"                       /* 3 */
+        "  limit_conn_zone $remote_addr perip;\n"                               /* 4 */
+        "  server { listen 443 proxy_protocol; proxy_pass 127.0.0.1:8443;\n"    /* 5 */
+        "           limit_conn perip 0; limit_conn perip 70000;\n"              /* 6 */
+        "           limit_conn perip 8; limit_conn perip 9; }\n"                /* 7 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "zone perip defined twice"));
+    cr_expect(has_warning(&result, "nginx.conf:4:", "expected 'limit_conn_zone KEY zone=NAME:SIZE'"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "limit_conn: expected 'limit_conn ZONE NUMBER', NUMBER from 1 "
+                                                    "to 65535"));
+    cr_expect(has_warning(&result, "nginx.conf:7:", "limit_conn perip 9: zone perip named twice in one block"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "without set_real_ip_from: nginx required the PROXY header"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "limit_conn behind listen ... proxy_protocol without "
+                                                    "set_real_ip_from: nginx counted the load balancer's address"));
+    cr_expect_eq(result.warning_count, 7);
+    cr_expect(strstr(result.ini, "proxy_protocol_from = ::/0\nmax_connections_per_client = 8\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
