@@ -12,8 +12,10 @@
  * A client the rules admit is then counted, when its listener has
  * max_connections_per_client: one more connection of its address in the
  * table all workers share (core/client_counts.c), released when the
- * connection closes (io/connection.c). As nginx's limit_conn runs after
- * its access phase, a denied client is never counted.
+ * connection closes (io/connection.c). nginx counts in the phase before
+ * its allow/deny; here the rules come first, so a denied client never
+ * holds a slot, even for the moment before its close. Both refuse the
+ * same clients.
  *
  * A refused client is closed before anything of it is read and before an
  * upstream is chosen (outcome "denied" or "client_limit"). Its ClientHello
