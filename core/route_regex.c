@@ -184,10 +184,12 @@ static const char *class_inside_brackets(char letter)
  * "-" and "^" taken from an escape go last, where they are literal. */
 static bool translate_brackets(struct translation *t)
 {
+    size_t open_at = t->length;
     t->in++;
     if (!emit(t, "["))
         return false;
-    if (*t->in == '^' && !emit_char(t, *t->in++))
+    bool negated = *t->in == '^';
+    if (negated && !emit_char(t, *t->in++))
         return false;
     size_t content_start = t->length;
     if (*t->in == ']' && !emit_char(t, *t->in++))
@@ -229,15 +231,21 @@ static bool translate_brackets(struct translation *t)
                 return false;
             continue;
         }
+        bool range_before = range == 2;
         range = 0;
         char c = t->in[1];
         if (c == '\0')
             break;
-        /* An escaped end of a range ("[!-\-]", "[\.-z]"): POSIX cannot
-         * escape it and moving it would change the range. */
-        bool range_before = t->length > content_start + 1 && t->out[t->length - 1] == '-' && !was_after_class;
-        if (!class_inside_brackets(c) && (range_before || (t->in[2] == '-' && t->in[3] && t->in[3] != ']')))
+        /* An escaped end of a range: punctuation stands in place without
+         * its backslash ("[%-\.]" is "[%-.]"), but the characters that
+         * move or mean something in POSIX brackets cannot end a range
+         * ("[!-\-]", "[\[-a]"). */
+        bool starts_range = t->in[2] == '-' && t->in[3] && t->in[3] != ']';
+        bool in_place = !class_inside_brackets(c) && !isalnum((unsigned char)c) && !strchr("]-^[", c);
+        if (!class_inside_brackets(c) && !in_place && (range_before || starts_range))
             return fail(t, "a range with an escaped end inside [...]: write the character without '\\'");
+        if (in_place)
+            range = range_before ? 3 : 1;
         t->in += 2;
         const char *class = class_inside_brackets(c);
         if (class) {
@@ -264,8 +272,12 @@ static bool translate_brackets(struct translation *t)
     /* Moved characters: '^' is literal anywhere but first, '-' first or
      * last; with nothing else in the class, "-^" keeps both literal. */
     bool empty = t->length == content_start;
-    if (caret && empty && !dash)
-        return fail(t, "[\\^] alone: write \\^ outside [...]");
+    if (caret && empty && !dash && !negated) {
+        /* "[\^]" is the caret alone: POSIX has no bracket for it, but an
+         * escaped caret outside one means the same. */
+        t->length = open_at;
+        return emit(t, "\\^");
+    }
     char moved[4] = "";
     size_t count = 0;
     if (dash && empty)

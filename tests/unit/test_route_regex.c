@@ -106,6 +106,25 @@ Test(route_regex, translation)
     expect_translated("a\\/b\\-c", "a/b-c");
 }
 
+/* Escapes PCRE takes inside [...] that POSIX can say another way. */
+Test(route_regex, escaped_range_ends_and_a_lone_caret)
+{
+    expect_translated("[%-\\.]", "[%-.]");
+    expect_translated("[\\.-z]", "[.-z]");
+    expect_translated("[\\w%-\\.]", "[A-Za-z0-9_%-.]");
+    expect_translated("[\\!-\\/]x", "[!-/]x");
+    expect_translated("[\\.-z-_]", "[.-z_-]");
+    expect_translated("[^\\^]", "[^^]");
+    expect_translated("a[\\^]+b", "a\\^+b");
+    cr_assert(matches("~^[\\w%-\\.]+\\.example\\.com$", "a.b-c.example.com"), "%%..'.' holds '-' and '.'");
+    cr_assert_not(matches("~^[\\w%-\\.]+\\.example\\.com$", "a~b.example.com"));
+    cr_assert(matches("~^[\\.-z]+$", "a.b"));
+    cr_assert_not(matches("~^[\\.-z]+$", "a-b"), "'-' is below '.'");
+    cr_assert(matches("~^[^\\^]+\\.net$", "a.net"));
+    cr_assert(matches("~a[\\^]+b", "xa^^b"));
+    cr_assert_not(matches("~a[\\^]+b", "xab"));
+}
+
 Test(route_regex, what_posix_cannot_express_is_refused)
 {
     expect_refused("~^(?=www)", "look-around");
@@ -123,7 +142,8 @@ Test(route_regex, what_posix_cannot_express_is_refused)
     expect_refused("~((^)a)*b", "repeated anchor");
     expect_refused("~^*a", "repeated anchor");
     expect_refused("~[!-\\-]", "escaped end");
-    expect_refused("~[\\.-z]", "escaped end");
+    expect_refused("~[\\[-a]", "escaped end");
+    expect_refused("~[a-\\^]", "escaped end");
     expect_refused("~[\\d", "unterminated [");
     expect_refused("~a\\", "lone backslash");
     expect_refused("~", "empty");
