@@ -3,11 +3,12 @@
  * nginx_import.h).
  *
  * Two passes: first collect every stream block's maps, upstreams, servers,
- * allow/deny rules, limit_conn zones and limits, and timeouts (several
- * stream blocks and included files merge, as in nginx); then decide names
- * and write the INI. Every directive is either converted or reported: the
- * `import_warn` calls, here and in the files below, are the list of what
- * snisplice does not do.
+ * allow/deny rules, limit_conn zones and limits, and the [global] settings
+ * (timeouts, preread_max; several stream blocks and included files merge,
+ * as in nginx); then decide names and write the INI. Every directive is
+ * either converted or reported: the `import_warn` calls, here and in the
+ * files below, are the list of what snisplice does not do, and
+ * nginx_import_notes.c says why for the directives nginx documents.
  *
  * Naming: a single routed server becomes `[listen]` with `[routes]`, as a
  * hand-written config would; with several servers each becomes
@@ -24,8 +25,9 @@
  * Here: the driver, the value forms, and the collect / resolve / write
  * passes for listens, maps, upstreams and servers. Elsewhere:
  * nginx_import_access.c (allow / deny, limit_conn), nginx_import_protocol.c
- * (evaluating a map on $ssl_preread_protocol), nginx_import_model.h (what
- * the passes collect).
+ * (evaluating a map on $ssl_preread_protocol), nginx_import_notes.c (the
+ * reason each left-out directive gets), nginx_import_model.h (what the
+ * passes collect).
  */
 #include "nginx_import.h"
 
@@ -39,9 +41,11 @@
 #include "../core/address.h"
 #include "../core/hostname.h"
 #include "../core/route_regex.h"
+#include "../core/snapshot.h"
 #include "../core/upstream.h"
 #include "name_index.h"
 #include "nginx_import_model.h"
+#include "units.h"
 
 /* ---- growing text ---- */
 
@@ -401,32 +405,74 @@ static struct import_upstream *resolve_target(struct importer *importer,
 
 /* ---- pass 1: collect ---- */
 
-static void collect_timeout(struct importer *importer, const struct nginx_directive *directive,
-                            struct import_timeout *timeout)
+/* nginx's preread_buffer_size is snisplice's preread_max: both close a
+ * client whose hello does not fit (nginx: "preread buffer full"), and both
+ * default to 16k. The INI takes 1k to 64k (workers size a buffer for the
+ * ceiling): a value outside becomes the nearer bound, and `clamped` says so. */
+static bool convert_preread_size(struct importer *importer, const struct nginx_directive *directive, char *out,
+                                 size_t out_size, bool *clamped)
 {
-    char value[32];
-    if (directive->arg_count != 1 || !convert_duration(directive->args[0], value, sizeof value)) {
-        import_warn(importer, directive, "%s: cannot read the time '%s'; not carried over", directive->name,
+    uint64_t bytes;
+    if (directive->arg_count != 1 || !units_parse_size(directive->args[0], &bytes)) {
+        import_warn(importer, directive, "%s: cannot read the size '%s'; not carried over", directive->name,
                     directive->arg_count ? directive->args[0] : "");
-        return;
+        return false;
     }
-    if (timeout->value[0] && strcmp(timeout->value, value) != 0) {
-        import_warn(importer, directive,
-                    "%s %s: snisplice has one %s for every listener; keeping %s from %s:%d",
-                    directive->name, directive->args[0], timeout->ini_name, timeout->value, timeout->file,
-                    timeout->line);
-        return;
-    }
-    snprintf(timeout->value, sizeof timeout->value, "%s", value);
-    timeout->file = directive->file;
-    timeout->line = directive->line;
+    uint64_t kept = bytes;
+    if (kept < PREREAD_MAX_FLOOR)
+        kept = PREREAD_MAX_FLOOR;
+    if (kept > PREREAD_MAX_CEILING)
+        kept = PREREAD_MAX_CEILING;
+    if (kept % 1024 == 0)
+        snprintf(out, out_size, "%lluk", (unsigned long long)(kept / 1024));
+    else
+        snprintf(out, out_size, "%llu", (unsigned long long)kept);
+    *clamped = kept != bytes;
+    return true;
 }
 
-static bool collect_timeout_directive(struct importer *importer, const struct nginx_directive *directive)
+static bool convert_setting(struct importer *importer, const struct nginx_directive *directive,
+                            const struct import_setting *setting, char *out, size_t out_size, bool *clamped)
 {
-    for (size_t i = 0; i < 3; i++) {
-        if (strcmp(directive->name, importer->timeouts[i].nginx_name) == 0) {
-            collect_timeout(importer, directive, &importer->timeouts[i]);
+    *clamped = false;
+    if (setting->size)
+        return convert_preread_size(importer, directive, out, out_size, clamped);
+    if (directive->arg_count == 1 && convert_duration(directive->args[0], out, out_size))
+        return true;
+    import_warn(importer, directive, "%s: cannot read the time '%s'; not carried over", directive->name,
+                directive->arg_count ? directive->args[0] : "");
+    return false;
+}
+
+static void collect_setting(struct importer *importer, const struct nginx_directive *directive,
+                            struct import_setting *setting)
+{
+    char value[32];
+    bool clamped;
+    if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped))
+        return;
+    if (setting->value[0] && strcmp(setting->value, value) != 0) {
+        import_warn(importer, directive,
+                    "%s %s: snisplice has one %s for every listener; keeping %s from %s:%d",
+                    directive->name, directive->args[0], setting->ini_name, setting->value, setting->file,
+                    setting->line);
+        return;
+    }
+    /* Said only for the value written: a clamped one that loses to an
+     * earlier value gets the warning above instead. */
+    if (clamped)
+        import_warn(importer, directive, "%s %s: snisplice's %s takes 1k to 64k; written as %s = %s",
+                    directive->name, directive->args[0], setting->ini_name, setting->ini_name, value);
+    snprintf(setting->value, sizeof setting->value, "%s", value);
+    setting->file = directive->file;
+    setting->line = directive->line;
+}
+
+static bool collect_setting_directive(struct importer *importer, const struct nginx_directive *directive)
+{
+    for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++) {
+        if (strcmp(directive->name, importer->settings[i].nginx_name) == 0) {
+            collect_setting(importer, directive, &importer->settings[i]);
             return true;
         }
     }
@@ -503,7 +549,9 @@ static void collect_listen(struct importer *importer, struct import_server *serv
                    strcmp(flag, "default_server") == 0 || strcmp(flag, "ipv6only=on") == 0) {
             /* snisplice always does these. */
         } else {
-            import_warn(importer, directive, "listen %s: parameter '%s' not carried over", directive->args[0], flag);
+            char key[80];
+            snprintf(key, sizeof key, "listen:%s", flag);
+            import_warn_left_out(importer, directive, key, "listen %s: parameter '%s'", directive->args[0], flag);
         }
     }
     struct import_listen *grown = import_grow(importer, server->listens, server->listen_count, sizeof *grown);
@@ -528,13 +576,11 @@ bool import_is_on(struct importer *importer, const struct nginx_directive *direc
 static bool collect_common(struct importer *importer, const struct nginx_directive *item)
 {
     bool on = item->arg_count == 1 && strcmp(item->args[0], "on") == 0;
-    if ((strcmp(item->name, "tcp_nodelay") == 0 || strcmp(item->name, "proxy_next_upstream") == 0) && on)
-        return true; /* snisplice sets TCP_NODELAY and tries the next server, as nginx does by default */
-    if (strcmp(item->name, "resolver") == 0) {
-        import_warn(importer, item, "resolver: not carried over; snisplice resolves server names when it loads its "
-                                    "configuration, with the system's resolver (/etc/hosts, /etc/resolv.conf)");
+    /* snisplice sets TCP_NODELAY, tries the next server (as nginx does by
+     * default) and half-closes; their "off" is explained by the notes. */
+    if ((strcmp(item->name, "tcp_nodelay") == 0 || strcmp(item->name, "proxy_next_upstream") == 0 ||
+         strcmp(item->name, "proxy_half_close") == 0) && on)
         return true;
-    }
     if (strcmp(item->name, "access_log") != 0 || item->arg_count < 1)
         return false;
     if (strcmp(item->args[0], "off") == 0)
@@ -581,8 +627,8 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             continue;
         else if (import_access_collect_limit(importer, &server->limits, item))
             continue;
-        else if (!collect_common(importer, item) && !collect_timeout_directive(importer, item))
-            import_warn(importer, item, "%s: not carried over", item->name);
+        else if (!collect_common(importer, item) && !collect_setting_directive(importer, item))
+            import_warn_directive_left_out(importer, item);
     }
     import_access_check(importer, &server->access);
 }
@@ -609,8 +655,8 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             importer->stream_ssl_preread = import_is_on(importer, item);
         else if (strcmp(item->name, "proxy_protocol") == 0)
             importer->stream_proxy_protocol = import_is_on(importer, item);
-        else if (!collect_common(importer, item) && !collect_timeout_directive(importer, item))
-            import_warn(importer, item, "%s: not carried over", item->name);
+        else if (!collect_common(importer, item) && !collect_setting_directive(importer, item))
+            import_warn_directive_left_out(importer, item);
     }
 }
 
@@ -627,7 +673,7 @@ static void collect_main(struct importer *importer, const struct nginx_block *ro
         else if (item->block)
             import_warn(importer, item, "%s { }: not stream configuration; ignored", item->name);
         else
-            import_warn(importer, item, "%s: not carried over", item->name);
+            import_warn_directive_left_out(importer, item);
     }
 }
 
@@ -996,8 +1042,7 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
     for (size_t i = 0; i < directive->block->count; i++) {
         const struct nginx_directive *item = &directive->block->items[i];
         if (strcmp(item->name, "server") != 0 || item->arg_count < 1) {
-            import_warn(importer, item, "upstream %s: %s not carried over (snisplice balances by weighted round robin)",
-                        upstream->name, item->name);
+            import_warn_left_out(importer, item, item->name, "upstream %s: %s", upstream->name, item->name);
             continue;
         }
         char address[ADDRESS_TEXT_MAX], why[160];
@@ -1026,7 +1071,9 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
                 else
                     import_warn(importer, item, "server %s: cannot read %s; not carried over", item->args[0], flag);
             } else {
-                import_warn(importer, item, "server %s: parameter %s not carried over", item->args[0], flag);
+                char key[80];
+                snprintf(key, sizeof key, "server:%s", flag);
+                import_warn_left_out(importer, item, key, "server %s: parameter %s", item->args[0], flag);
             }
         }
         import_text_printf(ini, "\n");
@@ -1049,8 +1096,8 @@ static void write_ini(struct importer *importer, struct text *ini)
     import_text_printf(ini, "; snisplice configuration converted from %s by snisplice --import-nginx.\n"
                             "; Check it with: snisplice -t -c FILE\n\n", importer->source);
     bool any_global = importer->workers || importer->user || importer->access_log;
-    for (size_t i = 0; i < 3; i++)
-        any_global |= importer->timeouts[i].value[0] != '\0';
+    for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
+        any_global |= importer->settings[i].value[0] != '\0';
     if (any_global) {
         import_text_printf(ini, "[global]\n");
         if (importer->workers)
@@ -1059,9 +1106,9 @@ static void write_ini(struct importer *importer, struct text *ini)
             import_text_printf(ini, "user = %s\n", importer->user);
         if (importer->access_log)
             import_text_printf(ini, "access_log = %s\n", importer->access_log->args[0]);
-        for (size_t i = 0; i < 3; i++)
-            if (importer->timeouts[i].value[0])
-                import_text_printf(ini, "%s = %s\n", importer->timeouts[i].ini_name, importer->timeouts[i].value);
+        for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
+            if (importer->settings[i].value[0])
+                import_text_printf(ini, "%s = %s\n", importer->settings[i].ini_name, importer->settings[i].value);
         import_text_printf(ini, "\n");
     }
 
@@ -1108,9 +1155,10 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
 {
     memset(out, 0, sizeof *out);
     struct importer importer = { .out = out, .source = source };
-    importer.timeouts[0] = (struct import_timeout){ "proxy_connect_timeout", "connect_timeout", "", NULL, 0 };
-    importer.timeouts[1] = (struct import_timeout){ "proxy_timeout", "idle_timeout", "", NULL, 0 };
-    importer.timeouts[2] = (struct import_timeout){ "preread_timeout", "preread_timeout", "", NULL, 0 };
+    importer.settings[0] = (struct import_setting){ "proxy_connect_timeout", "connect_timeout", false, "", NULL, 0 };
+    importer.settings[1] = (struct import_setting){ "proxy_timeout", "idle_timeout", false, "", NULL, 0 };
+    importer.settings[2] = (struct import_setting){ "preread_timeout", "preread_timeout", false, "", NULL, 0 };
+    importer.settings[3] = (struct import_setting){ "preread_buffer_size", "preread_max", true, "", NULL, 0 };
     collect_main(&importer, &tree->root);
     /* Only now is the stream level complete: a rule after the last server
      * still applies to it in nginx. */

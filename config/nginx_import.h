@@ -6,10 +6,11 @@
  * $ssl_preread_server_name with hostnames, on $ssl_preread_alpn_protocols,
  * and on $ssl_preread_protocol, whose "" entry becomes not_tls; upstream,
  * server with listen / ssl_preread / proxy_pass / proxy_protocol /
- * timeouts, allow / deny, limit_conn on a limit_conn_zone keyed by the
+ * timeouts / preread_buffer_size, allow / deny, limit_conn on a limit_conn_zone keyed by the
  * client's address) and how each maps to an INI key. Whatever cannot
- * be carried over becomes a warning with the file and line it came from:
- * nothing is dropped silently. Never touches a socket and never resolves a
+ * be carried over becomes a warning with the file and line it came from,
+ * and for nginx's known directives the reason and what snisplice does
+ * instead: nothing is dropped silently. Never touches a socket and never resolves a
  * host name.
  */
 #ifndef SNISPLICE_CONFIG_NGINX_IMPORT_H

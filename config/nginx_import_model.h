@@ -1,7 +1,7 @@
 /*
  * nginx_import_model.h - what the nginx importer collects, and the few
  * helpers its files share (nginx_import.c, nginx_import_access.c,
- * nginx_import_protocol.c).
+ * nginx_import_protocol.c, nginx_import_notes.c).
  *
  * Private to the importer: nothing outside config/nginx_import*.c includes
  * it. The rest of snisplice sees only nginx_import.h, so the model can
@@ -122,13 +122,18 @@ struct import_server {
     char name[NAME_MAX_LENGTH];
 };
 
-struct import_timeout {
+/* A [global] value one nginx directive sets, wherever it appears:
+ * snisplice has one for every listener, nginx one per server. */
+struct import_setting {
     const char *nginx_name;
     const char *ini_name;
+    bool size;            /* a size (preread_buffer_size); else a time */
     char value[32];       /* converted, "" when never set */
     const char *file;
     int line;
 };
+
+#define IMPORT_SETTING_COUNT 4
 
 struct importer {
     struct nginx_import *out;
@@ -153,7 +158,7 @@ struct importer {
     size_t limited_servers;       /* servers whose listener gets max_connections_per_client */
     bool stream_ssl_preread;      /* stream-level values servers inherit */
     bool stream_proxy_protocol;
-    struct import_timeout timeouts[3];
+    struct import_setting settings[IMPORT_SETTING_COUNT];
     bool failed;
 };
 
@@ -208,5 +213,26 @@ void import_access_write(struct importer *importer, struct text *ini, const stru
 
 /* A used protocol map's not_tls and tls entries (or a chained table). */
 void import_protocol_resolve_map(struct importer *importer, struct import_map *map);
+
+/* ---- nginx_import_notes.c: why a directive is left out ---- */
+
+struct import_note {
+    const char *name;     /* see the table in nginx_import_notes.c */
+    bool internal;        /* nginx's own tuning, no meaning for snisplice: "not needed" */
+    const char *reason;   /* what snisplice does instead */
+};
+
+/* The note for `key`: a directive's name, or "listen:PARAMETER" /
+ * "server:PARAMETER" (an upstream's server), with or without "=VALUE";
+ * NULL when the table does not know it. */
+const struct import_note *import_note_for(const char *key);
+
+/* "WHAT not carried over (REASON)", "WHAT not needed (REASON)", or, for a
+ * key the table does not know, "WHAT not carried over"; WHAT is `format`. */
+void import_warn_left_out(struct importer *importer, const struct nginx_directive *at, const char *key,
+                          const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+/* The same for a whole directive: "NAME: not carried over (REASON)". */
+void import_warn_directive_left_out(struct importer *importer, const struct nginx_directive *item);
 
 #endif

@@ -16,7 +16,9 @@
 #include "route_table.h"
 #include "upstream.h"
 
-/* preread_max may be set from 1 KiB up to this (workers size buffers for it). */
+/* preread_max may be set from the floor up to the ceiling (workers size
+ * buffers for the ceiling). */
+#define PREREAD_MAX_FLOOR 1024
 #define PREREAD_MAX_CEILING (64 * 1024)
 
 struct snapshot_settings {

@@ -51,6 +51,24 @@ static bool has_warning(const struct nginx_import *result, const char *prefix, c
     return false;
 }
 
+/* Warnings that start with `prefix` and contain `part`. */
+static size_t count_warnings(const struct nginx_import *result, const char *prefix, const char *part)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < result->warning_count; i++)
+        if (strncmp(result->warnings[i], prefix, strlen(prefix)) == 0 && strstr(result->warnings[i], part))
+            count++;
+    return count;
+}
+
+static bool has_exact_warning(const struct nginx_import *result, const char *text)
+{
+    for (size_t i = 0; i < result->warning_count; i++)
+        if (strcmp(result->warnings[i], text) == 0)
+            return true;
+    return false;
+}
+
 static void log_warnings(const struct nginx_import *result)
 {
     for (size_t i = 0; i < result->warning_count; i++)
@@ -511,7 +529,8 @@ Test(nginx_import, protocol_map_entries_that_do_not_fit)
 
 /* Debian's nginx.conf style: what snisplice already does is taken without
  * a word, the stream access log is carried over (in snisplice's format,
- * said once), and the resolver is explained rather than just dropped. */
+ * said once), and the resolver and tcp_nodelay off are explained rather
+ * than just dropped. */
 Test(nginx_import, logging_and_what_snisplice_always_does)
 {
     struct nginx_import result = import_text(
@@ -519,16 +538,19 @@ Test(nginx_import, logging_and_what_snisplice_always_does)
         "  access_log /var/log/nginx/stream.log basic;\n"                     /* 2 */
         "  resolver 127.0.0.11 valid=30s;\n"                                  /* 3 */
         "  tcp_nodelay on;\n"                                                 /* 4 */
-        "  server { listen 443; proxy_pass 127.0.0.1:8443;\n"                 /* 5 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; proxy_half_close on;\n" /* 5 */
         "           proxy_next_upstream on; access_log off; }\n"              /* 6 */
         "  server { listen 444; proxy_pass 127.0.0.1:8444;\n"                 /* 7 */
         "           access_log /var/log/nginx/other.log; tcp_nodelay off; }\n" /* 8 */
         "}\n");
     log_warnings(&result);
     cr_expect(has_warning(&result, "nginx.conf:2:", "snisplice writes its own line format"));
-    cr_expect(has_warning(&result, "nginx.conf:3:", "system's resolver"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: resolver: not carried over (snisplice resolves "
+                                         "server names when it loads its configuration, with the system's "
+                                         "resolver: /etc/hosts, then /etc/resolv.conf)"));
     cr_expect(has_warning(&result, "nginx.conf:8:", "one access log; lines go to /var/log/nginx/stream.log"));
-    cr_expect(has_warning(&result, "nginx.conf:8:", "tcp_nodelay: not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:8: warning: tcp_nodelay: not carried over (snisplice always "
+                                         "sets TCP_NODELAY, so relayed TLS records leave at once)"));
     cr_expect_eq(result.warning_count, 4);
     cr_expect(strstr(result.ini, "[global]\naccess_log = /var/log/nginx/stream.log\n"), "%s", result.ini);
     nginx_import_free(&result);
@@ -1182,6 +1204,181 @@ Test(nginx_import, limit_conn_lines_nginx_refuses_and_an_untrusted_proxy_listene
                                                     "set_real_ip_from: nginx counted the load balancer's address"));
     cr_expect_eq(result.warning_count, 7);
     cr_expect(strstr(result.ini, "proxy_protocol_from = ::/0\nmax_connections_per_client = 8\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* Known nginx directives and parameters, from every place the importer
+ * meets them (main context, stream, server, upstream, listen and upstream
+ * server parameters), are still warnings, one each on its own line, but
+ * with the reason and what snisplice does instead. */
+Test(nginx_import, known_directives_are_left_out_with_the_reason)
+{
+    struct nginx_import result = import_text(
+        "worker_rlimit_nofile 65536;\n"                                         /* 1 */
+        "stream {\n"                                                            /* 2 */
+        "  map_hash_bucket_size 128;\n"                                         /* 3 */
+        "  variables_hash_max_size 2048;\n"                                     /* 4 */
+        "  error_log /var/log/nginx/stream.log;\n"                              /* 5 */
+        "  log_format basic '$remote_addr';\n"                                  /* 6 */
+        "  proxy_next_upstream_tries 3;\n"                                      /* 7 */
+        "  proxy_next_upstream_timeout 10s;\n"                                  /* 8 */
+        "  map $ssl_preread_server_name $name { a.example.com a; default b; }\n" /* 9 */
+        "  upstream a {\n"                                                      /* 10 */
+        "    zone a 64k;\n"                                                     /* 11 */
+        "    hash $remote_addr consistent;\n"                                   /* 12 */
+        "    server 127.0.0.1:1 max_conns=10 slow_start=30s;\n"                 /* 13 */
+        "    least_conn;\n"                                                     /* 14 */
+        "  }\n"                                                                 /* 15 */
+        "  upstream b { server 127.0.0.1:2; resolver 127.0.0.53; }\n"          /* 16 */
+        "  server {\n"                                                          /* 17 */
+        "    listen 443 so_keepalive=on backlog=511 fastopen=256;\n"            /* 18 */
+        "    listen [::]:443 ipv6only=off setfib=1;\n"                          /* 19 */
+        "    proxy_pass $name; ssl_preread on;\n"                               /* 20 */
+        "    proxy_buffer_size 16k;\n"                                          /* 21 */
+        "    proxy_socket_keepalive on;\n"                                      /* 22 */
+        "    proxy_half_close off;\n"                                           /* 23 */
+        "    ssl_certificate /etc/ssl/a.pem;\n"                                 /* 24 */
+        "    js_preread main.preread;\n"                                        /* 25 */
+        "    proxy_ssl_verify on;\n"                                            /* 26 */
+        "    set $backend a;\n"                                                 /* 27 */
+        "  }\n"                                                                 /* 28 */
+        "}\n");
+    log_warnings(&result);
+    static const struct { const char *line; const char *part; } expected[] = {
+        { "nginx.conf:1:", "worker_rlimit_nofile: not carried over (snisplice raises its open-file limit" },
+        { "nginx.conf:3:", "map_hash_bucket_size: not needed" },
+        { "nginx.conf:4:", "variables_hash_max_size: not needed" },
+        { "nginx.conf:5:", "error_log: not carried over (snisplice logs to stderr" },
+        { "nginx.conf:6:", "log_format: not carried over (snisplice's access log has its own fixed line format" },
+        { "nginx.conf:7:", "proxy_next_upstream_tries: not carried over (snisplice tries every available server" },
+        { "nginx.conf:8:", "proxy_next_upstream_timeout: not carried over (snisplice has no limit on all tries" },
+        { "nginx.conf:11:", "upstream a: zone not carried over (nginx shares the group's state" },
+        { "nginx.conf:12:", "upstream a: hash not carried over (snisplice balances by weighted round robin; no key" },
+        { "nginx.conf:13:", "parameter max_conns=10 not carried over (snisplice has no per-server connection limit)" },
+        { "nginx.conf:13:", "parameter slow_start=30s not carried over (a server that answers again gets its full" },
+        { "nginx.conf:14:", "upstream a: least_conn not carried over (snisplice balances by weighted round robin)" },
+        { "nginx.conf:16:", "upstream b: resolver not carried over (snisplice resolves server names when it loads" },
+        { "nginx.conf:18:", "parameter 'so_keepalive=on' not carried over (snisplice does not set SO_KEEPALIVE" },
+        { "nginx.conf:18:", "parameter 'backlog=511' not carried over (snisplice listens with a backlog of 4096" },
+        { "nginx.conf:18:", "parameter 'fastopen=256' not carried over (snisplice does not enable TCP Fast Open" },
+        { "nginx.conf:19:", "parameter 'ipv6only=off' not carried over (snisplice's IPv6 sockets are IPv6-only" },
+        { "nginx.conf:19:", "parameter 'setfib=1' not needed (FreeBSD only; snisplice runs on Linux)" },
+        { "nginx.conf:21:", "proxy_buffer_size: not needed (snisplice splices through kernel pipes" },
+        { "nginx.conf:22:", "proxy_socket_keepalive: not carried over (snisplice does not set SO_KEEPALIVE" },
+        { "nginx.conf:23:", "proxy_half_close: not carried over (snisplice always half-closes" },
+        { "nginx.conf:24:", "ssl_certificate: not carried over (nginx terminated TLS here" },
+        { "nginx.conf:25:", "js_preread: not carried over (snisplice runs no njs scripts" },
+        { "nginx.conf:26:", "proxy_ssl_verify: not carried over (snisplice never opens TLS to an upstream" },
+        { "nginx.conf:27:", "set: not carried over (snisplice has no variables" },
+    };
+    size_t count = sizeof expected / sizeof expected[0];
+    for (size_t i = 0; i < count; i++)
+        cr_expect_eq(count_warnings(&result, expected[i].line, expected[i].part), 1, "%s %s", expected[i].line,
+                     expected[i].part);
+    cr_expect_eq(result.warning_count, count, "one warning each, no more");
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: map_hash_bucket_size: not needed (nginx's hash "
+                                         "table sizing; snisplice sizes its tables itself)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: proxy_next_upstream_tries: not carried over "
+                                         "(snisplice tries every available server of the upstream once, "
+                                         "primaries then backups, each within connect_timeout)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:18: warning: listen 443: parameter 'so_keepalive=on' not "
+                                         "carried over (snisplice does not set SO_KEEPALIVE; a connection with no "
+                                         "bytes either way ends after idle_timeout)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:21: warning: proxy_buffer_size: not needed (snisplice splices "
+                                         "through kernel pipes of 64 KiB, grown to 1 MiB for bulk transfers; there "
+                                         "is no buffer of this size)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:13: warning: server 127.0.0.1:1: parameter max_conns=10 not "
+                                         "carried over (snisplice has no per-server connection limit)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:14: warning: upstream a: least_conn not carried over "
+                                         "(snisplice balances by weighted round robin)"));
+    /* What could be carried over still is. */
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:443\naddress = [::]:443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:1\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* A directive, parameter or upstream line nginx does not document keeps
+ * the plain warning: the importer claims no reason it does not know. */
+Test(nginx_import, unknown_directives_keep_the_plain_warning)
+{
+    struct nginx_import result = import_text(
+        "frobnicate_main on;\n"                                                 /* 1 */
+        "stream {\n"                                                            /* 2 */
+        "  frobnicate 1;\n"                                                     /* 3 */
+        "  upstream a { server 127.0.0.1:1 frob; frobnicate 2; }\n"             /* 4 */
+        "  server { listen 443 frob=1; proxy_pass a; frobnicate 3; }\n"         /* 5 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:1: warning: frobnicate_main: not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: frobnicate: not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:4: warning: server 127.0.0.1:1: parameter frob not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:4: warning: upstream a: frobnicate not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: listen 443: parameter 'frob=1' not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: frobnicate: not carried over"));
+    cr_expect_eq(result.warning_count, 6);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* preread_buffer_size is snisplice's preread_max (both close a client
+ * whose hello does not fit): converted, set to the nearer bound of the
+ * INI's 1k..64k with a warning, and, as with the timeouts, one value for
+ * every listener. */
+Test(nginx_import, preread_buffer_size_becomes_preread_max)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  preread_buffer_size 32k;\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; preread_buffer_size 32768; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\npreread_max = 32k\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"                                                            /* 1 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; preread_buffer_size 1m; }\n"   /* 2 */
+        "  server { listen 444; proxy_pass 127.0.0.1:8444; preread_buffer_size 64k; }\n"  /* 3 */
+        "  server { listen 445; proxy_pass 127.0.0.1:8445; preread_buffer_size 8k; }\n"   /* 4 */
+        "  server { listen 446; proxy_pass 127.0.0.1:8446; preread_buffer_size 16x; }\n"  /* 5 */
+        "  server { listen 447; proxy_pass 127.0.0.1:8447; preread_buffer_size 512; }\n"  /* 6 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: preread_buffer_size 1m: snisplice's preread_max "
+                                         "takes 1k to 64k; written as preread_max = 64k"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:4: warning: preread_buffer_size 8k: snisplice has one "
+                                         "preread_max for every listener; keeping 64k from nginx.conf:3"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: preread_buffer_size: cannot read the size '16x'; "
+                                         "not carried over"));
+    /* Below the floor, but not written: only the value kept is said. */
+    cr_expect(has_exact_warning(&result, "nginx.conf:6: warning: preread_buffer_size 512: snisplice has one "
+                                         "preread_max for every listener; keeping 64k from nginx.conf:3"));
+    cr_expect_eq(result.warning_count, 4, "line 3 gives the value line 2 was written as: no warning");
+    cr_expect(strstr(result.ini, "[global]\npreread_max = 64k\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"
+        "  preread_buffer_size 512;\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; preread_timeout 10s; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: preread_buffer_size 512: snisplice's preread_max "
+                                         "takes 1k to 64k; written as preread_max = 1k"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "[global]\npreread_timeout = 10s\npreread_max = 1k\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* A size that is no whole number of KiB is written in bytes. */
+    result = import_text("stream { server { listen 443; proxy_pass 127.0.0.1:8443; preread_buffer_size 20000; } }\n");
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\npreread_max = 20000\n\n"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
