@@ -37,6 +37,7 @@
 #include "congestion_control.h"
 #include "host_resolve.h"
 #include "name_index.h"
+#include "tcp_keepalive.h"
 #include "units.h"
 
 #define WORKERS_MAX 256
@@ -75,6 +76,7 @@ struct pending_listener {
     uint32_t access_rule_count;
     uint32_t max_connections_per_client;       /* 0: off */
     bool max_connections_per_client_set;       /* else [global]'s */
+    struct tcp_keepalive keepalive;            /* copied into the snapshot */
 };
 
 struct pending_upstream {
@@ -526,6 +528,14 @@ static void add_access_rule(struct loader *loader, struct pending_listener *list
     rules[listener->access_rule_count++] = rule;
 }
 
+/* `tcp_keepalive = off | on | IDLE:INTERVAL:COUNT`, in a [listen] or an [upstream]. */
+static void parse_keepalive(struct loader *loader, const char *value, struct tcp_keepalive *keepalive)
+{
+    char error[160];
+    if (!tcp_keepalive_parse(value, keepalive, error, sizeof error))
+        add_error(loader, loader->line, "tcp_keepalive: %s", error);
+}
+
 static void add_listen(struct loader *loader, const char *name, const char *value)
 {
     struct pending_listener *listener = &loader->listeners[loader->current_listener];
@@ -537,6 +547,8 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
         parse_client_limit(loader, value, &listener->max_connections_per_client);
         listener->max_connections_per_client_set = true;
     }
+    else if (strcmp(name, "tcp_keepalive") == 0)
+        parse_keepalive(loader, value, &listener->keepalive);
     else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
@@ -660,6 +672,10 @@ static void add_server(struct loader *loader, const char *name, const char *valu
         if (!congestion_control_parse(value, upstream, error, sizeof error))
             add_error(loader, loader->line, "congestion_control: %s", error);
         loader->upstreams[loader->current_upstream].congestion_line = loader->line;
+        return;
+    }
+    if (strcmp(name, "tcp_keepalive") == 0) {
+        parse_keepalive(loader, value, &upstream->keepalive);
         return;
     }
     if (strcmp(name, "server") != 0) {
@@ -936,6 +952,7 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
         listener->max_connections_per_client = pending->max_connections_per_client_set
                                                    ? pending->max_connections_per_client
                                                    : loader->settings.max_connections_per_client;
+        listener->keepalive = pending->keepalive;
         snapshot->listener_count = (uint32_t)i + 1;
         if (!listener->name)
             return false;

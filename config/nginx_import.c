@@ -45,6 +45,7 @@
 #include "../core/upstream.h"
 #include "name_index.h"
 #include "nginx_import_model.h"
+#include "tcp_keepalive.h"
 #include "units.h"
 
 /* ---- growing text ---- */
@@ -156,6 +157,36 @@ static bool convert_duration(const char *nginx, char *out, size_t out_size)
     else if (seconds % 60 == 0) snprintf(out, out_size, "%llum", seconds / 60);
     else snprintf(out, out_size, "%llus", seconds);
     return true;
+}
+
+/* One part of so_keepalive's IDLE:INTERVAL:COUNT, [start, end): a time
+ * in the INI's form (as given when it cannot be read, so that the check
+ * after names it), a count as given, or empty. */
+static void convert_keepalive_part(const char *start, const char *end, bool time, char *out, size_t out_size)
+{
+    char part[24];
+    snprintf(part, sizeof part, "%.*s", (int)(end - start), start);
+    if (!time || part[0] == '\0' || !convert_duration(part, out, out_size))
+        snprintf(out, out_size, "%s", part);
+}
+
+/* listen's so_keepalive=on|off|IDLE:INTERVAL:COUNT as the INI's
+ * tcp_keepalive value; false, with why, when the INI cannot take it. */
+static bool convert_keepalive(const char *nginx, char *out, size_t out_size, char *why, size_t why_size)
+{
+    const char *first = strchr(nginx, ':');
+    const char *second = first ? strchr(first + 1, ':') : NULL;
+    if (!first || !second) {
+        snprintf(out, out_size, "%s", nginx); /* on, off, or refused below */
+    } else {
+        char idle[24], interval[24], count[24];
+        convert_keepalive_part(nginx, first, true, idle, sizeof idle);
+        convert_keepalive_part(first + 1, second, true, interval, sizeof interval);
+        convert_keepalive_part(second + 1, second + 1 + strlen(second + 1), false, count, sizeof count);
+        snprintf(out, out_size, "%s:%s:%s", idle, interval, count);
+    }
+    struct tcp_keepalive keepalive;
+    return tcp_keepalive_parse(out, &keepalive, why, why_size);
 }
 
 /* True when an nginx address names no port: "10.0.0.1", "[::1]",
@@ -376,7 +407,8 @@ static struct import_upstream *literal_upstream(struct importer *importer, const
 }
 
 /* What a map value or proxy_pass names: an upstream, or an address (then a
- * made-up upstream that only matters if it needs proxy_protocol). */
+ * made-up upstream that only matters if it needs proxy_protocol or
+ * tcp_keepalive). */
 static struct import_upstream *resolve_target(struct importer *importer,
                                               const struct nginx_directive *at, const char *target)
 {
@@ -521,6 +553,19 @@ static void collect_upstream(struct importer *importer, const struct nginx_direc
         importer->failed = true;
 }
 
+/* so_keepalive=VALUE becomes the listener's tcp_keepalive; one the INI
+ * cannot take leaves it off. */
+static void collect_listen_keepalive(struct importer *importer, const struct nginx_directive *directive,
+                                     struct import_listen *listen, const char *value)
+{
+    char why[160];
+    if (convert_keepalive(value, listen->keepalive, sizeof listen->keepalive, why, sizeof why))
+        return;
+    import_warn(importer, directive, "listen %s: so_keepalive=%s: %s; not carried over", directive->args[0], value,
+                why);
+    snprintf(listen->keepalive, sizeof listen->keepalive, "off");
+}
+
 static void collect_listen(struct importer *importer, struct import_server *server,
                            const struct nginx_directive *directive)
 {
@@ -528,7 +573,7 @@ static void collect_listen(struct importer *importer, struct import_server *serv
         import_warn(importer, directive, "listen without an address; skipped");
         return;
     }
-    struct import_listen listen = {0};
+    struct import_listen listen = { .directive = directive, .keepalive = "off" };
     char why[160];
     if (!convert_address(directive->args[0], true, listen.address, sizeof listen.address, why, sizeof why)) {
         import_warn(importer, directive, "listen %s: %s; skipped", directive->args[0], why);
@@ -538,6 +583,8 @@ static void collect_listen(struct importer *importer, struct import_server *serv
         const char *flag = directive->args[i];
         if (strcmp(flag, "proxy_protocol") == 0) {
             listen.proxy_protocol = true;
+        } else if (strncmp(flag, "so_keepalive=", 13) == 0) {
+            collect_listen_keepalive(importer, directive, &listen, flag + 13);
         } else if (strcmp(flag, "udp") == 0) {
             import_warn(importer, directive, "listen %s udp: snisplice relays TCP only; skipped", directive->args[0]);
             return;
@@ -621,6 +668,9 @@ static void collect_server(struct importer *importer, const struct nginx_directi
         } else if (strcmp(item->name, "proxy_protocol") == 0) {
             server->proxy_protocol = import_is_on(importer, item);
             server->proxy_protocol_set = true;
+        } else if (strcmp(item->name, "proxy_socket_keepalive") == 0) {
+            server->socket_keepalive = import_is_on(importer, item);
+            server->socket_keepalive_set = true;
         } else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
         else if (import_access_collect(importer, &server->access, item))
@@ -655,6 +705,8 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             importer->stream_ssl_preread = import_is_on(importer, item);
         else if (strcmp(item->name, "proxy_protocol") == 0)
             importer->stream_proxy_protocol = import_is_on(importer, item);
+        else if (strcmp(item->name, "proxy_socket_keepalive") == 0)
+            importer->stream_socket_keepalive = import_is_on(importer, item);
         else if (!collect_common(importer, item) && !collect_setting_directive(importer, item))
             import_warn_directive_left_out(importer, item);
     }
@@ -679,12 +731,43 @@ static void collect_main(struct importer *importer, const struct nginx_block *ro
 
 /* ---- pass 2: resolve what each server reaches ---- */
 
-static void mark_reached(struct import_upstream *upstream, bool proxy_protocol)
+/* What the servers that reach an upstream (directly or through a map)
+ * need of it: `with_*` that some of them have proxy_protocol or
+ * proxy_socket_keepalive on, `without_*` that some have it off. */
+struct import_reach {
+    bool with_proxy_protocol, without_proxy_protocol;
+    bool with_keepalive, without_keepalive;
+};
+
+static struct import_reach server_reach(const struct import_server *server)
 {
-    if (proxy_protocol)
-        upstream->proxy_protocol = true;
-    else
-        upstream->plain = true;
+    return (struct import_reach){ server->proxy_protocol, !server->proxy_protocol, server->socket_keepalive,
+                                  !server->socket_keepalive };
+}
+
+static struct import_reach map_reach(const struct import_map *map)
+{
+    return (struct import_reach){ map->proxy_protocol, map->plain, map->keepalive, map->no_keepalive };
+}
+
+/* A literal address target needs an [upstream] section only for servers
+ * that need one of its settings (see needs_section); the others name the
+ * address itself, so they do not count against the section's settings. */
+static void mark_reached(struct import_upstream *upstream, struct import_reach reach)
+{
+    if (upstream->literal && !reach.with_proxy_protocol && !reach.with_keepalive)
+        return;
+    upstream->proxy_protocol |= reach.with_proxy_protocol;
+    upstream->plain |= reach.without_proxy_protocol;
+    upstream->keepalive |= reach.with_keepalive;
+    upstream->no_keepalive |= reach.without_keepalive;
+}
+
+/* Whether a literal target is written as a made-up [upstream] section
+ * (by its INI name) rather than as the address itself. */
+static bool needs_section(bool proxy_protocol, bool keepalive)
+{
+    return proxy_protocol || keepalive;
 }
 
 /* Each map entry, in order: calls `entry` for every route it makes. */
@@ -799,10 +882,7 @@ static void mark_entry(struct importer *importer, struct import_map *map,
                        struct import_upstream *target, void *context)
 {
     (void)importer, (void)entry, (void)pattern, (void)context;
-    if (map->proxy_protocol)
-        mark_reached(target, true);
-    if (map->plain)
-        mark_reached(target, false);
+    mark_reached(target, map_reach(map));
 }
 
 /* proxy_pass $variable, or HOST:$variable (acme.sh's recipe: an ALPN map
@@ -837,6 +917,8 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         server->ssl_preread = importer->stream_ssl_preread;
     if (!server->proxy_protocol_set)
         server->proxy_protocol = importer->stream_proxy_protocol;
+    if (!server->socket_keepalive_set)
+        server->socket_keepalive = importer->stream_socket_keepalive;
     if (server->listen_count == 0) {
         import_warn(importer, directive, "server without a usable listen; skipped");
         return;
@@ -874,6 +956,10 @@ static void resolve_server(struct importer *importer, struct import_server *serv
             server->map->proxy_protocol = true;
         else
             server->map->plain = true;
+        if (server->socket_keepalive)
+            server->map->keepalive = true;
+        else
+            server->map->no_keepalive = true;
         return;
     }
     server->upstream = resolve_target(importer, server->proxy_pass, target);
@@ -881,7 +967,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         server->listen_count = 0;
         return;
     }
-    mark_reached(server->upstream, server->proxy_protocol);
+    mark_reached(server->upstream, server_reach(server));
 }
 
 /* `next` continues `map`'s table: its entries are written after map's
@@ -892,6 +978,8 @@ void import_chain_to(struct import_map *map, struct import_map *next)
     next->chained = true;
     next->proxy_protocol |= map->proxy_protocol;
     next->plain |= map->plain;
+    next->keepalive |= map->keepalive;
+    next->no_keepalive |= map->no_keepalive;
 }
 
 /* nginx's recipe for an ACME helper beside SNI routing: a map on the
@@ -966,6 +1054,25 @@ static void write_trusted(struct text *ini, char **list, size_t count)
         import_text_printf(ini, "proxy_protocol_from = %s\n", list[i]);
 }
 
+/* nginx sets so_keepalive per listen, snisplice tcp_keepalive per
+ * listener: a server's listens that disagree get the first one's. */
+static void write_listener_keepalive(struct importer *importer, struct text *ini, const struct import_server *server)
+{
+    const struct import_listen *first = &server->listens[0];
+    for (size_t i = 1; i < server->listen_count; i++) {
+        const struct import_listen *other = &server->listens[i];
+        if (strcmp(other->keepalive, first->keepalive) == 0)
+            continue;
+        import_warn(importer, other->directive,
+                    "listen %s: so_keepalive=%s here, so_keepalive=%s on listen %s; snisplice has one "
+                    "tcp_keepalive per listener, so all of this server's addresses get tcp_keepalive = %s", other->directive->args[0],
+                    other->keepalive, first->keepalive, first->directive->args[0], first->keepalive);
+        break;
+    }
+    if (strcmp(first->keepalive, "off") != 0)
+        import_text_printf(ini, "tcp_keepalive = %s\n", first->keepalive);
+}
+
 static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
                            bool unnamed)
 {
@@ -978,8 +1085,10 @@ static void write_listener(struct importer *importer, struct text *ini, const st
     if (server->map && !unnamed)
         import_text_printf(ini, "routes = %s\n", server->map->table);
     if (server->upstream)
-        import_text_printf(ini, "upstream = %s\n", server->upstream->literal && !server->proxy_protocol
-                                                       ? server->upstream->address : server->upstream->ini_name);
+        import_text_printf(ini, "upstream = %s\n",
+                           server->upstream->literal && !needs_section(server->proxy_protocol, server->socket_keepalive)
+                               ? server->upstream->address : server->upstream->ini_name);
+    write_listener_keepalive(importer, ini, server);
     if (accepts_proxy_protocol) {
         if (server->trusted_count)
             write_trusted(ini, server->trusted, server->trusted_count);
@@ -1003,7 +1112,8 @@ static void write_route(struct importer *importer, struct import_map *map,
 {
     (void)importer, (void)entry;
     struct text *ini = context;
-    const char *value = target->literal && !map->proxy_protocol ? target->address : target->ini_name;
+    const char *value = target->literal && !needs_section(map->proxy_protocol, map->keepalive) ? target->address
+                                                                                               : target->ini_name;
     import_text_printf(ini, "%s = %s\n", pattern, value);
 }
 
@@ -1027,13 +1137,37 @@ static void write_bounded(struct importer *importer, struct text *ini, const str
     import_text_printf(ini, " %s=%lu", name, number);
 }
 
+/* The lines the servers that reach an upstream set in it, and the blank
+ * line that ends its section. snisplice has them per upstream, nginx per
+ * server: servers that disagree all get the setting. */
+static void write_upstream_settings(struct importer *importer, struct text *ini,
+                                    const struct import_upstream *upstream)
+{
+    const struct nginx_directive *at = upstream->directive;
+    if (upstream->proxy_protocol) {
+        import_text_printf(ini, "proxy_protocol = v1\n");
+        if (upstream->plain && at)
+            import_warn(importer, at,
+                        "upstream %s is reached from servers with and without proxy_protocol on; it now gets the "
+                        "PROXY header from all of them", upstream->name);
+    }
+    if (upstream->keepalive) {
+        import_text_printf(ini, "tcp_keepalive = on\n");
+        if (upstream->no_keepalive && at)
+            import_warn(importer, at,
+                        "upstream %s is reached from servers with and without proxy_socket_keepalive on; its "
+                        "sockets now have keepalive for all of them", upstream->name);
+    }
+    import_text_printf(ini, "\n");
+}
+
 static void write_upstream(struct importer *importer, struct text *ini, struct import_upstream *upstream)
 {
     if (upstream->literal) {
-        if (!upstream->proxy_protocol)
+        if (!needs_section(upstream->proxy_protocol, upstream->keepalive))
             return; /* written inline as a literal target */
-        import_text_printf(ini, "[upstream %s]\nserver = %s\nproxy_protocol = v1\n\n", upstream->ini_name,
-                           upstream->address);
+        import_text_printf(ini, "[upstream %s]\nserver = %s\n", upstream->ini_name, upstream->address);
+        write_upstream_settings(importer, ini, upstream);
         return;
     }
     const struct nginx_directive *directive = upstream->directive;
@@ -1081,14 +1215,7 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
     }
     if (servers == 0)
         import_warn(importer, directive, "upstream %s has no server snisplice can use", upstream->name);
-    if (upstream->proxy_protocol) {
-        import_text_printf(ini, "proxy_protocol = v1\n");
-        if (upstream->plain)
-            import_warn(importer, directive,
-                        "upstream %s is reached from servers with and without proxy_protocol on; it now gets the "
-                        "PROXY header from all of them", upstream->name);
-    }
-    import_text_printf(ini, "\n");
+    write_upstream_settings(importer, ini, upstream);
 }
 
 static void write_ini(struct importer *importer, struct text *ini)

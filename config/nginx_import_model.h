@@ -37,6 +37,8 @@ struct import_upstream {
     char ini_name[NAME_MAX_LENGTH]; /* letters, digits, '_', '-'; unique */
     bool proxy_protocol;  /* reached from a server with proxy_protocol on */
     bool plain;           /* reached from a server without it */
+    bool keepalive;       /* reached from a server with proxy_socket_keepalive on */
+    bool no_keepalive;    /* reached from a server without it */
     bool literal;         /* made up for a literal address (name is owned) */
     char *address;        /* literal only: the converted address */
 };
@@ -58,12 +60,16 @@ struct import_map {
     bool chained;         /* another used map's continuation: written inside that map's table */
     bool proxy_protocol;  /* used by a server with proxy_protocol on */
     bool plain;           /* used by a server without it */
+    bool keepalive;       /* used by a server with proxy_socket_keepalive on */
+    bool no_keepalive;    /* used by a server without it */
     char table[NAME_MAX_LENGTH];
 };
 
 struct import_listen {
+    const struct nginx_directive *directive;
     char address[ADDRESS_TEXT_MAX];
     bool proxy_protocol;
+    char keepalive[80];   /* so_keepalive= as the INI's tcp_keepalive; "off" when not given */
 };
 
 /* The allow/deny rules of one level, the stream block or a server, in file
@@ -114,6 +120,8 @@ struct import_server {
     bool ssl_preread_set;         /* else inherited from the stream level */
     bool proxy_protocol;
     bool proxy_protocol_set;
+    bool socket_keepalive;        /* proxy_socket_keepalive */
+    bool socket_keepalive_set;    /* else inherited from the stream level */
     char **trusted;               /* set_real_ip_from of this server */
     size_t trusted_count;
     struct import_access access;  /* allow/deny of this server */
@@ -158,6 +166,7 @@ struct importer {
     size_t limited_servers;       /* servers whose listener gets max_connections_per_client */
     bool stream_ssl_preread;      /* stream-level values servers inherit */
     bool stream_proxy_protocol;
+    bool stream_socket_keepalive;
     struct import_setting settings[IMPORT_SETTING_COUNT];
     bool failed;
 };

@@ -23,8 +23,6 @@
 /* Reasons several entries share. */
 #define BALANCING "snisplice balances by weighted round robin"
 #define NGINX_HASH_SIZING "nginx's hash table sizing; snisplice sizes its tables itself"
-#define NO_KEEPALIVE "snisplice does not set SO_KEEPALIVE; a connection with no bytes either way ends after " \
-                     "idle_timeout"
 #define BUFFER_AUTOTUNING "snisplice leaves socket buffer sizes to the kernel's autotuning, " \
                           "net.ipv4.tcp_rmem and tcp_wmem"
 #define PIPES_NOT_BUFFERS "snisplice splices through kernel pipes of 64 KiB, grown to 1 MiB for bulk " \
@@ -87,7 +85,6 @@ static const struct import_note notes[] = {
     { "listen:rcvbuf", false, BUFFER_AUTOTUNING },
     { "listen:setfib", true, FREEBSD_ONLY },
     { "listen:sndbuf", false, BUFFER_AUTOTUNING },
-    { "listen:so_keepalive", false, NO_KEEPALIVE },
 
     /* ngx_stream_proxy_module */
     { "proxy_bind", false, "snisplice connects from the address the system picks, with no bind and no "
@@ -109,7 +106,6 @@ static const struct import_note notes[] = {
     { "proxy_responses", true, UDP_ONLY },
     { "proxy_session_drop", false, "snisplice never closes open connections when a server is removed; they run "
                                    "until they end" },
-    { "proxy_socket_keepalive", false, NO_KEEPALIVE },
 
     /* ngx_stream_upstream_module and the balancing, zone and health check modules */
     { "hash", false, BALANCING "; no key keeps a client on one server" },
@@ -157,7 +153,7 @@ static const struct import_note notes[] = {
 #define NOTE_COUNT (sizeof notes / sizeof notes[0])
 
 /* `key` names the entry: equal to it or, for a parameter, followed by
- * "=VALUE" (so_keepalive=on and so_keepalive=30m::10 share one reason). */
+ * "=VALUE" (backlog=511 and backlog=1024 share one reason). */
 static bool names(const char *entry, const char *key)
 {
     size_t length = strlen(entry);

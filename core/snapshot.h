@@ -14,6 +14,7 @@
 #include "access_rules.h"
 #include "address.h"
 #include "route_table.h"
+#include "tcp_keepalive.h"
 #include "upstream.h"
 
 /* preread_max may be set from the floor up to the ceiling (workers size
@@ -52,6 +53,9 @@ struct snapshot_listener {
     /* Connections one client address may have open at once on listeners
      * with a limit (counted together, core/client_counts.h); 0: no limit. */
     uint32_t max_connections_per_client;
+    /* On each accepted client socket; read when the options are submitted,
+     * so it lives here, pinned with the connection's snapshot. */
+    struct tcp_keepalive keepalive;
 };
 
 /* A listening address and the listener that serves it. */

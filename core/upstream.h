@@ -12,8 +12,8 @@
  * left) indexed by a per-worker cursor. The first backup is chosen the
  * same way among the backups, only once a connection has run out of
  * primaries; without health, the backups keep config order.
- * Also the TCP congestion control algorithm a socket to each server is
- * given.
+ * Also the TCP congestion control algorithm and the keepalive a socket to
+ * each server is given.
  */
 #ifndef SNISPLICE_CORE_UPSTREAM_H
 #define SNISPLICE_CORE_UPSTREAM_H
@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "address.h"
+#include "tcp_keepalive.h"
 
 #define UPSTREAM_WEIGHT_MAX 1000
 #define UPSTREAM_SERVERS_MAX 256
@@ -65,6 +66,7 @@ struct upstream {
     uint8_t proxy_protocol;          /* enum proxy_protocol_version sent before the client's bytes */
     uint8_t congestion;              /* enum upstream_congestion */
     char congestion_name[UPSTREAM_CONGESTION_NAME_MAX]; /* for UPSTREAM_CONGESTION_NAMED */
+    struct tcp_keepalive keepalive;  /* on every TCP server socket */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "hello_forward.h"
+#include "keepalive.h"
 #include "log.h"
 #include "proxy_header.h"
 #include "relay.h"
@@ -152,6 +153,8 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         if (sends_at_once(connection))
             worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one_second,
                                        sizeof one_second);
+        /* The values are in the snapshot this connection pins. */
+        keepalive_queue(worker, fd, &connection->upstream->keepalive);
     }
     connection->upstream_fd = fd;
     connection->connect_timed_out = false;

@@ -26,6 +26,7 @@
 #include "../core/clienthello.h"
 #include "admission.h"
 #include "connect.h"
+#include "keepalive.h"
 #include "proxy_header.h"
 
 void preread_start(struct worker *worker, struct connection *connection)
@@ -33,6 +34,10 @@ void preread_start(struct worker *worker, struct connection *connection)
     const struct snapshot_listener *listener = connect_listener_of(connection);
     if (!admission_at_accept(worker, connection, listener))
         return;
+    /* Only for clients that are served; the values are in the snapshot the
+     * connection pins. */
+    if (listener)
+        keepalive_queue(worker, connection->client_fd, &listener->keepalive);
     if (listener && !listener->routes && connection->proxy_header == PROXY_HEADER_NONE) {
         /* Plain forwarding: nothing to read before connecting. */
         connect_upstream(worker, connection, listener->upstream);

@@ -127,6 +127,39 @@ bool net_wait_listening(uint16_t port, int timeout_ms)
     return true;
 }
 
+/* One table's matching line, in the kernel's tcp4_seq_show / tcp6_seq_show
+ * format: "sl: LOCAL:PORT REMOTE:PORT st tx_queue:rx_queue tr:tm->when ..."
+ * (addresses 8 or 32 hex digits, all numbers hex). */
+static bool timer_in_table(const char *path, uint16_t local_port, uint16_t remote_port,
+                           struct net_tcp_timer *timer)
+{
+    FILE *table = fopen(path, "r");
+    if (!table)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, table)) {
+        unsigned local, remote, state, kind;
+        unsigned long ticks;
+        if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%X %*[0-9A-Fa-f]:%X %X %*X:%*X %X:%lX", &local, &remote, &state,
+                   &kind, &ticks) != 5)
+            continue;
+        /* Established only: an earlier run's TIME_WAIT sockets may share the ports. */
+        found = state == 0x01 && (local_port == 0 || local == local_port) &&
+                (remote_port == 0 || remote == remote_port);
+        if (found)
+            *timer = (struct net_tcp_timer){ .kind = kind, .ticks = ticks };
+    }
+    fclose(table);
+    return found;
+}
+
+bool net_tcp_timer(uint16_t local_port, uint16_t remote_port, struct net_tcp_timer *timer)
+{
+    return timer_in_table("/proc/net/tcp", local_port, remote_port, timer) ||
+           timer_in_table("/proc/net/tcp6", local_port, remote_port, timer);
+}
+
 void net_set_timeouts(int fd, int timeout_ms)
 {
     struct timeval timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};

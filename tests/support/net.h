@@ -31,6 +31,19 @@ bool net_wait_accepting(uint16_t port, int timeout_ms);
  * until timeout_ms: no connection is made (a probe through a plain
  * forward would be a real connection to its backend). */
 bool net_wait_listening(uint16_t port, int timeout_ms);
+/* The kernel's timer of a TCP socket on this host, as /proc/net/tcp and
+ * /proc/net/tcp6 show it: `kind` is the "tr" column (0 none, 1
+ * retransmit, 2 keepalive, 3 TIME_WAIT, 4 zero-window probe), `ticks` the
+ * time left in USER_HZ ticks ("tm->when"). */
+struct net_tcp_timer {
+    unsigned kind;
+    unsigned long ticks;
+};
+
+/* The timer of the first established socket with local port local_port
+ * and remote port remote_port (either 0: any); false when there is none. */
+bool net_tcp_timer(uint16_t local_port, uint16_t remote_port, struct net_tcp_timer *timer);
+
 struct tcp_info; /* <linux/tcp.h>'s, which has every field glibc's lacks */
 /* TCP_INFO of fd (zeroed first); false if getsockopt failed. */
 bool net_tcp_info(int fd, struct tcp_info *info);

@@ -778,3 +778,60 @@ Test(config, proxy_protocol_keys)
                   "[upstream a]\nproxy_protocol = v3\nserver = 127.0.0.1:1\n",
                   expected, 3);
 }
+
+/* The upstream of snapshot named `name`. */
+static const struct upstream *named_upstream(const struct snapshot *snapshot, const char *name)
+{
+    for (uint32_t i = 0; i < snapshot->upstream_count; i++)
+        if (strcmp(snapshot->upstreams[i].name, name) == 0)
+            return &snapshot->upstreams[i];
+    cr_assert_fail("no upstream '%s'", name);
+    return NULL;
+}
+
+static void expect_keepalive(const struct tcp_keepalive *keepalive, bool enabled, int idle, int interval,
+                             int count, const char *what)
+{
+    cr_expect_eq(keepalive->enabled, enabled, "%s", what);
+    cr_expect_eq(keepalive->idle, idle, "%s idle", what);
+    cr_expect_eq(keepalive->interval, interval, "%s interval", what);
+    cr_expect_eq(keepalive->count, count, "%s count", what);
+}
+
+Test(config, tcp_keepalive_keys)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\ntcp_keepalive = 30m::10\n"
+                                    "[listen on]\naddress = 127.0.0.1:8444\nupstream = a\ntcp_keepalive = on\n"
+                                    "[listen empty]\naddress = 127.0.0.1:8445\nupstream = a\ntcp_keepalive = ::\n"
+                                    "[listen off]\naddress = 127.0.0.1:8446\nupstream = a\ntcp_keepalive = off\n"
+                                    "[listen default]\naddress = 127.0.0.1:8447\nupstream = a\n"
+                                    "[routes]\ndefault = a\n"
+                                    "[upstream a]\nserver = 127.0.0.1:1\ntcp_keepalive = 60:10:5\n"
+                                    "[upstream b]\nserver = 127.0.0.1:2\ntcp_keepalive = on\n"
+                                    "[upstream c]\nserver = 127.0.0.1:3\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, 5);
+    expect_keepalive(&snapshot->listeners[0].keepalive, true, 1800, 0, 10, "30m::10");
+    expect_keepalive(&snapshot->listeners[1].keepalive, true, 0, 0, 0, "on: the system's timers");
+    expect_keepalive(&snapshot->listeners[2].keepalive, true, 0, 0, 0, "::");
+    expect_keepalive(&snapshot->listeners[3].keepalive, false, 0, 0, 0, "off");
+    expect_keepalive(&snapshot->listeners[4].keepalive, false, 0, 0, 0, "off by default, as nginx");
+    expect_keepalive(&named_upstream(snapshot, "a")->keepalive, true, 60, 10, 5, "upstream 60:10:5");
+    expect_keepalive(&named_upstream(snapshot, "b")->keepalive, true, 0, 0, 0, "upstream on");
+    expect_keepalive(&named_upstream(snapshot, "c")->keepalive, false, 0, 0, 0, "upstream default");
+    config_free(config);
+
+    const char *const expected[] = {
+        "3: tcp_keepalive: IDLE '0' must be whole seconds from 1s to 32767s (e.g. 75s, 30m)",
+        "4: tcp_keepalive: COUNT '200' must be a number from 1 to 127",
+        "5: tcp_keepalive: expected off, on or IDLE:INTERVAL:COUNT (e.g. 30m::10), got 'abc'",
+        "10: tcp_keepalive: expected off, on or IDLE:INTERVAL:COUNT (e.g. 30m::10), got '1:2'",
+        "11: tcp_keepalive: INTERVAL '500ms' must be whole seconds from 1s to 32767s (e.g. 75s, 30m)",
+        "12: tcp_keepalive: IDLE '32768' must be whole seconds from 1s to 32767s (e.g. 75s, 30m)",
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\ntcp_keepalive = 0:1:1\n"
+                  "tcp_keepalive = 1:1:200\ntcp_keepalive = abc\n[routes]\ndefault = a\n"
+                  "[upstream a]\nserver = 127.0.0.1:1\ntcp_keepalive = 1:2\ntcp_keepalive = 1:500ms:1\n"
+                  "tcp_keepalive = 32768::\n",
+                  expected, 6);
+}

@@ -613,6 +613,84 @@ Test(nginx_import, proxy_protocol_sent_and_accepted)
     nginx_import_free(&result);
 }
 
+/* listen ... so_keepalive= becomes the listener's tcp_keepalive. */
+Test(nginx_import, so_keepalive_becomes_tcp_keepalive)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                    /* 1 */
+        "  upstream a { server 127.0.0.1:1; }\n"                                       /* 2 */
+        "  server { listen 443 so_keepalive=30m::10; proxy_pass a; }\n"                /* 3 */
+        "  server { listen 444 so_keepalive=on; proxy_pass a; }\n"                     /* 4 */
+        "  server { listen 445 so_keepalive=off; proxy_pass a; }\n"                    /* 5 */
+        "  server { listen 446 so_keepalive=2h:60s:; proxy_pass a; }\n"                /* 6 */
+        "  server { listen 447 so_keepalive=0:1:1; proxy_pass a; }\n"                  /* 7 */
+        "  server { listen 448 so_keepalive=1:1:200; proxy_pass a; }\n"                /* 8 */
+        "  server {\n"                                                                  /* 9 */
+        "    listen 449 so_keepalive=on;\n"                                             /* 10 */
+        "    listen 450 so_keepalive=1:1:1;\n"                                          /* 11 */
+        "    proxy_pass a;\n"                                                           /* 12 */
+        "  }\n"                                                                         /* 13 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:443\nupstream = a\ntcp_keepalive = 30m::10\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:444\nupstream = a\ntcp_keepalive = on\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:445\nupstream = a\n\n"), "off: nothing written\n%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:446\nupstream = a\ntcp_keepalive = 2h:1m:\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:447\nupstream = a\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:448\nupstream = a\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:449\naddress = 0.0.0.0:450\nupstream = a\ntcp_keepalive = on\n"),
+              "%s", result.ini);
+    cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: listen 447: so_keepalive=0:1:1: IDLE '0' must be "
+                                         "whole seconds from 1s to 32767s (e.g. 75s, 30m); not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:8: warning: listen 448: so_keepalive=1:1:200: COUNT '200' must "
+                                         "be a number from 1 to 127; not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:11: warning: listen 450: so_keepalive=1s:1s:1 here, "
+                                         "so_keepalive=on on listen 449; snisplice has one tcp_keepalive per "
+                                         "listener, so all of this server's addresses get tcp_keepalive = on"));
+    cr_expect_eq(result.warning_count, 3);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* proxy_socket_keepalive on (stream level, or a server's own) becomes
+ * tcp_keepalive = on in every upstream the server reaches. */
+Test(nginx_import, proxy_socket_keepalive_becomes_upstream_tcp_keepalive)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                      /* 1 */
+        "  proxy_socket_keepalive on;\n"                                                  /* 2 */
+        "  map $ssl_preread_server_name $name {\n"                                        /* 3 */
+        "    a.example.com a; b.example.com 127.0.0.1:8443; default c;\n"                 /* 4 */
+        "  }\n"                                                                           /* 5 */
+        "  upstream a { server 127.0.0.1:1; }\n"                                         /* 6 */
+        "  upstream b { server 127.0.0.1:2; }\n"                                         /* 7 */
+        "  upstream c { server 127.0.0.1:3; }\n"                                         /* 8 */
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"                    /* 9 */
+        "  server { listen 444; proxy_pass b; proxy_socket_keepalive off; }\n"            /* 10 */
+        "  server { listen 445; proxy_pass c; proxy_socket_keepalive off; }\n"            /* 11 */
+        "  server { listen 446; proxy_pass 127.0.0.1:22; }\n"                             /* 12 */
+        "  server { listen 447; proxy_pass 127.0.0.1:23; proxy_socket_keepalive off; }\n" /* 13 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:1\ntcp_keepalive = on\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream b]\nserver = 127.0.0.1:2\n\n"), "the server's off wins\n%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream c]\nserver = 127.0.0.1:3\ntcp_keepalive = on\n\n"), "%s", result.ini);
+    cr_expect(has_exact_warning(&result, "nginx.conf:8: warning: upstream c is reached from servers with and without "
+                                         "proxy_socket_keepalive on; its sockets now have keepalive for all of them"));
+    /* A literal target that needs keepalive gets an upstream of its own;
+     * one that does not stays an address. */
+    cr_expect(strstr(result.ini, "b.example.com = to_127_0_0_1_8443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream to_127_0_0_1_8443]\nserver = 127.0.0.1:8443\ntcp_keepalive = on\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = to_127_0_0_1_22\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream to_127_0_0_1_22]\nserver = 127.0.0.1:22\ntcp_keepalive = on\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:23\n"), "%s", result.ini);
+    cr_expect_eq(result.warning_count, 1);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, proxy_protocol_listen_without_trusted_sources_warns)
 {
     struct nginx_import result = import_text(
@@ -1259,13 +1337,12 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
         { "nginx.conf:13:", "parameter slow_start=30s not carried over (a server that answers again gets its full" },
         { "nginx.conf:14:", "upstream a: least_conn not carried over (snisplice balances by weighted round robin)" },
         { "nginx.conf:16:", "upstream b: resolver not carried over (snisplice resolves server names when it loads" },
-        { "nginx.conf:18:", "parameter 'so_keepalive=on' not carried over (snisplice does not set SO_KEEPALIVE" },
         { "nginx.conf:18:", "parameter 'backlog=511' not carried over (snisplice listens with a backlog of 4096" },
         { "nginx.conf:18:", "parameter 'fastopen=256' not carried over (snisplice does not enable TCP Fast Open" },
+        { "nginx.conf:19:", "so_keepalive=off here, so_keepalive=on on listen 443" },
         { "nginx.conf:19:", "parameter 'ipv6only=off' not carried over (snisplice's IPv6 sockets are IPv6-only" },
         { "nginx.conf:19:", "parameter 'setfib=1' not needed (FreeBSD only; snisplice runs on Linux)" },
         { "nginx.conf:21:", "proxy_buffer_size: not needed (snisplice splices through kernel pipes" },
-        { "nginx.conf:22:", "proxy_socket_keepalive: not carried over (snisplice does not set SO_KEEPALIVE" },
         { "nginx.conf:23:", "proxy_half_close: not carried over (snisplice always half-closes" },
         { "nginx.conf:24:", "ssl_certificate: not carried over (nginx terminated TLS here" },
         { "nginx.conf:25:", "js_preread: not carried over (snisplice runs no njs scripts" },
@@ -1282,9 +1359,9 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
     cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: proxy_next_upstream_tries: not carried over "
                                          "(snisplice tries every available server of the upstream once, "
                                          "primaries then backups, each within connect_timeout)"));
-    cr_expect(has_exact_warning(&result, "nginx.conf:18: warning: listen 443: parameter 'so_keepalive=on' not "
-                                         "carried over (snisplice does not set SO_KEEPALIVE; a connection with no "
-                                         "bytes either way ends after idle_timeout)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:19: warning: listen [::]:443: so_keepalive=off here, "
+                                         "so_keepalive=on on listen 443; snisplice has one tcp_keepalive per "
+                                         "listener, so all of this server's addresses get tcp_keepalive = on"));
     cr_expect(has_exact_warning(&result, "nginx.conf:21: warning: proxy_buffer_size: not needed (snisplice splices "
                                          "through kernel pipes of 64 KiB, grown to 1 MiB for bulk transfers; there "
                                          "is no buffer of this size)"));
@@ -1293,8 +1370,9 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
     cr_expect(has_exact_warning(&result, "nginx.conf:14: warning: upstream a: least_conn not carried over "
                                          "(snisplice balances by weighted round robin)"));
     /* What could be carried over still is. */
-    cr_expect(strstr(result.ini, "address = 0.0.0.0:443\naddress = [::]:443\n"), "%s", result.ini);
-    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:1\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:443\naddress = [::]:443\ntcp_keepalive = on\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:1\ntcp_keepalive = on\n"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
