@@ -752,11 +752,17 @@ static struct import_reach map_reach(const struct import_map *map)
 
 /* A literal address target needs an [upstream] section only for servers
  * that need one of its settings (see needs_section); the others name the
- * address itself, so they do not count against the section's settings. */
-static void mark_reached(struct import_upstream *upstream, struct import_reach reach)
+ * address itself, so they do not count against the section's settings.
+ * `at`: a server's proxy_pass naming it, where a literal's mixed settings
+ * are reported (a named upstream has its own line; a map that mixes them
+ * says so itself); NULL for a map entry. */
+static void mark_reached(struct import_upstream *upstream, struct import_reach reach,
+                         const struct nginx_directive *at)
 {
     if (upstream->literal && !reach.with_proxy_protocol && !reach.with_keepalive)
         return;
+    if (upstream->literal && !upstream->reached_at && at)
+        upstream->reached_at = at;
     upstream->proxy_protocol |= reach.with_proxy_protocol;
     upstream->plain |= reach.without_proxy_protocol;
     upstream->keepalive |= reach.with_keepalive;
@@ -882,7 +888,7 @@ static void mark_entry(struct importer *importer, struct import_map *map,
                        struct import_upstream *target, void *context)
 {
     (void)importer, (void)entry, (void)pattern, (void)context;
-    mark_reached(target, map_reach(map));
+    mark_reached(target, map_reach(map), NULL);
 }
 
 /* proxy_pass $variable, or HOST:$variable (acme.sh's recipe: an ALPN map
@@ -967,7 +973,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         server->listen_count = 0;
         return;
     }
-    mark_reached(server->upstream, server_reach(server));
+    mark_reached(server->upstream, server_reach(server), server->proxy_pass);
 }
 
 /* `next` continues `map`'s table: its entries are written after map's
@@ -1143,20 +1149,26 @@ static void write_bounded(struct importer *importer, struct text *ini, const str
 static void write_upstream_settings(struct importer *importer, struct text *ini,
                                     const struct import_upstream *upstream)
 {
-    const struct nginx_directive *at = upstream->directive;
+    /* A literal's section is shared by every line that needs a setting of
+     * it: one needing keepalive alone gets the PROXY header too, and the
+     * other way round. Said like a named upstream's mix, at the first line
+     * that reached it. */
+    const struct nginx_directive *at = upstream->literal ? upstream->reached_at : upstream->directive;
+    const char *what = upstream->literal ? "address" : "upstream";
+    const char *name = upstream->literal ? upstream->address : upstream->name;
     if (upstream->proxy_protocol) {
         import_text_printf(ini, "proxy_protocol = v1\n");
         if (upstream->plain && at)
             import_warn(importer, at,
-                        "upstream %s is reached from servers with and without proxy_protocol on; it now gets the "
-                        "PROXY header from all of them", upstream->name);
+                        "%s %s is reached from servers with and without proxy_protocol on; it now gets the "
+                        "PROXY header from all of them", what, name);
     }
     if (upstream->keepalive) {
         import_text_printf(ini, "tcp_keepalive = on\n");
         if (upstream->no_keepalive && at)
             import_warn(importer, at,
-                        "upstream %s is reached from servers with and without proxy_socket_keepalive on; its "
-                        "sockets now have keepalive for all of them", upstream->name);
+                        "%s %s is reached from servers with and without proxy_socket_keepalive on; its "
+                        "sockets now have keepalive for all of them", what, name);
     }
     import_text_printf(ini, "\n");
 }
@@ -1266,6 +1278,11 @@ static void write_ini(struct importer *importer, struct text *ini)
             import_warn(importer, map->directive,
                         "map $%s is used by servers with and without proxy_protocol on; snisplice has one routes "
                         "table for it, so every upstream it names now gets the PROXY header from all of them",
+                        map->variable);
+        if (map->keepalive && map->no_keepalive)
+            import_warn(importer, map->directive,
+                        "map $%s is used by servers with and without proxy_socket_keepalive on; snisplice has one "
+                        "routes table for it, so every upstream it names now has keepalive for all of them",
                         map->variable);
         import_text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
         /* A protocol map continues with an ALPN map, which continues with

@@ -41,6 +41,7 @@ struct import_upstream {
     bool no_keepalive;    /* reached from a server without it */
     bool literal;         /* made up for a literal address (name is owned) */
     char *address;        /* literal only: the converted address */
+    const struct nginx_directive *reached_at; /* literal only: the first proxy_pass that needs its section */
 };
 
 struct import_map {

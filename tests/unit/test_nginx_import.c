@@ -691,6 +691,47 @@ Test(nginx_import, proxy_socket_keepalive_becomes_upstream_tcp_keepalive)
     nginx_import_free(&result);
 }
 
+/* One made-up section serves every line that needs a setting for a
+ * literal address: a server with only keepalive then sends the PROXY
+ * header another server asked for. Said, as for a named upstream. */
+Test(nginx_import, literal_target_with_mixed_settings_warns)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                    /* 1 */
+        "  server { listen 2000; proxy_pass 127.0.0.1:9000; proxy_protocol on; }\n"     /* 2 */
+        "  server { listen 2001; proxy_pass 127.0.0.1:9000; proxy_socket_keepalive on; }\n" /* 3 */
+        "  server { listen 2002; proxy_pass 127.0.0.1:9000; }\n"                        /* 4 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "[upstream to_127_0_0_1_9000]\nserver = 127.0.0.1:9000\nproxy_protocol = v1\n"
+                                 "tcp_keepalive = on\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:2002\nupstream = 127.0.0.1:9000\n"),
+              "a server needing neither keeps the address\n%s", result.ini);
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: address 127.0.0.1:9000 is reached from servers with "
+                                         "and without proxy_protocol on; it now gets the PROXY header from all of them"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: address 127.0.0.1:9000 is reached from servers with "
+                                         "and without proxy_socket_keepalive on; its sockets now have keepalive for "
+                                         "all of them"));
+    cr_expect_eq(result.warning_count, 2);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* Through a map shared by servers that disagree: the map says it once. */
+    struct nginx_import shared = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example.com 127.0.0.1:9000; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; proxy_socket_keepalive on; }\n"
+        "  server { listen 8443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&shared);
+    cr_expect(has_exact_warning(&shared, "nginx.conf:2: warning: map $name is used by servers with and without "
+                                         "proxy_socket_keepalive on; snisplice has one routes table for it, so every "
+                                         "upstream it names now has keepalive for all of them"));
+    cr_expect_eq(shared.warning_count, 1);
+    expect_loadable(shared.ini);
+    nginx_import_free(&shared);
+}
+
 Test(nginx_import, proxy_protocol_listen_without_trusted_sources_warns)
 {
     struct nginx_import result = import_text(
