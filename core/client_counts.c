@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash_mix.h"
+
 struct client_entry {
     struct client_address address;
     uint32_t count; /* 0: the slot is empty */
@@ -82,22 +84,12 @@ void client_counts_free(struct client_counts *counts)
     free(counts);
 }
 
-static uint64_t mix(uint64_t value)
-{
-    value ^= value >> 33;
-    value *= 0xff51afd7ed558ccdULL;
-    value ^= value >> 33;
-    value *= 0xc4ceb9fe1a85ec53ULL;
-    value ^= value >> 33;
-    return value;
-}
-
 static uint32_t home_slot(const struct client_counts *counts, const struct client_address *client)
 {
     uint64_t high, low;
     memcpy(&high, client->bytes, 8);
     memcpy(&low, client->bytes + 8, 8);
-    return (uint32_t)mix(mix(high ^ counts->seed) ^ low) & counts->mask;
+    return (uint32_t)hash_mix(hash_mix(high ^ counts->seed) ^ low) & counts->mask;
 }
 
 /* The slot holding `client`, or the empty slot where it would go. */

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash_mix.h"
 #include "hostname.h"
 #include "route_regex.h"
 
@@ -99,16 +100,6 @@ struct route_table_builder {
 
 #define INITIAL_SLOTS 16
 
-static uint64_t mix(uint64_t value)
-{
-    value ^= value >> 33;
-    value *= 0xff51afd7ed558ccdull;
-    value ^= value >> 33;
-    value *= 0xc4ceb9fe1a85ec53ull;
-    value ^= value >> 33;
-    return value;
-}
-
 /* Eight bytes at a time: names are short, so this is a handful of multiplies. */
 static uint32_t hash_name(const char *name, size_t length)
 {
@@ -123,7 +114,7 @@ static uint32_t hash_name(const char *name, size_t length)
     }
     uint64_t tail = 0;
     memcpy(&tail, name, length);
-    return (uint32_t)mix(state ^ tail);
+    return (uint32_t)hash_mix(state ^ tail);
 }
 
 static uint64_t label_count_bit(unsigned labels)
