@@ -62,32 +62,21 @@ static void expect_valid_config(const char *directory, const char *ini)
 /* A connection from `source` that the proxy closes unanswered. */
 static void expect_refused_from(const char *source, uint16_t port)
 {
-    int fd = net_connect_from(source, port);
-    cr_assert_geq(fd, 0, "connect from %s failed", source);
-    net_set_timeouts(fd, 5000);
-    net_send_all(fd, "hello", 5); /* may fail: the reset can come first */
-    char answer[16];
-    struct net_receive_result result = net_receive_until_closed(fd, answer, sizeof answer, 5000);
-    cr_expect(result.total == 0 && (result.eof || result.reset), "%s was served (%zu bytes)", source,
-              result.total);
-    close(fd);
+    bool closed = false;
+    char *reply = exchange_from(source, port, "hello", 5, 5000, &closed);
+    cr_expect(reply && closed && reply[0] == '\0', "%s was served: '%s'", source, reply ? reply : "(no connect)");
+    free(reply);
 }
 
-/* A whole exchange from `source`: what the backend answered. */
+/* A whole exchange from `source`: the backend answered. */
 static bool served_from(const char *source, uint16_t port, const char *backend)
 {
-    int fd = net_connect_from(source, port);
-    cr_assert_geq(fd, 0, "connect from %s failed", source);
-    net_set_timeouts(fd, 5000);
-    bool sent = net_send_all(fd, "hello", 5);
-    shutdown(fd, SHUT_WR);
-    char reply[32];
-    struct net_receive_result result = net_receive_until_closed(fd, reply, sizeof reply - 1, 5000);
-    close(fd);
-    reply[result.length] = '\0';
+    char *reply = exchange_from(source, port, "hello", 5, 5000, NULL);
     char want[40];
     snprintf(want, sizeof want, "%s\n", backend);
-    return sent && strcmp(reply, want) == 0;
+    bool served = reply && strcmp(reply, want) == 0;
+    free(reply);
+    return served;
 }
 
 /* The plain block's `limit_conn perip 1`: while 127.0.0.7 holds one
@@ -171,14 +160,7 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
     cr_expect(reply && strcmp(reply, "local\n") == 0, "the plain server block went to '%s'", reply);
     free(reply);
     /* Its `deny 127.0.0.9` came along: that client is closed unanswered. */
-    int refused = net_connect_from("127.0.0.9", plain_port);
-    cr_assert_geq(refused, 0);
-    net_set_timeouts(refused, 5000);
-    char answer[16];
-    struct net_receive_result result = net_receive_until_closed(refused, answer, sizeof answer, 5000);
-    cr_expect(result.total == 0 && (result.eof || result.reset), "127.0.0.9 was served (%zu bytes)",
-              result.total);
-    close(refused);
+    expect_refused_from("127.0.0.9", plain_port);
     expect_one_connection_per_client(plain_port, &local_backend);
 
     hello_free(&chromium);

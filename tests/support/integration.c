@@ -71,12 +71,13 @@ char *generated_routes(int count, const char *even, const char *odd)
     return lines;
 }
 
-char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size_t piece_size,
-                         int pause_ms, int timeout_ms, bool *closed_cleanly)
+/* exchange_in_pieces from `source` (NULL: the system's choice). */
+static char *exchange_from_in_pieces(const char *source, uint16_t port, const void *payload, size_t length,
+                                     size_t piece_size, int pause_ms, int timeout_ms, bool *closed_cleanly)
 {
     if (closed_cleanly)
         *closed_cleanly = false;
-    int fd = net_connect(port);
+    int fd = net_connect_from(source, port);
     if (fd < 0)
         return NULL;
     net_set_timeouts(fd, timeout_ms);
@@ -102,6 +103,20 @@ char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size
         *closed_cleanly = result.eof || result.reset;
     close(fd);
     return received;
+}
+
+char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size_t piece_size,
+                         int pause_ms, int timeout_ms, bool *closed_cleanly)
+{
+    return exchange_from_in_pieces(NULL, port, payload, length, piece_size, pause_ms, timeout_ms,
+                                   closed_cleanly);
+}
+
+char *exchange_from(const char *source, uint16_t port, const void *payload, size_t length, int timeout_ms,
+                    bool *closed_cleanly)
+{
+    return exchange_from_in_pieces(source, port, payload, length, length ? length : 1, 0, timeout_ms,
+                                   closed_cleanly);
 }
 
 char *exchange_once(uint16_t port, const void *payload, size_t length, int timeout_ms,

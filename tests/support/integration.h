@@ -66,6 +66,12 @@ char *generated_routes(int count, const char *even, const char *odd);
 char *exchange_once(uint16_t port, const void *payload, size_t length, int timeout_ms,
                     bool *closed_cleanly);
 
+/* The same from a chosen source address (net_connect_from: "127.0.0.2"),
+ * so a test can be several clients. A send cut short by a refusing
+ * proxy's reset is not an error: the reply is then empty. */
+char *exchange_from(const char *source, uint16_t port, const void *payload, size_t length, int timeout_ms,
+                    bool *closed_cleanly);
+
 /* The same, with the payload sent in pieces of piece_size bytes pause_ms apart. */
 char *exchange_in_pieces(uint16_t port, const void *payload, size_t length, size_t piece_size,
                          int pause_ms, int timeout_ms, bool *closed_cleanly);

@@ -3,26 +3,11 @@
  * text, first match decides, no match serves, IPv4-mapped clients judged
  * by IPv4 rules.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "../../core/access_rules.h"
-
-static struct sockaddr_storage client(const char *text)
-{
-    struct sockaddr_storage storage;
-    memset(&storage, 0, sizeof storage);
-    struct sockaddr_in *in = (struct sockaddr_in *)&storage;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&storage;
-    if (inet_pton(AF_INET, text, &in->sin_addr) == 1)
-        in->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1)
-        in6->sin6_family = AF_INET6;
-    else
-        cr_assert_fail("test address '%s'", text);
-    return storage;
-}
+#include "socket_address.h"
 
 /* Rules from "allow X" / "deny X" words; asserts each parses. */
 static uint32_t parse_rules(const char *const *lines, uint32_t count, struct access_rule *rules)
@@ -38,7 +23,7 @@ static uint32_t parse_rules(const char *const *lines, uint32_t count, struct acc
 
 static bool admits(const struct access_rule *rules, uint32_t count, const char *address)
 {
-    struct sockaddr_storage storage = client(address);
+    struct sockaddr_storage storage = socket_address_of(address);
     return access_rules_admit(rules, count, (const struct sockaddr *)&storage);
 }
 

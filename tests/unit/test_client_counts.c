@@ -5,26 +5,17 @@
  * random churn in a small table checked against a plain array.
  * (Concurrent use: tests/tsan/test_client_counts.c.)
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../core/client_counts.h"
+#include "socket_address.h"
 
 static struct client_address address_of(const char *text)
 {
-    struct sockaddr_storage storage;
-    memset(&storage, 0, sizeof storage);
-    struct sockaddr_in *in = (struct sockaddr_in *)&storage;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&storage;
-    if (inet_pton(AF_INET, text, &in->sin_addr) == 1)
-        in->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1)
-        in6->sin6_family = AF_INET6;
-    else
-        cr_assert_fail("test address '%s'", text);
+    struct sockaddr_storage storage = socket_address_of(text);
     struct client_address address;
     cr_assert(client_address_from((struct sockaddr *)&storage, &address));
     return address;
