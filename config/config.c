@@ -378,26 +378,13 @@ static bool parse_duration_key(struct loader *loader, const char *name, const ch
     return true;
 }
 
-static bool parse_count(const char *value, uint64_t low, uint64_t high, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*value))
-        return false;
-    unsigned long long number = strtoull(value, &end, 10);
-    if (errno || *end != '\0' || number < low || number > high)
-        return false;
-    *out = number;
-    return true;
-}
-
 /* `max_connections_per_client = N | off`, in [global] or a [listen]. */
 static void parse_client_limit(struct loader *loader, const char *value, uint32_t *limit)
 {
     uint64_t number;
     if (strcmp(value, "off") == 0)
         *limit = 0;
-    else if (parse_count(value, 1, 10000000, &number))
+    else if (units_parse_count(value, 1, 10000000, &number))
         *limit = (uint32_t)number;
     else
         add_error(loader, loader->line, "max_connections_per_client: expected off or 1..10000000, got '%s'", value);
@@ -410,7 +397,7 @@ static void set_global(struct loader *loader, const char *name, const char *valu
     if (strcmp(name, "workers") == 0) {
         if (strcmp(value, "auto") == 0)
             loader->config->workers = 0;
-        else if (parse_count(value, 1, WORKERS_MAX, &number))
+        else if (units_parse_count(value, 1, WORKERS_MAX, &number))
             loader->config->workers = (unsigned)number;
         else
             add_error(loader, loader->line, "workers: expected auto or 1..%d, got '%s'", WORKERS_MAX, value);
@@ -430,7 +417,7 @@ static void set_global(struct loader *loader, const char *name, const char *valu
         if (!loader->config->user)
             loader->out_of_memory = true;
     } else if (strcmp(name, "max_connections") == 0) {
-        if (parse_count(value, 1, 10000000, &number))
+        if (units_parse_count(value, 1, 10000000, &number))
             settings->max_connections = (uint32_t)number;
         else
             add_error(loader, loader->line, "max_connections: expected 1..10000000, got '%s'", value);
@@ -613,9 +600,9 @@ static bool parse_server_flag(struct loader *loader, const char *flag, struct up
         server->backup = true;
     } else if (strcmp(flag, "down") == 0) {
         server->down = true;
-    } else if (strncmp(flag, "weight=", 7) == 0 && parse_count(flag + 7, 1, UPSTREAM_WEIGHT_MAX, &number)) {
+    } else if (strncmp(flag, "weight=", 7) == 0 && units_parse_count(flag + 7, 1, UPSTREAM_WEIGHT_MAX, &number)) {
         server->weight = (uint16_t)number;
-    } else if (strncmp(flag, "max_fails=", 10) == 0 && parse_count(flag + 10, 0, 1000, &number)) {
+    } else if (strncmp(flag, "max_fails=", 10) == 0 && units_parse_count(flag + 10, 0, 1000, &number)) {
         server->max_fails = (uint16_t)number;
     } else if (strncmp(flag, "fail_timeout=", 13) == 0 && units_parse_duration(flag + 13, &number) &&
                number > 0 && number <= TIMEOUT_MAX_MS) {

@@ -161,13 +161,17 @@ static bool convert_duration(const char *nginx, char *out, size_t out_size)
 
 /* One part of so_keepalive's IDLE:INTERVAL:COUNT, [start, end): a time
  * in the INI's form (as given when it cannot be read, so that the check
- * after names it), a count as given, or empty. */
-static void convert_keepalive_part(const char *start, const char *end, bool time, char *out, size_t out_size)
+ * after names it), a count as given, or empty. False when it is longer
+ * than any value the INI takes. */
+static bool convert_keepalive_part(const char *start, const char *end, bool time, char *out, size_t out_size)
 {
     char part[24];
+    if ((size_t)(end - start) >= sizeof part)
+        return false;
     snprintf(part, sizeof part, "%.*s", (int)(end - start), start);
     if (!time || part[0] == '\0' || !convert_duration(part, out, out_size))
         snprintf(out, out_size, "%s", part);
+    return true;
 }
 
 /* listen's so_keepalive=on|off|IDLE:INTERVAL:COUNT as the INI's
@@ -180,9 +184,12 @@ static bool convert_keepalive(const char *nginx, char *out, size_t out_size, cha
         snprintf(out, out_size, "%s", nginx); /* on, off, or refused below */
     } else {
         char idle[24], interval[24], count[24];
-        convert_keepalive_part(nginx, first, true, idle, sizeof idle);
-        convert_keepalive_part(first + 1, second, true, interval, sizeof interval);
-        convert_keepalive_part(second + 1, second + 1 + strlen(second + 1), false, count, sizeof count);
+        if (!convert_keepalive_part(nginx, first, true, idle, sizeof idle) ||
+            !convert_keepalive_part(first + 1, second, true, interval, sizeof interval) ||
+            !convert_keepalive_part(second + 1, second + 1 + strlen(second + 1), false, count, sizeof count)) {
+            snprintf(why, why_size, "'%s' has a part too long to be a time or a count", nginx);
+            return false;
+        }
         snprintf(out, out_size, "%s:%s:%s", idle, interval, count);
     }
     struct tcp_keepalive keepalive;
@@ -244,7 +251,7 @@ static bool convert_address(const char *nginx, bool port_only_allowed, char *out
     char host[HOSTNAME_MAX + 1];
     uint16_t port;
     if (!port_only_allowed && address_split_host_name(work, host, sizeof host, &port)) {
-        int written = snprintf(out, out_size, "%.*s:%u", (int)(ADDRESS_TEXT_MAX - 7), host, port);
+        int written = snprintf(out, out_size, "%s:%u", host, port);
         if (written > 0 && (size_t)written < out_size)
             return true;
         snprintf(why, why_size, "address too long");
@@ -894,25 +901,23 @@ static void mark_entry(struct importer *importer, struct import_map *map,
 /* proxy_pass $variable, or HOST:$variable (acme.sh's recipe: an ALPN map
  * whose values are ports). A map is used one way only: its routes table
  * is written once. */
-static bool use_map_as(struct import_server *server, const char *target, const char *variable)
+static bool use_map_as(struct importer *importer, struct import_server *server, const char *target,
+                       const char *variable)
 {
     struct import_map *map = server->map;
     if (variable == target)
         return !map->port_host;
-    size_t host_length = (size_t)(variable - target);
-    if (host_length < 2 || target[host_length - 1] != ':')
+    size_t host_length = (size_t)(variable - target) - 1; /* without the ':' */
+    if (host_length < 1 || target[host_length] != ':')
         return false;
-    char *host = strndup(target, host_length - 1);
-    if (!host)
+    if (map->port_host)
+        return strncmp(map->port_host, target, host_length) == 0 && map->port_host[host_length] == '\0';
+    if (map->used)
         return false;
-    bool same = map->port_host ? strcmp(map->port_host, host) == 0 : !map->used;
-    if (!same) {
-        free(host);
-        return false;
-    }
-    free(map->port_host);
-    map->port_host = host;
-    return true;
+    map->port_host = strndup(target, host_length);
+    if (!map->port_host)
+        importer->failed = true;
+    return map->port_host != NULL;
 }
 
 static void resolve_server(struct importer *importer, struct import_server *server)
@@ -941,7 +946,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         const char *why = !server->map || !becomes_routes(server->map) ?
                               "not a map on $ssl_preread_server_name, $ssl_preread_alpn_protocols or "
                               "$ssl_preread_protocol" :
-                          !use_map_as(server, target, variable) ?
+                          !use_map_as(importer, server, target, variable) ?
                               "only $map or HOST:$map, and each map one way (it becomes one routes table)" :
                               NULL;
         if (why) {
@@ -1286,9 +1291,10 @@ static void write_ini(struct importer *importer, struct text *ini)
                         map->variable);
         import_text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
         /* A protocol map continues with an ALPN map, which continues with
-         * a server-name map: one table. */
+         * a server-name map: one table. A part that has a table of its own
+         * too says what is wrong with its entries there, once. */
         for (struct import_map *part = map; part; part = part->names)
-            walk_map(importer, part, true, write_route, ini);
+            walk_map(importer, part, part == map || !part->used, write_route, ini);
         import_text_printf(ini, "\n");
     }
     for (size_t i = 0; i < importer->upstream_count; i++)

@@ -22,8 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/address.h"
+#include "../core/access_rules.h"
 #include "nginx_import_model.h"
+#include "units.h"
 
 /* ---- allow / deny (ngx_stream_access_module) ---- */
 
@@ -55,17 +56,16 @@ static bool is_unix_rule(const struct nginx_directive *rule)
 }
 
 /* nginx's own value forms: all, an IPv4 or IPv6 address, a CIDR block.
- * Anything else made nginx refuse the configuration. */
+ * Anything else made nginx refuse the configuration. Read by the loader's
+ * own parser, so that what is kept is what snisplice takes. */
 static bool access_value_is_valid(const struct nginx_directive *rule, char *why, size_t why_size)
 {
     if (rule->arg_count != 1) {
         snprintf(why, why_size, "expected one value: all, an address or a CIDR block");
         return false;
     }
-    if (strcmp(rule->args[0], "all") == 0)
-        return true;
-    struct address_range range;
-    return address_range_parse(rule->args[0], &range, why, why_size);
+    struct access_rule parsed;
+    return access_rule_parse(rule->args[0], true, &parsed, why, why_size);
 }
 
 static void warn_unix_rule(struct importer *importer, const struct nginx_directive *rule, bool only_unix)
@@ -209,10 +209,8 @@ bool import_access_collect_limit(struct importer *importer, struct import_limits
 /* nginx's bounds: it refuses 0 and anything above 65535. 0: unreadable. */
 static uint32_t limit_number(const char *text)
 {
-    if (text[0] == '\0' || strspn(text, "0123456789") != strlen(text))
-        return 0;
-    unsigned long number = strtoul(text, NULL, 10);
-    return number <= 65535 ? (uint32_t)number : 0;
+    uint64_t number;
+    return units_parse_count(text, 1, 65535, &number) ? (uint32_t)number : 0;
 }
 
 /* Whether a limit_conn line becomes (part of) max_connections_per_client;

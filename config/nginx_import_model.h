@@ -226,17 +226,6 @@ void import_protocol_resolve_map(struct importer *importer, struct import_map *m
 
 /* ---- nginx_import_notes.c: why a directive is left out ---- */
 
-struct import_note {
-    const char *name;     /* see the table in nginx_import_notes.c */
-    bool internal;        /* nginx's own tuning, no meaning for snisplice: "not needed" */
-    const char *reason;   /* what snisplice does instead */
-};
-
-/* The note for `key`: a directive's name, or "listen:PARAMETER" /
- * "server:PARAMETER" (an upstream's server), with or without "=VALUE";
- * NULL when the table does not know it. */
-const struct import_note *import_note_for(const char *key);
-
 /* "WHAT not carried over (REASON)", "WHAT not needed (REASON)", or, for a
  * key the table does not know, "WHAT not carried over"; WHAT is `format`. */
 void import_warn_left_out(struct importer *importer, const struct nginx_directive *at, const char *key,

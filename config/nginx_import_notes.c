@@ -20,6 +20,12 @@
 
 #include "nginx_import_model.h"
 
+struct import_note {
+    const char *name;     /* see the table below */
+    bool internal;        /* nginx's own tuning, no meaning for snisplice: "not needed" */
+    const char *reason;   /* what snisplice does instead */
+};
+
 /* Reasons several entries share. */
 #define BALANCING "snisplice balances by weighted round robin"
 #define NGINX_HASH_SIZING "nginx's hash table sizing; snisplice sizes its tables itself"
@@ -168,7 +174,10 @@ static bool prefixes(const char *entry, const char *key)
     return length > 0 && entry[length - 1] == '*' && strncmp(entry, key, length - 1) == 0;
 }
 
-const struct import_note *import_note_for(const char *key)
+/* The note for `key`: a directive's name, or "listen:PARAMETER" /
+ * "server:PARAMETER" (an upstream's server), with or without "=VALUE";
+ * NULL when the table does not know it. */
+static const struct import_note *import_note_for(const char *key)
 {
     for (size_t i = 0; i < NOTE_COUNT; i++)
         if (names(notes[i].name, key))

@@ -3,8 +3,6 @@
  */
 #include "tcp_keepalive.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +34,8 @@ static bool parse_probes(const char *text, int *out, char *error, size_t error_s
     *out = 0;
     if (*text == '\0')
         return true;
-    char *end;
-    errno = 0;
-    long number = isdigit((unsigned char)*text) ? strtol(text, &end, 10) : 0;
-    if (number >= 1 && number <= TCP_KEEPALIVE_COUNT_MAX && errno == 0 && *end == '\0') {
+    uint64_t number;
+    if (units_parse_count(text, 1, TCP_KEEPALIVE_COUNT_MAX, &number)) {
         *out = (int)number;
         return true;
     }

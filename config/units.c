@@ -4,6 +4,8 @@
 #include "units.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,4 +64,17 @@ bool units_parse_duration(const char *text, uint64_t *milliseconds)
         if (strcasecmp(text, units[i].suffix) == 0)
             return scale(value, units[i].factor, milliseconds);
     return false;
+}
+
+bool units_parse_count(const char *text, uint64_t low, uint64_t high, uint64_t *count)
+{
+    if (!isdigit((unsigned char)*text))
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long number = strtoull(text, &end, 10);
+    if (errno || *end != '\0' || number < low || number > high)
+        return false;
+    *count = number;
+    return true;
 }

@@ -14,4 +14,7 @@ bool units_parse_size(const char *text, uint64_t *bytes);
 /* Milliseconds; suffixes ms, s, m, h, d. */
 bool units_parse_duration(const char *text, uint64_t *milliseconds);
 
+/* A plain decimal count within [low, high]: digits only, no sign, no suffix. */
+bool units_parse_count(const char *text, uint64_t low, uint64_t high, uint64_t *count);
+
 #endif

@@ -1501,3 +1501,38 @@ Test(nginx_import, preread_buffer_size_becomes_preread_max)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* Found in review: a long host name was cut short in silence, an
+ * overlong so_keepalive part was cut into a value, and a map chained into
+ * another's table and used on its own warned twice about each entry. */
+Test(nginx_import, long_values_are_kept_whole_or_refused_and_warned_once)
+{
+    char host[130];
+    memset(host, 'b', 122);
+    memcpy(host + 122, ".cd", 4);
+    char *text = NULL;
+    cr_assert(asprintf(&text,
+                       "stream {\n"                                                                   /* 1 */
+                       "  server { listen 2000; proxy_pass %s:1; }\n"                                 /* 2 */
+                       "  server { listen 2001 so_keepalive=::00000000000000000000001x; proxy_pass 127.0.0.1:2; }\n"
+                       "  map $ssl_preread_server_name $name { a.example.com nosuch; default 127.0.0.1:3; }\n"
+                       "  map $ssl_preread_alpn_protocols $p { acme-tls/1 127.0.0.1:4; default $name; }\n"
+                       "  server { listen 443; ssl_preread on; proxy_pass $p; }\n"                    /* 6 */
+                       "  server { listen 444; ssl_preread on; proxy_pass $name; }\n"                 /* 7 */
+                       "}\n",
+                       host) > 0);
+    struct nginx_import result = import_text(text);
+    log_warnings(&result);
+    char *whole = NULL;
+    cr_assert(asprintf(&whole, "upstream = %s:1\n", host) > 0);
+    cr_expect(strstr(result.ini, whole), "the host name is kept whole\n%s", result.ini);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "too long"), "the overlong keepalive part is refused");
+    cr_expect(strstr(result.ini, "tcp_keepalive") == NULL, "%s", result.ini);
+    int nosuch = 0;
+    for (size_t i = 0; i < result.warning_count; i++)
+        nosuch += strstr(result.warnings[i], "'nosuch'") != NULL;
+    cr_expect_eq(nosuch, 1, "the unknown target is warned once");
+    free(whole);
+    free(text);
+    nginx_import_free(&result);
+}
