@@ -83,6 +83,8 @@ void import_text_printf(struct text *text, const char *format, ...)
 
 void import_warn(struct importer *importer, const struct nginx_directive *at, const char *format, ...)
 {
+    if (importer->quiet)
+        return;
     struct text line = {0};
     import_text_printf(&line, "%s:%d: warning: ", at->file, at->line);
     va_list args;
@@ -789,10 +791,9 @@ typedef void (*map_entry_fn)(struct importer *importer, struct import_map *map,
                              struct import_upstream *target, void *context);
 
 /* What a map entry's value names. On HOST:$map the value is a port on
- * HOST. `report` false: the quiet look-up of the marking pass, which runs
- * before the writing pass says what is wrong with a value. */
+ * HOST. */
 static struct import_upstream *value_target(struct importer *importer, const struct import_map *map,
-                                            const struct nginx_directive *entry, bool report)
+                                            const struct nginx_directive *entry)
 {
     const char *value = entry->args[0];
     char on_host[ADDRESS_TEXT_MAX + 8];
@@ -800,34 +801,27 @@ static struct import_upstream *value_target(struct importer *importer, const str
         snprintf(on_host, sizeof on_host, "%s:%s", map->port_host, value);
         value = on_host;
     }
-    if (report)
-        return resolve_target(importer, entry, value);
-    struct import_upstream *target = find_upstream(importer, value);
-    char address[ADDRESS_TEXT_MAX], why[160];
-    if (!target && value[0] != '$' && convert_address(value, false, address, sizeof address, why, sizeof why))
-        target = literal_upstream(importer, address);
-    return target;
+    return resolve_target(importer, entry, value);
 }
 
 /* A protocol map's routes, as import_protocol_resolve_map chose them:
  * not_tls, then the default (unless a chained map's entries take its
  * place). */
-static void walk_protocol_map(struct importer *importer, struct import_map *map, bool report,
-                              map_entry_fn entry_fn, void *context)
+static void walk_protocol_map(struct importer *importer, struct import_map *map, map_entry_fn entry_fn,
+                              void *context)
 {
-    struct import_upstream *target = map->not_tls ? value_target(importer, map, map->not_tls, report) : NULL;
+    struct import_upstream *target = map->not_tls ? value_target(importer, map, map->not_tls) : NULL;
     if (target)
         entry_fn(importer, map, map->not_tls, "not_tls", target, context);
-    target = map->tls ? value_target(importer, map, map->tls, report) : NULL;
+    target = map->tls ? value_target(importer, map, map->tls) : NULL;
     if (target)
         entry_fn(importer, map, map->tls, "default", target, context);
 }
 
-static void walk_map(struct importer *importer, struct import_map *map, bool report, map_entry_fn entry_fn,
-                     void *context)
+static void walk_map(struct importer *importer, struct import_map *map, map_entry_fn entry_fn, void *context)
 {
     if (map->protocol) {
-        walk_protocol_map(importer, map, report, entry_fn, context);
+        walk_protocol_map(importer, map, entry_fn, context);
         return;
     }
     const struct nginx_block *block = map->directive->block;
@@ -843,8 +837,7 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
         if (strcmp(key, "volatile") == 0)
             continue;
         if (entry->block || entry->arg_count != 1) {
-            if (report)
-                import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);
+            import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);
             continue;
         }
         if (map->names && strcmp(key, "default") == 0)
@@ -854,37 +847,33 @@ static void walk_map(struct importer *importer, struct import_map *map, bool rep
             char why[200];
             bool exact = false;
             if (!convert_alpn_key(key, converted_key, sizeof converted_key, &exact, why, sizeof why)) {
-                if (report)
-                    import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
+                import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
                 continue;
             }
-            if (report && exact)
+            if (exact)
                 import_warn(importer, entry, "map entry '%s': nginx compared the client's whole protocol list with it; "
                                              "snisplice routes every client that offers %s", key, converted_key + 5);
             key = converted_key;
         } else if (route_regex_is_pattern(key)) {
             char why[200];
             if (!convert_regex(key, converted_key, sizeof converted_key, why, sizeof why)) {
-                if (report)
-                    import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
+                import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
                 continue;
             }
             key = converted_key;
         }
         if (key[0] == '\0') {
-            if (report)
-                import_warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in "
-                                             "snisplice; skipped");
+            import_warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in "
+                                         "snisplice; skipped");
             continue;
         }
         if (import_is_wildcard(key) && !hostnames) {
-            if (report)
-                import_warn(importer, entry,
-                            "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
-                            "matched; skipped", key);
+            import_warn(importer, entry,
+                        "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
+                        "matched; skipped", key);
             continue;
         }
-        struct import_upstream *target = value_target(importer, map, entry, report);
+        struct import_upstream *target = value_target(importer, map, entry);
         if (target)
             entry_fn(importer, map, entry, key, target, context);
     }
@@ -1293,8 +1282,11 @@ static void write_ini(struct importer *importer, struct text *ini)
         /* A protocol map continues with an ALPN map, which continues with
          * a server-name map: one table. A part that has a table of its own
          * too says what is wrong with its entries there, once. */
-        for (struct import_map *part = map; part; part = part->names)
-            walk_map(importer, part, part == map || !part->used, write_route, ini);
+        for (struct import_map *part = map; part; part = part->names) {
+            importer->quiet = part != map && part->used;
+            walk_map(importer, part, write_route, ini);
+            importer->quiet = false;
+        }
         import_text_printf(ini, "\n");
     }
     for (size_t i = 0; i < importer->upstream_count; i++)
@@ -1329,9 +1321,12 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
         import_protocol_resolve_map(&importer, &importer.maps[i]);
     for (size_t i = 0; i < importer.map_count; i++)
         chain_names(&importer, &importer.maps[i]);
+    /* Quiet: the writing pass says what is wrong with a map's entries. */
+    importer.quiet = true;
     for (size_t i = 0; i < importer.map_count; i++)
         if (importer.maps[i].used || importer.maps[i].chained)
-            walk_map(&importer, &importer.maps[i], false, mark_entry, NULL);
+            walk_map(&importer, &importer.maps[i], mark_entry, NULL);
+    importer.quiet = false;
     name_upstreams(&importer);
     name_listeners(&importer);
     struct text ini = {0};

@@ -169,6 +169,7 @@ struct importer {
     bool stream_proxy_protocol;
     bool stream_socket_keepalive;
     struct import_setting settings[IMPORT_SETTING_COUNT];
+    bool quiet;                   /* import_warn says nothing: a pass the next one repeats aloud */
     bool failed;
 };
 
@@ -177,7 +178,8 @@ struct importer {
 /* Appends to `text`; on failure sets text->failed and appends nothing more. */
 void import_text_printf(struct text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-/* "FILE:LINE: warning: ..." for `at`, added to the result's warnings. */
+/* "FILE:LINE: warning: ..." for `at`, added to the result's warnings;
+ * nothing while importer->quiet. */
 void import_warn(struct importer *importer, const struct nginx_directive *at, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
