@@ -740,23 +740,31 @@ static void collect_main(struct importer *importer, const struct nginx_block *ro
 
 /* ---- pass 2: resolve what each server reaches ---- */
 
-/* What the servers that reach an upstream (directly or through a map)
- * need of it: `with_*` that some of them have proxy_protocol or
- * proxy_socket_keepalive on, `without_*` that some have it off. */
-struct import_reach {
-    bool with_proxy_protocol, without_proxy_protocol;
-    bool with_keepalive, without_keepalive;
-};
-
 static struct import_reach server_reach(const struct import_server *server)
 {
     return (struct import_reach){ server->proxy_protocol, !server->proxy_protocol, server->socket_keepalive,
                                   !server->socket_keepalive };
 }
 
-static struct import_reach map_reach(const struct import_map *map)
+static void reach_merge(struct import_reach *into, struct import_reach from)
 {
-    return (struct import_reach){ map->proxy_protocol, map->plain, map->keepalive, map->no_keepalive };
+    into->with_proxy_protocol |= from.with_proxy_protocol;
+    into->without_proxy_protocol |= from.without_proxy_protocol;
+    into->with_keepalive |= from.with_keepalive;
+    into->without_keepalive |= from.without_keepalive;
+}
+
+/* Whether a literal target is written as a made-up [upstream] section
+ * (by its INI name) rather than as the address itself. */
+static bool needs_section(struct import_reach reach)
+{
+    return reach.with_proxy_protocol || reach.with_keepalive;
+}
+
+/* How a line the servers `reach` use names `upstream`. */
+static const char *target_text(const struct import_upstream *upstream, struct import_reach reach)
+{
+    return upstream->literal && !needs_section(reach) ? upstream->address : upstream->ini_name;
 }
 
 /* A literal address target needs an [upstream] section only for servers
@@ -768,21 +776,11 @@ static struct import_reach map_reach(const struct import_map *map)
 static void mark_reached(struct import_upstream *upstream, struct import_reach reach,
                          const struct nginx_directive *at)
 {
-    if (upstream->literal && !reach.with_proxy_protocol && !reach.with_keepalive)
+    if (upstream->literal && !needs_section(reach))
         return;
     if (upstream->literal && !upstream->reached_at && at)
         upstream->reached_at = at;
-    upstream->proxy_protocol |= reach.with_proxy_protocol;
-    upstream->plain |= reach.without_proxy_protocol;
-    upstream->keepalive |= reach.with_keepalive;
-    upstream->no_keepalive |= reach.without_keepalive;
-}
-
-/* Whether a literal target is written as a made-up [upstream] section
- * (by its INI name) rather than as the address itself. */
-static bool needs_section(bool proxy_protocol, bool keepalive)
-{
-    return proxy_protocol || keepalive;
+    reach_merge(&upstream->reach, reach);
 }
 
 /* Each map entry, in order: calls `entry` for every route it makes. */
@@ -884,7 +882,7 @@ static void mark_entry(struct importer *importer, struct import_map *map,
                        struct import_upstream *target, void *context)
 {
     (void)importer, (void)entry, (void)pattern, (void)context;
-    mark_reached(target, map_reach(map), NULL);
+    mark_reached(target, map->reach, NULL);
 }
 
 /* proxy_pass $variable, or HOST:$variable (acme.sh's recipe: an ALPN map
@@ -952,14 +950,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
                             "nginx saw no server name and always took the map's default; snisplice routes by "
                             "server name");
         server->map->used = true;
-        if (server->proxy_protocol)
-            server->map->proxy_protocol = true;
-        else
-            server->map->plain = true;
-        if (server->socket_keepalive)
-            server->map->keepalive = true;
-        else
-            server->map->no_keepalive = true;
+        reach_merge(&server->map->reach, server_reach(server));
         return;
     }
     server->upstream = resolve_target(importer, server->proxy_pass, target);
@@ -976,10 +967,7 @@ void import_chain_to(struct import_map *map, struct import_map *next)
 {
     map->names = next;
     next->chained = true;
-    next->proxy_protocol |= map->proxy_protocol;
-    next->plain |= map->plain;
-    next->keepalive |= map->keepalive;
-    next->no_keepalive |= map->no_keepalive;
+    reach_merge(&next->reach, map->reach);
 }
 
 /* nginx's recipe for an ACME helper beside SNI routing: a map on the
@@ -1085,9 +1073,7 @@ static void write_listener(struct importer *importer, struct text *ini, const st
     if (server->map && !unnamed)
         import_text_printf(ini, "routes = %s\n", server->map->table);
     if (server->upstream)
-        import_text_printf(ini, "upstream = %s\n",
-                           server->upstream->literal && !needs_section(server->proxy_protocol, server->socket_keepalive)
-                               ? server->upstream->address : server->upstream->ini_name);
+        import_text_printf(ini, "upstream = %s\n", target_text(server->upstream, server_reach(server)));
     write_listener_keepalive(importer, ini, server);
     if (accepts_proxy_protocol) {
         if (server->trusted_count)
@@ -1112,9 +1098,7 @@ static void write_route(struct importer *importer, struct import_map *map,
 {
     (void)importer, (void)entry;
     struct text *ini = context;
-    const char *value = target->literal && !needs_section(map->proxy_protocol, map->keepalive) ? target->address
-                                                                                               : target->ini_name;
-    import_text_printf(ini, "%s = %s\n", pattern, value);
+    import_text_printf(ini, "%s = %s\n", pattern, target_text(target, map->reach));
 }
 
 /* " NAME=VALUE" for a server parameter the INI bounds where nginx does not
@@ -1150,16 +1134,16 @@ static void write_upstream_settings(struct importer *importer, struct text *ini,
     const struct nginx_directive *at = upstream->literal ? upstream->reached_at : upstream->directive;
     const char *what = upstream->literal ? "address" : "upstream";
     const char *name = upstream->literal ? upstream->address : upstream->name;
-    if (upstream->proxy_protocol) {
+    if (upstream->reach.with_proxy_protocol) {
         import_text_printf(ini, "proxy_protocol = v1\n");
-        if (upstream->plain && at)
+        if (upstream->reach.without_proxy_protocol && at)
             import_warn(importer, at,
                         "%s %s is reached from servers with and without proxy_protocol on; it now gets the "
                         "PROXY header from all of them", what, name);
     }
-    if (upstream->keepalive) {
+    if (upstream->reach.with_keepalive) {
         import_text_printf(ini, "tcp_keepalive = on\n");
-        if (upstream->no_keepalive && at)
+        if (upstream->reach.without_keepalive && at)
             import_warn(importer, at,
                         "%s %s is reached from servers with and without proxy_socket_keepalive on; its "
                         "sockets now have keepalive for all of them", what, name);
@@ -1170,7 +1154,7 @@ static void write_upstream_settings(struct importer *importer, struct text *ini,
 static void write_upstream(struct importer *importer, struct text *ini, struct import_upstream *upstream)
 {
     if (upstream->literal) {
-        if (!needs_section(upstream->proxy_protocol, upstream->keepalive))
+        if (!needs_section(upstream->reach))
             return; /* written inline as a literal target */
         import_text_printf(ini, "[upstream %s]\nserver = %s\n", upstream->ini_name, upstream->address);
         write_upstream_settings(importer, ini, upstream);
@@ -1268,12 +1252,12 @@ static void write_ini(struct importer *importer, struct text *ini)
                             map->variable);
             continue;
         }
-        if (map->proxy_protocol && map->plain)
+        if (map->reach.with_proxy_protocol && map->reach.without_proxy_protocol)
             import_warn(importer, map->directive,
                         "map $%s is used by servers with and without proxy_protocol on; snisplice has one routes "
                         "table for it, so every upstream it names now gets the PROXY header from all of them",
                         map->variable);
-        if (map->keepalive && map->no_keepalive)
+        if (map->reach.with_keepalive && map->reach.without_keepalive)
             import_warn(importer, map->directive,
                         "map $%s is used by servers with and without proxy_socket_keepalive on; snisplice has one "
                         "routes table for it, so every upstream it names now has keepalive for all of them",

@@ -31,14 +31,20 @@ struct text {
 
 /* ---- the collected model ---- */
 
+/* What the servers that reach an upstream or use a map (directly or
+ * through another map) need of it: `with_*` that some of them have
+ * proxy_protocol or proxy_socket_keepalive on, `without_*` that some have
+ * it off. */
+struct import_reach {
+    bool with_proxy_protocol, without_proxy_protocol;
+    bool with_keepalive, without_keepalive;
+};
+
 struct import_upstream {
     const struct nginx_directive *directive;
     const char *name;     /* as nginx spells it; in the INI: ini_name */
     char ini_name[NAME_MAX_LENGTH]; /* letters, digits, '_', '-'; unique */
-    bool proxy_protocol;  /* reached from a server with proxy_protocol on */
-    bool plain;           /* reached from a server without it */
-    bool keepalive;       /* reached from a server with proxy_socket_keepalive on */
-    bool no_keepalive;    /* reached from a server without it */
+    struct import_reach reach; /* of the servers that reach it */
     bool literal;         /* made up for a literal address (name is owned) */
     char *address;        /* literal only: the converted address */
     const struct nginx_directive *reached_at; /* literal only: the first proxy_pass that needs its section */
@@ -59,10 +65,7 @@ struct import_map {
     const struct nginx_directive *tls;     /* the entry TLS clients take: the table's default */
     bool used;
     bool chained;         /* another used map's continuation: written inside that map's table */
-    bool proxy_protocol;  /* used by a server with proxy_protocol on */
-    bool plain;           /* used by a server without it */
-    bool keepalive;       /* used by a server with proxy_socket_keepalive on */
-    bool no_keepalive;    /* used by a server without it */
+    struct import_reach reach; /* of the servers that use it */
     char table[NAME_MAX_LENGTH];
 };
 
