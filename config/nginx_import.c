@@ -161,38 +161,31 @@ static bool convert_duration(const char *nginx, char *out, size_t out_size)
     return true;
 }
 
-/* One part of so_keepalive's IDLE:INTERVAL:COUNT, [start, end): a time
- * in the INI's form (as given when it cannot be read, so that the check
- * after names it), a count as given, or empty. False when it is longer
- * than any value the INI takes. */
-static bool convert_keepalive_part(const char *start, const char *end, bool time, char *out, size_t out_size)
+/* One part of so_keepalive's IDLE:INTERVAL:COUNT: a time in the INI's
+ * form (as given when it cannot be read, so that the check after names
+ * it), a count as given, or empty. */
+static void convert_keepalive_part(const char *part, bool time, char *out, size_t out_size)
 {
-    char part[24];
-    if ((size_t)(end - start) >= sizeof part)
-        return false;
-    snprintf(part, sizeof part, "%.*s", (int)(end - start), start);
     if (!time || part[0] == '\0' || !convert_duration(part, out, out_size))
         snprintf(out, out_size, "%s", part);
-    return true;
 }
 
 /* listen's so_keepalive=on|off|IDLE:INTERVAL:COUNT as the INI's
  * tcp_keepalive value; false, with why, when the INI cannot take it. */
 static bool convert_keepalive(const char *nginx, char *out, size_t out_size, char *why, size_t why_size)
 {
-    const char *first = strchr(nginx, ':');
-    const char *second = first ? strchr(first + 1, ':') : NULL;
-    if (!first || !second) {
+    char parts[3][TCP_KEEPALIVE_PART_MAX];
+    if (!strchr(nginx, ':')) {
         snprintf(out, out_size, "%s", nginx); /* on, off, or refused below */
+    } else if (!tcp_keepalive_split(nginx, parts)) {
+        snprintf(why, why_size, "'%s' is not IDLE:INTERVAL:COUNT, or has a part too long to be a time or a count",
+                 nginx);
+        return false;
     } else {
-        char idle[24], interval[24], count[24];
-        if (!convert_keepalive_part(nginx, first, true, idle, sizeof idle) ||
-            !convert_keepalive_part(first + 1, second, true, interval, sizeof interval) ||
-            !convert_keepalive_part(second + 1, second + 1 + strlen(second + 1), false, count, sizeof count)) {
-            snprintf(why, why_size, "'%s' has a part too long to be a time or a count", nginx);
-            return false;
-        }
-        snprintf(out, out_size, "%s:%s:%s", idle, interval, count);
+        char idle[TCP_KEEPALIVE_PART_MAX], interval[TCP_KEEPALIVE_PART_MAX];
+        convert_keepalive_part(parts[0], true, idle, sizeof idle);
+        convert_keepalive_part(parts[1], true, interval, sizeof interval);
+        snprintf(out, out_size, "%s:%s:%s", idle, interval, parts[2]);
     }
     struct tcp_keepalive keepalive;
     return tcp_keepalive_parse(out, &keepalive, why, why_size);

@@ -17,6 +17,7 @@
 #include "../core/address.h"
 #include "name_index.h"
 #include "nginx_import.h"
+#include "tcp_keepalive.h"
 
 #define NAME_MAX_LENGTH 64
 
@@ -73,7 +74,7 @@ struct import_listen {
     const struct nginx_directive *directive;
     char address[ADDRESS_TEXT_MAX];
     bool proxy_protocol;
-    char keepalive[80];   /* so_keepalive= as the INI's tcp_keepalive; "off" when not given */
+    char keepalive[3 * TCP_KEEPALIVE_PART_MAX]; /* so_keepalive= as the INI's tcp_keepalive; "off" when not given */
 };
 
 /* The allow/deny rules of one level, the stream block or a server, in file

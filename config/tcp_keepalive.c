@@ -9,8 +9,6 @@
 
 #include "units.h"
 
-#define PART_MAX 32
-
 /* IDLE or INTERVAL: empty (0, the system's), or a duration of whole seconds
  * the kernel takes. */
 static bool parse_seconds(const char *text, const char *what, int *out, char *error, size_t error_size)
@@ -43,9 +41,7 @@ static bool parse_probes(const char *text, int *out, char *error, size_t error_s
     return false;
 }
 
-/* Cut "A:B:C" into its three parts (each may be empty); false when there
- * are not exactly two colons or a part is longer than any valid one. */
-static bool split_parts(const char *value, char parts[3][PART_MAX])
+bool tcp_keepalive_split(const char *value, char parts[3][TCP_KEEPALIVE_PART_MAX])
 {
     const char *start = value;
     for (int i = 0; i < 3; i++) {
@@ -54,7 +50,7 @@ static bool split_parts(const char *value, char parts[3][PART_MAX])
         if (last != (colon == NULL))
             return false;
         size_t length = last ? strlen(start) : (size_t)(colon - start);
-        if (length >= PART_MAX)
+        if (length >= TCP_KEEPALIVE_PART_MAX)
             return false;
         memcpy(parts[i], start, length);
         parts[i][length] = '\0';
@@ -75,8 +71,8 @@ bool tcp_keepalive_parse(const char *value, struct tcp_keepalive *keepalive, cha
         *keepalive = parsed;
         return true;
     }
-    char parts[3][PART_MAX];
-    if (!split_parts(value, parts)) {
+    char parts[3][TCP_KEEPALIVE_PART_MAX];
+    if (!tcp_keepalive_split(value, parts)) {
         snprintf(error, error_size, "expected off, on or IDLE:INTERVAL:COUNT (e.g. 30m::10), got '%s'", value);
         return false;
     }

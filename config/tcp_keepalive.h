@@ -17,4 +17,12 @@
  * range. */
 bool tcp_keepalive_parse(const char *value, struct tcp_keepalive *keepalive, char *error, size_t error_size);
 
+/* The longest IDLE, INTERVAL or COUNT part any valid value has, and more. */
+#define TCP_KEEPALIVE_PART_MAX 32
+
+/* Cut "IDLE:INTERVAL:COUNT" into its three parts (each may be empty);
+ * false when there are not exactly two colons or a part is longer than
+ * TCP_KEEPALIVE_PART_MAX - 1. The importer converts nginx's parts with it. */
+bool tcp_keepalive_split(const char *value, char parts[3][TCP_KEEPALIVE_PART_MAX]);
+
 #endif
