@@ -640,6 +640,19 @@ static bool parse_server_addresses(const char *text, struct address *out, size_t
     return true;
 }
 
+static void parse_balance(struct loader *loader, const char *value, struct upstream *upstream)
+{
+    if (strcmp(value, "round_robin") == 0)
+        upstream->balance = UPSTREAM_BALANCE_ROUND_ROBIN;
+    else if (strcmp(value, "least_connections") == 0)
+        upstream->balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
+    else if (strcmp(value, "client_address") == 0)
+        upstream->balance = UPSTREAM_BALANCE_CLIENT_ADDRESS;
+    else
+        add_error(loader, loader->line,
+                  "balance: expected round_robin, least_connections or client_address, got '%s'", value);
+}
+
 static void add_server(struct loader *loader, const char *name, const char *value)
 {
     struct upstream *upstream = &loader->upstreams[loader->current_upstream].upstream;
@@ -663,6 +676,10 @@ static void add_server(struct loader *loader, const char *name, const char *valu
     }
     if (strcmp(name, "tcp_keepalive") == 0) {
         parse_keepalive(loader, value, &upstream->keepalive);
+        return;
+    }
+    if (strcmp(name, "balance") == 0) {
+        parse_balance(loader, value, upstream);
         return;
     }
     if (strcmp(name, "server") != 0) {

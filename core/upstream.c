@@ -129,10 +129,13 @@ void upstream_release(struct upstream *upstream)
     free(upstream->name);
     free(upstream->servers);
     free(upstream->schedule);
+    free(upstream->hash_points);
     upstream->name = NULL;
     upstream->servers = NULL;
     upstream->schedule = NULL;
+    upstream->hash_points = NULL;
     upstream->server_count = upstream->primary_count = upstream->schedule_length = 0;
+    upstream->hash_point_count = 0;
 }
 
 const char *upstream_congestion_control(const struct upstream *upstream,

@@ -55,6 +55,20 @@ enum upstream_congestion {
 #define UPSTREAM_CONGESTION_LOOPBACK "reno"
 #define UPSTREAM_CONGESTION_NAME_MAX 16 /* the kernel's TCP_CA_NAME_MAX, NUL included */
 
+/* How a connection's first server is chosen among the primaries this
+ * worker sees available (and, once every primary failed, among the
+ * backups, which always take turns by weight). */
+enum upstream_balance {
+    UPSTREAM_BALANCE_ROUND_ROBIN,       /* smooth weighted round robin: nginx's default */
+    UPSTREAM_BALANCE_LEAST_CONNECTIONS, /* fewest open connections per unit of weight,
+                                         * counted by each worker: nginx's least_conn */
+    UPSTREAM_BALANCE_CLIENT_ADDRESS,    /* one client address keeps one server, by
+                                         * consistent hashing (core/upstream_hash.c):
+                                         * nginx's hash $remote_addr consistent */
+};
+
+struct upstream_hash_point;
+
 struct upstream {
     char *name;                      /* config name, or the literal address text */
     struct upstream_server *servers; /* primaries first, then backups */
@@ -63,6 +77,9 @@ struct upstream {
     uint16_t *schedule;              /* primary indexes, weighted; built by upstream_schedule_build */
     uint32_t schedule_length;
     uint32_t health_index;           /* its first server's slot in a worker's health table */
+    uint8_t balance;                 /* enum upstream_balance */
+    struct upstream_hash_point *hash_points; /* UPSTREAM_BALANCE_CLIENT_ADDRESS: the ring */
+    uint32_t hash_point_count;
     uint8_t proxy_protocol;          /* enum proxy_protocol_version sent before the client's bytes */
     uint8_t congestion;              /* enum upstream_congestion */
     char congestion_name[UPSTREAM_CONGESTION_NAME_MAX]; /* for UPSTREAM_CONGESTION_NAMED */
