@@ -76,6 +76,11 @@ bool upstream_add_server(struct upstream *upstream, const struct upstream_server
     return true;
 }
 
+static uint64_t weight_of(const struct upstream_server *server)
+{
+    return server->weight ? server->weight : 1;
+}
+
 int32_t upstream_round_robin_step(const struct upstream *upstream, uint32_t begin, uint32_t end,
                                   int64_t *current, upstream_eligible_fn eligible, void *context)
 {
@@ -85,7 +90,7 @@ int32_t upstream_round_robin_step(const struct upstream *upstream, uint32_t begi
         const struct upstream_server *server = &upstream->servers[i];
         if (server->down || (eligible && !eligible(server, context)))
             continue;
-        int64_t weight = server->weight ? server->weight : 1;
+        int64_t weight = (int64_t)weight_of(server);
         current[i] += weight;
         total += weight;
         if (best < 0 || current[i] > current[best])
@@ -96,12 +101,55 @@ int32_t upstream_round_robin_step(const struct upstream *upstream, uint32_t begi
     return best;
 }
 
+/* The servers least_conn would pick: eligible, and no more connections
+ * per unit of weight than the least loaded one. */
+struct least_loaded {
+    const struct upstream *upstream;
+    const uint32_t *connections;
+    uint64_t fewest;       /* the least loaded server's connections... */
+    uint64_t fewest_weight; /* ...and weight: a ratio kept as a fraction */
+    upstream_eligible_fn eligible;
+    void *context;
+};
+
+static bool is_least_loaded(const struct upstream_server *server, void *context)
+{
+    const struct least_loaded *least = context;
+    uint32_t i = (uint32_t)(server - least->upstream->servers);
+    if (least->eligible && !least->eligible(server, least->context))
+        return false;
+    /* connections / weight == fewest / fewest_weight, without division. */
+    return least->connections[i] * least->fewest_weight == least->fewest * weight_of(server);
+}
+
+int32_t upstream_least_connections_step(const struct upstream *upstream, uint32_t begin, uint32_t end,
+                                        const uint32_t *connections, int64_t *current,
+                                        upstream_eligible_fn eligible, void *context)
+{
+    struct least_loaded least = { upstream, connections, 0, 0, eligible, context };
+    bool found = false;
+    for (uint32_t i = begin; i < end; i++) {
+        const struct upstream_server *server = &upstream->servers[i];
+        if (server->down || (eligible && !eligible(server, context)))
+            continue;
+        uint64_t weight = weight_of(server);
+        if (!found || connections[i] * least.fewest_weight < least.fewest * weight) {
+            least.fewest = connections[i];
+            least.fewest_weight = weight;
+            found = true;
+        }
+    }
+    if (!found)
+        return -1;
+    return upstream_round_robin_step(upstream, begin, end, current, is_least_loaded, &least);
+}
+
 bool upstream_schedule_build(struct upstream *upstream)
 {
     uint32_t total = 0;
     for (uint32_t i = 0; i < upstream->primary_count; i++)
         if (!upstream->servers[i].down)
-            total += upstream->servers[i].weight ? upstream->servers[i].weight : 1;
+            total += (uint32_t)weight_of(&upstream->servers[i]);
     free(upstream->schedule);
     upstream->schedule = NULL;
     upstream->schedule_length = 0;

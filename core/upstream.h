@@ -110,6 +110,15 @@ typedef bool (*upstream_eligible_fn)(const struct upstream_server *server, void 
 int32_t upstream_round_robin_step(const struct upstream *upstream, uint32_t begin, uint32_t end,
                                   int64_t *current, upstream_eligible_fn eligible, void *context);
 
+/* nginx's least_conn over the same servers: among those that are not
+ * down and that eligible accepts, the ones with the fewest open
+ * connections per unit of weight (connections[i], i as above) take one
+ * round-robin step among themselves, so ties are shared by weight.
+ * Returns the chosen index, or -1 when none may be picked. */
+int32_t upstream_least_connections_step(const struct upstream *upstream, uint32_t begin, uint32_t end,
+                                        const uint32_t *connections, int64_t *current,
+                                        upstream_eligible_fn eligible, void *context);
+
 /* The first choice of the connection whose round-robin cursor is `start`:
  * schedule[start % schedule_length] (0 if the upstream has no primary). */
 uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t start);

@@ -33,15 +33,13 @@
 /* One more connection for the client's address, or the close when it has
  * its listener's limit. */
 static bool count(struct worker *worker, struct connection *connection,
-                  const struct snapshot_listener *listener, const struct sockaddr *client)
+                  const struct snapshot_listener *listener)
 {
     uint32_t limit = listener->max_connections_per_client;
-    struct client_address address;
-    if (limit == 0 || !client_address_from(client, &address))
+    if (limit == 0 || !connection->client_address_known)
         return true;
-    switch (client_counts_take(worker->client_counts, &address, limit)) {
+    switch (client_counts_take(worker->client_counts, &connection->client_address, limit)) {
     case CLIENT_COUNT_TAKEN:
-        connection->client_address = address;
         connection->client_counted = true;
         return true;
     case CLIENT_COUNT_FULL:
@@ -58,8 +56,10 @@ static bool count(struct worker *worker, struct connection *connection,
 static bool judge(struct worker *worker, struct connection *connection,
                   const struct snapshot_listener *listener, const struct sockaddr *client)
 {
+    /* Kept for the client_address balancing too (io/connect.c). */
+    connection->client_address_known = client_address_from(client, &connection->client_address);
     if (access_rules_admit(listener->access_rules, listener->access_rule_count, client))
-        return count(worker, connection, listener, client);
+        return count(worker, connection, listener);
     connection_close(worker, connection, OUTCOME_DENIED);
     return false;
 }

@@ -88,6 +88,7 @@ static const struct upstream_server *next_live_server(struct worker *worker,
         connection->connect_attempt++;
         if (upstream_health_available(health, connection->upstream, server, worker->now_ms)) {
             upstream_health_picked(health, connection->upstream, server, worker->now_ms);
+            upstream_health_hold(health, connection->upstream, server, &connection->upstream_hold);
             return server;
         }
     }
@@ -252,6 +253,7 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
         return;
     }
     upstream_health_failed(health_of(worker, connection), connection->upstream, server, worker->now_ms);
+    upstream_health_release(&worker->health, &connection->upstream_hold);
     char text[ADDRESS_TEXT_MAX];
     address_format(&server->address, text, sizeof text);
     metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);

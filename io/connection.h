@@ -20,6 +20,7 @@
 #include "../core/snapshot.h"
 #include "pipe_pool.h"
 #include "timer_wheel.h"
+#include "upstream_health.h"
 
 struct worker;
 struct metrics_route;
@@ -111,7 +112,11 @@ struct connection {
     uint32_t proxy_header_length;    /* PROXY_HEADER_QUEUED: its bytes at the stream's start */
     uint8_t proxy_header;            /* enum proxy_header_state */
     bool client_counted;             /* holds one of client_address's connections */
-    struct client_address client_address; /* as counted (io/admission.c) */
+    bool client_address_known;       /* client_address is filled in */
+    struct client_address client_address; /* nginx's $remote_addr: the PROXY header's
+                                      * source from a trusted balancer, else the peer's
+                                      * (io/admission.c, io/proxy_header.c, io/connect.c) */
+    struct upstream_hold upstream_hold; /* its server's open-connection count (least_connections) */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */

@@ -40,8 +40,14 @@ enum proxy_header_result proxy_header_read(struct connection *connection, const 
     }
     connection->proxy_header = PROXY_HEADER_QUEUED;
     connection->proxy_header_length = (uint32_t)header->length;
-    if (header->has_addresses)
+    if (header->has_addresses) {
         access_log_note_client(connection, &header->source);
+        /* nginx's realip: the balancer's client is the client. A counted
+         * connection keeps the address it was counted under. */
+        if (!connection->client_counted)
+            connection->client_address_known =
+                client_address_from((const struct sockaddr *)&header->source, &connection->client_address);
+    }
     *skip = header->length;
     return PROXY_HEADER_READ_DONE;
 }

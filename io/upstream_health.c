@@ -26,14 +26,21 @@ bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
         if (servers)
             health->servers = servers;
         int64_t *weights = servers ? realloc(health->current_weights, slots * sizeof *weights) : NULL;
-        if (!weights)
+        if (weights)
+            health->current_weights = weights;
+        uint32_t *connections = weights ? realloc(health->connections, slots * sizeof *connections) : NULL;
+        if (!connections)
             return false;
-        health->current_weights = weights;
+        health->connections = connections;
     }
     health->count = slots;
+    /* Never 0, which marks a hold as empty. */
+    if (++health->generation == 0)
+        health->generation = 1;
     if (slots) {
         memset(health->servers, 0, slots * sizeof *health->servers);
         memset(health->current_weights, 0, slots * sizeof *health->current_weights);
+        memset(health->connections, 0, slots * sizeof *health->connections);
     }
     return true;
 }
@@ -42,8 +49,10 @@ void upstream_health_free(struct upstream_health *health)
 {
     free(health->servers);
     free(health->current_weights);
+    free(health->connections);
     health->servers = NULL;
     health->current_weights = NULL;
+    health->connections = NULL;
     health->count = 0;
 }
 
@@ -67,18 +76,22 @@ static bool available_now(const struct upstream_server *server, void *context)
                                      availability->now_ms);
 }
 
-/* One round-robin step over the available servers with index in
- * [begin, end): the primaries or the backups, each with its own running
- * weights (their slots of current_weights). */
+/* One step of the upstream's balancing over the available servers with
+ * index in [begin, end): the primaries or the backups, each with its own
+ * running weights (their slots of current_weights). */
 static bool first_available(struct upstream_health *health, const struct upstream *upstream,
                             uint32_t begin, uint32_t end, uint64_t now_ms, uint32_t *first)
 {
     if (!health || upstream->health_index + upstream->server_count > health->count)
         return false;
     struct availability availability = { health, upstream, now_ms };
-    int32_t best = upstream_round_robin_step(upstream, begin, end,
-                                             &health->current_weights[upstream->health_index],
-                                             available_now, &availability);
+    int64_t *current = &health->current_weights[upstream->health_index];
+    int32_t best = upstream->balance == UPSTREAM_BALANCE_LEAST_CONNECTIONS
+                       ? upstream_least_connections_step(upstream, begin, end,
+                                                         &health->connections[upstream->health_index],
+                                                         current, available_now, &availability)
+                       : upstream_round_robin_step(upstream, begin, end, current, available_now,
+                                                   &availability);
     if (best < 0)
         return false;
     *first = (uint32_t)best;
@@ -133,6 +146,27 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
     struct server_health *slot = slot_of(health, upstream, server);
     if (slot)
         memset(slot, 0, sizeof *slot);
+}
+
+void upstream_health_hold(struct upstream_health *health, const struct upstream *upstream,
+                          const struct upstream_server *server, struct upstream_hold *hold)
+{
+    if (upstream->balance != UPSTREAM_BALANCE_LEAST_CONNECTIONS)
+        return;
+    const struct server_health *slot = slot_of(health, upstream, server);
+    if (!slot)
+        return;
+    hold->slot = (uint32_t)(slot - health->servers);
+    hold->generation = health->generation;
+    health->connections[hold->slot]++;
+}
+
+void upstream_health_release(struct upstream_health *health, struct upstream_hold *hold)
+{
+    if (hold->generation != 0 && hold->generation == health->generation && hold->slot < health->count &&
+        health->connections[hold->slot] > 0)
+        health->connections[hold->slot]--;
+    hold->generation = 0;
 }
 
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)

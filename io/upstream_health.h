@@ -39,7 +39,18 @@ struct server_health {
 struct upstream_health {
     struct server_health *servers;
     int64_t *current_weights;      /* the round robins' (primaries', backups'), indexed like servers */
+    uint32_t *connections;         /* open connections to each server (least_connections only) */
     uint32_t count;
+    uint32_t generation;           /* one more at each reset: holds from before it are void */
+};
+
+/* A connection's share of a server's open connections (`connections`), so
+ * that its close gives it back; generation 0: it holds none. A hold taken
+ * before a reset is dropped, never given back to the new snapshot's
+ * counts (nginx's new workers after a reload also start from zero). */
+struct upstream_hold {
+    uint32_t slot;
+    uint32_t generation;
 };
 
 /* Size the table for a snapshot's health_slots and forget the old state.
@@ -70,6 +81,13 @@ void upstream_health_failed(struct upstream_health *health, const struct upstrea
                             const struct upstream_server *server, uint64_t now_ms);
 void upstream_health_succeeded(struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server);
+/* One more open connection to server, in hold, when its upstream balances
+ * by least connections (nothing otherwise, or without a table). */
+void upstream_health_hold(struct upstream_health *health, const struct upstream *upstream,
+                          const struct upstream_server *server, struct upstream_hold *hold);
+/* Give back what hold holds, if anything: the connection failed to
+ * connect or ended. */
+void upstream_health_release(struct upstream_health *health, struct upstream_hold *hold);
 /* Every server of the upstream available again (none was). */
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream);
 

@@ -278,3 +278,108 @@ Test(upstream_health, backups_only_round_robin, .fini = teardown)
     cr_expect_eq(first_backup(100), 1);
     cr_expect_eq(first_backup(100), 0);
 }
+
+/* ---- least_connections: the fewest open connections per unit of weight ---- */
+
+/* The first choice, taken as a connection to it that stays open. */
+static uint32_t open_to_first(struct upstream_hold *hold)
+{
+    uint32_t first = first_choice(100);
+    upstream_health_hold(&health, &upstream, &upstream.servers[first], hold);
+    return first;
+}
+
+/* Equal weights: a new connection goes where the fewest are open, and
+ * ties take turns, so open connections stay level. */
+Test(upstream_health, least_connections_goes_where_fewest_are_open, .fini = teardown)
+{
+    setup(3, 1);
+    upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
+    struct upstream_hold holds[30] = { 0 };
+    unsigned open[3] = { 0 };
+    for (int i = 0; i < 30; i++) {
+        open[open_to_first(&holds[i])]++;
+        unsigned most = open[0] > open[1] ? open[0] : open[1];
+        most = most > open[2] ? most : open[2];
+        unsigned fewest = open[0] < open[1] ? open[0] : open[1];
+        fewest = fewest < open[2] ? fewest : open[2];
+        cr_assert_leq(most - fewest, 1, "after %d connections: %u %u %u", i + 1, open[0], open[1], open[2]);
+    }
+    /* Server 1's connections end: the next ten go to it until it is level. */
+    for (int i = 0; i < 30; i++)
+        if (holds[i].generation && holds[i].slot == 1)
+            upstream_health_release(&health, &holds[i]);
+    for (int i = 0; i < 10; i++) {
+        struct upstream_hold hold = { 0 };
+        cr_assert_eq(open_to_first(&hold), 1, "connection %d after server 1 emptied", i);
+    }
+    cr_expect_eq(health.connections[0], 10);
+    cr_expect_eq(health.connections[1], 10);
+    cr_expect_eq(health.connections[2], 10);
+}
+
+/* Weights 5, 1, 1: five open connections on the heavy server weigh as
+ * much as one on each light one, so the light ones get the next two, and
+ * then open connections grow in proportion to weight. */
+Test(upstream_health, least_connections_counts_per_unit_of_weight, .fini = teardown)
+{
+    setup_weighted();
+    upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
+    struct upstream_hold hold;
+    for (int i = 0; i < 5; i++) {
+        hold = (struct upstream_hold){ 0 };
+        upstream_health_hold(&health, &upstream, &upstream.servers[0], &hold);
+    }
+    hold = (struct upstream_hold){ 0 };
+    uint32_t first = open_to_first(&hold);
+    hold = (struct upstream_hold){ 0 };
+    uint32_t second = open_to_first(&hold);
+    cr_expect(first != 0 && second != 0 && first != second, "picked %u then %u", first, second);
+    for (int i = 0; i < 63; i++) {
+        hold = (struct upstream_hold){ 0 };
+        open_to_first(&hold);
+    }
+    cr_expect_eq(health.connections[0], 50);
+    cr_expect_eq(health.connections[1], 10);
+    cr_expect_eq(health.connections[2], 10);
+}
+
+/* A resting server is skipped however few connections it has. */
+Test(upstream_health, least_connections_skips_resting_servers, .fini = teardown)
+{
+    setup(3, 1);
+    upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
+    fail(2, 100);
+    struct upstream_hold holds[20] = { 0 };
+    for (int i = 0; i < 20; i++)
+        cr_assert_neq(open_to_first(&holds[i]), 2, "connection %d", i);
+}
+
+/* A hold from before a reset (a reload) is never given back to the new
+ * counts, where it would make a server look emptier than it is. */
+Test(upstream_health, holds_from_before_a_reset_are_dropped, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
+    struct upstream_hold old_hold = { 0 };
+    upstream_health_hold(&health, &upstream, &upstream.servers[0], &old_hold);
+    cr_assert(upstream_health_reset(&health, 2));
+    struct upstream_hold new_hold = { 0 };
+    upstream_health_hold(&health, &upstream, &upstream.servers[0], &new_hold);
+    upstream_health_release(&health, &old_hold);
+    cr_expect_eq(health.connections[0], 1, "the new connection still counts");
+    cr_expect_eq(old_hold.generation, 0u, "released");
+    upstream_health_release(&health, &new_hold);
+    upstream_health_release(&health, &new_hold);
+    cr_expect_eq(health.connections[0], 0, "a second release gives nothing back");
+}
+
+/* Round robin keeps no counts: nothing to hold. */
+Test(upstream_health, round_robin_holds_nothing, .fini = teardown)
+{
+    setup(2, 1);
+    struct upstream_hold hold = { 0 };
+    upstream_health_hold(&health, &upstream, &upstream.servers[0], &hold);
+    cr_expect_eq(hold.generation, 0u);
+    cr_expect_eq(health.connections[0], 0);
+}
