@@ -22,6 +22,7 @@
 #include "../core/access_rules.h"
 #include "../core/hostname.h"
 #include "../core/proxy_protocol.h"
+#include "../core/upstream_hash.h"
 #include "../core/route_regex.h"
 
 #include <ctype.h>
@@ -1023,6 +1024,8 @@ static bool move_upstreams(struct loader *loader, struct snapshot *snapshot)
         upstream->health_index = health_slots;
         health_slots += upstream->server_count;
         if (!upstream_schedule_build(upstream))
+            return false;
+        if (upstream->balance == UPSTREAM_BALANCE_CLIENT_ADDRESS && !upstream_hash_build(upstream))
             return false;
         snapshot->upstreams[i] = *upstream;
         memset(upstream, 0, sizeof *upstream);

@@ -1,7 +1,8 @@
 /*
  * upstream.c - server order within an upstream: a weighted round-robin
- * first pick among the primaries, the other primaries next, then the same
- * among the backups (a first pick given by the caller, the others next).
+ * (or least-connections) first pick among the primaries, the other
+ * primaries next, then the same among the backups (a first pick given by
+ * the caller, the others next).
  * Pure: no clock, no health (a worker skips servers it saw failing).
  */
 #include "upstream.h"

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../core/upstream_hash.h"
 #include "hello_forward.h"
 #include "keepalive.h"
 #include "log.h"
@@ -169,6 +170,42 @@ static void connect_next_server(struct worker *worker, struct connection *connec
                     worker->now_ms + connection->snapshot->settings.connect_timeout_ms);
 }
 
+/* The client's place on an upstream's ring: its address as admission or a
+ * trusted PROXY header noted it, else the socket's peer, read once. */
+static bool client_key(struct connection *connection, uint32_t *key)
+{
+    if (!connection->client_address_known) {
+        struct sockaddr_storage peer;
+        socklen_t length = sizeof peer;
+        if (getpeername(connection->client_fd, (struct sockaddr *)&peer, &length) != 0)
+            return false;
+        connection->client_address_known =
+            client_address_from((const struct sockaddr *)&peer, &connection->client_address);
+        if (!connection->client_address_known)
+            return false;
+    }
+    *key = upstream_hash_client(&connection->client_address);
+    return true;
+}
+
+/* The upstream's balance among the servers this worker sees available.
+ * Without a health table (a connection on an older snapshot) every server
+ * counts as available; with no primary available, or a client whose
+ * address cannot be read, round robin by the upstream's fixed schedule. */
+static void choose_first_primary(struct worker *worker, struct connection *connection, int32_t target)
+{
+    const struct upstream *upstream = connection->upstream;
+    struct upstream_health *health = health_of(worker, connection);
+    uint32_t key;
+    if (upstream->balance == UPSTREAM_BALANCE_CLIENT_ADDRESS && client_key(connection, &key)) {
+        if (upstream_health_first_for_client(health, upstream, worker->now_ms, key, &connection->first_primary))
+            return;
+    } else if (upstream_health_first_primary(health, upstream, worker->now_ms, &connection->first_primary)) {
+        return;
+    }
+    connection->first_primary = upstream_scheduled_primary(upstream, round_robin_next(worker, target));
+}
+
 const struct snapshot_listener *connect_listener_of(const struct connection *connection)
 {
     const struct snapshot *snapshot = connection->snapshot;
@@ -225,13 +262,7 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     if (connection->access)
         snprintf(connection->access->route, sizeof connection->access->route, "%s",
                  connection->upstream->name);
-    /* By weight among the servers this worker sees available (nginx's
-     * order); without a health table (a connection on an older snapshot),
-     * or with no primary available, by the upstream's fixed schedule. */
-    if (!upstream_health_first_primary(health_of(worker, connection), connection->upstream, worker->now_ms,
-                                       &connection->first_primary))
-        connection->first_primary = upstream_scheduled_primary(connection->upstream,
-                                                               round_robin_next(worker, target));
+    choose_first_primary(worker, connection, target);
     connection->first_backup = CONNECT_BACKUP_UNCHOSEN;
     connection->connect_attempt = 0;
     connection->state = CONNECTION_CONNECT;

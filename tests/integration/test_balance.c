@@ -29,6 +29,22 @@ static void balance_fini(void)
     hello_free(&balance_hello);
 }
 
+/* The config of start_all, its servers listed in reverse when `reversed`. */
+static char *balance_config(int block, const char *global_lines, const char *listen_lines, const char *balance,
+                            bool reversed)
+{
+    char *balance_line = balance ? text_format("balance = %s\n", balance) : strdup("");
+    int first = reversed ? 3 : 1, step = reversed ? -1 : 1;
+    char *body = text_format("%s[routes]\nshared.example.org = shared\n[upstream shared]\n%s"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                             listen_lines, balance_line, TEST_PORT(block, first),
+                             TEST_PORT(block, first + step), TEST_PORT(block, first + 2 * step));
+    char *config = config_text(TEST_PORT(block, 0), global_lines, body);
+    free(body);
+    free(balance_line);
+    return config;
+}
+
 /* Start the three servers on block's ports 1-3 and the proxy on port 0,
  * routing the hello's name to [upstream shared] with `balance` (NULL: no
  * key) and `listen_lines` added to [listen]. */
@@ -39,16 +55,9 @@ static uint16_t start_all(int block, const char *global_lines, const char *liste
     cr_assert_not_null(balance_hello.data);
     for (int i = 0; i < SERVERS; i++)
         cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
-    char *balance_line = balance ? text_format("balance = %s\n", balance) : strdup("");
-    char *body = text_format("%s[routes]\nshared.example.org = shared\n[upstream shared]\n%s"
-                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
-                             listen_lines, balance_line, TEST_PORT(block, 1), TEST_PORT(block, 2),
-                             TEST_PORT(block, 3));
-    char *config = config_text(proxy_port, global_lines, body);
+    char *config = balance_config(block, global_lines, listen_lines, balance, false);
     cr_assert(proxy_start(&balance_proxy, config, proxy_port), "snisplice did not start");
     free(config);
-    free(body);
-    free(balance_line);
     return proxy_port;
 }
 
@@ -137,5 +146,99 @@ Test(balance, least_connections_sends_new_clients_to_the_emptier_server, .init =
         served[short_exchange(port)]++;
     cr_expect(served[0] > 0 && served[1] > 0, "with nothing open: %u %u %u of 9", served[0], served[1],
               served[2]);
+    expect_clean_exit();
+}
+
+#define CLIENTS 16
+
+/* Which server answers the client at 127.0.0.`client`, asked three
+ * times; -1 unless all three agree. */
+static int server_of_client(uint16_t port, int client)
+{
+    char source[32];
+    snprintf(source, sizeof source, "127.0.0.%d", client);
+    int server = -2;
+    for (int i = 0; i < 3; i++) {
+        char *reply = exchange_from(source, port, balance_hello.data, balance_hello.length, 5000, NULL);
+        int this_time = server_of(reply);
+        free(reply);
+        if (this_time < 0 || (server != -2 && this_time != server))
+            return -1;
+        server = this_time;
+    }
+    return server;
+}
+
+/* Clients 127.0.0.1-16, each three times, with two workers (the kernel
+ * spreads connections over both): each keeps its server, and the clients
+ * are shared over the servers. Reordering the server lines at a reload
+ * moves nobody. When a server stops answering, its clients go to the
+ * others and nobody else moves. */
+Test(balance, client_address_keeps_each_client_on_one_server, .init = integration_init, .fini = balance_fini)
+{
+    const int block = 111;
+    uint16_t port = start_all(block, "workers = 2\nconnect_timeout = 2s\n", "", "client_address");
+    int first[CLIENTS + 1];
+    unsigned per_server[SERVERS] = { 0 };
+    for (int client = 1; client <= CLIENTS; client++) {
+        first[client] = server_of_client(port, client);
+        cr_assert_geq(first[client], 0, "client %d changed servers", client);
+        per_server[first[client]]++;
+    }
+    int busiest = 0;
+    for (int i = 0; i < SERVERS; i++) {
+        cr_expect_lt(per_server[i], CLIENTS, "every client on server %d", i);
+        busiest = per_server[i] > per_server[busiest] ? i : busiest;
+    }
+
+    char *reordered = balance_config(block, "workers = 2\nconnect_timeout = 2s\n", "", "client_address", true);
+    proxy_reload(&balance_proxy, reordered);
+    free(reordered);
+    cr_assert(proxy_stderr_wait_for(&balance_proxy, "reloaded", 3000));
+    sleep_ms(100);
+    for (int client = 1; client <= CLIENTS; client++)
+        cr_expect_eq(server_of_client(port, client), first[client], "client %d after the reload", client);
+
+    backend_stop(&servers[busiest]);
+    for (int client = 1; client <= CLIENTS; client++) {
+        int now = server_of_client(port, client);
+        if (first[client] == busiest)
+            cr_expect(now >= 0 && now != busiest, "client %d of the stopped server: now %d", client, now);
+        else
+            cr_expect_eq(now, first[client], "client %d moved although its server is up", client);
+    }
+    expect_clean_exit();
+}
+
+/* Behind a trusted load balancer every connection comes from its one
+ * address: the clients its PROXY headers name are what is hashed, so
+ * they keep their servers and are shared out, instead of all landing on
+ * the server of the balancer's address. */
+Test(balance, client_address_behind_a_load_balancer_hashes_the_named_clients, .init = integration_init,
+     .fini = balance_fini)
+{
+    uint16_t port = start_all(112, "workers = 1\n", "proxy_protocol_from = 127.0.0.1\n", "client_address");
+    unsigned per_server[SERVERS] = { 0 };
+    uint8_t payload[4096];
+    for (int client = 1; client <= CLIENTS; client++) {
+        char named[32];
+        snprintf(named, sizeof named, "203.0.113.%d", client);
+        size_t length = (size_t)snprintf((char *)payload, sizeof payload, "PROXY TCP4 %s 192.0.2.1 40000 443\r\n",
+                                         named);
+        cr_assert(length + balance_hello.length <= sizeof payload);
+        memcpy(payload + length, balance_hello.data, balance_hello.length);
+        length += balance_hello.length;
+        int server = -2;
+        for (int i = 0; i < 3; i++) {
+            char *reply = exchange_once(port, payload, length, 5000, NULL);
+            int this_time = server_of(reply);
+            free(reply);
+            cr_assert(this_time >= 0 && (server == -2 || this_time == server), "client %s changed servers", named);
+            server = this_time;
+        }
+        per_server[server]++;
+    }
+    for (int i = 0; i < SERVERS; i++)
+        cr_expect_lt(per_server[i], CLIENTS, "every named client on server %d", i);
     expect_clean_exit();
 }

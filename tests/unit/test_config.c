@@ -835,3 +835,40 @@ Test(config, tcp_keepalive_keys)
                   "tcp_keepalive = 32768::\n",
                   expected, 6);
 }
+
+static const struct upstream *upstream_named(const struct config *config, const char *name)
+{
+    for (uint32_t i = 0; i < config->snapshot->upstream_count; i++)
+        if (strcmp(config->snapshot->upstreams[i].name, name) == 0)
+            return &config->snapshot->upstreams[i];
+    cr_assert_fail("no upstream %s", name);
+    return NULL;
+}
+
+/* balance: round robin unless said otherwise; client_address gets its
+ * ring of points (160 per unit of weight here), the others none. */
+Test(config, balance_key)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n[routes]\na.example = rr\n"
+                                    "b.example = least\nc.example = sticky\ndefault = plain\n"
+                                    "[upstream rr]\nbalance = round_robin\nserver = 127.0.0.1:1\n"
+                                    "[upstream least]\nbalance = least_connections\nserver = 127.0.0.1:2\n"
+                                    "[upstream sticky]\nserver = 127.0.0.1:3 weight=2\nserver = 127.0.0.1:4\n"
+                                    "server = 127.0.0.1:5 backup\nbalance = client_address\n"
+                                    "[upstream plain]\nserver = 127.0.0.1:6\n");
+    cr_expect_eq(upstream_named(config, "rr")->balance, UPSTREAM_BALANCE_ROUND_ROBIN);
+    cr_expect_eq(upstream_named(config, "least")->balance, UPSTREAM_BALANCE_LEAST_CONNECTIONS);
+    cr_expect_eq(upstream_named(config, "plain")->balance, UPSTREAM_BALANCE_ROUND_ROBIN, "the default");
+    const struct upstream *sticky = upstream_named(config, "sticky");
+    cr_expect_eq(sticky->balance, UPSTREAM_BALANCE_CLIENT_ADDRESS, "set after the servers, too");
+    cr_expect_eq(sticky->hash_point_count, 3 * 160, "the primaries' points; backups get none");
+    cr_expect_eq(upstream_named(config, "least")->hash_point_count, 0);
+    config_free(config);
+
+    const char *const expected[] = {
+        "6: balance: expected round_robin, least_connections or client_address, got 'least_conn'"
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n[upstream a]\nbalance = least_conn\n"
+                  "server = 127.0.0.1:1\n",
+                  expected, 1);
+}
