@@ -23,7 +23,8 @@
  * as nginx's `default $name;` chains them.
  *
  * Here: the driver, the value forms, and the collect / resolve / write
- * passes for listens, maps, upstreams and servers. Elsewhere:
+ * passes for listens, maps, upstreams (with their load-balancing method)
+ * and servers. Elsewhere:
  * nginx_import_access.c (allow / deny, limit_conn), nginx_import_protocol.c
  * (evaluating a map on $ssl_preread_protocol), nginx_import_notes.c (the
  * reason each left-out directive gets), nginx_import_model.h (what the
@@ -1144,6 +1145,130 @@ static void write_upstream_settings(struct importer *importer, struct text *ini,
     import_text_printf(ini, "\n");
 }
 
+/* ---- load balancing: hash, least_conn, random, least_time ---- */
+
+/* nginx's load-balancing methods: the hash, least_conn and random
+ * modules', and nginx Plus's least_time. */
+static bool is_balancing_method(const struct nginx_directive *item)
+{
+    return strcmp(item->name, "hash") == 0 || strcmp(item->name, "least_conn") == 0 ||
+           strcmp(item->name, "random") == 0 || strcmp(item->name, "least_time") == 0;
+}
+
+/* The method `random two` compares its two picks by: least_conn, or nginx
+ * Plus's least_time=... */
+static bool is_random_two_method(const char *method)
+{
+    return strcmp(method, "least_conn") == 0 || strncmp(method, "least_time=", 11) == 0;
+}
+
+/* The form nginx expects when `item` is not in it (nginx then refuses to
+ * start); NULL when it is. least_time is nginx Plus's and not checked. */
+static const char *expected_balancing_form(const struct nginx_directive *item)
+{
+    size_t count = item->arg_count;
+    if (strcmp(item->name, "least_conn") == 0)
+        return count == 0 ? NULL : "least_conn";
+    if (strcmp(item->name, "hash") == 0) {
+        bool fits = count == 1 || (count == 2 && strcmp(item->args[1], "consistent") == 0);
+        return fits ? NULL : "hash KEY [consistent]";
+    }
+    if (strcmp(item->name, "random") == 0) {
+        bool fits = count == 0 || (strcmp(item->args[0], "two") == 0 &&
+                                   (count == 1 || (count == 2 && is_random_two_method(item->args[1]))));
+        return fits ? NULL : "random [two [least_conn]]";
+    }
+    return NULL;
+}
+
+/* A directive as written, for warnings: "hash $remote_addr consistent". */
+static void directive_text(const struct nginx_directive *item, char *out, size_t out_size)
+{
+    size_t length = (size_t)snprintf(out, out_size, "%s", item->name);
+    for (size_t i = 0; i < item->arg_count && length < out_size; i++)
+        length += (size_t)snprintf(out + length, out_size - length, " %s", item->args[i]);
+}
+
+/* A hash key that is the client's address, what balance = client_address
+ * hashes. Behind a PROXY-protocol balancer nginx's realip makes it the
+ * address the header names, as snisplice's proxy_protocol_from does. */
+static bool hashes_client_address(const char *key)
+{
+    static const char *const keys[] = { "$remote_addr", "${remote_addr}", "$binary_remote_addr",
+                                        "${binary_remote_addr}" };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The balance line for the method nginx uses, or why there is none. */
+static void write_balance_method(struct importer *importer, struct text *ini, const struct import_upstream *upstream,
+                                 const struct nginx_directive *item)
+{
+    char text[256];
+    directive_text(item, text, sizeof text);
+    if (strcmp(item->name, "least_conn") == 0) {
+        import_text_printf(ini, "balance = least_connections\n");
+        return;
+    }
+    if (strcmp(item->name, "hash") == 0 && hashes_client_address(item->args[0])) {
+        /* Without `consistent` nginx hashes modulo the total weight, which
+         * moves most clients when a server is added or removed; the ring
+         * moves only that server's. Either way a client keeps its server,
+         * which is what the directive asks for: nothing to warn about. */
+        import_text_printf(ini, "balance = client_address\n");
+        return;
+    }
+    if (strcmp(item->name, "hash") == 0) {
+        import_warn_left_out(importer, item, "hash", "upstream %s: %s", upstream->name, text);
+        return;
+    }
+    bool random_two = strcmp(item->name, "random") == 0 && item->arg_count > 0;
+    if (random_two && (item->arg_count == 1 || strcmp(item->args[1], "least_conn") == 0)) {
+        /* least_conn is the only method of open-source nginx's `random
+         * two`, and its default. */
+        import_warn(importer, item, "upstream %s: %s converted as balance = least_connections, which picks the "
+                    "least loaded of all servers, not the less loaded of two picked at random", upstream->name,
+                    text);
+        import_text_printf(ini, "balance = least_connections\n");
+        return;
+    }
+    /* random, least_time, random two least_time=... */
+    import_warn_left_out(importer, item, random_two ? "least_time" : item->name, "upstream %s: %s",
+                         upstream->name, text);
+}
+
+/* An upstream's balance line. nginx takes one method per upstream: a
+ * second one gets its warning "load balancing method redefined" and
+ * replaces the first, so the last one counts here too. */
+static void write_balance(struct importer *importer, struct text *ini, const struct import_upstream *upstream)
+{
+    const struct nginx_block *block = upstream->directive->block;
+    const struct nginx_directive *method = NULL;
+    char text[256], earlier[256];
+    for (size_t i = 0; i < block->count; i++) {
+        const struct nginx_directive *item = &block->items[i];
+        if (!is_balancing_method(item))
+            continue;
+        directive_text(item, text, sizeof text);
+        const char *expected = expected_balancing_form(item);
+        if (expected) {
+            import_warn(importer, item, "upstream %s: %s: expected '%s'; skipped", upstream->name, text, expected);
+            continue;
+        }
+        if (method) {
+            directive_text(method, earlier, sizeof earlier);
+            import_warn(importer, item, "upstream %s: %s: load balancing method redefined; as in nginx the last "
+                        "one counts, so %s at %s:%d is not carried over", upstream->name, text, earlier,
+                        method->file, method->line);
+        }
+        method = item;
+    }
+    if (method)
+        write_balance_method(importer, ini, upstream, method);
+}
+
 static void write_upstream(struct importer *importer, struct text *ini, struct import_upstream *upstream)
 {
     if (upstream->literal) {
@@ -1155,9 +1280,12 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
     }
     const struct nginx_directive *directive = upstream->directive;
     import_text_printf(ini, "[upstream %s]\n", upstream->ini_name);
+    write_balance(importer, ini, upstream);
     size_t servers = 0;
     for (size_t i = 0; i < directive->block->count; i++) {
         const struct nginx_directive *item = &directive->block->items[i];
+        if (is_balancing_method(item))
+            continue; /* write_balance said what became of it */
         if (strcmp(item->name, "server") != 0 || item->arg_count < 1) {
             import_warn_left_out(importer, item, item->name, "upstream %s: %s", upstream->name, item->name);
             continue;

@@ -5,6 +5,7 @@
  * Owns the meaning of nginx's stream directives (map on
  * $ssl_preread_server_name with hostnames, on $ssl_preread_alpn_protocols,
  * and on $ssl_preread_protocol, whose "" entry becomes not_tls; upstream,
+ * whose least_conn, hash $remote_addr and random two become its balance;
  * server with listen / ssl_preread / proxy_pass / proxy_protocol /
  * timeouts / preread_buffer_size, allow / deny, limit_conn on a limit_conn_zone keyed by the
  * client's address) and how each maps to an INI key. Whatever cannot

@@ -27,7 +27,6 @@ struct import_note {
 };
 
 /* Reasons several entries share. */
-#define BALANCING "snisplice balances by weighted round robin"
 #define NGINX_HASH_SIZING "nginx's hash table sizing; snisplice sizes its tables itself"
 #define BUFFER_AUTOTUNING "snisplice leaves socket buffer sizes to the kernel's autotuning, " \
                           "net.ipv4.tcp_rmem and tcp_wmem"
@@ -113,15 +112,20 @@ static const struct import_note notes[] = {
     { "proxy_session_drop", false, "snisplice never closes open connections when a server is removed; they run "
                                    "until they end" },
 
-    /* ngx_stream_upstream_module and the balancing, zone and health check modules */
-    { "hash", false, BALANCING "; no key keeps a client on one server" },
-    { "least_conn", false, BALANCING },
-    { "least_time", false, BALANCING },
-    { "random", false, BALANCING },
+    /* ngx_stream_upstream_module and the balancing, zone and health check modules. In an upstream
+     * block least_conn, hash $remote_addr and random two become its balance line; these are for
+     * the other keys and methods, and for a method outside an upstream block. */
+    { "hash", false, "snisplice hashes only the client's address, as balance = client_address; connections "
+                     "are shared out by weighted round robin instead, so a key no longer keeps its server" },
+    { "least_conn", false, "a method of upstream blocks, where it becomes balance = least_connections" },
+    { "least_time", false, "nginx Plus only; snisplice does not time servers and shares connections out by "
+                           "weighted round robin; balance = least_connections comes closest" },
+    { "random", false, "snisplice's weighted round robin shares connections out by weight, as random does "
+                       "on average" },
     { "state", false, "snisplice's servers are the INI's server lines; a reload changes them" },
     { "zone", false, "nginx shares the group's state between its workers; each snisplice worker judges servers "
                      "by its own connections, so a dead server costs up to workers x max_fails attempts per "
-                     "fail_timeout" },
+                     "fail_timeout, and balance = least_connections counts each worker's connections" },
     { "health_check", false, NO_ACTIVE_CHECKS },
     { "health_check_timeout", false, NO_ACTIVE_CHECKS },
     { "match", false, NO_ACTIVE_CHECKS },

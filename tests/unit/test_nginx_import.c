@@ -75,8 +75,9 @@ static void log_warnings(const struct nginx_import *result)
         cr_log_info("%s", result->warnings[i]);
 }
 
-/* The INI loader must accept the output as it is. */
-static void expect_loadable(const char *ini)
+/* The converted INI as the loader reads it; NULL (with the loader's
+ * errors logged) when it does not load. */
+static struct config *load_converted(const char *ini)
 {
     char path[] = "/tmp/snisplice-import-XXXXXX";
     int fd = mkstemp(path);
@@ -87,10 +88,17 @@ static void expect_loadable(const char *ini)
     struct config *config = config_load(path, &errors);
     for (size_t i = 0; i < errors.count; i++)
         cr_log_error("%s", errors.lines[i]);
-    cr_expect_not_null(config, "the converted INI does not load:\n%s", ini);
     config_errors_free(&errors);
-    config_free(config);
     unlink(path);
+    return config;
+}
+
+/* The INI loader must accept the output as it is. */
+static void expect_loadable(const char *ini)
+{
+    struct config *config = load_converted(ini);
+    cr_expect_not_null(config, "the converted INI does not load:\n%s", ini);
+    config_free(config);
 }
 
 Test(nginx_import, homelab_block_converts_without_warnings)
@@ -159,7 +167,7 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
         "    default shop;\n"                                          /* 7 */
         "  }\n"                                                        /* 8 */
         "  upstream shop {\n"                                          /* 9 */
-        "    least_conn;\n"                                            /* 10 */
+        "    least_time connect;\n"                                    /* 10 */
         "    server 127.0.0.1:9001 weight=3 max_fails=2 fail_timeout=30s max_conns=10;\n" /* 11 */
         "    server backend.internal;\n"                               /* 12 */
         "    server 127.0.0.1:9003 backup;\n"                          /* 13 */
@@ -179,7 +187,7 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
     cr_expect(has_warning(&result, "nginx.conf:4:", "without 'hostnames'"));
     cr_expect(has_warning(&result, "nginx.conf:5:", "without 'hostnames'"));
     cr_expect(has_warning(&result, "nginx.conf:6:", "'nowhere'"));
-    cr_expect(has_warning(&result, "nginx.conf:10:", "least_conn"));
+    cr_expect(has_warning(&result, "nginx.conf:10:", "least_time"));
     cr_expect(has_warning(&result, "nginx.conf:11:", "max_conns=10"));
     cr_expect(has_warning(&result, "nginx.conf:12:", "backend.internal: no port"));
     cr_expect(has_warning(&result, "nginx.conf:15:", "log_format"));
@@ -1345,11 +1353,11 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
         "  map $ssl_preread_server_name $name { a.example.com a; default b; }\n" /* 9 */
         "  upstream a {\n"                                                      /* 10 */
         "    zone a 64k;\n"                                                     /* 11 */
-        "    hash $remote_addr consistent;\n"                                   /* 12 */
+        "    hash $ssl_preread_server_name consistent;\n"                       /* 12 */
         "    server 127.0.0.1:1 max_conns=10 slow_start=30s;\n"                 /* 13 */
-        "    least_conn;\n"                                                     /* 14 */
+        "    state /var/lib/nginx/state/a.conf;\n"                              /* 14 */
         "  }\n"                                                                 /* 15 */
-        "  upstream b { server 127.0.0.1:2; resolver 127.0.0.53; }\n"          /* 16 */
+        "  upstream b { server 127.0.0.1:2; resolver 127.0.0.53; random; }\n" /* 16 */
         "  server {\n"                                                          /* 17 */
         "    listen 443 so_keepalive=on backlog=511 fastopen=256;\n"            /* 18 */
         "    listen [::]:443 ipv6only=off setfib=1;\n"                          /* 19 */
@@ -1373,11 +1381,13 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
         { "nginx.conf:7:", "proxy_next_upstream_tries: not carried over (snisplice tries every available server" },
         { "nginx.conf:8:", "proxy_next_upstream_timeout: not carried over (snisplice has no limit on all tries" },
         { "nginx.conf:11:", "upstream a: zone not carried over (nginx shares the group's state" },
-        { "nginx.conf:12:", "upstream a: hash not carried over (snisplice balances by weighted round robin; no key" },
+        { "nginx.conf:12:", "upstream a: hash $ssl_preread_server_name consistent not carried over (snisplice "
+                            "hashes only the client's address" },
         { "nginx.conf:13:", "parameter max_conns=10 not carried over (snisplice has no per-server connection limit)" },
         { "nginx.conf:13:", "parameter slow_start=30s not carried over (a server that answers again gets its full" },
-        { "nginx.conf:14:", "upstream a: least_conn not carried over (snisplice balances by weighted round robin)" },
+        { "nginx.conf:14:", "upstream a: state not carried over (snisplice's servers are the INI's server lines" },
         { "nginx.conf:16:", "upstream b: resolver not carried over (snisplice resolves server names when it loads" },
+        { "nginx.conf:16:", "upstream b: random not carried over (snisplice's weighted round robin shares" },
         { "nginx.conf:18:", "parameter 'backlog=511' not carried over (snisplice listens with a backlog of 4096" },
         { "nginx.conf:18:", "parameter 'fastopen=256' not carried over (snisplice does not enable TCP Fast Open" },
         { "nginx.conf:19:", "so_keepalive=off here, so_keepalive=on on listen 443" },
@@ -1408,8 +1418,10 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
                                          "is no buffer of this size)"));
     cr_expect(has_exact_warning(&result, "nginx.conf:13: warning: server 127.0.0.1:1: parameter max_conns=10 not "
                                          "carried over (snisplice has no per-server connection limit)"));
-    cr_expect(has_exact_warning(&result, "nginx.conf:14: warning: upstream a: least_conn not carried over "
-                                         "(snisplice balances by weighted round robin)"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:12: warning: upstream a: hash $ssl_preread_server_name "
+                                         "consistent not carried over (snisplice hashes only the client's address, "
+                                         "as balance = client_address; connections are shared out by weighted round "
+                                         "robin instead, so a key no longer keeps its server)"));
     /* What could be carried over still is. */
     cr_expect(strstr(result.ini, "address = 0.0.0.0:443\naddress = [::]:443\ntcp_keepalive = on\n"), "%s",
               result.ini);
@@ -1534,5 +1546,247 @@ Test(nginx_import, long_values_are_kept_whole_or_refused_and_warned_once)
     cr_expect_eq(nosuch, 1, "the unknown target is warned once");
     free(whole);
     free(text);
+    nginx_import_free(&result);
+}
+
+/* ---- load balancing: least_conn, hash, random, least_time ---- */
+
+/* Each upstream's `balance` once the converted INI is loaded: `names` in
+ * order, their enum upstream_balance values into `balances`. */
+static void expect_loaded_balances(const char *ini, const char *const *names, const int *balances, size_t count)
+{
+    struct config *config = load_converted(ini);
+    cr_assert_not_null(config, "the converted INI does not load:\n%s", ini);
+    const struct snapshot *snapshot = config->snapshot;
+    for (size_t i = 0; i < count; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < snapshot->upstream_count; j++) {
+            if (strcmp(snapshot->upstreams[j].name, names[i]) != 0)
+                continue;
+            found = true;
+            cr_expect_eq(snapshot->upstreams[j].balance, balances[i], "upstream %s", names[i]);
+        }
+        cr_expect(found, "no upstream %s in:\n%s", names[i], ini);
+    }
+    config_free(config);
+}
+
+/* An upstream without a balancing directive keeps the default: no line. */
+Test(nginx_import, upstream_without_a_balancing_method_has_no_balance_line)
+{
+    struct nginx_import result = import_text(homelab);
+    cr_expect(strstr(result.ini, "balance") == NULL, "%s", result.ini);
+    static const char *const names[] = { "https_matrix_backend", "local_https_backend" };
+    static const int balances[] = { UPSTREAM_BALANCE_ROUND_ROBIN, UPSTREAM_BALANCE_ROUND_ROBIN };
+    expect_loaded_balances(result.ini, names, balances, 2);
+    nginx_import_free(&result);
+}
+
+/* least_conn is balance = least_connections, in the one section written
+ * for the upstream, whether a map or a plain forward reaches it, next to
+ * the settings its servers give it. */
+Test(nginx_import, least_conn_becomes_least_connections)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example a; default b; }\n"
+        "  upstream a { least_conn; server 127.0.0.1:1 weight=2; server 127.0.0.1:2 backup; }\n"
+        "  upstream b { server 127.0.0.1:3; least_conn; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; proxy_protocol on; }\n"
+        "  server { listen 8443; proxy_pass a; proxy_protocol on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[upstream a]\nbalance = least_connections\nserver = 127.0.0.1:1 weight=2\n"
+                                 "server = 127.0.0.1:2 backup\nproxy_protocol = v1\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream b]\nbalance = least_connections\nserver = 127.0.0.1:3\n"), "%s",
+              result.ini);
+    static const char *const names[] = { "a", "b" };
+    static const int balances[] = { UPSTREAM_BALANCE_LEAST_CONNECTIONS, UPSTREAM_BALANCE_LEAST_CONNECTIONS };
+    expect_loaded_balances(result.ini, names, balances, 2);
+    nginx_import_free(&result);
+}
+
+/* hash on the client's address, consistent or not: a client keeps its
+ * server either way, so both become client_address without a warning. */
+Test(nginx_import, hash_on_the_client_address_becomes_client_address)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example a; b.example b; c.example c; default d; }\n"
+        "  upstream a { hash $remote_addr consistent; server 127.0.0.1:1; server 127.0.0.1:2; }\n"
+        "  upstream b { hash $binary_remote_addr consistent; server 127.0.0.1:3; }\n"
+        "  upstream c { hash $remote_addr; server 127.0.0.1:4; }\n"
+        "  upstream d { server 127.0.0.1:5; hash \"${binary_remote_addr}\"; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[upstream a]\nbalance = client_address\nserver = 127.0.0.1:1\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream b]\nbalance = client_address\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream c]\nbalance = client_address\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream d]\nbalance = client_address\nserver = 127.0.0.1:5\n"), "%s",
+              result.ini);
+    static const char *const names[] = { "a", "b", "c", "d" };
+    static const int balances[] = { UPSTREAM_BALANCE_CLIENT_ADDRESS, UPSTREAM_BALANCE_CLIENT_ADDRESS,
+                                     UPSTREAM_BALANCE_CLIENT_ADDRESS, UPSTREAM_BALANCE_CLIENT_ADDRESS };
+    expect_loaded_balances(result.ini, names, balances, 4);
+    nginx_import_free(&result);
+}
+
+/* Any other key is left out, saying that round robin shares the
+ * connections out instead; the upstream keeps the default. */
+Test(nginx_import, hash_on_another_key_is_left_out_with_what_that_changes)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                               /* 1 */
+        "  map $ssl_preread_server_name $name { a.example a; b.example b; default c; }\n" /* 2 */
+        "  upstream a { hash $ssl_preread_server_name consistent; server 127.0.0.1:1; }\n" /* 3 */
+        "  upstream b { hash $remote_addr$remote_port; server 127.0.0.1:2; }\n" /* 4 */
+        "  upstream c { hash $remote_port consistent; server 127.0.0.1:3; }\n"  /* 5 */
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"          /* 6 */
+        "}\n");
+    log_warnings(&result);
+    static const char reason[] = " not carried over (snisplice hashes only the client's address, as balance = "
+                                 "client_address; connections are shared out by weighted round robin instead, "
+                                 "so a key no longer keeps its server)";
+    char expected[512];
+    snprintf(expected, sizeof expected, "nginx.conf:3: warning: upstream a: hash $ssl_preread_server_name "
+                                        "consistent%s", reason);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    snprintf(expected, sizeof expected, "nginx.conf:4: warning: upstream b: hash $remote_addr$remote_port%s",
+             reason);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    snprintf(expected, sizeof expected, "nginx.conf:5: warning: upstream c: hash $remote_port consistent%s",
+             reason);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    cr_expect_eq(result.warning_count, 3);
+    cr_expect(strstr(result.ini, "balance") == NULL, "%s", result.ini);
+    static const char *const names[] = { "a", "b", "c" };
+    static const int balances[] = { UPSTREAM_BALANCE_ROUND_ROBIN, UPSTREAM_BALANCE_ROUND_ROBIN,
+                                    UPSTREAM_BALANCE_ROUND_ROBIN };
+    expect_loaded_balances(result.ini, names, balances, 3);
+    nginx_import_free(&result);
+}
+
+/* random two compares its two picks by least_conn (open-source nginx's
+ * only method for it, and its default): least_connections, with a warning
+ * that snisplice compares every server. Plain random and the nginx Plus
+ * methods are left out. */
+Test(nginx_import, random_two_becomes_least_connections_and_the_rest_is_left_out)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                               /* 1 */
+        "  map $ssl_preread_server_name $name {\n"                                 /* 2 */
+        "    a.example a; b.example b; c.example c; d.example d; default e;\n"     /* 3 */
+        "  }\n"                                                                    /* 4 */
+        "  upstream a { random two least_conn; server 127.0.0.1:1; }\n"           /* 5 */
+        "  upstream b { random two; server 127.0.0.1:2; }\n"                      /* 6 */
+        "  upstream c { random; server 127.0.0.1:3; }\n"                          /* 7 */
+        "  upstream d { random two least_time=connect; server 127.0.0.1:4; }\n"   /* 8 */
+        "  upstream e { least_time first_byte; server 127.0.0.1:5; }\n"           /* 9 */
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"            /* 10 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: upstream a: random two least_conn converted as "
+                                         "balance = least_connections, which picks the least loaded of all "
+                                         "servers, not the less loaded of two picked at random"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:6: warning: upstream b: random two converted as balance = "
+                                         "least_connections, which picks the least loaded of all servers, not "
+                                         "the less loaded of two picked at random"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: upstream c: random not carried over (snisplice's "
+                                         "weighted round robin shares connections out by weight, as random does "
+                                         "on average)"));
+    static const char least_time[] = " not carried over (nginx Plus only; snisplice does not time servers and "
+                                     "shares connections out by weighted round robin; balance = "
+                                     "least_connections comes closest)";
+    char expected[512];
+    snprintf(expected, sizeof expected, "nginx.conf:8: warning: upstream d: random two least_time=connect%s",
+             least_time);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    snprintf(expected, sizeof expected, "nginx.conf:9: warning: upstream e: least_time first_byte%s", least_time);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    cr_expect_eq(result.warning_count, 5);
+    cr_expect(strstr(result.ini, "[upstream a]\nbalance = least_connections\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream b]\nbalance = least_connections\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream c]\nserver = 127.0.0.1:3\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream d]\nserver = 127.0.0.1:4\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream e]\nserver = 127.0.0.1:5\n"), "%s", result.ini);
+    static const char *const names[] = { "a", "b", "c", "d", "e" };
+    static const int balances[] = { UPSTREAM_BALANCE_LEAST_CONNECTIONS, UPSTREAM_BALANCE_LEAST_CONNECTIONS,
+                                    UPSTREAM_BALANCE_ROUND_ROBIN, UPSTREAM_BALANCE_ROUND_ROBIN,
+                                    UPSTREAM_BALANCE_ROUND_ROBIN };
+    expect_loaded_balances(result.ini, names, balances, 5);
+    nginx_import_free(&result);
+}
+
+/* nginx warns "load balancing method redefined" and uses the later
+ * method; so does the importer, even when the later one is left out. */
+Test(nginx_import, a_redefined_balancing_method_keeps_the_last_with_a_warning)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                               /* 1 */
+        "  map $ssl_preread_server_name $name { a.example a; default b; }\n"       /* 2 */
+        "  upstream a {\n"                                                         /* 3 */
+        "    least_conn;\n"                                                        /* 4 */
+        "    server 127.0.0.1:1;\n"                                                /* 5 */
+        "    hash $remote_addr consistent;\n"                                      /* 6 */
+        "  }\n"                                                                    /* 7 */
+        "  upstream b {\n"                                                         /* 8 */
+        "    hash $binary_remote_addr consistent;\n"                               /* 9 */
+        "    random;\n"                                                            /* 10 */
+        "    server 127.0.0.1:2;\n"                                                /* 11 */
+        "  }\n"                                                                    /* 12 */
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"            /* 13 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:6: warning: upstream a: hash $remote_addr consistent: load "
+                                         "balancing method redefined; as in nginx the last one counts, so "
+                                         "least_conn at nginx.conf:4 is not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:10: warning: upstream b: random: load balancing method "
+                                         "redefined; as in nginx the last one counts, so hash $binary_remote_addr "
+                                         "consistent at nginx.conf:9 is not carried over"));
+    cr_expect(has_warning(&result, "nginx.conf:10:", "upstream b: random not carried over"));
+    cr_expect_eq(result.warning_count, 3);
+    cr_expect(strstr(result.ini, "[upstream a]\nbalance = client_address\nserver = 127.0.0.1:1\n\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "[upstream b]\nserver = 127.0.0.1:2\n"), "%s", result.ini);
+    static const char *const names[] = { "a", "b" };
+    static const int balances[] = { UPSTREAM_BALANCE_CLIENT_ADDRESS, UPSTREAM_BALANCE_ROUND_ROBIN };
+    expect_loaded_balances(result.ini, names, balances, 2);
+    nginx_import_free(&result);
+}
+
+/* Forms nginx refuses to start with are skipped, as other directives it
+ * refuses are, and do not count as a method. */
+Test(nginx_import, balancing_forms_nginx_refuses_are_skipped)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                               /* 1 */
+        "  upstream a {\n"                                                         /* 2 */
+        "    least_conn;\n"                                                        /* 3 */
+        "    hash $remote_addr ketama;\n"                                          /* 4 */
+        "    random three;\n"                                                      /* 5 */
+        "    least_conn now;\n"                                                    /* 6 */
+        "    hash;\n"                                                              /* 7 */
+        "    server 127.0.0.1:1;\n"                                                /* 8 */
+        "  }\n"                                                                    /* 9 */
+        "  server { listen 443; proxy_pass a; }\n"                                /* 10 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:4: warning: upstream a: hash $remote_addr ketama: expected "
+                                         "'hash KEY [consistent]'; skipped"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: upstream a: random three: expected "
+                                         "'random [two [least_conn]]'; skipped"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:6: warning: upstream a: least_conn now: expected "
+                                         "'least_conn'; skipped"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: upstream a: hash: expected "
+                                         "'hash KEY [consistent]'; skipped"));
+    cr_expect_eq(result.warning_count, 4);
+    cr_expect(strstr(result.ini, "[upstream a]\nbalance = least_connections\nserver = 127.0.0.1:1\n"), "%s",
+              result.ini);
+    static const char *const names[] = { "a" };
+    static const int balances[] = { UPSTREAM_BALANCE_LEAST_CONNECTIONS };
+    expect_loaded_balances(result.ini, names, balances, 1);
     nginx_import_free(&result);
 }
