@@ -113,6 +113,27 @@ static bool read_quoted(struct reader *reader, char *out, size_t *out_length)
     return false;
 }
 
+/* nginx reads "${name}" inside an unquoted word as one variable: its
+ * braces neither open nor close a block. */
+static bool braced_variable_at(const struct reader *reader, size_t at)
+{
+    return reader->text[at] == '$' && at + 1 < reader->length && reader->text[at + 1] == '{';
+}
+
+/* Just past the "}" that closes the variable at `at`, or the first byte a
+ * word cannot hold (nginx then fails on the rest, as the parser will). */
+static size_t braced_variable_end(const struct reader *reader, size_t at)
+{
+    for (at += 2; at < reader->length; at++) {
+        char c = reader->text[at];
+        if (c == '}')
+            return at + 1;
+        if (is_space(c) || c == ';' || c == '{')
+            return at;
+    }
+    return at;
+}
+
 /* How many bytes of text the word starting here spans: at least what it
  * decodes to (escapes only shrink it). */
 static size_t word_extent(const struct reader *reader)
@@ -127,6 +148,10 @@ static size_t word_extent(const struct reader *reader)
     }
     for (; at < reader->length; at++) {
         char c = reader->text[at];
+        if (braced_variable_at(reader, at)) {
+            at = braced_variable_end(reader, at) - 1;
+            continue;
+        }
         if (is_space(c) || c == ';' || c == '{' || c == '}')
             break;
         if (c == '\\')
@@ -165,6 +190,13 @@ static struct token next_token(struct reader *reader)
     } else {
         while (reader->at < reader->length) {
             c = reader->text[reader->at];
+            if (braced_variable_at(reader, reader->at)) {
+                size_t end = braced_variable_end(reader, reader->at);
+                memcpy(word + length, reader->text + reader->at, end - reader->at);
+                length += end - reader->at;
+                reader->at = end;
+                continue;
+            }
             if (is_space(c) || c == ';' || c == '{' || c == '}')
                 break;
             if (c == '\\' && reader->at + 1 < reader->length &&

@@ -4,9 +4,11 @@
  * An upstream is a named list of servers, primaries first then backups.
  * The order of a connection's attempts is a pure function of (upstream,
  * first primary, first backup, attempt number), so no state is shared
- * between workers. The first primary is chosen by a worker: by smooth
- * weighted round robin over the primaries it sees available
- * (io/upstream_health.c), or, without health (a connection on an older
+ * between workers. The first primary is chosen by a worker as the
+ * upstream's `balance` says, among the primaries it sees available
+ * (io/upstream_health.c): by smooth weighted round robin, by the fewest
+ * open connections, or by the client's address (core/upstream_hash.c);
+ * or, without health (a connection on an older
  * snapshot), from a precomputed schedule of the same algorithm (nginx's:
  * the heaviest server is not picked twice in a row when others have weight
  * left) indexed by a per-worker cursor. The first backup is chosen the

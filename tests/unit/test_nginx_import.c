@@ -1613,7 +1613,8 @@ Test(nginx_import, hash_on_the_client_address_becomes_client_address)
 {
     struct nginx_import result = import_text(
         "stream {\n"
-        "  map $ssl_preread_server_name $name { a.example a; b.example b; c.example c; default d; }\n"
+        "  map $ssl_preread_server_name $name { a.example a; b.example b; c.example c; e.example e; default d; }\n"
+        "  upstream e { hash ${remote_addr} consistent; server 127.0.0.1:6; }\n" /* unquoted braces, as nginx reads them */
         "  upstream a { hash $remote_addr consistent; server 127.0.0.1:1; server 127.0.0.1:2; }\n"
         "  upstream b { hash $binary_remote_addr consistent; server 127.0.0.1:3; }\n"
         "  upstream c { hash $remote_addr; server 127.0.0.1:4; }\n"
@@ -1627,10 +1628,13 @@ Test(nginx_import, hash_on_the_client_address_becomes_client_address)
     cr_expect(strstr(result.ini, "[upstream c]\nbalance = client_address\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[upstream d]\nbalance = client_address\nserver = 127.0.0.1:5\n"), "%s",
               result.ini);
-    static const char *const names[] = { "a", "b", "c", "d" };
+    cr_expect(strstr(result.ini, "[upstream e]\nbalance = client_address\nserver = 127.0.0.1:6\n"), "%s",
+              result.ini);
+    static const char *const names[] = { "a", "b", "c", "d", "e" };
     static const int balances[] = { UPSTREAM_BALANCE_CLIENT_ADDRESS, UPSTREAM_BALANCE_CLIENT_ADDRESS,
-                                     UPSTREAM_BALANCE_CLIENT_ADDRESS, UPSTREAM_BALANCE_CLIENT_ADDRESS };
-    expect_loaded_balances(result.ini, names, balances, 4);
+                                     UPSTREAM_BALANCE_CLIENT_ADDRESS, UPSTREAM_BALANCE_CLIENT_ADDRESS,
+                                     UPSTREAM_BALANCE_CLIENT_ADDRESS };
+    expect_loaded_balances(result.ini, names, balances, 5);
     nginx_import_free(&result);
 }
 
