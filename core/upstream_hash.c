@@ -218,19 +218,19 @@ static uint32_t first_at_or_after(const struct upstream_hash_point *points, uint
     return low == count ? 0 : low;
 }
 
-/* The servers eligible refused during one pick, so each is asked once. */
+/* The servers met so far along the ring. */
 struct server_set {
     uint64_t words[UPSTREAM_SERVERS_MAX / 64];
 };
 
-static bool server_set_has(const struct server_set *set, uint16_t server)
+/* Adds server; false if it was there already. */
+static bool server_set_add(struct server_set *set, uint16_t server)
 {
-    return set->words[server / 64] >> (server % 64) & 1;
-}
-
-static void server_set_add(struct server_set *set, uint16_t server)
-{
-    set->words[server / 64] |= 1ULL << (server % 64);
+    uint64_t bit = 1ULL << (server % 64);
+    if (set->words[server / 64] & bit)
+        return false;
+    set->words[server / 64] |= bit;
+    return true;
 }
 
 static uint32_t ring_server_count(const struct upstream *upstream)
@@ -241,40 +241,22 @@ static uint32_t ring_server_count(const struct upstream *upstream)
     return count;
 }
 
-/* Walk on from `at` past the points of refused servers: a resting server's
- * clients go to whichever server follows each of its points, so they are
- * spread over the others. Stops once every server on the ring refused,
- * rather than stepping through all the remaining points. */
-static int32_t walk_to_eligible(const struct upstream *upstream, uint32_t at, upstream_eligible_fn eligible,
-                                void *context)
+int32_t upstream_hash_nth(const struct upstream *upstream, uint32_t key, uint32_t n)
 {
     const struct upstream_hash_point *points = upstream->hash_points;
     uint32_t count = upstream->hash_point_count;
-    struct server_set refused = { { 0 } };
-    uint32_t refused_count = 0;
-    uint32_t servers = 0; /* counted at the first refusal: most picks never need it */
-    for (uint32_t walked = 0; walked < count; walked++, at = at + 1 < count ? at + 1 : 0) {
-        uint16_t server = points[at].server;
-        if (server_set_has(&refused, server))
-            continue;
-        if (eligible(&upstream->servers[server], context))
-            return server;
-        server_set_add(&refused, server);
-        if (servers == 0)
-            servers = ring_server_count(upstream);
-        if (++refused_count >= servers)
-            return -1;
-    }
-    return -1;
-}
-
-int32_t upstream_hash_pick(const struct upstream *upstream, uint32_t key, upstream_eligible_fn eligible,
-                           void *context)
-{
-    if (upstream->hash_point_count == 0)
+    if (count == 0)
         return -1;
-    uint32_t at = first_at_or_after(upstream->hash_points, upstream->hash_point_count, key);
-    if (!eligible)
-        return upstream->hash_points[at].server;
-    return walk_to_eligible(upstream, at, eligible, context);
+    uint32_t at = first_at_or_after(points, count, key);
+    /* The usual case, a connection's first attempt: no walk. */
+    if (n == 0)
+        return points[at].server;
+    if (n >= ring_server_count(upstream))
+        return -1;
+    struct server_set met = { { 0 } };
+    uint32_t distinct = 0;
+    for (uint32_t walked = 0; walked < count; walked++, at = at + 1 < count ? at + 1 : 0)
+        if (server_set_add(&met, points[at].server) && distinct++ == n)
+            return points[at].server;
+    return -1;
 }

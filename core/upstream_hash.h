@@ -50,11 +50,13 @@ bool upstream_hash_build(struct upstream *upstream);
  * one server, as with nginx's hash. */
 uint32_t upstream_hash_client(const struct client_address *client);
 
-/* The index of the server owning the first point at or after key
- * (wrapping) that eligible accepts (NULL: all); -1 when the ring is empty
- * or eligible refuses every server on it. eligible is asked about each
- * server at most once per call. */
-int32_t upstream_hash_pick(const struct upstream *upstream, uint32_t key, upstream_eligible_fn eligible,
-                           void *context);
+/* A client's attempt order among the primaries: the index of the n-th
+ * distinct server (0: the first) met walking the ring from key, the first
+ * point at or after it (wrapping). -1 once n reaches the number of servers
+ * on the ring, or with no ring. A client whose server rests or refuses
+ * goes to the next server along the ring from its own place, so one
+ * server's clients are spread over the others, and every worker sends a
+ * client to the same server. */
+int32_t upstream_hash_nth(const struct upstream *upstream, uint32_t key, uint32_t n);
 
 #endif

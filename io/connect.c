@@ -69,6 +69,23 @@ static void choose_first_backup(struct worker *worker, struct connection *connec
     connection->first_backup = (uint16_t)first;
 }
 
+/* The server of the connection's next attempt, resting or not: along the
+ * ring from the client's place for client_address (so every worker sends
+ * a client whose server refused to the same next one), else from its
+ * first primary in config order; then the backups. The ring holds every
+ * primary that is not down, so attempts past it are the backups'. */
+static const struct upstream_server *server_of_attempt(const struct connection *connection)
+{
+    const struct upstream *upstream = connection->upstream;
+    if (connection->follows_ring) {
+        int32_t on_ring = upstream_hash_nth(upstream, connection->ring_key, connection->connect_attempt);
+        if (on_ring >= 0)
+            return &upstream->servers[on_ring];
+    }
+    return upstream_server_from(upstream, connection->first_primary, connection->first_backup,
+                                connection->connect_attempt);
+}
+
 /* The next server to try that is not resting after failures; NULL when
  * none is left (nginx's "no live upstreams"). */
 static const struct upstream_server *next_live_server(struct worker *worker,
@@ -76,9 +93,7 @@ static const struct upstream_server *next_live_server(struct worker *worker,
 {
     struct upstream_health *health = health_of(worker, connection);
     for (;;) {
-        const struct upstream_server *server =
-            upstream_server_from(connection->upstream, connection->first_primary, connection->first_backup,
-                                 connection->connect_attempt);
+        const struct upstream_server *server = server_of_attempt(connection);
         if (!server)
             return NULL;
         if (server->backup && connection->first_backup == CONNECT_BACKUP_UNCHOSEN) {
@@ -188,21 +203,21 @@ static bool client_key(struct connection *connection, uint32_t *key)
     return true;
 }
 
-/* The upstream's balance among the servers this worker sees available.
- * Without a health table (a connection on an older snapshot) every server
- * counts as available; with no primary available, or a client whose
- * address cannot be read, round robin by the upstream's fixed schedule. */
+/* Where the connection's attempts start, as the upstream's balance says:
+ * the client's place on the ring; or the first primary among those this
+ * worker sees available (all of them without a health table: a connection
+ * on an older snapshot); with none available, or a client whose address
+ * cannot be read, round robin by the upstream's fixed schedule. */
 static void choose_first_primary(struct worker *worker, struct connection *connection, int32_t target)
 {
     const struct upstream *upstream = connection->upstream;
-    struct upstream_health *health = health_of(worker, connection);
-    uint32_t key;
-    if (upstream->balance == UPSTREAM_BALANCE_CLIENT_ADDRESS && client_key(connection, &key)) {
-        if (upstream_health_first_for_client(health, upstream, worker->now_ms, key, &connection->first_primary))
-            return;
-    } else if (upstream_health_first_primary(health, upstream, worker->now_ms, &connection->first_primary)) {
+    connection->follows_ring = upstream->balance == UPSTREAM_BALANCE_CLIENT_ADDRESS &&
+                               client_key(connection, &connection->ring_key);
+    if (connection->follows_ring)
         return;
-    }
+    if (upstream_health_first_primary(health_of(worker, connection), upstream, worker->now_ms,
+                                      &connection->first_primary))
+        return;
     connection->first_primary = upstream_scheduled_primary(upstream, round_robin_next(worker, target));
 }
 

@@ -122,7 +122,11 @@ struct connection {
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */
     const struct upstream *upstream; /* valid while snapshot is pinned */
     const struct upstream_server *server; /* being connected to; valid while pinned */
-    uint32_t first_primary;          /* the upstream's primary tried first */
+    uint32_t first_primary;          /* the upstream's primary tried first... */
+    uint32_t ring_key;               /* ...or, when follows_ring, the client's place on
+                                      * the upstream's ring (client_address), where its
+                                      * attempts start */
+    bool follows_ring;
     uint16_t first_backup;           /* its backup tried first; chosen on reaching the
                                       * backups, CONNECT_BACKUP_UNCHOSEN until then
                                       * (io/connect.c) */

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/upstream_hash.h"
-
 static struct server_health *slot_of(const struct upstream_health *health,
                                      const struct upstream *upstream,
                                      const struct upstream_server *server)
@@ -110,19 +108,6 @@ bool upstream_health_first_backup(struct upstream_health *health, const struct u
                                   uint64_t now_ms, uint32_t *first)
 {
     return first_available(health, upstream, upstream->primary_count, upstream->server_count, now_ms, first);
-}
-
-bool upstream_health_first_for_client(const struct upstream_health *health, const struct upstream *upstream,
-                                      uint64_t now_ms, uint32_t key, uint32_t *first)
-{
-    struct availability availability = { health, upstream, now_ms };
-    int32_t chosen = upstream_hash_pick(upstream, key, available_now, &availability);
-    if (chosen < 0)
-        chosen = upstream_hash_pick(upstream, key, NULL, NULL);
-    if (chosen < 0)
-        return false;
-    *first = (uint32_t)chosen;
-    return true;
 }
 
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,

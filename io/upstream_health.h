@@ -21,8 +21,8 @@
  * servers take part, so a resting server's share goes to the others of
  * its kind by weight. For least_connections it counts the worker's open
  * connections to each server, and the round robin runs over the least
- * loaded; for client_address the first primary is the client's server on
- * the upstream's ring, walked on past resting servers.
+ * loaded; (client_address needs nothing here: its attempts follow the
+ * upstream's ring, skipping resting servers as every mode does).
  */
 #ifndef SNISPLICE_IO_UPSTREAM_HEALTH_H
 #define SNISPLICE_IO_UPSTREAM_HEALTH_H
@@ -72,13 +72,6 @@ bool upstream_health_available(const struct upstream_health *health, const struc
  * available (then the caller uses the upstream's fixed schedule). */
 bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
                                    uint64_t now_ms, uint32_t *first);
-/* The first choice by client address (UPSTREAM_BALANCE_CLIENT_ADDRESS):
- * the server owning the client's place (key) on the upstream's ring, or
- * when it rests the next available one along the ring; with none
- * available, its owner all the same (the attempts then skip the resting
- * ones). False only when the upstream has no ring (no primary). */
-bool upstream_health_first_for_client(const struct upstream_health *health, const struct upstream *upstream,
-                                      uint64_t now_ms, uint32_t key, uint32_t *first);
 /* The same among the backups, for a connection that has run out of
  * primaries (nginx's second round robin, over its backup peers); *first
  * is a server index in [primary_count, server_count). False when there is

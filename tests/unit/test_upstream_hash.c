@@ -64,11 +64,24 @@ static struct client_address ipv6_client(uint32_t n)
     return client;
 }
 
+/* What a worker's attempts do (io/connect.c): the servers in ring order
+ * from key, skipping those eligible refuses (resting ones, or, in a
+ * test, one that refused); -1 when none is left. */
+static int32_t first_eligible(const struct upstream *upstream, uint32_t key, upstream_eligible_fn eligible,
+                              void *context)
+{
+    for (uint32_t n = 0;; n++) {
+        int32_t server = upstream_hash_nth(upstream, key, n);
+        if (server < 0 || !eligible || eligible(&upstream->servers[server], context))
+            return server;
+    }
+}
+
 static int32_t pick_for(const struct upstream *upstream, uint32_t n, upstream_eligible_fn eligible,
                         void *context)
 {
     struct client_address client = ipv4_client(n);
-    return upstream_hash_pick(upstream, upstream_hash_client(&client), eligible, context);
+    return first_eligible(upstream, upstream_hash_client(&client), eligible, context);
 }
 
 /* The picked server's address as text, to compare servers across rings. */
@@ -286,8 +299,8 @@ Test(upstream_hash, ipv4_and_ipv6_clients_both_spread)
     uint32_t v4[4] = { 0 }, v6[4] = { 0 };
     for (uint32_t n = 0; n < CLIENTS; n++) {
         struct client_address a4 = ipv4_client(n), a6 = ipv6_client(n);
-        v4[upstream_hash_pick(&upstream, upstream_hash_client(&a4), NULL, NULL)]++;
-        v6[upstream_hash_pick(&upstream, upstream_hash_client(&a6), NULL, NULL)]++;
+        v4[upstream_hash_nth(&upstream, upstream_hash_client(&a4), 0)]++;
+        v6[upstream_hash_nth(&upstream, upstream_hash_client(&a6), 0)]++;
     }
     for (int i = 0; i < 4; i++) {
         cr_expect(v4[i] > CLIENTS / 6 && v4[i] < CLIENTS / 3, "IPv4: server %d has %u", i, v4[i]);
@@ -408,4 +421,33 @@ Test(upstream_hash, hashes_are_the_same_in_every_process_and_version)
     for (int i = 0; i < 16; i++)
         client.bytes[i] = (uint8_t)i;
     cr_expect_eq(upstream_hash_client(&client), 0xf110b958);
+}
+
+/* A client's attempts meet every primary on the ring exactly once (the
+ * down one and the backup never), then end: a connection whose servers
+ * all refuse tries each once and goes on to the backups. */
+Test(upstream_hash, attempts_meet_each_server_once)
+{
+    const struct server_spec specs[] = {
+        { "192.0.2.1:443", 1, false, false }, { "192.0.2.2:443", 3, false, false },
+        { "192.0.2.3:443", 1, false, true },  { "192.0.2.4:443", 2, false, false },
+        { "192.0.2.5:443", 1, true, false },
+    };
+    struct upstream upstream = make_ring(specs, sizeof specs / sizeof specs[0]);
+    for (uint32_t n = 0; n < 1000; n++) {
+        struct client_address client = ipv4_client(n);
+        uint32_t key = upstream_hash_client(&client);
+        unsigned met[5] = { 0 };
+        for (uint32_t attempt = 0; attempt < 3; attempt++) {
+            int32_t server = upstream_hash_nth(&upstream, key, attempt);
+            cr_assert(server >= 0 && server < 5, "client %u attempt %u: %d", n, attempt, server);
+            met[server]++;
+        }
+        cr_assert_eq(upstream_hash_nth(&upstream, key, 3), -1, "client %u: a fourth server", n);
+        for (int i = 0; i < 5; i++) {
+            unsigned expected = upstream.servers[i].down || upstream.servers[i].backup ? 0 : 1;
+            cr_assert_eq(met[i], expected, "client %u met server %d %u times", n, i, met[i]);
+        }
+    }
+    upstream_release(&upstream);
 }
