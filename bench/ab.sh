@@ -15,6 +15,8 @@
 # OLD_GLOBALS / NEW_GLOBALS (optional): extra [global] lines for one side's
 # config, to compare one build with a setting off and on
 # (NEW_GLOBALS='max_connections_per_client = 1000' bench/ab.sh B B).
+# OLD_UPSTREAM / NEW_UPSTREAM: the same for the [upstream] section
+# (NEW_UPSTREAM='balance = client_address' bench/ab.sh B B).
 set -euo pipefail
 
 OLD=$(readlink -f "$1") NEW=$(readlink -f "$2")
@@ -42,10 +44,11 @@ address = 127.0.0.1:$PROXY_PORT
 default = backend
 [upstream backend]
 server = 127.0.0.1:$BACKEND_PORT
+$3
 EOF
 }
-write_config "$TMPD/old.ini" "${OLD_GLOBALS:-}"
-write_config "$TMPD/new.ini" "${NEW_GLOBALS:-}"
+write_config "$TMPD/old.ini" "${OLD_GLOBALS:-}" "${OLD_UPSTREAM:-}"
+write_config "$TMPD/new.ini" "${NEW_GLOBALS:-}" "${NEW_UPSTREAM:-}"
 taskset -c 1 "$OUT/backend" -p "$BACKEND_PORT" -t 1 > /dev/null 2>&1 &
 BACKEND_PID=$!
 sleep 0.3

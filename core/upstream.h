@@ -3,8 +3,9 @@
  *
  * An upstream is a named list of servers, primaries first then backups.
  * The order of a connection's attempts is a pure function of (upstream,
- * first primary, first backup, attempt number), so no state is shared
- * between workers. The first primary is chosen by a worker as the
+ * first primary, first backup, attempt number), or for client_address of
+ * (upstream, the client's place on its ring, attempt number: see
+ * core/upstream_hash.h), so no state is shared between workers. The first primary is chosen by a worker as the
  * upstream's `balance` says, among the primaries it sees available
  * (io/upstream_health.c): by smooth weighted round robin, by the fewest
  * open connections, or by the client's address (core/upstream_hash.c);
