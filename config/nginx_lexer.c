@@ -199,10 +199,18 @@ static struct token next_token(struct reader *reader)
             }
             if (is_space(c) || c == ';' || c == '{' || c == '}')
                 break;
-            if (c == '\\' && reader->at + 1 < reader->length &&
-                strchr("\"'\\ntr", reader->text[reader->at + 1]) != NULL) {
-                /* Same escapes as in quotes (so ~\bh2\b keeps its \b). */
-                word[length++] = unescape(reader->text[reader->at + 1]);
+            if (c == '\\' && reader->at + 1 < reader->length) {
+                /* Same escapes as in quotes (so ~\bh2\b keeps its \b);
+                 * any other escaped byte is kept with its backslash and
+                 * ends nothing, as in nginx: a\;b is one word, and a\${
+                 * starts no variable (word_extent counts it the same). */
+                char next = reader->text[reader->at + 1];
+                if (strchr("\"'\\ntr", next) != NULL) {
+                    word[length++] = unescape(next);
+                } else {
+                    word[length++] = c;
+                    word[length++] = next;
+                }
                 reader->at += 2;
                 continue;
             }

@@ -1794,3 +1794,34 @@ Test(nginx_import, balancing_forms_nginx_refuses_are_skipped)
     expect_loaded_balances(result.ini, names, balances, 1);
     nginx_import_free(&result);
 }
+
+/* Words as nginx's ngx_conf_read_token reads them: "${name}" is one
+ * variable whose braces open and close nothing; a backslash keeps the
+ * next byte in the word with it (a\;b is one word) and makes a "$" plain,
+ * so a\${ starts no variable: its "{" opens a block. That last form once
+ * wrote past the word's buffer (the fuzzer's find). */
+Test(nginx_import, words_with_braces_and_backslashes_split_as_nginx_splits_them)
+{
+    static const char text[] = "x ${a}b c\\;d ~^w\\.e$ ${f;\ny g\\${hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh;}\n";
+    struct nginx_tree tree;
+    struct nginx_parse_options options = { "/nonexistent", false };
+    char error[512] = "";
+    cr_assert(nginx_parse_text(&tree, "nginx.conf", text, strlen(text), &options, error, sizeof error), "%s",
+              error);
+    cr_assert_eq(tree.root.count, 2, "x ...; and y g\\$ { hhh...; }");
+    const struct nginx_directive *x = &tree.root.items[0];
+    cr_assert_str_eq(x->name, "x");
+    cr_assert_eq(x->arg_count, 4);
+    cr_expect_str_eq(x->args[0], "${a}b");
+    cr_expect_str_eq(x->args[1], "c\\;d");
+    cr_expect_str_eq(x->args[2], "~^w\\.e$");
+    cr_expect_str_eq(x->args[3], "${f", "an unclosed variable ends where a word ends");
+    const struct nginx_directive *y = &tree.root.items[1];
+    cr_assert_str_eq(y->name, "y");
+    cr_assert_eq(y->arg_count, 1);
+    cr_expect_str_eq(y->args[0], "g\\$");
+    cr_assert_not_null(y->block);
+    cr_assert_eq(y->block->count, 1);
+    cr_expect_str_eq(y->block->items[0].name, "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh");
+    nginx_tree_free(&tree);
+}
