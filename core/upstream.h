@@ -59,8 +59,9 @@ enum upstream_congestion {
 #define UPSTREAM_CONGESTION_NAME_MAX 16 /* the kernel's TCP_CA_NAME_MAX, NUL included */
 
 /* How a connection's first server is chosen among the primaries this
- * worker sees available (and, once every primary failed, among the
- * backups, which always take turns by weight). */
+ * worker sees available, and, once every primary failed, among the
+ * backups (by round robin, or by least connections for
+ * UPSTREAM_BALANCE_LEAST_CONNECTIONS, as nginx's least_conn does). */
 enum upstream_balance {
     UPSTREAM_BALANCE_ROUND_ROBIN,       /* smooth weighted round robin: nginx's default */
     UPSTREAM_BALANCE_LEAST_CONNECTIONS, /* fewest open connections per unit of weight,

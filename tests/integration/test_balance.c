@@ -5,7 +5,8 @@
  * connections; client_address keeps each client address on one server, in
  * every worker, across a reload that reorders the servers and behind a
  * trusted PROXY-protocol balancer, and moves only the clients of a server
- * that stopped answering. Ports: blocks 110-112.
+ * that stopped answering. A connect that fails gives its server's count
+ * back. Ports: blocks 110-113.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -107,6 +108,19 @@ static void expect_clean_exit(void)
     free(log);
 }
 
+/* Until the proxy has `count` connections open (its stats endpoint on
+ * stats_port): a server's count drops only once the proxy has closed the
+ * connection, after the client's close has gone all the way through. */
+static bool wait_active(uint16_t stats_port, long long count)
+{
+    for (int i = 0; i < 500; i++) {
+        if (stats_value(stats_port, "snisplice_active_connections") == count)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
 /* Two servers each hold two long connections (a Matrix sync, a
  * websocket): every short connection then goes to the third, which has
  * none open, where round robin would send two of three to the busy ones.
@@ -114,7 +128,10 @@ static void expect_clean_exit(void)
 Test(balance, least_connections_sends_new_clients_to_the_emptier_server, .init = integration_init,
      .fini = balance_fini)
 {
-    uint16_t port = start_all(110, "workers = 1\n", "", "least_connections");
+    uint16_t stats_port = TEST_PORT(110, 9);
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
+    uint16_t port = start_all(110, globals, "", "least_connections");
+    free(globals);
     int held[2 * SERVERS];
     int held_server[2 * SERVERS];
     unsigned per_server[SERVERS] = { 0 };
@@ -131,16 +148,13 @@ Test(balance, least_connections_sends_new_clients_to_the_emptier_server, .init =
     for (int i = 0; i < 2 * SERVERS; i++)
         if (held_server[i] == idle_server)
             close(held[i]);
-    cr_assert(backend_wait_finished(&servers[idle_server], 2, 5000));
-    usleep(100 * 1000);
+    cr_assert(wait_active(stats_port, 2 * SERVERS - 2), "charlie's connections were not closed");
     for (int i = 0; i < 9; i++)
         cr_expect_eq(short_exchange(port), idle_server, "short connection %d", i);
     for (int i = 0; i < 2 * SERVERS; i++)
         if (held_server[i] != idle_server)
             close(held[i]);
-    for (int i = 0; i < SERVERS; i++)
-        cr_assert(backend_wait_finished(&servers[i], 2 + (i == idle_server ? 9 : 0), 5000));
-    usleep(100 * 1000);
+    cr_assert(wait_active(stats_port, 0), "the long connections were not closed");
     unsigned served[SERVERS] = { 0 };
     for (int i = 0; i < 9; i++)
         served[short_exchange(port)]++;
@@ -240,5 +254,54 @@ Test(balance, client_address_behind_a_load_balancer_hashes_the_named_clients, .i
     }
     for (int i = 0; i < SERVERS; i++)
         cr_expect_lt(per_server[i], CLIENTS, "every named client on server %d", i);
+    expect_clean_exit();
+}
+
+/* A server that refuses (and never rests: max_fails=0) while the two
+ * others each hold a long connection: it has the fewest open, so every
+ * new connection tries it first and then goes on. That stays so only if
+ * each failed attempt gives its count back; one that kept it would make
+ * the refusing server look as busy as the others after the first try,
+ * and later connections would skip it. */
+Test(balance, least_connections_gives_back_a_failed_servers_count, .init = integration_init,
+     .fini = balance_fini)
+{
+    const int block = 113;
+    uint16_t port = TEST_PORT(block, 0), stats_port = TEST_PORT(block, 9), refused_port = TEST_PORT(block, 10);
+    balance_hello = hello_build("shared.example.org");
+    cr_assert_not_null(balance_hello.data);
+    for (int i = 0; i < 2; i++)
+        cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\nshared.example.org = shared\n[upstream shared]\nbalance = least_connections\n"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u max_fails=0\n",
+                             TEST_PORT(block, 1), TEST_PORT(block, 2), refused_port);
+    char *config = config_text(port, globals, body);
+    cr_assert(proxy_start(&balance_proxy, config, port), "snisplice did not start");
+    free(config);
+    free(body);
+    free(globals);
+
+    int held[6], held_count = 0;
+    bool holds[2] = { false, false };
+    while (!(holds[0] && holds[1])) {
+        cr_assert_lt(held_count, 6, "the long connections never reached both servers");
+        int server;
+        held[held_count++] = open_held(port, &server);
+        holds[server] = true;
+    }
+    char *series = text_format("snisplice_upstream_connect_failures_total{upstream=\"shared\",server=\"127.0.0.1:%u\"}",
+                               refused_port);
+    long long failures_before = stats_value(stats_port, series);
+    if (failures_before < 0)
+        failures_before = 0;
+    const int connections = 8;
+    for (int i = 0; i < connections; i++)
+        short_exchange(port);
+    cr_expect_eq(stats_value(stats_port, series) - failures_before, connections,
+                 "every new connection should have tried the refusing server first");
+    free(series);
+    for (int i = 0; i < held_count; i++)
+        close(held[i]);
     expect_clean_exit();
 }
