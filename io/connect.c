@@ -285,10 +285,31 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     connect_next_server(worker, connection);
 }
 
+/* The metrics entry of the server a connection just reached: the worker's
+ * cached one for a server of its current snapshot, else (the first
+ * connect to it, or a connection from before a reload) by name. */
+static struct metrics_server *server_metrics_of(struct worker *worker, const struct connection *connection,
+                                                const struct upstream_server *server)
+{
+    const struct upstream *upstream = connection->upstream;
+    uint32_t slot = upstream->health_index + (uint32_t)(server - upstream->servers);
+    bool cached = connection->snapshot == worker->snapshot && slot < worker->server_metrics_count;
+    if (cached && worker->server_metrics[slot])
+        return worker->server_metrics[slot];
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&server->address, text, sizeof text);
+    struct metrics_server *entry = metrics_server(&worker->metrics, upstream->name, text);
+    if (cached)
+        worker->server_metrics[slot] = entry;
+    return entry;
+}
+
 void connect_on_complete(struct worker *worker, struct connection *connection, int result)
 {
     const struct upstream_server *server = connection->server;
     if (result == 0) {
+        connection->server_metrics = server_metrics_of(worker, connection, server);
+        metrics_add(&connection->server_metrics->connections, 1);
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
         bool client_waits = routed_by_name(connection);
         upstream_health_succeeded(health_of(worker, connection), connection->upstream, server);

@@ -178,6 +178,8 @@ void connection_close(struct worker *worker, struct connection *connection,
     counter_add(&worker->counters.bytes_to_upstream, connection->to_upstream.bytes);
     counter_add(&worker->counters.bytes_to_client, connection->to_client.bytes);
     upstream_health_release(&worker->health, &connection->upstream_hold);
+    if (connection->server_metrics)
+        metrics_add(&connection->server_metrics->closed, 1);
     if (connection->client_counted) {
         client_counts_release(worker->client_counts, &connection->client_address);
         connection->client_counted = false;

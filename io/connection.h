@@ -24,6 +24,7 @@
 
 struct worker;
 struct metrics_route;
+struct metrics_server;
 
 enum connection_state {
     CONNECTION_FREE,
@@ -138,6 +139,7 @@ struct connection {
     uint64_t deferred_at_wait;       /* worker->waits when it was deferred */
     struct access_record *access;    /* only while an access_log is configured */
     struct metrics_route *route_metrics; /* its route's counters (worker->metrics) */
+    struct metrics_server *server_metrics; /* its server's, once connected; NULL before */
     struct connection *next_free;
 };
 

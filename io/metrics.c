@@ -85,32 +85,31 @@ struct metrics_route *metrics_unrouted(struct metrics *metrics)
     return &metrics->routes[0]; /* "-", interned first by metrics_init */
 }
 
-void metrics_count_connect_failure(struct metrics *metrics, const char *upstream, const char *server)
+struct metrics_server *metrics_server(struct metrics *metrics, const char *upstream, const char *server)
 {
     uint32_t count = atomic_load_explicit(&metrics->server_count, memory_order_relaxed);
     for (uint32_t slot = hash_text(upstream, server) & metrics->server_index.mask;;
          slot = (slot + 1) & metrics->server_index.mask) {
         uint32_t entry = metrics->server_index.slots[slot];
-        struct metrics_server *found = NULL;
         if (entry == 0) {
-            if (count == METRICS_NAMES_MAX) {
-                found = &metrics->servers[METRICS_NAMES_MAX];
-            } else {
-                found = &metrics->servers[count];
-                snprintf(found->upstream, METRICS_NAME_SIZE, "%s", upstream);
-                snprintf(found->server, ADDRESS_TEXT_MAX, "%s", server);
-                metrics->server_index.slots[slot] = count + 1;
-                atomic_store_explicit(&metrics->server_count, count + 1, memory_order_release);
-            }
-        } else if (strcmp(metrics->servers[entry - 1].upstream, upstream) == 0 &&
-                   strcmp(metrics->servers[entry - 1].server, server) == 0) {
-            found = &metrics->servers[entry - 1];
+            if (count == METRICS_NAMES_MAX)
+                return &metrics->servers[METRICS_NAMES_MAX];
+            struct metrics_server *added = &metrics->servers[count];
+            snprintf(added->upstream, METRICS_NAME_SIZE, "%s", upstream);
+            snprintf(added->server, ADDRESS_TEXT_MAX, "%s", server);
+            metrics->server_index.slots[slot] = count + 1;
+            atomic_store_explicit(&metrics->server_count, count + 1, memory_order_release);
+            return added;
         }
-        if (found) {
-            metrics_add(&found->connect_failures, 1);
-            return;
-        }
+        struct metrics_server *known = &metrics->servers[entry - 1];
+        if (strcmp(known->upstream, upstream) == 0 && strcmp(known->server, server) == 0)
+            return known;
     }
+}
+
+void metrics_count_connect_failure(struct metrics *metrics, const char *upstream, const char *server)
+{
+    metrics_add(&metrics_server(metrics, upstream, server)->connect_failures, 1);
 }
 
 void metrics_observe_preread(struct metrics *metrics, uint64_t milliseconds)
@@ -260,6 +259,60 @@ static void render_routes(struct text *text, const struct worker *workers, unsig
     free(all);
 }
 
+enum server_family { SERVER_CONNECT_FAILURES, SERVER_CONNECTIONS, SERVER_OPEN };
+
+static const char *const server_family_headers[] = {
+    [SERVER_CONNECT_FAILURES] = "# HELP snisplice_upstream_connect_failures_total Failed connect attempts by upstream server.\n"
+                                "# TYPE snisplice_upstream_connect_failures_total counter\n",
+    [SERVER_CONNECTIONS] = "# HELP snisplice_upstream_connections_total Connections made to each upstream server.\n"
+                           "# TYPE snisplice_upstream_connections_total counter\n",
+    [SERVER_OPEN] = "# HELP snisplice_upstream_open_connections Connections open to each upstream server now.\n"
+                    "# TYPE snisplice_upstream_open_connections gauge\n",
+};
+
+static const char *const server_family_names[] = {
+    [SERVER_CONNECT_FAILURES] = "snisplice_upstream_connect_failures_total",
+    [SERVER_CONNECTIONS] = "snisplice_upstream_connections_total",
+    [SERVER_OPEN] = "snisplice_upstream_open_connections",
+};
+
+/* A worker's entry as the family counts it. Open connections are
+ * connections less closed ones, each counter read once: a reader racing
+ * the worker may see a close before its connect, so the sum over workers
+ * is clamped at zero rather than wrapping. */
+static int64_t server_family_value(const struct metrics_server *entry, enum server_family family)
+{
+    switch (family) {
+    case SERVER_CONNECT_FAILURES:
+        return (int64_t)load(&entry->connect_failures);
+    case SERVER_CONNECTIONS:
+        return (int64_t)load(&entry->connections);
+    case SERVER_OPEN:
+        break;
+    }
+    uint64_t closed = load(&entry->closed);
+    return (int64_t)(load(&entry->connections) - closed);
+}
+
+/* One family over `all` (sorted; a name may appear once per worker). */
+static void render_server_family(struct text *text, const struct metrics_server **all, size_t used,
+                                 enum server_family family)
+{
+    emit(text, "%s", server_family_headers[family]);
+    char upstream[2 * METRICS_NAME_SIZE], server[2 * ADDRESS_TEXT_MAX];
+    for (size_t i = 0; i < used;) {
+        int64_t sum = 0;
+        size_t end = i;
+        for (; end < used && compare_servers(&all[end], &all[i]) == 0; end++)
+            sum += server_family_value(all[end], family);
+        metrics_escape_label(all[i]->upstream, upstream, sizeof upstream);
+        metrics_escape_label(all[i]->server, server, sizeof server);
+        emit(text, "%s{upstream=\"%s\",server=\"%s\"} %lld\n", server_family_names[family], upstream, server,
+             (long long)(sum > 0 ? sum : 0));
+        i = end;
+    }
+}
+
 static void render_servers(struct text *text, const struct worker *workers, unsigned worker_count)
 {
     size_t total = 0;
@@ -276,24 +329,14 @@ static void render_servers(struct text *text, const struct worker *workers, unsi
         uint32_t n = atomic_load_explicit(&metrics->server_count, memory_order_acquire);
         for (uint32_t i = 0; i < n && used < total; i++)
             all[used++] = &metrics->servers[i];
-        if (used < total && load(&metrics->servers[METRICS_NAMES_MAX].connect_failures))
-            all[used++] = &metrics->servers[METRICS_NAMES_MAX];
+        const struct metrics_server *other = &metrics->servers[METRICS_NAMES_MAX];
+        if (used < total && (load(&other->connect_failures) || load(&other->connections)))
+            all[used++] = other;
     }
     qsort(all, used, sizeof *all, compare_servers);
-    emit(text, "# HELP snisplice_upstream_connect_failures_total Failed connect attempts by upstream server.\n"
-               "# TYPE snisplice_upstream_connect_failures_total counter\n");
-    char upstream[2 * METRICS_NAME_SIZE], server[2 * ADDRESS_TEXT_MAX];
-    for (size_t i = 0; i < used;) {
-        uint64_t sum = 0;
-        size_t end = i;
-        for (; end < used && compare_servers(&all[end], &all[i]) == 0; end++)
-            sum += load(&all[end]->connect_failures);
-        metrics_escape_label(all[i]->upstream, upstream, sizeof upstream);
-        metrics_escape_label(all[i]->server, server, sizeof server);
-        emit(text, "snisplice_upstream_connect_failures_total{upstream=\"%s\",server=\"%s\"} %llu\n",
-             upstream, server, (unsigned long long)sum);
-        i = end;
-    }
+    render_server_family(text, all, used, SERVER_CONNECT_FAILURES);
+    render_server_family(text, all, used, SERVER_CONNECTIONS);
+    render_server_family(text, all, used, SERVER_OPEN);
     free(all);
 }
 

@@ -2,7 +2,8 @@
  * metrics.h - what `stats = ADDR` reports, counted per worker.
  *
  * Owns one worker's counters: connections by route and outcome, bytes by
- * route, connect failures by upstream server, the preread-time histogram
+ * route, connects that failed or succeeded and connections open by
+ * upstream server, the preread-time histogram
  * and pipe-pool gauges. Only the owning worker writes (relaxed atomic
  * stores, no locks, no shared cache lines); the stats thread reads.
  *
@@ -42,6 +43,8 @@ struct metrics_server {
     char upstream[METRICS_NAME_SIZE];
     char server[ADDRESS_TEXT_MAX];
     _Atomic uint64_t connect_failures;
+    _Atomic uint64_t connections; /* connects that succeeded */
+    _Atomic uint64_t closed;      /* of those, closed since: open = connections - closed */
 };
 
 /* Name -> entry, open addressing; used only by the owning worker. */
@@ -73,6 +76,9 @@ void metrics_destroy(struct metrics *metrics);
 struct metrics_route *metrics_route(struct metrics *metrics, const char *name);
 struct metrics_route *metrics_unrouted(struct metrics *metrics);
 
+/* The entry for a server of an upstream (interned on first use); the
+ * "other" entry when the table is full. Never NULL after init. */
+struct metrics_server *metrics_server(struct metrics *metrics, const char *upstream, const char *server);
 void metrics_count_connect_failure(struct metrics *metrics, const char *upstream, const char *server);
 void metrics_observe_preread(struct metrics *metrics, uint64_t milliseconds);
 

@@ -6,7 +6,8 @@
  * every worker, across a reload that reorders the servers and behind a
  * trusted PROXY-protocol balancer, and moves only the clients of a server
  * that stopped answering. A connect that fails gives its server's count
- * back. Ports: blocks 110-113.
+ * back. The stats endpoint reports connections made and open per server.
+ * Ports: blocks 110-113.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -121,6 +122,16 @@ static bool wait_active(uint16_t stats_port, long long count)
     return false;
 }
 
+/* A per-server sample of the stats endpoint for server `index` of block. */
+static long long server_stat(uint16_t stats_port, const char *family, int block, int index)
+{
+    char *series = text_format("%s{upstream=\"shared\",server=\"127.0.0.1:%u\"}", family,
+                               TEST_PORT(block, 1 + index));
+    long long value = stats_value(stats_port, series);
+    free(series);
+    return value;
+}
+
 /* Two servers each hold two long connections (a Matrix sync, a
  * websocket): every short connection then goes to the third, which has
  * none open, where round robin would send two of three to the busy ones.
@@ -139,8 +150,11 @@ Test(balance, least_connections_sends_new_clients_to_the_emptier_server, .init =
         held[i] = open_held(port, &held_server[i]);
         per_server[held_server[i]]++;
     }
-    for (int i = 0; i < SERVERS; i++)
+    for (int i = 0; i < SERVERS; i++) {
         cr_assert_eq(per_server[i], 2, "long connections on server %d: %u of 6", i, per_server[i]);
+        cr_expect_eq(server_stat(stats_port, "snisplice_upstream_open_connections", 110, i), 2,
+                     "the open connections reported for server %d", i);
+    }
     /* charlie's two end: it now has none open, the others two each. A
      * short connection's own count lingers until the proxy has closed it,
      * which is at most one: still fewer than two. */
@@ -160,6 +174,14 @@ Test(balance, least_connections_sends_new_clients_to_the_emptier_server, .init =
         served[short_exchange(port)]++;
     cr_expect(served[0] > 0 && served[1] > 0, "with nothing open: %u %u %u of 9", served[0], served[1],
               served[2]);
+    cr_assert(wait_active(stats_port, 0));
+    for (int i = 0; i < SERVERS; i++) {
+        long long made = 2 + (i == idle_server ? 9 : 0) + served[i];
+        cr_expect_eq(server_stat(stats_port, "snisplice_upstream_connections_total", 110, i), made,
+                     "connections reported for server %d", i);
+        cr_expect_eq(server_stat(stats_port, "snisplice_upstream_open_connections", 110, i), 0,
+                     "server %d: all closed", i);
+    }
     expect_clean_exit();
 }
 
