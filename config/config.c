@@ -78,6 +78,9 @@ struct pending_listener {
     uint32_t max_connections_per_client;       /* 0: off */
     bool max_connections_per_client_set;       /* else [global]'s */
     struct tcp_keepalive keepalive;            /* copied into the snapshot */
+    uint32_t preread_timeout_ms;               /* this listener's own; 0: [global]'s */
+    uint32_t connect_timeout_ms;
+    uint32_t idle_timeout_ms;
 };
 
 struct pending_upstream {
@@ -537,6 +540,12 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
     }
     else if (strcmp(name, "tcp_keepalive") == 0)
         parse_keepalive(loader, value, &listener->keepalive);
+    else if (strcmp(name, "preread_timeout") == 0)
+        parse_duration_key(loader, name, value, &listener->preread_timeout_ms);
+    else if (strcmp(name, "connect_timeout") == 0)
+        parse_duration_key(loader, name, value, &listener->connect_timeout_ms);
+    else if (strcmp(name, "idle_timeout") == 0)
+        parse_duration_key(loader, name, value, &listener->idle_timeout_ms);
     else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
@@ -935,6 +944,12 @@ static void describe_listener(const struct pending_listener *listener, char *out
 }
 
 /* Fill snapshot->listeners: a route table or a plain upstream each. */
+/* A timeout a listener may set for itself (nginx: in its server block). */
+static uint32_t own_or_global(uint32_t own_ms, uint32_t global_ms)
+{
+    return own_ms ? own_ms : global_ms;
+}
+
 static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
 {
     snapshot->listeners = calloc(loader->listener_count ? loader->listener_count : 1,
@@ -958,6 +973,9 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
                                                    ? pending->max_connections_per_client
                                                    : loader->settings.max_connections_per_client;
         listener->keepalive = pending->keepalive;
+        listener->preread_timeout_ms = own_or_global(pending->preread_timeout_ms, loader->settings.preread_timeout_ms);
+        listener->connect_timeout_ms = own_or_global(pending->connect_timeout_ms, loader->settings.connect_timeout_ms);
+        listener->idle_timeout_ms = own_or_global(pending->idle_timeout_ms, loader->settings.idle_timeout_ms);
         snapshot->listener_count = (uint32_t)i + 1;
         if (!listener->name)
             return false;

@@ -56,6 +56,12 @@ struct snapshot_listener {
     /* On each accepted client socket; read when the options are submitted,
      * so it lives here, pinned with the connection's snapshot. */
     struct tcp_keepalive keepalive;
+    /* Its own timeouts where the [listen] section sets them, else
+     * [global]'s (nginx's preread_timeout, proxy_connect_timeout and
+     * proxy_timeout per server block). */
+    uint32_t preread_timeout_ms;
+    uint32_t connect_timeout_ms;
+    uint32_t idle_timeout_ms;
 };
 
 /* A listening address and the listener that serves it. */

@@ -181,8 +181,10 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&server->address.storage,
                           server->address.length);
     worker_track_op(sqe, connection, RING_TAG_STEP);
-    timer_wheel_arm(&worker->timers, &connection->timer,
-                    worker->now_ms + connection->snapshot->settings.connect_timeout_ms);
+    const struct snapshot_listener *listener = connect_listener_of(connection);
+    uint32_t timeout_ms = listener ? listener->connect_timeout_ms
+                                   : connection->snapshot->settings.connect_timeout_ms;
+    timer_wheel_arm(&worker->timers, &connection->timer, worker->now_ms + timeout_ms);
 }
 
 /* The client's place on an upstream's ring: its address as admission or a
@@ -273,6 +275,11 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
         return;
     }
     connection->upstream = &snapshot->upstreams[target];
+    /* Kept: the snapshot is unpinned once connected, and a reload must not
+     * change an open connection's timeout (README: timeouts are for new
+     * connections). */
+    const struct snapshot_listener *listener = connect_listener_of(connection);
+    connection->idle_timeout_ms = listener ? listener->idle_timeout_ms : snapshot->settings.idle_timeout_ms;
     connection->route_metrics = metrics_route(&worker->metrics, connection->upstream->name);
     if (connection->access)
         snprintf(connection->access->route, sizeof connection->access->route, "%s",

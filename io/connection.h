@@ -132,6 +132,7 @@ struct connection {
                                       * backups, CONNECT_BACKUP_UNCHOSEN until then
                                       * (io/connect.c) */
     uint64_t last_activity_ms;
+    uint32_t idle_timeout_ms;        /* its listener's, as when it connected */
     struct relay_direction to_upstream;
     struct relay_direction to_client;
     struct connection *deferred_previous; /* in the worker's deferred list while */

@@ -43,9 +43,9 @@ void preread_start(struct worker *worker, struct connection *connection)
         connect_upstream(worker, connection, listener->upstream);
         return;
     }
-    const struct snapshot_settings *settings = &connection->snapshot->settings;
-    timer_wheel_arm(&worker->timers, &connection->timer,
-                    worker->now_ms + settings->preread_timeout_ms);
+    uint32_t timeout_ms = listener ? listener->preread_timeout_ms
+                                   : connection->snapshot->settings.preread_timeout_ms;
+    timer_wheel_arm(&worker->timers, &connection->timer, worker->now_ms + timeout_ms);
     /* The hello usually arrives with the handshake's last ACK: try at once. */
     preread_on_readable(worker, connection);
 }

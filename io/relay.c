@@ -477,8 +477,7 @@ void relay_start(struct worker *worker, struct connection *connection, bool clie
 {
     connection->state = CONNECTION_RELAY;
     connection->last_activity_ms = worker->now_ms;
-    timer_wheel_arm(&worker->timers, &connection->timer,
-                    worker->now_ms + worker->snapshot->settings.idle_timeout_ms);
+    timer_wheel_arm(&worker->timers, &connection->timer, worker->now_ms + connection->idle_timeout_ms);
     struct relay_side to_client = side_of(connection, RING_TAG_TO_CLIENT);
     wait_readable(worker, connection, &to_client);
     /* The ClientHello is queued in the client socket: move it now rather
@@ -535,8 +534,7 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
 
 void relay_on_idle_timer(struct worker *worker, struct connection *connection)
 {
-    uint64_t idle_ms = worker->snapshot->settings.idle_timeout_ms;
-    uint64_t deadline = connection->last_activity_ms + idle_ms;
+    uint64_t deadline = connection->last_activity_ms + connection->idle_timeout_ms;
     if (worker->now_ms >= deadline) {
         connection_close(worker, connection, OUTCOME_IDLE_TIMEOUT);
         return;

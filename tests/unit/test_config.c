@@ -872,3 +872,33 @@ Test(config, balance_key)
                   "server = 127.0.0.1:1\n",
                   expected, 1);
 }
+
+/* nginx sets preread_timeout, proxy_connect_timeout and proxy_timeout per
+ * server block: a [listen] section may set its own, else it has
+ * [global]'s, wherever [global] stands in the file. */
+Test(config, listener_timeouts)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\nidle_timeout = 1m\n"
+                                    "[listen ssh]\naddress = 127.0.0.1:2222\nupstream = a\nidle_timeout = 2h\n"
+                                    "connect_timeout = 3s\npreread_timeout = 700ms\n"
+                                    "[listen plain]\naddress = 127.0.0.1:2223\nupstream = a\n"
+                                    "[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n"
+                                    "[global]\nidle_timeout = 20m\nconnect_timeout = 4s\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, 3);
+    cr_expect_eq(snapshot->listeners[0].idle_timeout_ms, 60 * 1000);
+    cr_expect_eq(snapshot->listeners[0].connect_timeout_ms, 4000, "[global]'s, set after it");
+    cr_expect_eq(snapshot->listeners[0].preread_timeout_ms, 5000, "the default");
+    cr_expect_eq(snapshot->listeners[1].idle_timeout_ms, 2 * 3600 * 1000);
+    cr_expect_eq(snapshot->listeners[1].connect_timeout_ms, 3000);
+    cr_expect_eq(snapshot->listeners[1].preread_timeout_ms, 700);
+    cr_expect_eq(snapshot->listeners[2].idle_timeout_ms, 20 * 60 * 1000);
+    config_free(config);
+
+    const char *const expected[] = {
+        "3: idle_timeout: bad duration '0' (e.g. 500ms, 5s, 10m; more than 0, at most 30d)"
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\nidle_timeout = 0\n[routes]\ndefault = a\n"
+                  "[upstream a]\nserver = 127.0.0.1:1\n",
+                  expected, 1);
+}
