@@ -7,8 +7,9 @@
  * disturbing other routes; an upstream of 256 refusing servers is no
  * different; servers back from an outage are used at once; a resting
  * server's share is spread by weight, and so are the connections that fail
- * over to the backups. Ports: blocks 5-7, 46, 49, 90, 94, 101-103 (indexes
- * 10+ are never listened on, except in block 101).
+ * over to the backups. A listener's own connect_timeout applies to its
+ * clients. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115 (indexes 10+
+ * are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -366,6 +367,38 @@ Test(failover, connect_timeout_moves_to_the_next_server, .init = integration_ini
         close(fillers[i]);
     close(hole);
     free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+/* A listener's own connect_timeout: through it a connect to the black
+ * hole gives up after 300 ms; through the other listener, to the same
+ * upstream, after [global]'s 2 s. */
+Test(failover, each_listener_keeps_its_own_connect_timeout, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(115, 0), hole_port = TEST_PORT(115, 1), other_port = TEST_PORT(115, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    char *body = text_format("connect_timeout = 300ms\n[listen other]\naddress = 127.0.0.1:%u\n"
+                             "[routes]\ndefault = 127.0.0.1:%u\n[routes other]\ndefault = 127.0.0.1:%u\n",
+                             other_port, hole_port, hole_port);
+    start_proxy(proxy_port, body);
+    cr_assert(net_wait_listening(other_port, 5000));
+    long long start = monotonic_ms();
+    char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+    long long own = monotonic_ms() - start;
+    free(reply);
+    start = monotonic_ms();
+    reply = exchange_once(other_port, failover_hello.data, failover_hello.length, 5000, NULL);
+    long long global = monotonic_ms() - start;
+    free(reply);
+    cr_expect(own >= 250 && own <= 1500, "own connect_timeout 300ms: closed after %lld ms", own);
+    cr_expect(global >= 1900 && global <= 4000, "[global]'s 2s: closed after %lld ms", global);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
     free(body);
     expect_clean_exit();
 }

@@ -4,7 +4,9 @@
  * after the timeout and never reach an upstream; one that leaves in the
  * middle of its hello is closed at once. idle_timeout closes a relayed
  * connection on which nothing moves, and never one that is still
- * delivering to a slow reader. Ports: blocks 11-12, 19, 95-96.
+ * delivering to a slow reader. A listener's own preread_timeout and
+ * idle_timeout apply to its clients only. Ports: blocks 11-12, 19, 95-96,
+ * 114.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
@@ -215,5 +217,70 @@ Test(timeouts, slow_reader_of_a_download_is_not_idle, .init = integration_init, 
     cr_expect(intact, "the bytes differ from what the server sent");
     cr_expect_gt(took, 2000, "the download was not slow (%lld ms): the test proves nothing", took);
     hello_free(&hello);
+    expect_clean_exit();
+}
+
+/* Connect to port, send the hello, read the backend's "alpha\n" and then
+ * wait, sending nothing: how long until the proxy closes, or -1 if it
+ * is still open after wait_ms. */
+static long long idle_close_after(uint16_t port, const struct hello_bytes *hello, int wait_ms)
+{
+    int fd = net_connect(port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, hello->data, hello->length));
+    char name[6];
+    cr_assert_eq(net_receive_exact(fd, name, sizeof name, 5000), sizeof name, "no answer from the backend");
+    long long start = monotonic_ms();
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, start, wait_ms, &received);
+    close(fd);
+    return closed_after;
+}
+
+/* Half a hello on port, then silence: how long until the proxy closes,
+ * or -1 if it is still open after wait_ms. */
+static long long preread_close_after(uint16_t port, const struct hello_bytes *hello, int wait_ms)
+{
+    int fd = net_connect(port);
+    cr_assert(fd >= 0);
+    long long start = monotonic_ms();
+    cr_assert(net_send_all(fd, hello->data, hello->length / 2));
+    size_t received = 0;
+    long long closed_after = net_ms_until_closed(fd, start, wait_ms, &received);
+    close(fd);
+    return closed_after;
+}
+
+/* nginx's SSH-and-HTTPS setup: one listener's clients get their own short
+ * timeouts, the other listener keeps [global]'s longer ones. */
+Test(timeouts, each_listener_keeps_its_own_timeouts, .init = integration_init, .fini = timeout_fini)
+{
+    uint16_t short_port = TEST_PORT(114, 0), alpha_port = TEST_PORT(114, 1), long_port = TEST_PORT(114, 2);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("idle_timeout = 1s\npreread_timeout = 500ms\n"
+                             "[listen long]\naddress = 127.0.0.1:%u\n"
+                             "[routes]\ndefault = 127.0.0.1:%u\n[routes long]\ndefault = 127.0.0.1:%u\n",
+                             long_port, alpha_port, alpha_port);
+    /* config_text's [listen] comes first: the body's first lines are its keys. */
+    char *config = config_text(short_port, "idle_timeout = 4s\npreread_timeout = 4s\n", body);
+    cr_assert(proxy_start(&timeout_proxy, config, short_port), "snisplice did not start");
+    cr_assert(net_wait_listening(long_port, 5000));
+    struct hello_bytes hello = hello_build("idle.example.net");
+    cr_assert_not_null(hello.data);
+
+    long long short_idle = idle_close_after(short_port, &hello, 5000);
+    cr_expect(short_idle >= 900 && short_idle <= 2500, "short listener: idle closed after %lld ms, want about 1000",
+              short_idle);
+    long long long_idle = idle_close_after(long_port, &hello, 2500);
+    cr_expect_eq(long_idle, -1, "long listener: closed after %lld ms, before [global]'s 4 s", long_idle);
+
+    long long short_preread = preread_close_after(short_port, &hello, 5000);
+    cr_expect(short_preread >= 300 && short_preread <= 2500,
+              "short listener: half a hello closed after %lld ms, want about 500", short_preread);
+    long long long_preread = preread_close_after(long_port, &hello, 2000);
+    cr_expect_eq(long_preread, -1, "long listener: half a hello closed after %lld ms, before 4 s", long_preread);
+    hello_free(&hello);
+    free(config);
+    free(body);
     expect_clean_exit();
 }
