@@ -6,7 +6,9 @@
  * on the release binary and on the ASan one. Afterwards the proxy's fds
  * and threads are back at their baseline, its RSS too (release binary
  * only, see below), and no good connection failed. fds are counted exactly:
- * the pipes the pools keep (from the stats endpoint) are set apart. Ports: block 79.
+ * the pipes the pools keep (from the stats endpoint) are set apart, and
+ * no upstream server is reported with a connection still open. The
+ * reloads switch between the balance modes. Ports: block 79.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -27,6 +29,7 @@
 
 static struct proxy soak_proxy;
 static struct backend soak_alpha;
+static struct backend soak_alpha_twin; /* a second server that answers as "alpha" too */
 static struct hello_bytes soak_hello;
 static uint16_t soak_port, soak_stats_port;
 static atomic_bool soak_stop;
@@ -116,12 +119,20 @@ Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini 
     soak_port = TEST_PORT(79, 0);
     soak_stats_port = TEST_PORT(79, 2);
     cr_assert(backend_start(&soak_alpha, "alpha", TEST_PORT(79, 1), NULL, NULL));
-    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
-                             TEST_PORT(79, 1));
+    cr_assert(backend_start(&soak_alpha_twin, "alpha", TEST_PORT(79, 3), NULL, NULL));
+    /* The reloads switch the upstream between the two balance modes that
+     * keep per-connection state (counts held across reloads, the ring),
+     * and the listener's own idle_timeout on and off. */
+    char *body_a = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nbalance = least_connections\n"
+                               "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                               TEST_PORT(79, 1), TEST_PORT(79, 3));
+    char *body_b = text_format("idle_timeout = 30s\n[routes]\ndefault = alpha\n[upstream alpha]\n"
+                               "balance = client_address\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
+                               TEST_PORT(79, 3), TEST_PORT(79, 1));
     char *globals_a = text_format("preread_timeout = 1s\nstats = 127.0.0.1:%u\n", soak_stats_port);
     char *globals_b = text_format("preread_timeout = 2s\nstats = 127.0.0.1:%u\n", soak_stats_port);
-    char *config_a = config_text(soak_port, globals_a, body);
-    char *config_b = config_text(soak_port, globals_b, body);
+    char *config_a = config_text(soak_port, globals_a, body_a);
+    char *config_b = config_text(soak_port, globals_b, body_b);
     cr_assert(proxy_start(&soak_proxy, config_a, soak_port));
     soak_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(soak_hello.data);
@@ -164,6 +175,12 @@ Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini 
     }
     cr_expect_eq(fds_after, fds_before, "fds outside the pipe pool: %d -> %d", fds_before, fds_after);
     cr_expect_eq(in_use, 0, "%lld pipes still lent out after all connections ended", in_use);
+    for (int i = 1; i <= 3; i += 2) {
+        char *series = text_format("snisplice_upstream_open_connections{upstream=\"alpha\",server=\"127.0.0.1:%u\"}",
+                                   TEST_PORT(79, i));
+        cr_expect_eq(stats_value(soak_stats_port, series), 0, "%s after all connections ended", series);
+        free(series);
+    }
     cr_expect_eq(proxy_status_value(&soak_proxy, "Threads:"), threads_before, "threads changed");
     long rss_after = proxy_status_value(&soak_proxy, "VmRSS:");
     if (proxy_runs_under_asan(&soak_proxy)) {
@@ -183,6 +200,7 @@ Test(soak, mixed_traffic_leaves_nothing_behind, .init = integration_init, .fini 
     free(config_b);
     free(globals_a);
     free(globals_b);
-    free(body);
+    free(body_a);
+    free(body_b);
     cr_expect_eq(proxy_stop(&soak_proxy, 10000), 0);
 }
