@@ -3,12 +3,13 @@
  * nginx_import.h).
  *
  * Two passes: first collect every stream block's maps, upstreams, servers,
- * allow/deny rules, limit_conn zones and limits, and the [global] settings
- * (timeouts, preread_max; several stream blocks and included files merge,
- * as in nginx); then decide names and write the INI. Every directive is
- * either converted or reported: the `import_warn` calls, here and in the
- * files below, are the list of what snisplice does not do, and
- * nginx_import_notes.c says why for the directives nginx documents.
+ * allow/deny rules, limit_conn zones and limits, and the settings (the
+ * timeouts per level, stream block or server; preread_max; several stream
+ * blocks and included files merge, as in nginx); then decide names and
+ * write the INI. Every directive is either converted or reported: the
+ * `import_warn` calls, here and in the files below, are the list of what
+ * snisplice does not do, and nginx_import_notes.c says why for the
+ * directives nginx documents.
  *
  * Naming: a single routed server becomes `[listen]` with `[routes]`, as a
  * hand-written config would; with several servers each becomes
@@ -160,6 +161,15 @@ static bool convert_duration(const char *nginx, char *out, size_t out_size)
     else if (seconds % 60 == 0) snprintf(out, out_size, "%llum", seconds / 60);
     else snprintf(out, out_size, "%llus", seconds);
     return true;
+}
+
+/* Two times in the INI's form that are the same ("10000ms" and "10s"). */
+static bool same_duration(const char *a, const char *b)
+{
+    uint64_t a_ms, b_ms;
+    if (!units_parse_duration(a, &a_ms) || !units_parse_duration(b, &b_ms))
+        return strcmp(a, b) == 0;
+    return a_ms == b_ms;
 }
 
 /* One part of so_keepalive's IDLE:INTERVAL:COUNT: a time in the INI's
@@ -479,18 +489,20 @@ static bool convert_setting(struct importer *importer, const struct nginx_direct
     return false;
 }
 
-static void collect_setting(struct importer *importer, const struct nginx_directive *directive,
-                            struct import_setting *setting)
+/* preread_buffer_size, at any level: snisplice has one preread_max. */
+static void collect_global_setting(struct importer *importer, const struct nginx_directive *directive,
+                                   struct import_setting *setting)
 {
     char value[32];
     bool clamped;
     if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped))
         return;
-    if (setting->value[0] && strcmp(setting->value, value) != 0) {
+    struct import_value *kept = &setting->global;
+    if (kept->text[0] && strcmp(kept->text, value) != 0) {
         import_warn(importer, directive,
                     "%s %s: snisplice has one %s for every listener; keeping %s from %s:%d",
-                    directive->name, directive->args[0], setting->ini_name, setting->value, setting->file,
-                    setting->line);
+                    directive->name, directive->args[0], setting->ini_name, kept->text, kept->at->file,
+                    kept->at->line);
         return;
     }
     /* Said only for the value written: a clamped one that loses to an
@@ -498,18 +510,49 @@ static void collect_setting(struct importer *importer, const struct nginx_direct
     if (clamped)
         import_warn(importer, directive, "%s %s: snisplice's %s takes 1k to 64k; written as %s = %s",
                     directive->name, directive->args[0], setting->ini_name, setting->ini_name, value);
-    snprintf(setting->value, sizeof setting->value, "%s", value);
-    setting->file = directive->file;
-    setting->line = directive->line;
+    snprintf(kept->text, sizeof kept->text, "%s", value);
+    kept->at = directive;
 }
 
-static bool collect_setting_directive(struct importer *importer, const struct nginx_directive *directive)
+/* A timeout at one level, the stream block (`level` is the setting's
+ * [global] value) or a server (its own). nginx refuses a second one at the
+ * same level ("is duplicate"): the first is kept, as for the other
+ * directives nginx would refuse. */
+static void collect_timeout(struct importer *importer, const struct nginx_directive *directive,
+                            const struct import_setting *setting, struct import_value *level, const char *where)
+{
+    char value[32];
+    bool clamped;
+    if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped))
+        return;
+    if (!level->text[0]) {
+        snprintf(level->text, sizeof level->text, "%s", value);
+        level->at = directive;
+        return;
+    }
+    if (!same_duration(level->text, value))
+        import_warn(importer, directive,
+                    "%s %s: a second %s %s (nginx refuses this configuration); keeping %s = %s from %s:%d",
+                    directive->name, directive->args[0], directive->name, where, setting->ini_name, level->text,
+                    level->at->file, level->at->line);
+}
+
+/* One of the settings' directives, in the stream block (`server` NULL) or
+ * in a server. False: not one of them. */
+static bool collect_setting_directive(struct importer *importer, const struct nginx_directive *directive,
+                                      struct import_server *server)
 {
     for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++) {
-        if (strcmp(directive->name, importer->settings[i].nginx_name) == 0) {
-            collect_setting(importer, directive, &importer->settings[i]);
-            return true;
-        }
+        struct import_setting *setting = &importer->settings[i];
+        if (strcmp(directive->name, setting->nginx_name) != 0)
+            continue;
+        if (!setting->per_listener)
+            collect_global_setting(importer, directive, setting);
+        else if (server)
+            collect_timeout(importer, directive, setting, &server->own[i], "in this server");
+        else
+            collect_timeout(importer, directive, setting, &setting->global, "in the stream block");
+        return true;
     }
     return false;
 }
@@ -680,7 +723,7 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             continue;
         else if (import_access_collect_limit(importer, &server->limits, item))
             continue;
-        else if (!collect_common(importer, item) && !collect_setting_directive(importer, item))
+        else if (!collect_common(importer, item) && !collect_setting_directive(importer, item, server))
             import_warn_directive_left_out(importer, item);
     }
     import_access_check(importer, &server->access);
@@ -710,7 +753,7 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             importer->stream_proxy_protocol = import_is_on(importer, item);
         else if (strcmp(item->name, "proxy_socket_keepalive") == 0)
             importer->stream_socket_keepalive = import_is_on(importer, item);
-        else if (!collect_common(importer, item) && !collect_setting_directive(importer, item))
+        else if (!collect_common(importer, item) && !collect_setting_directive(importer, item, NULL))
             import_warn_directive_left_out(importer, item);
     }
 }
@@ -1055,6 +1098,34 @@ static void write_listener_keepalive(struct importer *importer, struct text *ini
         import_text_printf(ini, "tcp_keepalive = %s\n", first->keepalive);
 }
 
+/* Whether a server's own timeout changes what its listener would have
+ * without a key of its own: [global]'s, which is the stream block's, or
+ * snisplice's default when the stream block gives none. (nginx's defaults
+ * are never written: a timeout nginx left unset is snisplice's default.)
+ * Compared in milliseconds: "600s" and "10m" are the same. */
+static bool differs_from_inherited(const struct import_setting *setting, const struct import_value *own)
+{
+    uint64_t own_ms, inherited_ms = setting->default_ms;
+    if (!units_parse_duration(own->text, &own_ms))
+        return true;
+    if (setting->global.text[0] && !units_parse_duration(setting->global.text, &inherited_ms))
+        return true;
+    return own_ms != inherited_ms;
+}
+
+/* nginx sets the timeouts per server, as snisplice per listener: a
+ * server's own value is its listener's key, unless it changes nothing. */
+static void write_listener_timeouts(const struct importer *importer, struct text *ini,
+                                    const struct import_server *server)
+{
+    for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++) {
+        const struct import_setting *setting = &importer->settings[i];
+        const struct import_value *own = &server->own[i];
+        if (setting->per_listener && own->text[0] && differs_from_inherited(setting, own))
+            import_text_printf(ini, "%s = %s\n", setting->ini_name, own->text);
+    }
+}
+
 static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
                            bool unnamed)
 {
@@ -1069,6 +1140,7 @@ static void write_listener(struct importer *importer, struct text *ini, const st
     if (server->upstream)
         import_text_printf(ini, "upstream = %s\n", target_text(server->upstream, server_reach(server)));
     write_listener_keepalive(importer, ini, server);
+    write_listener_timeouts(importer, ini, server);
     if (accepts_proxy_protocol) {
         if (server->trusted_count)
             write_trusted(ini, server->trusted, server->trusted_count);
@@ -1335,7 +1407,7 @@ static void write_ini(struct importer *importer, struct text *ini)
                             "; Check it with: snisplice -t -c FILE\n\n", importer->source);
     bool any_global = importer->workers || importer->user || importer->access_log;
     for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
-        any_global |= importer->settings[i].value[0] != '\0';
+        any_global |= importer->settings[i].global.text[0] != '\0';
     if (any_global) {
         import_text_printf(ini, "[global]\n");
         if (importer->workers)
@@ -1345,8 +1417,9 @@ static void write_ini(struct importer *importer, struct text *ini)
         if (importer->access_log)
             import_text_printf(ini, "access_log = %s\n", importer->access_log->args[0]);
         for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
-            if (importer->settings[i].value[0])
-                import_text_printf(ini, "%s = %s\n", importer->settings[i].ini_name, importer->settings[i].value);
+            if (importer->settings[i].global.text[0])
+                import_text_printf(ini, "%s = %s\n", importer->settings[i].ini_name,
+                                   importer->settings[i].global.text);
         import_text_printf(ini, "\n");
     }
 
@@ -1402,10 +1475,19 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
 {
     memset(out, 0, sizeof *out);
     struct importer importer = { .out = out, .source = source };
-    importer.settings[0] = (struct import_setting){ "proxy_connect_timeout", "connect_timeout", false, "", NULL, 0 };
-    importer.settings[1] = (struct import_setting){ "proxy_timeout", "idle_timeout", false, "", NULL, 0 };
-    importer.settings[2] = (struct import_setting){ "preread_timeout", "preread_timeout", false, "", NULL, 0 };
-    importer.settings[3] = (struct import_setting){ "preread_buffer_size", "preread_max", true, "", NULL, 0 };
+    /* The timeouts' defaults are snisplice's (config.c's default_settings),
+     * not nginx's 60s, 10m and 30s: a timeout nginx leaves unset is not
+     * written, so a listener has snisplice's. The unit tests load converted
+     * INIs and check the listeners' timeouts, which catches a drift. */
+    importer.settings[0] = (struct import_setting){ .nginx_name = "proxy_connect_timeout",
+                                                    .ini_name = "connect_timeout", .per_listener = true,
+                                                    .default_ms = 5 * 1000 };
+    importer.settings[1] = (struct import_setting){ .nginx_name = "proxy_timeout", .ini_name = "idle_timeout",
+                                                    .per_listener = true, .default_ms = 10 * 60 * 1000 };
+    importer.settings[2] = (struct import_setting){ .nginx_name = "preread_timeout", .ini_name = "preread_timeout",
+                                                    .per_listener = true, .default_ms = 5 * 1000 };
+    importer.settings[3] = (struct import_setting){ .nginx_name = "preread_buffer_size", .ini_name = "preread_max",
+                                                    .size = true };
     collect_main(&importer, &tree->root);
     /* Only now is the stream level complete: a rule after the last server
      * still applies to it in nginx. */

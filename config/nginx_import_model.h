@@ -114,6 +114,28 @@ struct import_limits {
     bool dry_run_said;    /* its warning is given once, however many servers it covers */
 };
 
+/* One level's value of a setting, converted, and the directive that gave
+ * it (the first, when nginx's refusal of a second is only a warning here). */
+struct import_value {
+    char text[32];        /* "" when not given */
+    const struct nginx_directive *at;
+};
+
+/* A setting nginx has per server, with the stream block's for servers
+ * that give none. The timeouts become a listener's own key where a
+ * server's differs from what its listener has anyway; preread_max is one
+ * [global] value in snisplice, whichever level gave it. */
+struct import_setting {
+    const char *nginx_name;
+    const char *ini_name;
+    bool size;            /* a size (preread_buffer_size); else a time */
+    bool per_listener;    /* a timeout: a [listen] section may set its own */
+    uint64_t default_ms;  /* per_listener: snisplice's default, for a listener that nothing sets it for */
+    struct import_value global; /* [global]'s: the stream block's; preread_max: the first anywhere */
+};
+
+#define IMPORT_SETTING_COUNT 4
+
 struct import_server {
     const struct nginx_directive *directive;
     struct import_listen *listens;
@@ -132,21 +154,9 @@ struct import_server {
     struct import_access access;  /* allow/deny of this server */
     struct import_limits limits;  /* limit_conn of this server */
     uint32_t client_limit;        /* max_connections_per_client to write; 0: none */
+    struct import_value own[IMPORT_SETTING_COUNT]; /* the timeouts given in this server; by importer->settings index */
     char name[NAME_MAX_LENGTH];
 };
-
-/* A [global] value one nginx directive sets, wherever it appears:
- * snisplice has one for every listener, nginx one per server. */
-struct import_setting {
-    const char *nginx_name;
-    const char *ini_name;
-    bool size;            /* a size (preread_buffer_size); else a time */
-    char value[32];       /* converted, "" when never set */
-    const char *file;
-    int line;
-};
-
-#define IMPORT_SETTING_COUNT 4
 
 struct importer {
     struct nginx_import *out;

@@ -581,16 +581,16 @@ Test(nginx_import, several_servers_each_become_a_listener)
         "  server { listen 8080; proxy_pass web; proxy_timeout 2h; }\n"
         "}\n");
     log_warnings(&result);
-    cr_expect(has_warning(&result, "nginx.conf:12:", "one idle_timeout"), "a second proxy_timeout is reported");
-    cr_expect_eq(result.warning_count, 1);
+    cr_expect_eq(result.warning_count, 0, "a server's own timeout is its listener's, not a conflict");
     cr_expect(strstr(result.ini, "[global]\nworkers = auto\nuser = www-data\nconnect_timeout = 3s\n"
-                                 "idle_timeout = 1h\npreread_timeout = 10s\n"), "%s", result.ini);
-    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\naddress = [::]:443\nroutes = web\n"),
-              "%s", result.ini);
+                                 "idle_timeout = 1h\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\naddress = [::]:443\nroutes = web\n"
+                                 "preread_timeout = 10s\n\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[listen port443_2]\naddress = 10.0.0.1:443\nroutes = lan\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"),
               "%s", result.ini);
-    cr_expect(strstr(result.ini, "[listen port8080]\naddress = 0.0.0.0:8080\nupstream = web\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port8080]\naddress = 0.0.0.0:8080\nupstream = web\nidle_timeout = 2h\n\n"),
+              "%s", result.ini);
     cr_expect(strstr(result.ini, "[routes web]\ndefault = web\na.example.com = 127.0.0.1:9100\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[routes lan]\ngit.lan = 127.0.0.1:3000\n"), "%s", result.ini);
     nginx_import_free(&result);
@@ -1455,7 +1455,7 @@ Test(nginx_import, unknown_directives_keep_the_plain_warning)
 
 /* preread_buffer_size is snisplice's preread_max (both close a client
  * whose hello does not fit): converted, set to the nearer bound of the
- * INI's 1k..64k with a warning, and, as with the timeouts, one value for
+ * INI's 1k..64k with a warning, and, unlike the timeouts, one value for
  * every listener. */
 Test(nginx_import, preread_buffer_size_becomes_preread_max)
 {
@@ -1502,7 +1502,8 @@ Test(nginx_import, preread_buffer_size_becomes_preread_max)
     cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: preread_buffer_size 512: snisplice's preread_max "
                                          "takes 1k to 64k; written as preread_max = 1k"));
     cr_expect_eq(result.warning_count, 1);
-    cr_expect(strstr(result.ini, "[global]\npreread_timeout = 10s\npreread_max = 1k\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[global]\npreread_max = 1k\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\npreread_timeout = 10s\n\n"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 
@@ -1511,6 +1512,214 @@ Test(nginx_import, preread_buffer_size_becomes_preread_max)
     cr_expect_eq(result.warning_count, 0);
     cr_expect(strstr(result.ini, "[global]\npreread_max = 20000\n\n"), "%s", result.ini);
     expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* ---- timeouts: per server in nginx, per listener in the INI ---- */
+
+/* What one loaded listener's timeouts are, in milliseconds. */
+struct listener_timeouts {
+    uint32_t connect_ms, idle_ms, preread_ms;
+};
+
+#define SNISPLICE_CONNECT_MS 5000u
+#define SNISPLICE_IDLE_MS (10u * 60 * 1000)
+#define SNISPLICE_PREREAD_MS 5000u
+
+/* The converted INI loads, and its listeners, in order, have `expected`. */
+static void expect_loaded_timeouts(const char *ini, const struct listener_timeouts *expected, size_t count)
+{
+    struct config *config = load_converted(ini);
+    cr_assert_not_null(config, "the converted INI does not load:\n%s", ini);
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, count, "%s", ini);
+    for (size_t i = 0; i < count; i++) {
+        const struct snapshot_listener *listener = &snapshot->listeners[i];
+        cr_expect_eq(listener->connect_timeout_ms, expected[i].connect_ms, "listener %zu connect:\n%s", i, ini);
+        cr_expect_eq(listener->idle_timeout_ms, expected[i].idle_ms, "listener %zu idle:\n%s", i, ini);
+        cr_expect_eq(listener->preread_timeout_ms, expected[i].preread_ms, "listener %zu preread:\n%s", i, ini);
+    }
+    config_free(config);
+}
+
+/* The self-hosting case: an SSH forward kept open for hours beside HTTPS
+ * that has the stream block's value, or nginx's 10m when there is none.
+ * Only the SSH listener gets idle_timeout; HTTPS keeps minutes. */
+Test(nginx_import, ssh_forward_keeps_its_long_proxy_timeout_and_https_the_stream_value)
+{
+    static const char servers[] =
+        "  map $ssl_preread_server_name $name { default web; }\n"
+        "  upstream web { server 127.0.0.1:8443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_timeout 24h; }\n"
+        "}\n";
+    char *text = NULL;
+    cr_assert(asprintf(&text, "stream {\n%s", servers) > 0);
+    struct nginx_import result = import_text(text);
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]") == NULL, "nothing process-wide:\n%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\nroutes = name\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = 127.0.0.1:22\n"
+                                 "idle_timeout = 24h\n\n"), "%s", result.ini);
+    const struct listener_timeouts unset[] = {
+        { SNISPLICE_CONNECT_MS, SNISPLICE_IDLE_MS, SNISPLICE_PREREAD_MS },
+        { SNISPLICE_CONNECT_MS, 24u * 3600 * 1000, SNISPLICE_PREREAD_MS },
+    };
+    expect_loaded_timeouts(result.ini, unset, 2);
+    nginx_import_free(&result);
+    free(text);
+
+    cr_assert(asprintf(&text, "stream {\n  proxy_timeout 5m;\n%s", servers) > 0);
+    result = import_text(text);
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\nidle_timeout = 5m\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\nroutes = name\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nidle_timeout = 24h\n\n"), "%s", result.ini);
+    const struct listener_timeouts stream_value[] = {
+        { SNISPLICE_CONNECT_MS, 5u * 60 * 1000, SNISPLICE_PREREAD_MS },
+        { SNISPLICE_CONNECT_MS, 24u * 3600 * 1000, SNISPLICE_PREREAD_MS },
+    };
+    expect_loaded_timeouts(result.ini, stream_value, 2);
+    nginx_import_free(&result);
+    free(text);
+}
+
+/* Each of the three: the stream block's value is [global]'s, a server's
+ * own replaces it for that server's listener only, in whichever order
+ * nginx read them (a stream-level value after the server still counts). */
+Test(nginx_import, server_timeouts_override_the_stream_blocks)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  proxy_connect_timeout 10s;\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443;\n"
+        "           proxy_connect_timeout 2s; proxy_timeout 30m; preread_timeout 500ms; }\n"
+        "  server { listen 444; proxy_pass 127.0.0.1:8444; }\n"
+        "  server { listen 445; proxy_pass 127.0.0.1:8445; preread_timeout 1m; }\n"
+        "  proxy_timeout 1h;\n"
+        "  preread_timeout 20s;\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\nconnect_timeout = 10s\nidle_timeout = 1h\npreread_timeout = 20s\n\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\nupstream = 127.0.0.1:8443\n"
+                                 "connect_timeout = 2s\nidle_timeout = 30m\npreread_timeout = 500ms\n\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port444]\naddress = 0.0.0.0:444\nupstream = 127.0.0.1:8444\n\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port445]\naddress = 0.0.0.0:445\nupstream = 127.0.0.1:8445\n"
+                                 "preread_timeout = 1m\n\n"), "%s", result.ini);
+    const struct listener_timeouts expected[] = {
+        { 2000, 30u * 60 * 1000, 500 },
+        { 10000, 3600u * 1000, 20000 },
+        { 10000, 3600u * 1000, 60000 },
+    };
+    expect_loaded_timeouts(result.ini, expected, 3);
+    nginx_import_free(&result);
+}
+
+/* A server's value that its listener would have anyway adds no line: the
+ * stream block's, in whatever form ("60m" is "1h"), or, with none there,
+ * snisplice's default. A value that is only nginx's default (60s, 30s) is
+ * no default in snisplice and is written. */
+Test(nginx_import, server_timeout_its_listener_has_anyway_adds_no_line)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  proxy_timeout 1h;\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; proxy_timeout 60m;\n"
+        "           proxy_connect_timeout 5s; preread_timeout 5000ms; }\n"
+        "  server { listen 444; proxy_pass 127.0.0.1:8444; proxy_connect_timeout 60s; preread_timeout 30s; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\nidle_timeout = 1h\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\nupstream = 127.0.0.1:8443\n\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port444]\naddress = 0.0.0.0:444\nupstream = 127.0.0.1:8444\n"
+                                 "connect_timeout = 1m\npreread_timeout = 30s\n\n"), "%s", result.ini);
+    const struct listener_timeouts expected[] = {
+        { SNISPLICE_CONNECT_MS, 3600u * 1000, SNISPLICE_PREREAD_MS },
+        { 60000, 3600u * 1000, 30000 },
+    };
+    expect_loaded_timeouts(result.ini, expected, 2);
+    nginx_import_free(&result);
+}
+
+/* As before listeners had timeouts: what nginx leaves at its defaults
+ * (60s, 10m, 30s) is not written, and the listener has snisplice's. */
+Test(nginx_import, unset_timeouts_are_snisplices_defaults)
+{
+    struct nginx_import result = import_text("stream { server { listen 443; proxy_pass 127.0.0.1:8443; } }\n");
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "timeout") == NULL, "%s", result.ini);
+    const struct listener_timeouts expected[] = { { SNISPLICE_CONNECT_MS, SNISPLICE_IDLE_MS, SNISPLICE_PREREAD_MS } };
+    expect_loaded_timeouts(result.ini, expected, 1);
+    nginx_import_free(&result);
+}
+
+/* A server with several listens is one listener: its timeouts are written
+ * once and every address has them. The only routed server becomes the
+ * unnamed [listen], which takes them as well. */
+Test(nginx_import, every_listen_of_a_server_has_its_timeouts)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { default 127.0.0.1:8443; }\n"
+        "  server { listen 443; listen [::]:443; ssl_preread on; proxy_pass $name; preread_timeout 10s;\n"
+        "           proxy_timeout 2h; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[listen]\naddress = 0.0.0.0:443\naddress = [::]:443\nidle_timeout = 2h\n"
+                                 "preread_timeout = 10s\n\n"), "%s", result.ini);
+    struct config *config = load_converted(result.ini);
+    cr_assert_not_null(config, "%s", result.ini);
+    cr_assert_eq(config->snapshot->address_count, 2);
+    for (uint32_t i = 0; i < config->snapshot->address_count; i++) {
+        const struct snapshot_listener *listener =
+            &config->snapshot->listeners[config->snapshot->addresses[i].listener];
+        cr_expect_eq(listener->idle_timeout_ms, 2u * 3600 * 1000);
+        cr_expect_eq(listener->preread_timeout_ms, 10000);
+    }
+    config_free(config);
+    nginx_import_free(&result);
+}
+
+/* nginx refuses a timeout given twice at one level ("is duplicate"):
+ * the first is kept, with a warning; the same value twice is harmless. A
+ * value that cannot be read is left out, and the server has the stream
+ * block's. None of this is "one ... for every listener" any more. */
+Test(nginx_import, a_timeout_given_twice_at_one_level_keeps_the_first)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                            /* 1 */
+        "  preread_timeout 10s;\n"                                                              /* 2 */
+        "  preread_timeout 20s;\n"                                                              /* 3 */
+        "  preread_timeout 10000ms;\n"                                                          /* 4 */
+        "  server { listen 443; proxy_pass 127.0.0.1:8443;\n"                                   /* 5 */
+        "           proxy_timeout 1h;\n"                                                        /* 6 */
+        "           proxy_timeout 2h;\n"                                                        /* 7 */
+        "           proxy_connect_timeout soon; }\n"                                            /* 8 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: preread_timeout 20s: a second preread_timeout in "
+                                         "the stream block (nginx refuses this configuration); keeping "
+                                         "preread_timeout = 10s from nginx.conf:2"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: proxy_timeout 2h: a second proxy_timeout in this "
+                                         "server (nginx refuses this configuration); keeping idle_timeout = 1h from "
+                                         "nginx.conf:6"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:8: warning: proxy_connect_timeout: cannot read the time 'soon'; "
+                                         "not carried over"));
+    cr_expect_eq(result.warning_count, 3, "line 4 gives line 2's value");
+    cr_expect_eq(count_warnings(&result, "", "for every listener"), 0);
+    cr_expect(strstr(result.ini, "[global]\npreread_timeout = 10s\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\nidle_timeout = 1h\n\n"), "%s", result.ini);
+    const struct listener_timeouts expected[] = { { SNISPLICE_CONNECT_MS, 3600u * 1000, 10000 } };
+    expect_loaded_timeouts(result.ini, expected, 1);
     nginx_import_free(&result);
 }
 
