@@ -1107,7 +1107,7 @@ static void loader_release(struct loader *loader)
     free(loader->tables);
 }
 
-static const struct snapshot_settings default_settings = {
+const struct snapshot_settings config_default_settings = {
     .preread_timeout_ms = 5000,
     .preread_max = 16 * 1024,
     .connect_timeout_ms = 5000,
@@ -1135,7 +1135,7 @@ struct config *config_load(const char *path, struct config_errors *errors)
 {
     errors->lines = NULL;
     errors->count = 0;
-    struct loader loader = { .path = path, .errors = errors, .settings = default_settings };
+    struct loader loader = { .path = path, .errors = errors, .settings = config_default_settings };
     loader.file = fopen(path, "r");
     if (!loader.file) {
         add_error(&loader, 0, "cannot open: %s", strerror(errno));

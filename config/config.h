@@ -14,6 +14,10 @@
 #include "../core/address.h"
 #include "../core/snapshot.h"
 
+/* [global]'s values where the file sets none (the importer leaves a
+ * timeout nginx did not set to these). */
+extern const struct snapshot_settings config_default_settings;
+
 struct config_errors {
     char **lines; /* "FILE:LINE: problem", each malloc'd */
     size_t count;

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "../core/address.h"
+#include "config.h"
 #include "../core/hostname.h"
 #include "../core/route_regex.h"
 #include "../core/snapshot.h"
@@ -1475,17 +1476,18 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
 {
     memset(out, 0, sizeof *out);
     struct importer importer = { .out = out, .source = source };
-    /* The timeouts' defaults are snisplice's (config.c's default_settings),
-     * not nginx's 60s, 10m and 30s: a timeout nginx leaves unset is not
-     * written, so a listener has snisplice's. The unit tests load converted
-     * INIs and check the listeners' timeouts, which catches a drift. */
+    /* The timeouts' defaults are snisplice's, not nginx's 60s, 10m and
+     * 30s: a timeout nginx leaves unset is not written, so a listener has
+     * snisplice's. */
+    const struct snapshot_settings *defaults = &config_default_settings;
     importer.settings[0] = (struct import_setting){ .nginx_name = "proxy_connect_timeout",
                                                     .ini_name = "connect_timeout", .per_listener = true,
-                                                    .default_ms = 5 * 1000 };
+                                                    .default_ms = defaults->connect_timeout_ms };
     importer.settings[1] = (struct import_setting){ .nginx_name = "proxy_timeout", .ini_name = "idle_timeout",
-                                                    .per_listener = true, .default_ms = 10 * 60 * 1000 };
+                                                    .per_listener = true, .default_ms = defaults->idle_timeout_ms };
     importer.settings[2] = (struct import_setting){ .nginx_name = "preread_timeout", .ini_name = "preread_timeout",
-                                                    .per_listener = true, .default_ms = 5 * 1000 };
+                                                    .per_listener = true,
+                                                    .default_ms = defaults->preread_timeout_ms };
     importer.settings[3] = (struct import_setting){ .nginx_name = "preread_buffer_size", .ini_name = "preread_max",
                                                     .size = true };
     collect_main(&importer, &tree->root);
