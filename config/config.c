@@ -602,7 +602,7 @@ static void add_route(struct loader *loader, const char *name, const char *value
     loader->route_count++;
 }
 
-/* nginx's server parameters: weight=N max_fails=N fail_timeout=T backup down. */
+/* nginx's server parameters: weight=N max_fails=N fail_timeout=T max_conns=N backup down. */
 static bool parse_server_flag(struct loader *loader, const char *flag, struct upstream_server *server)
 {
     uint64_t number;
@@ -617,10 +617,14 @@ static bool parse_server_flag(struct loader *loader, const char *flag, struct up
     } else if (strncmp(flag, "fail_timeout=", 13) == 0 && units_parse_duration(flag + 13, &number) &&
                number > 0 && number <= TIMEOUT_MAX_MS) {
         server->fail_timeout_ms = (uint32_t)number;
+    } else if (strncmp(flag, "max_conns=", 10) == 0 &&
+               units_parse_count(flag + 10, 0, UPSTREAM_MAX_CONNS_MAX, &number)) {
+        server->max_conns = (uint32_t)number;
     } else {
         add_error(loader, loader->line,
-                  "server: bad parameter '%s' (weight=1..%d, max_fails=0..1000, fail_timeout=DURATION up to 30d, backup, down)",
-                  flag, UPSTREAM_WEIGHT_MAX);
+                  "server: bad parameter '%s' (weight=1..%d, max_fails=0..1000, fail_timeout=DURATION up to 30d, "
+                  "max_conns=0..%d, backup, down)",
+                  flag, UPSTREAM_WEIGHT_MAX, UPSTREAM_MAX_CONNS_MAX);
         return false;
     }
     return true;

@@ -1377,6 +1377,8 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
                 write_bounded(importer, ini, item, "weight", flag + 7, 1, UPSTREAM_WEIGHT_MAX);
             } else if (strncmp(flag, "max_fails=", 10) == 0) {
                 write_bounded(importer, ini, item, "max_fails", flag + 10, 0, 1000);
+            } else if (strncmp(flag, "max_conns=", 10) == 0) {
+                write_bounded(importer, ini, item, "max_conns", flag + 10, 0, UPSTREAM_MAX_CONNS_MAX);
             } else if (strcmp(flag, "fail_timeout=0") == 0 || strcmp(flag, "fail_timeout=0s") == 0) {
                 /* nginx rests such a server until the clock's next second. */
                 import_warn(importer, item, "server %s: %s rests a server for under a second in nginx; written as "

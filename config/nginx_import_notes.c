@@ -131,7 +131,6 @@ static const struct import_note notes[] = {
     { "match", false, NO_ACTIVE_CHECKS },
 
     /* an upstream's server parameters */
-    { "server:max_conns", false, "snisplice has no per-server connection limit" },
     { "server:resolve", false, "snisplice looks the name up when it loads its configuration; a reload looks it "
                                "up again" },
     { "server:service", false, "snisplice looks up addresses, not SRV records: write each server as NAME:PORT" },

@@ -28,6 +28,7 @@
 #include "tcp_keepalive.h"
 
 #define UPSTREAM_WEIGHT_MAX 1000
+#define UPSTREAM_MAX_CONNS_MAX 1000000
 #define UPSTREAM_SERVERS_MAX 256
 
 struct upstream_server {
@@ -37,6 +38,7 @@ struct upstream_server {
     uint16_t weight;          /* share of new connections among its kind (primaries or backups) */
     uint16_t max_fails;       /* failures within fail_timeout that take it out; 0: never */
     uint32_t fail_timeout_ms; /* that window, and how long it then stays out */
+    uint32_t max_conns;       /* connections one worker may have open to it; 0: no limit */
 };
 
 /* nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */

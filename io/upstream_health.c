@@ -60,7 +60,11 @@ bool upstream_health_available(const struct upstream_health *health, const struc
                                const struct upstream_server *server, uint64_t now_ms)
 {
     const struct server_health *slot = slot_of(health, upstream, server);
-    return !slot || now_ms >= slot->unavailable_until_ms;
+    if (!slot)
+        return true;
+    if (server->max_conns && health->connections[slot - health->servers] >= server->max_conns)
+        return false;
+    return now_ms >= slot->unavailable_until_ms;
 }
 
 struct availability {
@@ -151,7 +155,7 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
 void upstream_health_hold(struct upstream_health *health, const struct upstream *upstream,
                           const struct upstream_server *server, struct upstream_hold *hold)
 {
-    if (upstream->balance != UPSTREAM_BALANCE_LEAST_CONNECTIONS)
+    if (upstream->balance != UPSTREAM_BALANCE_LEAST_CONNECTIONS && server->max_conns == 0)
         return;
     const struct server_health *slot = slot_of(health, upstream, server);
     if (!slot)

@@ -21,8 +21,10 @@
  * servers take part, so a resting server's share goes to the others of
  * its kind by weight. For least_connections it counts the worker's open
  * connections to each server, and the round robin runs over the least
- * loaded; (client_address needs nothing here: its attempts follow the
- * upstream's ring, skipping resting servers as every mode does).
+ * loaded (client_address needs nothing here: its attempts follow the
+ * upstream's ring, skipping resting servers as every mode does). The same
+ * counts hold nginx's max_conns: a server with that many of the worker's
+ * connections open is skipped as a resting one is, but counts no failure.
  */
 #ifndef SNISPLICE_IO_UPSTREAM_HEALTH_H
 #define SNISPLICE_IO_UPSTREAM_HEALTH_H
@@ -61,8 +63,8 @@ struct upstream_hold {
 bool upstream_health_reset(struct upstream_health *health, uint32_t slots);
 void upstream_health_free(struct upstream_health *health);
 
-/* A NULL table (a connection on an older snapshot) counts every server as
- * available and records nothing. */
+/* Neither resting nor at its max_conns. A NULL table (a connection on an
+ * older snapshot) counts every server as available and records nothing. */
 bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server, uint64_t now_ms);
 /* A connection's first choice: smooth weighted round robin (nginx's) among
@@ -86,7 +88,8 @@ void upstream_health_failed(struct upstream_health *health, const struct upstrea
 void upstream_health_succeeded(struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server);
 /* One more open connection to server, in hold, when its upstream balances
- * by least connections (nothing otherwise, or without a table). */
+ * by least connections or the server has max_conns (nothing otherwise,
+ * or without a table). */
 void upstream_health_hold(struct upstream_health *health, const struct upstream *upstream,
                           const struct upstream_server *server, struct upstream_hold *hold);
 /* Give back what hold holds, if anything: the connection failed to

@@ -7,7 +7,8 @@
  * trusted PROXY-protocol balancer, and moves only the clients of a server
  * that stopped answering. A connect that fails gives its server's count
  * back. The stats endpoint reports connections made and open per server.
- * Ports: blocks 110-113.
+ * max_conns sends the connections past a server's limit elsewhere.
+ * Ports: blocks 110-113, 116.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -325,5 +326,44 @@ Test(balance, least_connections_gives_back_a_failed_servers_count, .init = integ
     free(series);
     for (int i = 0; i < held_count; i++)
         close(held[i]);
+    expect_clean_exit();
+}
+
+/* nginx's max_conns: a primary with max_conns=2 and a backup. Two long
+ * connections fill the primary, so the next ones go to the backup, and
+ * when one of the long ones ends the primary takes new ones again. */
+Test(balance, max_conns_sends_the_connections_past_the_limit_elsewhere, .init = integration_init,
+     .fini = balance_fini)
+{
+    const int block = 116;
+    uint16_t port = TEST_PORT(block, 0), stats_port = TEST_PORT(block, 9);
+    balance_hello = hello_build("shared.example.org");
+    cr_assert_not_null(balance_hello.data);
+    for (int i = 0; i < 2; i++)
+        cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\nshared.example.org = shared\n[upstream shared]\n"
+                             "server = 127.0.0.1:%u max_conns=2\nserver = 127.0.0.1:%u backup\n",
+                             TEST_PORT(block, 1), TEST_PORT(block, 2));
+    char *config = config_text(port, globals, body);
+    cr_assert(proxy_start(&balance_proxy, config, port), "snisplice did not start");
+    free(config);
+    free(body);
+    free(globals);
+
+    int held[2], server;
+    for (int i = 0; i < 2; i++) {
+        held[i] = open_held(port, &server);
+        cr_assert_eq(server, 0, "long connection %d: the primary has room", i);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(short_exchange(port), 1, "connection %d past the primary's max_conns", i);
+    cr_expect_eq(server_stat(stats_port, "snisplice_upstream_open_connections", block, 0), 2);
+    close(held[0]);
+    cr_assert(wait_active(stats_port, 1), "the long connection was not closed");
+    cr_expect_eq(short_exchange(port), 0, "room again on the primary");
+    cr_expect_leq(server_stat(stats_port, "snisplice_upstream_connect_failures_total", block, 0), 0,
+                  "a full server is no failed connect");
+    close(held[1]);
     expect_clean_exit();
 }

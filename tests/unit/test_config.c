@@ -337,7 +337,8 @@ Test(config, every_error_with_its_line)
         "5: unknown key 'colour' in [global]",
         "8: duplicate listen address '127.0.0.1:443'",
         "9: address: bad address 'localhost:443': expected IPv4:port, [IPv6]:port or unix:/path",
-        "17: server: bad parameter 'weight=5000' (weight=1..1000, max_fails=0..1000, fail_timeout=DURATION up to 30d, backup, down)",
+        "17: server: bad parameter 'weight=5000' (weight=1..1000, max_fails=0..1000, fail_timeout=DURATION up to 30d, "
+        "max_conns=0..1000000, backup, down)",
         "19: duplicate upstream 'up' (first at line 16)",
         "21: unknown section [upstreams]",
         "22: bad upstream name 'b@d' (letters, digits, '_', '-')",
@@ -901,4 +902,18 @@ Test(config, listener_timeouts)
     expect_errors("[listen]\naddress = 127.0.0.1:8443\nidle_timeout = 0\n[routes]\ndefault = a\n"
                   "[upstream a]\nserver = 127.0.0.1:1\n",
                   expected, 1);
+}
+
+/* nginx's max_conns=N server parameter; 0 (or none) is no limit. */
+Test(config, server_max_conns)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
+                                    "[upstream a]\nserver = 127.0.0.1:1 max_conns=100 weight=2\n"
+                                    "server = 127.0.0.1:2 max_conns=0\nserver = 127.0.0.1:3\n");
+    const struct upstream *upstream = upstream_named(config, "a");
+    cr_expect_eq(upstream->servers[0].max_conns, 100);
+    cr_expect_eq(upstream->servers[0].weight, 2);
+    cr_expect_eq(upstream->servers[1].max_conns, 0);
+    cr_expect_eq(upstream->servers[2].max_conns, 0);
+    config_free(config);
 }

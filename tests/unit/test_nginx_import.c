@@ -188,16 +188,16 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
     cr_expect(has_warning(&result, "nginx.conf:5:", "without 'hostnames'"));
     cr_expect(has_warning(&result, "nginx.conf:6:", "'nowhere'"));
     cr_expect(has_warning(&result, "nginx.conf:10:", "least_time"));
-    cr_expect(has_warning(&result, "nginx.conf:11:", "max_conns=10"));
+    cr_expect_not(has_warning(&result, "nginx.conf:11:", "max_conns=10"), "max_conns is carried over");
     cr_expect(has_warning(&result, "nginx.conf:12:", "backend.internal: no port"));
     cr_expect(has_warning(&result, "nginx.conf:15:", "log_format"));
     cr_expect(has_warning(&result, "nginx.conf:17:", "ssl"));
     cr_expect(has_warning(&result, "nginx.conf:18:", "udp"));
     cr_expect(has_warning(&result, "nginx.conf:21:", "proxy_buffer_size"));
     cr_expect(has_warning(&result, "nginx.conf:24:", "http { }"));
-    cr_expect_eq(result.warning_count, 12, "one warning each, no more");
+    cr_expect_eq(result.warning_count, 11, "one warning each, no more");
     /* What could be carried over still is. */
-    cr_expect(strstr(result.ini, "server = 127.0.0.1:9001 weight=3 max_fails=2 fail_timeout=30s\n"
+    cr_expect(strstr(result.ini, "server = 127.0.0.1:9001 weight=3 max_fails=2 fail_timeout=30s max_conns=10\n"
                                  "server = 127.0.0.1:9003 backup\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "default = shop\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "address = 0.0.0.0:443\n"), "%s", result.ini);
@@ -1383,7 +1383,6 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
         { "nginx.conf:11:", "upstream a: zone not carried over (nginx shares the group's state" },
         { "nginx.conf:12:", "upstream a: hash $ssl_preread_server_name consistent not carried over (snisplice "
                             "hashes only the client's address" },
-        { "nginx.conf:13:", "parameter max_conns=10 not carried over (snisplice has no per-server connection limit)" },
         { "nginx.conf:13:", "parameter slow_start=30s not carried over (a server that answers again gets its full" },
         { "nginx.conf:14:", "upstream a: state not carried over (snisplice's servers are the INI's server lines" },
         { "nginx.conf:16:", "upstream b: resolver not carried over (snisplice resolves server names when it loads" },
@@ -1416,8 +1415,6 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
     cr_expect(has_exact_warning(&result, "nginx.conf:21: warning: proxy_buffer_size: not needed (snisplice splices "
                                          "through kernel pipes of 64 KiB, grown to 1 MiB for bulk transfers; there "
                                          "is no buffer of this size)"));
-    cr_expect(has_exact_warning(&result, "nginx.conf:13: warning: server 127.0.0.1:1: parameter max_conns=10 not "
-                                         "carried over (snisplice has no per-server connection limit)"));
     cr_expect(has_exact_warning(&result, "nginx.conf:12: warning: upstream a: hash $ssl_preread_server_name "
                                          "consistent not carried over (snisplice hashes only the client's address, "
                                          "as balance = client_address; connections are shared out by weighted round "
@@ -1425,7 +1422,8 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
     /* What could be carried over still is. */
     cr_expect(strstr(result.ini, "address = 0.0.0.0:443\naddress = [::]:443\ntcp_keepalive = on\n"), "%s",
               result.ini);
-    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:1\ntcp_keepalive = on\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:1 max_conns=10\ntcp_keepalive = on\n"), "%s",
+              result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }

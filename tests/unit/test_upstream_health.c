@@ -385,3 +385,44 @@ Test(upstream_health, round_robin_holds_nothing, .fini = teardown)
     cr_expect_eq(hold.generation, 0u);
     cr_expect_eq(health.connections[0], 0);
 }
+
+/* ---- max_conns: a server with that many open connections is skipped ---- */
+
+/* Round robin over two servers, the first with max_conns=2: it takes its
+ * turns until two of its connections are open, then the other takes every
+ * connection; one of the two ending makes room again. Being full is no
+ * failure: the server does not rest. */
+Test(upstream_health, max_conns_skips_a_full_server_until_one_ends, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.servers[0].max_conns = 2;
+    struct upstream_hold holds[2] = { { 0 } };
+    unsigned taken = 0;
+    for (int i = 0; i < 10; i++) {
+        uint32_t first = first_choice(100);
+        struct upstream_hold hold = { 0 };
+        cr_assert(taken < 2 || first == 1, "connection %d went to the full server", i);
+        upstream_health_hold(&health, &upstream, &upstream.servers[first], first == 0 ? &holds[taken] : &hold);
+        if (first == 0)
+            taken++;
+    }
+    cr_expect_eq(taken, 2);
+    cr_expect_not(available(0, 100), "full");
+    cr_expect(available(1, 100), "no limit");
+    upstream_health_release(&health, &holds[0]);
+    cr_expect(available(0, 100), "one ended: room for one more");
+    cr_expect_not(health.servers[0].resting, "being full is no failure");
+}
+
+/* A server without max_conns under round robin keeps no count. */
+Test(upstream_health, max_conns_counts_only_limited_servers, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.servers[1].max_conns = 5;
+    struct upstream_hold unlimited = { 0 }, limited = { 0 };
+    upstream_health_hold(&health, &upstream, &upstream.servers[0], &unlimited);
+    upstream_health_hold(&health, &upstream, &upstream.servers[1], &limited);
+    cr_expect_eq(unlimited.generation, 0u);
+    cr_expect_eq(health.connections[0], 0);
+    cr_expect_eq(health.connections[1], 1);
+}
