@@ -42,7 +42,6 @@
 #include "units.h"
 
 #define WORKERS_MAX 256
-#define TIMEOUT_MAX_MS (30ull * 24 * 3600 * 1000)
 #define PREREAD_MAX_LOW PREREAD_MAX_FLOOR
 #define PREREAD_MAX_HIGH PREREAD_MAX_CEILING
 
@@ -373,7 +372,7 @@ static bool parse_duration_key(struct loader *loader, const char *name, const ch
                                uint32_t *out)
 {
     uint64_t ms;
-    if (!units_parse_duration(value, &ms) || ms == 0 || ms > TIMEOUT_MAX_MS) {
+    if (!units_parse_duration(value, &ms) || ms == 0 || ms > CONFIG_TIMEOUT_MAX_MS) {
         add_error(loader, loader->line, "%s: bad duration '%s' (e.g. 500ms, 5s, 10m; more than 0, at most 30d)",
                   name, value);
         return false;
@@ -615,7 +614,7 @@ static bool parse_server_flag(struct loader *loader, const char *flag, struct up
     } else if (strncmp(flag, "max_fails=", 10) == 0 && units_parse_count(flag + 10, 0, 1000, &number)) {
         server->max_fails = (uint16_t)number;
     } else if (strncmp(flag, "fail_timeout=", 13) == 0 && units_parse_duration(flag + 13, &number) &&
-               number > 0 && number <= TIMEOUT_MAX_MS) {
+               number > 0 && number <= CONFIG_TIMEOUT_MAX_MS) {
         server->fail_timeout_ms = (uint32_t)number;
     } else if (strncmp(flag, "max_conns=", 10) == 0 &&
                units_parse_count(flag + 10, 0, UPSTREAM_MAX_CONNS_MAX, &number)) {
@@ -947,12 +946,13 @@ static void describe_listener(const struct pending_listener *listener, char *out
     snprintf(out, size, "[listen%s%s]", *listener->name ? " " : "", listener->name);
 }
 
-/* Fill snapshot->listeners: a route table or a plain upstream each. */
 /* A timeout a listener may set for itself (nginx: in its server block). */
 static uint32_t own_or_global(uint32_t own_ms, uint32_t global_ms)
 {
     return own_ms ? own_ms : global_ms;
 }
+
+/* Fill snapshot->listeners: a route table or a plain upstream each. */
 
 static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
 {

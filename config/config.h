@@ -14,6 +14,9 @@
 #include "../core/address.h"
 #include "../core/snapshot.h"
 
+/* The longest duration any timeout takes: 30 days. */
+#define CONFIG_TIMEOUT_MAX_MS (30ull * 24 * 3600 * 1000)
+
 /* [global]'s values where the file sets none (the importer leaves a
  * timeout nginx did not set to these). */
 extern const struct snapshot_settings config_default_settings;

@@ -483,11 +483,19 @@ static bool convert_setting(struct importer *importer, const struct nginx_direct
     *clamped = false;
     if (setting->size)
         return convert_preread_size(importer, directive, out, out_size, clamped);
-    if (directive->arg_count == 1 && convert_duration(directive->args[0], out, out_size))
-        return true;
-    import_warn(importer, directive, "%s: cannot read the time '%s'; not carried over", directive->name,
-                directive->arg_count ? directive->args[0] : "");
-    return false;
+    uint64_t ms;
+    if (directive->arg_count != 1 || !convert_duration(directive->args[0], out, out_size) ||
+        !units_parse_duration(out, &ms)) {
+        import_warn(importer, directive, "%s: cannot read the time '%s'; not carried over", directive->name,
+                    directive->arg_count ? directive->args[0] : "");
+        return false;
+    }
+    if (ms > CONFIG_TIMEOUT_MAX_MS) {
+        snprintf(out, out_size, "30d");
+        import_warn(importer, directive, "%s %s: snisplice's %s goes up to 30 days; written as %s = 30d",
+                    directive->name, directive->args[0], setting->ini_name, setting->ini_name);
+    }
+    return true;
 }
 
 /* preread_buffer_size, at any level: snisplice has one preread_max. */

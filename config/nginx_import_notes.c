@@ -125,7 +125,8 @@ static const struct import_note notes[] = {
     { "state", false, "snisplice's servers are the INI's server lines; a reload changes them" },
     { "zone", false, "nginx shares the group's state between its workers; each snisplice worker judges servers "
                      "by its own connections, so a dead server costs up to workers x max_fails attempts per "
-                     "fail_timeout, and balance = least_connections counts each worker's connections" },
+                     "fail_timeout, balance = least_connections counts each worker's connections, and a "
+                     "server's max_conns=N allows N per worker (nginx with a zone: N in all)" },
     { "health_check", false, NO_ACTIVE_CHECKS },
     { "health_check_timeout", false, NO_ACTIVE_CHECKS },
     { "match", false, NO_ACTIVE_CHECKS },

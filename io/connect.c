@@ -64,7 +64,7 @@ static void choose_first_backup(struct worker *worker, struct connection *connec
 {
     const struct upstream *upstream = connection->upstream;
     uint32_t first;
-    if (!upstream_health_first_backup(health, upstream, worker->now_ms, &first))
+    if (!upstream_health_first_backup(health, &worker->metrics, upstream, worker->now_ms, &first))
         first = upstream->primary_count;
     connection->first_backup = (uint16_t)first;
 }
@@ -102,9 +102,9 @@ static const struct upstream_server *next_live_server(struct worker *worker,
             continue;
         }
         connection->connect_attempt++;
-        if (upstream_health_available(health, connection->upstream, server, worker->now_ms)) {
+        if (upstream_health_available(health, &worker->metrics, connection->upstream, server, worker->now_ms)) {
             upstream_health_picked(health, connection->upstream, server, worker->now_ms);
-            upstream_health_hold(health, connection->upstream, server, &connection->upstream_hold);
+            upstream_health_hold(health, &worker->metrics, connection->upstream, server, &connection->held_server);
             return server;
         }
     }
@@ -217,7 +217,7 @@ static void choose_first_primary(struct worker *worker, struct connection *conne
                                client_key(connection, &connection->ring_key);
     if (connection->follows_ring)
         return;
-    if (upstream_health_first_primary(health_of(worker, connection), upstream, worker->now_ms,
+    if (upstream_health_first_primary(health_of(worker, connection), &worker->metrics, upstream, worker->now_ms,
                                       &connection->first_primary))
         return;
     connection->first_primary = upstream_scheduled_primary(upstream, round_robin_next(worker, target));
@@ -292,30 +292,12 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     connect_next_server(worker, connection);
 }
 
-/* The metrics entry of the server a connection just reached: the worker's
- * cached one for a server of its current snapshot, else (the first
- * connect to it, or a connection from before a reload) by name. */
-static struct metrics_server *server_metrics_of(struct worker *worker, const struct connection *connection,
-                                                const struct upstream_server *server)
-{
-    const struct upstream *upstream = connection->upstream;
-    uint32_t slot = upstream->health_index + (uint32_t)(server - upstream->servers);
-    bool cached = connection->snapshot == worker->snapshot && slot < worker->server_metrics_count;
-    if (cached && worker->server_metrics[slot])
-        return worker->server_metrics[slot];
-    char text[ADDRESS_TEXT_MAX];
-    address_format(&server->address, text, sizeof text);
-    struct metrics_server *entry = metrics_server(&worker->metrics, upstream->name, text);
-    if (cached)
-        worker->server_metrics[slot] = entry;
-    return entry;
-}
-
 void connect_on_complete(struct worker *worker, struct connection *connection, int result)
 {
     const struct upstream_server *server = connection->server;
     if (result == 0) {
-        connection->server_metrics = server_metrics_of(worker, connection, server);
+        connection->server_metrics = upstream_health_entry(health_of(worker, connection), &worker->metrics,
+                                                           connection->upstream, server);
         metrics_add(&connection->server_metrics->connections, 1);
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
         bool client_waits = routed_by_name(connection);
@@ -327,7 +309,7 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
         return;
     }
     upstream_health_failed(health_of(worker, connection), connection->upstream, server, worker->now_ms);
-    upstream_health_release(&worker->health, &connection->upstream_hold);
+    upstream_health_release(&connection->held_server);
     char text[ADDRESS_TEXT_MAX];
     address_format(&server->address, text, sizeof text);
     metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);

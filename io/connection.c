@@ -177,7 +177,7 @@ void connection_close(struct worker *worker, struct connection *connection,
     metrics_add(&connection->route_metrics->bytes_to_client, connection->to_client.bytes);
     counter_add(&worker->counters.bytes_to_upstream, connection->to_upstream.bytes);
     counter_add(&worker->counters.bytes_to_client, connection->to_client.bytes);
-    upstream_health_release(&worker->health, &connection->upstream_hold);
+    upstream_health_release(&connection->held_server);
     if (connection->server_metrics)
         metrics_add(&connection->server_metrics->closed, 1);
     if (connection->client_counted) {

@@ -20,7 +20,6 @@
 #include "../core/snapshot.h"
 #include "pipe_pool.h"
 #include "timer_wheel.h"
-#include "upstream_health.h"
 
 struct worker;
 struct metrics_route;
@@ -117,7 +116,8 @@ struct connection {
     struct client_address client_address; /* nginx's $remote_addr: the PROXY header's
                                       * source from a trusted balancer, else the peer's
                                       * (io/admission.c, io/proxy_header.c, io/connect.c) */
-    struct upstream_hold upstream_hold; /* its server's open-connection count (least_connections) */
+    struct metrics_server *held_server; /* counts it among its server's connections from the
+                                      * pick to the close (least_connections, max_conns) */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */

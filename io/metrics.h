@@ -45,6 +45,9 @@ struct metrics_server {
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t connections; /* connects that succeeded */
     _Atomic uint64_t closed;      /* of those, closed since: open = connections - closed */
+    uint32_t held;                /* the worker's own: its connections to the server from
+                                   * the pick to the close, connecting ones too, for
+                                   * least_connections and max_conns (upstream_health.h) */
 };
 
 /* Name -> entry, open addressing; used only by the owning worker. */

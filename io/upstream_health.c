@@ -1,10 +1,13 @@
 /*
- * upstream_health.c - per-worker failure counting for upstream servers.
+ * upstream_health.c - per-worker failure counting for upstream servers,
+ * and the choice among the available ones (see upstream_health.h).
  */
 #include "upstream_health.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "metrics.h"
 
 static struct server_health *slot_of(const struct upstream_health *health,
                                      const struct upstream *upstream,
@@ -28,19 +31,17 @@ bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
         int64_t *weights = servers ? realloc(health->current_weights, slots * sizeof *weights) : NULL;
         if (weights)
             health->current_weights = weights;
-        uint32_t *connections = weights ? realloc(health->connections, slots * sizeof *connections) : NULL;
-        if (!connections)
+        struct metrics_server **entries = weights ? realloc(health->entries, slots * sizeof *entries) : NULL;
+        if (!entries)
             return false;
-        health->connections = connections;
+        health->entries = entries;
     }
     health->count = slots;
-    /* Never 0, which marks a hold as empty. */
-    if (++health->generation == 0)
-        health->generation = 1;
     if (slots) {
         memset(health->servers, 0, slots * sizeof *health->servers);
         memset(health->current_weights, 0, slots * sizeof *health->current_weights);
-        memset(health->connections, 0, slots * sizeof *health->connections);
+        /* The slots are the new snapshot's servers: look each up again. */
+        memset(health->entries, 0, slots * sizeof *health->entries);
     }
     return true;
 }
@@ -49,26 +50,42 @@ void upstream_health_free(struct upstream_health *health)
 {
     free(health->servers);
     free(health->current_weights);
-    free(health->connections);
+    free(health->entries);
     health->servers = NULL;
     health->current_weights = NULL;
-    health->connections = NULL;
+    health->entries = NULL;
     health->count = 0;
 }
 
-bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
-                               const struct upstream_server *server, uint64_t now_ms)
+struct metrics_server *upstream_health_entry(struct upstream_health *health, struct metrics *metrics,
+                                             const struct upstream *upstream,
+                                             const struct upstream_server *server)
 {
     const struct server_health *slot = slot_of(health, upstream, server);
-    if (!slot)
-        return true;
-    if (server->max_conns && health->connections[slot - health->servers] >= server->max_conns)
+    struct metrics_server **cached = slot ? &health->entries[slot - health->servers] : NULL;
+    if (cached && *cached)
+        return *cached;
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&server->address, text, sizeof text);
+    struct metrics_server *entry = metrics_server(metrics, upstream->name, text);
+    if (cached)
+        *cached = entry;
+    return entry;
+}
+
+bool upstream_health_available(struct upstream_health *health, struct metrics *metrics,
+                               const struct upstream *upstream, const struct upstream_server *server,
+                               uint64_t now_ms)
+{
+    if (server->max_conns && upstream_health_entry(health, metrics, upstream, server)->held >= server->max_conns)
         return false;
-    return now_ms >= slot->unavailable_until_ms;
+    const struct server_health *slot = slot_of(health, upstream, server);
+    return !slot || now_ms >= slot->unavailable_until_ms;
 }
 
 struct availability {
-    const struct upstream_health *health;
+    struct upstream_health *health;
+    struct metrics *metrics;
     const struct upstream *upstream;
     uint64_t now_ms;
 };
@@ -76,42 +93,56 @@ struct availability {
 static bool available_now(const struct upstream_server *server, void *context)
 {
     const struct availability *availability = context;
-    return upstream_health_available(availability->health, availability->upstream, server,
+    return upstream_health_available(availability->health, availability->metrics, availability->upstream, server,
                                      availability->now_ms);
+}
+
+/* least_connections compares the worker's open connections to each
+ * server in [begin, end), indexed like upstream->servers. */
+static void held_counts(struct availability *availability, uint32_t begin, uint32_t end, uint32_t *held)
+{
+    const struct upstream *upstream = availability->upstream;
+    for (uint32_t i = begin; i < end; i++)
+        held[i] = upstream_health_entry(availability->health, availability->metrics, upstream,
+                                        &upstream->servers[i])->held;
 }
 
 /* One step of the upstream's balancing over the available servers with
  * index in [begin, end): the primaries or the backups, each with its own
  * running weights (their slots of current_weights). */
-static bool first_available(struct upstream_health *health, const struct upstream *upstream,
-                            uint32_t begin, uint32_t end, uint64_t now_ms, uint32_t *first)
+static bool first_available(struct upstream_health *health, struct metrics *metrics,
+                            const struct upstream *upstream, uint32_t begin, uint32_t end, uint64_t now_ms,
+                            uint32_t *first)
 {
     if (!health || upstream->health_index + upstream->server_count > health->count)
         return false;
-    struct availability availability = { health, upstream, now_ms };
+    struct availability availability = { health, metrics, upstream, now_ms };
     int64_t *current = &health->current_weights[upstream->health_index];
-    int32_t best = upstream->balance == UPSTREAM_BALANCE_LEAST_CONNECTIONS
-                       ? upstream_least_connections_step(upstream, begin, end,
-                                                         &health->connections[upstream->health_index],
-                                                         current, available_now, &availability)
-                       : upstream_round_robin_step(upstream, begin, end, current, available_now,
-                                                   &availability);
+    int32_t best;
+    if (upstream->balance == UPSTREAM_BALANCE_LEAST_CONNECTIONS) {
+        uint32_t held[UPSTREAM_SERVERS_MAX];
+        held_counts(&availability, begin, end, held);
+        best = upstream_least_connections_step(upstream, begin, end, held, current, available_now, &availability);
+    } else {
+        best = upstream_round_robin_step(upstream, begin, end, current, available_now, &availability);
+    }
     if (best < 0)
         return false;
     *first = (uint32_t)best;
     return true;
 }
 
-bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
-                                   uint64_t now_ms, uint32_t *first)
+bool upstream_health_first_primary(struct upstream_health *health, struct metrics *metrics,
+                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
-    return first_available(health, upstream, 0, upstream->primary_count, now_ms, first);
+    return first_available(health, metrics, upstream, 0, upstream->primary_count, now_ms, first);
 }
 
-bool upstream_health_first_backup(struct upstream_health *health, const struct upstream *upstream,
-                                  uint64_t now_ms, uint32_t *first)
+bool upstream_health_first_backup(struct upstream_health *health, struct metrics *metrics,
+                                  const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
-    return first_available(health, upstream, upstream->primary_count, upstream->server_count, now_ms, first);
+    return first_available(health, metrics, upstream, upstream->primary_count, upstream->server_count, now_ms,
+                           first);
 }
 
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
@@ -152,25 +183,21 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
         memset(slot, 0, sizeof *slot);
 }
 
-void upstream_health_hold(struct upstream_health *health, const struct upstream *upstream,
-                          const struct upstream_server *server, struct upstream_hold *hold)
+void upstream_health_hold(struct upstream_health *health, struct metrics *metrics,
+                          const struct upstream *upstream, const struct upstream_server *server,
+                          struct metrics_server **held)
 {
     if (upstream->balance != UPSTREAM_BALANCE_LEAST_CONNECTIONS && server->max_conns == 0)
         return;
-    const struct server_health *slot = slot_of(health, upstream, server);
-    if (!slot)
-        return;
-    hold->slot = (uint32_t)(slot - health->servers);
-    hold->generation = health->generation;
-    health->connections[hold->slot]++;
+    *held = upstream_health_entry(health, metrics, upstream, server);
+    (*held)->held++;
 }
 
-void upstream_health_release(struct upstream_health *health, struct upstream_hold *hold)
+void upstream_health_release(struct metrics_server **held)
 {
-    if (hold->generation != 0 && hold->generation == health->generation && hold->slot < health->count &&
-        health->connections[hold->slot] > 0)
-        health->connections[hold->slot]--;
-    hold->generation = 0;
+    if (*held)
+        (*held)->held--;
+    *held = NULL;
 }
 
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)

@@ -25,6 +25,9 @@
  * upstream's ring, skipping resting servers as every mode does). The same
  * counts hold nginx's max_conns: a server with that many of the worker's
  * connections open is skipped as a resting one is, but counts no failure.
+ * The counts live in the servers' records by name (upstream_health_entry),
+ * so a reload neither forgets open connections nor lends them to another
+ * server.
  */
 #ifndef SNISPLICE_IO_UPSTREAM_HEALTH_H
 #define SNISPLICE_IO_UPSTREAM_HEALTH_H
@@ -41,21 +44,14 @@ struct server_health {
     bool resting;                  /* reached max_fails, no success since */
 };
 
+struct metrics;
+struct metrics_server;
+
 struct upstream_health {
     struct server_health *servers;
-    int64_t *current_weights;      /* the round robins' (primaries', backups'), indexed like servers */
-    uint32_t *connections;         /* open connections to each server (least_connections only) */
+    int64_t *current_weights;        /* the round robins' (primaries', backups'), indexed like servers */
+    struct metrics_server **entries; /* each server's record by name, cached at first use */
     uint32_t count;
-    uint32_t generation;           /* one more at each reset: holds from before it are void */
-};
-
-/* A connection's share of a server's open connections (`connections`), so
- * that its close gives it back; generation 0: it holds none. A hold taken
- * before a reset is dropped, never given back to the new snapshot's
- * counts (nginx's new workers after a reload also start from zero). */
-struct upstream_hold {
-    uint32_t slot;
-    uint32_t generation;
 };
 
 /* Size the table for a snapshot's health_slots and forget the old state.
@@ -63,23 +59,34 @@ struct upstream_hold {
 bool upstream_health_reset(struct upstream_health *health, uint32_t slots);
 void upstream_health_free(struct upstream_health *health);
 
+/* A server's record by name in the worker's metrics (io/metrics.h): its
+ * counters, and `held`, the worker's connections to it from the pick to
+ * the close. Records outlive snapshots, so connections keep counting
+ * against their server across reloads. Cached per slot in a table laid
+ * out for upstream's snapshot; with NULL (a connection on an older
+ * snapshot) looked up by name. */
+struct metrics_server *upstream_health_entry(struct upstream_health *health, struct metrics *metrics,
+                                             const struct upstream *upstream,
+                                             const struct upstream_server *server);
+
 /* Neither resting nor at its max_conns. A NULL table (a connection on an
- * older snapshot) counts every server as available and records nothing. */
-bool upstream_health_available(const struct upstream_health *health, const struct upstream *upstream,
-                               const struct upstream_server *server, uint64_t now_ms);
+ * older snapshot) knows of no rest and records nothing. */
+bool upstream_health_available(struct upstream_health *health, struct metrics *metrics,
+                               const struct upstream *upstream, const struct upstream_server *server,
+                               uint64_t now_ms);
 /* A connection's first choice: smooth weighted round robin (nginx's) among
  * the primaries available now, so a resting server's share is spread over
  * the others by weight; among the least loaded of them for
  * least_connections. False when there is no table or no primary is
  * available (then the caller uses the upstream's fixed schedule). */
-bool upstream_health_first_primary(struct upstream_health *health, const struct upstream *upstream,
-                                   uint64_t now_ms, uint32_t *first);
+bool upstream_health_first_primary(struct upstream_health *health, struct metrics *metrics,
+                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first);
 /* The same among the backups, for a connection that has run out of
  * primaries (nginx's second round robin, over its backup peers); *first
  * is a server index in [primary_count, server_count). False when there is
  * no table or no backup is available (then the caller keeps config order). */
-bool upstream_health_first_backup(struct upstream_health *health, const struct upstream *upstream,
-                                  uint64_t now_ms, uint32_t *first);
+bool upstream_health_first_backup(struct upstream_health *health, struct metrics *metrics,
+                                  const struct upstream *upstream, uint64_t now_ms, uint32_t *first);
 /* The server was available and is now being tried: a resting one's probe. */
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms);
@@ -87,14 +94,15 @@ void upstream_health_failed(struct upstream_health *health, const struct upstrea
                             const struct upstream_server *server, uint64_t now_ms);
 void upstream_health_succeeded(struct upstream_health *health, const struct upstream *upstream,
                                const struct upstream_server *server);
-/* One more open connection to server, in hold, when its upstream balances
- * by least connections or the server has max_conns (nothing otherwise,
- * or without a table). */
-void upstream_health_hold(struct upstream_health *health, const struct upstream *upstream,
-                          const struct upstream_server *server, struct upstream_hold *hold);
-/* Give back what hold holds, if anything: the connection failed to
- * connect or ended. */
-void upstream_health_release(struct upstream_health *health, struct upstream_hold *hold);
+/* One more of the worker's connections to server, when its upstream
+ * balances by least connections or the server has max_conns: *held then
+ * names the record to give it back to (left NULL otherwise). */
+void upstream_health_hold(struct upstream_health *health, struct metrics *metrics,
+                          const struct upstream *upstream, const struct upstream_server *server,
+                          struct metrics_server **held);
+/* Give back what *held holds, if anything (the connection failed to
+ * connect, or ended), and clear it. */
+void upstream_health_release(struct metrics_server **held);
 /* Every server of the upstream available again (none was). */
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream);
 

@@ -197,23 +197,6 @@ static bool ring_can_set_socket_options(struct io_uring *ring)
 
 /* ---- snapshot adoption ---- */
 
-/* The new snapshot's servers are other entries (or the same ones at other
- * slots): look each up again at its first connect. */
-static void forget_server_metrics(struct worker *worker, uint32_t slots)
-{
-    if (slots > worker->server_metrics_count) {
-        struct metrics_server **grown = realloc(worker->server_metrics, slots * sizeof *grown);
-        if (!grown) {
-            worker->server_metrics_count = 0; /* looked up per connect instead */
-            return;
-        }
-        worker->server_metrics = grown;
-    }
-    worker->server_metrics_count = slots;
-    if (slots)
-        memset(worker->server_metrics, 0, slots * sizeof *worker->server_metrics);
-}
-
 static void adopt_snapshot(struct worker *worker)
 {
     struct snapshot *snapshot = publisher_current(worker->publisher);
@@ -224,7 +207,6 @@ static void adopt_snapshot(struct worker *worker)
     listener_match_snapshot(worker, snapshot);
     if (!upstream_health_reset(&worker->health, snapshot->health_slots))
         log_warn("worker %u: no memory for upstream health; every server counts as up", worker->index);
-    forget_server_metrics(worker, snapshot->health_slots);
     if (snapshot->upstream_count > worker->round_robin_count) {
         uint32_t *cursors = realloc(worker->round_robin, snapshot->upstream_count * sizeof *cursors);
         if (cursors) {
@@ -582,7 +564,6 @@ void worker_destroy(struct worker *worker)
     metrics_destroy(&worker->metrics);
     free(worker->parse_scratch);
     free(worker->round_robin);
-    free(worker->server_metrics);
     upstream_health_free(&worker->health);
     access_log_destroy(&worker->access_log);
     if (worker->wakeup_fd >= 0)

@@ -92,10 +92,6 @@ struct worker {
     uint32_t round_robin_count;
     uint64_t round_robin_epoch;
     struct upstream_health health; /* per server of the adopted snapshot */
-    struct metrics_server **server_metrics; /* each of its servers' metrics entry, looked up
-                                             * at its first connect (connect.c); indexed like
-                                             * health, cleared when a snapshot is adopted */
-    uint32_t server_metrics_count;
     struct access_log access_log;
     uint64_t now_ms;               /* monotonic, read once per iteration */
     uint64_t waits;                /* io_uring waits so far: one per loop iteration */

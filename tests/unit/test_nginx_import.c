@@ -2032,3 +2032,24 @@ Test(nginx_import, words_with_braces_and_backslashes_split_as_nginx_splits_them)
     cr_expect_str_eq(y->block->items[0].name, "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh");
     nginx_tree_free(&tree);
 }
+
+/* snisplice's timeouts go up to 30 days; nginx's longer ones are written
+ * as 30d with a warning, so the converted INI loads (it was rejected). */
+Test(nginx_import, timeouts_past_thirty_days_become_thirty_days)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                       /* 1 */
+        "  proxy_timeout 60d;\n"                                                           /* 2 */
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_connect_timeout 1000d; }\n" /* 3 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: proxy_timeout 60d: snisplice's idle_timeout goes "
+                                         "up to 30 days; written as idle_timeout = 30d"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: proxy_connect_timeout 1000d: snisplice's "
+                                         "connect_timeout goes up to 30 days; written as connect_timeout = 30d"));
+    cr_expect_eq(result.warning_count, 2);
+    cr_expect(strstr(result.ini, "idle_timeout = 30d\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "connect_timeout = 30d\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}

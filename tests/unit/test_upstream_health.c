@@ -4,41 +4,58 @@
  * fail_timeout, then one connection probes it per fail_timeout; the only
  * server of an upstream never rests; when every server rests, all are
  * available again at once. And the first choices by weight among the
- * available primaries, and among the available backups.
+ * available primaries, and among the available backups; least_connections
+ * and max_conns, whose counts outlive a reload.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "../../io/metrics.h"
 #include "../../io/upstream_health.h"
 
 static struct upstream upstream;
 static struct upstream_health health;
+static struct metrics metrics; /* where the servers' records (open counts) live */
 
 /* An upstream of `count` servers (max_fails and fail_timeout 1 s as given)
  * and a health table for it. */
 static void setup(uint32_t count, uint16_t max_fails)
 {
     upstream = (struct upstream){ 0 };
+    upstream.name = strdup("test");
+    cr_assert_not_null(upstream.name);
     for (uint32_t i = 0; i < count; i++) {
         struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
         server.max_fails = max_fails;
         server.fail_timeout_ms = 1000;
+        char text[32], error[128];
+        snprintf(text, sizeof text, "127.0.0.1:%u", 1000 + i);
+        cr_assert(address_parse(text, &server.address, error, sizeof error), "%s", error);
         cr_assert(upstream_add_server(&upstream, &server));
     }
     cr_assert(upstream_schedule_build(&upstream));
     health = (struct upstream_health){ 0 };
     cr_assert(upstream_health_reset(&health, count));
+    cr_assert(metrics_init(&metrics));
 }
 
 static void teardown(void)
 {
     upstream_release(&upstream);
     upstream_health_free(&health);
+    metrics_destroy(&metrics);
 }
 
 static bool available(uint32_t server, uint64_t now_ms)
 {
-    return upstream_health_available(&health, &upstream, &upstream.servers[server], now_ms);
+    return upstream_health_available(&health, &metrics, &upstream, &upstream.servers[server], now_ms);
+}
+
+/* The worker's connections to server i now, from its record. */
+static uint32_t held_by(uint32_t server)
+{
+    return upstream_health_entry(&health, &metrics, &upstream, &upstream.servers[server])->held;
 }
 
 /* What a connection does: check, then pick. */
@@ -123,7 +140,7 @@ Test(upstream_health, no_table_counts_every_server_as_available, .fini = teardow
     upstream_health_failed(NULL, &upstream, &upstream.servers[0], 100);
     upstream_health_picked(NULL, &upstream, &upstream.servers[0], 100);
     upstream_health_revive(NULL, &upstream);
-    cr_expect(upstream_health_available(NULL, &upstream, &upstream.servers[0], 100));
+    cr_expect(upstream_health_available(NULL, &metrics, &upstream, &upstream.servers[0], 100));
     cr_expect(available(0, 100));
 }
 
@@ -138,7 +155,7 @@ static void setup_weighted(void)
 static uint32_t first_choice(uint64_t now_ms)
 {
     uint32_t first = UINT32_MAX;
-    cr_assert(upstream_health_first_primary(&health, &upstream, now_ms, &first));
+    cr_assert(upstream_health_first_primary(&health, &metrics, &upstream, now_ms, &first));
     return first;
 }
 
@@ -167,8 +184,8 @@ Test(upstream_health, a_resting_servers_share_is_spread_by_weight, .fini = teard
     fail(1, 100);
     fail(2, 100);
     uint32_t first = 0;
-    cr_expect_not(upstream_health_first_primary(&health, &upstream, 200, &first), "none available");
-    cr_expect_not(upstream_health_first_primary(NULL, &upstream, 200, &first), "no table");
+    cr_expect_not(upstream_health_first_primary(&health, &metrics, &upstream, 200, &first), "none available");
+    cr_expect_not(upstream_health_first_primary(NULL, &metrics, &upstream, 200, &first), "no table");
 }
 
 /* One primary (index 0) then backups with the given weights (0 = down),
@@ -191,7 +208,7 @@ static void setup_backups(const uint16_t *weights, uint32_t count)
 static uint32_t first_backup(uint64_t now_ms)
 {
     uint32_t first = UINT32_MAX;
-    cr_assert(upstream_health_first_backup(&health, &upstream, now_ms, &first));
+    cr_assert(upstream_health_first_backup(&health, &metrics, &upstream, now_ms, &first));
     cr_assert(first >= upstream.primary_count && first < upstream.server_count, "%u is no backup", first);
     return first;
 }
@@ -241,8 +258,8 @@ Test(upstream_health, first_backup_skips_resting_and_down_backups, .fini = teard
     fail(1, 200);
     fail(4, 200);
     uint32_t first = 0;
-    cr_expect_not(upstream_health_first_backup(&health, &upstream, 300, &first), "none available");
-    cr_expect_not(upstream_health_first_backup(NULL, &upstream, 300, &first), "no table");
+    cr_expect_not(upstream_health_first_backup(&health, &metrics, &upstream, 300, &first), "none available");
+    cr_expect_not(upstream_health_first_backup(NULL, &metrics, &upstream, 300, &first), "no table");
     cr_expect(first_backup(1300) != 2, "after their rest, but never the down one");
 }
 
@@ -273,7 +290,7 @@ Test(upstream_health, backups_only_round_robin, .fini = teardown)
     upstream.primary_count = 0;
     cr_assert(upstream_schedule_build(&upstream));
     uint32_t first = 0;
-    cr_expect_not(upstream_health_first_primary(&health, &upstream, 100, &first));
+    cr_expect_not(upstream_health_first_primary(&health, &metrics, &upstream, 100, &first));
     cr_expect_eq(first_backup(100), 0);
     cr_expect_eq(first_backup(100), 1);
     cr_expect_eq(first_backup(100), 0);
@@ -281,11 +298,13 @@ Test(upstream_health, backups_only_round_robin, .fini = teardown)
 
 /* ---- least_connections: the fewest open connections per unit of weight ---- */
 
-/* The first choice, taken as a connection to it that stays open. */
-static uint32_t open_to_first(struct upstream_hold *hold)
+/* The first choice, taken as a connection to it that stays open; *held
+ * names what it holds. */
+static uint32_t open_to_first(struct metrics_server **held)
 {
     uint32_t first = first_choice(100);
-    upstream_health_hold(&health, &upstream, &upstream.servers[first], hold);
+    *held = NULL;
+    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[first], held);
     return first;
 }
 
@@ -295,27 +314,29 @@ Test(upstream_health, least_connections_goes_where_fewest_are_open, .fini = tear
 {
     setup(3, 1);
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
-    struct upstream_hold holds[30] = { 0 };
-    unsigned open[3] = { 0 };
+    struct metrics_server *held[30];
+    uint32_t server_of[30];
     for (int i = 0; i < 30; i++) {
-        open[open_to_first(&holds[i])]++;
-        unsigned most = open[0] > open[1] ? open[0] : open[1];
-        most = most > open[2] ? most : open[2];
-        unsigned fewest = open[0] < open[1] ? open[0] : open[1];
-        fewest = fewest < open[2] ? fewest : open[2];
-        cr_assert_leq(most - fewest, 1, "after %d connections: %u %u %u", i + 1, open[0], open[1], open[2]);
+        server_of[i] = open_to_first(&held[i]);
+        uint32_t most = held_by(0), fewest = held_by(0);
+        for (uint32_t j = 1; j < 3; j++) {
+            most = held_by(j) > most ? held_by(j) : most;
+            fewest = held_by(j) < fewest ? held_by(j) : fewest;
+        }
+        cr_assert_leq(most - fewest, 1, "after %d connections: %u %u %u", i + 1, held_by(0), held_by(1),
+                      held_by(2));
     }
     /* Server 1's connections end: the next ten go to it until it is level. */
     for (int i = 0; i < 30; i++)
-        if (holds[i].generation && holds[i].slot == 1)
-            upstream_health_release(&health, &holds[i]);
+        if (server_of[i] == 1)
+            upstream_health_release(&held[i]);
     for (int i = 0; i < 10; i++) {
-        struct upstream_hold hold = { 0 };
-        cr_assert_eq(open_to_first(&hold), 1, "connection %d after server 1 emptied", i);
+        struct metrics_server *one;
+        cr_assert_eq(open_to_first(&one), 1, "connection %d after server 1 emptied", i);
     }
-    cr_expect_eq(health.connections[0], 10);
-    cr_expect_eq(health.connections[1], 10);
-    cr_expect_eq(health.connections[2], 10);
+    cr_expect_eq(held_by(0), 10);
+    cr_expect_eq(held_by(1), 10);
+    cr_expect_eq(held_by(2), 10);
 }
 
 /* Weights 5, 1, 1: five open connections on the heavy server weigh as
@@ -325,23 +346,17 @@ Test(upstream_health, least_connections_counts_per_unit_of_weight, .fini = teard
 {
     setup_weighted();
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
-    struct upstream_hold hold;
-    for (int i = 0; i < 5; i++) {
-        hold = (struct upstream_hold){ 0 };
-        upstream_health_hold(&health, &upstream, &upstream.servers[0], &hold);
-    }
-    hold = (struct upstream_hold){ 0 };
-    uint32_t first = open_to_first(&hold);
-    hold = (struct upstream_hold){ 0 };
-    uint32_t second = open_to_first(&hold);
+    struct metrics_server *held;
+    for (int i = 0; i < 5; i++)
+        upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &held);
+    uint32_t first = open_to_first(&held);
+    uint32_t second = open_to_first(&held);
     cr_expect(first != 0 && second != 0 && first != second, "picked %u then %u", first, second);
-    for (int i = 0; i < 63; i++) {
-        hold = (struct upstream_hold){ 0 };
-        open_to_first(&hold);
-    }
-    cr_expect_eq(health.connections[0], 50);
-    cr_expect_eq(health.connections[1], 10);
-    cr_expect_eq(health.connections[2], 10);
+    for (int i = 0; i < 63; i++)
+        open_to_first(&held);
+    cr_expect_eq(held_by(0), 50);
+    cr_expect_eq(held_by(1), 10);
+    cr_expect_eq(held_by(2), 10);
 }
 
 /* A resting server is skipped however few connections it has. */
@@ -350,40 +365,43 @@ Test(upstream_health, least_connections_skips_resting_servers, .fini = teardown)
     setup(3, 1);
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
     fail(2, 100);
-    struct upstream_hold holds[20] = { 0 };
+    struct metrics_server *held;
     for (int i = 0; i < 20; i++)
-        cr_assert_neq(open_to_first(&holds[i]), 2, "connection %d", i);
+        cr_assert_neq(open_to_first(&held), 2, "connection %d", i);
 }
 
-/* A hold from before a reset (a reload) is never given back to the new
- * counts, where it would make a server look emptier than it is. */
-Test(upstream_health, holds_from_before_a_reset_are_dropped, .fini = teardown)
+/* A reload lays the table out again; the open connections still count
+ * against their servers (a long-lived connection does not vanish from the
+ * counts), and each close gives back exactly what it took. */
+Test(upstream_health, open_connections_count_across_a_reset, .fini = teardown)
 {
     setup(2, 1);
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
-    struct upstream_hold old_hold = { 0 };
-    upstream_health_hold(&health, &upstream, &upstream.servers[0], &old_hold);
+    struct metrics_server *before = NULL, *after = NULL, *twice = NULL;
+    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &before);
+    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &twice);
     cr_assert(upstream_health_reset(&health, 2));
-    struct upstream_hold new_hold = { 0 };
-    upstream_health_hold(&health, &upstream, &upstream.servers[0], &new_hold);
-    upstream_health_release(&health, &old_hold);
-    cr_expect_eq(health.connections[0], 1, "the new connection still counts");
-    cr_expect_eq(old_hold.generation, 0u, "released");
-    struct upstream_hold second_hold = { 0 };
-    upstream_health_hold(&health, &upstream, &upstream.servers[0], &second_hold);
-    upstream_health_release(&health, &new_hold);
-    upstream_health_release(&health, &new_hold);
-    cr_expect_eq(health.connections[0], 1, "a second release of one hold gives nothing back");
+    cr_expect_eq(held_by(0), 2, "still open after the reset");
+    cr_expect_eq(first_choice(100), 1, "so the other server is the least loaded");
+    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &after);
+    upstream_health_release(&before);
+    cr_expect_null(before);
+    cr_expect_eq(held_by(0), 2);
+    upstream_health_release(&twice);
+    upstream_health_release(&twice);
+    cr_expect_eq(held_by(0), 1, "a second release of one hold gives nothing back");
+    upstream_health_release(&after);
+    cr_expect_eq(held_by(0), 0);
 }
 
 /* Round robin keeps no counts: nothing to hold. */
 Test(upstream_health, round_robin_holds_nothing, .fini = teardown)
 {
     setup(2, 1);
-    struct upstream_hold hold = { 0 };
-    upstream_health_hold(&health, &upstream, &upstream.servers[0], &hold);
-    cr_expect_eq(hold.generation, 0u);
-    cr_expect_eq(health.connections[0], 0);
+    struct metrics_server *held = NULL;
+    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &held);
+    cr_expect_null(held);
+    cr_expect_eq(held_by(0), 0);
 }
 
 /* ---- max_conns: a server with that many open connections is skipped ---- */
@@ -396,33 +414,37 @@ Test(upstream_health, max_conns_skips_a_full_server_until_one_ends, .fini = tear
 {
     setup(2, 1);
     upstream.servers[0].max_conns = 2;
-    struct upstream_hold holds[2] = { { 0 } };
+    struct metrics_server *held[10] = { NULL };
     unsigned taken = 0;
+    int first_taken = -1;
     for (int i = 0; i < 10; i++) {
         uint32_t first = first_choice(100);
-        struct upstream_hold hold = { 0 };
         cr_assert(taken < 2 || first == 1, "connection %d went to the full server", i);
-        upstream_health_hold(&health, &upstream, &upstream.servers[first], first == 0 ? &holds[taken] : &hold);
-        if (first == 0)
-            taken++;
+        upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[first], &held[i]);
+        if (first == 0 && taken++ == 0)
+            first_taken = i;
     }
     cr_expect_eq(taken, 2);
     cr_expect_not(available(0, 100), "full");
     cr_expect(available(1, 100), "no limit");
-    upstream_health_release(&health, &holds[0]);
+    cr_expect_null(held[first_taken == 0 ? 1 : 0], "the unlimited server keeps no count");
+    upstream_health_release(&held[first_taken]);
     cr_expect(available(0, 100), "one ended: room for one more");
     cr_expect_not(health.servers[0].resting, "being full is no failure");
 }
 
-/* A server without max_conns under round robin keeps no count. */
-Test(upstream_health, max_conns_counts_only_limited_servers, .fini = teardown)
+/* The limit holds across a reload: connections opened before it still
+ * count, so the server stays full. */
+Test(upstream_health, max_conns_holds_across_a_reset, .fini = teardown)
 {
     setup(2, 1);
-    upstream.servers[1].max_conns = 5;
-    struct upstream_hold unlimited = { 0 }, limited = { 0 };
-    upstream_health_hold(&health, &upstream, &upstream.servers[0], &unlimited);
-    upstream_health_hold(&health, &upstream, &upstream.servers[1], &limited);
-    cr_expect_eq(unlimited.generation, 0u);
-    cr_expect_eq(health.connections[0], 0);
-    cr_expect_eq(health.connections[1], 1);
+    upstream.servers[0].max_conns = 1;
+    struct metrics_server *held = NULL;
+    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &held);
+    cr_assert(upstream_health_reset(&health, 2));
+    cr_expect_not(available(0, 100), "still full after the reset");
+    cr_expect_not(upstream_health_available(NULL, &metrics, &upstream, &upstream.servers[0], 100),
+                  "and for a connection on an older snapshot");
+    upstream_health_release(&held);
+    cr_expect(available(0, 100));
 }
