@@ -64,7 +64,8 @@ void upstream_health_free(struct upstream_health *health);
  * the close. Records outlive snapshots, so connections keep counting
  * against their server across reloads. Cached per slot in a table laid
  * out for upstream's snapshot; with NULL (a connection on an older
- * snapshot) looked up by name. */
+ * snapshot) looked up by name. (Past METRICS_NAMES_MAX names a worker's
+ * servers share the "other" record, and so its count.) */
 struct metrics_server *upstream_health_entry(struct upstream_health *health, struct metrics *metrics,
                                              const struct upstream *upstream,
                                              const struct upstream_server *server);
