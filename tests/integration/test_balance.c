@@ -280,6 +280,25 @@ Test(balance, client_address_behind_a_load_balancer_hashes_the_named_clients, .i
     expect_clean_exit();
 }
 
+/* alpha and bravo on block's ports 1-2, and one worker with its stats on
+ * port 9 routing the hello's name to [upstream shared] made of
+ * upstream_lines. Returns the config, for a reload. */
+static char *start_two_servers(int block, const char *upstream_lines)
+{
+    uint16_t port = TEST_PORT(block, 0);
+    balance_hello = hello_build("shared.example.org");
+    cr_assert_not_null(balance_hello.data);
+    for (int i = 0; i < 2; i++)
+        cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", TEST_PORT(block, 9));
+    char *body = text_format("[routes]\nshared.example.org = shared\n[upstream shared]\n%s", upstream_lines);
+    char *config = config_text(port, globals, body);
+    cr_assert(proxy_start(&balance_proxy, config, port), "snisplice did not start");
+    free(body);
+    free(globals);
+    return config;
+}
+
 /* A server that refuses (and never rests: max_fails=0) while the two
  * others each hold a long connection: it has the fewest open, so every
  * new connection tries it first and then goes on. That stays so only if
@@ -291,19 +310,11 @@ Test(balance, least_connections_gives_back_a_failed_servers_count, .init = integ
 {
     const int block = 113;
     uint16_t port = TEST_PORT(block, 0), stats_port = TEST_PORT(block, 9), refused_port = TEST_PORT(block, 10);
-    balance_hello = hello_build("shared.example.org");
-    cr_assert_not_null(balance_hello.data);
-    for (int i = 0; i < 2; i++)
-        cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
-    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
-    char *body = text_format("[routes]\nshared.example.org = shared\n[upstream shared]\nbalance = least_connections\n"
-                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u max_fails=0\n",
-                             TEST_PORT(block, 1), TEST_PORT(block, 2), refused_port);
-    char *config = config_text(port, globals, body);
-    cr_assert(proxy_start(&balance_proxy, config, port), "snisplice did not start");
-    free(config);
-    free(body);
-    free(globals);
+    char *upstream = text_format("balance = least_connections\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n"
+                                 "server = 127.0.0.1:%u max_fails=0\n",
+                                 TEST_PORT(block, 1), TEST_PORT(block, 2), refused_port);
+    free(start_two_servers(block, upstream));
+    free(upstream);
 
     int held[6], held_count = 0;
     bool holds[2] = { false, false };
@@ -338,18 +349,10 @@ Test(balance, max_conns_sends_the_connections_past_the_limit_elsewhere, .init = 
 {
     const int block = 116;
     uint16_t port = TEST_PORT(block, 0), stats_port = TEST_PORT(block, 9);
-    balance_hello = hello_build("shared.example.org");
-    cr_assert_not_null(balance_hello.data);
-    for (int i = 0; i < 2; i++)
-        cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
-    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
-    char *body = text_format("[routes]\nshared.example.org = shared\n[upstream shared]\n"
-                             "server = 127.0.0.1:%u max_conns=2\nserver = 127.0.0.1:%u backup\n",
-                             TEST_PORT(block, 1), TEST_PORT(block, 2));
-    char *config = config_text(port, globals, body);
-    cr_assert(proxy_start(&balance_proxy, config, port), "snisplice did not start");
-    free(body);
-    free(globals);
+    char *upstream = text_format("server = 127.0.0.1:%u max_conns=2\nserver = 127.0.0.1:%u backup\n",
+                                 TEST_PORT(block, 1), TEST_PORT(block, 2));
+    char *config = start_two_servers(block, upstream);
+    free(upstream);
 
     int held[2], server;
     for (int i = 0; i < 2; i++) {
