@@ -1196,6 +1196,21 @@ static void write_bounded(struct importer *importer, struct text *ini, const str
     import_text_printf(ini, " %s=%lu", name, number);
 }
 
+/* `line` when a server that reaches the upstream sets it (`with`), said
+ * when others do not (`without`): it then holds for all of them. */
+static void write_reached_setting(struct importer *importer, struct text *ini, const struct import_upstream *upstream,
+                                  bool with, bool without, const char *line, const char *what_changes)
+{
+    if (!with)
+        return;
+    import_text_printf(ini, "%s\n", line);
+    const struct nginx_directive *at = upstream->literal ? upstream->reached_at : upstream->directive;
+    if (without && at)
+        import_warn(importer, at, "%s %s is reached from servers with and without %s",
+                    upstream->literal ? "address" : "upstream",
+                    upstream->literal ? upstream->address : upstream->name, what_changes);
+}
+
 /* The lines the servers that reach an upstream set in it, and the blank
  * line that ends its section. snisplice has them per upstream, nginx per
  * server: servers that disagree all get the setting. */
@@ -1206,23 +1221,12 @@ static void write_upstream_settings(struct importer *importer, struct text *ini,
      * it: one needing keepalive alone gets the PROXY header too, and the
      * other way round. Said like a named upstream's mix, at the first line
      * that reached it. */
-    const struct nginx_directive *at = upstream->literal ? upstream->reached_at : upstream->directive;
-    const char *what = upstream->literal ? "address" : "upstream";
-    const char *name = upstream->literal ? upstream->address : upstream->name;
-    if (upstream->reach.with_proxy_protocol) {
-        import_text_printf(ini, "proxy_protocol = v1\n");
-        if (upstream->reach.without_proxy_protocol && at)
-            import_warn(importer, at,
-                        "%s %s is reached from servers with and without proxy_protocol on; it now gets the "
-                        "PROXY header from all of them", what, name);
-    }
-    if (upstream->reach.with_keepalive) {
-        import_text_printf(ini, "tcp_keepalive = on\n");
-        if (upstream->reach.without_keepalive && at)
-            import_warn(importer, at,
-                        "%s %s is reached from servers with and without proxy_socket_keepalive on; its "
-                        "sockets now have keepalive for all of them", what, name);
-    }
+    const struct import_reach *reach = &upstream->reach;
+    write_reached_setting(importer, ini, upstream, reach->with_proxy_protocol, reach->without_proxy_protocol,
+                          "proxy_protocol = v1", "proxy_protocol on; it now gets the PROXY header from all of them");
+    write_reached_setting(importer, ini, upstream, reach->with_keepalive, reach->without_keepalive,
+                          "tcp_keepalive = on",
+                          "proxy_socket_keepalive on; its sockets now have keepalive for all of them");
     import_text_printf(ini, "\n");
 }
 
@@ -1270,19 +1274,6 @@ static void directive_text(const struct nginx_directive *item, char *out, size_t
         length += (size_t)snprintf(out + length, out_size - length, " %s", item->args[i]);
 }
 
-/* A hash key that is the client's address, what balance = client_address
- * hashes. Behind a PROXY-protocol balancer nginx's realip makes it the
- * address the header names, as snisplice's proxy_protocol_from does. */
-static bool hashes_client_address(const char *key)
-{
-    static const char *const keys[] = { "$remote_addr", "${remote_addr}", "$binary_remote_addr",
-                                        "${binary_remote_addr}" };
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The balance line for the method nginx uses, or why there is none. */
 static void write_balance_method(struct importer *importer, struct text *ini, const struct import_upstream *upstream,
                                  const struct nginx_directive *item)
@@ -1293,7 +1284,7 @@ static void write_balance_method(struct importer *importer, struct text *ini, co
         import_text_printf(ini, "balance = least_connections\n");
         return;
     }
-    if (strcmp(item->name, "hash") == 0 && hashes_client_address(item->args[0])) {
+    if (strcmp(item->name, "hash") == 0 && import_is_client_address_key(item->args[0])) {
         /* Without `consistent` nginx hashes modulo the total weight, which
          * moves most clients when a server is added or removed; the ring
          * moves only that server's. Either way a client keeps its server,

@@ -115,10 +115,7 @@ void import_access_check(struct importer *importer, struct import_access *access
 
 /* ---- limit_conn (ngx_stream_limit_conn_module) ---- */
 
-/* The keys that count per client address, as snisplice does. (Behind
- * set_real_ip_from both are the address the PROXY header names, as
- * snisplice's count is.) */
-static bool is_client_address_key(const char *key)
+bool import_is_client_address_key(const char *key)
 {
     static const char *const keys[] = { "$binary_remote_addr", "$remote_addr", "${binary_remote_addr}",
                                         "${remote_addr}" };
@@ -169,7 +166,7 @@ void import_access_collect_zone(struct importer *importer, const struct nginx_di
     zone->directive = directive;
     zone->name = name;
     zone->name_length = name_length;
-    zone->per_address = is_client_address_key(directive->args[0]);
+    zone->per_address = import_is_client_address_key(directive->args[0]);
     if (!zone->per_address)
         import_warn(importer, directive, "limit_conn_zone %s zone=%.*s: snisplice limits connections per client "
                                          "address only ($binary_remote_addr or $remote_addr); the limits on this "

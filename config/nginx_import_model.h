@@ -203,6 +203,12 @@ void *import_grow(struct importer *importer, void *array, size_t count, size_t s
 /* An on/off directive's value; anything else is said, and taken as off. */
 bool import_is_on(struct importer *importer, const struct nginx_directive *directive);
 
+/* nginx's $remote_addr or $binary_remote_addr (braced or not): the
+ * client's address, which limit_conn zones count and balance =
+ * client_address hashes. Behind set_real_ip_from both are the address the
+ * PROXY header names, as snisplice's proxy_protocol_from makes it. */
+bool import_is_client_address_key(const char *key);
+
 /* A map key nginx takes as a wildcard under `hostnames`. */
 bool import_is_wildcard(const char *key);
 
