@@ -31,7 +31,8 @@
 /* What a connection remembers for its line; allocated only when logging. */
 struct access_record {
     uint64_t started_ms;              /* monotonic */
-    struct sockaddr_storage client;
+    struct sockaddr_storage client;   /* the socket's peer, read at accept... */
+    bool client_from_header;          /* ...until a PROXY header named another */
     char server_name[HOSTNAME_MAX + 1];
     char alpn[32];                    /* first offered protocol, cut */
     char route[64];                   /* upstream name */

@@ -36,8 +36,10 @@ void access_log_begin(struct worker *worker, struct connection *connection)
 
 void access_log_note_client(struct connection *connection, const struct sockaddr_storage *client)
 {
-    if (connection->access)
-        connection->access->client = *client;
+    if (!connection->access)
+        return;
+    connection->access->client = *client;
+    connection->access->client_from_header = true;
 }
 
 void access_log_note_route(struct connection *connection, const char *server_name,

@@ -1,9 +1,10 @@
 /*
  * admission.c - which clients a listener serves (see admission.h).
  *
- * The client's address is read once at accept with getpeername(2), and
- * only on a listener that has allow/deny rules, a per-client limit or
- * trusted PROXY sources: every other listener pays nothing. A client of a trusted load balancer
+ * The client's address is read once at accept (admission_peer_address:
+ * the access log's copy, or getpeername(2)), and only on a listener that
+ * has allow/deny rules, a per-client limit or trusted PROXY sources: every
+ * other listener pays nothing. A client of a trusted load balancer
  * is judged by the address its PROXY header names, after the header is
  * read, because nginx runs its access phase after realip has replaced the
  * address; so `deny all` behind a load balancer refuses the real clients,
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "../core/access_rules.h"
+#include "access_log.h"
 #include "proxy_header.h"
 
 /* One more connection for the client's address, or the close when it has
@@ -70,12 +72,22 @@ static bool judges_clients(const struct snapshot_listener *listener)
     return listener->access_rule_count > 0 || listener->max_connections_per_client > 0;
 }
 
+bool admission_peer_address(struct connection *connection, struct sockaddr_storage *peer)
+{
+    const struct access_record *record = connection->access;
+    if (record && !record->client_from_header && record->client.ss_family != AF_UNSPEC) {
+        *peer = record->client;
+        return true;
+    }
+    socklen_t length = sizeof *peer;
+    return getpeername(connection->client_fd, (struct sockaddr *)peer, &length) == 0;
+}
+
 /* False (and the connection closed) when the socket has no peer any more. */
 static bool peer_address(struct worker *worker, struct connection *connection,
                          struct sockaddr_storage *peer)
 {
-    socklen_t length = sizeof *peer;
-    if (getpeername(connection->client_fd, (struct sockaddr *)peer, &length) == 0)
+    if (admission_peer_address(connection, peer))
         return true;
     connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
     return false;

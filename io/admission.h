@@ -19,6 +19,13 @@
 bool admission_at_accept(struct worker *worker, struct connection *connection,
                          const struct snapshot_listener *listener);
 
+/* The client socket's peer address: the access log's copy from accept
+ * when it has one, else getpeername(2). Every reader of the peer (this
+ * file, the PROXY header to an upstream, client_address balancing) comes
+ * here, so a connection reads it once when the access log is on. False
+ * when the socket has no peer any more. */
+bool admission_peer_address(struct connection *connection, struct sockaddr_storage *peer);
+
 /* A trusted client's PROXY header was read: judge the address it names,
  * or the connection's own for a header without one (LOCAL, UNKNOWN).
  * False when the connection was closed. */

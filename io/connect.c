@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../core/upstream_hash.h"
+#include "admission.h"
 #include "hello_forward.h"
 #include "keepalive.h"
 #include "log.h"
@@ -188,13 +189,12 @@ static void connect_next_server(struct worker *worker, struct connection *connec
 }
 
 /* The client's place on an upstream's ring: its address as admission or a
- * trusted PROXY header noted it, else the socket's peer, read once. */
+ * trusted PROXY header noted it, else the socket's peer. */
 static bool client_key(struct connection *connection, uint32_t *key)
 {
     if (!connection->client_address_known) {
         struct sockaddr_storage peer;
-        socklen_t length = sizeof peer;
-        if (getpeername(connection->client_fd, (struct sockaddr *)&peer, &length) != 0)
+        if (!admission_peer_address(connection, &peer))
             return false;
         connection->client_address_known =
             client_address_from((const struct sockaddr *)&peer, &connection->client_address);

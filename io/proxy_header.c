@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "../core/proxy_protocol.h"
+#include "admission.h"
 
 bool proxy_header_trusted(const struct snapshot_listener *listener, const struct sockaddr *peer)
 {
@@ -80,8 +81,8 @@ static bool send_header(struct worker *worker, struct connection *connection, ui
         source = received->source;
         destination = received->destination;
     } else {
-        socklen_t source_length = sizeof source, destination_length = sizeof destination;
-        if (getpeername(connection->client_fd, (struct sockaddr *)&source, &source_length) != 0 ||
+        socklen_t destination_length = sizeof destination;
+        if (!admission_peer_address(connection, &source) ||
             getsockname(connection->client_fd, (struct sockaddr *)&destination, &destination_length) != 0) {
             connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
             return false;
