@@ -448,8 +448,9 @@ static long long hello_buffers(uint16_t stats_port, const char *state)
  * keep theirs queued in the socket, and another route still works. Every
  * buffer is back when the connects have timed out. */
 Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init = integration_init,
-     .fini = failover_fini, .timeout = 60)
+     .fini = failover_fini)
 {
+    integration_set_limit(60);
     enum { FLOOD = HELLO_BUFFER_POOL_OUT_MAX + 100 };
     uint16_t proxy_port = TEST_PORT(90, 0), hole_port = TEST_PORT(90, 1);
     uint16_t alpha_port = TEST_PORT(90, 2), stats_port = TEST_PORT(90, 3);

@@ -165,9 +165,9 @@ static void raise_own_fd_limit(void)
 
 /* ---- attacks ---- */
 
-Test(hostile, slowloris_is_cut_at_preread_timeout, .init = integration_init, .fini = hostile_fini,
-     .timeout = 60)
+Test(hostile, slowloris_is_cut_at_preread_timeout, .init = integration_init, .fini = hostile_fini)
 {
+    integration_set_limit(60);
     uint16_t port = TEST_PORT(70, 0);
     start_proxy(port, "preread_timeout = 2s\n");
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
@@ -210,8 +210,9 @@ Test(hostile, slowloris_is_cut_at_preread_timeout, .init = integration_init, .fi
     cr_expect_eq(proxy_stop(&hostile_proxy, 10000), 0);
 }
 
-Test(hostile, thousands_of_silent_connections, .init = integration_init, .fini = hostile_fini, .timeout = 90)
+Test(hostile, thousands_of_silent_connections, .init = integration_init, .fini = hostile_fini)
 {
+    integration_set_limit(90);
     enum { SILENT = 3000 };
     raise_own_fd_limit();
     uint16_t port = TEST_PORT(71, 0);
@@ -311,8 +312,9 @@ static void expect_refused_quickly(uint16_t port, const void *bytes, size_t leng
 }
 
 Test(hostile, lying_lengths_huge_names_many_extensions_and_resets, .init = integration_init,
-     .fini = hostile_fini, .timeout = 60)
+     .fini = hostile_fini)
 {
+    integration_set_limit(60);
     uint16_t port = TEST_PORT(72, 0);
     start_proxy(port, "preread_timeout = 10s\npreread_max = 16k\n");
     struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
@@ -406,8 +408,9 @@ static void stream_until_broken(struct backend *backend, int fd, void *context)
 }
 
 Test(hostile, clients_vanishing_mid_transfer_release_the_upstream, .init = integration_init,
-     .fini = hostile_fini, .timeout = 60)
+     .fini = hostile_fini)
 {
+    integration_set_limit(60);
     uint16_t port = TEST_PORT(73, 0), stream_port = TEST_PORT(73, 1);
     cr_assert(backend_start(&streamer, "streamer", stream_port, stream_until_broken, NULL));
     cr_assert(backend_start(&alpha, "alpha", TEST_PORT(73, 2), NULL, NULL));

@@ -347,9 +347,9 @@ static void expect_relaying_without_new_pipes(uint16_t proxy_port, const char *u
     cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
 }
 
-Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init, .fini = limits_fini,
-     .timeout = 120)
+Test(limits, out_of_fds_open_connections_keep_relaying, .init = integration_init, .fini = limits_fini)
 {
+    integration_set_limit(120);
     uint16_t proxy_port = TEST_PORT(84, 0), echo_port = TEST_PORT(84, 1);
     cr_assert(backend_start(&limits_backend, "echo", echo_port, echo_handler, NULL));
     char *upstream = text_format("127.0.0.1:%u", echo_port);
@@ -396,9 +396,9 @@ static void *unix_echo_accept(void *argument)
  * MSG_TRUNC without a buffer does that on TCP only: on a unix socket it
  * failed (EFAULT), nothing was taken, and the client got the same first
  * bytes again and again. */
-Test(limits, out_of_fds_unix_upstream_keeps_relaying, .init = integration_init, .fini = limits_fini,
-     .timeout = 120)
+Test(limits, out_of_fds_unix_upstream_keeps_relaying, .init = integration_init, .fini = limits_fini)
 {
+    integration_set_limit(120);
     static struct unix_echo echo;
     snprintf(echo.directory, sizeof echo.directory, "/tmp/snisplice-echo-XXXXXX");
     cr_assert_not_null(mkdtemp(echo.directory));

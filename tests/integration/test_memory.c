@@ -33,8 +33,9 @@ static void memory_fini(void)
 }
 
 Test(memory, a_burst_of_idle_connections_costs_under_1_KiB_each, .init = integration_init,
-     .fini = memory_fini, .timeout = 60)
+     .fini = memory_fini)
 {
+    integration_set_limit(60);
     /* Below 3/4 of tcp_max_syn_backlog (2048 here): connections a stopped
      * listener holds beyond that get SYN cookies, and some never arrive. */
     enum { BURST = 1000 };
@@ -103,8 +104,9 @@ static char *hundred_thousand_routes(uint16_t proxy_port, uint16_t backend_port,
 #define FIRST_RELOAD_FAULTS_MAX 1000
 
 Test(memory, first_reload_of_100000_routes_finds_its_memory_in_the_heap, .init = integration_init,
-     .fini = memory_fini, .timeout = 60)
+     .fini = memory_fini)
 {
+    integration_set_limit(60);
     uint16_t proxy_port = TEST_PORT(91, 2), alpha_port = TEST_PORT(91, 3);
     char *config = hundred_thousand_routes(proxy_port, alpha_port, "first.example.com");
     cr_assert(proxy_start(&memory_proxy, config, proxy_port), "snisplice did not start");

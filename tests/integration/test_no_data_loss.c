@@ -219,9 +219,9 @@ static void *client_thread(void *argument)
     return NULL;
 }
 
-Test(no_data_loss, parallel_random_transfers_across_reloads, .init = integration_init, .fini = loss_fini,
-     .timeout = 120)
+Test(no_data_loss, parallel_random_transfers_across_reloads, .init = integration_init, .fini = loss_fini)
 {
+    integration_set_limit(120);
     loss_port = TEST_PORT(78, 0);
     uint16_t backend_port = TEST_PORT(78, 1);
     cr_assert(backend_start(&loss_backend, "loss", backend_port, loss_handler, NULL));

@@ -50,9 +50,9 @@ static char *big_config(uint16_t port, bool with_new_route)
     return config;
 }
 
-Test(reload_scale, hundred_thousand_routes_reload_under_traffic, .init = integration_init, .fini = scale_fini,
-     .timeout = 60)
+Test(reload_scale, hundred_thousand_routes_reload_under_traffic, .init = integration_init, .fini = scale_fini)
 {
+    integration_set_limit(60);
     uint16_t port = TEST_PORT(82, 0);
     cr_assert(backend_start(&alpha, "alpha", TEST_PORT(82, 1), NULL, NULL));
     cr_assert(backend_start(&bravo, "bravo", TEST_PORT(82, 2), NULL, NULL));

@@ -37,7 +37,7 @@ static void unsent_fini(void)
     integration_cleanup();
 }
 
-TestSuite(unsent, .fini = unsent_fini, .timeout = 60);
+TestSuite(unsent, .init = integration_init, .fini = unsent_fini);
 
 /* Bytes queued in the proxy's socket to 127.0.0.1:peer_port that it has
  * not sent yet; fails the test if that socket cannot be found. */

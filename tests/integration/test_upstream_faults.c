@@ -109,8 +109,9 @@ Test(upstream_faults, reset_mid_stream_and_early_close_end_the_client_promptly, 
 }
 
 Test(upstream_faults, slow_reader_gets_back_pressure_not_memory_or_spinning, .init = integration_init,
-     .fini = faults_fini, .timeout = 30)
+     .fini = faults_fini)
 {
+    integration_set_limit(30);
     uint16_t port = TEST_PORT(76, 0);
     cr_assert(backend_start(&slow_reader, "slow", port + 3, read_slowly, NULL));
     char *config = start(port);
