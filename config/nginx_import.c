@@ -367,10 +367,39 @@ static bool becomes_routes(const struct import_map *map)
     return map->server_name || map->alpn || map->protocol;
 }
 
-struct import_map *import_find_map(struct importer *importer, const char *variable)
+bool import_variable_name(const char *word, const char **name, size_t *length)
 {
+    if (word[0] != '$')
+        return false;
+    *name = word + 1;
+    *length = strlen(*name);
+    if (**name == '{') {
+        /* The lexer keeps `${...}` in one word; as a whole word it must end
+         * at its brace. */
+        (*name)++;
+        if (*length < 3 || (*name)[*length - 2] != '}' || memchr(*name, '}', *length - 2))
+            return false;
+        *length -= 2;
+    }
+    return *length > 0;
+}
+
+bool import_variable_is(const char *word, const char *name)
+{
+    const char *found;
+    size_t length;
+    return import_variable_name(word, &found, &length) && strlen(name) == length &&
+           memcmp(found, name, length) == 0;
+}
+
+struct import_map *import_find_map(struct importer *importer, const char *reference)
+{
+    const char *name;
+    size_t length;
+    if (!import_variable_name(reference, &name, &length))
+        return NULL;
     for (size_t i = 0; i < importer->map_count; i++)
-        if (strcmp(importer->maps[i].variable, variable) == 0)
+        if (strlen(importer->maps[i].variable) == length && memcmp(importer->maps[i].variable, name, length) == 0)
             return &importer->maps[i];
     return NULL;
 }
@@ -568,20 +597,27 @@ static bool collect_setting_directive(struct importer *importer, const struct ng
 
 static void collect_map(struct importer *importer, const struct nginx_directive *directive)
 {
-    if (directive->arg_count != 2 || !directive->block || directive->args[1][0] != '$') {
+    const char *variable;
+    size_t variable_length;
+    if (directive->arg_count != 2 || !directive->block ||
+        !import_variable_name(directive->args[1], &variable, &variable_length)) {
         import_warn(importer, directive, "map: expected 'map $source $variable { ... }'; skipped");
         return;
     }
-    struct import_map *grown = import_grow(importer, importer->maps, importer->map_count, sizeof *grown);
-    if (!grown)
+    char *name = strndup(variable, variable_length);
+    struct import_map *grown = name ? import_grow(importer, importer->maps, importer->map_count, sizeof *grown) : NULL;
+    if (!grown) {
+        importer->failed = true;
+        free(name);
         return;
+    }
     importer->maps = grown;
     struct import_map *map = &grown[importer->map_count++];
     map->directive = directive;
-    map->variable = directive->args[1] + 1;
-    map->server_name = strcmp(directive->args[0], "$ssl_preread_server_name") == 0;
-    map->alpn = strcmp(directive->args[0], "$ssl_preread_alpn_protocols") == 0;
-    map->protocol = strcmp(directive->args[0], "$ssl_preread_protocol") == 0;
+    map->variable = name;
+    map->server_name = import_variable_is(directive->args[0], "ssl_preread_server_name");
+    map->alpn = import_variable_is(directive->args[0], "ssl_preread_alpn_protocols");
+    map->protocol = import_variable_is(directive->args[0], "ssl_preread_protocol");
     sanitize_name(map->variable, map->table, sizeof map->table);
     if (!map->server_name && !map->alpn && !map->protocol)
         import_warn(importer, directive,
@@ -975,7 +1011,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
     const char *target = server->proxy_pass->args[0];
     const char *variable = strchr(target, '$');
     if (variable) {
-        server->map = import_find_map(importer, variable + 1);
+        server->map = import_find_map(importer, variable);
         const char *why = !server->map || !becomes_routes(server->map) ?
                               "not a map on $ssl_preread_server_name, $ssl_preread_alpn_protocols or "
                               "$ssl_preread_protocol" :
@@ -1030,7 +1066,7 @@ static void chain_names(struct importer *importer, struct import_map *map)
         const struct nginx_directive *entry = &block->items[i];
         if (strcmp(entry->name, "default") != 0 || entry->arg_count != 1 || entry->args[0][0] != '$')
             continue;
-        struct import_map *names = import_find_map(importer, entry->args[0] + 1);
+        struct import_map *names = import_find_map(importer, entry->args[0]);
         if (!names || !names->server_name)
             return;
         import_chain_to(map, names);
@@ -1552,8 +1588,10 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     free(importer.upstreams);
     name_index_free(&importer.upstream_names);
     name_index_free(&importer.literal_addresses);
-    for (size_t i = 0; i < importer.map_count; i++)
+    for (size_t i = 0; i < importer.map_count; i++) {
         free(importer.maps[i].port_host);
+        free(importer.maps[i].variable);
+    }
     free(importer.maps);
     free(importer.servers);
     out->ini = ini.data;

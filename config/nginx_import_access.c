@@ -117,12 +117,7 @@ void import_access_check(struct importer *importer, struct import_access *access
 
 bool import_is_client_address_key(const char *key)
 {
-    static const char *const keys[] = { "$binary_remote_addr", "$remote_addr", "${binary_remote_addr}",
-                                        "${remote_addr}" };
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
+    return import_variable_is(key, "remote_addr") || import_variable_is(key, "binary_remote_addr");
 }
 
 static struct import_zone *find_zone_named(struct importer *importer, const char *name, size_t length)

@@ -53,7 +53,7 @@ struct import_upstream {
 
 struct import_map {
     const struct nginx_directive *directive;
-    const char *variable; /* without '$' */
+    char *variable;       /* its name, without '$' or braces; owned */
     bool server_name;     /* source is $ssl_preread_server_name */
     bool alpn;            /* source is $ssl_preread_alpn_protocols: entries become alpn routes */
     bool protocol;        /* source is $ssl_preread_protocol: TLS clients and the rest (not_tls) */
@@ -212,7 +212,15 @@ bool import_is_client_address_key(const char *key);
 /* A map key nginx takes as a wildcard under `hostnames`. */
 bool import_is_wildcard(const char *key);
 
-struct import_map *import_find_map(struct importer *importer, const char *variable);
+/* A word that is one whole variable, `$name` or `${name}` (nginx reads
+ * both alike): its name and length. False for anything else. */
+bool import_variable_name(const char *word, const char **name, size_t *length);
+
+/* Whether `word` is the variable `name`, braced or not. */
+bool import_variable_is(const char *word, const char *name);
+
+/* The map that sets the variable `reference` ("$x" or "${x}") names. */
+struct import_map *import_find_map(struct importer *importer, const char *reference);
 
 /* `next` continues `map`'s table (nginx's `default $next;`). */
 void import_chain_to(struct import_map *map, struct import_map *next);

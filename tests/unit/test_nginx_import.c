@@ -2053,3 +2053,54 @@ Test(nginx_import, timeouts_past_thirty_days_become_thirty_days)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* nginx reads `${name}` as `$name`: maps on the braced source variable,
+ * braced map variables under proxy_pass (alone and as HOST:${port}) and
+ * in an ALPN map's default convert exactly as their plain spelling. */
+Test(nginx_import, braced_variables_convert_as_plain_ones)
+{
+    static const char plain[] =
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { matrix.example.com 127.0.0.1:12443; default 127.0.0.1:8443; }\n"
+        "  map $ssl_preread_alpn_protocols $via { ~\\bacme-tls/1\\b 127.0.0.1:10443; default $name; }\n"
+        "  map $ssl_preread_alpn_protocols $port { ~\\bxmpp-client\\b 5223; default 5443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $via; }\n"
+        "  server { listen 5222; ssl_preread on; proxy_pass 127.0.0.1:$port; }\n"
+        "}\n";
+    static const char braced[] =
+        "stream {\n"
+        "  map ${ssl_preread_server_name} ${name} { matrix.example.com 127.0.0.1:12443; default 127.0.0.1:8443; }\n"
+        "  map \"${ssl_preread_alpn_protocols}\" ${via} { ~\\bacme-tls/1\\b 127.0.0.1:10443; default ${name}; }\n"
+        "  map ${ssl_preread_alpn_protocols} ${port} { ~\\bxmpp-client\\b 5223; default 5443; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass ${via}; }\n"
+        "  server { listen 5222; ssl_preread on; proxy_pass 127.0.0.1:${port}; }\n"
+        "}\n";
+    struct nginx_import expected = import_text(plain);
+    struct nginx_import result = import_text(braced);
+    log_warnings(&result);
+    cr_expect_eq(expected.warning_count, 0);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect_str_eq(result.ini, expected.ini);
+    cr_expect(strstr(result.ini, "alpn acme-tls/1"), "the ALPN route is there: %s", result.ini);
+    cr_expect(strstr(result.ini, "matrix.example.com"), "the names follow the ALPN routes: %s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&expected);
+    nginx_import_free(&result);
+}
+
+/* Only a whole variable is one: a brace left open, text after the brace
+ * or an empty name is not a map's variable. */
+Test(nginx_import, broken_braced_variables_are_not_maps)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name ${name { a.example.com 127.0.0.1:1; }\n"
+        "  map $ssl_preread_server_name ${name}x { b.example.com 127.0.0.1:2; }\n"
+        "  map $ssl_preread_server_name ${} { c.example.com 127.0.0.1:3; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass 127.0.0.1:4; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(count_warnings(&result, "nginx.conf:", "map: expected 'map $source $variable"), 3);
+    cr_expect_null(strstr(result.ini, "example.com"), "%s", result.ini);
+    nginx_import_free(&result);
+}
