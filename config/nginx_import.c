@@ -392,6 +392,18 @@ bool import_variable_is(const char *word, const char *name)
            memcmp(found, name, length) == 0;
 }
 
+enum import_map_flag import_map_flag_of(const struct nginx_directive *entry)
+{
+    /* nginx: a flag stands alone on its line; with a value it is a key. */
+    if (entry->arg_count != 0 || entry->block)
+        return IMPORT_MAP_ENTRY;
+    if (strcmp(entry->name, "hostnames") == 0)
+        return IMPORT_MAP_HOSTNAMES;
+    if (strcmp(entry->name, "volatile") == 0)
+        return IMPORT_MAP_VOLATILE;
+    return IMPORT_MAP_ENTRY;
+}
+
 struct import_map *import_find_map(struct importer *importer, const char *reference)
 {
     const char *name;
@@ -910,11 +922,9 @@ static void walk_map(struct importer *importer, struct import_map *map, map_entr
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
         const char *key = entry->name;
-        if (strcmp(key, "hostnames") == 0) {
-            hostnames = true;
-            continue;
-        }
-        if (strcmp(key, "volatile") == 0)
+        enum import_map_flag flag = import_map_flag_of(entry);
+        hostnames |= flag == IMPORT_MAP_HOSTNAMES;
+        if (flag != IMPORT_MAP_ENTRY)
             continue;
         if (entry->block || entry->arg_count != 1) {
             import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);

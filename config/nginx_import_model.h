@@ -219,6 +219,12 @@ bool import_variable_name(const char *word, const char **name, size_t *length);
 /* Whether `word` is the variable `name`, braced or not. */
 bool import_variable_is(const char *word, const char *name);
 
+/* What a line of a map block is: an entry, or one of the flags nginx
+ * takes only alone on their line (`hostnames` applies to the entries
+ * after it; `volatile` changes nothing here). */
+enum import_map_flag { IMPORT_MAP_ENTRY, IMPORT_MAP_HOSTNAMES, IMPORT_MAP_VOLATILE };
+enum import_map_flag import_map_flag_of(const struct nginx_directive *entry);
+
 /* The map that sets the variable `reference` ("$x" or "${x}") names. */
 struct import_map *import_find_map(struct importer *importer, const char *reference);
 

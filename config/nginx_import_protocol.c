@@ -105,12 +105,9 @@ static void look_up_protocols(struct importer *importer, const struct import_map
     bool hostnames = false;
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
-        bool flag = entry->arg_count == 0 && !entry->block; /* nginx: alone on its line, else a key */
-        if (flag && strcmp(entry->name, "hostnames") == 0) {
-            hostnames = true;
-            continue;
-        }
-        if (flag && strcmp(entry->name, "volatile") == 0)
+        enum import_map_flag flag = import_map_flag_of(entry);
+        hostnames |= flag == IMPORT_MAP_HOSTNAMES;
+        if (flag != IMPORT_MAP_ENTRY)
             continue;
         if (entry->block || entry->arg_count != 1) {
             import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", entry->name);

@@ -2104,3 +2104,42 @@ Test(nginx_import, broken_braced_variables_are_not_maps)
     cr_expect_null(strstr(result.ini, "example.com"), "%s", result.ini);
     nginx_import_free(&result);
 }
+
+/* nginx takes `hostnames` and `volatile` as flags only alone on their
+ * line; with a value each is a key like any other, in a server-name map
+ * as in a protocol map. */
+Test(nginx_import, map_flags_only_alone_on_their_line)
+{
+    struct nginx_import names = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name {\n"
+        "    hostnames 127.0.0.1:7;\n"
+        "    volatile 127.0.0.1:9;\n"
+        "    *.example.com 127.0.0.1:8;\n"
+        "    default 127.0.0.1:6;\n"
+        "  }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&names);
+    cr_expect(strstr(names.ini, "hostnames = 127.0.0.1:7\n"), "%s", names.ini);
+    cr_expect(strstr(names.ini, "volatile = 127.0.0.1:9\n"), "%s", names.ini);
+    cr_expect_null(strstr(names.ini, "example.com"), "a wildcard without the flag never matched: %s", names.ini);
+    cr_expect(has_warning(&names, "nginx.conf:5:", "without 'hostnames'"));
+    expect_loadable(names.ini);
+    nginx_import_free(&names);
+
+    struct nginx_import flagged = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name {\n"
+        "    hostnames;\n"
+        "    volatile;\n"
+        "    *.example.com 127.0.0.1:8;\n"
+        "  }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&flagged);
+    cr_expect_eq(flagged.warning_count, 0);
+    cr_expect(strstr(flagged.ini, "*.example.com = 127.0.0.1:8\n"), "%s", flagged.ini);
+    cr_expect_null(strstr(flagged.ini, "hostnames ="), "%s", flagged.ini);
+    nginx_import_free(&flagged);
+}
