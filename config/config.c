@@ -23,6 +23,7 @@
 #include "../core/hostname.h"
 #include "../core/proxy_protocol.h"
 #include "../core/upstream_hash.h"
+#include "../core/upstream_source.h"
 #include "../core/route_regex.h"
 
 #include <ctype.h>
@@ -80,6 +81,8 @@ struct pending_listener {
     uint32_t preread_timeout_ms;               /* this listener's own; 0: [global]'s */
     uint32_t connect_timeout_ms;
     uint32_t idle_timeout_ms;
+    struct upstream_source source;             /* when source_line != 0; else [global]'s */
+    int source_line;
 };
 
 struct pending_upstream {
@@ -100,6 +103,8 @@ struct loader {
     size_t current_table;        /* index while in [routes ...] */
     struct config *config;
     struct snapshot_settings settings;
+    struct upstream_source source;   /* [global]'s `source` */
+    int source_line;
     struct pending_route *routes;
     size_t route_count;
     char *route_text;            /* every route's pattern and target, NUL-terminated: */
@@ -393,6 +398,17 @@ static void parse_client_limit(struct loader *loader, const char *value, uint32_
         add_error(loader, loader->line, "max_connections_per_client: expected off or 1..10000000, got '%s'", value);
 }
 
+/* `source = none | client | ADDRESS`, in [global] or a [listen]. */
+static void parse_source(struct loader *loader, const char *value, struct upstream_source *source, int *line)
+{
+    char error[200];
+    if (!upstream_source_parse(value, source, error, sizeof error)) {
+        add_error(loader, loader->line, "source: %s", error);
+        return;
+    }
+    *line = loader->line;
+}
+
 static void set_global(struct loader *loader, const char *name, const char *value)
 {
     struct snapshot_settings *settings = &loader->settings;
@@ -439,6 +455,8 @@ static void set_global(struct loader *loader, const char *name, const char *valu
         parse_duration_key(loader, name, value, &settings->idle_timeout_ms);
     } else if (strcmp(name, "drain_timeout") == 0) {
         parse_duration_key(loader, name, value, &settings->drain_timeout_ms);
+    } else if (strcmp(name, "source") == 0) {
+        parse_source(loader, value, &loader->source, &loader->source_line);
     } else {
         add_error(loader, loader->line, "unknown key '%s' in [global]", name);
     }
@@ -545,6 +563,8 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
         parse_duration_key(loader, name, value, &listener->connect_timeout_ms);
     else if (strcmp(name, "idle_timeout") == 0)
         parse_duration_key(loader, name, value, &listener->idle_timeout_ms);
+    else if (strcmp(name, "source") == 0)
+        parse_source(loader, value, &listener->source, &listener->source_line);
     else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
@@ -952,6 +972,18 @@ static uint32_t own_or_global(uint32_t own_ms, uint32_t global_ms)
     return own_ms ? own_ms : global_ms;
 }
 
+/* Its own `source`, as a timeout, else [global]'s; a listener that binds
+ * the client's address is noted, for the capability check at start. */
+static void set_listener_source(struct loader *loader, const struct pending_listener *pending,
+                                struct snapshot_listener *listener)
+{
+    bool own = pending->source_line != 0;
+    listener->source = own ? pending->source : loader->source;
+    int line = own ? pending->source_line : loader->source_line;
+    if (listener->source.kind == UPSTREAM_SOURCE_CLIENT && !loader->config->transparent_line)
+        loader->config->transparent_line = line;
+}
+
 /* Fill snapshot->listeners: a route table or a plain upstream each. */
 
 static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
@@ -980,6 +1012,7 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
         listener->preread_timeout_ms = own_or_global(pending->preread_timeout_ms, loader->settings.preread_timeout_ms);
         listener->connect_timeout_ms = own_or_global(pending->connect_timeout_ms, loader->settings.connect_timeout_ms);
         listener->idle_timeout_ms = own_or_global(pending->idle_timeout_ms, loader->settings.idle_timeout_ms);
+        set_listener_source(loader, pending, listener);
         snapshot->listener_count = (uint32_t)i + 1;
         if (!listener->name)
             return false;

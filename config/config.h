@@ -38,6 +38,7 @@ struct config {
     char *access_log;            /* path, or NULL for none */
     bool has_stats;              /* stats = ADDR given */
     struct address stats;        /* where Prometheus scrapes /metrics */
+    int transparent_line;        /* a `source = client` some listener uses; 0: none does */
     struct config_listen *listen; /* [listen_count], grouped by listener in config order */
     size_t listen_count;
     struct snapshot *snapshot;   /* owned until handed to the publisher */

@@ -16,6 +16,7 @@
 #include "route_table.h"
 #include "tcp_keepalive.h"
 #include "upstream.h"
+#include "upstream_source.h"
 
 /* preread_max may be set from the floor up to the ceiling (workers size
  * buffers for the ceiling). */
@@ -62,6 +63,9 @@ struct snapshot_listener {
     uint32_t preread_timeout_ms;
     uint32_t connect_timeout_ms;
     uint32_t idle_timeout_ms;
+    /* Where its connections' upstream sockets connect from: its own
+     * `source` where the [listen] section sets one, else [global]'s. */
+    struct upstream_source source;
 };
 
 /* A listening address and the listener that serves it. */

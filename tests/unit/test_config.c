@@ -917,3 +917,69 @@ Test(config, server_max_conns)
     cr_expect_eq(upstream->servers[2].max_conns, 0);
     config_free(config);
 }
+
+static const char *source_text(const struct upstream_source *source, char *text, size_t size)
+{
+    if (source->kind == UPSTREAM_SOURCE_NONE)
+        return "none";
+    if (source->kind == UPSTREAM_SOURCE_CLIENT)
+        return "client";
+    address_format(&source->address, text, size);
+    return text;
+}
+
+/* `source` (nginx's proxy_bind): [global]'s for every listener, a
+ * listener's own replacing it as its timeouts do, wherever [global]
+ * stands; none and client; an IPv6 address with or without brackets. */
+Test(config, source_global_and_per_listener)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"
+                                    "[listen a]\naddress = 127.0.0.1:2222\nupstream = a\nsource = 127.0.0.3\n"
+                                    "[listen b]\naddress = 127.0.0.1:2223\nupstream = a\nsource = none\n"
+                                    "[listen c]\naddress = 127.0.0.1:2224\nupstream = a\nsource = client\n"
+                                    "[listen d]\naddress = 127.0.0.1:2225\nupstream = a\nsource = [2001:db8::1]\n"
+                                    "[listen e]\naddress = 127.0.0.1:2226\nupstream = a\nsource = ::ffff:10.0.0.1\n"
+                                    "[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n"
+                                    "[global]\nsource = 127.0.0.2\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, 6);
+    const char *const want[] = { "127.0.0.2:0", "127.0.0.3:0", "none", "client", "[2001:db8::1]:0", "10.0.0.1:0" };
+    for (size_t i = 0; i < 6; i++) {
+        char text[ADDRESS_TEXT_MAX];
+        cr_expect_str_eq(source_text(&snapshot->listeners[i].source, text, sizeof text), want[i], "listener %zu", i);
+    }
+    cr_expect_eq(config->transparent_line, 14, "the line of the source = client in use");
+    config_free(config);
+
+    config = load_ok("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = 127.0.0.1:1\n");
+    cr_expect_eq(config->snapshot->listeners[0].source.kind, UPSTREAM_SOURCE_NONE, "no source: no bind");
+    cr_expect_eq(config->transparent_line, 0);
+    config_free(config);
+
+    /* [global]'s client, replaced on the only listener: nothing needs it. */
+    config = load_ok("[global]\nsource = client\n[listen]\naddress = 127.0.0.1:8443\nsource = none\n"
+                     "[routes]\ndefault = 127.0.0.1:1\n");
+    cr_expect_eq(config->snapshot->listeners[0].source.kind, UPSTREAM_SOURCE_NONE);
+    cr_expect_eq(config->transparent_line, 0);
+    config_free(config);
+
+    config = load_ok("[global]\nsource = client\n[listen]\naddress = 127.0.0.1:8443\n"
+                     "[routes]\ndefault = 127.0.0.1:1\n");
+    cr_expect_eq(config->snapshot->listeners[0].source.kind, UPSTREAM_SOURCE_CLIENT);
+    cr_expect_eq(config->transparent_line, 2, "[global]'s line");
+    config_free(config);
+}
+
+Test(config, source_errors)
+{
+    const char *const expected[] = {
+        "2: source: '127.0.0.2:80' has a port; write the address alone (the kernel picks the port of each "
+        "connection)",
+        "5: source: '[::1]:80' has a port; write the address alone (the kernel picks the port of each connection)",
+        "6: source: expected none, client, or an IPv4 or IPv6 address, got 'localhost'",
+        "7: source: expected none, client, or an IPv4 or IPv6 address, got '10.0.0.0/8'",
+    };
+    expect_errors("[global]\nsource = 127.0.0.2:80\n[listen]\naddress = 127.0.0.1:8443\nsource = [::1]:80\n"
+                  "source = localhost\nsource = 10.0.0.0/8\n[routes]\ndefault = 127.0.0.1:1\n",
+                  expected, 4);
+}
