@@ -83,6 +83,17 @@ bool admission_peer_address(struct connection *connection, struct sockaddr_stora
     return getpeername(connection->client_fd, (struct sockaddr *)peer, &length) == 0;
 }
 
+bool admission_client_address(struct connection *connection)
+{
+    if (connection->client_address_known)
+        return true;
+    struct sockaddr_storage peer;
+    if (!admission_peer_address(connection, &peer))
+        return false;
+    connection->client_address_known = client_address_from((const struct sockaddr *)&peer, &connection->client_address);
+    return connection->client_address_known;
+}
+
 /* False (and the connection closed) when the socket has no peer any more. */
 static bool peer_address(struct worker *worker, struct connection *connection,
                          struct sockaddr_storage *peer)

@@ -26,6 +26,11 @@ bool admission_at_accept(struct worker *worker, struct connection *connection,
  * when the socket has no peer any more. */
 bool admission_peer_address(struct connection *connection, struct sockaddr_storage *peer);
 
+/* Fill connection->client_address (nginx's $remote_addr) unless admission
+ * or a trusted PROXY header already did: from the socket's peer, through
+ * admission_peer_address. False when it cannot be read. */
+bool admission_client_address(struct connection *connection);
+
 /* A trusted client's PROXY header was read: judge the address it names,
  * or the connection's own for a header without one (LOCAL, UNKNOWN).
  * False when the connection was closed. */

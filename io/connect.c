@@ -21,6 +21,7 @@
 #include "log.h"
 #include "proxy_header.h"
 #include "relay.h"
+#include "upstream_source.h"
 
 static uint32_t round_robin_next(struct worker *worker, int32_t upstream_index)
 {
@@ -149,6 +150,16 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         connection_close(worker, connection, OUTCOME_NO_RESOURCES);
         return;
     }
+    const struct snapshot_listener *listener = connect_listener_of(connection);
+    if (listener && listener->source.kind != UPSTREAM_SOURCE_NONE && family != AF_UNIX &&
+        !upstream_source_bind(worker, connection, fd, family, &listener->source)) {
+        /* Not the server's fault: no failure counted against it, and no
+         * other server tried, since each would be tried from the same
+         * address. */
+        close(fd);
+        connection_close(worker, connection, OUTCOME_SOURCE_FAILED);
+        return;
+    }
     if (family != AF_UNIX) {
         for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
             const struct relay_socket_option *option = &relay_socket_options[i];
@@ -182,7 +193,6 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&server->address.storage,
                           server->address.length);
     worker_track_op(sqe, connection, RING_TAG_STEP);
-    const struct snapshot_listener *listener = connect_listener_of(connection);
     uint32_t timeout_ms = listener ? listener->connect_timeout_ms
                                    : connection->snapshot->settings.connect_timeout_ms;
     timer_wheel_arm(&worker->timers, &connection->timer, worker->now_ms + timeout_ms);
@@ -192,15 +202,8 @@ static void connect_next_server(struct worker *worker, struct connection *connec
  * trusted PROXY header noted it, else the socket's peer. */
 static bool client_key(struct connection *connection, uint32_t *key)
 {
-    if (!connection->client_address_known) {
-        struct sockaddr_storage peer;
-        if (!admission_peer_address(connection, &peer))
-            return false;
-        connection->client_address_known =
-            client_address_from((const struct sockaddr *)&peer, &connection->client_address);
-        if (!connection->client_address_known)
-            return false;
-    }
+    if (!admission_client_address(connection))
+        return false;
     *key = upstream_hash_client(&connection->client_address);
     return true;
 }

@@ -40,6 +40,7 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
     [OUTCOME_INVALID_PROXY_HEADER] = "invalid_proxy_header",
     [OUTCOME_DENIED] = "denied",
     [OUTCOME_CLIENT_LIMIT] = "client_limit",
+    [OUTCOME_SOURCE_FAILED] = "source_failed",
 };
 
 const char *connection_outcome_name(enum connection_outcome outcome)

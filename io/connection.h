@@ -49,6 +49,7 @@ enum connection_outcome {
     OUTCOME_INVALID_PROXY_HEADER, /* a trusted source sent no valid PROXY header */
     OUTCOME_DENIED,           /* refused by the listener's allow/deny rules */
     OUTCOME_CLIENT_LIMIT,     /* the client had max_connections_per_client open */
+    OUTCOME_SOURCE_FAILED,    /* the listener's `source` could not be bound */
     OUTCOME_COUNT
 };
 
