@@ -25,10 +25,12 @@
 #include "../config/nginx_import.h"
 #include "../core/client_counts.h"
 #include "../core/publisher.h"
+#include "capabilities.h"
 #include "listener.h"
 #include "log.h"
 #include "service.h"
 #include "stats_server.h"
+#include "upstream_source.h"
 #include "worker.h"
 
 #ifndef SNISPLICE_VERSION
@@ -131,10 +133,17 @@ static struct config *load_config(const char *path)
 }
 
 /* What the INI loader cannot see but start-up would refuse: an unknown
- * user, an access log that cannot be opened (checked when check_log: -t
+ * user, a `source = client` this process may not bind (no CAP_NET_ADMIN
+ * or CAP_NET_RAW; after `user =`, only kept when the first config needed
+ * it), an access log that cannot be opened (checked when check_log: -t
  * always, a reload only when it names another file). */
 static bool usable_here(const struct config *config, bool check_log, char *problem, size_t problem_size)
 {
+    char why[256];
+    if (config->transparent_line && !upstream_source_transparent_allowed(why, sizeof why)) {
+        snprintf(problem, problem_size, "source = client (line %d): %s", config->transparent_line, why);
+        return false;
+    }
     if (config->user) {
         errno = 0;
         if (!getpwnam(config->user)) {
@@ -299,8 +308,9 @@ static bool remember_listen(struct process *process, const struct config_listen 
     return true;
 }
 
-/* After binding, before any worker exists: every thread starts unprivileged. */
-static bool drop_privileges(const char *user)
+/* After binding, before any worker exists: every thread starts unprivileged,
+ * with CAP_NET_RAW alone when keep_net_raw (`source = client`). */
+static bool drop_privileges(const char *user, bool keep_net_raw)
 {
     if (!user)
         return true;
@@ -312,8 +322,16 @@ static bool drop_privileges(const char *user)
     }
     if (getuid() == entry->pw_uid && geteuid() == entry->pw_uid)
         return true;
+    if (keep_net_raw && !capabilities_keep_across_setuid()) {
+        log_error("cannot keep CAP_NET_RAW for source = client: %s", strerror(errno));
+        return false;
+    }
     if (initgroups(user, entry->pw_gid) != 0 || setgid(entry->pw_gid) != 0 || setuid(entry->pw_uid) != 0) {
         log_error("cannot switch to user '%s': %s", user, strerror(errno));
+        return false;
+    }
+    if (keep_net_raw && !capabilities_limit_to_net_raw()) {
+        log_error("switched to '%s' but cannot limit capabilities to CAP_NET_RAW: %s", user, strerror(errno));
         return false;
     }
     /* Dropped for good: regaining root must be impossible. */
@@ -321,7 +339,8 @@ static bool drop_privileges(const char *user)
         log_error("switched to '%s' but could regain root; refusing to run", user);
         return false;
     }
-    log_info("running as user %s (uid %u)", user, (unsigned)entry->pw_uid);
+    log_info("running as user %s (uid %u)%s", user, (unsigned)entry->pw_uid,
+             keep_net_raw ? " with CAP_NET_RAW alone, for source = client" : "");
     return true;
 }
 
@@ -545,6 +564,12 @@ static int serve(const char *config_path)
         fprintf(stderr, "snisplice: %s: configuration has errors\n", config_path);
         return 1;
     }
+    char problem[512];
+    if (config->transparent_line && !usable_here(config, false, problem, sizeof problem)) {
+        fprintf(stderr, "snisplice: %s: %s\n", config_path, problem);
+        config_free(config);
+        return 1;
+    }
     raise_fd_limit();
     int cpus[CPU_SETSIZE];
     unsigned cpu_count = allowed_cpus(cpus, CPU_SETSIZE);
@@ -597,7 +622,7 @@ static int serve(const char *config_path)
     if ((config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
         !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot) ||
         !remember_listen(&process, config->listen, config->listen_count) ||
-        !drop_privileges(config->user))
+        !drop_privileges(config->user, config->transparent_line != 0))
         goto out;
     if (!start_workers(&process)) {
         log_error("cannot start workers");
