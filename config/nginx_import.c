@@ -46,6 +46,7 @@
 #include "../core/route_regex.h"
 #include "../core/snapshot.h"
 #include "../core/upstream.h"
+#include "../core/upstream_source.h"
 #include "name_index.h"
 #include "nginx_import_model.h"
 #include "tcp_keepalive.h"
@@ -607,6 +608,93 @@ static bool collect_setting_directive(struct importer *importer, const struct ng
     return false;
 }
 
+/* What a proxy_bind left out changes, at the level `server` (NULL: the
+ * stream block). */
+static const char *bind_left_out(const struct import_server *server)
+{
+    return server ? "not carried over; this listener connects from [global]'s source, or from the address the "
+                    "system picks without one"
+                  : "not carried over; snisplice connects from the address the system picks";
+}
+
+/* $remote_addr, braced or not; with `port`, $remote_addr:$remote_port. */
+static bool is_client_bind(const char *value, bool port)
+{
+    static const char *const address[] = { "$remote_addr", "${remote_addr}" };
+    static const char *const with_port[] = { "$remote_addr:$remote_port", "${remote_addr}:${remote_port}",
+                                              "${remote_addr}:$remote_port", "$remote_addr:${remote_port}" };
+    const char *const *forms = port ? with_port : address;
+    size_t count = port ? 4 : 2;
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(value, forms[i]) == 0)
+            return true;
+    return false;
+}
+
+/* proxy_bind ADDRESS [transparent] | $remote_addr transparent | off, as
+ * the INI's source; false (said) when the INI cannot take it. */
+static bool convert_bind(struct importer *importer, const struct nginx_directive *item,
+                         const struct import_server *server, char *out, size_t out_size)
+{
+    bool transparent = item->arg_count == 2 && strcmp(item->args[1], "transparent") == 0;
+    if (item->arg_count < 1 || item->arg_count > 2 || (item->arg_count == 2 && !transparent)) {
+        import_warn(importer, item, "proxy_bind: expected ADDRESS [transparent] or off; %s", bind_left_out(server));
+        return false;
+    }
+    const char *value = item->args[0];
+    if (strcmp(value, "off") == 0) {
+        snprintf(out, out_size, "none");
+        return true;
+    }
+    if (is_client_bind(value, false) || is_client_bind(value, true)) {
+        if (is_client_bind(value, true))
+            import_warn(importer, item, "proxy_bind %s: the client's port is not kept; snisplice binds the client's "
+                                        "address (source = client) and the kernel picks the port", value);
+        if (!transparent)
+            import_warn(importer, item, "proxy_bind %s without transparent: converted as source = client, which "
+                                        "sets IP_TRANSPARENT and needs CAP_NET_RAW", value);
+        snprintf(out, out_size, "client");
+        return true;
+    }
+    if (strchr(value, '$')) {
+        import_warn(importer, item, "proxy_bind %s: snisplice binds only a fixed address or the client's "
+                                    "($remote_addr transparent); %s", value, bind_left_out(server));
+        return false;
+    }
+    if (upstream_source_has_port(value)) {
+        import_warn(importer, item, "proxy_bind %s: snisplice binds an address without a port (the kernel picks "
+                                    "each connection's); %s", value, bind_left_out(server));
+        return false;
+    }
+    struct upstream_source source;
+    char why[200];
+    bool parsed = upstream_source_parse(value, &source, why, sizeof why);
+    if (!parsed || source.kind != UPSTREAM_SOURCE_ADDRESS) {
+        import_warn(importer, item, "proxy_bind %s: not an IPv4 or IPv6 address; %s", value, bind_left_out(server));
+        return false;
+    }
+    if (transparent)
+        import_warn(importer, item, "proxy_bind %s transparent: snisplice binds a fixed source without "
+                                    "IP_TRANSPARENT, so it must be an address of this host", value);
+    snprintf(out, out_size, "%s", value);
+    return true;
+}
+
+/* proxy_bind in the stream block (`server` NULL) or a server. nginx
+ * refuses a second one in a block ("is duplicate"): the first is kept. */
+static void collect_bind(struct importer *importer, const struct nginx_directive *item, struct import_server *server)
+{
+    struct import_bind *level = server ? &server->bind : &importer->stream_bind;
+    if (level->at) {
+        import_warn(importer, item, "proxy_bind: a second one in this block (nginx refuses this configuration); "
+                                    "keeping the one from %s:%d", level->at->file, level->at->line);
+        return;
+    }
+    level->at = item;
+    if (!convert_bind(importer, item, server, level->source, sizeof level->source))
+        level->source[0] = '\0';
+}
+
 static void collect_map(struct importer *importer, const struct nginx_directive *directive)
 {
     const char *variable;
@@ -776,6 +864,8 @@ static void collect_server(struct importer *importer, const struct nginx_directi
             server->socket_keepalive_set = true;
         } else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &server->trusted, &server->trusted_count, item->args[0]);
+        else if (strcmp(item->name, "proxy_bind") == 0)
+            collect_bind(importer, item, server);
         else if (import_access_collect(importer, &server->access, item))
             continue;
         else if (import_access_collect_limit(importer, &server->limits, item))
@@ -798,6 +888,8 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
             collect_server(importer, item);
         else if (strcmp(item->name, "set_real_ip_from") == 0 && item->arg_count == 1)
             add_string(importer, &importer->stream_trusted, &importer->stream_trusted_count, item->args[0]);
+        else if (strcmp(item->name, "proxy_bind") == 0)
+            collect_bind(importer, item, NULL);
         else if (import_access_collect(importer, &importer->stream_access, item))
             continue;
         else if (strcmp(item->name, "limit_conn_zone") == 0)
@@ -1181,6 +1273,24 @@ static void write_listener_timeouts(const struct importer *importer, struct text
     }
 }
 
+/* [global]'s source: the stream block's proxy_bind, unless it is off. */
+static const char *global_source(const struct importer *importer)
+{
+    const char *source = importer->stream_bind.source;
+    return source[0] && strcmp(source, "none") != 0 ? source : NULL;
+}
+
+/* A server's own proxy_bind, where it changes what [global] gives its
+ * listener (proxy_bind off under a stream-level one: source = none). */
+static void write_listener_source(const struct importer *importer, struct text *ini,
+                                  const struct import_server *server)
+{
+    const char *own = server->bind.source, *inherited = global_source(importer);
+    if (!own[0] || strcmp(own, inherited ? inherited : "none") == 0)
+        return;
+    import_text_printf(ini, "source = %s\n", own);
+}
+
 static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
                            bool unnamed)
 {
@@ -1196,6 +1306,7 @@ static void write_listener(struct importer *importer, struct text *ini, const st
         import_text_printf(ini, "upstream = %s\n", target_text(server->upstream, server_reach(server)));
     write_listener_keepalive(importer, ini, server);
     write_listener_timeouts(importer, ini, server);
+    write_listener_source(importer, ini, server);
     if (accepts_proxy_protocol) {
         if (server->trusted_count)
             write_trusted(ini, server->trusted, server->trusted_count);
@@ -1453,7 +1564,7 @@ static void write_ini(struct importer *importer, struct text *ini)
 {
     import_text_printf(ini, "; snisplice configuration converted from %s by snisplice --import-nginx.\n"
                             "; Check it with: snisplice -t -c FILE\n\n", importer->source);
-    bool any_global = importer->workers || importer->user || importer->access_log;
+    bool any_global = importer->workers || importer->user || importer->access_log || global_source(importer);
     for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
         any_global |= importer->settings[i].global.text[0] != '\0';
     if (any_global) {
@@ -1468,6 +1579,8 @@ static void write_ini(struct importer *importer, struct text *ini)
             if (importer->settings[i].global.text[0])
                 import_text_printf(ini, "%s = %s\n", importer->settings[i].ini_name,
                                    importer->settings[i].global.text);
+        if (global_source(importer))
+            import_text_printf(ini, "source = %s\n", global_source(importer));
         import_text_printf(ini, "\n");
     }
 

@@ -136,6 +136,15 @@ struct import_setting {
 
 #define IMPORT_SETTING_COUNT 4
 
+/* One level's proxy_bind, the stream block's or a server's: `at` when the
+ * level has one (nginx then ignores the stream block's for that server,
+ * even when the INI cannot take it), `source` the INI's value when it
+ * can ("none", "client" or an address). */
+struct import_bind {
+    const struct nginx_directive *at;
+    char source[ADDRESS_TEXT_MAX];  /* "" when left out */
+};
+
 struct import_server {
     const struct nginx_directive *directive;
     struct import_listen *listens;
@@ -155,6 +164,7 @@ struct import_server {
     struct import_limits limits;  /* limit_conn of this server */
     uint32_t client_limit;        /* max_connections_per_client to write; 0: none */
     struct import_value own[IMPORT_SETTING_COUNT]; /* the timeouts given in this server; by importer->settings index */
+    struct import_bind bind;      /* proxy_bind of this server */
     char name[NAME_MAX_LENGTH];
 };
 
@@ -183,6 +193,7 @@ struct importer {
     bool stream_proxy_protocol;
     bool stream_socket_keepalive;
     struct import_setting settings[IMPORT_SETTING_COUNT];
+    struct import_bind stream_bind; /* stream-level proxy_bind: [global]'s source */
     bool quiet;                   /* import_warn says nothing: a pass the next one repeats aloud */
     bool failed;
 };

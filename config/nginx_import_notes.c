@@ -92,9 +92,6 @@ static const struct import_note notes[] = {
     { "listen:sndbuf", false, BUFFER_AUTOTUNING },
 
     /* ngx_stream_proxy_module */
-    { "proxy_bind", false, "snisplice connects from the address the system picks, with no bind and no "
-                           "transparent proxying; proxy_protocol on an upstream passes the client's address on "
-                           "instead" },
     { "proxy_buffer_size", true, PIPES_NOT_BUFFERS },
     { "proxy_downstream_buffer", true, PIPES_NOT_BUFFERS },
     { "proxy_upstream_buffer", true, PIPES_NOT_BUFFERS },

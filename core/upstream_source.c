@@ -52,8 +52,7 @@ static bool parse_ipv6(const char *text, struct address *out)
     return true;
 }
 
-/* "1.2.3.4:80" or "[::1]:80": an address with a port. */
-static bool has_port(const char *text)
+bool upstream_source_has_port(const char *text)
 {
     const char *colon = strrchr(text, ':');
     if (!colon)
@@ -76,7 +75,7 @@ bool upstream_source_parse(const char *text, struct upstream_source *out, char *
         out->kind = UPSTREAM_SOURCE_ADDRESS;
         return true;
     }
-    if (has_port(text))
+    if (upstream_source_has_port(text))
         snprintf(error, error_size, "'%s' has a port; write the address alone (the kernel picks the port of "
                                     "each connection)", text);
     else

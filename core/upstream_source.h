@@ -30,4 +30,8 @@ struct upstream_source {
  * address). False with the problem in error (without the key's name). */
 bool upstream_source_parse(const char *text, struct upstream_source *out, char *error, size_t error_size);
 
+/* "1.2.3.4:80" or "[::1]:80": an address with a port, which a source
+ * must not have. */
+bool upstream_source_has_port(const char *text);
+
 #endif

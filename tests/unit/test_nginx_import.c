@@ -2142,4 +2142,100 @@ Test(nginx_import, map_flags_only_alone_on_their_line)
     cr_expect(strstr(flagged.ini, "*.example.com = 127.0.0.1:8\n"), "%s", flagged.ini);
     cr_expect_null(strstr(flagged.ini, "hostnames ="), "%s", flagged.ini);
     nginx_import_free(&flagged);
+
+/* proxy_bind: the stream block's becomes [global]'s source, a server's
+ * its listener's; off in a server cancels the stream block's there. */
+Test(nginx_import, proxy_bind_becomes_source)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  proxy_bind 10.0.0.5;\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_bind 2001:db8::6; }\n"
+        "  server { listen 2223; proxy_pass 127.0.0.1:23; proxy_bind off; }\n"
+        "  server { listen 2224; proxy_pass 127.0.0.1:24; proxy_bind 10.0.0.5; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\nsource = 10.0.0.5\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\nupstream = 127.0.0.1:8443\n\n"),
+              "inherits [global]'s: %s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nsource = 2001:db8::6\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:23\nsource = none\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:24\n\n"), "the same as [global]'s: no line: %s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* A server's own, with no stream-level one; off alone adds nothing. */
+    result = import_text("stream {\n"
+                         "  server { listen 443; proxy_pass 127.0.0.1:8443; proxy_bind 192.0.2.7; }\n"
+                         "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_bind off; }\n"
+                         "}\n");
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect_null(strstr(result.ini, "[global]"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\nsource = 192.0.2.7\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* Transparent proxying: $remote_addr becomes source = client; the
+ * client's port cannot be kept, and is said. */
+Test(nginx_import, proxy_bind_transparent_becomes_source_client)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; proxy_bind $remote_addr transparent; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_bind $remote_addr:$remote_port transparent; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: proxy_bind $remote_addr:$remote_port: the client's "
+                                         "port is not kept; snisplice binds the client's address (source = client) "
+                                         "and the kernel picks the port"));
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\nsource = client\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nsource = client\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text("stream {\n  proxy_bind $remote_addr transparent;\n"
+                         "  server { listen 443; proxy_pass 127.0.0.1:8443; }\n}\n");
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[global]\nsource = client\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* What the INI cannot take is left out, saying from where connections go instead. */
+Test(nginx_import, proxy_bind_left_out_with_a_warning)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  proxy_bind 10.0.0.1:5000;\n"
+        "  server { listen 443; proxy_pass 127.0.0.1:8443; proxy_bind $source_address; }\n"
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; proxy_bind [2001:db8::1]:80; }\n"
+        "  server { listen 2223; proxy_pass 127.0.0.1:23; proxy_bind 10.0.0.2 transparent; proxy_bind 10.0.0.3; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: proxy_bind 10.0.0.1:5000: snisplice binds an address "
+                                         "without a port (the kernel picks each connection's); not carried over; "
+                                         "snisplice connects from the address the system picks"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:3: warning: proxy_bind $source_address: snisplice binds only a "
+                                         "fixed address or the client's ($remote_addr transparent); not carried "
+                                         "over; this listener connects from [global]'s source, or from the address "
+                                         "the system picks without one"));
+    cr_expect(has_warning(&result, "nginx.conf:4: warning: proxy_bind [2001:db8::1]:80: snisplice binds an address "
+                                   "without a port", "this listener connects from [global]'s source"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: proxy_bind 10.0.0.2 transparent: snisplice binds a "
+                                         "fixed source without IP_TRANSPARENT, so it must be an address of this "
+                                         "host"));
+    cr_expect(has_warning(&result, "nginx.conf:5: warning: proxy_bind: a second one in this block", "keeping the one "
+                                                                                                     "from nginx.conf:5"));
+    cr_expect_eq(result.warning_count, 5);
+    cr_expect_null(strstr(result.ini, "[global]"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "upstream = 127.0.0.1:23\nsource = 10.0.0.2\n"), "%s", result.ini);
+    cr_expect_eq(count_warnings(&result, "", "source = "), 0);
+    char *first = strstr(result.ini, "source = ");
+    cr_expect(first && !strstr(first + 1, "source = "), "one source line only: %s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
 }
