@@ -324,3 +324,51 @@ Test(source, reload_needing_a_dropped_capability_is_refused, .init = integration
     free(body);
     cr_expect_eq(proxy_stop(&source_proxy, 10000), 0);
 }
+
+/* Without CAP_NET_ADMIN or CAP_NET_RAW (run as nobody through setpriv),
+ * `-t` and start-up refuse a config with source = client, naming its
+ * line, rather than failing each connection; without it the same user
+ * is fine. */
+Test(source, refused_at_check_and_start_without_the_capability, .init = integration_init, .fini = source_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv to run as nobody");
+    char *directory = temp_directory_create("source-capability");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *body = text_format("source = client\n[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(151, 9));
+    char *config = config_text(TEST_PORT(151, 8), NULL, body);
+    char *path = temp_file_write(directory, "client.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+    const char *want = "source = client (line 7): binding the client's address needs CAP_NET_ADMIN or CAP_NET_RAW";
+    const char *check[] = { "/usr/bin/setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+                            proxy_binary(), "-t", "-c", path, NULL };
+    char *output = NULL;
+    int status = child_run(check, NULL, NULL, 15000, &output);
+    cr_expect_eq(status, 1, "-t: exit %d, output:\n%s", status, output);
+    cr_expect(output && strstr(output, want), "-t output:\n%s", output);
+    free(output);
+    const char *start[] = { "/usr/bin/setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+                            proxy_binary(), "-c", path, NULL };
+    output = NULL;
+    status = child_run(start, NULL, NULL, 15000, &output);
+    cr_expect_eq(status, 1, "start: exit %d, output:\n%s", status, output);
+    cr_expect(output && strstr(output, want), "start output:\n%s", output);
+    free(output);
+
+    free(path);
+    free(config);
+    free(body);
+    body = text_format("source = 127.0.0.2\n[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(151, 9));
+    config = config_text(TEST_PORT(151, 8), NULL, body);
+    path = temp_file_write(directory, "address.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+    check[9] = path;
+    output = NULL;
+    status = child_run(check, NULL, NULL, 15000, &output);
+    cr_expect_eq(status, 0, "a fixed source needs no capability: exit %d, output:\n%s", status, output);
+    free(output);
+    free(path);
+    free(config);
+    free(body);
+    free(directory);
+}
