@@ -620,15 +620,16 @@ static const char *bind_left_out(const struct import_server *server)
 /* $remote_addr, braced or not; with `port`, $remote_addr:$remote_port. */
 static bool is_client_bind(const char *value, bool port)
 {
-    static const char *const address[] = { "$remote_addr", "${remote_addr}" };
-    static const char *const with_port[] = { "$remote_addr:$remote_port", "${remote_addr}:${remote_port}",
-                                              "${remote_addr}:$remote_port", "$remote_addr:${remote_port}" };
-    const char *const *forms = port ? with_port : address;
-    size_t count = port ? 4 : 2;
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(value, forms[i]) == 0)
-            return true;
-    return false;
+    if (!port)
+        return import_variable_is(value, "remote_addr");
+    const char *colon = strchr(value, ':');
+    char address[sizeof "${remote_addr}"];
+    size_t length = colon ? (size_t)(colon - value) : 0;
+    if (!colon || length >= sizeof address)
+        return false;
+    memcpy(address, value, length);
+    address[length] = '\0';
+    return import_variable_is(address, "remote_addr") && import_variable_is(colon + 1, "remote_port");
 }
 
 /* proxy_bind ADDRESS [transparent] | $remote_addr transparent | off, as

@@ -2142,6 +2142,7 @@ Test(nginx_import, map_flags_only_alone_on_their_line)
     cr_expect(strstr(flagged.ini, "*.example.com = 127.0.0.1:8\n"), "%s", flagged.ini);
     cr_expect_null(strstr(flagged.ini, "hostnames ="), "%s", flagged.ini);
     nginx_import_free(&flagged);
+}
 
 /* proxy_bind: the stream block's becomes [global]'s source, a server's
  * its listener's; off in a server cancels the stream block's there. */
