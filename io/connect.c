@@ -18,6 +18,7 @@
 #include "admission.h"
 #include "hello_forward.h"
 #include "keepalive.h"
+#include "listener.h"
 #include "log.h"
 #include "proxy_header.h"
 #include "relay.h"
@@ -127,6 +128,24 @@ static bool sends_at_once(const struct connection *connection)
     return routed_by_name(connection) || connection->upstream->proxy_protocol;
 }
 
+/* The socket towards a server. Out of fds, the pool's idle pipes go
+ * first (a cache) and the socket is tried once more; still none, and
+ * this worker stops accepting for a while: further clients wait in the
+ * backlog rather than being accepted only to be closed here. */
+static int upstream_socket(struct worker *worker, int family)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 || !listener_is_resource_exhaustion(errno))
+        return fd;
+    if (pipe_pool_release_idle(&worker->pipes) > 0) {
+        fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd >= 0)
+            return fd;
+    }
+    listener_pause_accepting(worker, "upstream socket", errno);
+    return -1;
+}
+
 /* A static because an io_uring setsockopt reads it when the batch is
  * submitted, after connect_next_server has returned. */
 static const int one_second = 1;
@@ -145,7 +164,7 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     connection->server = server;
     access_log_note_server(connection, &server->address);
     int family = address_family(&server->address);
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = upstream_socket(worker, family);
     if (fd < 0) {
         connection_close(worker, connection, OUTCOME_NO_RESOURCES);
         return;

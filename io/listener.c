@@ -212,7 +212,7 @@ static void accept_connection(struct worker *worker, const struct listener *list
     preread_start(worker, connection);
 }
 
-static bool is_resource_exhaustion(int error)
+bool listener_is_resource_exhaustion(int error)
 {
     return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
 }
@@ -262,21 +262,30 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
     if (result >= 0) {
         worker->accept_exhausted = false;
         accept_connection(worker, listener, result);
-    } else if (is_resource_exhaustion(-result)) {
-        if (!worker->accept_exhausted)
-            log_warn("worker %u: accept: %s; retrying every %d ms until it recovers",
-                     worker->index, strerror(-result), LISTENER_PAUSE_MS);
-        worker->accept_exhausted = true;
-        worker->accept_paused_until_ms = worker->now_ms + LISTENER_PAUSE_MS;
-        /* A still-armed multishot would keep failing: stop it until the pause ends. */
-        if (listener->accept_armed)
-            worker_cancel(worker, listener, RING_TAG_ACCEPT);
-        return;
+    } else if (listener_is_resource_exhaustion(-result)) {
+        /* Idle pooled pipes are a cache: their fds go first. */
+        if (pipe_pool_release_idle(&worker->pipes) == 0) {
+            listener_pause_accepting(worker, "accept", -result);
+            return;
+        }
     } else if (result != -ECANCELED && result != -ECONNABORTED && result != -EAGAIN) {
         log_warn("worker %u: accept: %s", worker->index, strerror(-result));
     }
     if (!listener->accept_armed && !worker->draining && worker->accept_paused_until_ms == 0)
         listener_arm_accept(worker, listener);
+}
+
+void listener_pause_accepting(struct worker *worker, const char *step, int error)
+{
+    if (!worker->accept_exhausted)
+        log_warn("worker %u: %s: %s; retrying every %d ms until it recovers", worker->index, step,
+                 strerror(error), LISTENER_PAUSE_MS);
+    worker->accept_exhausted = true;
+    worker->accept_paused_until_ms = worker->now_ms + LISTENER_PAUSE_MS;
+    /* A still-armed multishot would keep failing: stop it until the pause ends. */
+    for (struct listener *listener = worker->listeners; listener; listener = listener->next)
+        if (listener->accept_armed)
+            worker_cancel(worker, listener, RING_TAG_ACCEPT);
 }
 
 void listener_resume(struct worker *worker)

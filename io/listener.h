@@ -40,6 +40,14 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
                         uint32_t flags);
 /* Re-arm listeners after an accept pause, if it is over. */
 void listener_resume(struct worker *worker);
+
+/* True for the errors that mean the process is out of fds or memory. */
+bool listener_is_resource_exhaustion(int error);
+
+/* Out of fds at `step` (accept, or the upstream socket of a connection
+ * just accepted): stop every listener of this worker for LISTENER_PAUSE_MS.
+ * Clients wait in the backlog instead of being accepted and closed. */
+void listener_pause_accepting(struct worker *worker, const char *step, int error);
 /* Stop accepting for good (drain): cancel accepts, close the sockets. */
 void listener_close_all(struct worker *worker);
 /* A newly adopted snapshot: take the sockets the main thread handed over,

@@ -71,10 +71,18 @@ void pipe_pool_discard(struct pipe_pool *pool, struct pipe_pair pipe)
     close_pipe(pipe);
 }
 
+size_t pipe_pool_release_idle(struct pipe_pool *pool)
+{
+    size_t released = pool->idle_count;
+    for (size_t i = 0; i < released; i++)
+        close_pipe(pool->idle[i]);
+    pool->idle_count = 0;
+    return released;
+}
+
 void pipe_pool_destroy(struct pipe_pool *pool)
 {
-    for (size_t i = 0; i < pool->idle_count; i++)
-        close_pipe(pool->idle[i]);
+    pipe_pool_release_idle(pool);
     free(pool->idle);
     pool->idle = NULL;
     pool->idle_count = 0;

@@ -49,6 +49,9 @@ bool pipe_pool_grow(struct pipe_pool *pool, struct pipe_pair *pipe, uint64_t now
 void pipe_pool_put(struct pipe_pool *pool, struct pipe_pair pipe);
 /* The pipe may hold bytes: close it. */
 void pipe_pool_discard(struct pipe_pool *pool, struct pipe_pair pipe);
+/* Close every idle pipe: they are only a cache, and out of fds a socket
+ * is worth more. Returns how many pipes were closed. */
+size_t pipe_pool_release_idle(struct pipe_pool *pool);
 void pipe_pool_destroy(struct pipe_pool *pool);
 
 #endif

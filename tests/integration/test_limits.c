@@ -422,3 +422,66 @@ Test(limits, out_of_fds_unix_upstream_keeps_relaying, .init = integration_init, 
     unlink(echo.path);
     rmdir(echo.directory);
 }
+
+/* Idle pooled pipes are a cache: out of fds, their fds go to the sockets
+ * of new connections. A burst of transfers leaves pipes in the pool;
+ * then as many idle connections as the fd limit holds without those
+ * pipes must all be relayed, none accepted only to be closed for want
+ * of an upstream socket (they were, while the pool kept its pipes). */
+Test(limits, out_of_fds_idle_pooled_pipes_give_way_to_connections, .init = integration_init, .fini = limits_fini)
+{
+    integration_set_limit(120);
+    enum { LIMIT = 100, BURST = 10 };
+    uint16_t proxy_port = TEST_PORT(152, 0), echo_port = TEST_PORT(152, 1), stats_port = TEST_PORT(152, 2);
+    cr_assert(backend_start(&limits_backend, "echo", echo_port, echo_handler, NULL));
+    char *body = text_format("[routes]\ndefault = echo\n[upstream echo]\nserver = 127.0.0.1:%u\n", echo_port);
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(start_with_fd_limit(config, proxy_port, LIMIT), "snisplice did not start under ulimit -n %d", LIMIT);
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+
+    /* Both directions of BURST transfers at once: each splices through a
+     * pipe of its own, and gives it back to the pool at the end. */
+    static struct echo_client burst[BURST];
+    for (int i = 0; i < BURST; i++) {
+        burst[i] = (struct echo_client){ .seed = 0x706f6f6c00ULL + (uint64_t)i, .length = 4ULL << 20 };
+        echo_connect(&burst[i], proxy_port, &hello);
+    }
+    for (int i = 0; i < BURST; i++)
+        cr_assert_eq(pthread_create(&burst[i].sender, NULL, echo_send, &burst[i]), 0);
+    for (int i = 0; i < BURST; i++) {
+        struct byte_stream_verifier verifier;
+        byte_stream_verifier_init(&verifier, burst[i].seed);
+        cr_expect_eq(byte_stream_receive(burst[i].fd, &verifier, burst[i].length), burst[i].length);
+        pthread_join(burst[i].sender, NULL);
+        close(burst[i].fd);
+    }
+    long long idle_pipes = 0, pipes_in_use = 0;
+    int fds_without_pipes = 0;
+    long long deadline = monotonic_ms() + 5000;
+    do {
+        sleep_ms(50);
+        fds_without_pipes = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+        idle_pipes = stats_value(stats_port, "snisplice_pipe_pool_pipes{state=\"idle\"}");
+    } while ((pipes_in_use != 0 || fds_without_pipes + 2 * idle_pipes != proxy_fd_count(&limits_proxy)) &&
+             monotonic_ms() < deadline);
+    cr_assert_eq(pipes_in_use, 0, "the burst's connections still hold pipes");
+
+    /* Room for this many without the pool's pipes (two fds spare), and
+     * not with them: the test means something only then. */
+    int room = (LIMIT - fds_without_pipes) / 2 - 1;
+    cr_assert_gt(2 * room, LIMIT - fds_without_pipes - 2 * (int)idle_pipes,
+                 "the burst left only %lld idle pipes: %d connections fit beside them", idle_pipes, room);
+    cr_log_info("%d fds besides %lld idle pipes; opening %d idle connections", fds_without_pipes, idle_pipes, room);
+    static struct echo_client idle[LIMIT / 2];
+    for (int i = 0; i < room; i++)
+        echo_connect(&idle[i], proxy_port, &hello);
+    for (int i = 0; i < room; i++)
+        close(idle[i].fd);
+
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
