@@ -165,6 +165,10 @@ void connection_close(struct worker *worker, struct connection *connection,
         worker_queue_close(worker, connection->upstream_fd);
     connection->client_fd = connection->upstream_fd = -1;
     if (connection->snapshot) {
+        /* Still connecting: a connect or setsockopt queued in this batch may
+         * point into the snapshot. Unpinned, it may be freed once this
+         * worker declares quiescence, before the loop's next submission. */
+        worker_submit_queued(worker);
         snapshot_unpin(connection->snapshot, worker->index);
         connection->snapshot = NULL;
         connection->upstream = NULL;

@@ -233,7 +233,10 @@ static void retire(struct worker *worker, struct listener *listener)
     unlink_listener(&worker->listeners, listener);
     if (listener->accept_armed)
         worker_cancel(worker, listener, RING_TAG_ACCEPT);
-    close(listener->fd);
+    /* Queued behind the cancel, and behind a re-arm this batch may hold:
+     * a number closed at once could be reused by another socket before
+     * that re-arm reaches the kernel. */
+    worker_queue_close(worker, listener->fd);
     listener->fd = -1;
     if (listener->accept_armed) {
         listener->next = worker->closed_listeners;

@@ -42,16 +42,23 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
 }
 
+void worker_submit_queued(struct worker *worker)
+{
+    if (io_uring_sq_ready(&worker->ring) == 0)
+        return;
+    io_uring_submit(&worker->ring);
+    /* The operations expected to complete inside a submission do so now;
+     * the next wait must not wait for their completions again. */
+    worker->inline_completions = 0;
+}
+
 struct io_uring_sqe *worker_sqe(struct worker *worker)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&worker->ring);
     if (sqe)
         return sqe;
-    /* Submission queue full: hand what is queued to the kernel and retry.
-     * The operations expected to complete inside a submission do so now;
-     * the next wait must not wait for their completions again. */
-    io_uring_submit(&worker->ring);
-    worker->inline_completions = 0;
+    /* Submission queue full: hand what is queued to the kernel and retry. */
+    worker_submit_queued(worker);
     sqe = io_uring_get_sqe(&worker->ring);
     if (!sqe) {
         log_error("worker %u: io_uring submission queue stuck", worker->index);
@@ -407,8 +414,10 @@ static void run_loop(struct worker *worker)
         timer_wheel_advance(&worker->timers, worker->now_ms, on_timer, worker);
         if (!worker->draining && atomic_load_explicit(&worker->stop_requested, memory_order_acquire))
             begin_drain(worker);
-        if (worker->draining && drain_step(worker))
+        if (worker->draining && drain_step(worker)) {
+            worker_submit_queued(worker); /* the listeners' closes, at least */
             break;
+        }
         listener_resume(worker);
         relay_arm_deferred_polls(worker);
         hello_buffer_pool_trim(&worker->hello_buffers, worker->now_ms);

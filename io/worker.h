@@ -138,6 +138,11 @@ void worker_destroy(struct worker *worker);
 
 /* Worker thread helpers. */
 struct io_uring_sqe *worker_sqe(struct worker *worker);
+
+/* Hand every queued request to the kernel now: it reads what a request
+ * points to (a connect's address, a setsockopt's value) at submission,
+ * so a caller about to release that memory submits first. */
+void worker_submit_queued(struct worker *worker);
 /* A prepared SQE becomes the connection's operation in tag's slot: its
  * completion is dispatched by tag, and the connection outlives it. */
 void worker_track_op(struct io_uring_sqe *sqe, struct connection *connection, enum ring_tag tag);
