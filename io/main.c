@@ -484,10 +484,15 @@ static void reload(struct process *process)
     service_notify("READY=1\nSTATUS=serving");
 }
 
-static void stop_workers(struct process *process)
+static void request_stop(struct process *process)
 {
     for (unsigned i = 0; i < process->worker_count; i++)
         worker_request_stop(&process->workers[i]);
+}
+
+static void stop_workers(struct process *process)
+{
+    request_stop(process);
     for (unsigned i = 0; i < process->worker_count; i++)
         worker_join(&process->workers[i]);
 }
@@ -558,6 +563,18 @@ static void reserve_reload_memory(size_t bytes)
 
 static int serve(const char *config_path)
 {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);
+    /* Blocked before any thread exists, so workers inherit the mask; and
+     * before the config loads (host names resolve there, for seconds
+     * perhaps), so a reload or logrotate's SIGUSR1 then does not kill
+     * the process: they wait for the main loop. */
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
     size_t heap_before = mallinfo2().arena;
     struct config *config = load_config(config_path);
     if (!config) {
@@ -582,16 +599,6 @@ static int serve(const char *config_path)
     if (process.worker_count > cpu_count)
         cpu_count = 0;
     process.worker_cpus = cpu_count > 0 ? cpus : NULL;
-
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGUSR1);
-    /* Blocked before any thread exists, so workers inherit the mask. */
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     int status = 1;
     process.publisher = publisher_new(process.worker_count);
@@ -639,6 +646,9 @@ static int serve(const char *config_path)
              process.worker_count, process.listen_count, config_path);
     service_notify("READY=1\nSTATUS=serving");
     serve_signals(&process, &signals);
+    /* Workers stop accepting first: the stats thread may be busy with a
+     * slow scraper, and the drain must not wait for it. */
+    request_stop(&process);
     stats_server_stop(&process.stats);
     stop_workers(&process);
     log_info("stopped");

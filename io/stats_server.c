@@ -48,16 +48,24 @@ static long long now_ms(void)
     return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+/* True once fd is ready for `events` before deadline; false at the
+ * deadline or as soon as the server is told to stop, so that no client
+ * holds up a shutdown. */
+static bool wait_ready(int fd, short events, int stop_fd, long long deadline)
+{
+    long long left = deadline - now_ms();
+    struct pollfd waits[2] = { { fd, events, 0 }, { stop_fd, POLLIN, 0 } };
+    return left > 0 && poll(waits, 2, (int)left) > 0 && waits[1].revents == 0;
+}
+
 /* The request head, within CLIENT_TIMEOUT_MS in all: a scraper that
  * trickles bytes is dropped like a silent one. */
-static bool read_request(int fd, char *request, size_t size)
+static bool read_request(int fd, int stop_fd, char *request, size_t size)
 {
     size_t used = 0;
     long long deadline = now_ms() + CLIENT_TIMEOUT_MS;
     while (used + 1 < size) {
-        long long left = deadline - now_ms();
-        struct pollfd wait = { fd, POLLIN, 0 };
-        if (left <= 0 || poll(&wait, 1, (int)left) <= 0)
+        if (!wait_ready(fd, POLLIN, stop_fd, deadline))
             return false;
         ssize_t got = recv(fd, request + used, size - 1 - used, MSG_DONTWAIT);
         if (got < 0 && (errno == EAGAIN || errno == EINTR))
@@ -74,12 +82,10 @@ static bool read_request(int fd, char *request, size_t size)
 
 /* Gives up at deadline: a scraper that reads a byte now and then must not
  * hold the only stats thread for longer. */
-static void send_all(int fd, const char *data, size_t length, long long deadline)
+static void send_all(int fd, int stop_fd, const char *data, size_t length, long long deadline)
 {
     while (length > 0) {
-        long long left = deadline - now_ms();
-        struct pollfd wait = { fd, POLLOUT, 0 };
-        if (left <= 0 || poll(&wait, 1, (int)left) <= 0)
+        if (!wait_ready(fd, POLLOUT, stop_fd, deadline))
             return;
         ssize_t sent = send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0 && (errno == EAGAIN || errno == EINTR))
@@ -91,21 +97,21 @@ static void send_all(int fd, const char *data, size_t length, long long deadline
     }
 }
 
-static void respond(int fd, const char *status, const char *content_type, const char *body)
+static void respond(int fd, int stop_fd, const char *status, const char *content_type, const char *body)
 {
     char head[256];
     int length = snprintf(head, sizeof head,
                           "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                           status, content_type, strlen(body));
     long long deadline = now_ms() + RESPONSE_TIMEOUT_MS;
-    send_all(fd, head, (size_t)length, deadline);
-    send_all(fd, body, strlen(body), deadline);
+    send_all(fd, stop_fd, head, (size_t)length, deadline);
+    send_all(fd, stop_fd, body, strlen(body), deadline);
 }
 
 static void serve_client(struct stats_server *server, int fd)
 {
     char request[REQUEST_MAX];
-    if (!read_request(fd, request, sizeof request))
+    if (!read_request(fd, server->stop_fd, request, sizeof request))
         return;
     bool get = strncmp(request, "GET ", 4) == 0;
     char *path = request + 4;
@@ -113,21 +119,21 @@ static void serve_client(struct stats_server *server, int fd)
     bool metrics_path = (path_length == 8 && strncmp(path, "/metrics", 8) == 0) ||
                         (path_length == 1 && path[0] == '/');
     if (!get) {
-        respond(fd, "405 Method Not Allowed", "text/plain", "only GET\n");
+        respond(fd, server->stop_fd, "405 Method Not Allowed", "text/plain", "only GET\n");
         return;
     }
     if (!metrics_path) {
-        respond(fd, "404 Not Found", "text/plain", "try /metrics\n");
+        respond(fd, server->stop_fd, "404 Not Found", "text/plain", "try /metrics\n");
         return;
     }
     char *body = metrics_render(server->workers, server->worker_count,
                                 atomic_load_explicit(server->reloads_ok, memory_order_relaxed),
                                 atomic_load_explicit(server->reloads_failed, memory_order_relaxed));
     if (!body) {
-        respond(fd, "503 Service Unavailable", "text/plain", "out of memory\n");
+        respond(fd, server->stop_fd, "503 Service Unavailable", "text/plain", "out of memory\n");
         return;
     }
-    respond(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body);
+    respond(fd, server->stop_fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body);
     free(body);
 }
 

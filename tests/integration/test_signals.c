@@ -3,8 +3,8 @@
  * under load without failing a connection and rejects a bad config while
  * the old routes keep serving (an access log it cannot open is such an
  * error); SIGTERM stops accepting, lets a transfer in flight finish
- * byte-exact and exits 0, or gives up after drain_timeout. Ports: blocks
- * 13-16, 100.
+ * byte-exact and exits 0, or gives up after drain_timeout, without waiting
+ * for a silent stats client. Ports: blocks 13-16, 100, 153.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -320,5 +320,33 @@ Test(signals, drain_timeout_bounds_the_exit, .init = integration_init, .fini = s
     close(fd);
     free(log);
     free(config);
+    free(body);
+}
+
+/* A scraper that connects to the stats port and says nothing held the
+ * stats thread for its 2 s request timeout, and SIGTERM waited for that
+ * thread before telling the workers to stop: the traffic ports went on
+ * accepting meanwhile. Now the workers stop first and the stats thread
+ * drops its client at once. */
+Test(signals, sigterm_does_not_wait_for_a_silent_scraper, .init = integration_init, .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(153, 0), alpha_port = TEST_PORT(153, 1), stats_port = TEST_PORT(153, 2);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
+    int scraper = net_connect(stats_port);
+    cr_assert_geq(scraper, 0);
+    sleep_ms(200); /* the stats thread takes it and waits for its request */
+
+    long long start = monotonic_ms();
+    proxy_signal(&signal_proxy, SIGTERM);
+    int status = proxy_wait_exit(&signal_proxy, 8000);
+    long long exit_after = monotonic_ms() - start;
+    cr_expect_eq(status, 0, "exit status %d", status);
+    cr_expect_lt(exit_after, 1000, "exit %lld ms after SIGTERM with a silent stats client", exit_after);
+    close(scraper);
+    free(config);
+    free(globals);
     free(body);
 }
