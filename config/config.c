@@ -364,6 +364,10 @@ static char *read_line(char *buffer, int size, void *stream)
         buffer[0] = '\0';
         return buffer;
     }
+    /* A UTF-8 byte order mark (editors on Windows write one): inih skips
+     * it, and so must the section tracking here. */
+    if (loader->line == 1 && strncmp(buffer, "\xEF\xBB\xBF", 3) == 0)
+        memmove(buffer, buffer + 3, strlen(buffer + 3) + 1);
     size_t indent = strspn(buffer, " \t");
     if (indent > 0)
         memmove(buffer, buffer + indent, strlen(buffer + indent) + 1);

@@ -983,3 +983,22 @@ Test(config, source_errors)
                   "source = localhost\nsource = 10.0.0.0/8\n[routes]\ndefault = 127.0.0.1:1\n",
                   expected, 4);
 }
+
+/* A file saved with a UTF-8 byte order mark (Windows editors) loads as
+ * without it; a BOM anywhere but at the start is no BOM. */
+Test(config, byte_order_mark_at_the_start_is_skipped)
+{
+    struct config *config = load_ok("\xEF\xBB\xBF[listen]\naddress = 127.0.0.1:8443\n"
+                                     "[routes]\nmatrix.example.com = 127.0.0.1:12443\n");
+    cr_expect_eq(config->listen_count, 1);
+    cr_expect_geq(route(config, "matrix.example.com"), 0);
+    config_free(config);
+    struct config_errors errors;
+    struct config *refused = config_load(write_config("[listen]\naddress = 127.0.0.1:8443\n"
+                                                      "\xEF\xBB\xBF[routes]\nmatrix.example.com = 127.0.0.1:1\n"),
+                                         &errors);
+    cr_expect_null(refused, "a mark on line 3 is part of that line");
+    cr_expect_gt(errors.count, 0);
+    config_errors_free(&errors);
+    unlink(path);
+}
