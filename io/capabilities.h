@@ -1,7 +1,7 @@
 /*
- * capabilities.h - keeping CAP_NET_RAW, and nothing else, across the
- * switch to `user =`, for listeners with `source = client`
- * (IP_TRANSPARENT). Raw system calls: no libcap.
+ * capabilities.h - keeping the one capability IP_TRANSPARENT needs, and
+ * nothing else, across the switch to `user =`, for listeners with
+ * `source = client`. Raw system calls: no libcap.
  */
 #ifndef SNISPLICE_IO_CAPABILITIES_H
 #define SNISPLICE_IO_CAPABILITIES_H
@@ -11,10 +11,11 @@
 /* Before setuid: keep the permitted capabilities through it. */
 bool capabilities_keep_across_setuid(void);
 
-/* After setuid: CAP_NET_RAW permitted and effective, every other
- * capability dropped (permitted, effective, inheritable, ambient), and
- * the next setuid clears them again. For the calling thread, and the
- * threads it starts afterwards. */
-bool capabilities_limit_to_net_raw(void);
+/* After setuid: CAP_NET_RAW permitted and effective, or CAP_NET_ADMIN
+ * where the process was not given CAP_NET_RAW; every other capability
+ * dropped (permitted, effective, inheritable, ambient), and the next
+ * setuid clears them again. For the calling thread, and the threads it
+ * starts afterwards. The name of the one kept, or NULL (errno set). */
+const char *capabilities_limit_for_transparent(void);
 
 #endif

@@ -309,8 +309,9 @@ static bool remember_listen(struct process *process, const struct config_listen 
 }
 
 /* After binding, before any worker exists: every thread starts unprivileged,
- * with CAP_NET_RAW alone when keep_net_raw (`source = client`). */
-static bool drop_privileges(const char *user, bool keep_net_raw)
+ * with the one capability IP_TRANSPARENT needs when transparent
+ * (`source = client`). */
+static bool drop_privileges(const char *user, bool transparent)
 {
     if (!user)
         return true;
@@ -322,16 +323,17 @@ static bool drop_privileges(const char *user, bool keep_net_raw)
     }
     if (getuid() == entry->pw_uid && geteuid() == entry->pw_uid)
         return true;
-    if (keep_net_raw && !capabilities_keep_across_setuid()) {
-        log_error("cannot keep CAP_NET_RAW for source = client: %s", strerror(errno));
+    if (transparent && !capabilities_keep_across_setuid()) {
+        log_error("cannot keep a capability for source = client: %s", strerror(errno));
         return false;
     }
     if (initgroups(user, entry->pw_gid) != 0 || setgid(entry->pw_gid) != 0 || setuid(entry->pw_uid) != 0) {
         log_error("cannot switch to user '%s': %s", user, strerror(errno));
         return false;
     }
-    if (keep_net_raw && !capabilities_limit_to_net_raw()) {
-        log_error("switched to '%s' but cannot limit capabilities to CAP_NET_RAW: %s", user, strerror(errno));
+    const char *kept = NULL;
+    if (transparent && !(kept = capabilities_limit_for_transparent())) {
+        log_error("switched to '%s' but cannot keep CAP_NET_RAW or CAP_NET_ADMIN alone: %s", user, strerror(errno));
         return false;
     }
     /* Dropped for good: regaining root must be impossible. */
@@ -339,8 +341,11 @@ static bool drop_privileges(const char *user, bool keep_net_raw)
         log_error("switched to '%s' but could regain root; refusing to run", user);
         return false;
     }
-    log_info("running as user %s (uid %u)%s", user, (unsigned)entry->pw_uid,
-             keep_net_raw ? " with CAP_NET_RAW alone, for source = client" : "");
+    if (kept)
+        log_info("running as user %s (uid %u) with %s alone, for source = client", user, (unsigned)entry->pw_uid,
+                 kept);
+    else
+        log_info("running as user %s (uid %u)", user, (unsigned)entry->pw_uid);
     return true;
 }
 

@@ -7,7 +7,7 @@
  * source that cannot be bound closes only that client's connection,
  * blames no server and leaks no descriptor; `user =` keeps CAP_NET_RAW
  * alone when a listener needs it, and a reload that needs it without it
- * is refused. Ports: blocks 150-151.
+ * is refused. Ports: blocks 150-151, 154.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -371,4 +371,37 @@ Test(source, refused_at_check_and_start_without_the_capability, .init = integrat
     free(config);
     free(body);
     free(directory);
+}
+
+/* A container may grant CAP_NET_ADMIN and not CAP_NET_RAW; either lets
+ * IP_TRANSPARENT through, so `-t` passes such a config, and start-up
+ * must not then refuse it: with `user =`, the process keeps the one it
+ * has. Started through setpriv with CAP_NET_RAW out of the bounding set. */
+Test(source, user_keeps_net_admin_where_net_raw_was_not_given, .init = integration_init, .fini = source_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv");
+    char wrapper[] = "/tmp/snisplice-setpriv-XXXXXX";
+    int wrapper_fd = mkstemp(wrapper);
+    cr_assert_geq(wrapper_fd, 0);
+    char *script = text_format("#!/bin/sh\nexec /usr/bin/setpriv --bounding-set -net_raw --inh-caps -net_raw -- '%s' \"$@\"\n",
+                               proxy_binary());
+    cr_assert_eq(write(wrapper_fd, script, strlen(script)), (ssize_t)strlen(script));
+    fchmod(wrapper_fd, 0700);
+    close(wrapper_fd);
+    char *real_binary = strdup(proxy_binary());
+    setenv("SNISPLICE_BIN", wrapper, 1);
+    uint16_t port = TEST_PORT(154, 0);
+    start_source_proxy(port, "user = nobody\n", "source = client\n", NULL);
+    setenv("SNISPLICE_BIN", real_binary, 1);
+    unlink(wrapper);
+
+    expect_peer(port, "127.0.0.9", NULL, "127.0.0.9", "source = client as nobody with CAP_NET_ADMIN");
+    long long net_admin = 1ll << 12;
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), net_admin, "effective: CAP_NET_ADMIN alone");
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapPrm:"), net_admin, "permitted: CAP_NET_ADMIN alone");
+    cr_expect(proxy_stderr_wait_for(&source_proxy, "with CAP_NET_ADMIN alone", 1000));
+    cr_expect_eq(proxy_stop(&source_proxy, 10000), 0);
+    free(script);
+    free(real_binary);
 }
