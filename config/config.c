@@ -29,6 +29,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,6 +106,7 @@ struct loader {
     struct snapshot_settings settings;
     struct upstream_source source;   /* [global]'s `source` */
     int source_line;
+    int stats_line;
     struct pending_route *routes;
     size_t route_count;
     char *route_text;            /* every route's pattern and target, NUL-terminated: */
@@ -429,6 +431,7 @@ static void set_global(struct loader *loader, const char *name, const char *valu
         loader->config->has_stats = strcmp(value, "off") != 0;
         if (loader->config->has_stats && !address_parse(value, &loader->config->stats, error, sizeof error))
             add_error(loader, loader->line, "stats: %s", error);
+        loader->stats_line = loader->line;
     } else if (strcmp(name, "access_log") == 0) {
         free(loader->config->access_log);
         loader->config->access_log = strcmp(value, "off") == 0 ? NULL : strdup(value);
@@ -1093,9 +1096,48 @@ static bool move_upstreams(struct loader *loader, struct snapshot *snapshot)
     return true;
 }
 
+/* Whether binding both would collide: one port, and one address or a
+ * wildcard of the same family. */
+static bool addresses_collide(const struct address *a, const struct address *b)
+{
+    const struct sockaddr *x = (const struct sockaddr *)&a->storage, *y = (const struct sockaddr *)&b->storage;
+    if (x->sa_family != y->sa_family)
+        return false;
+    if (x->sa_family == AF_INET) {
+        const struct sockaddr_in *p = (const struct sockaddr_in *)x, *q = (const struct sockaddr_in *)y;
+        return p->sin_port == q->sin_port && (p->sin_addr.s_addr == q->sin_addr.s_addr ||
+                                              p->sin_addr.s_addr == INADDR_ANY || q->sin_addr.s_addr == INADDR_ANY);
+    }
+    if (x->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)x, *q = (const struct sockaddr_in6 *)y;
+        return p->sin6_port == q->sin6_port &&
+               (IN6_ARE_ADDR_EQUAL(&p->sin6_addr, &q->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&p->sin6_addr) ||
+                IN6_IS_ADDR_UNSPECIFIED(&q->sin6_addr));
+    }
+    return false;
+}
+
+/* The stats endpoint's address may not be one a listener binds: start-up
+ * would fail on it, and -t must say so first. */
+static void check_stats_address(struct loader *loader)
+{
+    const struct config *config = loader->config;
+    if (!config->has_stats)
+        return;
+    for (size_t i = 0; i < config->listen_count; i++) {
+        if (addresses_collide(&config->stats, &config->listen[i].address)) {
+            char text[ADDRESS_TEXT_MAX];
+            address_format(&config->listen[i].address, text, sizeof text);
+            add_error(loader, loader->stats_line, "stats: the listen address %s takes the same port", text);
+            return;
+        }
+    }
+}
+
 static bool assemble(struct loader *loader)
 {
     check_upstreams(loader);
+    check_stats_address(loader);
     if (loader->listener_count == 0)
         add_error(loader, 0, "no [listen] address");
     struct snapshot *snapshot = snapshot_new();

@@ -83,6 +83,24 @@ fail_errno:
     return -1;
 }
 
+bool listener_address_taken(const struct address *address)
+{
+    int family = address_family(address);
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int on = 1;
+    /* As the workers' sockets, less SO_REUSEPORT: connections left from
+     * an earlier listener (TIME_WAIT, a draining process) are no
+     * conflict, a listening socket is. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    bool taken = bind(fd, (const struct sockaddr *)&address->storage, address->length) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count)
 {
     /* A classic BPF program for the whole SO_REUSEPORT group: its answer is

@@ -23,6 +23,13 @@
  * socket; one that routes by name waits for the client's first bytes
  * (listener_wait_for_first_bytes). -1 with a message in error on failure. */
 int listener_open(const struct address *address, bool routes_by_name, char *error, size_t error_size);
+
+/* Whether some socket already listens on address. The workers' sockets
+ * set SO_REUSEPORT, which would let them join the group of any socket of
+ * the same user there (a second snisplice, another program) and share
+ * its connections without a word: nginx refuses such an address, and so
+ * does snisplice, by this probe bound without SO_REUSEPORT. */
+bool listener_address_taken(const struct address *address);
 /* TCP_DEFER_ACCEPT on (the client speaks first) or off; see listener.c. */
 void listener_wait_for_first_bytes(int fd, bool client_speaks_first);
 /* Steer each new connection of fd's SO_REUSEPORT group to the worker

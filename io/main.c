@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,28 @@ static bool is_listening_on(const struct process *process, const struct address 
     return false;
 }
 
+static uint16_t port_of(const struct address *address)
+{
+    const struct sockaddr *socket_address = (const struct sockaddr *)&address->storage;
+    if (socket_address->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)socket_address)->sin_port;
+    if (socket_address->sa_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)socket_address)->sin6_port;
+    return 0;
+}
+
+/* Whether one of this process's own listening sockets may be the one a
+ * probe of address meets: the same family and port (0.0.0.0:443 held
+ * while a reload adds 127.0.0.1:443). Those binds join our own group. */
+static bool near_own_address(const struct process *process, const struct address *address)
+{
+    for (size_t i = 0; i < process->listen_count; i++)
+        if (address_family(&process->listen[i].address) == address_family(address) &&
+            port_of(&process->listen[i].address) == port_of(address))
+            return true;
+    return false;
+}
+
 /* Steer a listening address's connections to the worker on the CPU that
  * received them only if packets arrive spread over the workers' CPUs:
  * loopback (the sender's CPU) or NICs with a queue per worker, or RPS.
@@ -263,6 +286,13 @@ static bool open_new_addresses(struct process *process, const struct config_list
     for (size_t i = 0; ok && i < count; i++) {
         if (is_listening_on(process, &listen[i].address))
             continue;
+        if (!near_own_address(process, &listen[i].address) && listener_address_taken(&listen[i].address)) {
+            char text[ADDRESS_TEXT_MAX];
+            address_format(&listen[i].address, text, sizeof text);
+            log_error("cannot listen on %s: another socket listens there (another snisplice running?)", text);
+            ok = false;
+            break;
+        }
         size_t first = opened;
         bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {

@@ -7,9 +7,12 @@
  * bound is rejected whole, naming the address. A connection still reading
  * its hello during a reload is routed by the listener it came through, in
  * the configuration it was accepted under, even when the reload renumbers
- * the listeners. Ports: block 69.
+ * the listeners. An address another socket listens on, even one that
+ * would let SO_REUSEPORT join it, is refused at start and in a reload.
+ * Ports: blocks 69, 155.
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -221,4 +224,67 @@ Test(reload_listen, a_hello_in_progress_keeps_its_listener_across_a_reload, .ini
     free(inserted);
     free(second);
     cr_expect_eq(proxy_stop(&relisten_proxy, 10000), 0);
+}
+
+/* A listening socket of this user's with SO_REUSEPORT, as a second
+ * snisplice (or `make run` beside the service) holds it. */
+static int listen_sharing_port(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on), 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+/* SO_REUSEPORT on the workers' sockets would let them join the group of
+ * any socket of the same user on their address and take a share of its
+ * connections, silently; nginx refuses an address in use, and so does
+ * snisplice: at start (exit 1, naming it) and in a reload (rejected
+ * whole, the running addresses untouched). */
+Test(reload_listen, an_address_another_socket_listens_on_is_refused, .init = integration_init,
+     .fini = relisten_fini)
+{
+    uint16_t main_port = TEST_PORT(155, 0), taken_port = TEST_PORT(155, 1), backend_port = TEST_PORT(155, 2);
+    cr_assert(backend_start(&alpha, "alpha", backend_port, NULL, NULL));
+    int foreign = listen_sharing_port(taken_port);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
+    char *wanted = text_format("cannot listen on 127.0.0.1:%u: another socket listens there", taken_port);
+
+    char *directory = temp_directory_create("taken-address");
+    char *taken_config = config_text(taken_port, NULL, body);
+    char *path = temp_file_write(directory, "taken.ini", taken_config);
+    const char *start[] = { proxy_binary(), "-c", path, NULL };
+    char *output = NULL;
+    int status = child_run(start, NULL, NULL, 5000, &output);
+    cr_expect_eq(status, 1, "a second listener on a held address: exit %d, output:\n%s", status, output);
+    cr_expect(output && strstr(output, wanted), "output:\n%s", output);
+    free(output);
+
+    char *first = config_text(main_port, NULL, body);
+    cr_assert(proxy_start(&relisten_proxy, first, main_port));
+    char *lines = text_format("[listen]\naddress = 127.0.0.1:%u\naddress = 127.0.0.1:%u\n", main_port, taken_port);
+    char *both = text_format("[global]\nworkers = 2\n%s[routes]\ndefault = 127.0.0.1:%u\n", lines, backend_port);
+    proxy_reload(&relisten_proxy, both);
+    cr_expect(proxy_stderr_wait_for(&relisten_proxy, wanted, 5000), "the reload was not refused naming the address");
+    cr_expect(proxy_stderr_wait_for(&relisten_proxy, "reload rejected", 1000));
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_expect(answered_by(main_port, &hello, "alpha"), "the running address after the refused reload");
+    hello_free(&hello);
+    cr_expect_eq(proxy_stop(&relisten_proxy, 10000), 0);
+
+    close(foreign);
+    free(both);
+    free(lines);
+    free(first);
+    free(path);
+    free(taken_config);
+    free(directory);
+    free(wanted);
+    free(body);
 }

@@ -1002,3 +1002,20 @@ Test(config, byte_order_mark_at_the_start_is_skipped)
     config_errors_free(&errors);
     unlink(path);
 }
+
+/* -t refuses a stats address that a listener binds too (start-up would
+ * fail on it): the same address, or either one a wildcard on that port. */
+Test(config, stats_address_may_not_be_a_listen_address)
+{
+    static const char *const same[] = { "2: stats: the listen address 127.0.0.1:9100 takes the same port" };
+    expect_errors("[global]\nstats = 127.0.0.1:9100\n[listen]\naddress = 127.0.0.1:9100\n"
+                  "[routes]\ndefault = 127.0.0.1:1\n", same, 1);
+    static const char *const wildcard[] = { "2: stats: the listen address 0.0.0.0:9100 takes the same port" };
+    expect_errors("[global]\nstats = 127.0.0.1:9100\n[listen]\naddress = 0.0.0.0:9100\n"
+                  "[routes]\ndefault = 127.0.0.1:1\n", wildcard, 1);
+    static const char *const v6[] = { "6: stats: the listen address [::1]:9100 takes the same port" };
+    expect_errors("[listen]\naddress = [::1]:9100\n[routes]\ndefault = 127.0.0.1:1\n[global]\nstats = [::]:9100\n",
+                  v6, 1);
+    config_free(load_ok("[global]\nstats = 127.0.0.1:9100\n[listen]\naddress = 127.0.0.1:9101\n"
+                        "address = [::]:9100\n[routes]\ndefault = 127.0.0.1:1\n"));
+}
