@@ -86,6 +86,11 @@ bool publisher_publish(struct publisher *publisher, struct snapshot *snapshot)
     return true;
 }
 
+uint64_t publisher_next_epoch(struct publisher *publisher)
+{
+    return atomic_load_explicit(&publisher->epoch, memory_order_relaxed) + 1;
+}
+
 struct snapshot *publisher_current(struct publisher *publisher)
 {
     return atomic_load_explicit(&publisher->current, memory_order_acquire);

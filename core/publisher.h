@@ -27,6 +27,9 @@ struct publisher *publisher_new(unsigned worker_count);
  * Returns false (and frees nothing) on ENOMEM. */
 bool publisher_publish(struct publisher *publisher, struct snapshot *snapshot);
 
+/* Main thread only: the epoch the next publish gives its snapshot. */
+uint64_t publisher_next_epoch(struct publisher *publisher);
+
 /* Any thread. Valid until the caller's next publisher_quiescent(), or longer
  * if pinned. */
 struct snapshot *publisher_current(struct publisher *publisher);

@@ -331,16 +331,22 @@ static bool same_address(const struct address *a, const struct address *b)
 
 void listener_match_snapshot(struct worker *worker, const struct snapshot *snapshot)
 {
+    /* Only what was handed over for this snapshot or an older one: a
+     * reload right behind may already have put its new addresses in the
+     * inbox, which this snapshot does not list, and which must wait for
+     * theirs rather than be closed. */
     pthread_mutex_lock(&worker->inbox_lock);
-    struct listener *handed_over = worker->inbox;
-    worker->inbox = NULL;
-    pthread_mutex_unlock(&worker->inbox_lock);
-    while (handed_over) {
-        struct listener *next = handed_over->next;
+    for (struct listener **at = &worker->inbox; *at;) {
+        struct listener *handed_over = *at;
+        if (handed_over->epoch > snapshot->epoch) {
+            at = &handed_over->next;
+            continue;
+        }
+        *at = handed_over->next;
         handed_over->next = worker->listeners;
         worker->listeners = handed_over;
-        handed_over = next;
     }
+    pthread_mutex_unlock(&worker->inbox_lock);
     struct listener *next;
     for (struct listener *listener = worker->listeners; listener; listener = next) {
         next = listener->next;

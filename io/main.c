@@ -266,10 +266,12 @@ static bool steers_by_cpu(const struct process *process, const struct address *a
  * worker, and hand the sockets to the workers. All or nothing: if one bind
  * fails, every socket made here is closed and the caller keeps the old set.
  * `snapshot` is the one these addresses will serve: it says which
- * listeners route by name (and so wait for the client's first bytes).
+ * listeners route by name (and so wait for the client's first bytes);
+ * `epoch` is its epoch, published or about to be: a worker takes the
+ * sockets when it adopts that snapshot, not an older one.
  */
 static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count,
-                               const struct snapshot *snapshot)
+                               const struct snapshot *snapshot, uint64_t epoch)
 {
     size_t fresh = 0;
     for (size_t i = 0; i < count; i++)
@@ -315,7 +317,7 @@ static bool open_new_addresses(struct process *process, const struct config_list
         if (is_listening_on(process, &listen[i].address))
             continue;
         for (unsigned w = 0; w < process->worker_count; w++, given++)
-            if (!worker_give_listener(&process->workers[w], fds[given], &listen[i].address))
+            if (!worker_give_listener(&process->workers[w], fds[given], &listen[i].address, epoch))
                 close(fds[given]); /* out of memory: that worker does without it */
     }
     if (!ok)
@@ -493,7 +495,8 @@ static void reload(struct process *process)
     /* New addresses are bound before anything changes: a reload that
      * cannot bind them is rejected whole. Workers close the addresses the
      * new snapshot no longer lists when they adopt it. */
-    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot)) {
+    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot,
+                            publisher_next_epoch(process->publisher))) {
         log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
                   "keeps serving");
         reload_rejected(process, "cannot listen", config);
@@ -662,7 +665,7 @@ static int serve(const char *config_path)
     /* The stats port first: once a traffic port answers, so does it (its
      * connections wait in the backlog until the stats thread starts). */
     if ((config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
-        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot) ||
+        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot, first_snapshot->epoch) ||
         !remember_listen(&process, config->listen, config->listen_count) ||
         !drop_privileges(config->user, config->transparent_line != 0))
         goto out;

@@ -499,13 +499,14 @@ static void *worker_main(void *argument)
     return NULL;
 }
 
-bool worker_give_listener(struct worker *worker, int fd, const struct address *address)
+bool worker_give_listener(struct worker *worker, int fd, const struct address *address, uint64_t epoch)
 {
     struct listener *listener = calloc(1, sizeof *listener);
     if (!listener)
         return false;
     listener->fd = fd;
     listener->address = *address;
+    listener->epoch = epoch;
     pthread_mutex_lock(&worker->inbox_lock);
     listener->next = worker->inbox;
     worker->inbox = listener;

@@ -53,6 +53,7 @@ struct listener {
     struct address address;
     uint32_t index;         /* its entry in snapshot->listeners */
     bool accept_armed;      /* a multishot accept is in flight */
+    uint64_t epoch;         /* handed over for the snapshot of this epoch */
     struct listener *next;
 };
 
@@ -128,7 +129,7 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
  * starts accepting when it adopts a snapshot that lists the address (the
  * next one published), and closes any socket whose address a snapshot no
  * longer lists. */
-bool worker_give_listener(struct worker *worker, int fd, const struct address *address);
+bool worker_give_listener(struct worker *worker, int fd, const struct address *address, uint64_t epoch);
 bool worker_start(struct worker *worker);
 /* Main thread: wake the worker (reload or stop). */
 void worker_wake(struct worker *worker);
