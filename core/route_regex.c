@@ -44,6 +44,9 @@ struct translation {
      * does not (found by a differential test). */
     bool group_anchor[GROUP_DEPTH_MAX + 1];
     bool atom_anchor;
+    /* "~*": the result is lower-cased afterwards (fold_case), which a
+     * range must survive. */
+    bool case_insensitive;
 };
 
 static bool fail(struct translation *t, const char *reason)
@@ -179,6 +182,25 @@ static const char *class_inside_brackets(char letter)
     }
 }
 
+/* Under "~*" the expression is lower-cased after translation and names
+ * arrive lower-cased: a range must then still hold every lower-case
+ * letter that PCRE's caseless range holds in either case. "[A-Z]" becomes
+ * "[a-z]" and keeps them all; "[!-[]" holds only upper-case letters and
+ * lower-casing does not touch it: such a range is refused. */
+static bool range_survives_folding(char start, char end)
+{
+    unsigned char folded_start = (unsigned char)tolower((unsigned char)start);
+    unsigned char folded_end = (unsigned char)tolower((unsigned char)end);
+    for (int letter = 'a'; letter <= 'z'; letter++) {
+        int upper = toupper(letter);
+        bool caseless = (start <= letter && letter <= end) || (start <= upper && upper <= end);
+        bool folded = folded_start <= letter && letter <= folded_end;
+        if (caseless != folded)
+            return false;
+    }
+    return true;
+}
+
 /* "[" at t->in, up to and including its "]". POSIX reads a backslash in
  * a bracket expression literally, so PCRE's escapes there are rewritten;
  * "-" and "^" taken from an escape go last, where they are literal. */
@@ -194,8 +216,9 @@ static bool translate_brackets(struct translation *t)
     size_t content_start = t->length;
     if (*t->in == ']' && !emit_char(t, *t->in++))
         return false;
-    bool dash = false, caret = false, after_class = false;
+    bool dash = false, caret = false, bracket = false, after_class = false;
     int range = 0; /* 1: a character that may start a range, 2: it and '-', 3: a range just ended */
+    char range_start = 0;
     while (*t->in && *t->in != ']') {
         bool was_after_class = after_class;
         after_class = false;
@@ -224,8 +247,23 @@ static bool translate_brackets(struct translation *t)
                 return false;
             continue;
         }
+        /* A '^' with nothing written yet after "[" (only escapes moved
+         * last before it) would negate the class: it goes last too. */
+        if (*t->in == '^' && t->length == content_start) {
+            if (t->in[1] == '-' && t->in[2] && t->in[2] != ']')
+                return fail(t, "a range from ^ first in [...]: write the class in another order");
+            t->in++;
+            caret = true;
+            range = 0;
+            continue;
+        }
         if (*t->in != '\\') {
             char c = *t->in++;
+            if (range == 2 && t->case_insensitive && !range_survives_folding(range_start, c))
+                return fail(t, "in ~*, a range across letters from or to a non-letter ([!-[], [0-a]): write its "
+                               "letters as a range of their own");
+            if (range != 2 && c != '-')
+                range_start = c;
             range = range == 2 ? 3 : (c == '-' && range == 1) ? 2 : 1;
             if (!emit_char(t, c))
                 return false;
@@ -244,6 +282,11 @@ static bool translate_brackets(struct translation *t)
         bool in_place = !class_inside_brackets(c) && !isalnum((unsigned char)c) && !strchr("]-^[", c);
         if (!class_inside_brackets(c) && !in_place && (range_before || starts_range))
             return fail(t, "a range with an escaped end inside [...]: write the character without '\\'");
+        if (in_place && range_before && t->case_insensitive && !range_survives_folding(range_start, c))
+            return fail(t, "in ~*, a range across letters from or to a non-letter ([!-[], [0-a]): write its "
+                           "letters as a range of their own");
+        if (in_place && !range_before)
+            range_start = c;
         if (in_place)
             range = range_before ? 3 : 1;
         t->in += 2;
@@ -262,6 +305,9 @@ static bool translate_brackets(struct translation *t)
             dash = true;
         } else if (c == '^') {
             caret = true;
+        } else if (c == '[') {
+            /* Written in place, "[\\[:digit:]]" would open a POSIX class. */
+            bracket = true;
         } else if (!emit_char(t, c)) {
             return false;
         }
@@ -270,18 +316,21 @@ static bool translate_brackets(struct translation *t)
         return fail(t, "unterminated [");
     t->in++;
     /* Moved characters: '^' is literal anywhere but first, '-' first or
-     * last; with nothing else in the class, "-^" keeps both literal. */
+     * last, '[' anywhere not before ':', '.' or '='; with nothing else in
+     * the class, "-[^" keeps them all literal. */
     bool empty = t->length == content_start;
-    if (caret && empty && !dash && !negated) {
+    if (caret && empty && !dash && !bracket && !negated) {
         /* "[\^]" is the caret alone: POSIX has no bracket for it, but an
          * escaped caret outside one means the same. */
         t->length = open_at;
         return emit(t, "\\^");
     }
-    char moved[4] = "";
+    char moved[5] = "";
     size_t count = 0;
     if (dash && empty)
         moved[count++] = '-';
+    if (bracket)
+        moved[count++] = '[';
     if (caret)
         moved[count++] = '^';
     if (dash && !empty)
@@ -340,10 +389,11 @@ static bool translate_braces(struct translation *t)
     return emit(t, counted) && after_quantifier(t);
 }
 
-bool route_regex_translate(const char *pcre, char *out, size_t out_size, char *error, size_t error_size)
+static bool translate(const char *pcre, bool case_insensitive, char *out, size_t out_size, char *error,
+                      size_t error_size)
 {
     struct translation t = { .in = pcre, .out = out, .size = out_size, .error = error, .error_size = error_size,
-                             .group_copies = { 1 }, .atom_copies = 1 };
+                             .group_copies = { 1 }, .atom_copies = 1, .case_insensitive = case_insensitive };
     if (out_size == 0)
         return false;
     out[0] = '\0';
@@ -387,6 +437,11 @@ bool route_regex_translate(const char *pcre, char *out, size_t out_size, char *e
     return !t.failed;
 }
 
+bool route_regex_translate(const char *pcre, char *out, size_t out_size, char *error, size_t error_size)
+{
+    return translate(pcre, false, out, out_size, error, error_size);
+}
+
 /* "~*": names arrive lower-cased, so a lower-cased expression matched
  * exactly is a case-insensitive match. glibc's REG_ICASE is not used:
  * it folds ranges that reach past the letters ("[^m-{]") over the
@@ -425,7 +480,7 @@ bool route_regex_compile(struct route_regex *regex, const char *pattern, int32_t
         return false;
     }
     char translated[ROUTE_REGEX_TEXT_MAX];
-    if (!route_regex_translate(body, translated, sizeof translated, error, error_size))
+    if (!translate(body, case_insensitive, translated, sizeof translated, error, error_size))
         return false;
     if (case_insensitive)
         fold_case(translated);

@@ -189,3 +189,45 @@ Test(route_regex, table_order)
     cr_assert_eq(route_lookup(table, "www.example.comXYZ", 15), 3);
     route_table_free(table);
 }
+
+/* Found by a differential fuzzer against PCRE2: characters moved to the
+ * end of a class ("\-", "\^", now "\[") must not change what it holds. */
+Test(route_regex, moved_characters_keep_the_class_as_pcre_reads_it)
+{
+    /* A '^' right after escapes moved last used to land first: negated. */
+    cr_assert(matches("~^x[\\-^]y$", "x-y"));
+    cr_assert(matches("~^x[\\-^]y$", "x^y"));
+    cr_assert_not(matches("~^x[\\-^]y$", "xay"), "[\\-^] is '-' or '^', not a negation");
+    cr_assert(matches("~^x[\\-^a-c]y$", "xby"));
+    cr_assert(matches("~^x[\\-^a-c]y$", "x-y"));
+    cr_assert_not(matches("~^x[\\-^a-c]y$", "xdy"));
+    cr_assert(matches("~^x[\\^^]y$", "x^y"));
+    cr_assert_not(matches("~^x[\\^^]y$", "xay"));
+    expect_translated("x[\\-^]", "x[-^]");
+    expect_refused("~^x[\\-^-a]y$", "a range from ^ first in [...]");
+    /* An escaped '[' written in place opened a POSIX [:class:]. */
+    cr_assert(matches("~^x[\\[:digit:]]y$", "x:]y"));
+    cr_assert(matches("~^x[\\[:digit:]]y$", "x[]y"));
+    cr_assert_not(matches("~^x[\\[:digit:]]y$", "x5y"), "no [:digit:] class in PCRE's reading");
+    cr_assert_not(matches("~^x[\\[:digit:]]y$", "x5]y"));
+    expect_translated("[\\[\\^]", "[[^]");
+    cr_assert(matches("~^[\\[\\^]$", "^"));
+    cr_assert(matches("~^[\\[\\^]$", "["));
+    cr_assert_not(matches("~^[\\[\\^]$", "a"));
+}
+
+/* Under ~* a range must still hold, lower-cased, every letter PCRE's
+ * caseless range holds: "[!-[]" holds only upper-case letters, which
+ * names never have, and nginx matched "b" with it. */
+Test(route_regex, caseless_ranges_across_letters)
+{
+    expect_refused("~*^x[!-[]y$", "in ~*, a range across letters");
+    expect_refused("~*^x[0-a]y$", "in ~*, a range across letters");
+    expect_refused("~*^x[\\!-\\`]y$", "in ~*"); /* an escaped end, in place */
+    cr_assert(matches("~*^x[A-Z]y$", "xby"));
+    cr_assert(matches("~*^x[0-Z]y$", "xby"), "[0-Z] caselessly holds every letter, and so does [0-z]");
+    cr_assert(matches("~*^x[0-Z]y$", "x5y"));
+    cr_assert(matches("~*^x[!-~]y$", "xby"));
+    cr_assert(matches("~^x[!-[]y$", "xAy"), "case-sensitive, the range stays as written");
+    cr_assert_not(matches("~^x[!-[]y$", "xay"));
+}
