@@ -2,10 +2,12 @@
  * hostname.c - the one definition of a valid server name (see hostname.h).
  *
  * Owns validating a DNS host name and writing its normal form: lower case,
- * one trailing dot dropped. Bytes allowed: [A-Za-z0-9.-]; no empty label;
+ * one trailing dot dropped. Bytes allowed: [A-Za-z0-9._-]; no empty label;
  * at most HOSTNAME_MAX bytes once the trailing dot is gone. Hyphens are
  * accepted anywhere in a label (like nginx, which does not enforce the LDH
- * rule on server names), so "-", "-a.com" and "a-.com" are valid.
+ * rule on server names), so "-", "-a.com" and "a-.com" are valid; so are
+ * underscores, which clients send (OpenSSL, curl) and nginx routes
+ * ("my_app.lan"), and which Docker names containers with.
  * Must never: read past name + len, write past out + HOSTNAME_MAX + 1,
  * touch *out_len or out on failure, allocate or do I/O.
  */
@@ -14,7 +16,7 @@
 static bool is_name_byte(unsigned char byte)
 {
     return (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
-           (byte >= '0' && byte <= '9') || byte == '-' || byte == '.';
+           (byte >= '0' && byte <= '9') || byte == '-' || byte == '.' || byte == '_';
 }
 
 static char to_lower(unsigned char byte)

@@ -60,7 +60,7 @@ Test(access_log, one_line_per_connection_and_reopen, .init = integration_init, .
     char *reply = exchange_once(proxy_port, hello.data, hello.length, 5000, NULL);
     cr_expect(reply && strcmp(reply, "alpha\n") == 0);
     free(reply);
-    struct hello_bytes bad = hello_build("bad_name.example.com");
+    struct hello_bytes bad = hello_build("bad name.example.com");
     free(exchange_once(proxy_port, bad.data, bad.length, 5000, NULL));
 
     const char *const first_lines[] = {"outcome=done", "outcome=invalid_hello", NULL};

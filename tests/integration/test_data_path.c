@@ -255,7 +255,7 @@ Test(data_path, garbage_is_closed_without_disturbing_a_transfer, .init = integra
         sleep_ms(5);
     cr_assert_geq(atomic_load(&data_transfer.client.received), MIB, "transfer never started");
 
-    const char *bad_names[] = {"bad_host.example.com", "exa mple.com", "ctl\x01.example.com",
+    const char *bad_names[] = {"bad/host.example.com", "exa mple.com", "ctl\x01.example.com",
                                "matrix.exceptionerror.io\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         struct hello_bytes bad = hello_build(bad_names[i]);

@@ -58,7 +58,7 @@ Test(fd_hygiene, descriptors_return_to_baseline, .init = integration_init, .fini
     free(globals);
     cr_assert(proxy_start(&hygiene_proxy, config, proxy_port), "snisplice did not start");
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
-    struct hello_bytes bad_name = hello_build("bad_name.example.com");
+    struct hello_bytes bad_name = hello_build("bad name.example.com");
     cr_assert_not_null(hello.data);
 
     cr_expect_eq(good_connections(proxy_port, &hello, 40), 0, "warm-up connections failed");

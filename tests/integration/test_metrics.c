@@ -47,7 +47,7 @@ Test(metrics, counts_what_happened_and_survives_reloads, .init = integration_ini
     cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
 
     struct hello_bytes chromium = hello_load_capture(HELLO_CHROMIUM);
-    struct hello_bytes invalid = hello_build("bad_name.example.com");
+    struct hello_bytes invalid = hello_build("bad name.example.com");
     cr_assert_not_null(chromium.data);
     for (int i = 0; i < 2; i++)
         free(exchange_once(proxy_port, chromium.data, chromium.length, 5000, NULL));

@@ -321,7 +321,7 @@ Test(config, every_error_with_its_line)
         "a.test = missing\n"                          /* 11 */
         "b.test = up\n"                               /* 12 */
         "B.TEST. = up\n"                              /* 13 */
-        "bad_name.test = up\n"                        /* 14 */
+        "bad@name.test = up\n"                        /* 14 */
         "c.test = 127.0.0.1:99999\n"                  /* 15 */
         "[upstream up]\n"                             /* 16 */
         "server = 127.0.0.1:1 weight=5000\n"          /* 17 */
@@ -345,7 +345,7 @@ Test(config, every_error_with_its_line)
         "20: upstream 'empty' has no server",
         "11: route 'a.test': unknown upstream 'missing'",
         "13: duplicate route 'B.TEST.'",
-        "14: invalid server name pattern 'bad_name.test'",
+        "14: invalid server name pattern 'bad@name.test'",
         "15: route 'c.test': bad port in '127.0.0.1:99999' (1..65535)",
     };
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);

@@ -258,8 +258,8 @@ Test(route_table, trailing_wildcards)
 
 Test(route_table, invalid_patterns_are_refused)
 {
-    const char *bad[] = { "", "*", "*.", ".", "a..b", "a b", "a_b.test", "*.*.test", "a.*.test",
-                          "test*", "**.test", "..test", ".*", "*.example.*", ".example.*", "a.*.*", "a_b.*" };
+    const char *bad[] = { "", "*", "*.", ".", "a..b", "a b", "a/b.test", "*.*.test", "a.*.test",
+                          "test*", "**.test", "..test", ".*", "*.example.*", ".example.*", "a.*.*", "a/b.*" };
     struct route_table_builder *builder = route_table_builder_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(route_table_builder_add(builder, bad[i], 1), ROUTE_ADD_INVALID, "'%s'", bad[i]);
@@ -432,5 +432,19 @@ Test(route_table, alpn_routes_in_client_order)
     cr_assert_eq(route_lookup_alpn(table, NULL, 0), ROUTE_NO_MATCH);
     const uint8_t truncated[] = { 10, 'a', 'c', 'm', 'e' };
     cr_assert_eq(route_lookup_alpn(table, truncated, sizeof truncated), ROUTE_NO_MATCH);
+    route_table_free(table);
+}
+
+/* Names with underscores (Docker service names, internal hosts) are
+ * names: exact, suffix and trailing wildcard routes take them. */
+Test(route_table, underscores_in_names_route)
+{
+    const char *const patterns[] = { "my_app.lan", "*.svc_internal", "media_box.*" };
+    const int32_t targets[] = { 1, 2, 3 };
+    struct route_table *table = table_of(patterns, targets, 3);
+    cr_expect_eq(lookup(table, "my_app.lan"), 1);
+    cr_expect_eq(lookup(table, "a_b.svc_internal"), 2);
+    cr_expect_eq(lookup(table, "media_box.home"), 3);
+    cr_expect_eq(lookup(table, "myapp.lan"), ROUTE_NO_MATCH);
     route_table_free(table);
 }
