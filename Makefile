@@ -120,9 +120,10 @@ build/fuzz/fuzz_route_table: tests/fuzz/fuzz_route_table.c core/route_table.c co
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
 
+# Differential: every match is checked against PCRE2, nginx's engine.
 build/fuzz/fuzz_route_regex: tests/fuzz/fuzz_route_regex.c core/route_regex.c core/hostname.c
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -o $@
+	clang $(CPPFLAGS) -std=gnu11 $(FUZZ_FLAGS) $(filter %.c,$^) -lpcre2-8 -o $@
 
 build/fuzz/fuzz_proxy_protocol: tests/fuzz/fuzz_proxy_protocol.c core/proxy_protocol.c
 	@mkdir -p $(dir $@)

@@ -1,13 +1,18 @@
 /*
  * fuzz_route_regex.c - libFuzzer harness for nginx map regular
  * expressions: any pattern is translated and compiled or refused with a
- * reason, never crashes, leaks or overruns; a compiled one matches any
- * name of up to 253 bytes, and a refused one says why.
+ * reason, never crashes, leaks or overruns; and a compiled one matches
+ * exactly the names nginx's engine, PCRE2, matches (caselessly for "~*"),
+ * for any valid server name. A difference aborts, printing both.
  *
- * Input: the pattern (after "~"), a newline, then the name.
+ * Input: the pattern (after "~", so "*..." is a "~*" pattern), a newline,
+ * then the name.
  * Must never: keep state between inputs.
  */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +20,27 @@
 #include "../../core/route_regex.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* What nginx decides: 1 match, 0 none, -1 PCRE2 refuses the pattern or
+ * gives up on the match (then there is nothing to compare). */
+static int pcre_matches(const char *pattern, const char *name, size_t name_length)
+{
+    bool caseless = pattern[1] == '*';
+    const char *body = pattern + (caseless ? 2 : 1);
+    int error_code;
+    PCRE2_SIZE error_offset;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)body, PCRE2_ZERO_TERMINATED, caseless ? PCRE2_CASELESS : 0,
+                                     &error_code, &error_offset, NULL);
+    if (!code)
+        return -1;
+    pcre2_match_data *match = pcre2_match_data_create_from_pattern(code, NULL);
+    int result = match ? pcre2_match(code, (PCRE2_SPTR)name, name_length, 0, 0, match, NULL) : -1;
+    pcre2_match_data_free(match);
+    pcre2_code_free(code);
+    if (result >= 0)
+        return 1;
+    return result == PCRE2_ERROR_NOMATCH ? 0 : -1;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -25,10 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char pattern[404] = "~";
     memcpy(pattern + 1, data, pattern_length);
     pattern[pattern_length + 1] = '\0';
-    const char *name = newline ? (const char *)newline + 1 : "";
-    size_t name_length = newline ? size - pattern_length - 1 : 0;
-    if (name_length > HOSTNAME_MAX)
-        name_length = HOSTNAME_MAX;
+    const char *raw = newline ? (const char *)newline + 1 : "";
+    size_t raw_length = newline ? size - pattern_length - 1 : 0;
 
     struct route_regex regex;
     char error[200] = "";
@@ -39,7 +63,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (regex.target != 7)
         abort();
-    (void)route_regex_matches(&regex, name, name_length);
+    /* Names reach the table normalised, as the ClientHello parser leaves them. */
+    char name[HOSTNAME_MAX + 1];
+    size_t name_length;
+    if (hostname_normalize(raw, raw_length, name, &name_length)) {
+        bool ours = route_regex_matches(&regex, name, name_length);
+        int nginx = pcre_matches(pattern, name, name_length);
+        if (nginx >= 0 && ours != (nginx == 1)) {
+            fprintf(stderr, "pattern %s, name %s: snisplice %s, PCRE2 %s\n", pattern, name,
+                    ours ? "matches" : "does not match", nginx ? "matches" : "does not match");
+            abort();
+        }
+    } else {
+        (void)route_regex_matches(&regex, raw, raw_length > HOSTNAME_MAX ? HOSTNAME_MAX : raw_length);
+    }
     route_regex_free(&regex);
     return 0;
 }
