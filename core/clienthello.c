@@ -235,6 +235,8 @@ static bool parse_server_name(struct reader extension_data, struct extension_sca
         if (!hostname_normalize((const char *)name.cursor, reader_left(&name), info->server_name,
                                 &info->server_name_len))
             return false;
+        memcpy(info->server_name_as_sent, name.cursor, info->server_name_len);
+        info->server_name_as_sent[info->server_name_len] = '\0';
         scan->found_host_name = true;
     }
     return true;
@@ -337,6 +339,7 @@ static enum clienthello_status classify_other_protocol(const uint8_t *data, size
 static void clear_server_name(struct clienthello_info *info)
 {
     info->server_name[0] = '\0';
+    info->server_name_as_sent[0] = '\0';
     info->server_name_len = 0;
 }
 

@@ -30,6 +30,10 @@ enum clienthello_status {
 struct clienthello_info {
     char server_name[HOSTNAME_MAX + 1]; /* normalised (hostname.h); "" unless FOUND */
     size_t server_name_len;
+    /* The same name with its letters' case as sent (one trailing dot
+     * dropped, so as long): what case-sensitive "~" routes match, as
+     * nginx's regular expressions see $ssl_preread_server_name. */
+    char server_name_as_sent[HOSTNAME_MAX + 1];
     /* ALPN protocol_name_list as sent: entries of <1-byte length><name>. */
     uint8_t alpn[CLIENTHELLO_ALPN_MAX];
     size_t alpn_len;

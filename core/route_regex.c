@@ -493,6 +493,7 @@ bool route_regex_compile(struct route_regex *regex, const char *pattern, int32_t
         return false;
     }
     regex->target = target;
+    regex->case_sensitive = !case_insensitive;
     return true;
 }
 

@@ -24,6 +24,9 @@
 struct route_regex {
     regex_t compiled;
     int32_t target;
+    /* "~": matched against the name with its case as sent, as nginx does;
+     * "~*": against the lower-cased name, with a lower-cased expression. */
+    bool case_sensitive;
 };
 
 /* Whether a route pattern is a regular expression ("~..." or "~*..."). */

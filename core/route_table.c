@@ -192,7 +192,8 @@ static void collect_suffix_probes(const struct route_table *table, const char *n
  * first regular expression that matches, then the default. Out of line:
  * most tables have neither, and route_lookup stays as small as it was. */
 __attribute__((noinline)) static int32_t lookup_prefixes_and_regexes(const struct route_table *table,
-                                                                     const char *name, size_t len)
+                                                                     const char *name, const char *as_sent,
+                                                                     size_t len)
 {
     for (uint32_t i = 0; i < table->prefix_count; i++) {
         const struct route_prefix *prefix = &table->prefixes[i];
@@ -200,13 +201,20 @@ __attribute__((noinline)) static int32_t lookup_prefixes_and_regexes(const struc
             memcmp(name, prefix->key, prefix->key_length) == 0)
             return prefix->target;
     }
-    for (uint32_t i = 0; i < table->regex_count; i++)
-        if (route_regex_matches(&table->regexes[i], name, len))
-            return table->regexes[i].target;
+    for (uint32_t i = 0; i < table->regex_count; i++) {
+        const struct route_regex *regex = &table->regexes[i];
+        if (route_regex_matches(regex, regex->case_sensitive ? as_sent : name, len))
+            return regex->target;
+    }
     return table->default_target;
 }
 
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len)
+{
+    return route_lookup_as_sent(table, name, name, len);
+}
+
+int32_t route_lookup_as_sent(const struct route_table *table, const char *name, const char *as_sent, size_t len)
 {
     if (len == 0 || len > HOSTNAME_MAX)
         return table->default_target;
@@ -232,7 +240,7 @@ int32_t route_lookup(const struct route_table *table, const char *name, size_t l
     }
     if (table->prefix_count == 0 && table->regex_count == 0)
         return table->default_target;
-    return lookup_prefixes_and_regexes(table, name, len);
+    return lookup_prefixes_and_regexes(table, name, as_sent, len);
 }
 
 int32_t route_lookup_not_tls(const struct route_table *table)

@@ -63,6 +63,11 @@ void route_table_builder_free(struct route_table_builder *builder);
  */
 int32_t route_lookup(const struct route_table *table, const char *name, size_t len);
 
+/* The same, with `as_sent`: the name with its case as the client sent it
+ * (len bytes, clienthello_info.server_name_as_sent), for the
+ * case-sensitive "~" expressions, which nginx matches against that. */
+int32_t route_lookup_as_sent(const struct route_table *table, const char *name, const char *as_sent, size_t len);
+
 /* A client whose first bytes are not a TLS handshake record (SSH, plain
  * HTTP: nginx's empty $ssl_preread_protocol): the "not_tls" target, else
  * the default target, else ROUTE_NO_MATCH. */

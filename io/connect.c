@@ -265,15 +265,15 @@ static void connect_target(struct worker *worker, struct connection *connection,
     connect_upstream(worker, connection, target);
 }
 
-void connect_route(struct worker *worker, struct connection *connection,
-                   const char *name, size_t len, const uint8_t *alpn, size_t alpn_len)
+void connect_route(struct worker *worker, struct connection *connection, const char *name,
+                   const char *name_as_sent, size_t len, const uint8_t *alpn, size_t alpn_len)
 {
     const struct snapshot_listener *listener = connect_listener_of(connection);
     int32_t target = ROUTE_NO_MATCH;
     if (listener && listener->routes) {
         target = route_lookup_alpn(listener->routes, alpn, alpn_len);
         if (target == ROUTE_NO_MATCH)
-            target = route_lookup(listener->routes, name, len);
+            target = route_lookup_as_sent(listener->routes, name, name_as_sent, len);
     }
     else if (listener)
         target = listener->upstream;

@@ -15,9 +15,10 @@
 const struct snapshot_listener *connect_listener_of(const struct connection *connection);
 
 /* name: normalised server name, or "" (len 0) for no SNI / not TLS;
+ * name_as_sent: the same with its case as sent (for "~" routes);
  * alpn: the offered protocols in wire format (may be empty). */
-void connect_route(struct worker *worker, struct connection *connection,
-                   const char *name, size_t len, const uint8_t *alpn, size_t alpn_len);
+void connect_route(struct worker *worker, struct connection *connection, const char *name,
+                   const char *name_as_sent, size_t len, const uint8_t *alpn, size_t alpn_len);
 
 /* A client whose first bytes are not TLS: the table's not_tls route, else
  * its default. */

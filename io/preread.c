@@ -163,6 +163,6 @@ void preread_on_readable(struct worker *worker, struct connection *connection)
     if (status == CLIENTHELLO_NOT_TLS)
         connect_route_not_tls(worker, connection);
     else
-        connect_route(worker, connection, info.server_name, info.server_name_len, info.alpn,
-                      info.alpn_len);
+        connect_route(worker, connection, info.server_name, info.server_name_as_sent, info.server_name_len,
+                      info.alpn, info.alpn_len);
 }

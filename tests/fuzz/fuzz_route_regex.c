@@ -3,7 +3,8 @@
  * expressions: any pattern is translated and compiled or refused with a
  * reason, never crashes, leaks or overruns; and a compiled one matches
  * exactly the names nginx's engine, PCRE2, matches (caselessly for "~*"),
- * for any valid server name. A difference aborts, printing both.
+ * for any valid server name, its case as sent. A difference aborts,
+ * printing both.
  *
  * Input: the pattern (after "~", so "*..." is a "~*" pattern), a newline,
  * then the name.
@@ -63,14 +64,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (regex.target != 7)
         abort();
-    /* Names reach the table normalised, as the ClientHello parser leaves them. */
-    char name[HOSTNAME_MAX + 1];
+    /* Names reach the table as the ClientHello parser leaves them: valid,
+     * one trailing dot dropped, lower-cased for "~*", as sent for "~". */
+    char name[HOSTNAME_MAX + 1], as_sent[HOSTNAME_MAX + 1];
     size_t name_length;
     if (hostname_normalize(raw, raw_length, name, &name_length)) {
-        bool ours = route_regex_matches(&regex, name, name_length);
-        int nginx = pcre_matches(pattern, name, name_length);
+        memcpy(as_sent, raw, name_length);
+        as_sent[name_length] = '\0';
+        bool ours = route_regex_matches(&regex, regex.case_sensitive ? as_sent : name, name_length);
+        int nginx = pcre_matches(pattern, as_sent, name_length);
         if (nginx >= 0 && ours != (nginx == 1)) {
-            fprintf(stderr, "pattern %s, name %s: snisplice %s, PCRE2 %s\n", pattern, name,
+            fprintf(stderr, "pattern %s, name %s: snisplice %s, PCRE2 %s\n", pattern, as_sent,
                     ours ? "matches" : "does not match", nginx ? "matches" : "does not match");
             abort();
         }

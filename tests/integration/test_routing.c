@@ -5,7 +5,8 @@
  * many segments or many records, and closing when nothing matches and there
  * is no default. Forwarded bytes must be exactly what the client sent.
  * Servers named by host name. Clients that do not speak TLS (SSH and
- * HTTPS on one port) routed by `not_tls`. Ports: blocks 8-9, 104 and 106.
+ * HTTPS on one port) routed by `not_tls`. Case-sensitive `~` expressions
+ * see the name as sent, as nginx's do. Ports: blocks 8-9, 104, 106, 156.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -222,6 +223,37 @@ Test(routing, servers_named_by_host_name, .init = integration_init, .fini = rout
 
     hello_free(&matrix);
     hello_free(&other);
+    free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+/* nginx matches a "~" expression against the server name as the client
+ * sent it (OpenSSL's s_client and Python send it as typed), a "~*" one
+ * caselessly; exact names compare lower-cased either way. */
+Test(routing, case_sensitive_expressions_see_the_name_as_sent, .init = integration_init, .fini = routing_fini)
+{
+    uint16_t proxy_port = TEST_PORT(156, 0);
+    cr_assert(backend_start(&alpha_backend, "alpha", TEST_PORT(156, 1), NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", TEST_PORT(156, 2), NULL, NULL));
+    cr_assert(backend_start(&charlie_backend, "charlie", TEST_PORT(156, 3), NULL, NULL));
+    char *body = text_format("[routes]\n~^Matrix\\.example\\.com$ = 127.0.0.1:%u\n"
+                             "~*^element\\.example\\.com$ = 127.0.0.1:%u\n"
+                             "blog.example.com = 127.0.0.1:%u\n"
+                             "default = 127.0.0.1:%u\n",
+                             TEST_PORT(156, 1), TEST_PORT(156, 2), TEST_PORT(156, 1), TEST_PORT(156, 3));
+    char *config = config_text(proxy_port, NULL, body);
+    cr_assert(proxy_start(&routing_proxy, config, proxy_port), "snisplice did not start");
+    static const struct { const char *name; struct backend *backend; } cases[] = {
+        { "Matrix.example.com", &alpha_backend },  { "matrix.example.com", &charlie_backend },
+        { "MATRIX.example.com", &charlie_backend }, { "ELEMENT.Example.COM", &bravo_backend },
+        { "element.example.com", &bravo_backend }, { "BLOG.Example.com", &alpha_backend },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct hello_bytes hello = hello_build(cases[i].name);
+        expect_routed(proxy_port, hello.data, hello.length, hello.length, cases[i].backend, cases[i].name);
+        hello_free(&hello);
+    }
     free(config);
     free(body);
     expect_clean_exit();

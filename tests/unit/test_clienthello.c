@@ -542,6 +542,7 @@ Test(clienthello_synthetic, name_is_lowercased_and_one_trailing_dot_dropped)
     assert_status(status_for_name("Blog.Example.COM.", 17, &info), CLIENTHELLO_FOUND, "mixed");
     cr_assert_str_eq(info.server_name, "blog.example.com");
     cr_assert_eq(info.server_name_len, 16);
+    cr_assert_str_eq(info.server_name_as_sent, "Blog.Example.COM", "the case as sent, for \"~\" routes");
     assert_status(status_for_name("example.com..", 13, &info), CLIENTHELLO_INVALID, "two dots");
 }
 

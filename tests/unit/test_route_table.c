@@ -448,3 +448,32 @@ Test(route_table, underscores_in_names_route)
     cr_expect_eq(lookup(table, "myapp.lan"), ROUTE_NO_MATCH);
     route_table_free(table);
 }
+
+/* nginx matches "~" expressions against $ssl_preread_server_name as the
+ * client sent it, and "~*" ones caselessly; exact names and suffixes
+ * compare lower-cased (found by a differential run against nginx: a
+ * "~^WWW\." route could never match, and "~^matrix\.example\.com$" took
+ * "Matrix.Example.com", which nginx sends to the default). */
+Test(route_table, case_sensitive_expressions_see_the_name_as_sent)
+{
+    struct route_table_builder *builder = route_table_builder_new();
+    char error[200];
+    cr_assert_eq(route_table_builder_add_regex(builder, "~^WWW\\.", 1, error, sizeof error), ROUTE_ADD_OK, "%s",
+                 error);
+    cr_assert_eq(route_table_builder_add_regex(builder, "~^matrix\\.example\\.com$", 2, error, sizeof error),
+                 ROUTE_ADD_OK, "%s", error);
+    cr_assert_eq(route_table_builder_add_regex(builder, "~*^element\\.example\\.com$", 3, error, sizeof error),
+                 ROUTE_ADD_OK, "%s", error);
+    cr_assert_eq(route_table_builder_add(builder, "blog.example.com", 4), ROUTE_ADD_OK);
+    cr_assert_eq(route_table_builder_add(builder, "default", 0), ROUTE_ADD_OK);
+    struct route_table *table = route_table_build(builder);
+    cr_assert_not_null(table);
+    cr_expect_eq(route_lookup_as_sent(table, "www.example.com", "WWW.example.com", 15), 1);
+    cr_expect_eq(route_lookup_as_sent(table, "www.example.com", "www.example.com", 15), 0);
+    cr_expect_eq(route_lookup_as_sent(table, "matrix.example.com", "Matrix.Example.com", 18), 0);
+    cr_expect_eq(route_lookup_as_sent(table, "matrix.example.com", "matrix.example.com", 18), 2);
+    cr_expect_eq(route_lookup_as_sent(table, "element.example.com", "ELEMENT.Example.com", 19), 3);
+    cr_expect_eq(route_lookup_as_sent(table, "blog.example.com", "BLOG.EXAMPLE.COM", 16), 4);
+    cr_expect_eq(route_lookup(table, "matrix.example.com", 18), 2, "without the sent form: the name itself");
+    route_table_free(table);
+}
