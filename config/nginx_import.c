@@ -44,6 +44,7 @@
 #include "config.h"
 #include "../core/hostname.h"
 #include "../core/route_regex.h"
+#include "../core/route_table.h"
 #include "../core/snapshot.h"
 #include "../core/upstream.h"
 #include "../core/upstream_source.h"
@@ -989,24 +990,69 @@ static struct import_upstream *value_target(struct importer *importer, const str
     return resolve_target(importer, entry, value);
 }
 
+/* Whether `pattern` is a route the table has not been given yet, by the
+ * loader's own rules (names compare without case, "*.x" and ".x" are one
+ * route, ALPN protocols compare exactly): the loader refuses a table with
+ * a route twice. A second identical expression is no route of its own to
+ * the loader (it just never matches), so expressions always pass. */
+static bool claim_route(struct importer *importer, struct route_table_builder *written, const char *pattern)
+{
+    if (route_regex_is_pattern(pattern))
+        return true;
+    enum route_add_result added = strncmp(pattern, "alpn ", 5) == 0 ?
+                                      route_table_builder_add_alpn(written, pattern + 5, 0) :
+                                      route_table_builder_add(written, pattern, 0);
+    if (added == ROUTE_ADD_NO_MEMORY)
+        importer->failed = true;
+    return added != ROUTE_ADD_DUPLICATE;
+}
+
+/* An entry whose route an earlier entry of the table already gave: nginx
+ * took the first entry that matched, so the later one changed nothing
+ * (for a name or default given twice in one map nginx refuses the
+ * configuration altogether). */
+static void warn_route_taken(struct importer *importer, const struct nginx_directive *entry, const char *pattern)
+{
+    if (strncmp(pattern, "alpn ", 5) == 0)
+        import_warn(importer, entry, "map entry '%s': an earlier entry already routes clients that offer %s, and "
+                                     "nginx's first match wins anyway; skipped", entry->name, pattern + 5);
+    else
+        import_warn(importer, entry, "map entry '%s': an earlier entry already has this route, and nginx's first "
+                                     "match wins anyway (nginx refuses a name or default given twice in one map); "
+                                     "skipped", entry->name);
+}
+
+/* A route for `entry` unless the table has it already (claim_route). */
+static void give_route(struct importer *importer, struct import_map *map, struct route_table_builder *written,
+                       const struct nginx_directive *entry, const char *pattern, struct import_upstream *target,
+                       map_entry_fn entry_fn, void *context)
+{
+    if (!claim_route(importer, written, pattern)) {
+        warn_route_taken(importer, entry, pattern);
+        return;
+    }
+    entry_fn(importer, map, entry, pattern, target, context);
+}
+
 /* A protocol map's routes, as import_protocol_resolve_map chose them:
  * not_tls, then the default (unless a chained map's entries take its
  * place). */
-static void walk_protocol_map(struct importer *importer, struct import_map *map, map_entry_fn entry_fn,
-                              void *context)
+static void walk_protocol_map(struct importer *importer, struct import_map *map,
+                              struct route_table_builder *written, map_entry_fn entry_fn, void *context)
 {
     struct import_upstream *target = map->not_tls ? value_target(importer, map, map->not_tls) : NULL;
     if (target)
-        entry_fn(importer, map, map->not_tls, "not_tls", target, context);
+        give_route(importer, map, written, map->not_tls, "not_tls", target, entry_fn, context);
     target = map->tls ? value_target(importer, map, map->tls) : NULL;
     if (target)
-        entry_fn(importer, map, map->tls, "default", target, context);
+        give_route(importer, map, written, map->tls, "default", target, entry_fn, context);
 }
 
-static void walk_map(struct importer *importer, struct import_map *map, map_entry_fn entry_fn, void *context)
+static void walk_map(struct importer *importer, struct import_map *map, struct route_table_builder *written,
+                     map_entry_fn entry_fn, void *context)
 {
     if (map->protocol) {
-        walk_protocol_map(importer, map, entry_fn, context);
+        walk_protocol_map(importer, map, written, entry_fn, context);
         return;
     }
     const struct nginx_block *block = map->directive->block;
@@ -1058,8 +1104,28 @@ static void walk_map(struct importer *importer, struct import_map *map, map_entr
         }
         struct import_upstream *target = value_target(importer, map, entry);
         if (target)
-            entry_fn(importer, map, entry, key, target, context);
+            give_route(importer, map, written, entry, key, target, entry_fn, context);
     }
+}
+
+/* A used map's whole table: its entries, then those of the maps it
+ * continues with (a protocol map, then an ALPN map, then a server-name
+ * map), each route given once. A part that has a table of its own too
+ * says what is wrong with its entries there, once. */
+static void walk_table(struct importer *importer, struct import_map *map, map_entry_fn entry_fn, void *context)
+{
+    struct route_table_builder *written = route_table_builder_new();
+    if (!written) {
+        importer->failed = true;
+        return;
+    }
+    bool quiet = importer->quiet;
+    for (struct import_map *part = map; part; part = part->names) {
+        importer->quiet = quiet || (part != map && part->used);
+        walk_map(importer, part, written, entry_fn, context);
+    }
+    importer->quiet = quiet;
+    route_table_builder_free(written);
 }
 
 static void mark_entry(struct importer *importer, struct import_map *map,
@@ -1619,14 +1685,7 @@ static void write_ini(struct importer *importer, struct text *ini)
                         "routes table for it, so every upstream it names now has keepalive for all of them",
                         map->variable);
         import_text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
-        /* A protocol map continues with an ALPN map, which continues with
-         * a server-name map: one table. A part that has a table of its own
-         * too says what is wrong with its entries there, once. */
-        for (struct import_map *part = map; part; part = part->names) {
-            importer->quiet = part != map && part->used;
-            walk_map(importer, part, write_route, ini);
-            importer->quiet = false;
-        }
+        walk_table(importer, map, write_route, ini);
         import_text_printf(ini, "\n");
     }
     for (size_t i = 0; i < importer->upstream_count; i++)
@@ -1674,8 +1733,8 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     /* Quiet: the writing pass says what is wrong with a map's entries. */
     importer.quiet = true;
     for (size_t i = 0; i < importer.map_count; i++)
-        if (importer.maps[i].used || importer.maps[i].chained)
-            walk_map(&importer, &importer.maps[i], mark_entry, NULL);
+        if (importer.maps[i].used)
+            walk_table(&importer, &importer.maps[i], mark_entry, NULL);
     importer.quiet = false;
     name_upstreams(&importer);
     name_listeners(&importer);

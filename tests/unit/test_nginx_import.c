@@ -340,6 +340,54 @@ Test(nginx_import, alpn_entries_that_do_not_fit)
     nginx_import_free(&result);
 }
 
+/* How often `line` occurs in `text` as a whole line. */
+static size_t count_lines(const char *text, const char *line)
+{
+    size_t count = 0, length = strlen(line);
+    for (const char *at = text; (at = strstr(at, line)) != NULL; at += length)
+        count += (at == text || at[-1] == '\n') && (at[length] == '\n' || at[length] == '\0');
+    return count;
+}
+
+/* Entries that become a route the table already has: nginx took the first
+ * entry that matched, so the first is written and the later ones are left
+ * out, said; the loader refuses a table with a route twice. Within one map
+ * and across the maps one table chains together. */
+Test(nginx_import, a_route_is_written_once_and_the_first_entry_keeps_it)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                              /* 1 */
+        "  map $ssl_preread_alpn_protocols $a { ~^h2$ 127.0.0.1:1; ~h2 127.0.0.1:3; default 127.0.0.1:2; }\n" /* 2 */
+        "  server { listen 443; proxy_pass $a; ssl_preread on; }\n"                               /* 3 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "[routes]\nalpn h2 = 127.0.0.1:1\ndefault = 127.0.0.1:2\n\n"), "%s", result.ini);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "'~h2': an earlier entry already routes clients that offer h2, "
+                                                    "and nginx's first match wins anyway; skipped"));
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* A protocol map, an ALPN map and a server-name map: one table. */
+    result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { hostnames; a.example 127.0.0.1:5; A.Example 127.0.0.1:6; "
+        ".b.example 127.0.0.1:7; *.b.example 127.0.0.1:8; not_tls 127.0.0.1:9; default 127.0.0.1:10; }\n"
+        "  map $ssl_preread_alpn_protocols $tls { ~\\bacme-tls/1\\b 127.0.0.1:3; ~^acme-tls/1$ 127.0.0.1:4; "
+        "default $name; }\n"
+        "  map $ssl_preread_protocol $upstream { \"\" 127.0.0.1:22; default $tls; }\n"
+        "  server { listen 443; proxy_pass $upstream; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "[routes]\nnot_tls = 127.0.0.1:22\nalpn acme-tls/1 = 127.0.0.1:3\n"
+                                 "a.example = 127.0.0.1:5\n.b.example = 127.0.0.1:7\ndefault = 127.0.0.1:10\n\n"),
+              "%s", result.ini);
+    cr_expect_eq(count_lines(result.ini, "not_tls = 127.0.0.1:22"), 1, "%s", result.ini);
+    cr_expect_eq(count_warnings(&result, "nginx.conf:2:", "an earlier entry already has this route"), 3);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "'~^acme-tls/1$': an earlier entry already routes clients"));
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* nginx's sslh recipe: SSH and HTTPS on one port. "" is what nginx's
  * $ssl_preread_protocol holds for a client that does not speak TLS; every
  * TLS version goes to https here (the TLSv1.2 line changes nothing), so
