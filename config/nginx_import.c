@@ -418,9 +418,27 @@ struct import_map *import_find_map(struct importer *importer, const char *refere
     return NULL;
 }
 
+/* `name` in lower case, allocated; NULL (said) when out of memory. */
+static char *fold_name(struct importer *importer, const char *name)
+{
+    char *folded = strdup(name);
+    if (!folded) {
+        importer->failed = true;
+        return NULL;
+    }
+    for (char *c = folded; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return folded;
+}
+
+/* nginx compares upstream names without case (ngx_stream_upstream_add,
+ * ngx_strncasecmp): `upstream Backend` is what `proxy_pass backend` and a
+ * map value BACKEND name. */
 static struct import_upstream *find_upstream(struct importer *importer, const char *name)
 {
-    int32_t found = name_index_get(&importer->upstream_names, name);
+    char *folded = fold_name(importer, name);
+    int32_t found = folded ? name_index_get(&importer->upstream_names, folded) : NAME_INDEX_NONE;
+    free(folded);
     return found == NAME_INDEX_NONE ? NULL : importer->upstreams[found];
 }
 
@@ -733,8 +751,16 @@ static void collect_upstream(struct importer *importer, const struct nginx_direc
         import_warn(importer, directive, "upstream: expected 'upstream NAME { ... }'; skipped");
         return;
     }
-    if (find_upstream(importer, directive->args[0])) {
-        import_warn(importer, directive, "upstream %s defined twice; the second is skipped", directive->args[0]);
+    /* "Backend" after "backend" is the same name to nginx, which refuses
+     * the second ("duplicate upstream"). */
+    const struct import_upstream *known = find_upstream(importer, directive->args[0]);
+    if (known) {
+        if (strcmp(known->name, directive->args[0]) == 0)
+            import_warn(importer, directive, "upstream %s defined twice; the second is skipped", directive->args[0]);
+        else
+            import_warn(importer, directive, "upstream %s defined twice (nginx compares upstream names without case: "
+                        "%s at %s:%d); the second is skipped", directive->args[0], known->name,
+                        known->directive->file, known->directive->line);
         return;
     }
     struct import_upstream *upstream = add_upstream(importer);
@@ -742,7 +768,9 @@ static void collect_upstream(struct importer *importer, const struct nginx_direc
         return;
     upstream->directive = directive;
     upstream->name = directive->args[0];
-    if (!name_index_put(&importer->upstream_names, upstream->name, (int32_t)importer->upstream_count - 1))
+    upstream->folded = fold_name(importer, upstream->name);
+    if (upstream->folded &&
+        !name_index_put(&importer->upstream_names, upstream->folded, (int32_t)importer->upstream_count - 1))
         importer->failed = true;
 }
 
@@ -1766,6 +1794,7 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
             free(importer.upstreams[i]->address);
             free((char *)importer.upstreams[i]->name);
         }
+        free(importer.upstreams[i]->folded);
         free(importer.upstreams[i]);
     }
     free(importer.upstreams);

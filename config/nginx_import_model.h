@@ -44,6 +44,7 @@ struct import_reach {
 struct import_upstream {
     const struct nginx_directive *directive;
     const char *name;     /* as nginx spells it; in the INI: ini_name */
+    char *folded;         /* named only: the name in lower case, upstream_names' key (owned) */
     char ini_name[NAME_MAX_LENGTH]; /* letters, digits, '_', '-'; unique */
     struct import_reach reach; /* of the servers that reach it */
     bool literal;         /* made up for a literal address (name is owned) */
@@ -178,7 +179,7 @@ struct importer {
     size_t map_count;
     struct import_upstream **upstreams; /* each allocated alone: servers and maps point at them */
     size_t upstream_count;
-    struct name_index upstream_names;   /* named upstreams -> index in upstreams */
+    struct name_index upstream_names;   /* named upstreams, in lower case -> index in upstreams */
     struct name_index literal_addresses; /* converted address -> index in upstreams */
     struct import_server *servers;
     size_t server_count;

@@ -131,11 +131,18 @@ static void look_up_protocols(struct importer *importer, const struct import_map
     }
 }
 
+/* Two map values that reach the same place: nginx compares upstream names
+ * without case, and a host name or address is the same in any case. */
+static bool same_target(const char *a, const char *b)
+{
+    return strcasecmp(a, b) == 0;
+}
+
 static bool same_for_every_version(const struct protocol_lookup *lookup)
 {
     const char *modern = protocol_target(protocol_entry(lookup, PROTOCOL_MODERN));
     for (int value = PROTOCOL_FIRST_TLS; value < PROTOCOL_MODERN; value++)
-        if (strcmp(protocol_target(protocol_entry(lookup, value)), modern) != 0)
+        if (!same_target(protocol_target(protocol_entry(lookup, value)), modern))
             return false;
     return true;
 }
@@ -168,7 +175,7 @@ static void warn_unreached_default(struct importer *importer, const struct proto
                                    const char *tls_target)
 {
     const struct nginx_directive *fallback = lookup->fallback;
-    if (!fallback || strcmp(fallback->args[0], tls_target) == 0)
+    if (!fallback || same_target(fallback->args[0], tls_target))
         return;
     for (int value = 0; value < PROTOCOL_VALUES; value++)
         if (protocol_entry(lookup, value) == fallback)
@@ -211,7 +218,7 @@ static void resolve_not_tls_route(struct importer *importer, struct import_map *
                                   const struct nginx_directive *entry, const char *tls_target)
 {
     const char *target = protocol_target(entry);
-    if (strcmp(target, tls_target) == 0)
+    if (same_target(target, tls_target))
         return;
     const struct nginx_directive *at = entry ? entry : map->directive;
     if (target[0] == '\0') {

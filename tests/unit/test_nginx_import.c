@@ -388,6 +388,38 @@ Test(nginx_import, a_route_is_written_once_and_the_first_entry_keeps_it)
     nginx_import_free(&result);
 }
 
+/* nginx compares upstream names without case: `upstream Backend` is what
+ * a map value `backend` and `proxy_pass BACKEND` name, and a second block
+ * spelled `BACKEND` is the same name defined twice. The section keeps the
+ * block's own spelling. */
+Test(nginx_import, upstream_names_compare_without_case)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                   /* 1 */
+        "  map $ssl_preread_server_name $name { a.example backend; default BACKEND; }\n" /* 2 */
+        "  map $ssl_preread_protocol $proto { \"\" SSH; default ssh; }\n"                 /* 3 */
+        "  upstream Backend { server 127.0.0.1:9001; }\n"                               /* 4 */
+        "  upstream BACKEND { server 127.0.0.1:9002; }\n"                               /* 5 */
+        "  upstream ssh { server 127.0.0.1:22; }\n"                                     /* 6 */
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"                  /* 7 */
+        "  server { listen 444; ssl_preread on; proxy_pass $proto; }\n"                 /* 8 */
+        "  server { listen 2222; proxy_pass bAcKeNd; }\n"                               /* 9 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: upstream BACKEND defined twice (nginx compares "
+                                         "upstream names without case: Backend at nginx.conf:4); the second is "
+                                         "skipped"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "[routes name]\na.example = Backend\ndefault = Backend\n\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[routes proto]\ndefault = ssh\n\n"), "one target in any case: %s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = 0.0.0.0:2222\nupstream = Backend\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "[upstream Backend]\nserver = 127.0.0.1:9001\n"), "%s", result.ini);
+    cr_expect_not(strstr(result.ini, "9002"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* nginx's sslh recipe: SSH and HTTPS on one port. "" is what nginx's
  * $ssl_preread_protocol holds for a client that does not speak TLS; every
  * TLS version goes to https here (the TLSv1.2 line changes nothing), so
