@@ -300,30 +300,47 @@ static bool convert_regex(const char *nginx, char *out, size_t out_size, char *w
     return true;
 }
 
+/* Where an ALPN key's expression was held to the protocol it names: not
+ * at all, at a word boundary (\b), or at the edge of the client's whole
+ * list (^ or $). */
+enum alpn_bound { ALPN_BOUND_NONE, ALPN_BOUND_WORD, ALPN_BOUND_EDGE };
+
+/* The form of a key of a map on $ssl_preread_alpn_protocols. */
+struct alpn_form {
+    bool exact;              /* a plain key: nginx compared the whole list with it */
+    bool caseless;           /* ~*: in any letter case */
+    enum alpn_bound start, end;
+};
+
 /* A key of a map on $ssl_preread_alpn_protocols (the client's protocols,
  * comma-joined) as "alpn PROTOCOL": the regular expressions nginx recipes
  * use for one protocol (~\bacme-tls/1\b, ~^acme-tls/1$, ~acme-tls/1), or a
- * plain key (*exact: nginx compared the whole list with it). */
-static bool convert_alpn_key(const char *key, char *out, size_t out_size, bool *exact, char *why,
+ * plain key; `form` says which, for warn_alpn_form. */
+static bool convert_alpn_key(const char *key, char *out, size_t out_size, struct alpn_form *form, char *why,
                              size_t why_size)
 {
     const char *in = key;
-    *exact = key[0] != '~';
-    if (!*exact) {
-        in += key[1] == '*' ? 2 : 1;
-        if (strncmp(in, "\\b", 2) == 0 || in[0] == '^')
+    *form = (struct alpn_form){ .exact = key[0] != '~' };
+    if (!form->exact) {
+        form->caseless = key[1] == '*';
+        in += form->caseless ? 2 : 1;
+        if (strncmp(in, "\\b", 2) == 0 || in[0] == '^') {
+            form->start = in[0] == '^' ? ALPN_BOUND_EDGE : ALPN_BOUND_WORD;
             in += in[0] == '^' ? 1 : 2;
+        }
     }
     size_t length = (size_t)snprintf(out, out_size, "alpn ");
     for (; *in; in++) {
-        if (!*exact && (strcmp(in, "\\b") == 0 || strcmp(in, "$") == 0))
+        if (!form->exact && (strcmp(in, "\\b") == 0 || strcmp(in, "$") == 0)) {
+            form->end = in[0] == '$' ? ALPN_BOUND_EDGE : ALPN_BOUND_WORD;
             break;
+        }
         char c = *in;
-        bool escaped = !*exact && c == '\\' && in[1] && strchr("./-", in[1]);
+        bool escaped = !form->exact && c == '\\' && in[1] && strchr("./-", in[1]);
         if (escaped)
             c = *++in;
-        bool protocol_byte = *exact ? c > ' ' && c <= '~' && c != ',' :
-                                      escaped || isalnum((unsigned char)c) || strchr("-_./", c);
+        bool protocol_byte = form->exact ? c > ' ' && c <= '~' && c != ',' :
+                                           escaped || isalnum((unsigned char)c) || strchr("-_./", c);
         if (!protocol_byte || length + 2 > out_size) {
             snprintf(why, why_size, "not one ALPN protocol (snisplice routes on one offered protocol)");
             return false;
@@ -336,6 +353,56 @@ static bool convert_alpn_key(const char *key, char *out, size_t out_size, bool *
         return false;
     }
     return true;
+}
+
+/* Which clients an ALPN expression matched, where that is not "every
+ * client that offers PROTOCOL": nginx matched it against the whole list
+ * ("h2,http/1.1"), so anchors narrowed it to a place in the list and a
+ * missing \b widened it to longer protocols. NULL for ~\bPROTOCOL\b, the
+ * one form that means "offers PROTOCOL". */
+static const char *alpn_bound_difference(enum alpn_bound start, enum alpn_bound end)
+{
+    static const char *const differences[3][3] = {
+        [ALPN_BOUND_NONE] = {
+            [ALPN_BOUND_NONE] = "unanchored, it also matched every offered protocol that contains %s%s",
+            [ALPN_BOUND_WORD] = "it also matched every offered protocol that ends with %s%s",
+            [ALPN_BOUND_EDGE] = "it matched only clients whose last offered protocol ended with %s%s" },
+        [ALPN_BOUND_WORD] = {
+            [ALPN_BOUND_NONE] = "it also matched every offered protocol that begins with %s%s",
+            [ALPN_BOUND_WORD] = NULL,
+            [ALPN_BOUND_EDGE] = "it matched only clients that offered %s last%s" },
+        [ALPN_BOUND_EDGE] = {
+            [ALPN_BOUND_NONE] = "it matched only clients whose first offered protocol began with %s%s",
+            [ALPN_BOUND_WORD] = "it matched only clients that offered %s first%s",
+            [ALPN_BOUND_EDGE] = "it matched only clients that offered %s alone%s" },
+    };
+    return differences[start][end];
+}
+
+/* Says how nginx's match of an ALPN key differed from the "alpn
+ * PROTOCOL" route it becomes (snisplice routes every client that offers
+ * the protocol, compared exactly); nothing for ~\bPROTOCOL\b. */
+static void warn_alpn_form(struct importer *importer, const struct nginx_directive *entry,
+                           const struct alpn_form *form, const char *protocol)
+{
+    if (form->exact) {
+        import_warn(importer, entry, "map entry '%s': nginx compared the client's whole protocol list with it; "
+                                     "snisplice routes every client that offers %s", entry->name, protocol);
+        return;
+    }
+    const char *difference = alpn_bound_difference(form->start, form->end);
+    if (!difference && !form->caseless)
+        return;
+    /* h2 is the common case, and h2c (HTTP/2 without TLS) the protocol
+     * an unanchored end takes in with it. */
+    bool widened = form->end == ALPN_BOUND_NONE && form->start != ALPN_BOUND_EDGE;
+    const char *example = widened && strcmp(protocol, "h2") == 0 ? " (h2c too)" : "";
+    char said[ROUTE_REGEX_TEXT_MAX + 128];
+    snprintf(said, sizeof said, difference ? difference : "it matched %s in any letter case (~*)%s", protocol,
+             example);
+    import_warn(importer, entry, "map entry '%s': nginx matched the client's whole protocol list (such as "
+                                 "\"h2,http/1.1\") against it: %s%s; snisplice routes every client that offers %s",
+                entry->name, said, difference && form->caseless ? ", in any letter case (~*)" : "", protocol);
 }
 
 /* A map key nginx takes as a wildcard under `hostnames`: "*.example.com",
@@ -1051,15 +1118,16 @@ static void warn_route_taken(struct importer *importer, const struct nginx_direc
 }
 
 /* A route for `entry` unless the table has it already (claim_route). */
-static void give_route(struct importer *importer, struct import_map *map, struct route_table_builder *written,
+static bool give_route(struct importer *importer, struct import_map *map, struct route_table_builder *written,
                        const struct nginx_directive *entry, const char *pattern, struct import_upstream *target,
                        map_entry_fn entry_fn, void *context)
 {
     if (!claim_route(importer, written, pattern)) {
         warn_route_taken(importer, entry, pattern);
-        return;
+        return false;
     }
     entry_fn(importer, map, entry, pattern, target, context);
+    return true;
 }
 
 /* A protocol map's routes, as import_protocol_resolve_map chose them:
@@ -1076,6 +1144,44 @@ static void walk_protocol_map(struct importer *importer, struct import_map *map,
         give_route(importer, map, written, map->tls, "default", target, entry_fn, context);
 }
 
+/* A map entry's key as the INI's route key (`converted` holds it when it
+ * changes), or NULL when the entry is left out (said). `alpn_form` is set
+ * for an ALPN entry, NULL otherwise. */
+static const char *map_entry_key(struct importer *importer, const struct import_map *map,
+                                 const struct nginx_directive *entry, bool hostnames, char *converted,
+                                 size_t converted_size, struct alpn_form *form, bool *alpn)
+{
+    const char *key = entry->name;
+    char why[200];
+    *alpn = map->alpn && strcmp(key, "default") != 0;
+    if (*alpn) {
+        if (!convert_alpn_key(key, converted, converted_size, form, why, sizeof why)) {
+            import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
+            return NULL;
+        }
+        return converted;
+    }
+    if (route_regex_is_pattern(key)) {
+        if (!convert_regex(key, converted, converted_size, why, sizeof why)) {
+            import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
+            return NULL;
+        }
+        return converted;
+    }
+    if (key[0] == '\0') {
+        import_warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in "
+                                     "snisplice; skipped");
+        return NULL;
+    }
+    if (import_is_wildcard(key) && !hostnames) {
+        import_warn(importer, entry,
+                    "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
+                    "matched; skipped", key);
+        return NULL;
+    }
+    return key;
+}
+
 static void walk_map(struct importer *importer, struct import_map *map, struct route_table_builder *written,
                      map_entry_fn entry_fn, void *context)
 {
@@ -1088,51 +1194,25 @@ static void walk_map(struct importer *importer, struct import_map *map, struct r
     bool hostnames = false;
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
-        const char *key = entry->name;
         enum import_map_flag flag = import_map_flag_of(entry);
         hostnames |= flag == IMPORT_MAP_HOSTNAMES;
         if (flag != IMPORT_MAP_ENTRY)
             continue;
         if (entry->block || entry->arg_count != 1) {
-            import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", key);
+            import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", entry->name);
             continue;
         }
-        if (map->names && strcmp(key, "default") == 0)
+        if (map->names && strcmp(entry->name, "default") == 0)
             continue; /* the chained map's entries follow in the same table */
-        char converted_key[ROUTE_REGEX_TEXT_MAX];
-        if (map->alpn && strcmp(key, "default") != 0) {
-            char why[200];
-            bool exact = false;
-            if (!convert_alpn_key(key, converted_key, sizeof converted_key, &exact, why, sizeof why)) {
-                import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
-                continue;
-            }
-            if (exact)
-                import_warn(importer, entry, "map entry '%s': nginx compared the client's whole protocol list with it; "
-                                             "snisplice routes every client that offers %s", key, converted_key + 5);
-            key = converted_key;
-        } else if (route_regex_is_pattern(key)) {
-            char why[200];
-            if (!convert_regex(key, converted_key, sizeof converted_key, why, sizeof why)) {
-                import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
-                continue;
-            }
-            key = converted_key;
-        }
-        if (key[0] == '\0') {
-            import_warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in "
-                                         "snisplice; skipped");
+        char converted[ROUTE_REGEX_TEXT_MAX];
+        struct alpn_form form = {0};
+        bool alpn;
+        const char *key = map_entry_key(importer, map, entry, hostnames, converted, sizeof converted, &form, &alpn);
+        struct import_upstream *target = key ? value_target(importer, map, entry) : NULL;
+        if (!target || !give_route(importer, map, written, entry, key, target, entry_fn, context) || !alpn)
             continue;
-        }
-        if (import_is_wildcard(key) && !hostnames) {
-            import_warn(importer, entry,
-                        "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
-                        "matched; skipped", key);
-            continue;
-        }
-        struct import_upstream *target = value_target(importer, map, entry);
-        if (target)
-            give_route(importer, map, written, entry, key, target, entry_fn, context);
+        /* Said only of the entries that become routes. */
+        warn_alpn_form(importer, entry, &form, key + 5);
     }
 }
 

@@ -340,6 +340,51 @@ Test(nginx_import, alpn_entries_that_do_not_fit)
     nginx_import_free(&result);
 }
 
+/* nginx matched an ALPN key's expression against the client's whole
+ * protocol list ("h2,http/1.1"): only ~\bPROTOCOL\b means "offers
+ * PROTOCOL", the route it becomes. Every other form narrowed (anchors) or
+ * widened (no \b, ~*) that, and the warning says how. */
+Test(nginx_import, alpn_expressions_that_matched_other_clients_are_said)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                /* 1 */
+        "  map $ssl_preread_alpn_protocols $p {\n"                 /* 2 */
+        "    ~^acme-tls/1$ 127.0.0.1:1;\n"                         /* 3 */
+        "    ~h2 127.0.0.1:1;\n"                                   /* 4 */
+        "    ~*^http/1\\.1 127.0.0.1:1;\n"                         /* 5 */
+        "    ~\\bxmpp-client\\b 127.0.0.1:1;\n"                     /* 6 */
+        "    ~*\\bspdy/3\\b 127.0.0.1:1;\n"                         /* 7 */
+        "    ~\\bimap$ 127.0.0.1:1;\n"                             /* 8 */
+        "    default 127.0.0.1:2;\n"                               /* 9 */
+        "  }\n"
+        "  server { listen 443; proxy_pass $p; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    static const char list[] = "nginx matched the client's whole protocol list (such as \"h2,http/1.1\") against it: ";
+    char expected[512];
+    snprintf(expected, sizeof expected, "nginx.conf:3: warning: map entry '~^acme-tls/1$': %sit matched only clients "
+             "that offered acme-tls/1 alone; snisplice routes every client that offers acme-tls/1", list);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    snprintf(expected, sizeof expected, "nginx.conf:4: warning: map entry '~h2': %sunanchored, it also matched every "
+             "offered protocol that contains h2 (h2c too); snisplice routes every client that offers h2", list);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    snprintf(expected, sizeof expected, "nginx.conf:5: warning: map entry '~*^http/1\\.1': %sit matched only clients "
+             "whose first offered protocol began with http/1.1, in any letter case (~*); snisplice routes every "
+             "client that offers http/1.1", list);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    snprintf(expected, sizeof expected, "nginx.conf:7: warning: map entry '~*\\bspdy/3\\b': %sit matched spdy/3 in "
+             "any letter case (~*); snisplice routes every client that offers spdy/3", list);
+    cr_expect(has_exact_warning(&result, expected), "%s", expected);
+    cr_expect(has_warning(&result, "nginx.conf:8:", "it matched only clients that offered imap last"));
+    cr_expect_not(has_warning(&result, "nginx.conf:6:", ""), "~\\bPROTOCOL\\b is what snisplice does");
+    cr_expect_eq(result.warning_count, 5);
+    cr_expect(strstr(result.ini, "alpn acme-tls/1 = 127.0.0.1:1\nalpn h2 = 127.0.0.1:1\nalpn http/1.1 = 127.0.0.1:1\n"
+                                 "alpn xmpp-client = 127.0.0.1:1\nalpn spdy/3 = 127.0.0.1:1\nalpn imap = 127.0.0.1:1\n"
+                                 "default = 127.0.0.1:2\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* How often `line` occurs in `text` as a whole line. */
 static size_t count_lines(const char *text, const char *line)
 {
