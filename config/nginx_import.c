@@ -1182,6 +1182,37 @@ static const char *map_entry_key(struct importer *importer, const struct import_
     return key;
 }
 
+/* The ALPN routes one map gave, for warn_alpn_order. */
+struct alpn_routes {
+    struct text protocols;   /* "h2, http/1.1" */
+    size_t count;
+    const struct import_upstream *first_target;
+    bool several_targets;
+};
+
+static void note_alpn_route(struct alpn_routes *routes, const char *protocol, const struct import_upstream *target)
+{
+    import_text_printf(&routes->protocols, "%s%s", routes->count ? ", " : "", protocol);
+    if (routes->count++ == 0)
+        routes->first_target = target;
+    routes->several_targets |= target != routes->first_target;
+}
+
+/* nginx took a map's first entry that matched, in the map's order; snisplice
+ * takes the client's first offered protocol that has a route, in the
+ * client's order. A client that offers several of a map's protocols may
+ * reach another target, unless they all lead to the same one. */
+static void warn_alpn_order(struct importer *importer, const struct import_map *map, struct alpn_routes *routes)
+{
+    if (routes->protocols.failed)
+        importer->failed = true;
+    else if (routes->count >= 2 && routes->several_targets)
+        import_warn(importer, map->directive, "map $%s: nginx took the first entry that matched, in the map's order; "
+                    "snisplice takes the client's first offered protocol that has a route, so a client that offers "
+                    "several of %s may now reach another target", map->variable, routes->protocols.data);
+    free(routes->protocols.data);
+}
+
 static void walk_map(struct importer *importer, struct import_map *map, struct route_table_builder *written,
                      map_entry_fn entry_fn, void *context)
 {
@@ -1192,6 +1223,7 @@ static void walk_map(struct importer *importer, struct import_map *map, struct r
     const struct nginx_block *block = map->directive->block;
     /* As in nginx, `hostnames` applies to the entries after it. */
     bool hostnames = false;
+    struct alpn_routes alpn_routes = {0};
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
         enum import_map_flag flag = import_map_flag_of(entry);
@@ -1213,7 +1245,9 @@ static void walk_map(struct importer *importer, struct import_map *map, struct r
             continue;
         /* Said only of the entries that become routes. */
         warn_alpn_form(importer, entry, &form, key + 5);
+        note_alpn_route(&alpn_routes, key + 5, target);
     }
+    warn_alpn_order(importer, map, &alpn_routes);
 }
 
 /* A used map's whole table: its entries, then those of the maps it

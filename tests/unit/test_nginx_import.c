@@ -292,7 +292,7 @@ Test(nginx_import, alpn_maps_become_alpn_routes)
         "  server { listen 9000; proxy_pass $proxy; ssl_preread on; }\n"
         "}\n");
     log_warnings(&result);
-    cr_expect_eq(result.warning_count, 0);
+    cr_expect_eq(result.warning_count, 1, "the order of several ALPN routes (alpn_routes_follow_the_clients_order)");
     cr_expect(strstr(result.ini, "alpn h2 = 127.0.0.1:8001\nalpn http/1.1 = 127.0.0.1:8002\n"
                                  "alpn xmpp-client = 127.0.0.1:8003\n"), "%s", result.ini);
     expect_loadable(result.ini);
@@ -381,6 +381,43 @@ Test(nginx_import, alpn_expressions_that_matched_other_clients_are_said)
     cr_expect(strstr(result.ini, "alpn acme-tls/1 = 127.0.0.1:1\nalpn h2 = 127.0.0.1:1\nalpn http/1.1 = 127.0.0.1:1\n"
                                  "alpn xmpp-client = 127.0.0.1:1\nalpn spdy/3 = 127.0.0.1:1\nalpn imap = 127.0.0.1:1\n"
                                  "default = 127.0.0.1:2\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx took a map's first matching entry, in the map's order; snisplice
+ * takes the client's first offered protocol that has a route. A map with
+ * several ALPN routes to different targets says so, once; routes that all
+ * lead to one target, or a single ALPN route beside the names, do not. */
+Test(nginx_import, alpn_routes_follow_the_clients_order)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                             /* 1 */
+        "  map $ssl_preread_alpn_protocols $p { ~\\bh2\\b 127.0.0.1:1; ~\\bhttp/1.1\\b 127.0.0.1:2; "
+        "~\\bh3\\b 127.0.0.1:1; default 127.0.0.1:3; }\n"                                          /* 2 */
+        "  server { listen 443; proxy_pass $p; ssl_preread on; }\n"                              /* 3 */
+        "  server { listen 444; proxy_pass $p; ssl_preread on; }\n"                              /* 4 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:2: warning: map $p: nginx took the first entry that matched, in "
+                                         "the map's order; snisplice takes the client's first offered protocol that "
+                                         "has a route, so a client that offers several of h2, http/1.1, h3 may now "
+                                         "reach another target"));
+    cr_expect_eq(result.warning_count, 1, "once per map, however many servers use it");
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { a.example 127.0.0.1:5; default 127.0.0.1:6; }\n"
+        "  map $ssl_preread_alpn_protocols $same { ~\\bh2\\b 127.0.0.1:1; ~\\bhttp/1.1\\b 127.0.0.1:1; "
+        "default 127.0.0.1:3; }\n"
+        "  map $ssl_preread_alpn_protocols $acme { ~\\bacme-tls/1\\b 127.0.0.1:4; default $name; }\n"
+        "  server { listen 443; proxy_pass $same; ssl_preread on; }\n"
+        "  server { listen 444; proxy_pass $acme; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
