@@ -270,13 +270,99 @@ static bool convert_address(const char *nginx, bool port_only_allowed, char *out
     return false;
 }
 
-/* A map's regular expression as an INI [routes] key. "(?:" becomes "("
- * (the same for matching; the INI would end the key at its ':'), and the
- * result must be one snisplice compiles (route_regex.c). */
-static bool convert_regex(const char *nginx, char *out, size_t out_size, char *why, size_t why_size)
+/* PCRE's named classes that have a spelling without ':', which the INI
+ * would take for the end of the key. */
+static const struct {
+    const char *name;
+    const char *spelling;
+} posix_classes[] = {
+    { "[:digit:]", "0-9" },       { "[:alpha:]", "A-Za-z" }, { "[:alnum:]", "A-Za-z0-9" },
+    { "[:lower:]", "a-z" },       { "[:upper:]", "A-Z" },    { "[:xdigit:]", "0-9A-Fa-f" },
+    { "[:space:]", "\\s" },       { "[:word:]", "\\w" },
+};
+
+/* How much of a bracket expression's start `at` ("[", "[^", and a ']'
+ * right after them, which is a member, not the end) is taken as it is. */
+static size_t class_opening(const char *at)
+{
+    size_t length = at[1] == '^' ? 2 : 1;
+    return at[length] == ']' ? length + 1 : length;
+}
+
+/* The named class at `at` ("[:digit:]" inside brackets) spelled without
+ * ':', appended to `out`; *taken: its length. False, with why, for a
+ * class that has no such spelling. */
+static bool spell_posix_class(const char *at, size_t *taken, char *out, size_t *length, size_t out_size, char *why,
+                              size_t why_size)
+{
+    /* PCRE's shape: "[:", maybe '^' (negated), letters, ":]"; anything
+     * else is a '[' member. */
+    size_t letters = strspn(at + 2 + (at[2] == '^'), "abcdefghijklmnopqrstuvwxyz");
+    const char *end = at + 2 + (at[2] == '^') + letters;
+    if (letters == 0 || strncmp(end, ":]", 2) != 0) {
+        *taken = 1;
+        out[(*length)++] = *at;
+        return true;
+    }
+    *taken = (size_t)(end + 2 - at);
+    for (size_t i = 0; i < sizeof posix_classes / sizeof posix_classes[0]; i++) {
+        size_t spelling = strlen(posix_classes[i].spelling);
+        if (strlen(posix_classes[i].name) != *taken || strncmp(at, posix_classes[i].name, *taken) != 0)
+            continue;
+        if (*length + spelling + 1 > out_size) {
+            snprintf(why, why_size, "expression too long");
+            return false;
+        }
+        memcpy(out + *length, posix_classes[i].spelling, spelling);
+        *length += spelling;
+        return true;
+    }
+    snprintf(why, why_size, "an INI key cannot hold ':', and the POSIX class %.*s has no spelling without one",
+             (int)*taken, at);
+    return false;
+}
+
+/* nginx's (PCRE's) named classes inside brackets, `[[:digit:]]`, spelled
+ * without their ':' where PCRE has another spelling (`[0-9]`). */
+static bool spell_posix_classes(const char *nginx, char *out, size_t out_size, char *why, size_t why_size)
 {
     size_t length = 0;
-    for (const char *in = nginx; *in; in++) {
+    bool in_class = false;
+    for (const char *in = nginx; *in;) {
+        size_t taken = in[0] == '\\' && in[1] ? 2 : !in_class && in[0] == '[' ? class_opening(in) : 1;
+        if (length + taken + 1 > out_size) {
+            snprintf(why, why_size, "expression too long");
+            return false;
+        }
+        if (in_class && strncmp(in, "[:", 2) == 0) {
+            if (!spell_posix_class(in, &taken, out, &length, out_size, why, why_size))
+                return false;
+            in += taken;
+            continue;
+        }
+        if (!in_class && in[0] == '[')
+            in_class = true;
+        else if (in_class && in[0] == ']')
+            in_class = false;
+        memcpy(out + length, in, taken);
+        length += taken;
+        in += taken;
+    }
+    out[length] = '\0';
+    return true;
+}
+
+/* A map's regular expression as an INI [routes] key. "(?:" becomes "("
+ * (the same for matching; the INI would end the key at its ':'), named
+ * classes are spelled without ':' where they can be, and the result must
+ * be one snisplice compiles (route_regex.c). */
+static bool convert_regex(const char *nginx, char *out, size_t out_size, char *why, size_t why_size)
+{
+    char spelled[ROUTE_REGEX_TEXT_MAX];
+    if (!spell_posix_classes(nginx, spelled, sizeof spelled, why, why_size))
+        return false;
+    size_t length = 0;
+    for (const char *in = spelled; *in; in++) {
         if (length + 2 > out_size) {
             snprintf(why, why_size, "expression too long");
             return false;

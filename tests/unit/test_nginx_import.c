@@ -12,6 +12,8 @@
 
 #include "../../config/config.h"
 #include "../../config/nginx_import.h"
+#include "../../core/route_table.h"
+#include "../../core/snapshot.h"
 
 static const char homelab[] =
     "stream {\n"
@@ -419,6 +421,58 @@ Test(nginx_import, alpn_routes_follow_the_clients_order)
     log_warnings(&result);
     cr_expect_eq(result.warning_count, 0);
     expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* The upstream the converted INI's first listener routes `name` to, as
+ * the loader built it; NULL when the name has no route. */
+static const char *routed_to(const struct config *config, const char *name)
+{
+    const struct snapshot_listener *listener = &config->snapshot->listeners[0];
+    cr_assert_not_null(listener->routes);
+    int32_t target = route_lookup(listener->routes, name, strlen(name));
+    return target < 0 ? NULL : config->snapshot->upstreams[target].name;
+}
+
+/* PCRE's named classes inside brackets hold a ':', which ends an INI key:
+ * those with a spelling without one are written that way and route as
+ * nginx did; the others are refused with that reason. */
+Test(nginx_import, posix_named_classes_are_spelled_without_a_colon)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                       /* 1 */
+        "  map $ssl_preread_server_name $n {\n"                           /* 2 */
+        "    ~^[[:digit:]]+\\.test$ 127.0.0.1:1;\n"                        /* 3 */
+        "    ~^[^[:alpha:]_][[:lower:]][[:upper:]]\\.x$ 127.0.0.1:2;\n"     /* 4 */
+        "    ~^[][:xdigit:]-]+\\.hex$ 127.0.0.1:3;\n"                      /* 5 */
+        "    ~^w[[:alnum:]]-[[:word:]]\\.y$ 127.0.0.1:4;\n"                /* 6 */
+        "    ~^[[:punct:]]\\.z$ 127.0.0.1:5;\n"                            /* 7 */
+        "    default 127.0.0.1:9;\n"                                      /* 8 */
+        "  }\n"
+        "  server { listen 443; proxy_pass $n; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "~^[0-9]+\\.test$ = 127.0.0.1:1\n~^[^A-Za-z_][a-z][A-Z]\\.x$ = 127.0.0.1:2\n"
+                                 "~^[]0-9A-Fa-f-]+\\.hex$ = 127.0.0.1:3\n~^w[A-Za-z0-9]-[\\w]\\.y$ = 127.0.0.1:4\n"),
+              "%s", result.ini);
+    cr_expect(has_exact_warning(&result, "nginx.conf:7: warning: map entry '~^[[:punct:]]\\.z$': an INI key cannot "
+                                         "hold ':', and the POSIX class [:punct:] has no spelling without one; "
+                                         "skipped"));
+    cr_expect_eq(result.warning_count, 1);
+    struct config *config = load_converted(result.ini);
+    cr_assert_not_null(config, "%s", result.ini);
+    static const char *const routes[][2] = {
+        { "2024.test", "127.0.0.1:1" }, { "20a4.test", "127.0.0.1:9" }, { "1aB.x", "127.0.0.1:2" },
+        { "aaB.x", "127.0.0.1:9" },     { "_aB.x", "127.0.0.1:9" },     { "c0ffee.hex", "127.0.0.1:3" },
+        { "c0-ffee.hex", "127.0.0.1:3" }, { "c0fgee.hex", "127.0.0.1:9" }, { "wQ-_.y", "127.0.0.1:4" },
+        { "w_-_.y", "127.0.0.1:9" },
+    };
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const char *target = routed_to(config, routes[i][0]);
+        cr_expect(target && strcmp(target, routes[i][1]) == 0, "%s went to %s, nginx sends it to %s", routes[i][0],
+                  target ? target : "nothing", routes[i][1]);
+    }
+    config_free(config);
     nginx_import_free(&result);
 }
 
