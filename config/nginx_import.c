@@ -1265,6 +1265,17 @@ static const char *map_entry_key(struct importer *importer, const struct import_
                     "matched; skipped", key);
         return NULL;
     }
+    /* nginx keeps a key's trailing dot, and drops one from the name only
+     * under hostnames: such a key matched a name sent with one dot more
+     * (two, under hostnames), which clients do not send. snisplice would
+     * drop the key's dot and route the plain name there. */
+    size_t length = strlen(key);
+    if (length > 1 && key[length - 1] == '.' && strcmp(key, "default") != 0) {
+        import_warn(importer, entry,
+                    "map entry '%s': nginx kept the trailing dot, so it matched only names sent with %s; "
+                    "skipped", key, hostnames ? "two trailing dots" : "a trailing dot");
+        return NULL;
+    }
     return key;
 }
 

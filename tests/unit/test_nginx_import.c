@@ -2456,3 +2456,31 @@ Test(nginx_import, proxy_bind_left_out_with_a_warning)
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
+
+/* A map key ending in a dot: nginx keeps the dot, so the key matched
+ * only names sent with a trailing dot (two under hostnames); snisplice
+ * would drop it and route the plain name. Left out with a warning (found
+ * by running nginx beside the converted config). */
+Test(nginx_import, keys_with_a_trailing_dot_are_left_out)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name {\n"
+        "    hostnames;\n"
+        "    example.com. 127.0.0.1:1;\n"
+        "    *.example.org. 127.0.0.1:2;\n"
+        "    blog.example.net 127.0.0.1:3;\n"
+        "    default 127.0.0.1:4;\n"
+        "  }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:4: warning: map entry 'example.com.': nginx kept the trailing "
+                                         "dot, so it matched only names sent with two trailing dots; skipped"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "'*.example.org.': nginx kept the trailing dot"));
+    cr_expect_null(strstr(result.ini, "example.com ="), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "example.org"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "blog.example.net = "), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
