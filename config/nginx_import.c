@@ -431,7 +431,8 @@ static bool convert_alpn_key(const char *key, char *out, size_t out_size, struct
             snprintf(why, why_size, "not one ALPN protocol (snisplice routes on one offered protocol)");
             return false;
         }
-        out[length++] = c;
+        /* nginx lower-cases a plain key, and the list it looks up. */
+        out[length++] = form->exact ? (char)tolower((unsigned char)c) : c;
     }
     out[length] = '\0';
     if (length == 5) {
@@ -1263,6 +1264,14 @@ static const char *map_entry_key(struct importer *importer, const struct import_
         import_warn(importer, entry,
                     "map entry '%s': without 'hostnames' nginx compares it as plain text, so it never "
                     "matched; skipped", key);
+        return NULL;
+    }
+    /* The INI's words for the other routes: a name spelled so would be
+     * read as one of them. */
+    if (strcmp(key, "not_tls") == 0 || strncmp(key, "alpn ", 5) == 0) {
+        import_warn(importer, entry,
+                    "map entry '%s': the INI reads this key as the route for %s, not as a server name; skipped",
+                    key, key[0] == 'n' ? "clients that do not speak TLS" : "an ALPN protocol");
         return NULL;
     }
     /* nginx keeps a key's trailing dot, and drops one from the name only

@@ -518,7 +518,8 @@ Test(nginx_import, a_route_is_written_once_and_the_first_entry_keeps_it)
                                  "a.example = 127.0.0.1:5\n.b.example = 127.0.0.1:7\ndefault = 127.0.0.1:10\n\n"),
               "%s", result.ini);
     cr_expect_eq(count_lines(result.ini, "not_tls = 127.0.0.1:22"), 1, "%s", result.ini);
-    cr_expect_eq(count_warnings(&result, "nginx.conf:2:", "an earlier entry already has this route"), 3);
+    cr_expect_eq(count_warnings(&result, "nginx.conf:2:", "an earlier entry already has this route"), 2);
+    cr_expect(has_warning(&result, "nginx.conf:2:", "'not_tls': the INI reads this key as the route for clients"));
     cr_expect(has_warning(&result, "nginx.conf:3:", "'~^acme-tls/1$': an earlier entry already routes clients"));
     expect_loadable(result.ini);
     nginx_import_free(&result);
@@ -2483,4 +2484,41 @@ Test(nginx_import, keys_with_a_trailing_dot_are_left_out)
     cr_expect(strstr(result.ini, "blog.example.net = "), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
+}
+
+/* nginx lower-cases plain map keys and the value it looks up: a plain
+ * ALPN key "H2" is the route for h2. A server-name key spelled like the
+ * INI's other routes ("not_tls", "alpn h2") is left out with a warning:
+ * the loader would read it as that route. */
+Test(nginx_import, plain_alpn_keys_fold_case_and_route_words_are_not_names)
+{
+    struct nginx_import alpn = import_text(
+        "stream {\n"
+        "  map $ssl_preread_alpn_protocols $a { H2 127.0.0.1:1; default 127.0.0.1:2; }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $a; }\n"
+        "}\n");
+    log_warnings(&alpn);
+    cr_expect(strstr(alpn.ini, "alpn h2 = 127.0.0.1:1\n"), "%s", alpn.ini);
+    expect_loadable(alpn.ini);
+    nginx_import_free(&alpn);
+
+    struct nginx_import names = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $n {\n"
+        "    not_tls 127.0.0.1:1;\n"
+        "    \"alpn h2\" 127.0.0.1:3;\n"
+        "    blog.example.com 127.0.0.1:4;\n"
+        "    default 127.0.0.1:2;\n"
+        "  }\n"
+        "  server { listen 443; ssl_preread on; proxy_pass $n; }\n"
+        "}\n");
+    log_warnings(&names);
+    cr_expect(has_warning(&names, "nginx.conf:3:", "'not_tls': the INI reads this key as the route for clients "
+                                                   "that do not speak TLS"));
+    cr_expect(has_warning(&names, "nginx.conf:4:", "'alpn h2': the INI reads this key as the route for an ALPN"));
+    cr_expect_null(strstr(names.ini, "not_tls"), "%s", names.ini);
+    cr_expect_null(strstr(names.ini, "alpn"), "%s", names.ini);
+    cr_expect(strstr(names.ini, "blog.example.com = "), "%s", names.ini);
+    expect_loadable(names.ini);
+    nginx_import_free(&names);
 }
