@@ -131,6 +131,16 @@ void address_format(const struct address *address, char *out, size_t out_size)
     }
 }
 
+uint16_t address_port(const struct address *address)
+{
+    const struct sockaddr *socket_address = (const struct sockaddr *)&address->storage;
+    if (socket_address->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)socket_address)->sin_port;
+    if (socket_address->sa_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)socket_address)->sin6_port;
+    return 0;
+}
+
 int address_family(const struct address *address)
 {
     return address->storage.ss_family;

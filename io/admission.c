@@ -55,11 +55,16 @@ static bool count(struct worker *worker, struct connection *connection,
     return false;
 }
 
+void admission_note_client(struct connection *connection, const struct sockaddr *client)
+{
+    connection->client_address_known = client_address_from(client, &connection->client_address);
+}
+
 static bool judge(struct worker *worker, struct connection *connection,
                   const struct snapshot_listener *listener, const struct sockaddr *client)
 {
-    /* Kept for the client_address balancing too (io/connect.c). */
-    connection->client_address_known = client_address_from(client, &connection->client_address);
+    /* Kept for the client_address balancing and source = client too. */
+    admission_note_client(connection, client);
     if (access_rules_admit(listener->access_rules, listener->access_rule_count, client))
         return count(worker, connection, listener);
     connection_close(worker, connection, OUTCOME_DENIED);
@@ -90,7 +95,7 @@ bool admission_client_address(struct connection *connection)
     struct sockaddr_storage peer;
     if (!admission_peer_address(connection, &peer))
         return false;
-    connection->client_address_known = client_address_from((const struct sockaddr *)&peer, &connection->client_address);
+    admission_note_client(connection, (const struct sockaddr *)&peer);
     return connection->client_address_known;
 }
 

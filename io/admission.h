@@ -26,6 +26,10 @@ bool admission_at_accept(struct worker *worker, struct connection *connection,
  * when the socket has no peer any more. */
 bool admission_peer_address(struct connection *connection, struct sockaddr_storage *peer);
 
+/* connection->client_address (nginx's $remote_addr) from a socket address:
+ * the peer's, or the one a trusted PROXY header names. */
+void admission_note_client(struct connection *connection, const struct sockaddr *client);
+
 /* Fill connection->client_address (nginx's $remote_addr) unless admission
  * or a trusted PROXY header already did: from the socket's peer, through
  * admission_peer_address. False when it cannot be read. */

@@ -31,13 +31,6 @@ static uint32_t round_robin_next(struct worker *worker, int32_t upstream_index)
     return worker->round_robin[upstream_index]++;
 }
 
-static void unpin(struct worker *worker, struct connection *connection)
-{
-    snapshot_unpin(connection->snapshot, worker->index);
-    connection->snapshot = NULL;
-    connection->upstream = NULL;
-}
-
 
 /* The worker's health table is laid out for its current snapshot's
  * upstreams: a connection still on an older one (accepted before a
@@ -324,8 +317,9 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
         uint8_t proxy_protocol = connection->upstream->proxy_protocol;
         bool client_waits = routed_by_name(connection);
         upstream_health_succeeded(health_of(worker, connection), connection->upstream, server);
-        unpin(worker, connection);
-        connection->server = NULL;
+        /* Nothing queued in this batch points into the snapshot: the
+         * connect and its socket options were submitted long before. */
+        connection_unpin_snapshot(worker, connection);
         if (proxy_header_forward(worker, connection, proxy_protocol))
             relay_start(worker, connection, client_waits);
         return;

@@ -144,6 +144,14 @@ static void cancel_pending(struct worker *worker, struct connection *connection)
         worker_cancel(worker, connection, RING_TAG_HELLO);
 }
 
+void connection_unpin_snapshot(struct worker *worker, struct connection *connection)
+{
+    snapshot_unpin(connection->snapshot, worker->index);
+    connection->snapshot = NULL;
+    connection->upstream = NULL;
+    connection->server = NULL;
+}
+
 void connection_close(struct worker *worker, struct connection *connection,
                       enum connection_outcome outcome)
 {
@@ -169,10 +177,7 @@ void connection_close(struct worker *worker, struct connection *connection,
          * point into the snapshot. Unpinned, it may be freed once this
          * worker declares quiescence, before the loop's next submission. */
         worker_submit_queued(worker);
-        snapshot_unpin(connection->snapshot, worker->index);
-        connection->snapshot = NULL;
-        connection->upstream = NULL;
-        connection->server = NULL;
+        connection_unpin_snapshot(worker, connection);
     }
     release_pipe(worker, &connection->to_upstream);
     release_pipe(worker, &connection->to_client);

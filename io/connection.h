@@ -160,6 +160,11 @@ struct connection *connection_new(struct worker *worker, int client_fd);
 
 /* Tear down: cancel pending operations, close both sockets, release buffers,
  * pipes and pins. The memory is reclaimed once no operation is pending. */
+/* Give back the snapshot pinned since accept, and what pointed into it
+ * (upstream, server). The caller makes sure no queued request still
+ * points into it (worker_submit_queued). */
+void connection_unpin_snapshot(struct worker *worker, struct connection *connection);
+
 void connection_close(struct worker *worker, struct connection *connection,
                       enum connection_outcome outcome);
 

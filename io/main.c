@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,16 +221,6 @@ static bool is_listening_on(const struct process *process, const struct address 
     return false;
 }
 
-static uint16_t port_of(const struct address *address)
-{
-    const struct sockaddr *socket_address = (const struct sockaddr *)&address->storage;
-    if (socket_address->sa_family == AF_INET)
-        return ((const struct sockaddr_in *)socket_address)->sin_port;
-    if (socket_address->sa_family == AF_INET6)
-        return ((const struct sockaddr_in6 *)socket_address)->sin6_port;
-    return 0;
-}
-
 /* Whether one of this process's own listening sockets may be the one a
  * probe of address meets: the same family and port (0.0.0.0:443 held
  * while a reload adds 127.0.0.1:443). Those binds join our own group. */
@@ -239,7 +228,7 @@ static bool near_own_address(const struct process *process, const struct address
 {
     for (size_t i = 0; i < process->listen_count; i++)
         if (address_family(&process->listen[i].address) == address_family(address) &&
-            port_of(&process->listen[i].address) == port_of(address))
+            address_port(&process->listen[i].address) == address_port(address))
             return true;
     return false;
 }

@@ -46,8 +46,7 @@ enum proxy_header_result proxy_header_read(struct connection *connection, const 
         /* nginx's realip: the balancer's client is the client. A counted
          * connection keeps the address it was counted under. */
         if (!connection->client_counted)
-            connection->client_address_known =
-                client_address_from((const struct sockaddr *)&header->source, &connection->client_address);
+            admission_note_client(connection, (const struct sockaddr *)&header->source);
     }
     *skip = header->length;
     return PROXY_HEADER_READ_DONE;
