@@ -166,15 +166,6 @@ static bool convert_duration(const char *nginx, char *out, size_t out_size)
     return true;
 }
 
-/* Two times in the INI's form that are the same ("10000ms" and "10s"). */
-static bool same_duration(const char *a, const char *b)
-{
-    uint64_t a_ms, b_ms;
-    if (!units_parse_duration(a, &a_ms) || !units_parse_duration(b, &b_ms))
-        return strcmp(a, b) == 0;
-    return a_ms == b_ms;
-}
-
 /* One part of so_keepalive's IDLE:INTERVAL:COUNT: a time in the INI's
  * form (as given when it cannot be read, so that the check after names
  * it), a count as given, or empty. */
@@ -548,16 +539,21 @@ bool import_variable_is(const char *word, const char *name)
            memcmp(found, name, length) == 0;
 }
 
-enum import_map_flag import_map_flag_of(const struct nginx_directive *entry)
+bool import_map_entry(struct importer *importer, const struct nginx_directive *entry, bool *hostnames)
 {
     /* nginx: a flag stands alone on its line; with a value it is a key. */
-    if (entry->arg_count != 0 || entry->block)
-        return IMPORT_MAP_ENTRY;
-    if (strcmp(entry->name, "hostnames") == 0)
-        return IMPORT_MAP_HOSTNAMES;
-    if (strcmp(entry->name, "volatile") == 0)
-        return IMPORT_MAP_VOLATILE;
-    return IMPORT_MAP_ENTRY;
+    bool alone = entry->arg_count == 0 && !entry->block;
+    if (alone && strcmp(entry->name, "hostnames") == 0) {
+        *hostnames = true;
+        return false;
+    }
+    if (alone && strcmp(entry->name, "volatile") == 0)
+        return false;
+    if (entry->block || entry->arg_count != 1) {
+        import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", entry->name);
+        return false;
+    }
+    return true;
 }
 
 struct import_map *import_find_map(struct importer *importer, const char *reference)
@@ -692,8 +688,11 @@ static bool convert_preread_size(struct importer *importer, const struct nginx_d
     return true;
 }
 
+/* The setting's value in the INI's form into out; for a time also in
+ * milliseconds (*time_ms, clamped as written), which comparisons use. */
 static bool convert_setting(struct importer *importer, const struct nginx_directive *directive,
-                            const struct import_setting *setting, char *out, size_t out_size, bool *clamped)
+                            const struct import_setting *setting, char *out, size_t out_size, bool *clamped,
+                            uint64_t *time_ms)
 {
     *clamped = false;
     if (setting->size)
@@ -709,7 +708,9 @@ static bool convert_setting(struct importer *importer, const struct nginx_direct
         snprintf(out, out_size, "30d");
         import_warn(importer, directive, "%s %s: snisplice's %s goes up to 30 days; written as %s = 30d",
                     directive->name, directive->args[0], setting->ini_name, setting->ini_name);
+        ms = CONFIG_TIMEOUT_MAX_MS;
     }
+    *time_ms = ms;
     return true;
 }
 
@@ -719,7 +720,8 @@ static void collect_global_setting(struct importer *importer, const struct nginx
 {
     char value[32];
     bool clamped;
-    if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped))
+    uint64_t unused_ms;
+    if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped, &unused_ms))
         return;
     struct import_value *kept = &setting->global;
     if (kept->text[0] && strcmp(kept->text, value) != 0) {
@@ -747,14 +749,16 @@ static void collect_timeout(struct importer *importer, const struct nginx_direct
 {
     char value[32];
     bool clamped;
-    if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped))
+    uint64_t ms;
+    if (!convert_setting(importer, directive, setting, value, sizeof value, &clamped, &ms))
         return;
     if (!level->text[0]) {
         snprintf(level->text, sizeof level->text, "%s", value);
+        level->ms = ms;
         level->at = directive;
         return;
     }
-    if (!same_duration(level->text, value))
+    if (level->ms != ms)
         import_warn(importer, directive,
                     "%s %s: a second %s %s (nginx refuses this configuration); keeping %s = %s from %s:%d",
                     directive->name, directive->args[0], directive->name, where, setting->ini_name, level->text,
@@ -770,7 +774,7 @@ static bool collect_setting_directive(struct importer *importer, const struct ng
         struct import_setting *setting = &importer->settings[i];
         if (strcmp(directive->name, setting->nginx_name) != 0)
             continue;
-        if (!setting->per_listener)
+        if (setting->size)
             collect_global_setting(importer, directive, setting);
         else if (server)
             collect_timeout(importer, directive, setting, &server->own[i], "in this server");
@@ -820,8 +824,9 @@ static bool convert_bind(struct importer *importer, const struct nginx_directive
         snprintf(out, out_size, "none");
         return true;
     }
-    if (is_client_bind(value, false) || is_client_bind(value, true)) {
-        if (is_client_bind(value, true))
+    bool with_port = is_client_bind(value, true);
+    if (with_port || is_client_bind(value, false)) {
+        if (with_port)
             import_warn(importer, item, "proxy_bind %s: the client's port is not kept; snisplice binds the client's "
                                         "address (source = client) and the kernel picks the port", value);
         if (!transparent)
@@ -865,8 +870,8 @@ static void collect_bind(struct importer *importer, const struct nginx_directive
         return;
     }
     level->at = item;
-    if (!convert_bind(importer, item, server, level->source, sizeof level->source))
-        level->source[0] = '\0';
+    /* Left empty (zeroed) when it cannot be converted. */
+    convert_bind(importer, item, server, level->source, sizeof level->source);
 }
 
 static void collect_map(struct importer *importer, const struct nginx_directive *directive)
@@ -1232,16 +1237,14 @@ static void walk_protocol_map(struct importer *importer, struct import_map *map,
 }
 
 /* A map entry's key as the INI's route key (`converted` holds it when it
- * changes), or NULL when the entry is left out (said). `alpn_form` is set
- * for an ALPN entry, NULL otherwise. */
-static const char *map_entry_key(struct importer *importer, const struct import_map *map,
-                                 const struct nginx_directive *entry, bool hostnames, char *converted,
-                                 size_t converted_size, struct alpn_form *form, bool *alpn)
+ * changes), or NULL when the entry is left out (said). For an ALPN entry
+ * (`alpn`), *form says how nginx's key differed from "offers PROTOCOL". */
+static const char *map_entry_key(struct importer *importer, const struct nginx_directive *entry, bool alpn,
+                                 bool hostnames, char *converted, size_t converted_size, struct alpn_form *form)
 {
     const char *key = entry->name;
     char why[200];
-    *alpn = map->alpn && strcmp(key, "default") != 0;
-    if (*alpn) {
+    if (alpn) {
         if (!convert_alpn_key(key, converted, converted_size, form, why, sizeof why)) {
             import_warn(importer, entry, "map entry '%s': %s; skipped", key, why);
             return NULL;
@@ -1332,20 +1335,14 @@ static void walk_map(struct importer *importer, struct import_map *map, struct r
     struct alpn_routes alpn_routes = {0};
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
-        enum import_map_flag flag = import_map_flag_of(entry);
-        hostnames |= flag == IMPORT_MAP_HOSTNAMES;
-        if (flag != IMPORT_MAP_ENTRY)
+        if (!import_map_entry(importer, entry, &hostnames))
             continue;
-        if (entry->block || entry->arg_count != 1) {
-            import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", entry->name);
-            continue;
-        }
         if (map->names && strcmp(entry->name, "default") == 0)
             continue; /* the chained map's entries follow in the same table */
         char converted[ROUTE_REGEX_TEXT_MAX];
         struct alpn_form form = {0};
-        bool alpn;
-        const char *key = map_entry_key(importer, map, entry, hostnames, converted, sizeof converted, &form, &alpn);
+        bool alpn = map->alpn && strcmp(entry->name, "default") != 0;
+        const char *key = map_entry_key(importer, entry, alpn, hostnames, converted, sizeof converted, &form);
         struct import_upstream *target = key ? value_target(importer, map, entry) : NULL;
         if (!target || !give_route(importer, map, written, entry, key, target, entry_fn, context) || !alpn)
             continue;
@@ -1567,12 +1564,7 @@ static void write_listener_keepalive(struct importer *importer, struct text *ini
  * Compared in milliseconds: "600s" and "10m" are the same. */
 static bool differs_from_inherited(const struct import_setting *setting, const struct import_value *own)
 {
-    uint64_t own_ms, inherited_ms = setting->default_ms;
-    if (!units_parse_duration(own->text, &own_ms))
-        return true;
-    if (setting->global.text[0] && !units_parse_duration(setting->global.text, &inherited_ms))
-        return true;
-    return own_ms != inherited_ms;
+    return own->ms != (setting->global.text[0] ? setting->global.ms : setting->default_ms);
 }
 
 /* nginx sets the timeouts per server, as snisplice per listener: a
@@ -1583,7 +1575,7 @@ static void write_listener_timeouts(const struct importer *importer, struct text
     for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++) {
         const struct import_setting *setting = &importer->settings[i];
         const struct import_value *own = &server->own[i];
-        if (setting->per_listener && own->text[0] && differs_from_inherited(setting, own))
+        if (own->text[0] && differs_from_inherited(setting, own))
             import_text_printf(ini, "%s = %s\n", setting->ini_name, own->text);
     }
 }
@@ -1747,11 +1739,10 @@ static void directive_text(const struct nginx_directive *item, char *out, size_t
 }
 
 /* The balance line for the method nginx uses, or why there is none. */
+/* `text`: the directive as written, for warnings. */
 static void write_balance_method(struct importer *importer, struct text *ini, const struct import_upstream *upstream,
-                                 const struct nginx_directive *item)
+                                 const struct nginx_directive *item, const char *text)
 {
-    char text[256];
-    directive_text(item, text, sizeof text);
     if (strcmp(item->name, "least_conn") == 0) {
         import_text_printf(ini, "balance = least_connections\n");
         return;
@@ -1790,7 +1781,7 @@ static void write_balance(struct importer *importer, struct text *ini, const str
 {
     const struct nginx_block *block = upstream->directive->block;
     const struct nginx_directive *method = NULL;
-    char text[256], earlier[256];
+    char text[256], method_text[256];
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *item = &block->items[i];
         if (!is_balancing_method(item))
@@ -1801,16 +1792,15 @@ static void write_balance(struct importer *importer, struct text *ini, const str
             import_warn(importer, item, "upstream %s: %s: expected '%s'; skipped", upstream->name, text, expected);
             continue;
         }
-        if (method) {
-            directive_text(method, earlier, sizeof earlier);
+        if (method)
             import_warn(importer, item, "upstream %s: %s: load balancing method redefined; as in nginx the last "
-                        "one counts, so %s at %s:%d is not carried over", upstream->name, text, earlier,
+                        "one counts, so %s at %s:%d is not carried over", upstream->name, text, method_text,
                         method->file, method->line);
-        }
         method = item;
+        memcpy(method_text, text, sizeof method_text);
     }
     if (method)
-        write_balance_method(importer, ini, upstream, method);
+        write_balance_method(importer, ini, upstream, method, method_text);
 }
 
 static void write_upstream(struct importer *importer, struct text *ini, struct import_upstream *upstream)
@@ -1875,11 +1865,23 @@ static void write_upstream(struct importer *importer, struct text *ini, struct i
     write_upstream_settings(importer, ini, upstream);
 }
 
+/* A map used by servers that disagree on a per-server setting: its one
+ * routes table gives the setting's upstreams to all of them. */
+static void warn_map_reached_mixed(struct importer *importer, const struct import_map *map, bool with, bool without,
+                                   const char *directive, const char *effect)
+{
+    if (with && without)
+        import_warn(importer, map->directive,
+                    "map $%s is used by servers with and without %s on; snisplice has one routes table for it, "
+                    "so every upstream it names now %s", map->variable, directive, effect);
+}
+
 static void write_ini(struct importer *importer, struct text *ini)
 {
     import_text_printf(ini, "; snisplice configuration converted from %s by snisplice --import-nginx.\n"
                             "; Check it with: snisplice -t -c FILE\n\n", importer->source);
-    bool any_global = importer->workers || importer->user || importer->access_log || global_source(importer);
+    const char *source = global_source(importer);
+    bool any_global = importer->workers || importer->user || importer->access_log || source;
     for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
         any_global |= importer->settings[i].global.text[0] != '\0';
     if (any_global) {
@@ -1894,8 +1896,8 @@ static void write_ini(struct importer *importer, struct text *ini)
             if (importer->settings[i].global.text[0])
                 import_text_printf(ini, "%s = %s\n", importer->settings[i].ini_name,
                                    importer->settings[i].global.text);
-        if (global_source(importer))
-            import_text_printf(ini, "source = %s\n", global_source(importer));
+        if (source)
+            import_text_printf(ini, "source = %s\n", source);
         import_text_printf(ini, "\n");
     }
 
@@ -1922,16 +1924,10 @@ static void write_ini(struct importer *importer, struct text *ini)
                             map->variable);
             continue;
         }
-        if (map->reach.with_proxy_protocol && map->reach.without_proxy_protocol)
-            import_warn(importer, map->directive,
-                        "map $%s is used by servers with and without proxy_protocol on; snisplice has one routes "
-                        "table for it, so every upstream it names now gets the PROXY header from all of them",
-                        map->variable);
-        if (map->reach.with_keepalive && map->reach.without_keepalive)
-            import_warn(importer, map->directive,
-                        "map $%s is used by servers with and without proxy_socket_keepalive on; snisplice has one "
-                        "routes table for it, so every upstream it names now has keepalive for all of them",
-                        map->variable);
+        warn_map_reached_mixed(importer, map, map->reach.with_proxy_protocol, map->reach.without_proxy_protocol,
+                               "proxy_protocol", "gets the PROXY header from all of them");
+        warn_map_reached_mixed(importer, map, map->reach.with_keepalive, map->reach.without_keepalive,
+                               "proxy_socket_keepalive", "has keepalive for all of them");
         import_text_printf(ini, unnamed ? "[routes]\n" : "[routes %s]\n", map->table);
         walk_table(importer, map, write_route, ini);
         import_text_printf(ini, "\n");
@@ -1949,12 +1945,11 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
      * snisplice's. */
     const struct snapshot_settings *defaults = &config_default_settings;
     importer.settings[0] = (struct import_setting){ .nginx_name = "proxy_connect_timeout",
-                                                    .ini_name = "connect_timeout", .per_listener = true,
+                                                    .ini_name = "connect_timeout",
                                                     .default_ms = defaults->connect_timeout_ms };
     importer.settings[1] = (struct import_setting){ .nginx_name = "proxy_timeout", .ini_name = "idle_timeout",
-                                                    .per_listener = true, .default_ms = defaults->idle_timeout_ms };
+                                                    .default_ms = defaults->idle_timeout_ms };
     importer.settings[2] = (struct import_setting){ .nginx_name = "preread_timeout", .ini_name = "preread_timeout",
-                                                    .per_listener = true,
                                                     .default_ms = defaults->preread_timeout_ms };
     importer.settings[3] = (struct import_setting){ .nginx_name = "preread_buffer_size", .ini_name = "preread_max",
                                                     .size = true };

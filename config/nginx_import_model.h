@@ -119,6 +119,7 @@ struct import_limits {
  * it (the first, when nginx's refusal of a second is only a warning here). */
 struct import_value {
     char text[32];        /* "" when not given */
+    uint64_t ms;          /* a time's value in milliseconds, as written */
     const struct nginx_directive *at;
 };
 
@@ -129,9 +130,9 @@ struct import_value {
 struct import_setting {
     const char *nginx_name;
     const char *ini_name;
-    bool size;            /* a size (preread_buffer_size); else a time */
-    bool per_listener;    /* a timeout: a [listen] section may set its own */
-    uint64_t default_ms;  /* per_listener: snisplice's default, for a listener that nothing sets it for */
+    bool size;            /* a size (preread_buffer_size), one [global] value; else a timeout, which a
+                             [listen] section may set for itself */
+    uint64_t default_ms;  /* a timeout: snisplice's default, for a listener that nothing sets it for */
     struct import_value global; /* [global]'s: the stream block's; preread_max: the first anywhere */
 };
 
@@ -231,11 +232,11 @@ bool import_variable_name(const char *word, const char **name, size_t *length);
 /* Whether `word` is the variable `name`, braced or not. */
 bool import_variable_is(const char *word, const char *name);
 
-/* What a line of a map block is: an entry, or one of the flags nginx
- * takes only alone on their line (`hostnames` applies to the entries
- * after it; `volatile` changes nothing here). */
-enum import_map_flag { IMPORT_MAP_ENTRY, IMPORT_MAP_HOSTNAMES, IMPORT_MAP_VOLATILE };
-enum import_map_flag import_map_flag_of(const struct nginx_directive *entry);
+/* Whether a line of a map block is a 'key value;' entry. The flags nginx
+ * takes only alone on their line are not: `hostnames` sets *hostnames
+ * (it applies to the entries after it), `volatile` changes nothing here.
+ * A malformed line is not either, and is said. */
+bool import_map_entry(struct importer *importer, const struct nginx_directive *entry, bool *hostnames);
 
 /* The map that sets the variable `reference` ("$x" or "${x}") names. */
 struct import_map *import_find_map(struct importer *importer, const char *reference);

@@ -105,14 +105,8 @@ static void look_up_protocols(struct importer *importer, const struct import_map
     bool hostnames = false;
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
-        enum import_map_flag flag = import_map_flag_of(entry);
-        hostnames |= flag == IMPORT_MAP_HOSTNAMES;
-        if (flag != IMPORT_MAP_ENTRY)
+        if (!import_map_entry(importer, entry, &hostnames))
             continue;
-        if (entry->block || entry->arg_count != 1) {
-            import_warn(importer, entry, "map entry '%s': expected 'key value;'; skipped", entry->name);
-            continue;
-        }
         if (strcmp(entry->name, "default") == 0) {
             if (!lookup->fallback) /* nginx refuses a second one */
                 lookup->fallback = entry;
