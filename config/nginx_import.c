@@ -19,9 +19,10 @@
  * map on $ssl_preread_alpn_protocols gives `alpn PROTOCOL` routes; a map on
  * $ssl_preread_protocol is evaluated for "" and each TLS version and gives
  * `not_tls` and `default` (snisplice tells only those two kinds of client
- * apart). A protocol map's TLS target, or an ALPN map's default, that
- * names another such map continues the same table with that map's entries,
- * as nginx's `default $name;` chains them.
+ * apart). A protocol map's TLS target, an ALPN map's default or a
+ * server-name map's default that names another such map continues the
+ * same table with that map's entries, as nginx's `default $name;` chains
+ * them.
  *
  * Here: the driver, the value forms, and the collect / resolve / write
  * passes for listens, maps, upstreams (with their load-balancing method)
@@ -1337,7 +1338,7 @@ static void walk_map(struct importer *importer, struct import_map *map, struct r
         const struct nginx_directive *entry = &block->items[i];
         if (!import_map_entry(importer, entry, &hostnames))
             continue;
-        if (map->names && strcmp(entry->name, "default") == 0)
+        if (map->next && strcmp(entry->name, "default") == 0)
             continue; /* the chained map's entries follow in the same table */
         char converted[ROUTE_REGEX_TEXT_MAX];
         struct alpn_form form = {0};
@@ -1365,7 +1366,7 @@ static void walk_table(struct importer *importer, struct import_map *map, map_en
         return;
     }
     bool quiet = importer->quiet;
-    for (struct import_map *part = map; part; part = part->names) {
+    for (struct import_map *part = map; part; part = part->next) {
         importer->quiet = quiet || (part != map && part->used);
         walk_map(importer, part, written, entry_fn, context);
     }
@@ -1461,31 +1462,60 @@ static void resolve_server(struct importer *importer, struct import_server *serv
  * and reach the same servers' upstreams. */
 void import_chain_to(struct import_map *map, struct import_map *next)
 {
-    map->names = next;
+    map->next = next;
     next->chained = true;
     reach_merge(&next->reach, map->reach);
 }
 
-/* nginx's recipe for an ACME helper beside SNI routing: a map on the
- * client's protocols whose default is the server-name map
- * (`default $name;`). snisplice tries ALPN routes before names anyway, so
- * the two become one table: the ALPN entries, then the name map's. The
- * ALPN map may itself continue a protocol map's table. */
-static void chain_names(struct importer *importer, struct import_map *map)
+/* Whether `map`'s table already continues, through `next` links, with
+ * `part`: chaining `part` to `map` then would loop. nginx itself stops
+ * such a cycle at run time ("cycle while evaluating variable"). */
+static bool table_reaches(const struct import_map *map, const struct import_map *part)
 {
-    if (!(map->used || map->chained) || !map->alpn || map->port_host)
-        return;
+    for (const struct import_map *at = map; at; at = at->next)
+        if (at == part)
+            return true;
+    return false;
+}
+
+/* The map a `default $x;` entry of `map` names, when snisplice can
+ * continue `map`'s table with it, else NULL. */
+static struct import_map *default_map(struct importer *importer, const struct import_map *map)
+{
     const struct nginx_block *block = map->directive->block;
     for (size_t i = 0; i < block->count; i++) {
         const struct nginx_directive *entry = &block->items[i];
-        if (strcmp(entry->name, "default") != 0 || entry->arg_count != 1 || entry->args[0][0] != '$')
-            continue;
-        struct import_map *names = import_find_map(importer, entry->args[0]);
-        if (!names || !names->server_name)
-            return;
-        import_chain_to(map, names);
-        return;
+        if (strcmp(entry->name, "default") == 0 && entry->arg_count == 1 && entry->args[0][0] == '$')
+            return import_find_map(importer, entry->args[0]);
     }
+    return NULL;
+}
+
+/* nginx's recipes for an ACME or XMPP helper beside SNI routing chain two
+ * maps with `default $x;`. An ALPN map whose default is the server-name
+ * map (the documented recipe): snisplice tries ALPN routes before names
+ * anyway, so the two become one table, the ALPN entries, then the names
+ * with their default. A server-name map whose default is an ALPN map (names
+ * first, then protocols for the rest): the same one table, whose default is
+ * the ALPN map's; nginx tried the names first, which snisplice cannot, so
+ * that is said. Either map may itself continue another's table (a protocol
+ * map's, or the other recipe's), and the chain is followed from here. */
+static void chain_default(struct importer *importer, struct import_map *map)
+{
+    bool alpn = map->alpn && !map->port_host;
+    if (!(map->used || map->chained) || map->next || !(alpn || map->server_name))
+        return;
+    struct import_map *next = default_map(importer, map);
+    if (!next || (alpn ? !next->server_name : !next->alpn || next->port_host) || table_reaches(next, map))
+        return;
+    import_chain_to(map, next);
+    if (map->server_name)
+        import_warn(importer, map->directive,
+                    "map $%s: its default is the ALPN map $%s, so both become one table; nginx tried this "
+                    "map's names first, snisplice tries ALPN routes first, so a client for one of these names "
+                    "that offers a protocol $%s routes now reaches that protocol's target",
+                    map->variable, next->variable, next->variable);
+    chain_default(importer, next);
 }
 
 /* Every upstream's INI name: its nginx name with what the INI does not allow
@@ -1968,11 +1998,11 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
         import_access_resolve_client_limit(&importer, &importer.servers[i]);
     }
     import_access_warn_counting_scope(&importer);
-    /* Protocol maps first: an ALPN map they continue chains in turn. */
+    /* Protocol maps first: a map they continue chains in turn. */
     for (size_t i = 0; i < importer.map_count; i++)
         import_protocol_resolve_map(&importer, &importer.maps[i]);
     for (size_t i = 0; i < importer.map_count; i++)
-        chain_names(&importer, &importer.maps[i]);
+        chain_default(&importer, &importer.maps[i]);
     /* Quiet: the writing pass says what is wrong with a map's entries. */
     importer.quiet = true;
     for (size_t i = 0; i < importer.map_count; i++)

@@ -59,8 +59,10 @@ struct import_map {
     bool alpn;            /* source is $ssl_preread_alpn_protocols: entries become alpn routes */
     bool protocol;        /* source is $ssl_preread_protocol: TLS clients and the rest (not_tls) */
     char *port_host;      /* used as proxy_pass HOST:$variable: values are ports on HOST */
-    struct import_map *names; /* the map whose entries follow in this one's table: an ALPN map's
-                                 "default $x", $x a server-name map; a protocol map's TLS target */
+    struct import_map *next; /* the map whose entries follow in this one's table, its default the
+                                table's: an ALPN map's "default $x", $x a server-name map; a
+                                server-name map's "default $x", $x an ALPN map; a protocol map's
+                                TLS target */
     /* A protocol map's two routes, found once by import_protocol_resolve_map;
      * NULL when that route is not written (see there). */
     const struct nginx_directive *not_tls; /* the entry clients that do not speak TLS take */

@@ -317,6 +317,44 @@ Test(nginx_import, alpn_maps_become_alpn_routes)
     nginx_import_free(&result);
 }
 
+/* The other chaining: a server-name map whose default is an ALPN map (names
+ * first, the protocols for the rest). One table, the ALPN map's default as
+ * its default; that snisplice now tries the protocols first is said. A
+ * chain back to the first map stops, as nginx's cycle check does. */
+Test(nginx_import, server_name_map_continues_with_an_alpn_map)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                               /* 1 */
+        "  upstream web { server 127.0.0.1:8443; }\n"                             /* 2 */
+        "  upstream xmpp { server 127.0.0.1:5223; }\n"                            /* 3 */
+        "  map $ssl_preread_alpn_protocols $by_alpn { ~\\bxmpp-client\\b xmpp; default web; }\n" /* 4 */
+        "  map $ssl_preread_server_name $name { blog.example.com web; default $by_alpn; }\n" /* 5 */
+        "  server { listen 443; proxy_pass $name; ssl_preread on; }\n"            /* 6 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:5:", "snisplice tries ALPN routes first"));
+    cr_expect_eq(result.warning_count, 1, "only the order is said; the ALPN map is not 'used by no server'");
+    cr_expect(strstr(result.ini, "[routes]\nblog.example.com = web\nalpn xmpp-client = xmpp\ndefault = web\n\n"),
+              "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    result = import_text(
+        "stream {\n"                                                               /* 1 */
+        "  map $ssl_preread_alpn_protocols $by_alpn { ~\\bxmpp-client\\b 127.0.0.1:5223; default $name; }\n" /* 2 */
+        "  map $ssl_preread_server_name $name { blog.example.com 127.0.0.1:8443; default $by_alpn; }\n" /* 3 */
+        "  server { listen 443; proxy_pass $name; ssl_preread on; }\n"            /* 4 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "snisplice tries ALPN routes first"));
+    cr_expect(has_warning(&result, "nginx.conf:2:", "target $name: a variable chained from another map"));
+    cr_expect_eq(result.warning_count, 2);
+    cr_expect(strstr(result.ini, "[routes]\nblog.example.com = 127.0.0.1:8443\nalpn xmpp-client = 127.0.0.1:5223\n\n"),
+              "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* What does not fit one ALPN route per entry is said, not guessed. */
 Test(nginx_import, alpn_entries_that_do_not_fit)
 {
