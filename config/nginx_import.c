@@ -34,6 +34,7 @@
  */
 #include "nginx_import.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1164,6 +1165,23 @@ typedef void (*map_entry_fn)(struct importer *importer, struct import_map *map,
                              const struct nginx_directive *entry, const char *pattern,
                              struct import_upstream *target, void *context);
 
+/* Whether an address value ("host:port") names its host rather than
+ * giving an IP address (or a unix: path). */
+static bool names_host(const char *value)
+{
+    if (strncmp(value, "unix:", 5) == 0 || value[0] == '[')
+        return false;
+    const char *colon = strrchr(value, ':');
+    size_t length = colon ? (size_t)(colon - value) : strlen(value);
+    char host[ADDRESS_TEXT_MAX];
+    struct in_addr ignored;
+    if (length >= sizeof host)
+        return true;
+    memcpy(host, value, length);
+    host[length] = '\0';
+    return inet_pton(AF_INET, host, &ignored) != 1;
+}
+
 /* What a map entry's value names. On HOST:$map the value is a port on
  * HOST. */
 static struct import_upstream *value_target(struct importer *importer, const struct import_map *map,
@@ -1175,7 +1193,19 @@ static struct import_upstream *value_target(struct importer *importer, const str
         snprintf(on_host, sizeof on_host, "%s:%s", map->port_host, value);
         value = on_host;
     }
-    return resolve_target(importer, entry, value);
+    struct import_upstream *target = resolve_target(importer, entry, value);
+    /* nginx evaluates a map value per connection: unless it names an
+     * upstream, or the host:port of a plain proxy_pass (resolved at load),
+     * a host name in it needs nginx's `resolver`, and without one nginx
+     * closed those clients. snisplice looks it up at load. */
+    if (target && target->literal && !target->static_target && !target->host_name_said && !importer->quiet &&
+        names_host(value)) {
+        target->host_name_said = true;
+        import_warn(importer, entry, "target '%s' names a host: nginx looked it up for each connection with its "
+                    "'resolver' (without one, it closed these clients); snisplice looks it up when it loads "
+                    "or reloads the configuration", value);
+    }
+    return target;
 }
 
 /* Whether `pattern` is a route the table has not been given yet, by the
@@ -1455,6 +1485,7 @@ static void resolve_server(struct importer *importer, struct import_server *serv
         server->listen_count = 0;
         return;
     }
+    server->upstream->static_target = true;
     mark_reached(server->upstream, server_reach(server), server->proxy_pass);
 }
 

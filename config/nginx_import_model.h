@@ -50,6 +50,8 @@ struct import_upstream {
     bool literal;         /* made up for a literal address (name is owned) */
     char *address;        /* literal only: the converted address */
     const struct nginx_directive *reached_at; /* literal only: the first proxy_pass that needs its section */
+    bool static_target;   /* a proxy_pass without variables names it: nginx resolved it at load */
+    bool host_name_said;  /* literal only: a map value names a host; when it is looked up was said */
 };
 
 struct import_map {

@@ -208,9 +208,13 @@ Test(nginx_import, what_cannot_be_carried_over_is_a_warning_with_its_line)
     nginx_import_free(&result);
 }
 
-/* docker-compose configurations name their backends; nginx resolves
- * those names when it loads its configuration and so does snisplice, so
- * they are carried over as written (lower case), not dropped. */
+/* docker-compose configurations name their backends; snisplice resolves
+ * those names when it loads its configuration, so they are carried over
+ * as written (lower case), not dropped. nginx resolves an upstream's
+ * servers and a plain proxy_pass at load too, but a map value per
+ * connection, with its `resolver` (none: the client was closed): that is
+ * said once per value, unless a plain proxy_pass names the same host:port
+ * (nginx then takes that one's addresses). */
 Test(nginx_import, host_names_of_servers_and_targets_are_kept)
 {
     struct nginx_import result = import_text(
@@ -218,16 +222,21 @@ Test(nginx_import, host_names_of_servers_and_targets_are_kept)
         "  map $ssl_preread_server_name $name {\n"
         "    matrix.example.org synapse;\n"
         "    element.example.org Element:443;\n"
+        "    git.example.org gitea:22;\n"
         "    default web.internal:8443;\n"
         "  }\n"
         "  upstream synapse { server synapse:8448 weight=2; server synapse-2:8448 backup; }\n"
         "  server { listen 443; ssl_preread on; proxy_pass $name; }\n"
         "  server { listen 2222; proxy_pass gitea:22; }\n"
         "  server { listen 80; proxy_pass web.internal; }\n"
+        "  server { listen 81; ssl_preread on; proxy_pass $name; }\n"
         "}\n");
     log_warnings(&result);
-    cr_expect(has_warning(&result, "nginx.conf:10:", "with a port"), "a target without a port is still refused");
-    cr_expect_eq(result.warning_count, 1);
+    cr_expect(has_warning(&result, "nginx.conf:11:", "with a port"), "a target without a port is still refused");
+    cr_expect(has_warning(&result, "nginx.conf:4:", "'Element:443' names a host: nginx looked it up for each "
+                                                    "connection"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "'web.internal:8443' names a host"));
+    cr_expect_eq(result.warning_count, 3, "once per value, and not for gitea:22, a plain proxy_pass's target");
     cr_expect(strstr(result.ini, "server = synapse:8448 weight=2\nserver = synapse-2:8448 backup\n"), "%s",
               result.ini);
     cr_expect(strstr(result.ini, "element.example.org = element:443\n"), "%s", result.ini);
