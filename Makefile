@@ -51,6 +51,12 @@ build/asan/integration_tests: $(call objs,asan,$(INTEG_SRC) $(CORE_SRC))
 build/tsan/test_publisher: $(call objs,tsan,$(CORE_SRC) $(TSAN_SRC))
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
 
+# signals/signals_during_start_up_wait_for_the_main_loop preloads it into
+# the proxy (tests/shim/signal_at_open.c says why); no sanitizer in it.
+build/signal_at_open.so: tests/shim/signal_at_open.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
+
 # The per-address connection counts the workers share, under TSan and ASan.
 build/tsan/test_client_counts: $(call objs,tsan,$(CORE_SRC) tests/tsan/test_client_counts.c)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
@@ -75,7 +81,7 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 
 test: deps
-	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so
 	$(MAKE) test-unit test-tsan test-integration
 
 # Real ClientHello captures (copied from shared/clienthello) used as test vectors.

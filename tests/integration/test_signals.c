@@ -4,7 +4,9 @@
  * the old routes keep serving (an access log it cannot open is such an
  * error); SIGTERM stops accepting, lets a transfer in flight finish
  * byte-exact and exits 0, or gives up after drain_timeout, without waiting
- * for a silent stats client. Ports: blocks 13-16, 100, 153.
+ * for a silent stats client. A HUP or USR1 that comes while the config
+ * still loads at start-up waits for the main loop. Ports: blocks 13-16,
+ * 100, 153, 157.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -349,4 +351,44 @@ Test(signals, sigterm_does_not_wait_for_a_silent_scraper, .init = integration_in
     free(config);
     free(globals);
     free(body);
+}
+
+/* logrotate's USR1 or an operator's HUP while a slow start-up loads its
+ * config (host names resolve there) used to kill the process: the signals
+ * were blocked only after the load. build/signal_at_open.so sends both
+ * from inside the config's fopen; the proxy must start, then reopen its
+ * log and reload from the main loop. */
+Test(signals, signals_during_start_up_wait_for_the_main_loop, .init = integration_init, .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(157, 0), alpha_port = TEST_PORT(157, 1);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char shim[4096];
+    cr_assert_not_null(realpath("build/signal_at_open.so", shim), "build/signal_at_open.so missing (make test builds it)");
+    char *directory = temp_directory_create("start-up-signals");
+    char *globals = text_format("access_log = %s/access.log\n", directory);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             alpha_port);
+    char *config = config_text(proxy_port, globals, body);
+    /* Only the proxy started below inherits these: each test runs in a
+     * process of its own. ASan wants to come first among the libraries;
+     * the shim has no sanitizer to conflict with. */
+    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
+    cr_assert_eq(setenv("SNISPLICE_TEST_SIGNAL_AT_OPEN", "/snisplice.ini", 1), 0);
+    cr_assert_eq(setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1),
+                 0);
+    bool started = proxy_start(&signal_proxy, config, proxy_port);
+    unsetenv("LD_PRELOAD");
+    char *log = proxy_stderr(&signal_proxy);
+    cr_assert(started, "snisplice did not survive signals during its start-up; stderr:\n%s", log);
+    free(log);
+    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reopened access log", 3000), "the USR1 was lost");
+    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reloaded ", 3000), "the HUP was lost");
+    cr_expect_eq(ask_who(proxy_port), 'a');
+    free(config);
+    free(body);
+    free(globals);
+    free(directory);
+    expect_clean_exit();
 }
