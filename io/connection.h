@@ -77,8 +77,9 @@ enum relay_state {
                           * (worker->deferred_first, see relay.c) */
     RELAY_SENDING_HELLO, /* client -> upstream only: the hello's send from its
                           * buffer is in flight (hello_forward.c) */
-    RELAY_WAIT_END,      /* client -> upstream only: a one-byte MSG_PEEK recv
-                          * armed instead of the deferred poll (relay.c) */
+    RELAY_WAIT_END,      /* client -> upstream only: a one-byte non-blocking
+                          * MSG_PEEK recv queued instead of the deferred poll;
+                          * a poll follows if it finds nothing (relay.c) */
 };
 
 /* What the relay learned about its source while reading on after POLLRDHUP. */

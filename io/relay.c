@@ -57,17 +57,27 @@
  * socket until the destination took them, so nothing is lost and no
  * per-connection buffer is needed.
  *
- * TCP urgent data (MSG_OOB: telnet, FTP's abort; or a hostile peer). splice
- * from TCP stops at the urgent mark and never steps over it, only recv
+ * TCP urgent data (MSG_OOB: telnet, FTP's abort; or a hostile peer). Every
+ * relayed socket has SO_OOBINLINE (relay.h), so the urgent byte is an
+ * ordinary byte of the stream and is relayed (nginx's recv drops it; a
+ * byte the peer sent is not ours to lose). But splice from TCP stops at
+ * the urgent mark, inline or not, and never steps over it, only recv
  * does: splice answers EAGAIN, or 0 once the FIN is queued, while bytes
  * wait behind the mark. So a fill's EAGAIN or 0 is checked with SIOCATMARK,
  * and at the mark the direction copies once through the worker's buffer,
- * whose recv steps over it; the urgent byte itself is not part of the
- * stream and is skipped, as by a recv-based relay such as nginx's. The
- * look for the end after a short read peeks one byte instead of splicing:
- * a peek steps over the mark, so its 0 is the end, at the same cost as
- * the splice it replaces. (POLLPRI cannot tell instead: io_uring reports
- * a socket's wake-up mask, which always has it.)
+ * whose recv takes the urgent byte with the bytes after it. The look for
+ * the end after a short read peeks one byte instead of splicing: a peek
+ * reads past the mark, so its 0 is the end, at the same cost as the
+ * splice it replaces. (POLLPRI cannot tell instead: io_uring reports a
+ * socket's wake-up mask, which always has it.)
+ *
+ * The end peek armed for a waiting client (RELAY_WAIT_END) never waits
+ * inside io_uring: it is MSG_DONTWAIT, completes in its submission, and
+ * on EAGAIN a poll is armed instead. A recv that io_uring polls for and
+ * then finds nothing to read on the retry is handed to an io-wq kernel
+ * thread, where it blocks: a client whose socket could be woken without
+ * being readable (an out-of-line urgent byte did that) would hold one
+ * thread per connection.
  */
 #include "relay.h"
 
@@ -87,6 +97,7 @@ static const int relay_unsent_low_water = RELAY_UNSENT_LOW_WATER;
 const struct relay_socket_option relay_socket_options[RELAY_SOCKET_OPTION_COUNT] = {
     { IPPROTO_TCP, TCP_NODELAY, &relay_enabled },
     { IPPROTO_TCP, TCP_NOTSENT_LOWAT, &relay_unsent_low_water },
+    { SOL_SOCKET, SO_OOBINLINE, &relay_enabled },
 };
 
 /* Bytes moved per readiness event before yielding to other connections:
@@ -514,6 +525,10 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
     /* Not a readiness: the hello's send from its buffer. */
     if (side.direction->state == RELAY_SENDING_HELLO) {
         hello_forward_on_sent(worker, connection, result);
+        return;
+    }
+    if (side.direction->state == RELAY_WAIT_END && result == -EAGAIN) {
+        arm_source_poll(worker, connection, &side);
         return;
     }
     if (result < 0) {

@@ -16,6 +16,14 @@
  *
  * TCP_NODELAY: relayed TLS records leave at once, never held for an ACK.
  *
+ * SO_OOBINLINE: a TCP urgent byte (MSG_OOB) stays in the stream as an
+ * ordinary byte and is relayed with the rest. Out of line the kernel
+ * keeps it beside the stream: a read steps over it but leaves it queued,
+ * so the final close found unread data and answered with a reset that
+ * threw away the reply's unsent tail; and a socket holding nothing else
+ * polls as not readable while a wake-up says it is, which made io_uring
+ * hand a pending recv to a kernel thread of its own (see relay.c).
+ *
  * TCP_NOTSENT_LOWAT, RELAY_UNSENT_LOW_WATER: bytes a socket may hold that
  * it has not sent yet. Without a limit a socket whose reader is slower
  * than its writer queues its whole send buffer, megabytes per connection;
@@ -29,7 +37,7 @@
  * ("unsent bytes").
  */
 #define RELAY_UNSENT_LOW_WATER (32 * 1024)
-#define RELAY_SOCKET_OPTION_COUNT 2
+#define RELAY_SOCKET_OPTION_COUNT 3
 
 struct relay_socket_option {
     int level;

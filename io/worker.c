@@ -92,15 +92,18 @@ void worker_arm_poll(struct worker *worker, struct connection *connection,
     worker_track_op(sqe, connection, tag);
 }
 
-/* A one-byte MSG_PEEK recv: completes like a poll for POLLIN, but with 0
- * at an end of stream that has nothing queued before it, 1 when bytes are
- * queued (none taken out), -errno on error. */
+/* A one-byte MSG_PEEK recv that completes inside its submission: 0 at an
+ * end of stream that has nothing queued before it, 1 when bytes are queued
+ * (none taken out), -EAGAIN when nothing is, -errno on error. Never left
+ * pending: io_uring gives a recv that a poll woke and a retry found empty
+ * to an io-wq thread, which then blocks in it (relay.c). */
 void worker_arm_end_peek(struct worker *worker, struct connection *connection,
                          enum ring_tag tag, int fd)
 {
     struct io_uring_sqe *sqe = worker_sqe(worker);
-    io_uring_prep_recv(sqe, fd, &worker->end_peek_byte, 1, MSG_PEEK);
+    io_uring_prep_recv(sqe, fd, &worker->end_peek_byte, 1, MSG_PEEK | MSG_DONTWAIT);
     worker_track_op(sqe, connection, tag);
+    worker_expect_inline_completion(worker);
 }
 
 /* An operation whose success needs no handling: no CQE unless it fails,

@@ -3,9 +3,10 @@
  * clients running beside it that must see no error: slowloris, thousands of
  * silent connections, record and handshake lengths that lie, a 64 KiB
  * server name, hundreds of extensions, resets during preread and during
- * relay, a client vanishing mid-transfer, TCP urgent data from either side.
- * Afterwards the proxy's fds and memory are back at their baseline. Ports:
- * blocks 70-74.
+ * relay, a client vanishing mid-transfer, TCP urgent data from either side
+ * (relayed in the stream, never spun on, never a thread per connection,
+ * never a reset at the close). Afterwards the proxy's fds and memory are
+ * back at their baseline. Ports: blocks 70-74, 158.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -459,8 +460,8 @@ Test(hostile, clients_vanishing_mid_transfer_release_the_upstream, .init = integ
 
 /* ---- TCP urgent data ---- */
 
-/* Echoes in-band bytes (recv skips an urgent byte, as nginx's relay does)
- * until the client's end of stream. */
+/* Echoes what arrives until the client's end of stream. The proxy sends
+ * an urgent byte on as an ordinary one, so it is among them. */
 static void echo_in_band(struct backend *backend, int fd, void *context)
 {
     (void)backend, (void)context;
@@ -501,8 +502,9 @@ static void expect_worker_idle(const char *while_what)
  * recv does): the poll said readable, the splice said "nothing", forever,
  * a worker's core spent on one connection, and the bytes behind the mark
  * were lost when the sender closed. Either side may send urgent data; the
- * relay skips the urgent byte (as nginx does) and forwards the rest. */
-Test(hostile, urgent_data_is_skipped_not_spun_on, .init = integration_init, .fini = hostile_fini)
+ * relay passes the urgent byte on in the stream (SO_OOBINLINE), with the
+ * bytes behind it. */
+Test(hostile, urgent_data_is_relayed_not_spun_on, .init = integration_init, .fini = hostile_fini)
 {
     uint16_t port = TEST_PORT(74, 0), echo_port = TEST_PORT(74, 1), urgent_port = TEST_PORT(74, 2);
     cr_assert(backend_start(&alpha, "echo", echo_port, echo_in_band, NULL));
@@ -528,8 +530,8 @@ Test(hostile, urgent_data_is_skipped_not_spun_on, .init = integration_init, .fin
     cr_assert(net_send_all(fd, "normal-data", 11));
     expect_worker_idle("urgent byte from the client");
     char back[64] = {0};
-    cr_expect_eq(net_receive_exact(fd, back, 11, 3000), 11, "the bytes behind the urgent byte did not arrive");
-    cr_expect_str_eq(back, "normal-data");
+    cr_expect_eq(net_receive_exact(fd, back, 12, 3000), 12, "the bytes behind the urgent byte did not arrive");
+    cr_expect_str_eq(back, "Xnormal-data");
     close(fd);
     hello_free(&hello);
 
@@ -539,13 +541,103 @@ Test(hostile, urgent_data_is_skipped_not_spun_on, .init = integration_init, .fin
     cr_assert_geq(fd, 0);
     cr_assert(net_send_all(fd, urgent.data, urgent.length));
     memset(back, 0, sizeof back);
-    cr_expect_eq(net_receive_exact(fd, back, 11, 3000), 11, "got \"%s\"", back);
-    cr_expect_str_eq(back, "ACCCCCCCCCC");
+    cr_expect_eq(net_receive_exact(fd, back, 12, 3000), 12, "got \"%s\"", back);
+    cr_expect_str_eq(back, "ABCCCCCCCCCC");
     expect_worker_idle("urgent byte from the server");
     shutdown(fd, SHUT_WR);
     size_t after = 0;
     cr_expect_geq(net_ms_until_closed(fd, monotonic_ms(), 3000, &after), 0, "no end of stream");
     close(fd);
     hello_free(&urgent);
+    cr_expect_eq(proxy_stop(&hostile_proxy, 10000), 0);
+}
+
+/* Holds a connection open without a word until the client's end of stream. */
+static void hold_silently(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    char buffer[4096];
+    net_set_timeouts(fd, 10000);
+    while (recv(fd, buffer, sizeof buffer, 0) > 0)
+        ;
+}
+
+#define STREAMED_BYTES (8u * 1024 * 1024)
+
+/* After the hello: 8 MiB, then its end of stream; then reads until the
+ * client's (a close with unread bytes would be a reset of its own). */
+static void stream_then_drain(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    static char chunk[65536];
+    char buffer[4096];
+    net_set_timeouts(fd, 10000);
+    if (recv(fd, buffer, sizeof buffer, 0) <= 0)
+        return;
+    memset(chunk, 'z', sizeof chunk);
+    for (size_t sent = 0; sent < STREAMED_BYTES; sent += sizeof chunk)
+        if (!net_send_all(fd, chunk, sizeof chunk))
+            return;
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, buffer, sizeof buffer, 0) > 0)
+        ;
+}
+
+/* Two ways an out-of-line urgent byte broke a connection that waits
+ * (before SO_OOBINLINE, and with the end peek left pending in io_uring):
+ * an idle client that sent one held an io-wq kernel thread for as long as
+ * it stayed (one thread per such client); and one sent right before the
+ * client's FIN stayed unread, so the proxy's close answered with a reset
+ * that threw away the reply's unsent tail while the log said "done". */
+Test(hostile, urgent_byte_from_a_waiting_client_costs_no_thread_and_no_reply_bytes, .init = integration_init,
+     .fini = hostile_fini)
+{
+    uint16_t port = TEST_PORT(158, 0), silent_port = TEST_PORT(158, 1), stream_port = TEST_PORT(158, 2);
+    cr_assert(backend_start(&alpha, "silent", silent_port, hold_silently, NULL));
+    cr_assert(backend_start(&streamer, "stream", stream_port, stream_then_drain, NULL));
+    char *body = text_format("[routes]\nsilent.example.com = silent\nstream.example.com = stream\n"
+                             "[upstream silent]\nserver = 127.0.0.1:%u\n[upstream stream]\nserver = 127.0.0.1:%u\n",
+                             silent_port, stream_port);
+    char *config = config_text(port, "workers = 1\n", body);
+    cr_assert(proxy_start(&hostile_proxy, config, port));
+    free(config);
+    free(body);
+
+    enum { WAITING = 40 };
+    struct hello_bytes silent = hello_build("silent.example.com");
+    int clients[WAITING];
+    for (int i = 0; i < WAITING; i++) {
+        clients[i] = net_connect(port);
+        cr_assert_geq(clients[i], 0);
+        cr_assert(net_send_all(clients[i], silent.data, silent.length));
+    }
+    sleep_ms(300); /* every client's hello is relayed and its end peek armed */
+    long threads_before = proxy_status_value(&hostile_proxy, "Threads:");
+    for (int i = 0; i < WAITING; i++)
+        send(clients[i], "!", 1, MSG_OOB | MSG_NOSIGNAL);
+    sleep_ms(500);
+    long threads_after = proxy_status_value(&hostile_proxy, "Threads:");
+    cr_expect_eq(threads_after, threads_before, "%d waiting clients' urgent bytes took the proxy from %ld to %ld threads",
+                 WAITING, threads_before, threads_after);
+    for (int i = 0; i < WAITING; i++)
+        close(clients[i]);
+    hello_free(&silent);
+
+    struct hello_bytes stream = hello_build("stream.example.com");
+    int fd = net_connect(port);
+    cr_assert_geq(fd, 0);
+    int small = 65536; /* most of the reply waits in the proxy's buffers */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cr_assert(net_send_all(fd, stream.data, stream.length));
+    send(fd, "!", 1, MSG_OOB | MSG_NOSIGNAL);
+    shutdown(fd, SHUT_WR);
+    sleep_ms(500); /* the server is done; the proxy holds the tail */
+    static char received[65536];
+    struct net_receive_result result = net_receive_until_closed(fd, received, sizeof received, 10000);
+    cr_expect(!result.reset, "the proxy reset the client after %zu bytes", result.total);
+    cr_expect(result.eof);
+    cr_expect_eq(result.total, STREAMED_BYTES, "the client got %zu of %u bytes", result.total, STREAMED_BYTES);
+    close(fd);
+    hello_free(&stream);
     cr_expect_eq(proxy_stop(&hostile_proxy, 10000), 0);
 }
