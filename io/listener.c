@@ -281,7 +281,6 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
         return;
     }
     if (result >= 0) {
-        worker->accept_exhausted = false;
         accept_connection(worker, listener, result);
     } else if (listener_is_resource_exhaustion(-result)) {
         /* Idle pooled pipes are a cache: their fds go first. */
@@ -298,10 +297,13 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
 
 void listener_pause_accepting(struct worker *worker, const char *step, int error)
 {
-    if (!worker->accept_exhausted)
+    /* Once per shortage. Not "until the next accept": with fds coming
+     * and going (each failed connection gives its client's back), accepts
+     * and failed upstream sockets alternate all through one shortage. */
+    if (worker->fd_shortage_seen_ms == 0 || worker->now_ms - worker->fd_shortage_seen_ms >= LISTENER_SHORTAGE_OVER_MS)
         log_warn("worker %u: %s: %s; retrying every %d ms until it recovers", worker->index, step,
                  strerror(error), LISTENER_PAUSE_MS);
-    worker->accept_exhausted = true;
+    worker->fd_shortage_seen_ms = worker->now_ms;
     worker->accept_paused_until_ms = worker->now_ms + LISTENER_PAUSE_MS;
     /* A still-armed multishot would keep failing: stop it until the pause ends. */
     for (struct listener *listener = worker->listeners; listener; listener = listener->next)

@@ -18,6 +18,9 @@
 
 #define LISTENER_BACKLOG 4096
 #define LISTENER_PAUSE_MS 100
+/* A shortage of fds is over, and the next is warned about again, after this
+ * long without one. */
+#define LISTENER_SHORTAGE_OVER_MS 1000
 
 /* Main thread, before workers start: a bound, listening, non-blocking
  * socket; one that routes by name waits for the client's first bytes

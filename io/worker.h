@@ -102,7 +102,7 @@ struct worker {
     uint32_t open_connections;
     uint32_t allocated_connections;/* open + closing */
     uint64_t accept_paused_until_ms; /* 0: not paused (EMFILE back-off) */
-    bool accept_exhausted;         /* warned about EMFILE; quiet until an accept succeeds */
+    uint64_t fd_shortage_seen_ms;  /* last time out of fds (0: never); warned once per shortage */
     uint64_t source_warned_ms;     /* last warning about a `source` not bound (upstream_source.c) */
     uint64_t wakeup_buffer;
     bool draining;

@@ -6,8 +6,9 @@
  * would park one per connection). At max_connections a new connection is
  * closed at once while the open ones keep going. Out of fds, accepting
  * pauses without spinning, and connections already relaying keep going
- * byte-exact without new pipes, towards TCP and unix: servers alike.
- * Ports: blocks 43, 44, 45, 84, 97.
+ * byte-exact without new pipes, towards TCP and unix: servers alike; the
+ * shortage is warned about once, not at every retry. Ports: blocks 43,
+ * 44, 45, 84, 97, 152, 159.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -482,6 +483,49 @@ Test(limits, out_of_fds_idle_pooled_pipes_give_way_to_connections, .init = integ
     hello_free(&hello);
     free(config);
     free(globals);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+static int occurrences(const char *text, const char *needle)
+{
+    int count = 0;
+    for (const char *at = text; (at = strstr(at, needle)) != NULL; at += strlen(needle))
+        count++;
+    return count;
+}
+
+/* Out of fds with routed clients queued: each pause ends with an accept
+ * that takes the last fd, whose upstream socket then fails. That is one
+ * shortage, and one warning: an accept alone used to count as recovery,
+ * so the warning came again every 100 ms for as long as clients queued. */
+Test(limits, out_of_fds_is_warned_about_once, .init = integration_init, .fini = limits_fini)
+{
+    enum { LIMIT = 40, CLIENTS = 60 };
+    uint16_t proxy_port = TEST_PORT(159, 0), alpha_port = TEST_PORT(159, 1);
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    cr_assert(start_with_fd_limit(config, proxy_port, LIMIT), "snisplice did not start under ulimit -n %d", LIMIT);
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    static int clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = net_connect(proxy_port);
+        cr_assert_geq(clients[i], 0);
+        cr_assert(net_send_all(clients[i], hello.data, hello.length));
+    }
+    cr_expect(proxy_stderr_wait_for(&limits_proxy, "retrying every", 3000), "the proxy never ran out of fds");
+    sleep_ms(1000); /* ten pauses */
+    char *log = proxy_stderr(&limits_proxy);
+    cr_expect_eq(occurrences(log, "retrying every"), 1, "stderr:\n%s", log);
+    free(log);
+    for (int i = 0; i < CLIENTS; i++)
+        close(clients[i]);
+    /* Recovered: a connection gets its sockets again. */
+    sleep_ms(300);
+    close(open_idle(proxy_port, &hello));
+    hello_free(&hello);
+    free(config);
     free(body);
     cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
 }
