@@ -272,18 +272,24 @@ static bool open_new_addresses(struct process *process, const struct config_list
         return false;
     size_t opened = 0;
     bool ok = true;
+    /* Every new address is probed before any is bound: one bound here
+     * would hold the port for the next probe (0.0.0.0:443 beside
+     * 127.0.0.1:443 in one config). */
+    for (size_t i = 0; ok && i < count; i++) {
+        if (is_listening_on(process, &listen[i].address) || near_own_address(process, &listen[i].address) ||
+            !listener_address_taken(&listen[i].address))
+            continue;
+        char text[ADDRESS_TEXT_MAX];
+        address_format(&listen[i].address, text, sizeof text);
+        log_error("cannot listen on %s: another program listens there (nginx, or another snisplice, still "
+                  "running?)", text);
+        ok = false;
+    }
     /* Read once per bind pass, not per address: the devices are the same. */
-    bool nics_spread = listener_nics_spread_over("/sys/class/net", process->worker_count);
+    bool nics_spread = ok && listener_nics_spread_over("/sys/class/net", process->worker_count);
     for (size_t i = 0; ok && i < count; i++) {
         if (is_listening_on(process, &listen[i].address))
             continue;
-        if (!near_own_address(process, &listen[i].address) && listener_address_taken(&listen[i].address)) {
-            char text[ADDRESS_TEXT_MAX];
-            address_format(&listen[i].address, text, sizeof text);
-            log_error("cannot listen on %s: another socket listens there (another snisplice running?)", text);
-            ok = false;
-            break;
-        }
         size_t first = opened;
         bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {

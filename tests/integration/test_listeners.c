@@ -4,8 +4,10 @@
  * `server { listen 2222; proxy_pass 127.0.0.1:22; }`. A plain forward
  * connects at once, so a protocol where the server speaks first (SSH, SMTP)
  * works without the client sending a byte. With workers pinned, a new
- * connection goes to the worker on the CPU that received it. Ports: blocks
- * 48, 85.
+ * connection goes to the worker on the CPU that received it. A wildcard
+ * address and a specific one on the same port both listen, each with its
+ * own routes (nginx's `listen 443` beside `listen 10.0.0.1:443`). Ports:
+ * blocks 48, 85, 160.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -243,5 +247,43 @@ Test(listeners, sni_listener_accepts_a_connection_once_it_speaks, .init = integr
     cr_expect(waited >= 700, "a silent client was accepted after %lld ms, before the deferral", waited);
     close(silent);
     hello_free(&hello);
+    cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
+}
+
+/* The README's own reference config has `0.0.0.0:443` and `10.0.0.1:443`.
+ * The start-up check for an address another program holds once probed
+ * the second after binding the first, met snisplice's own wildcard
+ * socket and refused to start ("another socket listens there"), while
+ * -t had said the config was valid. */
+Test(listeners, wildcard_and_specific_address_on_one_port, .init = integration_init, .fini = listeners_fini)
+{
+    uint16_t port = TEST_PORT(160, 0), tls_port = TEST_PORT(160, 1), inner_port = TEST_PORT(160, 2);
+    cr_assert(backend_start(&tls_backend, "outer", tls_port, NULL, NULL));
+    cr_assert(backend_start(&ssh_backend, "inner", inner_port, NULL, NULL));
+    char *config = text_format("[global]\nworkers = 2\n"
+                               "[listen]\naddress = 0.0.0.0:%u\n"
+                               "[listen inner]\naddress = 127.0.0.7:%u\nupstream = 127.0.0.1:%u\n"
+                               "[routes]\ndefault = 127.0.0.1:%u\n",
+                               port, port, inner_port, tls_port);
+    cr_assert(proxy_start(&listeners_proxy, config, port), "snisplice did not start; stderr:\n%s",
+              proxy_stderr(&listeners_proxy));
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    char *reply = exchange_once(port, hello.data, hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "outer\n") == 0, "127.0.0.1 (the wildcard): got \"%s\"", reply ? reply : "");
+    free(reply);
+
+    /* The specific address takes its own connections: a plain forward,
+     * whose server speaks first. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in inner = { .sin_family = AF_INET, .sin_port = htons(port) };
+    inet_pton(AF_INET, "127.0.0.7", &inner.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&inner, sizeof inner), 0);
+    char banner[7] = "";
+    cr_expect_eq(net_receive_exact(fd, banner, 6, 3000), 6);
+    cr_expect_str_eq(banner, "inner\n");
+    close(fd);
+    hello_free(&hello);
+    free(config);
     cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
 }

@@ -254,7 +254,7 @@ Test(reload_listen, an_address_another_socket_listens_on_is_refused, .init = int
     cr_assert(backend_start(&alpha, "alpha", backend_port, NULL, NULL));
     int foreign = listen_sharing_port(taken_port);
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
-    char *wanted = text_format("cannot listen on 127.0.0.1:%u: another socket listens there", taken_port);
+    char *wanted = text_format("cannot listen on 127.0.0.1:%u: another program listens there", taken_port);
 
     char *directory = temp_directory_create("taken-address");
     char *taken_config = config_text(taken_port, NULL, body);
