@@ -1570,24 +1570,66 @@ static void name_upstreams(struct importer *importer)
     name_index_free(&taken);
 }
 
+/* Whether some of a server's listens have proxy_protocol and some not. */
+static bool listens_disagree_on_proxy_protocol(const struct import_server *server)
+{
+    for (size_t i = 1; i < server->listen_count; i++)
+        if (server->listens[i].proxy_protocol != server->listens[0].proxy_protocol)
+            return true;
+    return false;
+}
+
+/* Whether a listener name is given already: to the servers before
+ * `server`, or as the other name of `server` itself (`name` is one of
+ * its two buffers, being chosen). */
+static bool listener_name_taken(const struct importer *importer, const struct import_server *server,
+                                const char *name)
+{
+    for (const struct import_server *other = importer->servers; other <= server; other++) {
+        if (other->listen_count == 0)
+            continue;
+        if ((other->name != name && strcmp(other->name, name) == 0) ||
+            (other->proxy_protocol_name != name && strcmp(other->proxy_protocol_name, name) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* `base`, or base_2, base_3...: the first not taken. */
+static void unique_listener_name(const struct importer *importer, const struct import_server *server,
+                                 const char *base, char *name, size_t size)
+{
+    snprintf(name, size, "%s", base);
+    for (unsigned suffix = 2; listener_name_taken(importer, server, name); suffix++)
+        snprintf(name, size, "%.40s_%u", base, suffix);
+}
+
+/* "portN" after the port of the first of a server's listens with (or
+ * without) proxy_protocol, and a suffix. */
+static void listener_base_name(const struct import_server *server, bool proxy_protocol, const char *suffix,
+                               char *base, size_t size)
+{
+    size_t first = 0;
+    while (first + 1 < server->listen_count && server->listens[first].proxy_protocol != proxy_protocol)
+        first++;
+    const char *port = strrchr(server->listens[first].address, ':');
+    snprintf(base, size, "port%.20s%s", port ? port + 1 : "", suffix);
+}
+
 static void name_listeners(struct importer *importer)
 {
     for (size_t i = 0; i < importer->server_count; i++) {
         struct import_server *server = &importer->servers[i];
         if (server->listen_count == 0)
             continue;
-        const char *port = strrchr(server->listens[0].address, ':');
+        bool split = listens_disagree_on_proxy_protocol(server);
         char base[NAME_MAX_LENGTH];
-        snprintf(base, sizeof base, "port%s", port ? port + 1 : "");
-        snprintf(server->name, sizeof server->name, "%s", base);
-        for (unsigned suffix = 2;; suffix++) {
-            bool taken = false;
-            for (size_t j = 0; j < i; j++)
-                taken |= importer->servers[j].listen_count && strcmp(importer->servers[j].name, server->name) == 0;
-            if (!taken)
-                break;
-            snprintf(server->name, sizeof server->name, "%.40s_%u", base, suffix);
-        }
+        listener_base_name(server, split ? false : server->listens[0].proxy_protocol, "", base, sizeof base);
+        unique_listener_name(importer, server, base, server->name, sizeof server->name);
+        if (!split)
+            continue;
+        listener_base_name(server, true, "_proxy_protocol", base, sizeof base);
+        unique_listener_name(importer, server, base, server->proxy_protocol_name, sizeof server->proxy_protocol_name);
     }
 }
 
@@ -1600,12 +1642,18 @@ static void write_trusted(struct text *ini, char **list, size_t count)
 }
 
 /* nginx sets so_keepalive per listen, snisplice tcp_keepalive per
- * listener: a server's listens that disagree get the first one's. */
-static void write_listener_keepalive(struct importer *importer, struct text *ini, const struct import_server *server)
+ * listener: a server's listens that disagree get the first one's. Only
+ * the listens of one listener count (`proxy_protocol`: see write_listener). */
+static void write_listener_keepalive(struct importer *importer, struct text *ini, const struct import_server *server,
+                                     bool proxy_protocol)
 {
-    const struct import_listen *first = &server->listens[0];
-    for (size_t i = 1; i < server->listen_count; i++) {
+    const struct import_listen *first = NULL;
+    for (size_t i = 0; i < server->listen_count; i++) {
         const struct import_listen *other = &server->listens[i];
+        if (other->proxy_protocol != proxy_protocol)
+            continue;
+        if (!first)
+            first = other;
         if (strcmp(other->keepalive, first->keepalive) == 0)
             continue;
         import_warn(importer, other->directive,
@@ -1659,28 +1707,39 @@ static void write_listener_source(const struct importer *importer, struct text *
     import_text_printf(ini, "source = %s\n", own);
 }
 
-static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
-                           bool unnamed)
+/* One listener of a server: its listens with proxy_protocol, or those
+ * without. A server whose listens agree is one listener. */
+static void write_listener_part(struct importer *importer, struct text *ini, const struct import_server *server,
+                                const char *name, bool proxy_protocol)
 {
-    import_text_printf(ini, unnamed ? "[listen]\n" : "[listen %s]\n", server->name);
-    bool accepts_proxy_protocol = false, proxy_protocol_from_anyone = false;
-    for (size_t i = 0; i < server->listen_count; i++) {
-        import_text_printf(ini, "address = %s\n", server->listens[i].address);
-        accepts_proxy_protocol |= server->listens[i].proxy_protocol;
-    }
-    if (server->map && !unnamed)
+    import_text_printf(ini, name ? "[listen %s]\n" : "[listen]\n", name);
+    for (size_t i = 0; i < server->listen_count; i++)
+        if (server->listens[i].proxy_protocol == proxy_protocol)
+            import_text_printf(ini, "address = %s\n", server->listens[i].address);
+    if (server->map && name)
         import_text_printf(ini, "routes = %s\n", server->map->table);
     if (server->upstream)
         import_text_printf(ini, "upstream = %s\n", target_text(server->upstream, server_reach(server)));
-    write_listener_keepalive(importer, ini, server);
+    write_listener_keepalive(importer, ini, server, proxy_protocol);
     write_listener_timeouts(importer, ini, server);
     write_listener_source(importer, ini, server);
-    if (accepts_proxy_protocol) {
-        if (server->trusted_count)
-            write_trusted(ini, server->trusted, server->trusted_count);
-        else if (importer->stream_trusted_count)
-            write_trusted(ini, importer->stream_trusted, importer->stream_trusted_count);
-        else {
+    bool proxy_protocol_from_anyone = false;
+    if (proxy_protocol) {
+        const struct nginx_directive *listen = NULL;
+        for (size_t i = 0; !listen && i < server->listen_count; i++)
+            if (server->listens[i].proxy_protocol)
+                listen = server->listens[i].directive;
+        if (server->trusted_count || importer->stream_trusted_count) {
+            if (server->trusted_count)
+                write_trusted(ini, server->trusted, server->trusted_count);
+            else
+                write_trusted(ini, importer->stream_trusted, importer->stream_trusted_count);
+            import_warn(importer, listen,
+                        "listen %s proxy_protocol: nginx required a PROXY header from every client (and believed "
+                        "its address only from set_real_ip_from); snisplice expects one only from the "
+                        "set_real_ip_from sources and serves other clients without one: if only the load balancer "
+                        "may connect, a firewall rule must now say so", listen->args[0]);
+        } else {
             import_warn(importer, server->directive,
                         "listen ... proxy_protocol without set_real_ip_from: nginx required the PROXY header from "
                         "every client; converted as proxy_protocol_from = 0.0.0.0/0 and ::/0");
@@ -1690,6 +1749,18 @@ static void write_listener(struct importer *importer, struct text *ini, const st
     }
     import_access_write(importer, ini, server, proxy_protocol_from_anyone);
     import_text_printf(ini, "\n");
+}
+
+static void write_listener(struct importer *importer, struct text *ini, const struct import_server *server,
+                           bool unnamed)
+{
+    const char *name = unnamed ? NULL : server->name;
+    if (!server->proxy_protocol_name[0]) {
+        write_listener_part(importer, ini, server, name, server->listens[0].proxy_protocol);
+        return;
+    }
+    write_listener_part(importer, ini, server, name, false);
+    write_listener_part(importer, ini, server, server->proxy_protocol_name, true);
 }
 
 static void write_route(struct importer *importer, struct import_map *map,
@@ -1966,7 +2037,7 @@ static void write_ini(struct importer *importer, struct text *ini)
     const struct import_server *only = NULL;
     for (size_t i = 0; i < importer->server_count; i++) {
         if (importer->servers[i].listen_count) {
-            listeners++;
+            listeners += importer->servers[i].proxy_protocol_name[0] ? 2 : 1;
             only = &importer->servers[i];
         }
     }

@@ -172,6 +172,10 @@ struct import_server {
     struct import_value own[IMPORT_SETTING_COUNT]; /* the timeouts given in this server; by importer->settings index */
     struct import_bind bind;      /* proxy_bind of this server */
     char name[NAME_MAX_LENGTH];
+    /* Its listens disagree on proxy_protocol: those with it become a
+     * listener of their own, named so (nginx sets it per listen, snisplice
+     * proxy_protocol_from per listener). "" when they agree. */
+    char proxy_protocol_name[NAME_MAX_LENGTH];
 };
 
 struct importer {

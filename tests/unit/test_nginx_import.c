@@ -871,7 +871,12 @@ Test(nginx_import, proxy_protocol_sent_and_accepted)
         "  server { listen 2222 proxy_protocol; proxy_pass 127.0.0.1:22; set_real_ip_from 192.168.0.0/16; }\n"
         "}\n");
     log_warnings(&result);
-    cr_expect_eq(result.warning_count, 0);
+    /* Clients outside set_real_ip_from: nginx wanted a header from them
+     * too (so refused them without one), snisplice serves them. */
+    cr_expect(has_warning(&result, "nginx.conf:5:", "listen 443 proxy_protocol: nginx required a PROXY header from "
+                                                    "every client"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "listen 2222 proxy_protocol"));
+    cr_expect_eq(result.warning_count, 2);
     cr_expect(strstr(result.ini, "address = 0.0.0.0:443\nroutes = name\nproxy_protocol_from = 10.0.0.0/8\n"),
               "%s", result.ini);
     cr_expect(strstr(result.ini, "upstream = 127.0.0.1:22\nproxy_protocol_from = 192.168.0.0/16\n"),
@@ -882,6 +887,44 @@ Test(nginx_import, proxy_protocol_sent_and_accepted)
     cr_expect(strstr(result.ini, "blog.example.com = to_127_0_0_1_8443\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[upstream to_127_0_0_1_8443]\nserver = 127.0.0.1:8443\nproxy_protocol = v1\n"),
               "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx sets proxy_protocol per listen, snisplice proxy_protocol_from per
+ * listener: a server whose listens disagree becomes two listeners with
+ * its routes, so that its plain address keeps serving plain clients (one
+ * listener for both used to close them as invalid_proxy_header). */
+Test(nginx_import, listens_with_and_without_proxy_protocol_become_two_listeners)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $name { default 127.0.0.1:8443; }\n"
+        "  server { listen 443 proxy_protocol so_keepalive=on; listen 8443; listen [::]:443 proxy_protocol so_keepalive=on;\n"
+        "           set_real_ip_from 10.0.0.0/8; proxy_pass $name; ssl_preread on; }\n"
+        "  server { listen 9443; proxy_pass $name; ssl_preread on; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "listen 443 proxy_protocol"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "[listen port8443]\naddress = 0.0.0.0:8443\nroutes = name\n\n"
+                                 "[listen port443_proxy_protocol]\naddress = 0.0.0.0:443\naddress = [::]:443\n"
+                                 "routes = name\ntcp_keepalive = on\nproxy_protocol_from = 10.0.0.0/8\n\n"
+                                 "[listen port9443]\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* The only routed server: its table is named then, since two
+     * listeners use it. */
+    result = import_text("stream {\n"
+                         "  map $ssl_preread_server_name $name { default 127.0.0.1:8443; }\n"
+                         "  server { listen 443 proxy_protocol; listen 8443; proxy_pass $name; ssl_preread on; }\n"
+                         "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "[listen port8443]\naddress = 0.0.0.0:8443\nroutes = name\n\n"
+                                 "[listen port443_proxy_protocol]\naddress = 0.0.0.0:443\nroutes = name\n"), "%s",
+              result.ini);
+    cr_expect(strstr(result.ini, "[routes name]\ndefault = 127.0.0.1:8443\n"), "%s", result.ini);
+    expect_loadable(result.ini);
     nginx_import_free(&result);
 }
 
@@ -1407,7 +1450,7 @@ Test(nginx_import, access_rules_follow_proxy_protocol_from_as_written)
         "stream { server { listen 443 proxy_protocol; set_real_ip_from 10.0.0.1; proxy_pass 127.0.0.1:8443;\n"
         "                  allow 192.168.1.7/16; allow 2001:DB8::/32; deny all; } }\n");
     log_warnings(&result);
-    cr_expect_eq(result.warning_count, 0);
+    cr_expect_eq(result.warning_count, 1, "listen 443 proxy_protocol: a header only from set_real_ip_from");
     cr_expect(strstr(result.ini, "upstream = 127.0.0.1:8443\nproxy_protocol_from = 10.0.0.1\n"
                                  "allow = 192.168.1.7/16\nallow = 2001:DB8::/32\ndeny = all\n\n"), "%s", result.ini);
     nginx_import_free(&result);
