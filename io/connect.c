@@ -143,13 +143,29 @@ static int upstream_socket(struct worker *worker, int family)
  * submitted, after connect_next_server has returned. */
 static const int one_second = 1;
 
+/* A server that refuses or times out is worth a line at the default
+ * level, as nginx logs each failed connect: at most one a second per
+ * worker (a dead server under load must not flood the journal), the rest
+ * with -v. */
+static bool connect_warning_due(struct worker *worker)
+{
+    if (worker->connect_warned_ms != 0 && worker->now_ms < worker->connect_warned_ms + 1000)
+        return false;
+    worker->connect_warned_ms = worker->now_ms;
+    return true;
+}
+
 static void connect_next_server(struct worker *worker, struct connection *connection)
 {
     const struct upstream_server *server = next_live_server(worker, connection);
     if (!server) {
         /* As nginx: this connection fails, the next tries every server. */
-        log_debug("worker %u: upstream %s: no live server left; all available again", worker->index,
-                  connection->upstream->name);
+        if (connect_warning_due(worker))
+            log_warn("worker %u: upstream %s: no server left to try; client closed, all servers available again",
+                     worker->index, connection->upstream->name);
+        else
+            log_debug("worker %u: upstream %s: no live server left; all available again", worker->index,
+                      connection->upstream->name);
         upstream_health_revive(health_of(worker, connection), connection->upstream);
         connection_close(worker, connection, OUTCOME_CONNECT_FAILED);
         return;
@@ -329,10 +345,11 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
     char text[ADDRESS_TEXT_MAX];
     address_format(&server->address, text, sizeof text);
     metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);
-    if (log_threshold >= LOG_DEBUG) {
-        log_debug("worker %u: connect to %s: %s", worker->index, text,
-                  connection->connect_timed_out ? "timed out" : strerror(-result));
-    }
+    const char *why = connection->connect_timed_out ? "timed out" : strerror(-result);
+    if (connect_warning_due(worker))
+        log_warn("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
+    else
+        log_debug("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
     close(connection->upstream_fd);
     connection->upstream_fd = -1;
     connect_next_server(worker, connection);

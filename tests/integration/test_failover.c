@@ -8,8 +8,9 @@
  * different; servers back from an outage are used at once; a resting
  * server's share is spread by weight, and so are the connections that fail
  * over to the backups. A listener's own connect_timeout applies to its
- * clients. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115 (indexes 10+
- * are never listened on, except in block 101).
+ * clients. A failed connect is logged without -v, at most once a second
+ * per worker. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176
+ * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -516,6 +517,47 @@ Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init 
     hello_free(&dimension);
     free(config);
     free(globals);
+    free(body);
+    expect_clean_exit();
+}
+
+static int occurrences(const char *text, const char *needle)
+{
+    int count = 0;
+    for (const char *at = text; (at = strstr(at, needle)) != NULL; at += strlen(needle))
+        count++;
+    return count;
+}
+
+/* A dead server left no trace without -v (nginx logs each failed connect
+ * at error): now a warning names the upstream, the server and the error,
+ * and says when a client found no server at all; at most one such line a
+ * second per worker, so a dead server under load does not flood the log. */
+Test(failover, a_failed_connect_is_logged_without_verbose, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(176, 0), refused_port = TEST_PORT(176, 10);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = dead\n[upstream dead]\nserver = 127.0.0.1:%u\n",
+                             refused_port);
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    expect_refused_and_closed(proxy_port, 3000, "the only server refuses");
+    char *wanted = text_format("[warn] worker 0: upstream dead: connect to 127.0.0.1:%u: Connection refused",
+                               refused_port);
+    cr_expect(proxy_stderr_wait_for(&failover_proxy, wanted, 2000), "no warning \"%s\"", wanted);
+
+    /* Twenty more within a second: no more lines than the seconds. */
+    long long start = monotonic_ms();
+    for (int i = 0; i < 20; i++)
+        expect_refused_and_closed(proxy_port, 3000, "the only server refuses");
+    long long seconds = (monotonic_ms() - start) / 1000 + 1;
+    char *log = proxy_stderr(&failover_proxy);
+    int lines = occurrences(log, "[warn]");
+    cr_expect_leq(lines, 1 + 2 * seconds, "%d warnings for 21 failed clients in %lld s:\n%s", lines, seconds, log);
+    free(log);
+    free(wanted);
+    free(config);
     free(body);
     expect_clean_exit();
 }
