@@ -1012,8 +1012,16 @@ static bool collect_common(struct importer *importer, const struct nginx_directi
         return true;
     if (strcmp(item->name, "access_log") != 0 || item->arg_count < 1)
         return false;
-    if (strcmp(item->args[0], "off") == 0)
+    if (strcmp(item->args[0], "off") == 0) {
+        if (!importer->access_log_off)
+            importer->access_log_off = item;
         return true;
+    }
+    if (strncmp(item->args[0], "syslog:", 7) == 0) {
+        import_warn(importer, item, "access_log %s: snisplice writes its access log to a file, not to syslog; "
+                                    "not carried over (its stderr goes to the journal under systemd)", item->args[0]);
+        return true;
+    }
     if (!importer->access_log) {
         importer->access_log = item;
         import_warn(importer, item, "access_log %s: carried over; snisplice writes its own line format there "
@@ -2008,10 +2016,48 @@ static void warn_map_reached_mixed(struct importer *importer, const struct impor
                     "so every upstream it names now %s", map->variable, directive, effect);
 }
 
+/* Whether a converted server takes a timeout from nginx's default: the
+ * stream block does not set it, nor does the server (preread_timeout only
+ * matters where nginx prereads, a server with ssl_preread). */
+static bool takes_nginx_default(const struct importer *importer, size_t setting)
+{
+    if (importer->settings[setting].global.text[0])
+        return false;
+    bool preread = strcmp(importer->settings[setting].nginx_name, "preread_timeout") == 0;
+    for (size_t i = 0; i < importer->server_count; i++) {
+        const struct import_server *server = &importer->servers[i];
+        if (server->listen_count && !server->own[setting].text[0] && (!preread || server->ssl_preread))
+            return true;
+    }
+    return false;
+}
+
+/* A timeout nginx left unset is not written, so snisplice's default
+ * applies: where the two defaults differ, the file says so where the
+ * reader looks, as a comment (every config has it, so a warning would be
+ * noise). */
+static void write_default_notes(const struct importer *importer, struct text *ini)
+{
+    for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++) {
+        const struct import_setting *setting = &importer->settings[i];
+        uint64_t nginx_ms = 0;
+        if (setting->size || !units_parse_duration(setting->nginx_default, &nginx_ms) ||
+            nginx_ms == setting->default_ms || !takes_nginx_default(importer, i))
+            continue;
+        import_text_printf(ini, "; %s not set: nginx's default was %s; snisplice's %s, %llus, applies "
+                                "(%s = %s in the global section keeps nginx's)\n", setting->nginx_name,
+                           setting->nginx_default,
+                           setting->ini_name, (unsigned long long)(setting->default_ms / 1000), setting->ini_name,
+                           setting->nginx_default);
+    }
+}
+
 static void write_ini(struct importer *importer, struct text *ini)
 {
     import_text_printf(ini, "; snisplice configuration converted from %s by snisplice --import-nginx.\n"
-                            "; Check it with: snisplice -t -c FILE\n\n", importer->source);
+                            "; Check it with: snisplice -t -c FILE\n", importer->source);
+    write_default_notes(importer, ini);
+    import_text_printf(ini, "\n");
     const char *source = global_source(importer);
     bool any_global = importer->workers || importer->user || importer->access_log || source;
     for (size_t i = 0; i < IMPORT_SETTING_COUNT; i++)
@@ -2078,14 +2124,23 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     const struct snapshot_settings *defaults = &config_default_settings;
     importer.settings[0] = (struct import_setting){ .nginx_name = "proxy_connect_timeout",
                                                     .ini_name = "connect_timeout",
-                                                    .default_ms = defaults->connect_timeout_ms };
+                                                    .default_ms = defaults->connect_timeout_ms,
+                                                    .nginx_default = "60s" };
     importer.settings[1] = (struct import_setting){ .nginx_name = "proxy_timeout", .ini_name = "idle_timeout",
-                                                    .default_ms = defaults->idle_timeout_ms };
+                                                    .default_ms = defaults->idle_timeout_ms,
+                                                    .nginx_default = "10m" };
     importer.settings[2] = (struct import_setting){ .nginx_name = "preread_timeout", .ini_name = "preread_timeout",
-                                                    .default_ms = defaults->preread_timeout_ms };
+                                                    .default_ms = defaults->preread_timeout_ms,
+                                                    .nginx_default = "30s" };
     importer.settings[3] = (struct import_setting){ .nginx_name = "preread_buffer_size", .ini_name = "preread_max",
                                                     .size = true };
     collect_main(&importer, &tree->root);
+    /* nginx logs per server; snisplice's one log takes every listener's
+     * connections, those of servers that had it off too. */
+    if (importer.access_log && importer.access_log_off)
+        import_warn(&importer, importer.access_log_off,
+                    "access_log off: snisplice has one access log for every listener, so connections nginx did not "
+                    "log here are logged to %s too", importer.access_log->args[0]);
     /* Only now is the stream level complete: a rule after the last server
      * still applies to it in nginx. */
     import_access_check(&importer, &importer.stream_access);

@@ -137,6 +137,7 @@ struct import_setting {
     bool size;            /* a size (preread_buffer_size), one [global] value; else a timeout, which a
                              [listen] section may set for itself */
     uint64_t default_ms;  /* a timeout: snisplice's default, for a listener that nothing sets it for */
+    const char *nginx_default; /* a timeout: nginx's default, as nginx's documentation writes it */
     struct import_value global; /* [global]'s: the stream block's; preread_max: the first anywhere */
 };
 
@@ -184,6 +185,7 @@ struct importer {
     const char *user;
     const char *workers;
     const struct nginx_directive *access_log; /* the first access_log PATH, stream or server level */
+    const struct nginx_directive *access_log_off; /* the first access_log off */
     struct import_map *maps;
     size_t map_count;
     struct import_upstream **upstreams; /* each allocated alone: servers and maps point at them */

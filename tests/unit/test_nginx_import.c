@@ -801,7 +801,8 @@ Test(nginx_import, protocol_map_entries_that_do_not_fit)
 
 /* Debian's nginx.conf style: what snisplice already does is taken without
  * a word, the stream access log is carried over (in snisplice's format,
- * said once), and the resolver and tcp_nodelay off are explained rather
+ * said once), a server's `access_log off` is said to be logged anyway (one
+ * log for all), and the resolver and tcp_nodelay off are explained rather
  * than just dropped. */
 Test(nginx_import, logging_and_what_snisplice_always_does)
 {
@@ -823,8 +824,22 @@ Test(nginx_import, logging_and_what_snisplice_always_does)
     cr_expect(has_warning(&result, "nginx.conf:8:", "one access log; lines go to /var/log/nginx/stream.log"));
     cr_expect(has_exact_warning(&result, "nginx.conf:8: warning: tcp_nodelay: not carried over (snisplice always "
                                          "sets TCP_NODELAY, so relayed TLS records leave at once)"));
-    cr_expect_eq(result.warning_count, 4);
+    cr_expect(has_warning(&result, "nginx.conf:6:", "access_log off: snisplice has one access log for every "
+                                                    "listener, so connections nginx did not log here are logged to "
+                                                    "/var/log/nginx/stream.log too"));
+    cr_expect_eq(result.warning_count, 5);
     cr_expect(strstr(result.ini, "[global]\naccess_log = /var/log/nginx/stream.log\n"), "%s", result.ini);
+    nginx_import_free(&result);
+
+    /* syslog: is no file: left out (it was written as a path, which -t then
+     * refused). */
+    result = import_text("stream { access_log syslog:server=unix:/dev/log,tag=stream sni;\n"
+                         "  server { listen 443; proxy_pass 127.0.0.1:8443; } }\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:1:", "not to syslog; not carried over"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "access_log") == NULL, "%s", result.ini);
+    expect_loadable(result.ini);
     nginx_import_free(&result);
 }
 
@@ -1955,14 +1970,31 @@ Test(nginx_import, server_timeout_its_listener_has_anyway_adds_no_line)
 }
 
 /* As before listeners had timeouts: what nginx leaves at its defaults
- * (60s, 10m, 30s) is not written, and the listener has snisplice's. */
+ * (60s, 10m, 30s) is not written, and the listener has snisplice's. Where
+ * the two defaults differ, a comment at the top of the file says so (a
+ * cold review found the 5 s where nginx waited 60 s a silent change);
+ * preread_timeout only where nginx prereads. */
 Test(nginx_import, unset_timeouts_are_snisplices_defaults)
 {
     struct nginx_import result = import_text("stream { server { listen 443; proxy_pass 127.0.0.1:8443; } }\n");
     cr_expect_eq(result.warning_count, 0);
-    cr_expect(strstr(result.ini, "timeout") == NULL, "%s", result.ini);
+    cr_expect(strstr(result.ini, "\nconnect_timeout") == NULL && strstr(result.ini, "\nidle_timeout") == NULL &&
+                  strstr(result.ini, "\npreread_timeout") == NULL, "%s", result.ini);
+    cr_expect(strstr(result.ini, "; proxy_connect_timeout not set: nginx's default was 60s; snisplice's "
+                                 "connect_timeout, 5s, applies (connect_timeout = 60s in the global section keeps "
+                                 "nginx's)\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "preread_timeout") == NULL, "no ssl_preread, no preread:\n%s", result.ini);
+    cr_expect(strstr(result.ini, "proxy_timeout") == NULL, "10m in both:\n%s", result.ini);
     const struct listener_timeouts expected[] = { { SNISPLICE_CONNECT_MS, SNISPLICE_IDLE_MS, SNISPLICE_PREREAD_MS } };
     expect_loaded_timeouts(result.ini, expected, 1);
+    nginx_import_free(&result);
+
+    result = import_text("stream { proxy_connect_timeout 60s;\n"
+                         "  server { listen 443; proxy_pass 127.0.0.1:8443; ssl_preread on; }\n"
+                         "  server { listen 444; proxy_pass 127.0.0.1:8444; ssl_preread on; preread_timeout 5s; } }\n");
+    cr_expect(strstr(result.ini, "; proxy_connect_timeout not set") == NULL, "%s", result.ini);
+    cr_expect(strstr(result.ini, "; preread_timeout not set: nginx's default was 30s; snisplice's preread_timeout, "
+                                 "5s, applies"), "the server on 443 prereads with nginx's default:\n%s", result.ini);
     nginx_import_free(&result);
 }
 
