@@ -521,14 +521,6 @@ Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init 
     expect_clean_exit();
 }
 
-static int occurrences(const char *text, const char *needle)
-{
-    int count = 0;
-    for (const char *at = text; (at = strstr(at, needle)) != NULL; at += strlen(needle))
-        count++;
-    return count;
-}
-
 /* A dead server left no trace without -v (nginx logs each failed connect
  * at error): now a warning names the upstream, the server and the error,
  * and says when a client found no server at all; at most one such line a
@@ -553,7 +545,7 @@ Test(failover, a_failed_connect_is_logged_without_verbose, .init = integration_i
         expect_refused_and_closed(proxy_port, 3000, "the only server refuses");
     long long seconds = (monotonic_ms() - start) / 1000 + 1;
     char *log = proxy_stderr(&failover_proxy);
-    int lines = occurrences(log, "[warn]");
+    int lines = text_count(log, "[warn]");
     cr_expect_leq(lines, 1 + 2 * seconds, "%d warnings for 21 failed clients in %lld s:\n%s", lines, seconds, log);
     free(log);
     free(wanted);

@@ -487,14 +487,6 @@ Test(limits, out_of_fds_idle_pooled_pipes_give_way_to_connections, .init = integ
     cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
 }
 
-static int occurrences(const char *text, const char *needle)
-{
-    int count = 0;
-    for (const char *at = text; (at = strstr(at, needle)) != NULL; at += strlen(needle))
-        count++;
-    return count;
-}
-
 /* Out of fds with routed clients queued: each pause ends with an accept
  * that takes the last fd, whose upstream socket then fails. That is one
  * shortage, and one warning: an accept alone used to count as recovery,
@@ -517,7 +509,7 @@ Test(limits, out_of_fds_is_warned_about_once, .init = integration_init, .fini = 
     cr_expect(proxy_stderr_wait_for(&limits_proxy, "retrying every", 3000), "the proxy never ran out of fds");
     sleep_ms(1000); /* ten pauses */
     char *log = proxy_stderr(&limits_proxy);
-    cr_expect_eq(occurrences(log, "retrying every"), 1, "stderr:\n%s", log);
+    cr_expect_eq(text_count(log, "retrying every"), 1, "stderr:\n%s", log);
     free(log);
     for (int i = 0; i < CLIENTS; i++)
         close(clients[i]);

@@ -43,6 +43,14 @@ char *text_format(const char *format, ...)
     return text;
 }
 
+int text_count(const char *text, const char *needle)
+{
+    int count = 0;
+    for (const char *at = text; (at = strstr(at, needle)) != NULL; at += strlen(needle))
+        count++;
+    return count;
+}
+
 char *config_text(uint16_t listen_port, const char *global_lines, const char *body)
 {
     return text_format("[global]\nworkers = 2\n%s\n[listen]\naddress = 127.0.0.1:%u\n\n%s",

@@ -43,6 +43,9 @@ void integration_cleanup(void);
 /* asprintf that aborts on failure; caller frees. */
 char *text_format(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
+/* How many times needle occurs in text, without overlaps (log lines). */
+int text_count(const char *text, const char *needle);
+
 /*
  * A snisplice config: [global] with `workers = 2` plus global_lines, a
  * [listen] on 127.0.0.1:listen_port, then body ([routes], [upstream ...]).
