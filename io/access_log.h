@@ -35,7 +35,7 @@ struct access_record {
     bool client_from_header;          /* ...until a PROXY header named another */
     char server_name[HOSTNAME_MAX + 1];
     char alpn[32];                    /* first offered protocol, cut */
-    char route[64];                   /* upstream name */
+    char *route;                      /* upstream name, a copy (malloc'd); NULL: "-" */
     char upstream[ADDRESS_TEXT_MAX];  /* server connected to */
 };
 
@@ -75,7 +75,10 @@ struct connection;
 void access_log_begin(struct worker *worker, struct connection *connection);
 /* At routing: the server name, the offered ALPN and the chosen upstream. */
 void access_log_note_route(struct connection *connection, const char *server_name,
-                           const uint8_t *alpn, size_t alpn_len, const char *route);
+                           const uint8_t *alpn, size_t alpn_len);
+/* The upstream chosen: its name is copied whole, as the snapshot that
+ * holds it may be freed before the connection ends. */
+void access_log_note_upstream(struct connection *connection, const char *name);
 void access_log_note_server(struct connection *connection, const struct address *server);
 /* A PROXY protocol header named the real client. */
 void access_log_note_client(struct connection *connection, const struct sockaddr_storage *client);

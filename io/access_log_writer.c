@@ -29,7 +29,6 @@ void access_log_begin(struct worker *worker, struct connection *connection)
     socklen_t length = sizeof record->client;
     if (getpeername(connection->client_fd, (struct sockaddr *)&record->client, &length) != 0)
         record->client.ss_family = AF_UNSPEC;
-    snprintf(record->route, sizeof record->route, "-");
     snprintf(record->upstream, sizeof record->upstream, "-");
     connection->access = record;
 }
@@ -43,7 +42,7 @@ void access_log_note_client(struct connection *connection, const struct sockaddr
 }
 
 void access_log_note_route(struct connection *connection, const char *server_name,
-                           const uint8_t *alpn, size_t alpn_len, const char *route)
+                           const uint8_t *alpn, size_t alpn_len)
 {
     struct access_record *record = connection->access;
     if (!record)
@@ -56,8 +55,17 @@ void access_log_note_route(struct connection *connection, const char *server_nam
             record->alpn[i] = alpn[1 + i] > ' ' && alpn[1 + i] <= '~' ? (char)alpn[1 + i] : '?';
         record->alpn[first] = '\0';
     }
-    if (route)
-        snprintf(record->route, sizeof record->route, "%s", route);
+}
+
+void access_log_note_upstream(struct connection *connection, const char *name)
+{
+    struct access_record *record = connection->access;
+    if (!record)
+        return;
+    /* Out of memory the line says "-", as before routing; metrics still
+     * count the connection under its upstream. */
+    free(record->route);
+    record->route = strdup(name);
 }
 
 void access_log_note_server(struct connection *connection, const struct address *server)
@@ -97,7 +105,7 @@ static int format_line(const struct worker *worker, const struct connection *con
                     "%s.%03ldZ %s sni=%s alpn=%s route=%s upstream=%s up=%llu down=%llu ms=%llu outcome=%s\n",
                     stamp, now.tv_nsec / 1000000, client,
                     record->server_name[0] ? record->server_name : "-",
-                    record->alpn[0] ? record->alpn : "-", record->route, record->upstream,
+                    record->alpn[0] ? record->alpn : "-", record->route ? record->route : "-", record->upstream,
                     (unsigned long long)connection->to_upstream.bytes,
                     (unsigned long long)connection->to_client.bytes,
                     (unsigned long long)(worker->now_ms - record->started_ms), outcome);
@@ -149,12 +157,16 @@ void access_log_end(struct worker *worker, struct connection *connection, const 
     struct access_log *log = &worker->access_log;
     char line[LINE_MAX_BYTES];
     int length = format_line(worker, connection, outcome, line);
+    free(record->route);
     free(record);
     connection->access = NULL;
     if (length <= 0)
         return;
-    if ((size_t)length > LINE_MAX_BYTES - 1)
+    /* Cut, it still ends the line: a write must never end inside one. */
+    if ((size_t)length > LINE_MAX_BYTES - 1) {
         length = LINE_MAX_BYTES - 1;
+        line[length - 1] = '\n';
+    }
     struct access_log_buffer *filling = &log->buffers[log->filling];
     if (filling->used + (size_t)length > ACCESS_LOG_BUFFER_SIZE) {
         submit_filling(worker);

@@ -286,7 +286,7 @@ void connect_route(struct worker *worker, struct connection *connection, const c
     }
     else if (listener)
         target = listener->upstream;
-    access_log_note_route(connection, name, alpn, alpn_len, NULL);
+    access_log_note_route(connection, name, alpn, alpn_len);
     connect_target(worker, connection, target, name);
 }
 
@@ -294,7 +294,7 @@ void connect_route_not_tls(struct worker *worker, struct connection *connection)
 {
     const struct snapshot_listener *listener = connect_listener_of(connection);
     int32_t target = listener && listener->routes ? route_lookup_not_tls(listener->routes) : ROUTE_NO_MATCH;
-    access_log_note_route(connection, "", NULL, 0, NULL);
+    access_log_note_route(connection, "", NULL, 0);
     connect_target(worker, connection, target, "(not TLS)");
 }
 
@@ -312,9 +312,7 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     const struct snapshot_listener *listener = connect_listener_of(connection);
     connection->idle_timeout_ms = listener ? listener->idle_timeout_ms : snapshot->settings.idle_timeout_ms;
     connection->route_metrics = metrics_route(&worker->metrics, connection->upstream->name);
-    if (connection->access)
-        snprintf(connection->access->route, sizeof connection->access->route, "%s",
-                 connection->upstream->name);
+    access_log_note_upstream(connection, connection->upstream->name);
     choose_first_primary(worker, connection, target);
     connection->first_backup = CONNECT_BACKUP_UNCHOSEN;
     connection->connect_attempt = 0;

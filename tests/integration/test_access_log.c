@@ -3,7 +3,8 @@
  * ALPN, route, upstream, bytes each way, duration and outcome; SIGUSR1
  * reopens the file after logrotate moved it; a reload turns it off and on
  * without disturbing traffic; lines a full disk loses are counted and said
- * once. Ports: blocks 51, 98, 99.
+ * once; the route is the upstream's whole name, however long. Ports:
+ * blocks 51, 98, 99, 167.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -255,5 +256,45 @@ Test(access_log, lost_lines_are_counted_and_said_once, .init = integration_init,
     free(config);
     free(globals);
     free(body);
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* Upstream names have no length limit of their own, and metrics carry
+ * them whole: so must the log. The old record kept 63 characters. */
+Test(access_log, the_route_is_the_whole_upstream_name, .init = integration_init, .fini = log_fini)
+{
+    uint16_t proxy_port = TEST_PORT(167, 0), backend_port = TEST_PORT(167, 1), stats_port = TEST_PORT(167, 2);
+    const char *name = "tenant-42_production-eu-west-1_matrix-synapse-federation-endpoint-backend-pool-primary";
+    cr_assert_eq(strlen(name), 86);
+    char *directory = temp_directory_create("access-log-long-route");
+    char *path = text_format("%s/access.log", directory);
+    cr_assert(backend_start(&log_backend, "alpha", backend_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = %s\n[upstream %s]\nserver = 127.0.0.1:%u\n", name, name,
+                             backend_port);
+    char *globals = text_format("stats = 127.0.0.1:%u\naccess_log = %s\n", stats_port, path);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_build("long.example.com");
+    char *reply = exchange_once(proxy_port, hello.data, hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "alpha\n") == 0);
+    free(reply);
+
+    const char *const done[] = {"sni=long.example.com", NULL};
+    char *text = wait_for_text(path, done, 3000);
+    char *route = text_format("sni=long.example.com alpn=h2 route=%s upstream=127.0.0.1:%u ", name, backend_port);
+    cr_expect(text && strstr(text, route) != NULL, "no line with the whole route name:\n%s", text ? text : "");
+    /* The same name metrics count under. */
+    char *series = text_format("snisplice_connections_total{route=\"%s\",outcome=\"done\"}", name);
+    cr_expect_eq(stats_value(stats_port, series), 1, "%s", series);
+
+    free(series);
+    free(route);
+    free(text);
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
+    free(path);
+    free(directory);
     cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
 }
