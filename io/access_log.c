@@ -1,6 +1,6 @@
 /*
  * access_log.c - the shared log descriptor and per-worker buffers. The
- * worker-side formatting and submission live in access_log_worker.c next to
+ * worker-side formatting and submission live in access_log_writer.c next to
  * the worker because they need its ring.
  */
 #include "access_log.h"
@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 
 _Atomic int access_log_fd = -1;
+atomic_bool access_log_torn = false;
 
 /* Main thread only: the descriptor number workers write to. Once opened it
  * is kept for the life of the process (see access_log_disable). */
@@ -23,6 +25,13 @@ static int log_descriptor = -1;
 static int open_for_appending(const char *path)
 {
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+static bool same_file(int a, int b)
+{
+    struct stat first, second;
+    return fstat(a, &first) == 0 && fstat(b, &second) == 0 && first.st_dev == second.st_dev &&
+           first.st_ino == second.st_ino;
 }
 
 bool access_log_open(const char *path)
@@ -37,6 +46,10 @@ bool access_log_open(const char *path)
         atomic_store(&access_log_fd, fd);
         return true;
     }
+    /* A torn line in the old file is no concern of a new one, which would
+     * otherwise start with an empty line. */
+    if (!same_file(fd, log_descriptor))
+        atomic_store(&access_log_torn, false);
     /* Reopen in place: writes already submitted finish on the old file. */
     if (dup2(fd, log_descriptor) < 0) {
         log_error("access_log %s: dup2: %s", path, strerror(errno));
@@ -88,11 +101,14 @@ bool access_log_init(struct access_log *log)
 {
     memset(log, 0, sizeof *log);
     for (int i = 0; i < 2; i++) {
-        log->buffers[i].bytes = malloc(ACCESS_LOG_BUFFER_SIZE);
-        if (!log->buffers[i].bytes) {
+        /* One byte more, in front, for the "\n" a torn line is owed. */
+        char *block = malloc(ACCESS_LOG_BUFFER_SIZE + 1);
+        if (!block) {
             access_log_destroy(log);
             return false;
         }
+        block[0] = '\n';
+        log->buffers[i].bytes = block + 1;
     }
     return true;
 }
@@ -100,7 +116,8 @@ bool access_log_init(struct access_log *log)
 void access_log_destroy(struct access_log *log)
 {
     for (int i = 0; i < 2; i++) {
-        free(log->buffers[i].bytes);
+        if (log->buffers[i].bytes)
+            free(log->buffers[i].bytes - 1);
         log->buffers[i].bytes = NULL;
     }
 }

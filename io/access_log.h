@@ -8,10 +8,13 @@
  * IORING_OP_WRITE, two buffers taking turns, so a slow disk never blocks
  * the worker's ring. If both buffers are busy the line is dropped and
  * counted, never waited for. The file descriptor is shared by all workers
- * (O_APPEND makes each write land whole); SIGUSR1 reopens it by dup2()
+ * (O_APPEND puts each write at the end); SIGUSR1 reopens it by dup2()
  * onto the same number, and a reload that turns logging off points that
  * number at /dev/null, so a write a worker queued never lands on a closed
  * descriptor or on the socket that took its number.
+ * A full disk may cut a write short inside a line: the next write then
+ * starts with "\n", so the torn line stands alone and is never glued to
+ * the next one.
  * Costs nothing when no access_log is configured.
  */
 #ifndef SNISPLICE_IO_ACCESS_LOG_H
@@ -40,9 +43,10 @@ struct access_record {
 };
 
 struct access_log_buffer {
-    char *bytes;
+    char *bytes;                      /* lines; bytes[-1] is kept for a leading "\n" */
     size_t used;
     bool writing;                     /* an IORING_OP_WRITE owns it */
+    bool lead;                        /* that write starts at bytes[-1] */
 } __attribute__((aligned(8)));
 
 struct access_log {
@@ -53,6 +57,9 @@ struct access_log {
 
 /* Process-wide: the descriptor all workers write to, -1 when off. */
 extern _Atomic int access_log_fd;
+/* Process-wide: a short write left the file ending inside a line, so the
+ * next write, whichever worker makes it, owes it a "\n" first. */
+extern atomic_bool access_log_torn;
 
 /* Main thread: open path, or reopen it onto the same descriptor number. */
 bool access_log_open(const char *path);

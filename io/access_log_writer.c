@@ -2,10 +2,13 @@
  * access_log_writer.c - the worker half of the access log: per-connection
  * records, line formatting, and double-buffered IORING_OP_WRITE.
  * Never blocks, never waits for the disk: a line that finds both buffers
- * busy is dropped and counted.
+ * busy is dropped and counted. Every write ends with a whole line, so a
+ * file ends inside one only after a short write (disk full); the next
+ * write, by any worker, then begins with "\n" (access_log_torn).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,8 +145,12 @@ static void submit_filling(struct worker *worker)
     if (filling->used == 0 || filling->writing || other->writing || fd < 0)
         return;
     struct io_uring_sqe *sqe = worker_sqe(worker);
+    /* Claimed here, by one writer: access_log_written gives it back if
+     * this write does not land. */
+    filling->lead = atomic_exchange_explicit(&access_log_torn, false, memory_order_relaxed);
     /* Offset -1: the file position; O_APPEND puts every write at the end. */
-    io_uring_prep_write(sqe, fd, filling->bytes, (unsigned)filling->used, (uint64_t)-1);
+    io_uring_prep_write(sqe, fd, filling->bytes - filling->lead, (unsigned)(filling->used + filling->lead),
+                        (uint64_t)-1);
     io_uring_sqe_set_data64(sqe, ring_tag_pack(filling, RING_TAG_ACCESS_LOG));
     filling->writing = true;
     log->filling = !log->filling;
@@ -185,18 +192,38 @@ void access_log_flush(struct worker *worker)
     submit_filling(worker);
 }
 
+/* Whether the file now ends inside a line, after a write that did not
+ * land whole: if nothing landed, a "\n" it was to lead with is owed still;
+ * if part did, its last byte says. A write that landed whole leaves the
+ * flag alone: another worker's torn write may have landed just before it,
+ * and an empty line is better than two glued together. */
+static void note_torn_end(const struct access_log_buffer *buffer, size_t written)
+{
+    if (written == 0) {
+        if (buffer->lead)
+            atomic_store_explicit(&access_log_torn, true, memory_order_relaxed);
+    } else if (buffer->bytes[(ptrdiff_t)written - buffer->lead - 1] != '\n') {
+        atomic_store_explicit(&access_log_torn, true, memory_order_relaxed);
+    }
+}
+
 void access_log_written(struct worker *worker, struct access_log_buffer *buffer, int result)
 {
-    if (result < 0 || (size_t)result < buffer->used) {
-        /* Disk full or similar: the rest of this buffer is lost. */
-        size_t written = result > 0 ? (size_t)result : 0;
+    size_t submitted = buffer->used + buffer->lead;
+    size_t written = result > 0 ? (size_t)result : 0;
+    if (result < 0 || written < submitted) {
+        /* Disk full or similar: the rest of this buffer is lost, a line
+         * cut in two with it. */
+        note_torn_end(buffer, written);
+        size_t kept = written > buffer->lead ? written - buffer->lead : 0;
         char why[128];
         snprintf(why, sizeof why, "write: %s", result < 0 ? strerror(-result) : "short write");
-        lose_lines(worker, count_lines(buffer->bytes + written, buffer->used - written), why);
+        lose_lines(worker, count_lines(buffer->bytes + kept, buffer->used - kept), why);
     } else {
         worker->access_log.losing = false;
     }
     buffer->used = 0;
+    buffer->lead = false;
     buffer->writing = false;
 }
 

@@ -3,17 +3,22 @@
  * ALPN, route, upstream, bytes each way, duration and outcome; SIGUSR1
  * reopens the file after logrotate moved it; a reload turns it off and on
  * without disturbing traffic; lines a full disk loses are counted and said
- * once; the route is the upstream's whole name, however long. Ports:
- * blocks 51, 98, 99, 167.
+ * once, and a line a full disk cuts in two is never glued to the next;
+ * the route is the upstream's whole name, however long. Ports: blocks 51,
+ * 98, 99, 166, 167.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -257,6 +262,142 @@ Test(access_log, lost_lines_are_counted_and_said_once, .init = integration_init,
     free(globals);
     free(body);
     cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* ---- a full disk cuts a write short ---- */
+
+static char *small_disk; /* a tmpfs mounted by the test; unmounted by the fini */
+
+static void small_disk_fini(void)
+{
+    proxy_release(&log_proxy);
+    if (small_disk)
+        umount2(small_disk, MNT_DETACH);
+    free(small_disk);
+    small_disk = NULL;
+    integration_cleanup();
+}
+
+/* Fill the disk's last free byte; the file is removed to free them again. */
+static void fill_disk(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    static char block[4096];
+    memset(block, 'x', sizeof block);
+    while (write(fd, block, sizeof block) > 0)
+        ;
+    cr_assert_eq(errno, ENOSPC, "filling the disk: %s", strerror(errno));
+    /* The last, partial page (if any): byte by byte. */
+    while (write(fd, block, 1) > 0)
+        ;
+    close(fd);
+}
+
+#define STAMP "20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{3}Z "
+static const char WHOLE_LINE[] = "^" STAMP "[^ ]+ sni=[^ ]+ alpn=[^ ]+ route=[^ ]+ upstream=[^ ]+ "
+                                 "up=[0-9]+ down=[0-9]+ ms=[0-9]+ outcome=[a-z_]+$";
+
+struct line_census {
+    int whole;        /* lines in the format */
+    int torn;         /* the start of a line, cut by a short write */
+    int glued;        /* a line with a second line's time stamp inside */
+    int after;        /* whole lines for the connections made once space was free */
+    int after_damaged;
+};
+
+static void census_of(char *text, struct line_census *census)
+{
+    regex_t whole, stamp;
+    cr_assert_eq(regcomp(&whole, WHOLE_LINE, REG_EXTENDED | REG_NOSUB), 0);
+    cr_assert_eq(regcomp(&stamp, STAMP, REG_EXTENDED | REG_NOSUB), 0);
+    memset(census, 0, sizeof *census);
+    for (char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        bool is_whole = regexec(&whole, line, 0, NULL, 0) == 0;
+        bool after = strstr(line, "sni=after.example.com") != NULL;
+        census->whole += is_whole;
+        census->torn += !is_whole;
+        census->glued += *line && regexec(&stamp, line + 1, 0, NULL, 0) == 0;
+        census->after += after && is_whole;
+        census->after_damaged += after && !is_whole;
+        if (!is_whole)
+            cr_log_info("not a whole line: \"%s\"", line);
+        if (end)
+            *end = '\n';
+    }
+    regfree(&whole);
+    regfree(&stamp);
+}
+
+/* A full disk cuts the write in progress short, inside a line. The log
+ * then goes on after that fragment once space is free: the old code wrote
+ * the next lines right onto it, gluing a torn line to a whole one
+ * ("...sni=befo2026-...Z 127.0.0.1:..."), which no log reader can split.
+ * Now the torn line stands alone (the next write starts with "\n") and
+ * every later line is whole. */
+Test(access_log, a_line_a_full_disk_cuts_is_not_glued_to_the_next, .init = integration_init,
+     .fini = small_disk_fini)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to mount a small tmpfs");
+    uint16_t proxy_port = TEST_PORT(166, 0), backend_port = TEST_PORT(166, 1), stats_port = TEST_PORT(166, 2);
+    small_disk = temp_directory_create("access-log-full");
+    if (mount("tmpfs", small_disk, "tmpfs", 0, "size=16k,mode=0700") != 0)
+        cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
+    char *path = text_format("%s/access.log", small_disk);
+    char *filler = text_format("%s/filler", small_disk);
+    cr_assert(backend_start(&log_backend, "alpha", backend_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n", backend_port);
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\naccess_log = %s\n", stats_port, path);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+
+    /* The log's first page is taken; the rest of the disk is filled, so
+     * lines fit until that page is full, then one write is cut short. */
+    struct hello_bytes before = hello_build("before.example.com");
+    free(exchange_once(proxy_port, before.data, before.length, 5000, NULL));
+    const char *const first[] = {"sni=before.example.com", NULL};
+    free(wait_for_text(path, first, 3000));
+    fill_disk(filler);
+    long long lost = 0;
+    for (int i = 0; i < 200 && lost <= 0; i++) {
+        free(exchange_once(proxy_port, before.data, before.length, 5000, NULL));
+        lost = stats_value(stats_port, "snisplice_access_log_lost_lines_total");
+    }
+    cr_assert_gt(lost, 0, "the disk never filled");
+    cr_assert(proxy_stderr_wait_for(&log_proxy, "access log: write: short write", 3000),
+              "no write was cut short (the first loss was another):\n%s", proxy_stderr(&log_proxy));
+
+    /* Space again: later lines must be whole, each on its own. */
+    cr_assert_eq(unlink(filler), 0);
+    enum { AFTER = 5 };
+    struct hello_bytes after = hello_build("after.example.com");
+    for (int i = 0; i < AFTER; i++)
+        free(exchange_once(proxy_port, after.data, after.length, 5000, NULL));
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+    char *text = file_read_all(path, NULL);
+    cr_assert_not_null(text);
+    struct line_census census;
+    census_of(text, &census);
+    cr_expect_eq(census.glued, 0, "%d lines glued onto a torn one:\n%s", census.glued, text);
+    cr_expect_eq(census.after_damaged, 0, "%d lines written after space was free are damaged:\n%s",
+                 census.after_damaged, text);
+    cr_expect_eq(census.after, AFTER, "whole lines written after space was free: %d of %d:\n%s", census.after,
+                 AFTER, text);
+    cr_expect_leq(census.torn, 1, "torn lines: %d (one write was cut short):\n%s", census.torn, text);
+    cr_expect_gt(census.whole, 1, "whole lines: %d", census.whole);
+
+    free(text);
+    hello_free(&before);
+    hello_free(&after);
+    free(config);
+    free(globals);
+    free(body);
+    free(filler);
+    free(path);
 }
 
 /* Upstream names have no length limit of their own, and metrics carry
