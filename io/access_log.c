@@ -2,6 +2,11 @@
  * access_log.c - the shared log descriptor and per-worker buffers. The
  * worker-side formatting and submission live in access_log_writer.c next to
  * the worker because they need its ring.
+ *
+ * With `user =`, root opens the log at start and hands the file to that
+ * user (as nginx's master does for its workers), because every later open
+ * (SIGUSR1 after logrotate, a reload) happens as the user: without that
+ * the file root created with mode 0640 could not be reopened.
  */
 #include "access_log.h"
 
@@ -22,9 +27,56 @@ atomic_bool access_log_torn = false;
  * is kept for the life of the process (see access_log_disable). */
 static int log_descriptor = -1;
 
+#define APPEND_FLAGS (O_WRONLY | O_APPEND | O_CLOEXEC)
+#define NO_OWNER ((uid_t)-1)
+
+/* Main thread only: who files opened as root are handed to; see above. */
+static uid_t log_owner = NO_OWNER;
+
+void access_log_set_owner(uid_t uid)
+{
+    log_owner = uid;
+}
+
+/* Handed over only if it is a plain file with no other name: a hard link
+ * the user made to a file of root's must not become the user's. */
+static void hand_to_owner(int fd, const char *path)
+{
+    struct stat status;
+    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || status.st_uid == log_owner)
+        return;
+    if (status.st_nlink != 1) {
+        log_warn("access_log %s: has other names (hard links), so it stays root's: reopening it as "
+                 "`user` will fail", path);
+        return;
+    }
+    if (fchown(fd, log_owner, (gid_t)-1) != 0)
+        log_warn("access_log %s: cannot hand it to `user`: %s", path, strerror(errno));
+}
+
 static int open_for_appending(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (log_owner == NO_OWNER || geteuid() != 0)
+        return open(path, APPEND_FLAGS | O_CREAT, 0640);
+    /* As root: not through a symlink at the end of the path, or whoever
+     * may write the log's directory could point it at /etc/shadow and have
+     * that handed over. A symlink to an existing file (/dev/stdout) is
+     * still followed, never handed over, and nothing is created through
+     * one. */
+    int fd = open(path, APPEND_FLAGS | O_CREAT | O_NOFOLLOW, 0640);
+    if (fd < 0 && errno == ELOOP)
+        return open(path, APPEND_FLAGS);
+    if (fd >= 0)
+        hand_to_owner(fd, path);
+    return fd;
+}
+
+int access_log_open_file(const char *path, char *error, size_t error_size)
+{
+    int fd = open_for_appending(path);
+    if (fd < 0)
+        snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
+    return fd;
 }
 
 static bool same_file(int a, int b)
@@ -34,40 +86,41 @@ static bool same_file(int a, int b)
            first.st_ino == second.st_ino;
 }
 
-bool access_log_open(const char *path)
+void access_log_install(int fd)
 {
-    int fd = open_for_appending(path);
-    if (fd < 0) {
-        log_error("access_log %s: %s", path, strerror(errno));
-        return false;
-    }
     if (log_descriptor < 0) {
         log_descriptor = fd;
         atomic_store(&access_log_fd, fd);
-        return true;
+        return;
     }
     /* A torn line in the old file is no concern of a new one, which would
      * otherwise start with an empty line. */
     if (!same_file(fd, log_descriptor))
         atomic_store(&access_log_torn, false);
     /* Reopen in place: writes already submitted finish on the old file. */
-    if (dup2(fd, log_descriptor) < 0) {
-        log_error("access_log %s: dup2: %s", path, strerror(errno));
-        close(fd);
-        return false;
-    }
+    if (dup2(fd, log_descriptor) < 0)
+        log_error("access_log: dup2: %s; lines go on to the file already open", strerror(errno));
     close(fd);
     atomic_store(&access_log_fd, log_descriptor);
+}
+
+bool access_log_open(const char *path)
+{
+    char error[512];
+    int fd = access_log_open_file(path, error, sizeof error);
+    if (fd < 0) {
+        log_error("%s", error);
+        return false;
+    }
+    access_log_install(fd);
     return true;
 }
 
 bool access_log_check(const char *path, char *error, size_t error_size)
 {
-    int fd = open_for_appending(path);
-    if (fd < 0) {
-        snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
+    int fd = access_log_open_file(path, error, error_size);
+    if (fd < 0)
         return false;
-    }
     close(fd);
     return true;
 }

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "../core/address.h"
 #include "../core/hostname.h"
@@ -61,8 +62,18 @@ extern _Atomic int access_log_fd;
  * next write, whichever worker makes it, owes it a "\n" first. */
 extern atomic_bool access_log_torn;
 
+/* Main thread, at start, as root with `user =`: the log files root opens
+ * from now on are handed to uid, so that once root is gone the process can
+ * still reopen them (SIGUSR1, a reload) while they exist. */
+void access_log_set_owner(uid_t uid);
 /* Main thread: open path, or reopen it onto the same descriptor number. */
 bool access_log_open(const char *path);
+/* The two halves of access_log_open, so a reload opens the file before it
+ * changes anything and is rejected if it cannot: open_file returns a new
+ * descriptor (-1 with the reason in error); install makes it the log's,
+ * taking it over. */
+int access_log_open_file(const char *path, char *error, size_t error_size);
+void access_log_install(int fd);
 /* Whether path can be opened for appending (created if missing), as -t and
  * a reload check before relying on it; else the reason in error. */
 bool access_log_check(const char *path, char *error, size_t error_size);

@@ -135,8 +135,8 @@ static struct config *load_config(const char *path)
 /* What the INI loader cannot see but start-up would refuse: an unknown
  * user, a `source = client` this process may not bind (no CAP_NET_ADMIN
  * or CAP_NET_RAW; after `user =`, only kept when the first config needed
- * it), an access log that cannot be opened (checked when check_log: -t
- * always, a reload only when it names another file). */
+ * it), an access log that cannot be opened (checked when check_log, by -t:
+ * a reload opens the file itself, see reload). */
 static bool usable_here(const struct config *config, bool check_log, char *problem, size_t problem_size)
 {
     char why[256];
@@ -154,18 +154,9 @@ static bool usable_here(const struct config *config, bool check_log, char *probl
     return !check_log || !config->access_log || access_log_check(config->access_log, problem, problem_size);
 }
 
-/* A reload that names another access log file is rejected if that file
- * cannot be opened. The same file is reopened, as SIGUSR1 does; if that
- * fails (it may have been opened before `user` took effect) the reload
- * still applies and lines go on to the file already open. */
 static bool same_text(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static bool access_log_changes(const struct process *process, const struct config *config)
-{
-    return config->access_log && !same_text(config->access_log, process->access_log_path);
 }
 
 static int check_config(const char *path)
@@ -335,6 +326,18 @@ static bool remember_listen(struct process *process, const struct config_listen 
     return true;
 }
 
+/* With `user =`, root hands the access log file to that user when it opens
+ * it at start: every later open (SIGUSR1, a reload) happens as the user,
+ * and one of a file root created with mode 0640 would be refused. */
+static void own_access_log_as(const char *user)
+{
+    if (!user || geteuid() != 0)
+        return;
+    struct passwd *entry = getpwnam(user);
+    if (entry)
+        access_log_set_owner(entry->pw_uid);
+}
+
 /* After binding, before any worker exists: every thread starts unprivileged,
  * with the one capability IP_TRANSPARENT needs when transparent
  * (`source = client`). */
@@ -437,26 +440,45 @@ static bool start_workers(struct process *process)
     return ok;
 }
 
-static void apply_access_log(struct process *process, const char *path)
+/* log_fd: path opened by the reload (-1 when path is NULL: logging off). */
+static void apply_access_log(struct process *process, const char *path, int log_fd)
 {
-    if (!path) {
+    if (!path)
         access_log_disable();
-    } else if (!access_log_open(path)) {
-        return;
-    }
+    else
+        access_log_install(log_fd);
     free(process->access_log_path);
     process->access_log_path = path ? strdup(path) : NULL;
 }
 
 /* Counted, told to systemd; the previous configuration keeps serving.
- * Frees config (may be NULL). */
-static void reload_rejected(struct process *process, const char *why, struct config *config)
+ * Frees config (may be NULL) and closes log_fd (may be -1). */
+static void reload_rejected(struct process *process, const char *why, struct config *config, int log_fd)
 {
     atomic_fetch_add_explicit(&process->reloads_failed, 1, memory_order_relaxed);
     char status[128];
     snprintf(status, sizeof status, "READY=1\nSTATUS=reload rejected: %s", why);
     service_notify(status);
     config_free(config);
+    if (log_fd >= 0)
+        close(log_fd);
+}
+
+/* The reload's access log, opened before anything changes so that one the
+ * process cannot open rejects the reload (README). Also the same path: it
+ * is reopened, as SIGUSR1 does, and after `user =` that happens as the
+ * user, who may have lost it (logrotate moved it to a directory the user
+ * cannot write). Accepting the reload would leave lines going to a file no
+ * longer at the configured path, and `systemctl reload` saying all is
+ * well. False with the reason in problem; *log_fd is -1 when logging is
+ * off. */
+static bool open_reload_log(const struct config *config, int *log_fd, char *problem, size_t problem_size)
+{
+    *log_fd = -1;
+    if (!config->access_log)
+        return true;
+    *log_fd = access_log_open_file(config->access_log, problem, problem_size);
+    return *log_fd >= 0;
 }
 
 static void reload(struct process *process)
@@ -469,13 +491,19 @@ static void reload(struct process *process)
     if (!config) {
         log_error("reload rejected: %s has errors; the previous configuration keeps serving",
                   process->config_path);
-        reload_rejected(process, "config has errors", NULL);
+        reload_rejected(process, "config has errors", NULL, -1);
         return;
     }
     char problem[512];
-    if (!usable_here(config, access_log_changes(process, config), problem, sizeof problem)) {
+    if (!usable_here(config, false, problem, sizeof problem)) {
         log_error("reload rejected: %s; the previous configuration keeps serving", problem);
-        reload_rejected(process, "config has errors", config);
+        reload_rejected(process, "config has errors", config, -1);
+        return;
+    }
+    int log_fd;
+    if (!open_reload_log(config, &log_fd, problem, sizeof problem)) {
+        log_error("reload rejected: %s; the previous configuration keeps serving", problem);
+        reload_rejected(process, "cannot open the access log", config, -1);
         return;
     }
     if (config->workers != 0 && config->workers != process->worker_count)
@@ -494,16 +522,17 @@ static void reload(struct process *process)
                             publisher_next_epoch(process->publisher))) {
         log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
                   "keeps serving");
-        reload_rejected(process, "cannot listen", config);
+        reload_rejected(process, "cannot listen", config, log_fd);
         return;
     }
-    apply_access_log(process, config->access_log);
     if (!remember_listen(process, config->listen, config->listen_count) ||
         !publisher_publish(process->publisher, config->snapshot)) {
-        log_error("reload: out of memory; the previous configuration keeps serving");
-        config_free(config);
+        log_error("reload rejected: out of memory; the previous configuration keeps serving");
+        reload_rejected(process, "out of memory", config, log_fd);
         return;
     }
+    /* After the last way to fail: a rejected reload keeps the old log. */
+    apply_access_log(process, config->access_log, log_fd);
     config->snapshot = NULL;
     config_free(config);
     /* Wake idle workers so they pass a quiescent point and the old snapshot can go. */
@@ -644,6 +673,7 @@ static int serve(const char *config_path)
      * cannot come before the main loop. */
     const struct snapshot *first_snapshot = config->snapshot;
     config->snapshot = NULL;
+    own_access_log_as(config->user);
     if (config->access_log) {
         if (!access_log_open(config->access_log))
             goto out;

@@ -1,13 +1,18 @@
 /*
  * test_user.c - `user = nobody`: bind the port as root, then run every
- * thread as the unprivileged user, and keep serving. Ports: block 50.
+ * thread as the unprivileged user, and keep serving. The access log root
+ * opened at start is handed to the user, so SIGUSR1 and reloads can
+ * reopen it; a reload whose access log the user cannot open is rejected.
+ * Ports: blocks 50, 168, 169.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -92,5 +97,162 @@ Test(user, drops_to_the_configured_user_after_binding, .init = integration_init,
 
     free(config);
     free(body);
+    cr_expect_eq(proxy_stop(&user_proxy, 10000), 0);
+}
+
+/* ---- the access log after the switch ---- */
+
+static int count_of(const char *text, const char *needle)
+{
+    int count = 0;
+    for (const char *at = text; at && (at = strstr(at, needle)) != NULL; at++)
+        count++;
+    return count;
+}
+
+/* Until the file holds needle; false after timeout_ms. */
+static bool file_wait_for(const char *path, const char *needle, int timeout_ms)
+{
+    for (long long deadline = monotonic_ms() + timeout_ms;; sleep_ms(50)) {
+        char *text = file_read_all(path, NULL);
+        bool found = text && strstr(text, needle);
+        free(text);
+        if (found || monotonic_ms() > deadline)
+            return found;
+    }
+}
+
+/* A reload reads the config as the user. */
+static void let_user_read_config(const struct proxy *proxy)
+{
+    cr_assert_eq(chmod(proxy->directory, 0755), 0);
+    cr_assert_eq(chmod(proxy->config_path, 0644), 0);
+}
+
+static void serve_once(uint16_t port, const char *server_name, const char *expected)
+{
+    struct hello_bytes hello = hello_build(server_name);
+    char *reply = exchange_once(port, hello.data, hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, expected) == 0, "%s: \"%s\"", server_name, reply ? reply : "(none)");
+    free(reply);
+    hello_free(&hello);
+}
+
+/* Root opens the log at start; later opens happen as the user. The old
+ * code left the file root's (mode 0640), so SIGUSR1 and every reload said
+ * "Permission denied" even with the file still in place, and lines went on
+ * to whatever file was open. Now the file is the user's: it reopens, and
+ * after logrotate moved it the user creates the new one (its directory is
+ * the user's, as README asks). */
+Test(user, the_access_log_stays_reopenable_as_the_user, .init = integration_init, .fini = user_fini)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch users");
+    struct passwd *nobody = getpwnam("nobody");
+    cr_assert_not_null(nobody);
+    uint16_t proxy_port = TEST_PORT(168, 0), backend_port = TEST_PORT(168, 1), stats_port = TEST_PORT(168, 2);
+    char *directory = temp_directory_create("user-access-log");
+    cr_assert_eq(chown(directory, nobody->pw_uid, nobody->pw_gid), 0);
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *path = text_format("%s/access.log", directory);
+    cr_assert(backend_start(&user_backend, "alpha", backend_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
+    char *globals = text_format("user = nobody\nstats = 127.0.0.1:%u\naccess_log = %s\n", stats_port, path);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&user_proxy, config, proxy_port), "snisplice did not start");
+    let_user_read_config(&user_proxy);
+
+    serve_once(proxy_port, "first.example.com", "alpha\n");
+    cr_expect(file_wait_for(path, "sni=first.example.com", 3000), "no line for the first connection");
+    struct stat status;
+    cr_assert_eq(stat(path, &status), 0);
+    cr_expect_eq(status.st_uid, nobody->pw_uid, "the log belongs to uid %u, not to nobody",
+                 (unsigned)status.st_uid);
+
+    /* The file still in place: SIGUSR1 and a reload reopen it. */
+    proxy_signal(&user_proxy, SIGUSR1);
+    cr_expect(proxy_stderr_wait_for(&user_proxy, "reopened access log", 3000), "SIGUSR1 did not reopen the log");
+    proxy_reload(&user_proxy, config);
+    cr_expect(proxy_stderr_wait_for(&user_proxy, "reloaded", 3000), "the reload did not apply");
+    cr_expect_eq(stats_value(stats_port, "snisplice_reloads_total{result=\"ok\"}"), 1);
+
+    /* logrotate moved it: the user makes a new one at the path. */
+    char *rotated = text_format("%s.1", path);
+    cr_assert_eq(rename(path, rotated), 0);
+    proxy_signal(&user_proxy, SIGUSR1);
+    for (long long deadline = monotonic_ms() + 3000; monotonic_ms() < deadline; sleep_ms(50)) {
+        char *log = proxy_stderr(&user_proxy);
+        int reopened = count_of(log, "reopened access log");
+        free(log);
+        if (reopened >= 2)
+            break;
+    }
+    serve_once(proxy_port, "second.example.com", "alpha\n");
+    cr_expect(file_wait_for(path, "sni=second.example.com", 3000), "no line in the new file");
+    char *old = file_read_all(rotated, NULL);
+    cr_expect(old && !strstr(old, "sni=second.example.com"), "a line went on to the moved file");
+    char *log = proxy_stderr(&user_proxy);
+    cr_expect(!strstr(log, "Permission denied"), "%s", log);
+
+    free(log);
+    free(old);
+    free(rotated);
+    free(config);
+    free(globals);
+    free(body);
+    free(path);
+    free(directory);
+    cr_expect_eq(proxy_stop(&user_proxy, 10000), 0);
+}
+
+/* README: a reload naming an access log that cannot be opened is rejected
+ * and the old configuration keeps serving. That holds for the same path
+ * too: logrotate moved the file, and the directory is root's, so the user
+ * cannot make a new one. The old code logged "Permission denied", then
+ * "reloaded", applied the new routes, counted the reload as ok, and went
+ * on writing to the moved file. */
+Test(user, a_reload_whose_access_log_the_user_cannot_open_is_rejected, .init = integration_init,
+     .fini = user_fini)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch users");
+    uint16_t proxy_port = TEST_PORT(169, 0), alpha_port = TEST_PORT(169, 1), beta_port = TEST_PORT(169, 2),
+             stats_port = TEST_PORT(169, 3);
+    char *directory = temp_directory_create("user-access-log-root");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *path = text_format("%s/access.log", directory);
+    cr_assert(backend_start(&user_backend, "alpha", alpha_port, NULL, NULL));
+    static struct backend beta;
+    cr_assert(backend_start(&beta, "beta", beta_port, NULL, NULL));
+    char *globals = text_format("user = nobody\nstats = 127.0.0.1:%u\naccess_log = %s\n", stats_port, path);
+    char *body_alpha = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *body_beta = text_format("[routes]\ndefault = 127.0.0.1:%u\n", beta_port);
+    char *config_alpha = config_text(proxy_port, globals, body_alpha);
+    char *config_beta = config_text(proxy_port, globals, body_beta);
+    cr_assert(proxy_start(&user_proxy, config_alpha, proxy_port), "snisplice did not start");
+    let_user_read_config(&user_proxy);
+    serve_once(proxy_port, "first.example.com", "alpha\n");
+    cr_expect(file_wait_for(path, "sni=first.example.com", 3000), "no line for the first connection");
+
+    char *rotated = text_format("%s.1", path);
+    cr_assert_eq(rename(path, rotated), 0);
+    proxy_reload(&user_proxy, config_beta);
+    cr_expect(proxy_stderr_wait_for(&user_proxy, "reload rejected: access_log", 3000), "the reload was not rejected");
+    sleep_ms(200);
+    cr_expect_eq(stats_value(stats_port, "snisplice_reloads_total{result=\"failed\"}"), 1);
+    cr_expect_eq(stats_value(stats_port, "snisplice_reloads_total{result=\"ok\"}"), 0);
+    serve_once(proxy_port, "second.example.com", "alpha\n");
+    char *log = proxy_stderr(&user_proxy);
+    cr_expect(!strstr(log, "reloaded"), "%s", log);
+
+    free(log);
+    free(rotated);
+    free(config_alpha);
+    free(config_beta);
+    free(body_alpha);
+    free(body_beta);
+    free(globals);
+    free(path);
+    free(directory);
     cr_expect_eq(proxy_stop(&user_proxy, 10000), 0);
 }
