@@ -47,8 +47,8 @@ static const struct import_note notes[] = {
     /* main context */
     { "daemon", true, FOREGROUND },
     { "master_process", true, FOREGROUND },
-    { "pid", false, "snisplice writes no pid file; systemd tracks its process, and logrotate finds it with "
-                    "pidof snisplice" },
+    { "pid", false, "snisplice writes no pid file; systemd tracks its process, and logrotate signals it "
+                    "with systemctl kill -s USR1 snisplice.service" },
     { "worker_rlimit_nofile", false, "snisplice raises its open-file limit to the hard limit when it starts; the "
                                      "shipped systemd unit sets LimitNOFILE=65536" },
     { "worker_cpu_affinity", false, "snisplice pins each worker thread to one of the CPUs it may run on; choose "
