@@ -1098,6 +1098,20 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
     }
 }
 
+/* Carried over, as nginx's master starts as root too; but the shipped
+ * systemd unit starts snisplice unprivileged, where `user =` is refused
+ * (snisplice -t says so), and an imported config is often first tried
+ * there: the warning says so before the unit does. */
+static void collect_user(struct importer *importer, const struct nginx_directive *item)
+{
+    importer->user = item->args[0];
+    import_warn(importer, item,
+                "user %s: carried over as `user = %s`, which works only when snisplice starts as root (it binds, "
+                "then switches); under the shipped systemd unit, which starts it unprivileged with "
+                "CAP_NET_BIND_SERVICE, remove that line",
+                item->args[0], item->args[0]);
+}
+
 static void collect_main(struct importer *importer, const struct nginx_block *root)
 {
     for (size_t i = 0; i < root->count; i++) {
@@ -1105,7 +1119,7 @@ static void collect_main(struct importer *importer, const struct nginx_block *ro
         if (strcmp(item->name, "stream") == 0 && item->block)
             collect_stream(importer, item);
         else if (strcmp(item->name, "user") == 0 && item->arg_count >= 1)
-            importer->user = item->args[0];
+            collect_user(importer, item);
         else if (strcmp(item->name, "worker_processes") == 0 && item->arg_count == 1)
             importer->workers = item->args[0];
         else if (item->block)

@@ -1,5 +1,5 @@
 /*
- * capabilities.c - one capability kept across setuid (see capabilities.h).
+ * capabilities.c - the capabilities behind `user =` (see capabilities.h).
  *
  * capget/capset(2) through syscall(2), as glibc has no wrappers and
  * libcap would be a dependency for three calls. They act on the calling
@@ -13,6 +13,18 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+static bool effective(const struct __user_cap_data_struct *data, int capability)
+{
+    return (data[CAP_TO_INDEX(capability)].effective & CAP_TO_MASK(capability)) != 0;
+}
+
+bool capabilities_can_switch_user(void)
+{
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { 0 };
+    return syscall(SYS_capget, &header, data) == 0 && effective(data, CAP_SETUID) && effective(data, CAP_SETGID);
+}
 
 bool capabilities_keep_across_setuid(void)
 {

@@ -1,12 +1,17 @@
 /*
- * capabilities.h - keeping the one capability IP_TRANSPARENT needs, and
- * nothing else, across the switch to `user =`, for listeners with
- * `source = client`. Raw system calls: no libcap.
+ * capabilities.h - whether this process may switch to `user =` at all,
+ * and keeping the one capability IP_TRANSPARENT needs, and nothing else,
+ * across that switch, for listeners with `source = client`. Raw system
+ * calls: no libcap.
  */
 #ifndef SNISPLICE_IO_CAPABILITIES_H
 #define SNISPLICE_IO_CAPABILITIES_H
 
 #include <stdbool.h>
+
+/* Whether the calling thread holds CAP_SETUID and CAP_SETGID, effective:
+ * what initgroups, setgid and setuid to another user need. */
+bool capabilities_can_switch_user(void);
 
 /* Before setuid: keep the permitted capabilities through it. */
 bool capabilities_keep_across_setuid(void);

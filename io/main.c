@@ -168,11 +168,33 @@ static bool access_log_changes(const struct process *process, const struct confi
     return config->access_log && !same_text(config->access_log, process->access_log_path);
 }
 
+/* `user = NAME` needs a process that may switch users: root, or one given
+ * CAP_SETUID and CAP_SETGID; one that runs as NAME already has nothing to
+ * switch. The shipped systemd unit starts snisplice as an unprivileged
+ * dynamic user with CAP_NET_BIND_SERVICE alone, where the switch can only
+ * fail: -t (its ExecStartPre) and start-up say so before anything is
+ * bound, rather than the switch failing after binding. Not checked at a
+ * reload: `user` then applies only at the next start, and a warning says
+ * so. */
+static bool may_become_user(const char *user, char *problem, size_t problem_size)
+{
+    struct passwd *entry = user ? getpwnam(user) : NULL;
+    if (!entry || (getuid() == entry->pw_uid && geteuid() == entry->pw_uid) || capabilities_can_switch_user())
+        return true;
+    snprintf(problem, problem_size,
+             "user '%s': this process (uid %u) may not switch users: `user =` needs snisplice started as root "
+             "(or with CAP_SETUID and CAP_SETGID); under the shipped systemd unit, which starts it unprivileged "
+             "with CAP_NET_BIND_SERVICE, leave `user` unset",
+             user, (unsigned)geteuid());
+    return false;
+}
+
 static int check_config(const char *path)
 {
     struct config *config = load_config(path);
     char problem[512];
-    if (config && !usable_here(config, true, problem, sizeof problem)) {
+    if (config && (!usable_here(config, true, problem, sizeof problem) ||
+                   !may_become_user(config->user, problem, sizeof problem))) {
         fprintf(stderr, "%s: %s\n", path, problem);
         config_free(config);
         config = NULL;
@@ -615,7 +637,8 @@ static int serve(const char *config_path)
         return 1;
     }
     char problem[512];
-    if (config->transparent_line && !usable_here(config, false, problem, sizeof problem)) {
+    if (!usable_here(config, false, problem, sizeof problem) ||
+        !may_become_user(config->user, problem, sizeof problem)) {
         fprintf(stderr, "snisplice: %s: %s\n", config_path, problem);
         config_free(config);
         return 1;

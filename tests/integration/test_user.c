@@ -1,6 +1,9 @@
 /*
  * test_user.c - `user = nobody`: bind the port as root, then run every
- * thread as the unprivileged user, and keep serving. Ports: block 50.
+ * thread as the unprivileged user, and keep serving. A process that may
+ * not switch users (run as nobody, as the shipped systemd unit runs it
+ * unprivileged) is refused by `-t` and at start-up, before binding.
+ * Ports: blocks 50, 171.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -93,4 +97,77 @@ Test(user, drops_to_the_configured_user_after_binding, .init = integration_init,
     free(config);
     free(body);
     cr_expect_eq(proxy_stop(&user_proxy, 10000), 0);
+}
+
+/* Run snisplice through setpriv (its options before the binary's); exit
+ * code, output in *output. */
+static int run_through_setpriv(const char *const *setpriv_options, const char *flag, const char *path, char **output)
+{
+    const char *argv[16];
+    size_t count = 0;
+    argv[count++] = "/usr/bin/setpriv";
+    while (*setpriv_options)
+        argv[count++] = *setpriv_options++;
+    argv[count++] = proxy_binary();
+    if (flag)
+        argv[count++] = flag;
+    argv[count++] = "-c";
+    argv[count++] = path;
+    argv[count] = NULL;
+    *output = NULL;
+    return child_run(argv, NULL, NULL, 15000, output);
+}
+
+/* `-t` used to call such a config valid, so the unit's ExecStartPre
+ * passed, and the start then bound its port and failed with "cannot
+ * switch to user 'www-data': Operation not permitted". Now both refuse
+ * it, before binding, with what to do under the unit; a process that
+ * runs as the user already, or that may switch, is fine. */
+Test(user, refused_where_the_process_may_not_switch_users, .init = integration_init, .fini = user_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0 || !getpwnam("www-data"))
+        cr_skip_test("needs root, setpriv and a www-data user");
+    char *directory = temp_directory_create("user-switch");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(171, 1));
+    char *config = config_text(TEST_PORT(171, 0), "user = www-data\n", body);
+    char *path = temp_file_write(directory, "www-data.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+    const char *as_nobody[] = { "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", NULL };
+    const char *want = "user 'www-data': this process (uid 65534) may not switch users";
+    const char *hint = "under the shipped systemd unit, which starts it unprivileged with CAP_NET_BIND_SERVICE, "
+                       "leave `user` unset";
+
+    char *output;
+    int status = run_through_setpriv(as_nobody, "-t", path, &output);
+    cr_expect_eq(status, 1, "-t as nobody: exit %d, output:\n%s", status, output);
+    cr_expect(output && strstr(output, want) && strstr(output, hint), "-t output:\n%s", output);
+    free(output);
+
+    status = run_through_setpriv(as_nobody, NULL, path, &output);
+    cr_expect_eq(status, 1, "start as nobody: exit %d, output:\n%s", status, output);
+    cr_expect(output && strstr(output, want) && strstr(output, hint), "start output:\n%s", output);
+    cr_expect(output && !strstr(output, "cannot switch to user"), "refused only after binding:\n%s", output);
+    free(output);
+
+    /* Root without CAP_SETUID and CAP_SETGID (a container's bounding set). */
+    const char *without_setuid[] = { "--bounding-set", "-setuid,-setgid", "--", NULL };
+    status = run_through_setpriv(without_setuid, "-t", path, &output);
+    cr_expect_eq(status, 1, "-t as root without CAP_SETUID: exit %d, output:\n%s", status, output);
+    cr_expect(output && strstr(output, "user 'www-data': this process (uid 0) may not switch users"), "%s", output);
+    free(output);
+
+    /* Nothing to switch: nobody with `user = nobody`. */
+    free(config);
+    config = config_text(TEST_PORT(171, 0), "user = nobody\n", body);
+    free(path);
+    path = temp_file_write(directory, "nobody.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+    status = run_through_setpriv(as_nobody, "-t", path, &output);
+    cr_expect_eq(status, 0, "-t as nobody with user = nobody: exit %d, output:\n%s", status, output);
+    free(output);
+    free(path);
+    free(config);
+    free(body);
+    free(directory);
 }
