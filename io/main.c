@@ -315,7 +315,7 @@ static bool open_new_addresses(struct process *process, const struct config_list
         size_t first = opened;
         bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {
-            char error[256];
+            char error[512];
             int fd = listener_open(&listen[i].address, routes_by_name, error, sizeof error);
             if (fd < 0) {
                 log_error("cannot listen on %s", error);
@@ -358,8 +358,9 @@ static bool remember_listen(struct process *process, const struct config_listen 
 }
 
 /* After binding, before any worker exists: every thread starts unprivileged,
- * with the one capability IP_TRANSPARENT needs when transparent
- * (`source = client`). */
+ * with CAP_NET_BIND_SERVICE (a reload may add a port below 1024; nginx's
+ * master stays root for that) and, when transparent (`source = client`),
+ * the one capability IP_TRANSPARENT needs. */
 static bool drop_privileges(const char *user, bool transparent)
 {
     if (!user)
@@ -372,17 +373,18 @@ static bool drop_privileges(const char *user, bool transparent)
     }
     if (getuid() == entry->pw_uid && geteuid() == entry->pw_uid)
         return true;
-    if (transparent && !capabilities_keep_across_setuid()) {
-        log_error("cannot keep a capability for source = client: %s", strerror(errno));
+    if (!capabilities_keep_across_setuid()) {
+        log_error("cannot keep capabilities across the switch to user '%s': %s", user, strerror(errno));
         return false;
     }
     if (initgroups(user, entry->pw_gid) != 0 || setgid(entry->pw_gid) != 0 || setuid(entry->pw_uid) != 0) {
         log_error("cannot switch to user '%s': %s", user, strerror(errno));
         return false;
     }
-    const char *kept = NULL;
-    if (transparent && !(kept = capabilities_limit_for_transparent())) {
-        log_error("switched to '%s' but cannot keep CAP_NET_RAW or CAP_NET_ADMIN alone: %s", user, strerror(errno));
+    char kept[96];
+    if (!capabilities_limit_after_setuid(transparent, kept, sizeof kept)) {
+        log_error("switched to '%s' but cannot keep CAP_NET_BIND_SERVICE%s alone: %s", user,
+                  transparent ? " and CAP_NET_RAW or CAP_NET_ADMIN" : "", strerror(errno));
         return false;
     }
     /* Dropped for good: regaining root must be impossible. */
@@ -390,9 +392,8 @@ static bool drop_privileges(const char *user, bool transparent)
         log_error("switched to '%s' but could regain root; refusing to run", user);
         return false;
     }
-    if (kept)
-        log_info("running as user %s (uid %u) with %s alone, for source = client", user, (unsigned)entry->pw_uid,
-                 kept);
+    if (kept[0])
+        log_info("running as user %s (uid %u) with %s alone", user, (unsigned)entry->pw_uid, kept);
     else
         log_info("running as user %s (uid %u)", user, (unsigned)entry->pw_uid);
     return true;
