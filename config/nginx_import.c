@@ -955,6 +955,13 @@ static void collect_listen(struct importer *importer, struct import_server *serv
         import_warn(importer, directive, "listen without an address; skipped");
         return;
     }
+    /* Carried over, the path would make an INI that does not load: the
+     * loader refuses unix: listen addresses (snisplice accepts TCP only). */
+    if (strncmp(directive->args[0], "unix:", 5) == 0) {
+        import_warn(importer, directive, "listen %s: snisplice listens on TCP addresses only; skipped",
+                    directive->args[0]);
+        return;
+    }
     struct import_listen listen = { .directive = directive, .keepalive = "off" };
     char why[160];
     if (!convert_address(directive->args[0], true, listen.address, sizeof listen.address, why, sizeof why)) {

@@ -879,6 +879,22 @@ Test(nginx_import, user_is_carried_over_with_a_warning)
     nginx_import_free(&result);
 }
 
+/* The INI loader refuses unix: listen addresses: carried over, the
+ * output would not load. The server's TCP listen still comes along. */
+Test(nginx_import, unix_listen_is_skipped_with_a_warning)
+{
+    struct nginx_import result = import_text(
+        "stream { server { listen unix:/run/nginx-stream.sock; listen 2222; proxy_pass 127.0.0.1:22; } }\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:1: warning: listen unix:/run/nginx-stream.sock: snisplice "
+                                         "listens on TCP addresses only; skipped"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect_null(strstr(result.ini, "unix:"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:2222\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, proxy_protocol_sent_and_accepted)
 {
     struct nginx_import result = import_text(
