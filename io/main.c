@@ -1,6 +1,7 @@
 /*
  * main.c - the snisplice process: command line, config check, listeners,
- * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT drain).
+ * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT drain,
+ * a second SIGTERM/SIGINT during the drain closes what is still open).
  *
  * The main thread never touches a connection. It owns the config file, the
  * publisher (it is the only thread that publishes and reclaims snapshots)
@@ -73,7 +74,8 @@ static void print_usage(FILE *out)
             "  -h       this help\n"
             "  --import-nginx NGINX_CONF  print the INI equivalent of its stream blocks;\n"
             "           what cannot be carried over is a FILE:LINE warning on stderr\n"
-            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT drain and exit\n");
+            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT drain and exit\n"
+            "         (a second TERM/INT closes the connections still open and exits at once)\n");
 }
 
 /* --import-nginx: INI on stdout, warnings on stderr; 0 even with warnings. */
@@ -553,6 +555,39 @@ static void stop_workers(struct process *process)
         worker_join(&process->workers[i]);
 }
 
+static uint64_t open_connections(const struct process *process)
+{
+    uint64_t open = 0;
+    for (unsigned i = 0; i < process->worker_count; i++)
+        open += atomic_load_explicit(&process->workers[i].counters.active, memory_order_relaxed);
+    return open;
+}
+
+/* Join the draining workers (up to drain_timeout). A second SIGTERM or
+ * SIGINT, as nginx's fast shutdown or Ctrl-C twice, cuts the drain: every
+ * connection still open is closed at once. The workers' ends are polled,
+ * not waited for, as the signals can only be taken on this thread. */
+static void drain_workers(struct process *process, const sigset_t *signals)
+{
+    bool cut = false;
+    unsigned joined = 0;
+    while (joined < process->worker_count) {
+        if (worker_try_join(&process->workers[joined])) {
+            joined++;
+            continue;
+        }
+        struct timespec timeout = { .tv_sec = 0, .tv_nsec = 50000000 };
+        int signal_number = sigtimedwait(signals, NULL, &timeout);
+        if (cut || (signal_number != SIGTERM && signal_number != SIGINT))
+            continue;
+        cut = true;
+        log_info("%s again: cutting %llu open connections, exiting now", strsignal(signal_number),
+                 (unsigned long long)open_connections(process));
+        for (unsigned i = joined; i < process->worker_count; i++)
+            worker_request_cut(&process->workers[i]);
+    }
+}
+
 static void serve_signals(struct process *process, const sigset_t *signals)
 {
     for (;;) {
@@ -566,7 +601,8 @@ static void serve_signals(struct process *process, const sigset_t *signals)
             if (process->access_log_path && access_log_open(process->access_log_path))
                 log_info("reopened access log %s", process->access_log_path);
         } else if (signal_number == SIGTERM || signal_number == SIGINT) {
-            log_info("%s: draining connections, then exiting", strsignal(signal_number));
+            log_info("%s: draining connections, then exiting (another TERM or INT closes them now)",
+                     strsignal(signal_number));
             service_notify("STOPPING=1");
             return;
         }
@@ -707,7 +743,7 @@ static int serve(const char *config_path)
      * slow scraper, and the drain must not wait for it. */
     request_stop(&process);
     stats_server_stop(&process.stats);
-    stop_workers(&process);
+    drain_workers(&process, &signals);
     log_info("stopped");
     status = 0;
 out:
