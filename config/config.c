@@ -473,7 +473,7 @@ static void add_listen_address(struct loader *loader, const char *value)
 {
     struct address address;
     char error[256];
-    if (!address_parse(value, &address, error, sizeof error)) {
+    if (!address_parse_listen(value, &address, error, sizeof error)) {
         add_error(loader, loader->line, "address: %s", error);
         return;
     }

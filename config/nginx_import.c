@@ -955,6 +955,13 @@ static void collect_listen(struct importer *importer, struct import_server *serv
         import_warn(importer, directive, "listen without an address; skipped");
         return;
     }
+    /* Carried over, the path would make an INI that does not load: the
+     * loader refuses unix: listen addresses (snisplice accepts TCP only). */
+    if (strncmp(directive->args[0], "unix:", 5) == 0) {
+        import_warn(importer, directive, "listen %s: snisplice listens on TCP addresses only; skipped",
+                    directive->args[0]);
+        return;
+    }
     struct import_listen listen = { .directive = directive, .keepalive = "off" };
     char why[160];
     if (!convert_address(directive->args[0], true, listen.address, sizeof listen.address, why, sizeof why)) {
@@ -1106,6 +1113,20 @@ static void collect_stream(struct importer *importer, const struct nginx_directi
     }
 }
 
+/* Carried over, as nginx's master starts as root too; but the shipped
+ * systemd unit starts snisplice unprivileged, where `user =` is refused
+ * (snisplice -t says so), and an imported config is often first tried
+ * there: the warning says so before the unit does. */
+static void collect_user(struct importer *importer, const struct nginx_directive *item)
+{
+    importer->user = item->args[0];
+    import_warn(importer, item,
+                "user %s: carried over as `user = %s`, which works only when snisplice starts as root (it binds, "
+                "then switches); under the shipped systemd unit, which starts it unprivileged with "
+                "CAP_NET_BIND_SERVICE, remove that line",
+                item->args[0], item->args[0]);
+}
+
 static void collect_main(struct importer *importer, const struct nginx_block *root)
 {
     for (size_t i = 0; i < root->count; i++) {
@@ -1113,7 +1134,7 @@ static void collect_main(struct importer *importer, const struct nginx_block *ro
         if (strcmp(item->name, "stream") == 0 && item->block)
             collect_stream(importer, item);
         else if (strcmp(item->name, "user") == 0 && item->arg_count >= 1)
-            importer->user = item->args[0];
+            collect_user(importer, item);
         else if (strcmp(item->name, "worker_processes") == 0 && item->arg_count == 1)
             importer->workers = item->args[0];
         else if (item->block)

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #define FORMS "expected IPv4:port, [IPv6]:port or unix:/path"
+#define LISTEN_FORMS "expected IPv4:port or [IPv6]:port"
 
 static bool parse_port(const char *text, uint16_t *port)
 {
@@ -46,11 +47,9 @@ static bool parse_unix(const char *path, struct address *out, char *error, size_
     return true;
 }
 
-bool address_parse(const char *text, struct address *out, char *error, size_t error_size)
+/* IPv4:port or [IPv6]:port; forms is what a bad text is told to be. */
+static bool parse_ip(const char *text, struct address *out, const char *forms, char *error, size_t error_size)
 {
-    memset(out, 0, sizeof *out);
-    if (strncmp(text, "unix:", 5) == 0)
-        return parse_unix(text + 5, out, error, error_size);
     char host[64];
     const char *port_text;
     bool ipv6 = text[0] == '[';
@@ -91,8 +90,26 @@ bool address_parse(const char *text, struct address *out, char *error, size_t er
     out->length = sizeof *in4;
     return true;
 bad:
-    snprintf(error, error_size, "bad address '%s': " FORMS, text);
+    snprintf(error, error_size, "bad address '%s': %s", text, forms);
     return false;
+}
+
+bool address_parse(const char *text, struct address *out, char *error, size_t error_size)
+{
+    memset(out, 0, sizeof *out);
+    if (strncmp(text, "unix:", 5) == 0)
+        return parse_unix(text + 5, out, error, error_size);
+    return parse_ip(text, out, FORMS, error, error_size);
+}
+
+bool address_parse_listen(const char *text, struct address *out, char *error, size_t error_size)
+{
+    memset(out, 0, sizeof *out);
+    if (strncmp(text, "unix:", 5) == 0) {
+        snprintf(error, error_size, "'%s': snisplice listens on TCP only, " LISTEN_FORMS, text);
+        return false;
+    }
+    return parse_ip(text, out, LISTEN_FORMS, error, error_size);
 }
 
 bool address_split_host_name(const char *text, char *host, size_t host_size, uint16_t *port)

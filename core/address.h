@@ -20,6 +20,12 @@ struct address {
 /* Parse text into *out. On failure writes a one-line reason to error. */
 bool address_parse(const char *text, struct address *out, char *error, size_t error_size);
 
+/* The same for an address to listen on: IPv4:port or [IPv6]:port only.
+ * snisplice accepts TCP connections alone (the listener's TCP options,
+ * TCP_DEFER_ACCEPT, the client's address and port), so a unix: path is
+ * refused here, with that reason, not when binding it. */
+bool address_parse_listen(const char *text, struct address *out, char *error, size_t error_size);
+
 /* "name:port" where name is a DNS host name (hostname.h's letters, digits,
  * '-' and '.', not all digits and dots, so a mistyped IPv4 address is not
  * taken for a name): the name, lower-cased, into host (HOSTNAME_MAX + 1

@@ -1,21 +1,31 @@
 /*
- * capabilities.h - keeping the one capability IP_TRANSPARENT needs, and
- * nothing else, across the switch to `user =`, for listeners with
- * `source = client`. Raw system calls: no libcap.
+ * capabilities.h - whether this process may switch to `user =` at all,
+ * and the few capabilities it keeps across that switch: CAP_NET_BIND_SERVICE,
+ * so that a reload can still bind a new port below 1024 (nginx's master
+ * stays root for that), and, for listeners with `source = client`, the
+ * one IP_TRANSPARENT needs. Raw system calls: no libcap.
  */
 #ifndef SNISPLICE_IO_CAPABILITIES_H
 #define SNISPLICE_IO_CAPABILITIES_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+/* Whether the calling thread holds CAP_SETUID and CAP_SETGID, effective:
+ * what initgroups, setgid and setuid to another user need. */
+bool capabilities_can_switch_user(void);
 
 /* Before setuid: keep the permitted capabilities through it. */
 bool capabilities_keep_across_setuid(void);
 
-/* After setuid: CAP_NET_RAW permitted and effective, or CAP_NET_ADMIN
- * where the process was not given CAP_NET_RAW; every other capability
+/* After setuid: CAP_NET_BIND_SERVICE when the process had it, and, when
+ * transparent, CAP_NET_RAW (or CAP_NET_ADMIN where the process was not
+ * given CAP_NET_RAW), permitted and effective; every other capability
  * dropped (permitted, effective, inheritable, ambient), and the next
  * setuid clears them again. For the calling thread, and the threads it
- * starts afterwards. The name of the one kept, or NULL (errno set). */
-const char *capabilities_limit_for_transparent(void);
+ * starts afterwards. The names of those kept go to kept ("" when none);
+ * false (errno set) when transparent and neither CAP_NET_RAW nor
+ * CAP_NET_ADMIN was there to keep, or the kernel refused. */
+bool capabilities_limit_after_setuid(bool transparent, char *kept, size_t kept_size);
 
 #endif

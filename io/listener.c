@@ -47,6 +47,16 @@ void listener_wait_for_first_bytes(int fd, bool client_speaks_first)
         log_warn("TCP_DEFER_ACCEPT: %s", strerror(errno));
 }
 
+/* EACCES from bind is the kernel's privileged ports rule: said plainly,
+ * as a reload that adds such a port is where an operator meets it. */
+static const char *bind_refusal_hint(const struct address *address, int error_number)
+{
+    if (error_number != EACCES || ntohs(address_port(address)) >= 1024)
+        return "";
+    return " (a port below 1024 needs CAP_NET_BIND_SERVICE: start snisplice as root or with that capability; "
+           "with `user =` it keeps the capability only if it started with it)";
+}
+
 int listener_open(const struct address *address, bool routes_by_name, char *error, size_t error_size)
 {
     char text[ADDRESS_TEXT_MAX];
@@ -78,7 +88,7 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
         goto fail_errno;
     return fd;
 fail_errno:
-    snprintf(error, error_size, "%s: %s", text, strerror(errno));
+    snprintf(error, error_size, "%s: %s%s", text, strerror(errno), bind_refusal_hint(address, errno));
     close(fd);
     return -1;
 }

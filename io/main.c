@@ -1,6 +1,7 @@
 /*
  * main.c - the snisplice process: command line, config check, listeners,
- * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT drain).
+ * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT drain,
+ * a second SIGTERM/SIGINT during the drain closes what is still open).
  *
  * The main thread never touches a connection. It owns the config file, the
  * publisher (it is the only thread that publishes and reclaims snapshots)
@@ -73,7 +74,8 @@ static void print_usage(FILE *out)
             "  -h       this help\n"
             "  --import-nginx NGINX_CONF  print the INI equivalent of its stream blocks;\n"
             "           what cannot be carried over is a FILE:LINE warning on stderr\n"
-            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT drain and exit\n");
+            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT drain and exit\n"
+            "         (a second TERM/INT closes the connections still open and exits at once)\n");
 }
 
 /* --import-nginx: INI on stdout, warnings on stderr; 0 even with warnings. */
@@ -159,11 +161,33 @@ static bool same_text(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* `user = NAME` needs a process that may switch users: root, or one given
+ * CAP_SETUID and CAP_SETGID; one that runs as NAME already has nothing to
+ * switch. The shipped systemd unit starts snisplice as an unprivileged
+ * dynamic user with CAP_NET_BIND_SERVICE alone, where the switch can only
+ * fail: -t (its ExecStartPre) and start-up say so before anything is
+ * bound, rather than the switch failing after binding. Not checked at a
+ * reload: `user` then applies only at the next start, and a warning says
+ * so. */
+static bool may_become_user(const char *user, char *problem, size_t problem_size)
+{
+    struct passwd *entry = user ? getpwnam(user) : NULL;
+    if (!entry || (getuid() == entry->pw_uid && geteuid() == entry->pw_uid) || capabilities_can_switch_user())
+        return true;
+    snprintf(problem, problem_size,
+             "user '%s': this process (uid %u) may not switch users: `user =` needs snisplice started as root "
+             "(or with CAP_SETUID and CAP_SETGID); under the shipped systemd unit, which starts it unprivileged "
+             "with CAP_NET_BIND_SERVICE, leave `user` unset",
+             user, (unsigned)geteuid());
+    return false;
+}
+
 static int check_config(const char *path)
 {
     struct config *config = load_config(path);
     char problem[512];
-    if (config && !usable_here(config, true, problem, sizeof problem)) {
+    if (config && (!usable_here(config, true, problem, sizeof problem) ||
+                   !may_become_user(config->user, problem, sizeof problem))) {
         fprintf(stderr, "%s: %s\n", path, problem);
         config_free(config);
         config = NULL;
@@ -284,7 +308,7 @@ static bool open_new_addresses(struct process *process, const struct config_list
         size_t first = opened;
         bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
         for (unsigned w = 0; ok && w < process->worker_count; w++) {
-            char error[256];
+            char error[512];
             int fd = listener_open(&listen[i].address, routes_by_name, error, sizeof error);
             if (fd < 0) {
                 log_error("cannot listen on %s", error);
@@ -339,8 +363,9 @@ static void own_access_log_as(const char *user)
 }
 
 /* After binding, before any worker exists: every thread starts unprivileged,
- * with the one capability IP_TRANSPARENT needs when transparent
- * (`source = client`). */
+ * with CAP_NET_BIND_SERVICE (a reload may add a port below 1024; nginx's
+ * master stays root for that) and, when transparent (`source = client`),
+ * the one capability IP_TRANSPARENT needs. */
 static bool drop_privileges(const char *user, bool transparent)
 {
     if (!user)
@@ -353,17 +378,18 @@ static bool drop_privileges(const char *user, bool transparent)
     }
     if (getuid() == entry->pw_uid && geteuid() == entry->pw_uid)
         return true;
-    if (transparent && !capabilities_keep_across_setuid()) {
-        log_error("cannot keep a capability for source = client: %s", strerror(errno));
+    if (!capabilities_keep_across_setuid()) {
+        log_error("cannot keep capabilities across the switch to user '%s': %s", user, strerror(errno));
         return false;
     }
     if (initgroups(user, entry->pw_gid) != 0 || setgid(entry->pw_gid) != 0 || setuid(entry->pw_uid) != 0) {
         log_error("cannot switch to user '%s': %s", user, strerror(errno));
         return false;
     }
-    const char *kept = NULL;
-    if (transparent && !(kept = capabilities_limit_for_transparent())) {
-        log_error("switched to '%s' but cannot keep CAP_NET_RAW or CAP_NET_ADMIN alone: %s", user, strerror(errno));
+    char kept[96];
+    if (!capabilities_limit_after_setuid(transparent, kept, sizeof kept)) {
+        log_error("switched to '%s' but cannot keep CAP_NET_BIND_SERVICE%s alone: %s", user,
+                  transparent ? " and CAP_NET_RAW or CAP_NET_ADMIN" : "", strerror(errno));
         return false;
     }
     /* Dropped for good: regaining root must be impossible. */
@@ -371,9 +397,8 @@ static bool drop_privileges(const char *user, bool transparent)
         log_error("switched to '%s' but could regain root; refusing to run", user);
         return false;
     }
-    if (kept)
-        log_info("running as user %s (uid %u) with %s alone, for source = client", user, (unsigned)entry->pw_uid,
-                 kept);
+    if (kept[0])
+        log_info("running as user %s (uid %u) with %s alone", user, (unsigned)entry->pw_uid, kept);
     else
         log_info("running as user %s (uid %u)", user, (unsigned)entry->pw_uid);
     return true;
@@ -559,6 +584,39 @@ static void stop_workers(struct process *process)
         worker_join(&process->workers[i]);
 }
 
+static uint64_t open_connections(const struct process *process)
+{
+    uint64_t open = 0;
+    for (unsigned i = 0; i < process->worker_count; i++)
+        open += atomic_load_explicit(&process->workers[i].counters.active, memory_order_relaxed);
+    return open;
+}
+
+/* Join the draining workers (up to drain_timeout). A second SIGTERM or
+ * SIGINT, as nginx's fast shutdown or Ctrl-C twice, cuts the drain: every
+ * connection still open is closed at once. The workers' ends are polled,
+ * not waited for, as the signals can only be taken on this thread. */
+static void drain_workers(struct process *process, const sigset_t *signals)
+{
+    bool cut = false;
+    unsigned joined = 0;
+    while (joined < process->worker_count) {
+        if (worker_try_join(&process->workers[joined])) {
+            joined++;
+            continue;
+        }
+        struct timespec timeout = { .tv_sec = 0, .tv_nsec = 50000000 };
+        int signal_number = sigtimedwait(signals, NULL, &timeout);
+        if (cut || (signal_number != SIGTERM && signal_number != SIGINT))
+            continue;
+        cut = true;
+        log_info("%s again: cutting %llu open connections, exiting now", strsignal(signal_number),
+                 (unsigned long long)open_connections(process));
+        for (unsigned i = joined; i < process->worker_count; i++)
+            worker_request_cut(&process->workers[i]);
+    }
+}
+
 static void serve_signals(struct process *process, const sigset_t *signals)
 {
     for (;;) {
@@ -572,7 +630,8 @@ static void serve_signals(struct process *process, const sigset_t *signals)
             if (process->access_log_path && access_log_open(process->access_log_path))
                 log_info("reopened access log %s", process->access_log_path);
         } else if (signal_number == SIGTERM || signal_number == SIGINT) {
-            log_info("%s: draining connections, then exiting", strsignal(signal_number));
+            log_info("%s: draining connections, then exiting (another TERM or INT closes them now)",
+                     strsignal(signal_number));
             service_notify("STOPPING=1");
             return;
         }
@@ -644,7 +703,8 @@ static int serve(const char *config_path)
         return 1;
     }
     char problem[512];
-    if (config->transparent_line && !usable_here(config, false, problem, sizeof problem)) {
+    if (!usable_here(config, false, problem, sizeof problem) ||
+        !may_become_user(config->user, problem, sizeof problem)) {
         fprintf(stderr, "snisplice: %s: %s\n", config_path, problem);
         config_free(config);
         return 1;
@@ -713,7 +773,7 @@ static int serve(const char *config_path)
      * slow scraper, and the drain must not wait for it. */
     request_stop(&process);
     stats_server_stop(&process.stats);
-    stop_workers(&process);
+    drain_workers(&process, &signals);
     log_info("stopped");
     status = 0;
 out:

@@ -332,7 +332,8 @@ static void begin_drain(struct worker *worker)
 /* True when the loop may end. */
 static bool drain_step(struct worker *worker)
 {
-    if (worker->open_connections > 0 && worker->now_ms >= worker->drain_deadline_ms)
+    bool cut = atomic_load_explicit(&worker->cut_requested, memory_order_acquire);
+    if (worker->open_connections > 0 && (cut || worker->now_ms >= worker->drain_deadline_ms))
         connection_close_all(worker, OUTCOME_SHUTDOWN);
     return worker->open_connections == 0 && worker->allocated_connections == 0;
 }
@@ -560,9 +561,20 @@ void worker_request_stop(struct worker *worker)
     worker_wake(worker);
 }
 
+void worker_request_cut(struct worker *worker)
+{
+    atomic_store_explicit(&worker->cut_requested, true, memory_order_release);
+    worker_request_stop(worker);
+}
+
 void worker_join(struct worker *worker)
 {
     pthread_join(worker->thread, NULL);
+}
+
+bool worker_try_join(struct worker *worker)
+{
+    return pthread_tryjoin_np(worker->thread, NULL) == 0;
 }
 
 void worker_destroy(struct worker *worker)

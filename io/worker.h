@@ -3,8 +3,8 @@
  * listeners, connections, pools and timers.
  *
  * Everything here is touched only by the worker's own thread, except the
- * fields marked shared: the stop request and wakeup eventfd (written by the
- * main thread) and the counters (read by the main thread).
+ * fields marked shared: the stop and cut requests and wakeup eventfd
+ * (written by the main thread) and the counters (read by the main thread).
  */
 #ifndef SNISPLICE_IO_WORKER_H
 #define SNISPLICE_IO_WORKER_H
@@ -117,6 +117,7 @@ struct worker {
     struct client_counts *client_counts; /* every worker's, the process's (main.c) */
     int wakeup_fd;
     _Atomic bool stop_requested;
+    _Atomic bool cut_requested;    /* a second SIGTERM: close what is open, now */
     _Atomic int start_status;      /* 0 starting, 1 running, -1 failed */
     struct worker_counters counters;
     struct metrics metrics;        /* what `stats` reports; written here only */
@@ -135,7 +136,11 @@ bool worker_start(struct worker *worker);
 /* Main thread: wake the worker (reload or stop). */
 void worker_wake(struct worker *worker);
 void worker_request_stop(struct worker *worker);
+/* Main thread: end the drain now, closing every connection still open. */
+void worker_request_cut(struct worker *worker);
 void worker_join(struct worker *worker);
+/* Main thread: join the worker if its thread has ended; false if not yet. */
+bool worker_try_join(struct worker *worker);
 void worker_destroy(struct worker *worker);
 
 /* Worker thread helpers. */

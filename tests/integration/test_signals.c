@@ -4,9 +4,10 @@
  * the old routes keep serving (an access log it cannot open is such an
  * error); SIGTERM stops accepting, lets a transfer in flight finish
  * byte-exact and exits 0, or gives up after drain_timeout, without waiting
- * for a silent stats client. A HUP or USR1 that comes while the config
- * still loads at start-up waits for the main loop. Ports: blocks 13-16,
- * 100, 153, 157.
+ * for a silent stats client; a second SIGTERM or SIGINT during the drain
+ * closes what is still open and exits at once. A HUP or USR1 that comes
+ * while the config still loads at start-up waits for the main loop.
+ * Ports: blocks 13-16, 100, 153, 157, 173, 174.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -391,4 +392,59 @@ Test(signals, signals_during_start_up_wait_for_the_main_loop, .init = integratio
     free(globals);
     free(directory);
     expect_clean_exit();
+}
+
+/* A second TERM or INT during the drain used to change nothing: the
+ * process waited out drain_timeout (30 s by default) for an idle
+ * connection, and Ctrl-C twice on `make run` hung. Now it cuts the drain,
+ * as nginx's fast shutdown: the connection is closed, the process exits
+ * 0 at once and says so. */
+static void expect_second_signal_cuts_the_drain(unsigned block, int first, int second)
+{
+    uint16_t proxy_port = TEST_PORT(block, 0), alpha_port = TEST_PORT(block, 1);
+    signal_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(signal_hello.data);
+    cr_assert(backend_start(&alpha_backend, "hold", alpha_port, hold_open_handler, NULL));
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "drain_timeout = 30s\n", body);
+    cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
+
+    int fd = net_connect(proxy_port);
+    cr_assert(fd >= 0);
+    cr_assert(net_send_all(fd, signal_hello.data, signal_hello.length));
+    long long deadline = monotonic_ms() + 5000;
+    while (backend_accepted(&alpha_backend) == 0 && monotonic_ms() < deadline)
+        sleep_ms(5);
+    cr_assert_eq(backend_accepted(&alpha_backend), 1, "connection never reached the upstream");
+
+    proxy_signal(&signal_proxy, first);
+    cr_assert(proxy_stderr_wait_for(&signal_proxy, "draining connections", 3000), "the drain never began");
+    sleep_ms(300);
+    cr_assert_eq(kill(signal_proxy.pid, 0), 0, "exited before the second signal: nothing was draining");
+    long long start = monotonic_ms();
+    proxy_signal(&signal_proxy, second);
+    int status = proxy_wait_exit(&signal_proxy, 8000);
+    long long exit_after = monotonic_ms() - start;
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect_eq(status, 0, "exit status %d; stderr:\n%s", status, log);
+    cr_expect_leq(exit_after, 1000, "exit %lld ms after the second signal (drain_timeout = 30s); stderr:\n%s",
+                  exit_after, log);
+    cr_expect(strstr(log, "again: cutting 1 open connections"), "no line says the connection was cut:\n%s", log);
+    long long closed_after = net_ms_until_closed(fd, monotonic_ms(), 2000, NULL);
+    cr_expect_geq(closed_after, 0, "the idle client connection was not closed");
+    close(fd);
+    free(log);
+    free(config);
+    free(body);
+}
+
+Test(signals, second_sigterm_cuts_the_drain, .init = integration_init, .fini = signal_fini)
+{
+    expect_second_signal_cuts_the_drain(173, SIGTERM, SIGTERM);
+}
+
+/* Ctrl-C twice, or TERM after a Ctrl-C. */
+Test(signals, second_sigint_cuts_the_drain, .init = integration_init, .fini = signal_fini)
+{
+    expect_second_signal_cuts_the_drain(174, SIGINT, SIGINT);
 }

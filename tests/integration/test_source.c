@@ -283,23 +283,25 @@ static long long task_capabilities(pid_t pid, const char *field)
     return seen;
 }
 
-Test(source, user_keeps_only_net_raw, .init = integration_init, .fini = source_fini)
+/* CAP_NET_RAW for source = client, and CAP_NET_BIND_SERVICE, kept by every
+ * `user =` process for reloads that add ports below 1024 (test_user.c). */
+Test(source, user_keeps_only_net_raw_and_net_bind_service, .init = integration_init, .fini = source_fini)
 {
     if (geteuid() != 0)
         cr_skip_test("needs root to switch users");
     start_source_proxy(TEST_PORT(151, 4), "user = nobody\n", "source = client\n", NULL);
     expect_peer(TEST_PORT(151, 4), "127.0.0.9", NULL, "127.0.0.9", "source = client as nobody");
-    long long net_raw = 1ll << 13;
-    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), net_raw, "effective: CAP_NET_RAW alone");
-    cr_expect_eq(task_capabilities(source_proxy.pid, "CapPrm:"), net_raw, "permitted: CAP_NET_RAW alone");
+    long long kept = 1ll << 13 | 1ll << 10;
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), kept, "effective: CAP_NET_RAW, CAP_NET_BIND_SERVICE");
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapPrm:"), kept, "permitted: CAP_NET_RAW, CAP_NET_BIND_SERVICE");
     cr_expect_eq(task_capabilities(source_proxy.pid, "CapInh:"), 0);
-    cr_expect(proxy_stderr_wait_for(&source_proxy, "with CAP_NET_RAW alone", 1000));
+    cr_expect(proxy_stderr_wait_for(&source_proxy, "with CAP_NET_BIND_SERVICE and CAP_NET_RAW alone", 1000));
     cr_expect_eq(proxy_stop(&source_proxy, 10000), 0);
 }
 
 /* Started without source = client, the process dropped every capability
- * with `user =`: a reload that needs one is refused, and the running
- * configuration goes on. */
+ * but CAP_NET_BIND_SERVICE with `user =`: a reload that needs one is
+ * refused, and the running configuration goes on. */
 Test(source, reload_needing_a_dropped_capability_is_refused, .init = integration_init, .fini = source_fini)
 {
     if (geteuid() != 0)
@@ -307,7 +309,7 @@ Test(source, reload_needing_a_dropped_capability_is_refused, .init = integration
     uint16_t port = TEST_PORT(151, 6);
     start_source_proxy(port, "user = nobody\n", NULL, NULL);
     expect_peer(port, "127.0.0.9", NULL, "127.0.0.1", "before the reload");
-    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), 0);
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), 1ll << 10, "CAP_NET_BIND_SERVICE alone");
     char *body = text_format("source = client\n[routes]\ndefault = peer\n[upstream peer]\nserver = 127.0.0.1:%u\n",
                              port + 1);
     char *config = config_text(port, "user = nobody\n", body);
@@ -397,10 +399,10 @@ Test(source, user_keeps_net_admin_where_net_raw_was_not_given, .init = integrati
     unlink(wrapper);
 
     expect_peer(port, "127.0.0.9", NULL, "127.0.0.9", "source = client as nobody with CAP_NET_ADMIN");
-    long long net_admin = 1ll << 12;
-    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), net_admin, "effective: CAP_NET_ADMIN alone");
-    cr_expect_eq(task_capabilities(source_proxy.pid, "CapPrm:"), net_admin, "permitted: CAP_NET_ADMIN alone");
-    cr_expect(proxy_stderr_wait_for(&source_proxy, "with CAP_NET_ADMIN alone", 1000));
+    long long kept = 1ll << 12 | 1ll << 10;
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapEff:"), kept, "effective: CAP_NET_ADMIN, CAP_NET_BIND_SERVICE");
+    cr_expect_eq(task_capabilities(source_proxy.pid, "CapPrm:"), kept, "permitted: CAP_NET_ADMIN, CAP_NET_BIND_SERVICE");
+    cr_expect(proxy_stderr_wait_for(&source_proxy, "with CAP_NET_BIND_SERVICE and CAP_NET_ADMIN alone", 1000));
     cr_expect_eq(proxy_stop(&source_proxy, 10000), 0);
     free(script);
     free(real_binary);

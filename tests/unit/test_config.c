@@ -336,7 +336,7 @@ Test(config, every_error_with_its_line)
         "4: preread_max: expected a size from 1k to 64k, got '1m'",
         "5: unknown key 'colour' in [global]",
         "8: duplicate listen address '127.0.0.1:443'",
-        "9: address: bad address 'localhost:443': expected IPv4:port, [IPv6]:port or unix:/path",
+        "9: address: bad address 'localhost:443': expected IPv4:port or [IPv6]:port",
         "17: server: bad parameter 'weight=5000' (weight=1..1000, max_fails=0..1000, fail_timeout=DURATION up to 30d, "
         "max_conns=0..1000000, backup, down)",
         "19: duplicate upstream 'up' (first at line 16)",
@@ -429,6 +429,29 @@ Test(config, listener_errors)
         "10: [listen c] has no address",
         "10: [listen c]: no [routes c] section",
         "14: [routes unused] is used by no listener",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+}
+
+/* A unix: path to listen on passed -t (the error text even offered it)
+ * and then failed at start-up with "Operation not supported", leaving
+ * its socket file behind: snisplice accepts TCP only. Refused at load,
+ * in [listen] and [listen NAME]; an upstream server may still be one. */
+Test(config, unix_listen_address_is_refused)
+{
+    const char *text =
+        "[listen]\n"                                 /* 1 */
+        "address = unix:/run/snisplice.sock\n"       /* 2 */
+        "address = 127.0.0.1:1\n"                    /* 3 */
+        "[listen plain]\n"                           /* 4 */
+        "address = unix:/tmp/plain.sock\n"           /* 5 */
+        "address = 127.0.0.1:2\n"                    /* 6 */
+        "upstream = unix:/run/backend.sock\n"        /* 7 */
+        "[routes]\n"                                 /* 8 */
+        "default = unix:/run/backend.sock\n";        /* 9 */
+    const char *const expected[] = {
+        "2: address: 'unix:/run/snisplice.sock': snisplice listens on TCP only, expected IPv4:port or [IPv6]:port",
+        "5: address: 'unix:/tmp/plain.sock': snisplice listens on TCP only, expected IPv4:port or [IPv6]:port",
     };
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }

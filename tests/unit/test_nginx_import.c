@@ -860,7 +860,8 @@ Test(nginx_import, several_servers_each_become_a_listener)
         "  server { listen 8080; proxy_pass web; proxy_timeout 2h; }\n"
         "}\n");
     log_warnings(&result);
-    cr_expect_eq(result.warning_count, 0, "a server's own timeout is its listener's, not a conflict");
+    cr_expect(has_warning(&result, "nginx.conf:2:", "user www-data: carried over"));
+    cr_expect_eq(result.warning_count, 1, "a server's own timeout is its listener's, not a conflict");
     cr_expect(strstr(result.ini, "[global]\nworkers = auto\nuser = www-data\nconnect_timeout = 3s\n"
                                  "idle_timeout = 1h\n\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[listen port443]\naddress = 0.0.0.0:443\naddress = [::]:443\nroutes = web\n"
@@ -872,6 +873,40 @@ Test(nginx_import, several_servers_each_become_a_listener)
               "%s", result.ini);
     cr_expect(strstr(result.ini, "[routes web]\ndefault = web\na.example.com = 127.0.0.1:9100\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[routes lan]\ngit.lan = 127.0.0.1:3000\n"), "%s", result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx's `user` is carried over, as its master starts as root too; but
+ * the shipped systemd unit starts snisplice unprivileged, where `-t`
+ * refuses `user =`: the warning says so first, and what to do there. */
+Test(nginx_import, user_is_carried_over_with_a_warning)
+{
+    struct nginx_import result = import_text("user www-data www-data;\n"
+                                             "stream { server { listen 2222; proxy_pass 127.0.0.1:22; } }\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:1: warning: user www-data: carried over as `user = www-data`, "
+                                         "which works only when snisplice starts as root (it binds, then "
+                                         "switches); under the shipped systemd unit, which starts it "
+                                         "unprivileged with CAP_NET_BIND_SERVICE, remove that line"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect(strstr(result.ini, "[global]\nuser = www-data\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* The INI loader refuses unix: listen addresses: carried over, the
+ * output would not load. The server's TCP listen still comes along. */
+Test(nginx_import, unix_listen_is_skipped_with_a_warning)
+{
+    struct nginx_import result = import_text(
+        "stream { server { listen unix:/run/nginx-stream.sock; listen 2222; proxy_pass 127.0.0.1:22; } }\n");
+    log_warnings(&result);
+    cr_expect(has_exact_warning(&result, "nginx.conf:1: warning: listen unix:/run/nginx-stream.sock: snisplice "
+                                         "listens on TCP addresses only; skipped"));
+    cr_expect_eq(result.warning_count, 1);
+    cr_expect_null(strstr(result.ini, "unix:"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:2222\n"), "%s", result.ini);
+    expect_loadable(result.ini);
     nginx_import_free(&result);
 }
 
@@ -1098,7 +1133,8 @@ Test(nginx_import, includes_are_read_relative_to_the_main_file)
     char where[300];
     snprintf(where, sizeof where, "%s/conf.d/map.conf:3:", directory);
     cr_expect(has_warning(&result, where, "look-around"), "warning names the included file");
-    cr_expect_eq(result.warning_count, 1);
+    cr_expect(has_warning(&result, "", "user nobody: carried over"));
+    cr_expect_eq(result.warning_count, 2);
     cr_expect(strstr(result.ini, "user = nobody\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[routes]\na.example.com = a\n"), "%s", result.ini);
     cr_expect(strstr(result.ini, "[upstream a]\nserver = 127.0.0.1:9001\n"), "%s", result.ini);
