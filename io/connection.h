@@ -24,6 +24,7 @@
 struct worker;
 struct metrics_route;
 struct metrics_server;
+struct upstream_load_record;
 
 enum connection_state {
     CONNECTION_FREE,
@@ -118,8 +119,8 @@ struct connection {
     struct client_address client_address; /* nginx's $remote_addr: the PROXY header's
                                       * source from a trusted balancer, else the peer's
                                       * (io/admission.c, io/proxy_header.c, io/connect.c) */
-    struct metrics_server *held_server; /* counts it among its server's connections from the
-                                      * pick to the close (least_connections, max_conns) */
+    struct upstream_load_record *held_server; /* counts it among its server's connections from
+                                      * the pick to the close (least_connections, max_conns) */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */
