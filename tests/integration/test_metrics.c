@@ -3,11 +3,14 @@
  * the traffic the test made (routed, invalid hello, connect failure), bytes
  * by route, connect failures by server, the preread histogram; counters
  * keep growing across a reload; a scraper that says nothing delays neither
- * a reload nor the next scrape for long; other paths are 404. Ports: block 66.
+ * a reload nor the next scrape for long; other paths are 404. Bytes are
+ * counted as they are relayed, not when the connection closes. Ports:
+ * blocks 66, 162.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,5 +142,105 @@ Test(metrics, no_stats_no_socket, .init = integration_init, .fini = metrics_fini
         close(fd);
     free(config);
     free(body);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* ---- bytes while they flow ---- */
+
+#define STREAM_CHUNK 16384
+
+static struct hello_bytes stream_hello;
+static atomic_bool stream_stop;
+
+/* The server of a long download: takes the hello (so that its close is a
+ * FIN, not a reset for unread bytes), then sends a chunk every few
+ * milliseconds until the test says stop. */
+static void stream_handler(struct backend *backend, int fd, void *context)
+{
+    static char chunk[STREAM_CHUNK];
+    uint8_t *hello = malloc(stream_hello.length);
+    if (!hello || net_receive_exact(fd, hello, stream_hello.length, 5000) != stream_hello.length) {
+        free(hello);
+        return;
+    }
+    free(hello);
+    while (!atomic_load(&stream_stop) && net_send_all(fd, chunk, sizeof chunk))
+        sleep_ms(2);
+}
+
+/* Reads exactly `length` bytes of the download, or fails the test. */
+static void read_download(int fd, size_t length)
+{
+    char *buffer = malloc(length);
+    cr_assert_not_null(buffer);
+    cr_assert_eq(net_receive_exact(fd, buffer, length, 10000), length, "the download stalled");
+    free(buffer);
+}
+
+/* The series scraped until it reaches at_least (for up to 2 s): the
+ * worker counts a splice's bytes just after the client may have read
+ * them. Returns the last value seen. */
+static long long scrape_until_at_least(uint16_t stats_port, const char *series, long long at_least)
+{
+    long long value = -1;
+    for (long long deadline = monotonic_ms() + 2000; monotonic_ms() < deadline; sleep_ms(20)) {
+        value = stats_value(stats_port, series);
+        if (value >= at_least)
+            break;
+    }
+    return value;
+}
+
+/* snisplice_bytes_total ("Bytes relayed by route and direction") grows
+ * while a long connection relays, as a rate() over it needs, and the
+ * connection's close adds nothing more: at the end it is exactly what the
+ * client received. Before, a connection's bytes were added only when it
+ * closed, so the series stayed absent (or flat) for as long as it ran. */
+Test(metrics, bytes_are_counted_while_they_flow, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(162, 0), stats_port = TEST_PORT(162, 1), stream_port = TEST_PORT(162, 2);
+    stream_hello = hello_build("stream.example.org");
+    cr_assert_not_null(stream_hello.data);
+    atomic_store(&stream_stop, false);
+    cr_assert(backend_start(&alpha, "stream", stream_port, stream_handler, NULL));
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\nstream.example.org = stream\n[upstream stream]\nserver = 127.0.0.1:%u\n",
+                             stream_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+
+    const char *up = "snisplice_bytes_total{route=\"stream\",direction=\"to_upstream\"}";
+    const char *down = "snisplice_bytes_total{route=\"stream\",direction=\"to_client\"}";
+    int client = net_connect(proxy_port);
+    cr_assert_geq(client, 0);
+    cr_assert(net_send_all(client, stream_hello.data, stream_hello.length));
+    read_download(client, 256 * 1024);
+    long long first = scrape_until_at_least(stats_port, down, 256 * 1024);
+    cr_expect_geq(first, 256 * 1024, "bytes the client already has, while the connection is open: %lld", first);
+    cr_expect_eq(stats_value(stats_port, up), (long long)stream_hello.length, "the hello, while open");
+    read_download(client, 256 * 1024);
+    long long second = scrape_until_at_least(stats_port, down, 512 * 1024);
+    cr_expect_geq(second, first, "counters never go down");
+    cr_expect_geq(second, 512 * 1024, "the next 256 KiB, while the connection is open: %lld", second);
+    cr_expect_eq(stats_value(stats_port, "snisplice_active_connections"), 1, "the connection is still open");
+
+    atomic_store(&stream_stop, true);
+    char buffer[65536];
+    size_t received = 512 * 1024;
+    for (ssize_t got; (got = recv(client, buffer, sizeof buffer, 0)) > 0;)
+        received += (size_t)got;
+    close(client);
+    for (int i = 0; i < 300 && stats_value(stats_port, "snisplice_active_connections") != 0; i++)
+        sleep_ms(10);
+    char *text = http_get(stats_port, "/metrics");
+    cr_expect_eq(stats_sample(text, "snisplice_active_connections"), 0);
+    cr_expect_eq(stats_sample(text, down), (long long)received, "counted once: %zu bytes received\n%s", received,
+                 text);
+    cr_expect_eq(stats_sample(text, up), (long long)stream_hello.length, "counted once");
+    free(text);
+    hello_free(&stream_hello);
+    free(config);
+    free(body);
+    free(globals);
     cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
 }
