@@ -3,9 +3,10 @@
  * the traffic the test made (routed, invalid hello, connect failure), bytes
  * by route, connect failures by server, the preread histogram; counters
  * keep growing across a reload; a scraper that says nothing delays neither
- * a reload nor the next scrape for long; other paths are 404. Bytes are
+ * a reload nor the next scrape for long, and eight of them at once do not
+ * hold up a scrape for longer than one; other paths are 404. Bytes are
  * counted as they are relayed, not when the connection closes. Ports:
- * blocks 66, 162.
+ * blocks 66, 162, 163.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -239,6 +240,68 @@ Test(metrics, bytes_are_counted_while_they_flow, .init = integration_init, .fini
     cr_expect_eq(stats_sample(text, up), (long long)stream_hello.length, "counted once");
     free(text);
     hello_free(&stream_hello);
+    free(config);
+    free(body);
+    free(globals);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* ---- scrapers that say nothing ---- */
+
+#define SILENT_SCRAPERS 8
+
+/* Each silent scraper held the one stats thread for its 2 s request
+ * timeout in turn, so eight of them made a real scrape wait 16 s, past
+ * Prometheus's default 10 s scrape timeout. It must be answered within
+ * about one timeout; the silent ones are still dropped after it; and
+ * forty of them delay a scrape no more. */
+Test(metrics, silent_scrapers_do_not_queue_up_a_scrape, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(163, 0), stats_port = TEST_PORT(163, 1);
+    cr_assert(backend_start(&alpha, "alpha", TEST_PORT(163, 2), NULL, NULL));
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(163, 2));
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+
+    int silent[SILENT_SCRAPERS];
+    long long opened = monotonic_ms();
+    for (int i = 0; i < SILENT_SCRAPERS; i++) {
+        silent[i] = net_connect(stats_port);
+        cr_assert_geq(silent[i], 0);
+    }
+    sleep_ms(100); /* all of them accepted, or waiting in the backlog */
+    long long start = monotonic_ms();
+    char *text = http_get(stats_port, "/metrics");
+    long long took = monotonic_ms() - start;
+    cr_expect(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", text);
+    cr_expect_lt(took, 3000, "a scrape behind %d silent scrapers took %lld ms", SILENT_SCRAPERS, took);
+    free(text);
+    for (int i = 0; i < SILENT_SCRAPERS; i++) {
+        size_t bytes = 0;
+        long long closed_after = net_ms_until_closed(silent[i], opened, 6000, &bytes);
+        cr_expect(closed_after >= 0 && closed_after < 4000, "silent scraper %d closed after %lld ms", i,
+                  closed_after);
+        close(silent[i]);
+    }
+
+    /* More of them than the thread waits on at once: the ones silent the
+     * longest make room, so a scrape still waits behind no timeout. */
+    int crowd[5 * SILENT_SCRAPERS];
+    for (int i = 0; i < 5 * SILENT_SCRAPERS; i++) {
+        crowd[i] = net_connect(stats_port);
+        cr_assert_geq(crowd[i], 0);
+    }
+    sleep_ms(100);
+    start = monotonic_ms();
+    text = http_get(stats_port, "/metrics");
+    took = monotonic_ms() - start;
+    cr_expect(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", text);
+    cr_expect_lt(took, 3000, "a scrape behind %d silent scrapers took %lld ms", 5 * SILENT_SCRAPERS, took);
+    free(text);
+    for (int i = 0; i < 5 * SILENT_SCRAPERS; i++)
+        close(crowd[i]);
     free(config);
     free(body);
     free(globals);
