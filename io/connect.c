@@ -60,7 +60,7 @@ static void choose_first_backup(struct worker *worker, struct connection *connec
 {
     const struct upstream *upstream = connection->upstream;
     uint32_t first;
-    if (!upstream_health_first_backup(health, &worker->metrics, upstream, worker->now_ms, &first))
+    if (!upstream_health_first_backup(health, &worker->load, upstream, worker->now_ms, &first))
         first = upstream->primary_count;
     connection->first_backup = (uint16_t)first;
 }
@@ -98,9 +98,9 @@ static const struct upstream_server *next_live_server(struct worker *worker,
             continue;
         }
         connection->connect_attempt++;
-        if (upstream_health_available(health, &worker->metrics, connection->upstream, server, worker->now_ms)) {
+        if (upstream_health_available(health, &worker->load, connection->upstream, server, worker->now_ms)) {
             upstream_health_picked(health, connection->upstream, server, worker->now_ms);
-            upstream_health_hold(health, &worker->metrics, connection->upstream, server, &connection->held_server);
+            upstream_health_hold(health, &worker->load, connection->upstream, server, &connection->held_server);
             return server;
         }
     }
@@ -248,7 +248,7 @@ static void choose_first_primary(struct worker *worker, struct connection *conne
                                client_key(connection, &connection->ring_key);
     if (connection->follows_ring)
         return;
-    if (upstream_health_first_primary(health_of(worker, connection), &worker->metrics, upstream, worker->now_ms,
+    if (upstream_health_first_primary(health_of(worker, connection), &worker->load, upstream, worker->now_ms,
                                       &connection->first_primary))
         return;
     connection->first_primary = upstream_scheduled_primary(upstream, round_robin_next(worker, target));

@@ -183,10 +183,6 @@ void connection_close(struct worker *worker, struct connection *connection,
     release_pipe(worker, &connection->to_client);
     counter_add(&worker->counters.outcomes[outcome], 1);
     metrics_add(&connection->route_metrics->outcomes[outcome], 1);
-    metrics_add(&connection->route_metrics->bytes_to_upstream, connection->to_upstream.bytes);
-    metrics_add(&connection->route_metrics->bytes_to_client, connection->to_client.bytes);
-    counter_add(&worker->counters.bytes_to_upstream, connection->to_upstream.bytes);
-    counter_add(&worker->counters.bytes_to_client, connection->to_client.bytes);
     upstream_health_release(&connection->held_server);
     if (connection->server_metrics)
         metrics_add(&connection->server_metrics->closed, 1);
@@ -198,6 +194,21 @@ void connection_close(struct worker *worker, struct connection *connection,
     worker->open_connections--;
     if (connection->pending_ops == 0)
         release_memory(worker, connection);
+}
+
+void connection_count_bytes(struct worker *worker, struct connection *connection,
+                            struct relay_direction *direction, uint64_t bytes)
+{
+    direction->bytes += bytes;
+    /* Relaxed stores of counters only this worker writes: no lock, no
+     * shared cache line, a few instructions per splice. */
+    if (direction == &connection->to_upstream) {
+        metrics_add(&connection->route_metrics->bytes_to_upstream, bytes);
+        counter_add(&worker->counters.bytes_to_upstream, bytes);
+    } else {
+        metrics_add(&connection->route_metrics->bytes_to_client, bytes);
+        counter_add(&worker->counters.bytes_to_client, bytes);
+    }
 }
 
 bool connection_op_completed(struct worker *worker, struct connection *connection,

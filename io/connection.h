@@ -24,6 +24,7 @@
 struct worker;
 struct metrics_route;
 struct metrics_server;
+struct upstream_load_record;
 
 enum connection_state {
     CONNECTION_FREE,
@@ -98,7 +99,7 @@ struct relay_direction {
     bool defer_next_poll;   /* the client waits for the server's answer: the next
                              * wait_readable defers its poll (set by relay_start,
                              * spent by its first use) */
-    uint64_t bytes;         /* total relayed */
+    uint64_t bytes;         /* total relayed (connection_count_bytes) */
 };
 
 struct connection {
@@ -118,8 +119,8 @@ struct connection {
     struct client_address client_address; /* nginx's $remote_addr: the PROXY header's
                                       * source from a trusted balancer, else the peer's
                                       * (io/admission.c, io/proxy_header.c, io/connect.c) */
-    struct metrics_server *held_server; /* counts it among its server's connections from the
-                                      * pick to the close (least_connections, max_conns) */
+    struct upstream_load_record *held_server; /* counts it among its server's connections from
+                                      * the pick to the close (least_connections, max_conns) */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */
@@ -168,6 +169,14 @@ void connection_unpin_snapshot(struct worker *worker, struct connection *connect
 
 void connection_close(struct worker *worker, struct connection *connection,
                       enum connection_outcome outcome);
+
+/* `bytes` of direction (connection->to_upstream or to_client) have left
+ * for their destination: counted on the connection, for its access log
+ * line, and at once in the worker's and its route's totals, so that
+ * snisplice_bytes_total grows while a long connection runs instead of
+ * jumping when it closes. */
+void connection_count_bytes(struct worker *worker, struct connection *connection,
+                            struct relay_direction *direction, uint64_t bytes);
 
 /* Called for each completion of one of its operations, before any handler:
  * returns false if the connection is closing (and frees it when done). */

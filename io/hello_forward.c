@@ -91,7 +91,7 @@ void hello_forward_on_sent(struct worker *worker, struct connection *connection,
         return;
     }
     give_back(worker, connection);
-    connection->to_upstream.bytes += (uint64_t)result;
+    connection_count_bytes(worker, connection, &connection->to_upstream, (uint64_t)result);
     connection->last_activity_ms = worker->now_ms;
     relay_hello_sent(worker, connection);
 }

@@ -13,6 +13,9 @@
  * whole, then published by a release store of the count, and never moves
  * or goes away while the worker lives, so a connection can keep a pointer
  * to its route's entry and a reader can walk the first `count` entries.
+ * Past METRICS_NAMES_MAX names, counts go to one "other" entry: they are
+ * only reported, nothing is decided by them (the open connections that
+ * least_connections and max_conns count are io/upstream_load.h's).
  */
 #ifndef SNISPLICE_IO_METRICS_H
 #define SNISPLICE_IO_METRICS_H
@@ -45,9 +48,6 @@ struct metrics_server {
     _Atomic uint64_t connect_failures;
     _Atomic uint64_t connections; /* connects that succeeded */
     _Atomic uint64_t closed;      /* of those, closed since: open = connections - closed */
-    uint32_t held;                /* the worker's own: its connections to the server from
-                                   * the pick to the close, connecting ones too, for
-                                   * least_connections and max_conns (upstream_health.h) */
 };
 
 /* Name -> entry, open addressing; used only by the owning worker. */

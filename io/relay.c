@@ -308,7 +308,7 @@ static void copy_without_pipe(struct worker *worker, struct connection *connecti
         connection_close(worker, connection, side->source_error);
         return;
     }
-    side->direction->bytes += (uint64_t)sent;
+    connection_count_bytes(worker, connection, side->direction, (uint64_t)sent);
     connection->last_activity_ms = worker->now_ms;
     if (sent < peeked)
         wait_writable(worker, connection, side);
@@ -426,7 +426,7 @@ static bool drain_pipe(struct worker *worker, struct connection *connection,
             /* Counted as delivered, and as activity: a slow reader can take
              * longer than idle_timeout to empty one pipe while bytes move. */
             direction->pipe_bytes -= (uint32_t)moved;
-            direction->bytes += (uint64_t)moved;
+            connection_count_bytes(worker, connection, direction, (uint64_t)moved);
             connection->last_activity_ms = worker->now_ms;
             if (direction->pipe_bytes == 0)
                 return true;

@@ -1,6 +1,8 @@
 /*
  * stats_server.c - a minimal HTTP/1.0 server for Prometheus scrapes (see
- * stats_server.h). One request per connection, answered and closed.
+ * stats_server.h). One request per connection, answered and closed. The
+ * thread polls every pending scraper at once, each against its own
+ * deadline, so that silent ones wait side by side rather than in turn.
  */
 #include "stats_server.h"
 
@@ -21,6 +23,7 @@
 #define CLIENT_TIMEOUT_MS 2000    /* for the request head, in all */
 #define RESPONSE_TIMEOUT_MS 10000 /* for the whole answer, in all */
 #define ACCEPT_RETRY_MS 100       /* after accept fails (out of fds) */
+#define STATS_CLIENTS_MAX 16      /* scrapers waited on at once */
 
 bool stats_server_bind(struct stats_server *server, const struct address *address)
 {
@@ -48,121 +51,249 @@ static long long now_ms(void)
     return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-/* True once fd is ready for `events` before deadline; false at the
- * deadline or as soon as the server is told to stop, so that no client
- * holds up a shutdown. */
-static bool wait_ready(int fd, short events, int stop_fd, long long deadline)
+/* One scraper: reading its request head until CLIENT_TIMEOUT_MS after its
+ * accept, then (response set) writing the answer until
+ * RESPONSE_TIMEOUT_MS after that. */
+struct stats_client {
+    int fd;             /* -1: a free slot */
+    long long deadline;
+    size_t used;        /* request bytes so far */
+    char request[REQUEST_MAX];
+    char *response;     /* head and body, malloc'd; NULL while reading */
+    size_t response_length, sent;
+};
+
+/* Every scraper the thread waits on at once, each against its own deadline. */
+struct stats_clients {
+    struct stats_client slots[STATS_CLIENTS_MAX];
+    long long accept_paused_until; /* 0: accepting (EMFILE back-off) */
+};
+
+static void drop_client(struct stats_client *client)
 {
-    long long left = deadline - now_ms();
-    struct pollfd waits[2] = { { fd, events, 0 }, { stop_fd, POLLIN, 0 } };
-    return left > 0 && poll(waits, 2, (int)left) > 0 && waits[1].revents == 0;
+    if (client->fd >= 0)
+        close(client->fd);
+    free(client->response);
+    client->fd = -1;
+    client->response = NULL;
 }
 
-/* The request head, within CLIENT_TIMEOUT_MS in all: a scraper that
- * trickles bytes is dropped like a silent one. */
-static bool read_request(int fd, int stop_fd, char *request, size_t size)
-{
-    size_t used = 0;
-    long long deadline = now_ms() + CLIENT_TIMEOUT_MS;
-    while (used + 1 < size) {
-        if (!wait_ready(fd, POLLIN, stop_fd, deadline))
-            return false;
-        ssize_t got = recv(fd, request + used, size - 1 - used, MSG_DONTWAIT);
-        if (got < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (got <= 0)
-            return used > 0; /* the client closed after its request */
-        used += (size_t)got;
-        request[used] = '\0';
-        if (strstr(request, "\r\n\r\n") || strstr(request, "\n\n"))
-            return true;
-    }
-    return false; /* bigger than any scrape request */
-}
-
-/* Gives up at deadline: a scraper that reads a byte now and then must not
- * hold the only stats thread for longer. */
-static void send_all(int fd, int stop_fd, const char *data, size_t length, long long deadline)
-{
-    while (length > 0) {
-        if (!wait_ready(fd, POLLOUT, stop_fd, deadline))
-            return;
-        ssize_t sent = send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (sent <= 0)
-            return;
-        data += sent;
-        length -= (size_t)sent;
-    }
-}
-
-static void respond(int fd, int stop_fd, const char *status, const char *content_type, const char *body)
+/* The whole answer (head and body) in one malloc'd buffer; NULL when out
+ * of memory. */
+static char *format_response(const char *status, const char *content_type, const char *body, size_t *length)
 {
     char head[256];
-    int length = snprintf(head, sizeof head,
-                          "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                          status, content_type, strlen(body));
-    long long deadline = now_ms() + RESPONSE_TIMEOUT_MS;
-    send_all(fd, stop_fd, head, (size_t)length, deadline);
-    send_all(fd, stop_fd, body, strlen(body), deadline);
+    size_t body_length = strlen(body);
+    int head_length = snprintf(head, sizeof head,
+                               "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                               status, content_type, body_length);
+    char *response = malloc((size_t)head_length + body_length);
+    if (!response)
+        return NULL;
+    memcpy(response, head, (size_t)head_length);
+    memcpy(response + head_length, body, body_length);
+    *length = (size_t)head_length + body_length;
+    return response;
 }
 
-static void serve_client(struct stats_server *server, int fd)
+/* The answer to a complete request head. */
+static char *answer(const struct stats_server *server, const char *request, size_t *length)
 {
-    char request[REQUEST_MAX];
-    if (!read_request(fd, server->stop_fd, request, sizeof request))
-        return;
-    bool get = strncmp(request, "GET ", 4) == 0;
-    char *path = request + 4;
+    if (strncmp(request, "GET ", 4) != 0)
+        return format_response("405 Method Not Allowed", "text/plain", "only GET\n", length);
+    const char *path = request + 4;
     size_t path_length = strcspn(path, " \r\n?");
     bool metrics_path = (path_length == 8 && strncmp(path, "/metrics", 8) == 0) ||
                         (path_length == 1 && path[0] == '/');
-    if (!get) {
-        respond(fd, server->stop_fd, "405 Method Not Allowed", "text/plain", "only GET\n");
-        return;
-    }
-    if (!metrics_path) {
-        respond(fd, server->stop_fd, "404 Not Found", "text/plain", "try /metrics\n");
-        return;
-    }
+    if (!metrics_path)
+        return format_response("404 Not Found", "text/plain", "try /metrics\n", length);
     char *body = metrics_render(server->workers, server->worker_count,
                                 atomic_load_explicit(server->reloads_ok, memory_order_relaxed),
                                 atomic_load_explicit(server->reloads_failed, memory_order_relaxed));
-    if (!body) {
-        respond(fd, server->stop_fd, "503 Service Unavailable", "text/plain", "out of memory\n");
+    if (!body)
+        return format_response("503 Service Unavailable", "text/plain", "out of memory\n", length);
+    char *response = format_response("200 OK", "text/plain; version=0.0.4; charset=utf-8", body, length);
+    free(body);
+    return response;
+}
+
+/* Send what the socket takes; dropped once all is sent or on an error. */
+static void send_response(struct stats_client *client)
+{
+    while (client->sent < client->response_length) {
+        ssize_t sent = send(client->fd, client->response + client->sent, client->response_length - client->sent,
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent < 0 && errno == EAGAIN)
+            return; /* poll for POLLOUT */
+        if (sent <= 0)
+            break;
+        client->sent += (size_t)sent;
+    }
+    drop_client(client);
+}
+
+static void start_response(const struct stats_server *server, struct stats_client *client)
+{
+    client->response = answer(server, client->request, &client->response_length);
+    if (!client->response) {
+        drop_client(client);
         return;
     }
-    respond(fd, server->stop_fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body);
-    free(body);
+    client->sent = 0;
+    /* From here, a scraper that reads a byte now and then has this long. */
+    client->deadline = now_ms() + RESPONSE_TIMEOUT_MS;
+    send_response(client);
+}
+
+/* Read what the request head has so far; answer it once complete. A
+ * scraper that trickles bytes is dropped at its deadline like a silent
+ * one. */
+static void read_request(const struct stats_server *server, struct stats_client *client)
+{
+    for (;;) {
+        ssize_t got = recv(client->fd, client->request + client->used, REQUEST_MAX - 1 - client->used,
+                           MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && errno == EAGAIN)
+            return;
+        if (got <= 0) {
+            /* The client closed after its request, or before sending one. */
+            if (client->used > 0)
+                start_response(server, client);
+            else
+                drop_client(client);
+            return;
+        }
+        client->used += (size_t)got;
+        client->request[client->used] = '\0';
+        if (strstr(client->request, "\r\n\r\n") || strstr(client->request, "\n\n")) {
+            start_response(server, client);
+            return;
+        }
+        if (client->used + 1 >= REQUEST_MAX) {
+            drop_client(client); /* bigger than any scrape request */
+            return;
+        }
+    }
+}
+
+/* A free slot for a new scraper. With none, the one still silent the
+ * longest makes room: a real scraper sends its request at once and is
+ * answered within milliseconds, so only silent ones are ever old, and
+ * however many connect, a real one waits behind no timeout. NULL when
+ * every slot is sending an answer. */
+static struct stats_client *free_slot(struct stats_clients *clients)
+{
+    struct stats_client *oldest = NULL;
+    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++) {
+        struct stats_client *client = &clients->slots[i];
+        if (client->fd < 0)
+            return client;
+        if (!client->response && (!oldest || client->deadline < oldest->deadline))
+            oldest = client;
+    }
+    if (oldest)
+        drop_client(oldest);
+    return oldest;
+}
+
+static void accept_client(struct stats_server *server, struct stats_clients *clients)
+{
+    struct stats_client *slot = free_slot(clients);
+    if (!slot)
+        return;
+    int fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED))
+        return;
+    if (fd < 0) {
+        /* EMFILE and friends: the connection stays queued and the
+         * listener readable, so polling it again would spin on a core
+         * the workers need. Wait, still serving the others and answering
+         * a stop. */
+        clients->accept_paused_until = now_ms() + ACCEPT_RETRY_MS;
+        return;
+    }
+    slot->fd = fd;
+    slot->used = 0;
+    slot->response = NULL;
+    slot->deadline = now_ms() + CLIENT_TIMEOUT_MS;
+}
+
+/* Room for one more (a free slot, or a silent one to make room). */
+static bool can_accept(const struct stats_clients *clients, long long now)
+{
+    if (now < clients->accept_paused_until)
+        return false;
+    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++)
+        if (clients->slots[i].fd < 0 || !clients->slots[i].response)
+            return true;
+    return false;
+}
+
+/* Drop the clients past their deadline; the milliseconds until the next
+ * deadline (or the end of an accept pause), -1 for none. */
+static int expire(struct stats_clients *clients, long long now)
+{
+    long long next = clients->accept_paused_until > now ? clients->accept_paused_until : -1;
+    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++) {
+        struct stats_client *client = &clients->slots[i];
+        if (client->fd < 0)
+            continue;
+        if (client->deadline <= now)
+            drop_client(client);
+        else if (next < 0 || client->deadline < next)
+            next = client->deadline;
+    }
+    return next < 0 ? -1 : (int)(next - now);
+}
+
+/* pollfd 0 is the stop eventfd, 1 the listener (fd -1 while it must not
+ * be polled), then one per client slot (fd -1 when free). */
+static void serve_ready(struct stats_server *server, struct stats_clients *clients, const struct pollfd *waits)
+{
+    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++) {
+        struct stats_client *client = &clients->slots[i];
+        if (client->fd < 0 || waits[2 + i].revents == 0)
+            continue;
+        if (client->response)
+            send_response(client);
+        else
+            read_request(server, client);
+    }
+    if (waits[1].revents & POLLIN)
+        accept_client(server, clients);
 }
 
 static void *serve(void *argument)
 {
     struct stats_server *server = argument;
+    struct stats_clients clients = { .accept_paused_until = 0 };
+    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++)
+        clients.slots[i].fd = -1;
     for (;;) {
-        struct pollfd waits[2] = { { server->listen_fd, POLLIN, 0 }, { server->stop_fd, POLLIN, 0 } };
-        if (poll(waits, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (waits[1].revents)
-            break;
-        if (!(waits[0].revents & POLLIN))
-            continue;
-        int client = accept4(server->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (client < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (client < 0) {
-            /* EMFILE and friends: the connection stays queued and the
-             * listener readable, so polling it again would spin on a core
-             * the workers need. Wait, still answering a stop. */
-            struct pollfd stop = { server->stop_fd, POLLIN, 0 };
-            if (poll(&stop, 1, ACCEPT_RETRY_MS) > 0)
-                break;
-            continue;
+        long long now = now_ms();
+        int timeout = expire(&clients, now);
+        struct pollfd waits[2 + STATS_CLIENTS_MAX];
+        waits[0] = (struct pollfd){ server->stop_fd, POLLIN, 0 };
+        waits[1] = (struct pollfd){ can_accept(&clients, now) ? server->listen_fd : -1, POLLIN, 0 };
+        for (size_t i = 0; i < STATS_CLIENTS_MAX; i++) {
+            const struct stats_client *client = &clients.slots[i];
+            waits[2 + i] = (struct pollfd){ client->fd, client->response ? POLLOUT : POLLIN, 0 };
         }
-        serve_client(server, client);
-        close(client);
+        if (poll(waits, 2 + STATS_CLIENTS_MAX, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (waits[0].revents)
+            break;
+        serve_ready(server, &clients, waits);
     }
+    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++)
+        drop_client(&clients.slots[i]);
     return NULL;
 }
 

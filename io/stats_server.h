@@ -2,11 +2,12 @@
  * stats_server.h - the `stats = ADDR` endpoint: a thread of its own serving
  * `GET /metrics` in Prometheus text format (io/metrics.c renders it).
  *
- * Owns its listening socket, its thread and one client at a time. Never
- * touches a worker's ring: it only reads the workers' metrics. A slow or
- * silent scraper is bounded by short socket timeouts and a request size
- * limit, and cannot delay signals or reloads, which the main thread
- * handles.
+ * Owns its listening socket, its thread and up to 16 clients at once,
+ * all waited on together. Never touches a worker's ring: it only reads
+ * the workers' metrics. A slow or silent scraper is bounded by its own
+ * deadlines and a request size limit, so it cannot make another scraper
+ * wait for them, and cannot delay signals or reloads, which the main
+ * thread handles.
  */
 #ifndef SNISPLICE_IO_STATS_SERVER_H
 #define SNISPLICE_IO_STATS_SERVER_H

@@ -19,8 +19,10 @@ static struct server_health *slot_of(const struct upstream_health *health,
     return index < health->count ? &health->servers[index] : NULL;
 }
 
-bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
+bool upstream_health_reset(struct upstream_health *health, struct upstream_load *load, uint32_t slots)
 {
+    /* The cached records go below (forgotten, or the whole table is). */
+    upstream_load_sweep(load);
     if (slots > health->count) {
         /* Forgotten first: a table that failed to grow must not lend the
          * old snapshot's state to the new one's servers. */
@@ -32,9 +34,12 @@ bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
         if (weights)
             health->current_weights = weights;
         struct metrics_server **entries = weights ? realloc(health->entries, slots * sizeof *entries) : NULL;
-        if (!entries)
+        if (entries)
+            health->entries = entries;
+        struct upstream_load_record **loads = entries ? realloc(health->loads, slots * sizeof *loads) : NULL;
+        if (!loads)
             return false;
-        health->entries = entries;
+        health->loads = loads;
     }
     health->count = slots;
     if (slots) {
@@ -42,6 +47,7 @@ bool upstream_health_reset(struct upstream_health *health, uint32_t slots)
         memset(health->current_weights, 0, slots * sizeof *health->current_weights);
         /* The slots are the new snapshot's servers: look each up again. */
         memset(health->entries, 0, slots * sizeof *health->entries);
+        memset(health->loads, 0, slots * sizeof *health->loads);
     }
     return true;
 }
@@ -51,9 +57,11 @@ void upstream_health_free(struct upstream_health *health)
     free(health->servers);
     free(health->current_weights);
     free(health->entries);
+    free(health->loads);
     health->servers = NULL;
     health->current_weights = NULL;
     health->entries = NULL;
+    health->loads = NULL;
     health->count = 0;
 }
 
@@ -73,11 +81,41 @@ struct metrics_server *upstream_health_entry(struct upstream_health *health, str
     return entry;
 }
 
-bool upstream_health_available(struct upstream_health *health, struct metrics *metrics,
+/* The server's record of open connections. For a table laid out for
+ * upstream's snapshot it is made at first use and cached, so a
+ * connection's choice costs no lookups; without one (a connection on an
+ * older snapshot) it is only looked up, unless `make`: a server no
+ * connection holds needs no record to be counted at zero. NULL when it
+ * has none (or no memory for one). */
+static struct upstream_load_record *load_of(struct upstream_health *health, struct upstream_load *load,
+                                            const struct upstream *upstream,
+                                            const struct upstream_server *server, bool make)
+{
+    const struct server_health *slot = slot_of(health, upstream, server);
+    struct upstream_load_record **cached = slot ? &health->loads[slot - health->servers] : NULL;
+    if (cached && *cached)
+        return *cached;
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&server->address, text, sizeof text);
+    struct upstream_load_record *record = cached || make ? upstream_load_intern(load, upstream->name, text)
+                                                         : upstream_load_find(load, upstream->name, text);
+    if (cached)
+        *cached = record;
+    return record;
+}
+
+static uint32_t held_by(struct upstream_health *health, struct upstream_load *load,
+                        const struct upstream *upstream, const struct upstream_server *server)
+{
+    const struct upstream_load_record *record = load_of(health, load, upstream, server, false);
+    return record ? record->held : 0;
+}
+
+bool upstream_health_available(struct upstream_health *health, struct upstream_load *load,
                                const struct upstream *upstream, const struct upstream_server *server,
                                uint64_t now_ms)
 {
-    if (server->max_conns && upstream_health_entry(health, metrics, upstream, server)->held >= server->max_conns)
+    if (server->max_conns && held_by(health, load, upstream, server) >= server->max_conns)
         return false;
     const struct server_health *slot = slot_of(health, upstream, server);
     return !slot || now_ms >= slot->unavailable_until_ms;
@@ -85,7 +123,7 @@ bool upstream_health_available(struct upstream_health *health, struct metrics *m
 
 struct availability {
     struct upstream_health *health;
-    struct metrics *metrics;
+    struct upstream_load *load;
     const struct upstream *upstream;
     uint64_t now_ms;
 };
@@ -93,7 +131,7 @@ struct availability {
 static bool available_now(const struct upstream_server *server, void *context)
 {
     const struct availability *availability = context;
-    return upstream_health_available(availability->health, availability->metrics, availability->upstream, server,
+    return upstream_health_available(availability->health, availability->load, availability->upstream, server,
                                      availability->now_ms);
 }
 
@@ -103,20 +141,19 @@ static void held_counts(struct availability *availability, uint32_t begin, uint3
 {
     const struct upstream *upstream = availability->upstream;
     for (uint32_t i = begin; i < end; i++)
-        held[i] = upstream_health_entry(availability->health, availability->metrics, upstream,
-                                        &upstream->servers[i])->held;
+        held[i] = held_by(availability->health, availability->load, upstream, &upstream->servers[i]);
 }
 
 /* One step of the upstream's balancing over the available servers with
  * index in [begin, end): the primaries or the backups, each with its own
  * running weights (their slots of current_weights). */
-static bool first_available(struct upstream_health *health, struct metrics *metrics,
+static bool first_available(struct upstream_health *health, struct upstream_load *load,
                             const struct upstream *upstream, uint32_t begin, uint32_t end, uint64_t now_ms,
                             uint32_t *first)
 {
     if (!health || upstream->health_index + upstream->server_count > health->count)
         return false;
-    struct availability availability = { health, metrics, upstream, now_ms };
+    struct availability availability = { health, load, upstream, now_ms };
     int64_t *current = &health->current_weights[upstream->health_index];
     int32_t best;
     if (upstream->balance == UPSTREAM_BALANCE_LEAST_CONNECTIONS) {
@@ -132,16 +169,16 @@ static bool first_available(struct upstream_health *health, struct metrics *metr
     return true;
 }
 
-bool upstream_health_first_primary(struct upstream_health *health, struct metrics *metrics,
+bool upstream_health_first_primary(struct upstream_health *health, struct upstream_load *load,
                                    const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
-    return first_available(health, metrics, upstream, 0, upstream->primary_count, now_ms, first);
+    return first_available(health, load, upstream, 0, upstream->primary_count, now_ms, first);
 }
 
-bool upstream_health_first_backup(struct upstream_health *health, struct metrics *metrics,
+bool upstream_health_first_backup(struct upstream_health *health, struct upstream_load *load,
                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
-    return first_available(health, metrics, upstream, upstream->primary_count, upstream->server_count, now_ms,
+    return first_available(health, load, upstream, upstream->primary_count, upstream->server_count, now_ms,
                            first);
 }
 
@@ -183,17 +220,18 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
         memset(slot, 0, sizeof *slot);
 }
 
-void upstream_health_hold(struct upstream_health *health, struct metrics *metrics,
+void upstream_health_hold(struct upstream_health *health, struct upstream_load *load,
                           const struct upstream *upstream, const struct upstream_server *server,
-                          struct metrics_server **held)
+                          struct upstream_load_record **held)
 {
     if (upstream->balance != UPSTREAM_BALANCE_LEAST_CONNECTIONS && server->max_conns == 0)
         return;
-    *held = upstream_health_entry(health, metrics, upstream, server);
-    (*held)->held++;
+    *held = load_of(health, load, upstream, server, true);
+    if (*held)
+        (*held)->held++;
 }
 
-void upstream_health_release(struct metrics_server **held)
+void upstream_health_release(struct upstream_load_record **held)
 {
     if (*held)
         (*held)->held--;

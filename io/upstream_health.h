@@ -25,9 +25,10 @@
  * upstream's ring, skipping resting servers as every mode does). The same
  * counts hold nginx's max_conns: a server with that many of the worker's
  * connections open is skipped as a resting one is, but counts no failure.
- * The counts live in the servers' records by name (upstream_health_entry),
- * so a reload neither forgets open connections nor lends them to another
- * server.
+ * The counts live in the worker's records by name (io/upstream_load.h),
+ * one per server however many there are, so a reload neither forgets
+ * open connections nor lends them to another server; the table caches
+ * each of its servers' records.
  */
 #ifndef SNISPLICE_IO_UPSTREAM_HEALTH_H
 #define SNISPLICE_IO_UPSTREAM_HEALTH_H
@@ -36,6 +37,7 @@
 #include <stdint.h>
 
 #include "../core/upstream.h"
+#include "upstream_load.h"
 
 struct server_health {
     uint64_t window_start_ms;      /* the first failure counted now */
@@ -50,29 +52,31 @@ struct metrics_server;
 struct upstream_health {
     struct server_health *servers;
     int64_t *current_weights;        /* the round robins' (primaries', backups'), indexed like servers */
-    struct metrics_server **entries; /* each server's record by name, cached at first use */
+    struct metrics_server **entries; /* each server's metrics by name, cached at first use */
+    struct upstream_load_record **loads; /* each server's open connections by name, cached too */
     uint32_t count;
 };
 
-/* Size the table for a snapshot's health_slots and forget the old state.
- * False on ENOMEM, leaving an empty table (every server available). */
-bool upstream_health_reset(struct upstream_health *health, uint32_t slots);
+/* Size the table for a snapshot's health_slots and forget the old state;
+ * free load's records that no connection holds (the new snapshot's
+ * servers get theirs again at first use). False on ENOMEM, leaving an
+ * empty table (every server available). */
+bool upstream_health_reset(struct upstream_health *health, struct upstream_load *load, uint32_t slots);
 void upstream_health_free(struct upstream_health *health);
 
-/* A server's record by name in the worker's metrics (io/metrics.h): its
- * counters, and `held`, the worker's connections to it from the pick to
- * the close. Records outlive snapshots, so connections keep counting
- * against their server across reloads. Cached per slot in a table laid
- * out for upstream's snapshot; with NULL (a connection on an older
- * snapshot) looked up by name. (Past METRICS_NAMES_MAX names a worker's
- * servers share the "other" record, and so its count.) */
+/* A server's counters by name in the worker's metrics (io/metrics.h).
+ * Cached per slot in a table laid out for upstream's snapshot; with NULL
+ * (a connection on an older snapshot) looked up by name. (Past
+ * METRICS_NAMES_MAX names a worker's servers share the "other" entry:
+ * only a report, nothing is decided by it.) */
 struct metrics_server *upstream_health_entry(struct upstream_health *health, struct metrics *metrics,
                                              const struct upstream *upstream,
                                              const struct upstream_server *server);
 
-/* Neither resting nor at its max_conns. A NULL table (a connection on an
- * older snapshot) knows of no rest and records nothing. */
-bool upstream_health_available(struct upstream_health *health, struct metrics *metrics,
+/* Neither resting nor at its max_conns (the worker's connections to it,
+ * from load). A NULL table (a connection on an older snapshot) knows of
+ * no rest and records nothing. */
+bool upstream_health_available(struct upstream_health *health, struct upstream_load *load,
                                const struct upstream *upstream, const struct upstream_server *server,
                                uint64_t now_ms);
 /* A connection's first choice: smooth weighted round robin (nginx's) among
@@ -80,13 +84,13 @@ bool upstream_health_available(struct upstream_health *health, struct metrics *m
  * the others by weight; among the least loaded of them for
  * least_connections. False when there is no table or no primary is
  * available (then the caller uses the upstream's fixed schedule). */
-bool upstream_health_first_primary(struct upstream_health *health, struct metrics *metrics,
+bool upstream_health_first_primary(struct upstream_health *health, struct upstream_load *load,
                                    const struct upstream *upstream, uint64_t now_ms, uint32_t *first);
 /* The same among the backups, for a connection that has run out of
  * primaries (nginx's second round robin, over its backup peers); *first
  * is a server index in [primary_count, server_count). False when there is
  * no table or no backup is available (then the caller keeps config order). */
-bool upstream_health_first_backup(struct upstream_health *health, struct metrics *metrics,
+bool upstream_health_first_backup(struct upstream_health *health, struct upstream_load *load,
                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first);
 /* The server was available and is now being tried: a resting one's probe. */
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
@@ -97,13 +101,14 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
                                const struct upstream_server *server);
 /* One more of the worker's connections to server, when its upstream
  * balances by least connections or the server has max_conns: *held then
- * names the record to give it back to (left NULL otherwise). */
-void upstream_health_hold(struct upstream_health *health, struct metrics *metrics,
+ * names the record to give it back to (left NULL otherwise, and when out
+ * of memory for the server's first record: then it goes uncounted). */
+void upstream_health_hold(struct upstream_health *health, struct upstream_load *load,
                           const struct upstream *upstream, const struct upstream_server *server,
-                          struct metrics_server **held);
+                          struct upstream_load_record **held);
 /* Give back what *held holds, if anything (the connection failed to
  * connect, or ended), and clear it. */
-void upstream_health_release(struct metrics_server **held);
+void upstream_health_release(struct upstream_load_record **held);
 /* Every server of the upstream available again (none was). */
 void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream);
 

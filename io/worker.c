@@ -215,7 +215,7 @@ static void adopt_snapshot(struct worker *worker)
         return;
     worker->round_robin_epoch = snapshot->epoch;
     listener_match_snapshot(worker, snapshot);
-    if (!upstream_health_reset(&worker->health, snapshot->health_slots))
+    if (!upstream_health_reset(&worker->health, &worker->load, snapshot->health_slots))
         log_warn("worker %u: no memory for upstream health; every server counts as up", worker->index);
     if (snapshot->upstream_count > worker->round_robin_count) {
         uint32_t *cursors = realloc(worker->round_robin, snapshot->upstream_count * sizeof *cursors);
@@ -534,6 +534,7 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->peek_buffer_size = PREREAD_MAX_CEILING;
     worker->peek_buffer = malloc(PREREAD_MAX_CEILING);
     connection_slab_init(&worker->connections);
+    upstream_load_init(&worker->load);
     if (worker->wakeup_fd < 0 || !worker->parse_scratch || !worker->peek_buffer ||
         !pipe_pool_init(&worker->pipes, PIPES_KEPT) || !metrics_init(&worker->metrics) ||
         !access_log_init(&worker->access_log)) {
@@ -590,6 +591,7 @@ void worker_destroy(struct worker *worker)
     free(worker->parse_scratch);
     free(worker->round_robin);
     upstream_health_free(&worker->health);
+    upstream_load_free(&worker->load);
     access_log_destroy(&worker->access_log);
     if (worker->wakeup_fd >= 0)
         close(worker->wakeup_fd);

@@ -93,6 +93,8 @@ struct worker {
     uint32_t round_robin_count;
     uint64_t round_robin_epoch;
     struct upstream_health health; /* per server of the adopted snapshot */
+    struct upstream_load load;     /* open connections per server by name (least_connections,
+                                    * max_conns); outlives snapshots */
     struct access_log access_log;
     uint64_t now_ms;               /* monotonic, read once per iteration */
     uint64_t waits;                /* io_uring waits so far: one per loop iteration */

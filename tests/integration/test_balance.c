@@ -7,8 +7,9 @@
  * trusted PROXY-protocol balancer, and moves only the clients of a server
  * that stopped answering. A connect that fails gives its server's count
  * back. The stats endpoint reports connections made and open per server.
- * max_conns sends the connections past a server's limit elsewhere.
- * Ports: blocks 110-113, 116.
+ * max_conns sends the connections past a server's limit elsewhere, and
+ * counts each server's own connections even past the 4096 names the
+ * metrics keep apart. Ports: blocks 110-113, 116, 161.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -375,5 +376,110 @@ Test(balance, max_conns_sends_the_connections_past_the_limit_elsewhere, .init = 
                  "a full server is no failed connect");
     close(held[1]);
     free(config);
+    expect_clean_exit();
+}
+
+/* What a long connection's server answered: its index, or -1 when the
+ * proxy closed it without one (no server could be had). */
+static int try_open_held(uint16_t port, int *fd)
+{
+    *fd = net_connect(port);
+    cr_assert(*fd >= 0);
+    cr_assert(net_send_all(*fd, balance_hello.data, balance_hello.length));
+    char reply[16] = { 0 };
+    size_t received = 0;
+    while (received < sizeof reply - 1 && (received == 0 || reply[received - 1] != '\n')) {
+        if (net_receive_exact(*fd, reply + received, 1, 5000) != 1)
+            return -1;
+        received++;
+    }
+    return server_of(reply);
+}
+
+#define DEAD_UPSTREAMS 16
+#define DEAD_SERVERS 256 /* DEAD_UPSTREAMS * DEAD_SERVERS = METRICS_NAMES_MAX */
+
+/* The config of max_conns_counts_each_server_past_the_metrics_names: 16
+ * least_connections upstreams dead0..dead15 of 256 servers each where
+ * nothing listens (127.161.x.y), and `shared` with two live servers of
+ * max_conns=1. */
+static char *many_servers_config(int block)
+{
+    size_t capacity = 256 * 1024, used = 0;
+    char *body = malloc(capacity);
+    cr_assert_not_null(body);
+    used += (size_t)snprintf(body + used, capacity - used, "[routes]\nshared.example.org = shared\n");
+    for (int u = 0; u < DEAD_UPSTREAMS; u++)
+        used += (size_t)snprintf(body + used, capacity - used, "dead%d.example.org = dead%d\n", u, u);
+    for (int u = 0; u < DEAD_UPSTREAMS; u++) {
+        used += (size_t)snprintf(body + used, capacity - used, "[upstream dead%d]\nbalance = least_connections\n",
+                                 u);
+        for (int i = 0; i < DEAD_SERVERS; i++)
+            used += (size_t)snprintf(body + used, capacity - used, "server = 127.161.%d.%d:%u\n",
+                                     u * 2 + i / 128, 1 + i % 128, TEST_PORT(block, 5));
+    }
+    used += (size_t)snprintf(body + used, capacity - used,
+                             "[upstream shared]\nserver = 127.0.0.1:%u max_conns=1\n"
+                             "server = 127.0.0.1:%u max_conns=1\n",
+                             TEST_PORT(block, 1), TEST_PORT(block, 2));
+    cr_assert_lt(used, capacity);
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", TEST_PORT(block, 9));
+    char *config = config_text(TEST_PORT(block, 0), globals, body);
+    free(globals);
+    free(body);
+    return config;
+}
+
+/* A worker keeps metrics for 4096 (upstream, server) names and folds the
+ * rest into upstream="other". Its count of open connections per server,
+ * which max_conns and least_connections decide by, must not be folded:
+ * once the worker had seen 4096 servers (here 16 least_connections
+ * upstreams of 256 dead ones, one connection each), the two servers of
+ * `shared` shared one count, so one open connection made both look full
+ * and the second long connection was closed (connect_failed). Each must
+ * take one, while /metrics still reports them as "other". */
+Test(balance, max_conns_counts_each_server_past_the_metrics_names, .init = integration_init,
+     .fini = balance_fini)
+{
+    const int block = 161;
+    uint16_t port = TEST_PORT(block, 0), stats_port = TEST_PORT(block, 9);
+    balance_hello = hello_build("shared.example.org");
+    cr_assert_not_null(balance_hello.data);
+    for (int i = 0; i < 2; i++)
+        cr_assert(backend_start(&servers[i], server_names[i], TEST_PORT(block, 1 + i), NULL, NULL));
+    char *config = many_servers_config(block);
+    cr_assert(proxy_start(&balance_proxy, config, port), "snisplice did not start");
+    free(config);
+
+    for (int u = 0; u < DEAD_UPSTREAMS; u++) {
+        char name[64];
+        snprintf(name, sizeof name, "dead%d.example.org", u);
+        struct hello_bytes hello = hello_build(name);
+        cr_assert_not_null(hello.data);
+        free(exchange_once(port, hello.data, hello.length, 10000, NULL));
+        hello_free(&hello);
+    }
+    cr_assert(wait_active(stats_port, 0), "the connections to the dead upstreams were not closed");
+    cr_assert_eq(stats_value(stats_port, "snisplice_connections_total{route=\"dead15\",outcome=\"connect_failed\"}"),
+                 1);
+
+    int held[2], server[2];
+    for (int i = 0; i < 2; i++)
+        server[i] = try_open_held(port, &held[i]);
+    cr_expect_geq(server[0], 0, "the first long connection found no server");
+    cr_expect_geq(server[1], 0, "the second long connection found no server: the other one's max_conns=1 "
+                                "was taken by the first one's connection");
+    cr_expect_neq(server[0], server[1], "both long connections on one server with max_conns=1");
+    char *text = stats_fetch(stats_port, "/metrics");
+    /* (The page is longer than stats_fetch reads: not the last family.) */
+    long long other = stats_sample(text, "snisplice_upstream_connections_total{upstream=\"other\",server=\"other\"}");
+    cr_expect_eq(other, 2, "the shared servers are past the metrics' names: reported as other, %lld connected",
+                 other);
+    long long failed = stats_sample(text, "snisplice_connections_total{route=\"shared\",outcome=\"connect_failed\"}");
+    cr_expect_eq(failed, -1, "%lld long connections to shared failed", failed);
+    free(text);
+    for (int i = 0; i < 2; i++)
+        close(held[i]);
+    cr_assert(wait_active(stats_port, 0), "the long connections were not closed");
     expect_clean_exit();
 }

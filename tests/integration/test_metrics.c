@@ -3,11 +3,15 @@
  * the traffic the test made (routed, invalid hello, connect failure), bytes
  * by route, connect failures by server, the preread histogram; counters
  * keep growing across a reload; a scraper that says nothing delays neither
- * a reload nor the next scrape for long; other paths are 404. Ports: block 66.
+ * a reload nor the next scrape for long, and eight of them at once do not
+ * hold up a scrape for longer than one; other paths are 404. Bytes are
+ * counted as they are relayed, not when the connection closes. Ports:
+ * blocks 66, 162, 163.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,5 +143,167 @@ Test(metrics, no_stats_no_socket, .init = integration_init, .fini = metrics_fini
         close(fd);
     free(config);
     free(body);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* ---- bytes while they flow ---- */
+
+#define STREAM_CHUNK 16384
+
+static struct hello_bytes stream_hello;
+static atomic_bool stream_stop;
+
+/* The server of a long download: takes the hello (so that its close is a
+ * FIN, not a reset for unread bytes), then sends a chunk every few
+ * milliseconds until the test says stop. */
+static void stream_handler(struct backend *backend, int fd, void *context)
+{
+    static char chunk[STREAM_CHUNK];
+    uint8_t *hello = malloc(stream_hello.length);
+    if (!hello || net_receive_exact(fd, hello, stream_hello.length, 5000) != stream_hello.length) {
+        free(hello);
+        return;
+    }
+    free(hello);
+    while (!atomic_load(&stream_stop) && net_send_all(fd, chunk, sizeof chunk))
+        sleep_ms(2);
+}
+
+/* Reads exactly `length` bytes of the download, or fails the test. */
+static void read_download(int fd, size_t length)
+{
+    char *buffer = malloc(length);
+    cr_assert_not_null(buffer);
+    cr_assert_eq(net_receive_exact(fd, buffer, length, 10000), length, "the download stalled");
+    free(buffer);
+}
+
+/* The series scraped until it reaches at_least (for up to 2 s): the
+ * worker counts a splice's bytes just after the client may have read
+ * them. Returns the last value seen. */
+static long long scrape_until_at_least(uint16_t stats_port, const char *series, long long at_least)
+{
+    long long value = -1;
+    for (long long deadline = monotonic_ms() + 2000; monotonic_ms() < deadline; sleep_ms(20)) {
+        value = stats_value(stats_port, series);
+        if (value >= at_least)
+            break;
+    }
+    return value;
+}
+
+/* snisplice_bytes_total ("Bytes relayed by route and direction") grows
+ * while a long connection relays, as a rate() over it needs, and the
+ * connection's close adds nothing more: at the end it is exactly what the
+ * client received. Before, a connection's bytes were added only when it
+ * closed, so the series stayed absent (or flat) for as long as it ran. */
+Test(metrics, bytes_are_counted_while_they_flow, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(162, 0), stats_port = TEST_PORT(162, 1), stream_port = TEST_PORT(162, 2);
+    stream_hello = hello_build("stream.example.org");
+    cr_assert_not_null(stream_hello.data);
+    atomic_store(&stream_stop, false);
+    cr_assert(backend_start(&alpha, "stream", stream_port, stream_handler, NULL));
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\nstream.example.org = stream\n[upstream stream]\nserver = 127.0.0.1:%u\n",
+                             stream_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+
+    const char *up = "snisplice_bytes_total{route=\"stream\",direction=\"to_upstream\"}";
+    const char *down = "snisplice_bytes_total{route=\"stream\",direction=\"to_client\"}";
+    int client = net_connect(proxy_port);
+    cr_assert_geq(client, 0);
+    cr_assert(net_send_all(client, stream_hello.data, stream_hello.length));
+    read_download(client, 256 * 1024);
+    long long first = scrape_until_at_least(stats_port, down, 256 * 1024);
+    cr_expect_geq(first, 256 * 1024, "bytes the client already has, while the connection is open: %lld", first);
+    cr_expect_eq(stats_value(stats_port, up), (long long)stream_hello.length, "the hello, while open");
+    read_download(client, 256 * 1024);
+    long long second = scrape_until_at_least(stats_port, down, 512 * 1024);
+    cr_expect_geq(second, first, "counters never go down");
+    cr_expect_geq(second, 512 * 1024, "the next 256 KiB, while the connection is open: %lld", second);
+    cr_expect_eq(stats_value(stats_port, "snisplice_active_connections"), 1, "the connection is still open");
+
+    atomic_store(&stream_stop, true);
+    char buffer[65536];
+    size_t received = 512 * 1024;
+    for (ssize_t got; (got = recv(client, buffer, sizeof buffer, 0)) > 0;)
+        received += (size_t)got;
+    close(client);
+    for (int i = 0; i < 300 && stats_value(stats_port, "snisplice_active_connections") != 0; i++)
+        sleep_ms(10);
+    char *text = http_get(stats_port, "/metrics");
+    cr_expect_eq(stats_sample(text, "snisplice_active_connections"), 0);
+    cr_expect_eq(stats_sample(text, down), (long long)received, "counted once: %zu bytes received\n%s", received,
+                 text);
+    cr_expect_eq(stats_sample(text, up), (long long)stream_hello.length, "counted once");
+    free(text);
+    hello_free(&stream_hello);
+    free(config);
+    free(body);
+    free(globals);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* ---- scrapers that say nothing ---- */
+
+#define SILENT_SCRAPERS 8
+
+/* Each silent scraper held the one stats thread for its 2 s request
+ * timeout in turn, so eight of them made a real scrape wait 16 s, past
+ * Prometheus's default 10 s scrape timeout. It must be answered within
+ * about one timeout; the silent ones are still dropped after it; and
+ * forty of them delay a scrape no more. */
+Test(metrics, silent_scrapers_do_not_queue_up_a_scrape, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(163, 0), stats_port = TEST_PORT(163, 1);
+    cr_assert(backend_start(&alpha, "alpha", TEST_PORT(163, 2), NULL, NULL));
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(163, 2));
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+
+    int silent[SILENT_SCRAPERS];
+    long long opened = monotonic_ms();
+    for (int i = 0; i < SILENT_SCRAPERS; i++) {
+        silent[i] = net_connect(stats_port);
+        cr_assert_geq(silent[i], 0);
+    }
+    sleep_ms(100); /* all of them accepted, or waiting in the backlog */
+    long long start = monotonic_ms();
+    char *text = http_get(stats_port, "/metrics");
+    long long took = monotonic_ms() - start;
+    cr_expect(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", text);
+    cr_expect_lt(took, 3000, "a scrape behind %d silent scrapers took %lld ms", SILENT_SCRAPERS, took);
+    free(text);
+    for (int i = 0; i < SILENT_SCRAPERS; i++) {
+        size_t bytes = 0;
+        long long closed_after = net_ms_until_closed(silent[i], opened, 6000, &bytes);
+        cr_expect(closed_after >= 0 && closed_after < 4000, "silent scraper %d closed after %lld ms", i,
+                  closed_after);
+        close(silent[i]);
+    }
+
+    /* More of them than the thread waits on at once: the ones silent the
+     * longest make room, so a scrape still waits behind no timeout. */
+    int crowd[5 * SILENT_SCRAPERS];
+    for (int i = 0; i < 5 * SILENT_SCRAPERS; i++) {
+        crowd[i] = net_connect(stats_port);
+        cr_assert_geq(crowd[i], 0);
+    }
+    sleep_ms(100);
+    start = monotonic_ms();
+    text = http_get(stats_port, "/metrics");
+    took = monotonic_ms() - start;
+    cr_expect(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", text);
+    cr_expect_lt(took, 3000, "a scrape behind %d silent scrapers took %lld ms", 5 * SILENT_SCRAPERS, took);
+    free(text);
+    for (int i = 0; i < 5 * SILENT_SCRAPERS; i++)
+        close(crowd[i]);
+    free(config);
+    free(body);
+    free(globals);
     cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
 }

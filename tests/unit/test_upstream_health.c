@@ -5,18 +5,18 @@
  * server of an upstream never rests; when every server rests, all are
  * available again at once. And the first choices by weight among the
  * available primaries, and among the available backups; least_connections
- * and max_conns, whose counts outlive a reload.
+ * and max_conns, whose counts outlive a reload and are each server's own
+ * however many servers a worker has seen.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../../io/metrics.h"
 #include "../../io/upstream_health.h"
 
 static struct upstream upstream;
 static struct upstream_health health;
-static struct metrics metrics; /* where the servers' records (open counts) live */
+static struct upstream_load load; /* where the servers' records (open counts) live */
 
 /* An upstream of `count` servers (max_fails and fail_timeout 1 s as given)
  * and a health table for it. */
@@ -36,26 +36,29 @@ static void setup(uint32_t count, uint16_t max_fails)
     }
     cr_assert(upstream_schedule_build(&upstream));
     health = (struct upstream_health){ 0 };
-    cr_assert(upstream_health_reset(&health, count));
-    cr_assert(metrics_init(&metrics));
+    cr_assert(upstream_health_reset(&health, &load, count));
+    upstream_load_init(&load);
 }
 
 static void teardown(void)
 {
     upstream_release(&upstream);
     upstream_health_free(&health);
-    metrics_destroy(&metrics);
+    upstream_load_free(&load);
 }
 
 static bool available(uint32_t server, uint64_t now_ms)
 {
-    return upstream_health_available(&health, &metrics, &upstream, &upstream.servers[server], now_ms);
+    return upstream_health_available(&health, &load, &upstream, &upstream.servers[server], now_ms);
 }
 
 /* The worker's connections to server i now, from its record. */
 static uint32_t held_by(uint32_t server)
 {
-    return upstream_health_entry(&health, &metrics, &upstream, &upstream.servers[server])->held;
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&upstream.servers[server].address, text, sizeof text);
+    const struct upstream_load_record *record = upstream_load_find(&load, upstream.name, text);
+    return record ? record->held : 0;
 }
 
 /* What a connection does: check, then pick. */
@@ -140,7 +143,7 @@ Test(upstream_health, no_table_counts_every_server_as_available, .fini = teardow
     upstream_health_failed(NULL, &upstream, &upstream.servers[0], 100);
     upstream_health_picked(NULL, &upstream, &upstream.servers[0], 100);
     upstream_health_revive(NULL, &upstream);
-    cr_expect(upstream_health_available(NULL, &metrics, &upstream, &upstream.servers[0], 100));
+    cr_expect(upstream_health_available(NULL, &load, &upstream, &upstream.servers[0], 100));
     cr_expect(available(0, 100));
 }
 
@@ -155,7 +158,7 @@ static void setup_weighted(void)
 static uint32_t first_choice(uint64_t now_ms)
 {
     uint32_t first = UINT32_MAX;
-    cr_assert(upstream_health_first_primary(&health, &metrics, &upstream, now_ms, &first));
+    cr_assert(upstream_health_first_primary(&health, &load, &upstream, now_ms, &first));
     return first;
 }
 
@@ -184,8 +187,8 @@ Test(upstream_health, a_resting_servers_share_is_spread_by_weight, .fini = teard
     fail(1, 100);
     fail(2, 100);
     uint32_t first = 0;
-    cr_expect_not(upstream_health_first_primary(&health, &metrics, &upstream, 200, &first), "none available");
-    cr_expect_not(upstream_health_first_primary(NULL, &metrics, &upstream, 200, &first), "no table");
+    cr_expect_not(upstream_health_first_primary(&health, &load, &upstream, 200, &first), "none available");
+    cr_expect_not(upstream_health_first_primary(NULL, &load, &upstream, 200, &first), "no table");
 }
 
 /* One primary (index 0) then backups with the given weights (0 = down),
@@ -208,7 +211,7 @@ static void setup_backups(const uint16_t *weights, uint32_t count)
 static uint32_t first_backup(uint64_t now_ms)
 {
     uint32_t first = UINT32_MAX;
-    cr_assert(upstream_health_first_backup(&health, &metrics, &upstream, now_ms, &first));
+    cr_assert(upstream_health_first_backup(&health, &load, &upstream, now_ms, &first));
     cr_assert(first >= upstream.primary_count && first < upstream.server_count, "%u is no backup", first);
     return first;
 }
@@ -258,8 +261,8 @@ Test(upstream_health, first_backup_skips_resting_and_down_backups, .fini = teard
     fail(1, 200);
     fail(4, 200);
     uint32_t first = 0;
-    cr_expect_not(upstream_health_first_backup(&health, &metrics, &upstream, 300, &first), "none available");
-    cr_expect_not(upstream_health_first_backup(NULL, &metrics, &upstream, 300, &first), "no table");
+    cr_expect_not(upstream_health_first_backup(&health, &load, &upstream, 300, &first), "none available");
+    cr_expect_not(upstream_health_first_backup(NULL, &load, &upstream, 300, &first), "no table");
     cr_expect(first_backup(1300) != 2, "after their rest, but never the down one");
 }
 
@@ -290,7 +293,7 @@ Test(upstream_health, backups_only_round_robin, .fini = teardown)
     upstream.primary_count = 0;
     cr_assert(upstream_schedule_build(&upstream));
     uint32_t first = 0;
-    cr_expect_not(upstream_health_first_primary(&health, &metrics, &upstream, 100, &first));
+    cr_expect_not(upstream_health_first_primary(&health, &load, &upstream, 100, &first));
     cr_expect_eq(first_backup(100), 0);
     cr_expect_eq(first_backup(100), 1);
     cr_expect_eq(first_backup(100), 0);
@@ -300,11 +303,11 @@ Test(upstream_health, backups_only_round_robin, .fini = teardown)
 
 /* The first choice, taken as a connection to it that stays open; *held
  * names what it holds. */
-static uint32_t open_to_first(struct metrics_server **held)
+static uint32_t open_to_first(struct upstream_load_record **held)
 {
     uint32_t first = first_choice(100);
     *held = NULL;
-    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[first], held);
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[first], held);
     return first;
 }
 
@@ -314,7 +317,7 @@ Test(upstream_health, least_connections_goes_where_fewest_are_open, .fini = tear
 {
     setup(3, 1);
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
-    struct metrics_server *held[30];
+    struct upstream_load_record *held[30];
     uint32_t server_of[30];
     for (int i = 0; i < 30; i++) {
         server_of[i] = open_to_first(&held[i]);
@@ -331,7 +334,7 @@ Test(upstream_health, least_connections_goes_where_fewest_are_open, .fini = tear
         if (server_of[i] == 1)
             upstream_health_release(&held[i]);
     for (int i = 0; i < 10; i++) {
-        struct metrics_server *one;
+        struct upstream_load_record *one;
         cr_assert_eq(open_to_first(&one), 1, "connection %d after server 1 emptied", i);
     }
     cr_expect_eq(held_by(0), 10);
@@ -346,9 +349,9 @@ Test(upstream_health, least_connections_counts_per_unit_of_weight, .fini = teard
 {
     setup_weighted();
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
-    struct metrics_server *held;
+    struct upstream_load_record *held;
     for (int i = 0; i < 5; i++)
-        upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &held);
+        upstream_health_hold(&health, &load, &upstream, &upstream.servers[0], &held);
     uint32_t first = open_to_first(&held);
     uint32_t second = open_to_first(&held);
     cr_expect(first != 0 && second != 0 && first != second, "picked %u then %u", first, second);
@@ -365,7 +368,7 @@ Test(upstream_health, least_connections_skips_resting_servers, .fini = teardown)
     setup(3, 1);
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
     fail(2, 100);
-    struct metrics_server *held;
+    struct upstream_load_record *held;
     for (int i = 0; i < 20; i++)
         cr_assert_neq(open_to_first(&held), 2, "connection %d", i);
 }
@@ -377,13 +380,13 @@ Test(upstream_health, open_connections_count_across_a_reset, .fini = teardown)
 {
     setup(2, 1);
     upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
-    struct metrics_server *before = NULL, *after = NULL, *twice = NULL;
-    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &before);
-    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &twice);
-    cr_assert(upstream_health_reset(&health, 2));
+    struct upstream_load_record *before = NULL, *after = NULL, *twice = NULL;
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[0], &before);
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[0], &twice);
+    cr_assert(upstream_health_reset(&health, &load, 2));
     cr_expect_eq(held_by(0), 2, "still open after the reset");
     cr_expect_eq(first_choice(100), 1, "so the other server is the least loaded");
-    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &after);
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[0], &after);
     upstream_health_release(&before);
     cr_expect_null(before);
     cr_expect_eq(held_by(0), 2);
@@ -398,8 +401,8 @@ Test(upstream_health, open_connections_count_across_a_reset, .fini = teardown)
 Test(upstream_health, round_robin_holds_nothing, .fini = teardown)
 {
     setup(2, 1);
-    struct metrics_server *held = NULL;
-    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &held);
+    struct upstream_load_record *held = NULL;
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[0], &held);
     cr_expect_null(held);
     cr_expect_eq(held_by(0), 0);
 }
@@ -414,13 +417,13 @@ Test(upstream_health, max_conns_skips_a_full_server_until_one_ends, .fini = tear
 {
     setup(2, 1);
     upstream.servers[0].max_conns = 2;
-    struct metrics_server *held[10] = { NULL };
+    struct upstream_load_record *held[10] = { NULL };
     unsigned taken = 0;
     int first_taken = -1;
     for (int i = 0; i < 10; i++) {
         uint32_t first = first_choice(100);
         cr_assert(taken < 2 || first == 1, "connection %d went to the full server", i);
-        upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[first], &held[i]);
+        upstream_health_hold(&health, &load, &upstream, &upstream.servers[first], &held[i]);
         if (first == 0 && taken++ == 0)
             first_taken = i;
     }
@@ -439,12 +442,57 @@ Test(upstream_health, max_conns_holds_across_a_reset, .fini = teardown)
 {
     setup(2, 1);
     upstream.servers[0].max_conns = 1;
-    struct metrics_server *held = NULL;
-    upstream_health_hold(&health, &metrics, &upstream, &upstream.servers[0], &held);
-    cr_assert(upstream_health_reset(&health, 2));
+    struct upstream_load_record *held = NULL;
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[0], &held);
+    cr_assert(upstream_health_reset(&health, &load, 2));
     cr_expect_not(available(0, 100), "still full after the reset");
-    cr_expect_not(upstream_health_available(NULL, &metrics, &upstream, &upstream.servers[0], 100),
+    cr_expect_not(upstream_health_available(NULL, &load, &upstream, &upstream.servers[0], 100),
                   "and for a connection on an older snapshot");
     upstream_health_release(&held);
     cr_expect(available(0, 100));
+}
+
+/* The metrics fold servers past their 4096 names into one "other" entry;
+ * the open counts must not: with that many other servers known, two
+ * servers of max_conns=1 each still take one connection. */
+Test(upstream_health, every_server_keeps_its_own_count_past_the_metrics_names, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.servers[0].max_conns = upstream.servers[1].max_conns = 1;
+    for (int i = 0; i < 5000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "other%d", i);
+        cr_assert_not_null(upstream_load_intern(&load, name, "127.0.0.1:1"));
+    }
+    struct upstream_load_record *held[2] = { NULL, NULL };
+    for (int i = 0; i < 2; i++) {
+        uint32_t first = first_choice(100);
+        cr_assert(available(first, 100), "connection %d: server %u is full", i, first);
+        upstream_health_hold(&health, &load, &upstream, &upstream.servers[first], &held[i]);
+    }
+    cr_expect_eq(held_by(0), 1);
+    cr_expect_eq(held_by(1), 1);
+    cr_expect(held[0] != held[1], "two servers, one record");
+}
+
+/* A reset frees the records nothing holds, so names from configs long
+ * gone do not pile up; held ones stay, with their counts. */
+Test(upstream_health, a_reset_frees_the_records_nothing_holds, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.balance = UPSTREAM_BALANCE_LEAST_CONNECTIONS;
+    for (int i = 0; i < 1000; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "gone%d", i);
+        cr_assert_not_null(upstream_load_intern(&load, name, "127.0.0.1:1"));
+    }
+    struct upstream_load_record *held = NULL;
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[1], &held);
+    cr_assert(upstream_health_reset(&health, &load, 2));
+    cr_expect_eq(load.count, 1, "records left after the reset");
+    cr_expect_leq(load.mask + 1, 64, "the table shrank");
+    cr_expect_eq(held_by(1), 1);
+    cr_expect_eq(first_choice(100), 0, "server 1 still has its connection");
+    upstream_health_release(&held);
+    cr_expect_eq(held_by(1), 0);
 }
