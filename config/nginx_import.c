@@ -1519,12 +1519,24 @@ static void resolve_server(struct importer *importer, struct import_server *serv
 }
 
 /* `next` continues `map`'s table: its entries are written after map's
- * and reach the same servers' upstreams. */
+ * and reach the same servers' upstreams (propagate_reach, once every
+ * chain is made). */
 void import_chain_to(struct import_map *map, struct import_map *next)
 {
     map->next = next;
     next->chained = true;
-    reach_merge(&next->reach, map->reach);
+}
+
+/* Every map's servers reach the upstreams of every map after it in its
+ * chain. Done once all chains are made, walking each to its end: merged
+ * while chaining, it depended on the order the maps were declared in (a
+ * map chained before it was itself chained to never passed on what it
+ * got later). */
+static void propagate_reach(struct importer *importer)
+{
+    for (size_t i = 0; i < importer->map_count; i++)
+        for (struct import_map *part = &importer->maps[i]; part->next; part = part->next)
+            reach_merge(&part->next->reach, part->reach);
 }
 
 /* Whether `map`'s table already continues, through `next` links, with
@@ -2181,6 +2193,7 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
         import_protocol_resolve_map(&importer, &importer.maps[i]);
     for (size_t i = 0; i < importer.map_count; i++)
         chain_default(&importer, &importer.maps[i]);
+    propagate_reach(&importer);
     /* Quiet: the writing pass says what is wrong with a map's entries. */
     importer.quiet = true;
     for (size_t i = 0; i < importer.map_count; i++)

@@ -364,6 +364,39 @@ Test(nginx_import, server_name_map_continues_with_an_alpn_map)
     nginx_import_free(&result);
 }
 
+/* A chain of three maps (names -> ALPN, and an ALPN map whose default is
+ * the names) reached from a proxy_protocol server through its head: every
+ * upstream of the chain gets the PROXY header, whatever order the maps are
+ * declared in (the reach was passed on while chaining, so a map chained
+ * before it was chained to kept what it got later to itself). */
+Test(nginx_import, chained_maps_pass_proxy_protocol_on_in_any_order)
+{
+    const char *names = "  map $ssl_preread_server_name $n { a.example.com alpha; default $q; }\n";
+    const char *acme = "  map $ssl_preread_alpn_protocols $q { acme-tls/1 acmeup; default beta; }\n";
+    const char *xmpp = "  map $ssl_preread_alpn_protocols $p { xmpp-client xmppup; default $n; }\n";
+    const char *rest = "  upstream alpha { server 127.0.0.1:1001; }\n  upstream acmeup { server 127.0.0.1:1002; }\n"
+                       "  upstream beta { server 127.0.0.1:1003; }\n  upstream xmppup { server 127.0.0.1:1004; }\n"
+                       "  server { listen 443; ssl_preread on; proxy_pass $n; }\n"
+                       "  server { listen 8443; ssl_preread on; proxy_protocol on; proxy_pass $p; }\n}\n";
+    char *first = NULL, *second = NULL;
+    cr_assert(asprintf(&first, "stream {\n%s%s%s%s", names, acme, xmpp, rest) > 0);
+    cr_assert(asprintf(&second, "stream {\n%s%s%s%s", xmpp, names, acme, rest) > 0);
+    const char *orders[] = { first, second };
+    for (int i = 0; i < 2; i++) {
+        struct nginx_import result = import_text(orders[i]);
+        log_warnings(&result);
+        cr_expect(strstr(result.ini, "[upstream acmeup]\nserver = 127.0.0.1:1002\nproxy_protocol = v1\n"),
+                  "order %d:\n%s", i, result.ini);
+        cr_expect(strstr(result.ini, "[upstream beta]\nserver = 127.0.0.1:1003\nproxy_protocol = v1\n"),
+                  "order %d:\n%s", i, result.ini);
+        cr_expect(has_warning(&result, "", "upstream beta is reached from servers with and without "
+                                           "proxy_protocol on"), "order %d", i);
+        nginx_import_free(&result);
+    }
+    free(first);
+    free(second);
+}
+
 /* What does not fit one ALPN route per entry is said, not guessed. */
 Test(nginx_import, alpn_entries_that_do_not_fit)
 {
