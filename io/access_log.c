@@ -6,7 +6,9 @@
  * With `user =`, root opens the log at start and hands the file to that
  * user (as nginx's master does for its workers), because every later open
  * (SIGUSR1 after logrotate, a reload) happens as the user: without that
- * the file root created with mode 0640 could not be reopened.
+ * the file root created with mode 0640 could not be reopened. As root it
+ * opens only a regular file (no symlink, no other hard link) or a device:
+ * see open_as_root.
  */
 #include "access_log.h"
 
@@ -38,42 +40,66 @@ void access_log_set_owner(uid_t uid)
     log_owner = uid;
 }
 
-/* Handed over only if it is a plain file with no other name: a hard link
- * the user made to a file of root's must not become the user's. */
-static void hand_to_owner(int fd, const char *path)
+/* Handed over to `user` (a plain file with one name: see below). */
+static void hand_to_owner(int fd, const struct stat *status, const char *path)
 {
-    struct stat status;
-    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) || status.st_uid == log_owner)
+    if (log_owner == NO_OWNER || status->st_uid == log_owner || !S_ISREG(status->st_mode))
         return;
-    if (status.st_nlink != 1) {
-        log_warn("access_log %s: has other names (hard links), so it stays root's: reopening it as "
-                 "`user` will fail", path);
-        return;
-    }
     if (fchown(fd, log_owner, (gid_t)-1) != 0)
         log_warn("access_log %s: cannot hand it to `user`: %s", path, strerror(errno));
 }
 
-static int open_for_appending(const char *path)
+/* /dev/stdout and /dev/stderr are the process's own descriptors (a
+ * container's log), reached through /proc symlinks: duplicated rather than
+ * opened, so that no symlink is followed as root, and so that a reopen
+ * after `user =` does not need the user to be allowed to open what root's
+ * stdout is. -1 otherwise. */
+static int standard_stream(const char *path)
 {
-    if (log_owner == NO_OWNER || geteuid() != 0)
-        return open(path, APPEND_FLAGS | O_CREAT, 0640);
-    /* As root: not through a symlink at the end of the path, or whoever
-     * may write the log's directory could point it at /etc/shadow and have
-     * that handed over. A symlink to an existing file (/dev/stdout) is
-     * still followed, never handed over, and nothing is created through
-     * one. */
-    int fd = open(path, APPEND_FLAGS | O_CREAT | O_NOFOLLOW, 0640);
-    if (fd < 0 && errno == ELOOP)
-        return open(path, APPEND_FLAGS);
-    if (fd >= 0)
-        hand_to_owner(fd, path);
+    int fd = strcmp(path, "/dev/stdout") == 0 ? STDOUT_FILENO : strcmp(path, "/dev/stderr") == 0 ? STDERR_FILENO : -1;
+    return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+/* As root, the log is written (and, with `user =`, handed over) only if it
+ * is what it seems: whoever may write its directory (the user, once it is
+ * given the directory for logrotate) could otherwise put there a symlink
+ * or a hard link to a file of root's and have root append lines to it,
+ * whose ALPN and server name fields any client chooses (/root/.bashrc), a
+ * FIFO that blocks the start, or a device. So: no symlink at the end of
+ * the path, nothing but a regular file with one name or a character
+ * device (/dev/null), and O_NONBLOCK so that opening a FIFO fails rather
+ * than waits. Not as root, the kernel's permissions are the whole rule. */
+static int open_as_root(const char *path, char *error, size_t error_size)
+{
+    int fd = open(path, APPEND_FLAGS | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0640);
+    if (fd < 0) {
+        snprintf(error, error_size, "access_log %s: %s", path,
+                 errno == ELOOP ? "is a symbolic link; give the path of the file itself" : strerror(errno));
+        return -1;
+    }
+    struct stat status;
+    const char *wrong = fstat(fd, &status) != 0                          ? strerror(errno)
+                        : S_ISCHR(status.st_mode)                         ? NULL
+                        : !S_ISREG(status.st_mode)                        ? "not a regular file"
+                        : status.st_nlink != 1                            ? "has other names (hard links)"
+                                                                          : NULL;
+    if (wrong || fcntl(fd, F_SETFL, O_APPEND) != 0) {
+        snprintf(error, error_size, "access_log %s: %s; not written as root", path, wrong ? wrong : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    hand_to_owner(fd, &status, path);
     return fd;
 }
 
 int access_log_open_file(const char *path, char *error, size_t error_size)
 {
-    int fd = open_for_appending(path);
+    int fd = standard_stream(path);
+    if (fd >= 0)
+        return fd;
+    if (geteuid() == 0)
+        return open_as_root(path, error, error_size);
+    fd = open(path, APPEND_FLAGS | O_CREAT, 0640);
     if (fd < 0)
         snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
     return fd;

@@ -465,12 +465,13 @@ static bool start_workers(struct process *process)
     return ok;
 }
 
-/* log_fd: path opened by the reload (-1 when path is NULL: logging off). */
+/* log_fd: path opened by the reload (-1 when path is NULL, logging off,
+ * or when the file already open is kept: see open_reload_log). */
 static void apply_access_log(struct process *process, const char *path, int log_fd)
 {
     if (!path)
         access_log_disable();
-    else
+    else if (log_fd >= 0)
         access_log_install(log_fd);
     free(process->access_log_path);
     process->access_log_path = path ? strdup(path) : NULL;
@@ -489,21 +490,25 @@ static void reload_rejected(struct process *process, const char *why, struct con
         close(log_fd);
 }
 
-/* The reload's access log, opened before anything changes so that one the
- * process cannot open rejects the reload (README). Also the same path: it
- * is reopened, as SIGUSR1 does, and after `user =` that happens as the
- * user, who may have lost it (logrotate moved it to a directory the user
- * cannot write). Accepting the reload would leave lines going to a file no
- * longer at the configured path, and `systemctl reload` saying all is
- * well. False with the reason in problem; *log_fd is -1 when logging is
- * off. */
-static bool open_reload_log(const struct config *config, int *log_fd, char *problem, size_t problem_size)
+/* The reload's access log, opened before anything changes so that a new
+ * path the process cannot open rejects the reload (README). The same path
+ * is reopened, as SIGUSR1 does; if that fails (after `user =` the user may
+ * not reopen what root opened: a root-owned file or stdout, a file
+ * logrotate moved to a directory the user cannot write), the reload still
+ * applies, with a warning, and lines go on to the file already open:
+ * routes must not wait for a log. False with the reason in problem;
+ * *log_fd is -1 when logging is off or the open file is kept. */
+static bool open_reload_log(const struct process *process, const struct config *config, int *log_fd,
+                            char *problem, size_t problem_size)
 {
     *log_fd = -1;
     if (!config->access_log)
         return true;
     *log_fd = access_log_open_file(config->access_log, problem, problem_size);
-    return *log_fd >= 0;
+    if (*log_fd >= 0 || !same_text(config->access_log, process->access_log_path))
+        return *log_fd >= 0;
+    log_warn("reload: %s; lines go on to the file already open", problem);
+    return true;
 }
 
 static void reload(struct process *process)
@@ -526,7 +531,7 @@ static void reload(struct process *process)
         return;
     }
     int log_fd;
-    if (!open_reload_log(config, &log_fd, problem, sizeof problem)) {
+    if (!open_reload_log(process, config, &log_fd, problem, sizeof problem)) {
         log_error("reload rejected: %s; the previous configuration keeps serving", problem);
         reload_rejected(process, "cannot open the access log", config, -1);
         return;
