@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/hash_mix.h"
 #include "worker.h"
 
 const uint32_t metrics_preread_bucket_ms[METRICS_PREREAD_BUCKETS - 1] = { 1, 5, 10, 50, 100, 500, 1000, 5000 };
@@ -21,17 +22,6 @@ static bool index_init(struct metrics_index *index)
     index->slots = calloc(INDEX_SLOTS, sizeof *index->slots);
     index->mask = INDEX_SLOTS - 1;
     return index->slots != NULL;
-}
-
-static uint32_t hash_text(const char *a, const char *b)
-{
-    uint32_t hash = 2166136261u; /* FNV-1a */
-    for (const char *text = a; *text; text++)
-        hash = (hash ^ (uint8_t)*text) * 16777619u;
-    hash = (hash ^ 0xff) * 16777619u;
-    for (const char *text = b; *text; text++)
-        hash = (hash ^ (uint8_t)*text) * 16777619u;
-    return hash;
 }
 
 bool metrics_init(struct metrics *metrics)
@@ -63,7 +53,7 @@ void metrics_destroy(struct metrics *metrics)
 struct metrics_route *metrics_route(struct metrics *metrics, const char *name)
 {
     uint32_t count = atomic_load_explicit(&metrics->route_count, memory_order_relaxed);
-    for (uint32_t slot = hash_text(name, "") & metrics->route_index.mask;;
+    for (uint32_t slot = hash_name_pair(name, "") & metrics->route_index.mask;;
          slot = (slot + 1) & metrics->route_index.mask) {
         uint32_t entry = metrics->route_index.slots[slot];
         if (entry == 0) {
@@ -88,7 +78,7 @@ struct metrics_route *metrics_unrouted(struct metrics *metrics)
 struct metrics_server *metrics_server(struct metrics *metrics, const char *upstream, const char *server)
 {
     uint32_t count = atomic_load_explicit(&metrics->server_count, memory_order_relaxed);
-    for (uint32_t slot = hash_text(upstream, server) & metrics->server_index.mask;;
+    for (uint32_t slot = hash_name_pair(upstream, server) & metrics->server_index.mask;;
          slot = (slot + 1) & metrics->server_index.mask) {
         uint32_t entry = metrics->server_index.slots[slot];
         if (entry == 0) {

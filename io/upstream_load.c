@@ -8,18 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOAD_SLOTS_MIN 64
+#include "../core/hash_mix.h"
 
-static uint32_t hash_names(const char *upstream, const char *server)
-{
-    uint32_t hash = 2166136261u; /* FNV-1a, as io/metrics.c */
-    for (const char *text = upstream; *text; text++)
-        hash = (hash ^ (uint8_t)*text) * 16777619u;
-    hash = (hash ^ 0xff) * 16777619u;
-    for (const char *text = server; *text; text++)
-        hash = (hash ^ (uint8_t)*text) * 16777619u;
-    return hash;
-}
+#define LOAD_SLOTS_MIN 64
 
 static bool record_is(const struct upstream_load_record *record, uint32_t hash, const char *upstream,
                       const char *server)
@@ -83,7 +74,7 @@ struct upstream_load_record *upstream_load_find(const struct upstream_load *load
 {
     if (!load->slots)
         return NULL;
-    uint32_t hash = hash_names(upstream, server);
+    uint32_t hash = hash_name_pair(upstream, server);
     for (uint32_t slot = hash & load->mask; load->slots[slot]; slot = (slot + 1) & load->mask)
         if (record_is(load->slots[slot], hash, upstream, server))
             return load->slots[slot];
@@ -105,7 +96,7 @@ struct upstream_load_record *upstream_load_intern(struct upstream_load *load, co
     if (!record)
         return NULL;
     record->held = 0;
-    record->hash = hash_names(upstream, server);
+    record->hash = hash_name_pair(upstream, server);
     record->upstream_length = upstream_length;
     memcpy(record->names, upstream, upstream_length + 1);
     memcpy(record->names + upstream_length + 1, server, server_length + 1);
