@@ -33,13 +33,18 @@
 #define ACCESS_LOG_BUFFER_SIZE (64 * 1024)
 
 /* What a connection remembers for its line; allocated only when logging. */
+/* An upstream's name, whole: as long as the metrics' names
+ * (METRICS_NAME_SIZE, io/metrics.h), which a config line (at most 199
+ * bytes) cannot outgrow, so the log and the metrics name a route alike. */
+#define ACCESS_LOG_ROUTE_SIZE (2 * ADDRESS_TEXT_MAX)
+
 struct access_record {
     uint64_t started_ms;              /* monotonic */
     struct sockaddr_storage client;   /* the socket's peer, read at accept... */
     bool client_from_header;          /* ...until a PROXY header named another */
     char server_name[HOSTNAME_MAX + 1];
     char alpn[32];                    /* first offered protocol, cut */
-    char *route;                      /* upstream name, a copy (malloc'd); NULL: "-" */
+    char route[ACCESS_LOG_ROUTE_SIZE]; /* upstream name; "" until routed */
     char upstream[ADDRESS_TEXT_MAX];  /* server connected to */
 };
 
@@ -94,8 +99,8 @@ void access_log_begin(struct worker *worker, struct connection *connection);
 /* At routing: the server name, the offered ALPN and the chosen upstream. */
 void access_log_note_route(struct connection *connection, const char *server_name,
                            const uint8_t *alpn, size_t alpn_len);
-/* The upstream chosen: its name is copied whole, as the snapshot that
- * holds it may be freed before the connection ends. */
+/* The upstream chosen: its name is copied into the record, as the
+ * snapshot that holds it may be freed before the connection ends. */
 void access_log_note_upstream(struct connection *connection, const char *name);
 void access_log_note_server(struct connection *connection, const struct address *server);
 /* A PROXY protocol header named the real client. */

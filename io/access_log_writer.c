@@ -65,10 +65,7 @@ void access_log_note_upstream(struct connection *connection, const char *name)
     struct access_record *record = connection->access;
     if (!record)
         return;
-    /* Out of memory the line says "-", as before routing; metrics still
-     * count the connection under its upstream. */
-    free(record->route);
-    record->route = strdup(name);
+    snprintf(record->route, sizeof record->route, "%s", name);
 }
 
 void access_log_note_server(struct connection *connection, const struct address *server)
@@ -108,7 +105,7 @@ static int format_line(const struct worker *worker, const struct connection *con
                     "%s.%03ldZ %s sni=%s alpn=%s route=%s upstream=%s up=%llu down=%llu ms=%llu outcome=%s\n",
                     stamp, now.tv_nsec / 1000000, client,
                     record->server_name[0] ? record->server_name : "-",
-                    record->alpn[0] ? record->alpn : "-", record->route ? record->route : "-", record->upstream,
+                    record->alpn[0] ? record->alpn : "-", record->route[0] ? record->route : "-", record->upstream,
                     (unsigned long long)connection->to_upstream.bytes,
                     (unsigned long long)connection->to_client.bytes,
                     (unsigned long long)(worker->now_ms - record->started_ms), outcome);
@@ -164,7 +161,6 @@ void access_log_end(struct worker *worker, struct connection *connection, const 
     struct access_log *log = &worker->access_log;
     char line[LINE_MAX_BYTES];
     int length = format_line(worker, connection, outcome, line);
-    free(record->route);
     free(record);
     connection->access = NULL;
     if (length <= 0)

@@ -29,7 +29,7 @@
 #include "connection.h"
 
 #define METRICS_NAMES_MAX 4096   /* beyond this, counts go to the "other" entry */
-#define METRICS_NAME_SIZE (2 * ADDRESS_TEXT_MAX)
+#define METRICS_NAME_SIZE (2 * ADDRESS_TEXT_MAX) /* as ACCESS_LOG_ROUTE_SIZE: log and metrics name a route alike */
 #define METRICS_PREREAD_BUCKETS 9 /* the last one is +Inf */
 
 /* Upper bounds of the preread histogram buckets, in milliseconds. */
