@@ -291,16 +291,18 @@ static void hold_open_handler(struct backend *backend, int fd, void *context)
     net_receive_until_closed(fd, NULL, 0, 30000);
 }
 
-Test(signals, drain_timeout_bounds_the_exit, .init = integration_init, .fini = signal_fini)
+/* A proxy with `globals`, and one client connection relayed to a server
+ * that holds it open: the client's fd, once the server has it. */
+static int start_with_a_held_connection(uint16_t proxy_port, uint16_t alpha_port, const char *globals)
 {
-    uint16_t proxy_port = TEST_PORT(16, 0), alpha_port = TEST_PORT(16, 1);
     signal_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(signal_hello.data);
     cr_assert(backend_start(&alpha_backend, "hold", alpha_port, hold_open_handler, NULL));
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "drain_timeout = 1s\n", body);
+    char *config = config_text(proxy_port, globals, body);
     cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
-
+    free(config);
+    free(body);
     int fd = net_connect(proxy_port);
     cr_assert(fd >= 0);
     cr_assert(net_send_all(fd, signal_hello.data, signal_hello.length));
@@ -308,6 +310,12 @@ Test(signals, drain_timeout_bounds_the_exit, .init = integration_init, .fini = s
     while (backend_accepted(&alpha_backend) == 0 && monotonic_ms() < deadline)
         sleep_ms(5);
     cr_assert_eq(backend_accepted(&alpha_backend), 1, "connection never reached the upstream");
+    return fd;
+}
+
+Test(signals, drain_timeout_bounds_the_exit, .init = integration_init, .fini = signal_fini)
+{
+    int fd = start_with_a_held_connection(TEST_PORT(16, 0), TEST_PORT(16, 1), "drain_timeout = 1s\n");
     sleep_ms(100);
 
     long long start = monotonic_ms();
@@ -322,8 +330,6 @@ Test(signals, drain_timeout_bounds_the_exit, .init = integration_init, .fini = s
     cr_expect_geq(closed_after, 0, "the held client connection was not closed at exit");
     close(fd);
     free(log);
-    free(config);
-    free(body);
 }
 
 /* A scraper that connects to the stats port and says nothing held the
@@ -401,21 +407,7 @@ Test(signals, signals_during_start_up_wait_for_the_main_loop, .init = integratio
  * 0 at once and says so. */
 static void expect_second_signal_cuts_the_drain(unsigned block, int first, int second)
 {
-    uint16_t proxy_port = TEST_PORT(block, 0), alpha_port = TEST_PORT(block, 1);
-    signal_hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert_not_null(signal_hello.data);
-    cr_assert(backend_start(&alpha_backend, "hold", alpha_port, hold_open_handler, NULL));
-    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n", alpha_port);
-    char *config = config_text(proxy_port, "drain_timeout = 30s\n", body);
-    cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
-
-    int fd = net_connect(proxy_port);
-    cr_assert(fd >= 0);
-    cr_assert(net_send_all(fd, signal_hello.data, signal_hello.length));
-    long long deadline = monotonic_ms() + 5000;
-    while (backend_accepted(&alpha_backend) == 0 && monotonic_ms() < deadline)
-        sleep_ms(5);
-    cr_assert_eq(backend_accepted(&alpha_backend), 1, "connection never reached the upstream");
+    int fd = start_with_a_held_connection(TEST_PORT(block, 0), TEST_PORT(block, 1), "drain_timeout = 30s\n");
 
     proxy_signal(&signal_proxy, first);
     cr_assert(proxy_stderr_wait_for(&signal_proxy, "draining connections", 3000), "the drain never began");
@@ -434,8 +426,6 @@ static void expect_second_signal_cuts_the_drain(unsigned block, int first, int s
     cr_expect_geq(closed_after, 0, "the idle client connection was not closed");
     close(fd);
     free(log);
-    free(config);
-    free(body);
 }
 
 Test(signals, second_sigterm_cuts_the_drain, .init = integration_init, .fini = signal_fini)
