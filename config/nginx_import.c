@@ -2056,7 +2056,7 @@ static bool takes_nginx_default(const struct importer *importer, size_t setting)
 {
     if (importer->settings[setting].global.text[0])
         return false;
-    bool preread = strcmp(importer->settings[setting].nginx_name, "preread_timeout") == 0;
+    bool preread = importer->settings[setting].preread_only;
     for (size_t i = 0; i < importer->server_count; i++) {
         const struct import_server *server = &importer->servers[i];
         if (server->listen_count && !server->own[setting].text[0] && (!preread || server->ssl_preread))
@@ -2164,7 +2164,7 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
                                                     .nginx_default = "10m" };
     importer.settings[2] = (struct import_setting){ .nginx_name = "preread_timeout", .ini_name = "preread_timeout",
                                                     .default_ms = defaults->preread_timeout_ms,
-                                                    .nginx_default = "30s" };
+                                                    .nginx_default = "30s", .preread_only = true };
     importer.settings[3] = (struct import_setting){ .nginx_name = "preread_buffer_size", .ini_name = "preread_max",
                                                     .size = true };
     collect_main(&importer, &tree->root);

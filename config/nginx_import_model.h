@@ -138,6 +138,7 @@ struct import_setting {
                              [listen] section may set for itself */
     uint64_t default_ms;  /* a timeout: snisplice's default, for a listener that nothing sets it for */
     const char *nginx_default; /* a timeout: nginx's default, as nginx's documentation writes it */
+    bool preread_only;    /* matters only where nginx prereads (a server with ssl_preread) */
     struct import_value global; /* [global]'s: the stream block's; preread_max: the first anywhere */
 };
 
