@@ -149,10 +149,7 @@ static const int one_second = 1;
  * with -v. */
 static bool connect_warning_due(struct worker *worker)
 {
-    if (worker->connect_warned_ms != 0 && worker->now_ms < worker->connect_warned_ms + 1000)
-        return false;
-    worker->connect_warned_ms = worker->now_ms;
-    return true;
+    return log_once_a_second(&worker->connect_warned_ms, worker->now_ms);
 }
 
 static void connect_next_server(struct worker *worker, struct connection *connection)

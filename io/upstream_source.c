@@ -64,9 +64,7 @@ static void report_failure(struct worker *worker, const struct address *source, 
         address_format(source, text, sizeof text);
     else
         snprintf(text, sizeof text, "the client's address");
-    bool warn = worker->now_ms >= worker->source_warned_ms + 1000 || worker->source_warned_ms == 0;
-    if (warn) {
-        worker->source_warned_ms = worker->now_ms;
+    if (log_once_a_second(&worker->source_warned_ms, worker->now_ms)) {
         log_warn("worker %u: source %s: %s: %s; connection closed, no server tried", worker->index, text, step,
                  strerror(error));
         return;
