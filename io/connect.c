@@ -283,8 +283,11 @@ void connect_route(struct worker *worker, struct connection *connection, const c
     }
     else if (listener)
         target = listener->upstream;
-    access_log_note_route(connection, name, alpn, alpn_len);
-    connect_target(worker, connection, target, name);
+    /* Logged as sent, as nginx's $ssl_preread_server_name: the case a
+     * "~" route was matched against, so its choice can be read off the
+     * line. */
+    access_log_note_route(connection, name_as_sent, alpn, alpn_len);
+    connect_target(worker, connection, target, name_as_sent);
 }
 
 void connect_route_not_tls(struct worker *worker, struct connection *connection)

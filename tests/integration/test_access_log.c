@@ -4,8 +4,9 @@
  * reopens the file after logrotate moved it; a reload turns it off and on
  * without disturbing traffic; lines a full disk loses are counted and said
  * once, and a line a full disk cuts in two is never glued to the next;
- * the route is the upstream's whole name, however long. Ports: blocks 51,
- * 98, 99, 166, 167.
+ * the route is the upstream's whole name, however long; the server name is
+ * the one a "~" route saw, with its case as sent. Ports: blocks 51, 98, 99,
+ * 166, 167, 180.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -430,6 +431,44 @@ Test(access_log, the_route_is_the_whole_upstream_name, .init = integration_init,
 
     free(series);
     free(route);
+    free(text);
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
+    free(path);
+    free(directory);
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* nginx logs $ssl_preread_server_name as the client sent it, and a "~"
+ * route matches it so. The line logged the lower-cased name instead: a
+ * client sending "Mixed.Case.example.com" missed "~^mixed\.case\." (as it
+ * does in nginx) while the line said sni=mixed.case.example.com, which
+ * that route matches, so the log showed a routing error where there was
+ * none. */
+Test(access_log, the_server_name_is_logged_as_sent, .init = integration_init, .fini = log_fini)
+{
+    uint16_t proxy_port = TEST_PORT(180, 0), backend_port = TEST_PORT(180, 1), unused_port = TEST_PORT(180, 2);
+    char *directory = temp_directory_create("access-log-as-sent");
+    char *path = text_format("%s/access.log", directory);
+    cr_assert(backend_start(&log_backend, "alpha", backend_port, NULL, NULL));
+    char *body = text_format("[routes]\n~^mixed\\.case\\. = 127.0.0.1:%u\ndefault = alpha\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n", unused_port, backend_port);
+    char *globals = text_format("access_log = %s\n", path);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+    /* One trailing dot is dropped, as for routing. */
+    struct hello_bytes hello = hello_build("Mixed.Case.example.com.");
+    char *reply = exchange_once(proxy_port, hello.data, hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "alpha\n") == 0, "not routed as nginx routes it: \"%s\"", reply ? reply : "");
+    free(reply);
+
+    const char *const done[] = {"outcome=done", NULL};
+    char *text = wait_for_text(path, done, 3000);
+    cr_expect(text && strstr(text, " sni=Mixed.Case.example.com alpn=h2 route=alpha ") != NULL,
+              "the server name is not the one sent:\n%s", text ? text : "");
+
     free(text);
     hello_free(&hello);
     free(config);
