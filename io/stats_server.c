@@ -29,11 +29,15 @@
 /* An IPv6 endpoint is IPv6-only, as the listeners are: [::]:9100 must
  * neither serve the unauthenticated endpoint on every IPv4 address too
  * nor take the port from a listener on 0.0.0.0:9100, which the config
- * check lets share it. */
+ * check lets share it. Not an IPv4-mapped one, which only a dual-stack
+ * socket may bind. */
 static bool ipv6_only(int fd, const struct address *address)
 {
     int on = 1;
-    return address_family(address) != AF_INET6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
+    if (address_family(address) != AF_INET6 ||
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&address->storage)->sin6_addr))
+        return true;
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
 }
 
 bool stats_server_bind(struct stats_server *server, const struct address *address)
