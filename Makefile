@@ -57,6 +57,12 @@ build/signal_at_open.so: tests/shim/signal_at_open.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
 
+# failover/server_of_a_family_the_kernel_lacks_is_skipped preloads it
+# (tests/shim/no_ipv6.c): a kernel without IPv6.
+build/no_ipv6.so: tests/shim/no_ipv6.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
+
 # The per-address connection counts the workers share, under TSan and ASan.
 build/tsan/test_client_counts: $(call objs,tsan,$(CORE_SRC) tests/tsan/test_client_counts.c)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
@@ -81,7 +87,7 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 
 test: deps
-	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so build/no_ipv6.so
 	$(MAKE) test-unit test-tsan test-integration
 
 # Real ClientHello captures (copied from shared/clienthello) used as test vectors.

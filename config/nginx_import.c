@@ -948,6 +948,32 @@ static void collect_listen_keepalive(struct importer *importer, const struct ngi
     snprintf(listen->keepalive, sizeof listen->keepalive, "off");
 }
 
+static void add_listen(struct importer *importer, struct import_server *server, const struct import_listen *listen)
+{
+    struct import_listen *grown = import_grow(importer, server->listens, server->listen_count, sizeof *grown);
+    if (!grown)
+        return;
+    server->listens = grown;
+    grown[server->listen_count++] = *listen;
+}
+
+/* nginx's `listen [::]:PORT ipv6only=off` is one socket for both
+ * families; snisplice's IPv6 sockets are IPv6-only, so the IPv4 clients
+ * get an address of their own, 0.0.0.0:PORT, with the same parameters.
+ * On any other address ipv6only changes nothing nginx served. */
+static void add_ipv4_twin(struct importer *importer, struct import_server *server, const struct import_listen *listen)
+{
+    static const char wildcard[] = "[::]:";
+    if (strncmp(listen->address, wildcard, sizeof wildcard - 1) != 0)
+        return;
+    struct import_listen twin = *listen;
+    snprintf(twin.address, sizeof twin.address, "0.0.0.0:%s", listen->address + sizeof wildcard - 1);
+    for (size_t i = 0; i < server->listen_count; i++)
+        if (strcmp(server->listens[i].address, twin.address) == 0)
+            return;
+    add_listen(importer, server, &twin);
+}
+
 static void collect_listen(struct importer *importer, struct import_server *server,
                            const struct nginx_directive *directive)
 {
@@ -963,6 +989,7 @@ static void collect_listen(struct importer *importer, struct import_server *serv
         return;
     }
     struct import_listen listen = { .directive = directive, .keepalive = "off" };
+    bool dual_stack = false;
     char why[160];
     if (!convert_address(directive->args[0], true, listen.address, sizeof listen.address, why, sizeof why)) {
         import_warn(importer, directive, "listen %s: %s; skipped", directive->args[0], why);
@@ -981,6 +1008,8 @@ static void collect_listen(struct importer *importer, struct import_server *serv
             import_warn(importer, directive,
                         "listen %s ssl: nginx terminated TLS here; snisplice only passes TLS through, so the "
                         "upstream must now speak TLS itself", directive->args[0]);
+        } else if (strcmp(flag, "ipv6only=off") == 0) {
+            dual_stack = true;
         } else if (strcmp(flag, "reuseport") == 0 || strcmp(flag, "bind") == 0 ||
                    strcmp(flag, "default_server") == 0 || strcmp(flag, "ipv6only=on") == 0) {
             /* snisplice always does these. */
@@ -990,11 +1019,9 @@ static void collect_listen(struct importer *importer, struct import_server *serv
             import_warn_left_out(importer, directive, key, "listen %s: parameter '%s'", directive->args[0], flag);
         }
     }
-    struct import_listen *grown = import_grow(importer, server->listens, server->listen_count, sizeof *grown);
-    if (!grown)
-        return;
-    server->listens = grown;
-    grown[server->listen_count++] = listen;
+    add_listen(importer, server, &listen);
+    if (dual_stack)
+        add_ipv4_twin(importer, server, &listen);
 }
 
 bool import_is_on(struct importer *importer, const struct nginx_directive *directive)

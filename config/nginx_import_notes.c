@@ -84,8 +84,6 @@ static const struct import_note notes[] = {
                                 "that routes by name, and never on a plain forward, where the server may speak "
                                 "first" },
     { "listen:fastopen", false, "snisplice does not enable TCP Fast Open; clients make a full handshake" },
-    { "listen:ipv6only", false, "snisplice's IPv6 sockets are IPv6-only: IPv4 clients need an "
-                                "address = 0.0.0.0:PORT line of their own" },
     { "listen:multipath", false, "snisplice listens with plain TCP; Multipath TCP clients fall back to it" },
     { "listen:rcvbuf", false, BUFFER_AUTOTUNING },
     { "listen:setfib", true, FREEBSD_ONLY },

@@ -102,6 +102,14 @@ bool address_parse(const char *text, struct address *out, char *error, size_t er
     return parse_ip(text, out, FORMS, error, error_size);
 }
 
+/* ::ffff:a.b.c.d: the kernel refuses it to an IPv6-only socket, which
+ * every listener is, with a bare "Invalid argument" at start-up. */
+static bool is_ipv4_mapped(const struct address *address)
+{
+    return address->storage.ss_family == AF_INET6 &&
+           IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&address->storage)->sin6_addr);
+}
+
 bool address_parse_listen(const char *text, struct address *out, char *error, size_t error_size)
 {
     memset(out, 0, sizeof *out);
@@ -109,7 +117,18 @@ bool address_parse_listen(const char *text, struct address *out, char *error, si
         snprintf(error, error_size, "'%s': snisplice listens on TCP only, " LISTEN_FORMS, text);
         return false;
     }
-    return parse_ip(text, out, LISTEN_FORMS, error, error_size);
+    if (!parse_ip(text, out, LISTEN_FORMS, error, error_size))
+        return false;
+    if (is_ipv4_mapped(out)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&out->storage;
+        const uint8_t *ipv4 = &in6->sin6_addr.s6_addr[12];
+        snprintf(error, error_size,
+                 "'%s': listeners' IPv6 sockets are IPv6-only, and the kernel refuses them an IPv4-mapped "
+                 "address; write %u.%u.%u.%u:%u",
+                 text, ipv4[0], ipv4[1], ipv4[2], ipv4[3], ntohs(in6->sin6_port));
+        return false;
+    }
+    return true;
 }
 
 bool address_split_host_name(const char *text, char *host, size_t host_size, uint16_t *port)

@@ -121,22 +121,23 @@ static bool sends_at_once(const struct connection *connection)
     return routed_by_name(connection) || connection->upstream->proxy_protocol;
 }
 
-/* The socket towards a server. Out of fds, the pool's idle pipes go
- * first (a cache) and the socket is tried once more; still none, and
- * this worker stops accepting for a while: further clients wait in the
- * backlog rather than being accepted only to be closed here. */
+/* The socket towards a server, or -errno. Out of fds, the pool's idle
+ * pipes go first (a cache) and the socket is tried once more; still none,
+ * and this worker stops accepting for a while: further clients wait in
+ * the backlog rather than being accepted only to be closed here. */
 static int upstream_socket(struct worker *worker, int family)
 {
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0 || !listener_is_resource_exhaustion(errno))
-        return fd;
+        return fd >= 0 ? fd : -errno;
     if (pipe_pool_release_idle(&worker->pipes) > 0) {
         fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd >= 0)
             return fd;
     }
-    listener_pause_accepting(worker, "upstream socket", errno);
-    return -1;
+    int error = errno;
+    listener_pause_accepting(worker, "upstream socket", error);
+    return -error;
 }
 
 /* A static because an io_uring setsockopt reads it when the batch is
@@ -150,6 +151,26 @@ static const int one_second = 1;
 static bool connect_warning_due(struct worker *worker)
 {
     return log_once_a_second(&worker->connect_warned_ms, worker->now_ms);
+}
+
+static void connect_next_server(struct worker *worker, struct connection *connection);
+
+/* connection->server could not be connected to (`error`, negative, or a
+ * timeout): counted against it, and the next server is tried. */
+static void server_failed(struct worker *worker, struct connection *connection, int error)
+{
+    const struct upstream_server *server = connection->server;
+    upstream_health_failed(health_of(worker, connection), connection->upstream, server, worker->now_ms);
+    upstream_health_release(&connection->held_server);
+    char text[ADDRESS_TEXT_MAX];
+    address_format(&server->address, text, sizeof text);
+    metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);
+    const char *why = connection->connect_timed_out ? "timed out" : strerror(-error);
+    if (connect_warning_due(worker))
+        log_warn("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
+    else
+        log_debug("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
+    connect_next_server(worker, connection);
 }
 
 static void connect_next_server(struct worker *worker, struct connection *connection)
@@ -170,9 +191,16 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     connection->server = server;
     access_log_note_server(connection, &server->address);
     int family = address_family(&server->address);
+    connection->connect_timed_out = false;
     int fd = upstream_socket(worker, family);
-    if (fd < 0) {
+    if (fd < 0 && listener_is_resource_exhaustion(-fd)) {
         connection_close(worker, connection, OUTCOME_NO_RESOURCES);
+        return;
+    }
+    if (fd < 0) {
+        /* This server's family is not in the kernel (IPv6 on one booted
+         * with ipv6.disable=1): unreachable from here, as a refusal. */
+        server_failed(worker, connection, fd);
         return;
     }
     const struct snapshot_listener *listener = connect_listener_of(connection);
@@ -211,7 +239,6 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         keepalive_queue(worker, fd, &connection->upstream->keepalive);
     }
     connection->upstream_fd = fd;
-    connection->connect_timed_out = false;
     /* The kernel copies the address when the SQE is submitted, within this
      * loop iteration, while the snapshot holding it is pinned. */
     struct io_uring_sqe *sqe = worker_sqe(worker);
@@ -338,19 +365,9 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
             relay_start(worker, connection, client_waits);
         return;
     }
-    upstream_health_failed(health_of(worker, connection), connection->upstream, server, worker->now_ms);
-    upstream_health_release(&connection->held_server);
-    char text[ADDRESS_TEXT_MAX];
-    address_format(&server->address, text, sizeof text);
-    metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);
-    const char *why = connection->connect_timed_out ? "timed out" : strerror(-result);
-    if (connect_warning_due(worker))
-        log_warn("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
-    else
-        log_debug("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
     close(connection->upstream_fd);
     connection->upstream_fd = -1;
-    connect_next_server(worker, connection);
+    server_failed(worker, connection, result);
 }
 
 void connect_on_timeout(struct worker *worker, struct connection *connection)

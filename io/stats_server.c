@@ -7,6 +7,7 @@
 #include "stats_server.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,20 @@
 #define ACCEPT_RETRY_MS 100       /* after accept fails (out of fds) */
 #define STATS_CLIENTS_MAX 16      /* scrapers waited on at once */
 
+/* An IPv6 endpoint is IPv6-only, as the listeners are: [::]:9100 must
+ * neither serve the unauthenticated endpoint on every IPv4 address too
+ * nor take the port from a listener on 0.0.0.0:9100, which the config
+ * check lets share it. Not an IPv4-mapped one, which only a dual-stack
+ * socket may bind. */
+static bool ipv6_only(int fd, const struct address *address)
+{
+    int on = 1;
+    if (address_family(address) != AF_INET6 ||
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&address->storage)->sin6_addr))
+        return true;
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
+}
+
 bool stats_server_bind(struct stats_server *server, const struct address *address)
 {
     memset(server, 0, sizeof *server);
@@ -33,7 +48,7 @@ bool stats_server_bind(struct stats_server *server, const struct address *addres
     address_format(address, text, sizeof text);
     int fd = socket(address_family(address), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int on = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+    if (fd < 0 || !ipv6_only(fd, address) || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
         bind(fd, (const struct sockaddr *)&address->storage, address->length) != 0 || listen(fd, 64) != 0) {
         log_error("stats %s: %s", text, strerror(errno));
         if (fd >= 0)

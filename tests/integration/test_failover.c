@@ -9,7 +9,8 @@
  * server's share is spread by weight, and so are the connections that fail
  * over to the backups. A listener's own connect_timeout applies to its
  * clients. A failed connect is logged without -v, at most once a second
- * per worker. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176
+ * per worker. A server whose address family the kernel lacks is skipped
+ * too. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176, 191
  * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
@@ -548,6 +549,45 @@ Test(failover, a_failed_connect_is_logged_without_verbose, .init = integration_i
     int lines = text_count(log, "[warn]");
     cr_expect_leq(lines, 1 + 2 * seconds, "%d warnings for 21 failed clients in %lld s:\n%s", lines, seconds, log);
     free(log);
+    free(wanted);
+    free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+/* On a kernel without IPv6 (ipv6.disable=1, some VPS images) an IPv6
+ * server cannot even have a socket: such a server is failed like one
+ * that refuses, with a warning naming it and the error, and the next
+ * server serves the client. A name with both an AAAA and an A record
+ * (Debian's `localhost` is ::1 and 127.0.0.1) gives such an upstream.
+ * Before, the client was closed at once as `no_resources`, with no line
+ * in the log and no other server tried, on every turn of the IPv6
+ * server. build/no_ipv6.so makes socket(AF_INET6) fail as that kernel
+ * does. */
+Test(failover, server_of_a_family_the_kernel_lacks_is_skipped, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(191, 0), bravo_port = TEST_PORT(191, 1), ipv6_port = TEST_PORT(191, 10);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char shim[4096];
+    cr_assert_not_null(realpath("build/no_ipv6.so", shim), "build/no_ipv6.so missing (make test builds it)");
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = matrix\n"
+                             "[upstream matrix]\nserver = [::1]:%u\nserver = 127.0.0.1:%u\n",
+                             ipv6_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    /* Only the proxy started below inherits these (each test runs in a
+     * process of its own); the shim has no sanitizer to conflict with. */
+    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
+    cr_assert_eq(setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1),
+                 0);
+    bool started = proxy_start(&failover_proxy, config, proxy_port);
+    unsetenv("LD_PRELOAD");
+    cr_assert(started, "snisplice did not start");
+    expect_every_connection_reaches(proxy_port, &failover_hello, &bravo_backend, "no IPv6 in the kernel");
+    char *wanted = text_format("[warn] worker 0: upstream matrix: connect to [::1]:%u: "
+                               "Address family not supported by protocol", ipv6_port);
+    cr_expect(proxy_stderr_wait_for(&failover_proxy, wanted, 2000), "no warning \"%s\"", wanted);
     free(wanted);
     free(config);
     free(body);

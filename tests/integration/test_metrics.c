@@ -5,8 +5,8 @@
  * keep growing across a reload; a scraper that says nothing delays neither
  * a reload nor the next scrape for long, and eight of them at once do not
  * hold up a scrape for longer than one; other paths are 404. Bytes are
- * counted as they are relayed, not when the connection closes. Ports:
- * blocks 66, 162, 163.
+ * counted as they are relayed, not when the connection closes. An IPv6
+ * endpoint is IPv6-only. Ports: blocks 66, 162, 163, 190.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -302,6 +302,59 @@ Test(metrics, silent_scrapers_do_not_queue_up_a_scrape, .init = integration_init
     free(text);
     for (int i = 0; i < 5 * SILENT_SCRAPERS; i++)
         close(crowd[i]);
+    free(config);
+    free(body);
+    free(globals);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* ---- an IPv6 endpoint ---- */
+
+/* GET /metrics from [::1]:port: the whole response, NULL if refused. */
+static char *fetch_over_ipv6(uint16_t port)
+{
+    struct sockaddr_in6 address = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+    inet_pton(AF_INET6, "::1", &address.sin6_addr);
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    net_set_timeouts(fd, 5000);
+    static const char request[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    char *response = calloc(1, 1 << 20);
+    if (response && net_send_all(fd, request, sizeof request - 1))
+        net_receive_exact(fd, response, (1 << 20) - 1, 5000);
+    close(fd);
+    return response;
+}
+
+/* `stats = [::]:PORT` is IPv6-only, as `address = [::]:PORT` is (and as
+ * the config check assumes when it lets a listener have 0.0.0.0:PORT):
+ * IPv4 clients of that port reach the listener. Before, the endpoint's
+ * socket was dual-stack: start-up failed on the listener's port ("another
+ * program listens there") after -t had passed the config, and without
+ * such a listener the unauthenticated metrics were served on every IPv4
+ * address too. */
+Test(metrics, ipv6_endpoint_is_ipv6_only, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(190, 0), shared_port = TEST_PORT(190, 1), alpha_port = TEST_PORT(190, 2);
+    cr_assert(backend_start(&alpha, "alpha", alpha_port, NULL, NULL));
+    char *globals = text_format("stats = [::]:%u\n", shared_port);
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[listen ipv4]\naddress = 0.0.0.0:%u\nupstream = alpha\n",
+                             alpha_port, shared_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+
+    char *metrics = fetch_over_ipv6(shared_port);
+    cr_assert_not_null(metrics, "nothing answers on [::1]:%u", shared_port);
+    cr_expect(strncmp(metrics, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", metrics);
+    char *reply = exchange_once(shared_port, "x", 1, 5000, NULL);
+    cr_expect_str_eq(reply ? reply : "(refused)", "alpha\n", "an IPv4 client of the port reaches the listener");
+    free(reply);
+    free(metrics);
     free(config);
     free(body);
     free(globals);

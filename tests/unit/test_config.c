@@ -456,6 +456,25 @@ Test(config, unix_listen_address_is_refused)
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }
 
+/* [::ffff:127.0.0.1]:443 passed -t, then start-up failed with a bare
+ * "Invalid argument": listeners are IPv6-only sockets, to which the
+ * kernel refuses an IPv4-mapped address. Refused at load, naming the
+ * IPv4 form that works. */
+Test(config, ipv4_mapped_listen_address_is_refused)
+{
+    const char *text =
+        "[listen]\n"                                 /* 1 */
+        "address = [::ffff:127.0.0.1]:443\n"         /* 2 */
+        "address = [::1]:443\n"                      /* 3 */
+        "[routes]\n"                                 /* 4 */
+        "default = [::ffff:127.0.0.1]:8443\n";       /* 5 */
+    const char *const expected[] = {
+        "2: address: '[::ffff:127.0.0.1]:443': listeners' IPv6 sockets are IPv6-only, and the kernel refuses "
+        "them an IPv4-mapped address; write 127.0.0.1:443",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+}
+
 Test(config, syntax_error_has_its_line)
 {
     const char *const expected[] = { "3: syntax error (expected [section], key = value, or ; comment)" };

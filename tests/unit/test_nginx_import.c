@@ -909,6 +909,32 @@ Test(nginx_import, several_servers_each_become_a_listener)
     nginx_import_free(&result);
 }
 
+/* `listen [::]:443 ipv6only=off` is nginx's one-line dual stack: its
+ * IPv4 clients come in on that socket too. snisplice's IPv6 sockets are
+ * IPv6-only, so the listener gets 0.0.0.0:443 beside it, with the same
+ * PROXY-header trust; on a specific IPv6 address ipv6only=off changed
+ * nothing and adds nothing. Before, the parameter was left out with a
+ * warning and every IPv4 client of the migrated proxy was refused. */
+Test(nginx_import, dual_stack_listen_keeps_its_ipv4_clients)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  map $ssl_preread_server_name $web { default 127.0.0.1:9001; }\n"
+        "  server { listen [::]:443 ipv6only=off proxy_protocol; set_real_ip_from 2001:db8::/32;\n"
+        "           ssl_preread on; proxy_pass $web; }\n"
+        "  server { listen [::1]:2222 ipv6only=off; proxy_pass 127.0.0.1:22; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = [::]:443\naddress = 0.0.0.0:443\n"
+                                 "routes = web\nproxy_protocol_from = 2001:db8::/32\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port2222]\naddress = [::1]:2222\nupstream = 127.0.0.1:22\n\n"), "%s",
+              result.ini);
+    cr_expect_not(has_warning(&result, "nginx.conf:3:", "ipv6only"));
+    cr_expect_not(has_warning(&result, "nginx.conf:5:", "ipv6only"));
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* nginx's `user` is carried over, as its master starts as root too; but
  * the shipped systemd unit starts snisplice unprivileged, where `-t`
  * refuses `user =`: the warning says so first, and what to do there. */
@@ -1781,7 +1807,6 @@ Test(nginx_import, known_directives_are_left_out_with_the_reason)
         { "nginx.conf:18:", "parameter 'backlog=511' not carried over (snisplice listens with a backlog of 4096" },
         { "nginx.conf:18:", "parameter 'fastopen=256' not carried over (snisplice does not enable TCP Fast Open" },
         { "nginx.conf:19:", "so_keepalive=off here, so_keepalive=on on listen 443" },
-        { "nginx.conf:19:", "parameter 'ipv6only=off' not carried over (snisplice's IPv6 sockets are IPv6-only" },
         { "nginx.conf:19:", "parameter 'setfib=1' not needed (FreeBSD only; snisplice runs on Linux)" },
         { "nginx.conf:21:", "proxy_buffer_size: not needed (snisplice splices through kernel pipes" },
         { "nginx.conf:23:", "proxy_half_close: not carried over (snisplice always half-closes" },
