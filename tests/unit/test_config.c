@@ -1042,3 +1042,16 @@ Test(config, stats_address_may_not_be_a_listen_address)
     config_free(load_ok("[global]\nstats = 127.0.0.1:9100\n[listen]\naddress = 127.0.0.1:9101\n"
                         "address = [::]:9100\n[routes]\ndefault = 127.0.0.1:1\n"));
 }
+
+/* `stats = unix:/path` passed -t (the error text even offered it) and
+ * served the first start, but the socket file outlived the process and
+ * every restart then failed with "Address already in use". The endpoint
+ * is TCP only, as the README documents it. */
+Test(config, stats_address_is_tcp_only)
+{
+    static const char *const unix_path[] = {
+        "2: stats: 'unix:/run/snisplice-stats.sock': snisplice listens on TCP only, expected IPv4:port or [IPv6]:port",
+    };
+    expect_errors("[global]\nstats = unix:/run/snisplice-stats.sock\n[listen]\naddress = 127.0.0.1:9101\n"
+                  "[routes]\ndefault = 127.0.0.1:1\n", unix_path, 1);
+}
