@@ -433,6 +433,54 @@ Test(config, listener_errors)
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }
 
+/* A key that takes one value, given twice in one section, took the last
+ * value without a word: a `workers` or `idle_timeout` pasted into a
+ * section that already had one silently replaced it. nginx refuses such
+ * a directive ("is duplicate"); so does this loader, naming both lines,
+ * and a second [global] cannot hide one either. Keys that add a value
+ * each time still repeat, and a line after a bad value is no second one. */
+Test(config, a_one_value_key_given_twice_is_refused)
+{
+    const char *text =
+        "[global]\n"                                  /* 1 */
+        "workers = 2\n"                               /* 2 */
+        "idle_timeout = 10m\n"                        /* 3 */
+        "workers = 4\n"                               /* 4 */
+        "[listen]\n"                                  /* 5 */
+        "address = 127.0.0.1:1\n"                     /* 6 */
+        "address = 127.0.0.1:2\n"                     /* 7 */
+        "allow = 10.0.0.0/8\n"                        /* 8 */
+        "allow = 192.168.0.0/16\n"                    /* 9 */
+        "idle_timeout = 2h\n"                         /* 10 */
+        "idle_timeout = 3h\n"                         /* 11 */
+        "source = nowhere\n"                          /* 12 */
+        "source = none\n"                             /* 13 */
+        "[routes]\n"                                  /* 14 */
+        "default = u\n"                               /* 15 */
+        "[upstream u]\n"                              /* 16 */
+        "server = 127.0.0.1:3\n"                      /* 17 */
+        "server = 127.0.0.1:4\n"                      /* 18 */
+        "balance = least_connections\n"               /* 19 */
+        "balance = round_robin\n"                     /* 20 */
+        "[global]\n"                                  /* 21 */
+        "drain_timeout = 5s\n";                       /* 22 */
+    const char *const expected[] = {
+        "4: workers given twice (first at line 2)",
+        "11: idle_timeout given twice (first at line 10)",
+        "12: source: expected none, client, or an IPv4 or IPv6 address, got 'nowhere'",
+        "20: balance given twice (first at line 19)",
+        "21: duplicate [global] (first at line 1)",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+
+    struct config *config = load_ok("[global]\nidle_timeout = 1m\n[listen]\naddress = 127.0.0.1:1\n"
+                                    "idle_timeout = 2h\n[listen b]\naddress = 127.0.0.1:2\nidle_timeout = 3h\n"
+                                    "upstream = 127.0.0.1:9\n[routes]\ndefault = 127.0.0.1:9\n");
+    cr_expect_eq(config->snapshot->listeners[0].idle_timeout_ms, 2u * 3600 * 1000);
+    cr_expect_eq(config->snapshot->listeners[1].idle_timeout_ms, 3u * 3600 * 1000);
+    config_free(config);
+}
+
 /* A unix: path to listen on passed -t (the error text even offered it)
  * and then failed at start-up with "Operation not supported", leaving
  * its socket file behind: snisplice accepts TCP only. Refused at load,
@@ -614,8 +662,7 @@ Test(config, congestion_control_key)
                                     "[upstream a]\nserver = 127.0.0.1:1\n"
                                     "[upstream b]\nserver = 127.0.0.1:2\ncongestion_control = system\n"
                                     "[upstream c]\nserver = 127.0.0.1:3\ncongestion_control = reno\n"
-                                    "[upstream d]\nserver = 127.0.0.1:4\ncongestion_control = system\n"
-                                    "congestion_control = auto\n");
+                                    "[upstream d]\nserver = 127.0.0.1:4\ncongestion_control = auto\n");
     const struct snapshot *snapshot = config->snapshot;
     for (uint32_t i = 0; i < snapshot->upstream_count; i++) {
         const struct upstream *upstream = &snapshot->upstreams[i];
