@@ -452,11 +452,13 @@ static void set_global(struct loader *loader, const char *name, const char *valu
     } else if (strcmp(name, "access_log") == 0) {
         free(loader->config->access_log);
         loader->config->access_log = strcmp(value, "off") == 0 ? NULL : strdup(value);
+        loader->config->access_log_line = loader->line;
         if (strcmp(value, "off") != 0 && !loader->config->access_log)
             loader->out_of_memory = true;
     } else if (strcmp(name, "user") == 0) {
         free(loader->config->user);
         loader->config->user = strdup(value);
+        loader->config->user_line = loader->line;
         if (!loader->config->user)
             loader->out_of_memory = true;
     } else if (strcmp(name, "max_connections") == 0) {

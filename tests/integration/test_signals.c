@@ -214,7 +214,8 @@ Test(signals, sighup_with_unopenable_access_log_keeps_old_config, .init = integr
     char *globals = text_format("%saccess_log = /nonexistent/dir/access.log\n", stats);
     char *broken = config_text(proxy_port, globals, bravo_body);
     proxy_reload(&signal_proxy, broken);
-    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reload rejected: access_log /nonexistent/dir/access.log", 3000),
+    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reload rejected: ", 3000) &&
+                  proxy_stderr_wait_for(&signal_proxy, "snisplice.ini:4: access_log /nonexistent/dir/access.log", 1000),
               "the unopenable access log was not reported");
     int wrong = 0;
     for (int i = 0; i < 5; i++)
