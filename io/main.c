@@ -245,6 +245,12 @@ static unsigned allowed_cpus(int *cpus, unsigned max)
     return count;
 }
 
+/* `workers` as a number: auto is one per CPU this process may run on. */
+static unsigned workers_wanted(const struct config *config, unsigned cpu_count)
+{
+    return config->workers ? config->workers : (cpu_count ? cpu_count : 1);
+}
+
 static bool same_address(const struct address *a, const struct address *b)
 {
     return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
@@ -577,7 +583,10 @@ static void reload(struct process *process)
         reload_rejected(process, "cannot open the access log", config, -1);
         return;
     }
-    if (config->workers != 0 && config->workers != process->worker_count)
+    /* auto compared as the count it stands for: 1 -> auto on 2 CPUs is
+     * a change, auto -> 2 there is none. */
+    int cpus[CPU_SETSIZE];
+    if (workers_wanted(config, allowed_cpus(cpus, CPU_SETSIZE)) != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
     if (!same_text(config->user, process->user))
         log_warn("reload: user changed; a restart is needed to apply that");
@@ -760,7 +769,7 @@ static int serve(const char *config_path)
     unsigned cpu_count = allowed_cpus(cpus, CPU_SETSIZE);
     struct process process = {
         .config_path = config_path,
-        .worker_count = config->workers ? config->workers : (cpu_count ? cpu_count : 1),
+        .worker_count = workers_wanted(config, cpu_count),
     };
     process.stats.listen_fd = process.stats.stop_fd = -1;
     /* Pin only when there is a CPU per worker: never stack two on one core. */
