@@ -345,6 +345,12 @@ static void notice_section_header(struct loader *loader, const char *line)
         return; /* inih reports the syntax error */
     *close = '\0';
     open_section(loader, trim(text + 1));
+    /* inih drops whatever follows the ']': "[global] workers = 4" would
+     * lose its key without a word. Only a comment may follow. */
+    const char *rest = trim(close + 1);
+    if (*rest && *rest != ';' && *rest != '#')
+        add_error(loader, loader->line, "text after [%s]: '%s' (a key goes on a line of its own)", trim(text + 1),
+                  rest);
 }
 
 /* True when fgets stopped inside a line: it is longer than the buffer.

@@ -481,6 +481,29 @@ Test(config, a_one_value_key_given_twice_is_refused)
     config_free(config);
 }
 
+/* inih ignores what follows a section header's ']': "[global] workers
+ * = 4" opened [global] and dropped the key without a word, and the
+ * config passed -t with the default workers. Only a comment may follow. */
+Test(config, text_after_a_section_header_is_refused)
+{
+    const char *text =
+        "[global] workers = 4\n"                      /* 1 */
+        "[listen] ; the main one\n"                   /* 2 */
+        "address = 127.0.0.1:1\n"                     /* 3 */
+        "[routes]]\n"                                 /* 4 */
+        "default = u\n"                               /* 5 */
+        "[upstream u] server = 127.0.0.1:5\n"         /* 6 */
+        "server = 127.0.0.1:6\n";                     /* 7 */
+    const char *const expected[] = {
+        "1: text after [global]: 'workers = 4' (a key goes on a line of its own)",
+        "4: text after [routes]: ']' (a key goes on a line of its own)",
+        "6: text after [upstream u]: 'server = 127.0.0.1:5' (a key goes on a line of its own)",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+    config_free(load_ok("[global] ; settings\n[listen]\t# main\naddress = 127.0.0.1:1\n[routes]\n"
+                        "default = 127.0.0.1:2\n"));
+}
+
 /* A unix: path to listen on passed -t (the error text even offered it)
  * and then failed at start-up with "Operation not supported", leaving
  * its socket file behind: snisplice accepts TCP only. Refused at load,
