@@ -361,6 +361,8 @@ static bool line_was_cut(FILE *file, const char *buffer, int size)
     if (length + 1 < (size_t)size || buffer[length - 1] == '\n')
         return false;
     int next = getc(file);
+    if (next == '\r')
+        next = getc(file); /* a CRLF file's line end is no character either */
     if (next == EOF || next == '\n')
         return false; /* the line fitted exactly */
     while (next != EOF && next != '\n')

@@ -587,6 +587,21 @@ Test(config, line_of_the_longest_length_loads)
     config_free(config);
 }
 
+/* The same in a file with CRLF line ends (a Windows editor's): its CR is
+ * no character of the line, yet such a line was refused as longer than
+ * 199 characters. */
+Test(config, line_of_the_longest_length_loads_with_crlf)
+{
+    char text[1024], name[256];
+    dotted_name(name, 199 - strlen(" = 127.0.0.1:2"));
+    snprintf(text, sizeof text, "[listen]\r\naddress = 127.0.0.1:1\r\n[routes]\r\n%s = 127.0.0.1:2\r\n"
+             "default = 127.0.0.1:3\r\n", name);
+    struct config *config = load_ok(text);
+    cr_assert_str_eq(upstream_name(config, route(config, name)), "127.0.0.1:2");
+    cr_assert_str_eq(upstream_name(config, route(config, "other.test")), "127.0.0.1:3");
+    config_free(config);
+}
+
 Test(config, key_outside_section_and_zero_duration)
 {
     const char *const expected[] = {
