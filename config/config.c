@@ -438,6 +438,25 @@ static void parse_source(struct loader *loader, const char *value, struct upstre
     *line = loader->line;
 }
 
+/* `access_log = off | /absolute/path`. A relative path would be the
+ * working directory's (/ under systemd), and it is what a mistyped off
+ * ("none", "OFF", "no") becomes: a log file by that name, not no log. */
+static void set_access_log(struct loader *loader, const char *value)
+{
+    free(loader->config->access_log);
+    loader->config->access_log = NULL;
+    if (strcmp(value, "off") == 0)
+        return;
+    if (value[0] != '/') {
+        add_error(loader, loader->line, "access_log: expected off or an absolute path, got '%s'", value);
+        return;
+    }
+    loader->config->access_log = strdup(value);
+    loader->config->access_log_line = loader->line;
+    if (!loader->config->access_log)
+        loader->out_of_memory = true;
+}
+
 static void set_global(struct loader *loader, const char *name, const char *value)
 {
     struct snapshot_settings *settings = &loader->settings;
@@ -458,11 +477,7 @@ static void set_global(struct loader *loader, const char *name, const char *valu
             add_error(loader, loader->line, "stats: %s", error);
         loader->stats_line = loader->line;
     } else if (strcmp(name, "access_log") == 0) {
-        free(loader->config->access_log);
-        loader->config->access_log = strcmp(value, "off") == 0 ? NULL : strdup(value);
-        loader->config->access_log_line = loader->line;
-        if (strcmp(value, "off") != 0 && !loader->config->access_log)
-            loader->out_of_memory = true;
+        set_access_log(loader, value);
     } else if (strcmp(name, "user") == 0) {
         free(loader->config->user);
         loader->config->user = strdup(value);

@@ -504,6 +504,38 @@ Test(config, text_after_a_section_header_is_refused)
                         "default = 127.0.0.1:2\n"));
 }
 
+/* access_log takes off or an absolute path. A relative one was taken as
+ * the working directory's, so a mistyped off ("none", as `source` says
+ * it, or "OFF") made a log file of that name, not no log. */
+Test(config, access_log_is_off_or_an_absolute_path)
+{
+    const char *text =
+        "[global]\n"                                  /* 1 */
+        "access_log = none\n"                         /* 2 */
+        "[listen]\n"                                  /* 3 */
+        "address = 127.0.0.1:1\n"                     /* 4 */
+        "[routes]\n"                                  /* 5 */
+        "default = 127.0.0.1:2\n";                    /* 6 */
+    const char *const none[] = { "2: access_log: expected off or an absolute path, got 'none'" };
+    expect_errors(text, none, 1);
+    const char *const relative[] = { "2: access_log: expected off or an absolute path, got 'logs/access.log'" };
+    expect_errors("[global]\naccess_log = logs/access.log\n[listen]\naddress = 127.0.0.1:1\n[routes]\n"
+                  "default = 127.0.0.1:2\n", relative, 1);
+    const char *const upper[] = { "2: access_log: expected off or an absolute path, got 'OFF'" };
+    expect_errors("[global]\naccess_log = OFF\n[listen]\naddress = 127.0.0.1:1\n[routes]\n"
+                  "default = 127.0.0.1:2\n", upper, 1);
+
+    struct config *config = load_ok("[global]\naccess_log = /var/log/snisplice/access.log\n[listen]\n"
+                                    "address = 127.0.0.1:1\n[routes]\ndefault = 127.0.0.1:2\n");
+    cr_expect_str_eq(config->access_log, "/var/log/snisplice/access.log");
+    cr_expect_eq(config->access_log_line, 2);
+    config_free(config);
+    config = load_ok("[global]\naccess_log = off\n[listen]\naddress = 127.0.0.1:1\n[routes]\n"
+                     "default = 127.0.0.1:2\n");
+    cr_expect_null(config->access_log);
+    config_free(config);
+}
+
 /* A unix: path to listen on passed -t (the error text even offered it)
  * and then failed at start-up with "Operation not supported", leaving
  * its socket file behind: snisplice accepts TCP only. Refused at load,
