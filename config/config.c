@@ -86,6 +86,13 @@ struct pending_listener {
     int source_line;
 };
 
+/* A key that takes one value, and the line that gave it (see key_set_before). */
+struct set_key {
+    char name[32];
+    int line;
+};
+#define SET_KEYS_MAX 16          /* more than any section has keys */
+
 struct pending_upstream {
     struct upstream upstream;
     int line;
@@ -99,6 +106,9 @@ struct loader {
     struct config_errors *errors;
     enum section_kind section;
     int section_line;
+    int global_line;             /* of the [global] header; 0: none yet */
+    struct set_key set_keys[SET_KEYS_MAX]; /* this section's one-value keys so far */
+    size_t set_key_count;
     size_t current_upstream;     /* index while in [upstream X] */
     size_t current_listener;     /* index while in [listen ...] */
     size_t current_table;        /* index while in [routes ...] */
@@ -288,8 +298,13 @@ static const char *section_name(char *section, const char *kind)
 static void open_section(struct loader *loader, char *name)
 {
     loader->section_line = loader->line;
+    loader->set_key_count = 0;
     const char *named;
-    if (strcmp(name, "global") == 0) {
+    if (strcmp(name, "global") == 0 && loader->global_line) {
+        add_error(loader, loader->line, "duplicate [global] (first at line %d)", loader->global_line);
+        loader->section = SECTION_UNKNOWN;
+    } else if (strcmp(name, "global") == 0) {
+        loader->global_line = loader->line;
         loader->section = SECTION_GLOBAL;
     } else if ((named = section_name(name, "listen")) != NULL) {
         open_listener(loader, named);
@@ -330,6 +345,12 @@ static void notice_section_header(struct loader *loader, const char *line)
         return; /* inih reports the syntax error */
     *close = '\0';
     open_section(loader, trim(text + 1));
+    /* inih drops whatever follows the ']': "[global] workers = 4" would
+     * lose its key without a word. Only a comment may follow. */
+    const char *rest = trim(close + 1);
+    if (*rest && *rest != ';' && *rest != '#')
+        add_error(loader, loader->line, "text after [%s]: '%s' (a key goes on a line of its own)", trim(text + 1),
+                  rest);
 }
 
 /* True when fgets stopped inside a line: it is longer than the buffer.
@@ -340,6 +361,8 @@ static bool line_was_cut(FILE *file, const char *buffer, int size)
     if (length + 1 < (size_t)size || buffer[length - 1] == '\n')
         return false;
     int next = getc(file);
+    if (next == '\r')
+        next = getc(file); /* a CRLF file's line end is no character either */
     if (next == EOF || next == '\n')
         return false; /* the line fitted exactly */
     while (next != EOF && next != '\n')
@@ -415,6 +438,25 @@ static void parse_source(struct loader *loader, const char *value, struct upstre
     *line = loader->line;
 }
 
+/* `access_log = off | /absolute/path`. A relative path would be the
+ * working directory's (/ under systemd), and it is what a mistyped off
+ * ("none", "OFF", "no") becomes: a log file by that name, not no log. */
+static void set_access_log(struct loader *loader, const char *value)
+{
+    free(loader->config->access_log);
+    loader->config->access_log = NULL;
+    if (strcmp(value, "off") == 0)
+        return;
+    if (value[0] != '/') {
+        add_error(loader, loader->line, "access_log: expected off or an absolute path, got '%s'", value);
+        return;
+    }
+    loader->config->access_log = strdup(value);
+    loader->config->access_log_line = loader->line;
+    if (!loader->config->access_log)
+        loader->out_of_memory = true;
+}
+
 static void set_global(struct loader *loader, const char *name, const char *value)
 {
     struct snapshot_settings *settings = &loader->settings;
@@ -429,17 +471,17 @@ static void set_global(struct loader *loader, const char *name, const char *valu
     } else if (strcmp(name, "stats") == 0) {
         char error[256];
         loader->config->has_stats = strcmp(value, "off") != 0;
-        if (loader->config->has_stats && !address_parse(value, &loader->config->stats, error, sizeof error))
+        /* TCP only: a unix: socket file would outlive the process and
+         * make the next start fail on it. */
+        if (loader->config->has_stats && !address_parse_listen(value, &loader->config->stats, error, sizeof error))
             add_error(loader, loader->line, "stats: %s", error);
         loader->stats_line = loader->line;
     } else if (strcmp(name, "access_log") == 0) {
-        free(loader->config->access_log);
-        loader->config->access_log = strcmp(value, "off") == 0 ? NULL : strdup(value);
-        if (strcmp(value, "off") != 0 && !loader->config->access_log)
-            loader->out_of_memory = true;
+        set_access_log(loader, value);
     } else if (strcmp(name, "user") == 0) {
         free(loader->config->user);
         loader->config->user = strdup(value);
+        loader->config->user_line = loader->line;
         if (!loader->config->user)
             loader->out_of_memory = true;
     } else if (strcmp(name, "max_connections") == 0) {
@@ -495,14 +537,9 @@ static void add_listen_address(struct loader *loader, const char *value)
     loader->listeners[loader->current_listener].address_count++;
 }
 
-/* `upstream = X` or `routes = X`, once each per listener. */
-static void set_listener_text(struct loader *loader, const char *key, const char *value,
-                              char **field, int *field_line)
+/* `upstream = X` or `routes = X` (once each per listener: key_set_before). */
+static void set_listener_text(struct loader *loader, const char *value, char **field, int *field_line)
 {
-    if (*field) {
-        add_error(loader, loader->line, "%s given twice (first at line %d)", key, *field_line);
-        return;
-    }
     *field = strdup(value);
     *field_line = loader->line;
     if (!*field)
@@ -575,9 +612,9 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
     else if (strcmp(name, "address") == 0)
         add_listen_address(loader, value);
     else if (strcmp(name, "upstream") == 0)
-        set_listener_text(loader, name, value, &listener->upstream, &listener->upstream_line);
+        set_listener_text(loader, value, &listener->upstream, &listener->upstream_line);
     else if (strcmp(name, "routes") == 0)
-        set_listener_text(loader, name, value, &listener->routes, &listener->routes_line);
+        set_listener_text(loader, value, &listener->routes, &listener->routes_line);
     else
         add_error(loader, loader->line, "unknown key '%s' in [listen%s%s]", name,
                   *listener->name ? " " : "", listener->name);
@@ -757,10 +794,55 @@ static void add_server(struct loader *loader, const char *name, const char *valu
     }
 }
 
+/* Whether a key may be given again in its section: the keys that add a
+ * value each time, a [routes] section's names (checked for duplicates as
+ * routes), and any key of a section already reported as wrong. */
+static bool key_repeats(enum section_kind section, const char *name)
+{
+    switch (section) {
+    case SECTION_GLOBAL: return false;
+    case SECTION_LISTEN:
+        return strcmp(name, "address") == 0 || strcmp(name, "allow") == 0 || strcmp(name, "deny") == 0 ||
+               strcmp(name, "proxy_protocol_from") == 0;
+    case SECTION_UPSTREAM: return strcmp(name, "server") == 0;
+    default: return true;
+    }
+}
+
+/* A one-value key given again in its section is an error, as nginx
+ * refuses a directive that "is duplicate": silently taking the last value
+ * would hide the copy that was forgotten higher up. */
+static bool key_set_before(struct loader *loader, const char *name)
+{
+    for (size_t i = 0; i < loader->set_key_count; i++) {
+        if (strcmp(loader->set_keys[i].name, name) == 0) {
+            add_error(loader, loader->line, "%s given twice (first at line %d)", name, loader->set_keys[i].line);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void remember_key(struct loader *loader, const char *name)
+{
+    if (loader->set_key_count == SET_KEYS_MAX || strlen(name) >= sizeof loader->set_keys[0].name)
+        return;
+    struct set_key *key = &loader->set_keys[loader->set_key_count++];
+    snprintf(key->name, sizeof key->name, "%s", name);
+    key->line = loader->line;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct loader *loader = user;
     (void)section;
+    bool repeats = key_repeats(loader->section, name);
+    if (!repeats && key_set_before(loader, name))
+        return 1;
+    /* Only a key that took its value counts as set: an unknown key or a
+     * bad value is reported already, and a line that corrects it is no
+     * second value. */
+    size_t errors_before = loader->errors->count;
     switch (loader->section) {
     case SECTION_GLOBAL: set_global(loader, name, value); break;
     case SECTION_LISTEN: add_listen(loader, name, value); break;
@@ -769,6 +851,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case SECTION_NONE: add_error(loader, loader->line, "key '%s' outside any section", name); break;
     case SECTION_UNKNOWN: break; /* the section header was already reported */
     }
+    if (!repeats && loader->errors->count == errors_before)
+        remember_key(loader, name);
     return 1;
 }
 

@@ -35,7 +35,9 @@ struct config_listen {
 struct config {
     unsigned workers;            /* 0 = one per online CPU */
     char *user;                  /* drop to this user after binding; NULL: stay */
+    int user_line;               /* of its `user` key, for problems found at start */
     char *access_log;            /* path, or NULL for none */
+    int access_log_line;
     bool has_stats;              /* stats = ADDR given */
     struct address stats;        /* where Prometheus scrapes /metrics */
     int transparent_line;        /* a `source = client` some listener uses; 0: none does */

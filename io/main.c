@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,26 +135,47 @@ static struct config *load_config(const char *path)
     return config;
 }
 
+/* problem = "FILE:LINE: text", as the loader reports its own errors, so
+ * that what start-up refuses names the line to change too. */
+static void problem_at(char *problem, size_t problem_size, const char *path, int line, const char *format, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void problem_at(char *problem, size_t problem_size, const char *path, int line, const char *format, ...)
+{
+    char text[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    snprintf(problem, problem_size, "%s:%d: %s", path, line, text);
+}
+
 /* What the INI loader cannot see but start-up would refuse: an unknown
  * user, a `source = client` this process may not bind (no CAP_NET_ADMIN
  * or CAP_NET_RAW; after `user =`, only kept when the first config needed
  * it), an access log that cannot be opened (checked when check_log, by -t:
  * a reload opens the file itself, see reload). */
-static bool usable_here(const struct config *config, bool check_log, char *problem, size_t problem_size)
+static bool usable_here(const struct config *config, const char *path, bool check_log, char *problem,
+                        size_t problem_size)
 {
-    char why[256];
+    char why[512];
     if (config->transparent_line && !upstream_source_transparent_allowed(why, sizeof why)) {
-        snprintf(problem, problem_size, "source = client (line %d): %s", config->transparent_line, why);
+        problem_at(problem, problem_size, path, config->transparent_line, "source = client: %s", why);
         return false;
     }
     if (config->user) {
         errno = 0;
         if (!getpwnam(config->user)) {
-            snprintf(problem, problem_size, "user '%s': %s", config->user, errno ? strerror(errno) : "no such user");
+            problem_at(problem, problem_size, path, config->user_line, "user '%s': %s", config->user,
+                       errno ? strerror(errno) : "no such user");
             return false;
         }
     }
-    return !check_log || !config->access_log || access_log_check(config->access_log, problem, problem_size);
+    if (check_log && config->access_log && !access_log_check(config->access_log, why, sizeof why)) {
+        problem_at(problem, problem_size, path, config->access_log_line, "%s", why);
+        return false;
+    }
+    return true;
 }
 
 static bool same_text(const char *a, const char *b)
@@ -169,26 +191,26 @@ static bool same_text(const char *a, const char *b)
  * bound, rather than the switch failing after binding. Not checked at a
  * reload: `user` then applies only at the next start, and a warning says
  * so. */
-static bool may_become_user(const char *user, char *problem, size_t problem_size)
+static bool may_become_user(const struct config *config, const char *path, char *problem, size_t problem_size)
 {
-    struct passwd *entry = user ? getpwnam(user) : NULL;
+    struct passwd *entry = config->user ? getpwnam(config->user) : NULL;
     if (!entry || (getuid() == entry->pw_uid && geteuid() == entry->pw_uid) || capabilities_can_switch_user())
         return true;
-    snprintf(problem, problem_size,
-             "user '%s': this process (uid %u) may not switch users: `user =` needs snisplice started as root "
-             "(or with CAP_SETUID and CAP_SETGID); under the shipped systemd unit, which starts it unprivileged "
-             "with CAP_NET_BIND_SERVICE, leave `user` unset",
-             user, (unsigned)geteuid());
+    problem_at(problem, problem_size, path, config->user_line,
+               "user '%s': this process (uid %u) may not switch users: `user =` needs snisplice started as root "
+               "(or with CAP_SETUID and CAP_SETGID); under the shipped systemd unit, which starts it unprivileged "
+               "with CAP_NET_BIND_SERVICE, leave `user` unset",
+               config->user, (unsigned)geteuid());
     return false;
 }
 
 static int check_config(const char *path)
 {
     struct config *config = load_config(path);
-    char problem[512];
-    if (config && (!usable_here(config, true, problem, sizeof problem) ||
-                   !may_become_user(config->user, problem, sizeof problem))) {
-        fprintf(stderr, "%s: %s\n", path, problem);
+    char problem[1024];
+    if (config && (!usable_here(config, path, true, problem, sizeof problem) ||
+                   !may_become_user(config, path, problem, sizeof problem))) {
+        fprintf(stderr, "%s\n", problem);
         config_free(config);
         config = NULL;
     }
@@ -221,6 +243,12 @@ static unsigned allowed_cpus(int *cpus, unsigned max)
         if (CPU_ISSET(cpu, &set))
             cpus[count++] = cpu;
     return count;
+}
+
+/* `workers` as a number: auto is one per CPU this process may run on. */
+static unsigned workers_wanted(const struct config *config, unsigned cpu_count)
+{
+    return config->workers ? config->workers : (cpu_count ? cpu_count : 1);
 }
 
 static bool same_address(const struct address *a, const struct address *b)
@@ -360,6 +388,20 @@ static void own_access_log_as(const char *user)
     struct passwd *entry = getpwnam(user);
     if (entry)
         access_log_set_owner(entry->pw_uid);
+}
+
+/* The access log at start; the reason it cannot be opened names its line. */
+static bool open_first_log(const struct config *config, const char *path)
+{
+    char why[512], problem[1024];
+    int fd = access_log_open_file(config->access_log, why, sizeof why);
+    if (fd < 0) {
+        problem_at(problem, sizeof problem, path, config->access_log_line, "%s", why);
+        log_error("%s", problem);
+        return false;
+    }
+    access_log_install(fd);
+    return true;
 }
 
 /* After binding, before any worker exists: every thread starts unprivileged,
@@ -504,10 +546,15 @@ static bool open_reload_log(const struct process *process, const struct config *
     *log_fd = -1;
     if (!config->access_log)
         return true;
-    *log_fd = access_log_open_file(config->access_log, problem, problem_size);
-    if (*log_fd >= 0 || !same_text(config->access_log, process->access_log_path))
-        return *log_fd >= 0;
-    log_warn("reload: %s; lines go on to the file already open", problem);
+    char why[512];
+    *log_fd = access_log_open_file(config->access_log, why, sizeof why);
+    if (*log_fd >= 0)
+        return true;
+    if (!same_text(config->access_log, process->access_log_path)) {
+        problem_at(problem, problem_size, process->config_path, config->access_log_line, "%s", why);
+        return false;
+    }
+    log_warn("reload: %s; lines go on to the file already open", why);
     return true;
 }
 
@@ -524,8 +571,8 @@ static void reload(struct process *process)
         reload_rejected(process, "config has errors", NULL, -1);
         return;
     }
-    char problem[512];
-    if (!usable_here(config, false, problem, sizeof problem)) {
+    char problem[1024];
+    if (!usable_here(config, process->config_path, false, problem, sizeof problem)) {
         log_error("reload rejected: %s; the previous configuration keeps serving", problem);
         reload_rejected(process, "config has errors", config, -1);
         return;
@@ -536,7 +583,10 @@ static void reload(struct process *process)
         reload_rejected(process, "cannot open the access log", config, -1);
         return;
     }
-    if (config->workers != 0 && config->workers != process->worker_count)
+    /* auto compared as the count it stands for: 1 -> auto on 2 CPUs is
+     * a change, auto -> 2 there is none. */
+    int cpus[CPU_SETSIZE];
+    if (workers_wanted(config, allowed_cpus(cpus, CPU_SETSIZE)) != process->worker_count)
         log_warn("reload: workers changed; a restart is needed to apply that");
     if (!same_text(config->user, process->user))
         log_warn("reload: user changed; a restart is needed to apply that");
@@ -707,10 +757,10 @@ static int serve(const char *config_path)
         fprintf(stderr, "snisplice: %s: configuration has errors\n", config_path);
         return 1;
     }
-    char problem[512];
-    if (!usable_here(config, false, problem, sizeof problem) ||
-        !may_become_user(config->user, problem, sizeof problem)) {
-        fprintf(stderr, "snisplice: %s: %s\n", config_path, problem);
+    char problem[1024];
+    if (!usable_here(config, config_path, false, problem, sizeof problem) ||
+        !may_become_user(config, config_path, problem, sizeof problem)) {
+        fprintf(stderr, "%s\n", problem);
         config_free(config);
         return 1;
     }
@@ -719,7 +769,7 @@ static int serve(const char *config_path)
     unsigned cpu_count = allowed_cpus(cpus, CPU_SETSIZE);
     struct process process = {
         .config_path = config_path,
-        .worker_count = config->workers ? config->workers : (cpu_count ? cpu_count : 1),
+        .worker_count = workers_wanted(config, cpu_count),
     };
     process.stats.listen_fd = process.stats.stop_fd = -1;
     /* Pin only when there is a CPU per worker: never stack two on one core. */
@@ -740,7 +790,7 @@ static int serve(const char *config_path)
     config->snapshot = NULL;
     own_access_log_as(config->user);
     if (config->access_log) {
-        if (!access_log_open(config->access_log))
+        if (!open_first_log(config, config_path))
             goto out;
         process.access_log_path = strdup(config->access_log);
     }

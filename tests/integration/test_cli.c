@@ -110,6 +110,37 @@ Test(cli, check_refuses_what_startup_refuses, .init = integration_init, .fini = 
     free(directory);
 }
 
+/* What -t and start-up refuse beyond the INI itself names its line too,
+ * as the README's "FILE:LINE: problem" promises: an unknown user and an
+ * access log that cannot be opened used to say "FILE: problem", leaving
+ * the operator to find the key. Ports: block 210 (never bound). */
+Test(cli, refusals_beyond_the_ini_name_their_line, .init = integration_init, .fini = cli_fini)
+{
+    char *directory = temp_directory_create("cli");
+    const char *const globals[] = { "drain_timeout = 5s\nuser = no-such-user-here\n",
+                                    "drain_timeout = 5s\naccess_log = /nonexistent/dir/access.log\n" };
+    const char *const said[] = { "line.ini:4: user 'no-such-user-here': no such user",
+                                 "line.ini:4: access_log /nonexistent/dir/access.log: No such file or directory" };
+    for (int i = 0; i < 2; i++) {
+        char *config = config_text(TEST_PORT(210, 0), globals[i], "[routes]\ndefault = 127.0.0.1:21341\n");
+        char *path = temp_file_write(directory, "line.ini", config);
+        char *output = NULL;
+        int status = run_snisplice("-t", "-c", path, &output);
+        cr_expect_eq(status, 1, "-t with %s: exit %d, output:\n%s", globals[i], status, output);
+        cr_expect(output && strstr(output, said[i]) != NULL, "-t: no \"%s\" in:\n%s", said[i], output);
+        free(output);
+        output = NULL;
+        status = run_snisplice("-c", path, NULL, &output);
+        cr_expect(status != 0 && status != CHILD_TIMED_OUT, "start with %s: exit %d, output:\n%s", globals[i], status,
+                  output);
+        cr_expect(output && strstr(output, said[i]) != NULL, "start: no \"%s\" in:\n%s", said[i], output);
+        free(output);
+        free(path);
+        free(config);
+    }
+    free(directory);
+}
+
 Test(cli, bad_config_at_startup_is_refused, .init = integration_init, .fini = cli_fini)
 {
     char *directory = temp_directory_create("cli");

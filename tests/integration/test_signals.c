@@ -7,11 +7,12 @@
  * for a silent stats client; a second SIGTERM or SIGINT during the drain
  * closes what is still open and exits at once. A HUP or USR1 that comes
  * while the config still loads at start-up waits for the main loop.
- * Ports: blocks 13-16, 100, 153, 157, 173, 174.
+ * Ports: blocks 13-16, 100, 153, 157, 173, 174, 211.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -190,6 +191,47 @@ Test(signals, sighup_with_bad_config_keeps_old_routes, .init = integration_init,
     expect_clean_exit();
 }
 
+/* `workers` needs a restart, and a reload that changes it says so. One
+ * from a number to auto, which stands for another number here, said
+ * nothing, and the process went on with its old count unannounced; one
+ * from auto to the number auto stands for changes nothing and says
+ * nothing. */
+Test(signals, a_reload_that_changes_workers_says_it_needs_a_restart, .init = integration_init,
+     .fini = signal_fini)
+{
+    cpu_set_t allowed;
+    cr_assert_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    int cpus = CPU_COUNT(&allowed);
+    if (cpus < 2)
+        cr_skip_test("needs two CPUs, for auto to differ from 1");
+    uint16_t proxy_port = TEST_PORT(211, 0);
+    const char *body = "[routes]\ndefault = 127.0.0.1:21341\n";
+    char *one = config_text(proxy_port, "workers = 1\n", body);
+    char *automatic = config_text(proxy_port, "workers = auto\n", body);
+    cr_assert(proxy_start(&signal_proxy, one, proxy_port), "snisplice did not start");
+    proxy_reload(&signal_proxy, automatic);
+    bool warned = proxy_stderr_wait_for(&signal_proxy, "reload: workers changed; a restart is needed", 3000);
+    char *log = proxy_stderr(&signal_proxy);
+    cr_expect(warned, "workers = 1 -> auto on %d CPUs: no warning; stderr:\n%s", cpus, log);
+    free(log);
+    expect_clean_exit();
+    proxy_release(&signal_proxy);
+
+    char *numbered = text_format("workers = %d\n", cpus);
+    char *same = config_text(proxy_port, numbered, body);
+    cr_assert(proxy_start(&signal_proxy, automatic, proxy_port), "snisplice did not start");
+    proxy_reload(&signal_proxy, same);
+    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reloaded", 3000), "the reload did not apply");
+    log = proxy_stderr(&signal_proxy);
+    cr_expect(!strstr(log, "workers changed"), "auto -> %d on %d CPUs warned; stderr:\n%s", cpus, cpus, log);
+    free(log);
+    expect_clean_exit();
+    free(same);
+    free(numbered);
+    free(automatic);
+    free(one);
+}
+
 /* A reload that names an access log which cannot be opened is rejected
  * whole, like one with a syntax error: it used to apply its routes and
  * count as a good reload while its log was never written. */
@@ -214,7 +256,8 @@ Test(signals, sighup_with_unopenable_access_log_keeps_old_config, .init = integr
     char *globals = text_format("%saccess_log = /nonexistent/dir/access.log\n", stats);
     char *broken = config_text(proxy_port, globals, bravo_body);
     proxy_reload(&signal_proxy, broken);
-    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reload rejected: access_log /nonexistent/dir/access.log", 3000),
+    cr_expect(proxy_stderr_wait_for(&signal_proxy, "reload rejected: ", 3000) &&
+                  proxy_stderr_wait_for(&signal_proxy, "snisplice.ini:4: access_log /nonexistent/dir/access.log", 1000),
               "the unopenable access log was not reported");
     int wrong = 0;
     for (int i = 0; i < 5; i++)

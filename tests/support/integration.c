@@ -53,8 +53,11 @@ int text_count(const char *text, const char *needle)
 
 char *config_text(uint16_t listen_port, const char *global_lines, const char *body)
 {
-    return text_format("[global]\nworkers = 2\n%s\n[listen]\naddress = 127.0.0.1:%u\n\n%s",
-                       global_lines ? global_lines : "", listen_port, body);
+    /* Two workers unless global_lines says otherwise: a key given twice
+     * in one section is a config error. */
+    const char *lines = global_lines ? global_lines : "";
+    const char *workers = strncmp(lines, "workers =", 9) == 0 || strstr(lines, "\nworkers =") ? "" : "workers = 2\n";
+    return text_format("[global]\n%s%s\n[listen]\naddress = 127.0.0.1:%u\n\n%s", workers, lines, listen_port, body);
 }
 
 char *generated_routes(int count, const char *even, const char *odd)

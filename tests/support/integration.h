@@ -47,8 +47,9 @@ char *text_format(const char *format, ...) __attribute__((format(printf, 1, 2)))
 int text_count(const char *text, const char *needle);
 
 /*
- * A snisplice config: [global] with `workers = 2` plus global_lines, a
- * [listen] on 127.0.0.1:listen_port, then body ([routes], [upstream ...]).
+ * A snisplice config: [global] with global_lines (and `workers = 2` unless
+ * they set workers), a [listen] on 127.0.0.1:listen_port, then body
+ * ([routes], [upstream ...]).
  */
 char *config_text(uint16_t listen_port, const char *global_lines, const char *body);
 

@@ -433,6 +433,109 @@ Test(config, listener_errors)
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }
 
+/* A key that takes one value, given twice in one section, took the last
+ * value without a word: a `workers` or `idle_timeout` pasted into a
+ * section that already had one silently replaced it. nginx refuses such
+ * a directive ("is duplicate"); so does this loader, naming both lines,
+ * and a second [global] cannot hide one either. Keys that add a value
+ * each time still repeat, and a line after a bad value is no second one. */
+Test(config, a_one_value_key_given_twice_is_refused)
+{
+    const char *text =
+        "[global]\n"                                  /* 1 */
+        "workers = 2\n"                               /* 2 */
+        "idle_timeout = 10m\n"                        /* 3 */
+        "workers = 4\n"                               /* 4 */
+        "[listen]\n"                                  /* 5 */
+        "address = 127.0.0.1:1\n"                     /* 6 */
+        "address = 127.0.0.1:2\n"                     /* 7 */
+        "allow = 10.0.0.0/8\n"                        /* 8 */
+        "allow = 192.168.0.0/16\n"                    /* 9 */
+        "idle_timeout = 2h\n"                         /* 10 */
+        "idle_timeout = 3h\n"                         /* 11 */
+        "source = nowhere\n"                          /* 12 */
+        "source = none\n"                             /* 13 */
+        "[routes]\n"                                  /* 14 */
+        "default = u\n"                               /* 15 */
+        "[upstream u]\n"                              /* 16 */
+        "server = 127.0.0.1:3\n"                      /* 17 */
+        "server = 127.0.0.1:4\n"                      /* 18 */
+        "balance = least_connections\n"               /* 19 */
+        "balance = round_robin\n"                     /* 20 */
+        "[global]\n"                                  /* 21 */
+        "drain_timeout = 5s\n";                       /* 22 */
+    const char *const expected[] = {
+        "4: workers given twice (first at line 2)",
+        "11: idle_timeout given twice (first at line 10)",
+        "12: source: expected none, client, or an IPv4 or IPv6 address, got 'nowhere'",
+        "20: balance given twice (first at line 19)",
+        "21: duplicate [global] (first at line 1)",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+
+    struct config *config = load_ok("[global]\nidle_timeout = 1m\n[listen]\naddress = 127.0.0.1:1\n"
+                                    "idle_timeout = 2h\n[listen b]\naddress = 127.0.0.1:2\nidle_timeout = 3h\n"
+                                    "upstream = 127.0.0.1:9\n[routes]\ndefault = 127.0.0.1:9\n");
+    cr_expect_eq(config->snapshot->listeners[0].idle_timeout_ms, 2u * 3600 * 1000);
+    cr_expect_eq(config->snapshot->listeners[1].idle_timeout_ms, 3u * 3600 * 1000);
+    config_free(config);
+}
+
+/* inih ignores what follows a section header's ']': "[global] workers
+ * = 4" opened [global] and dropped the key without a word, and the
+ * config passed -t with the default workers. Only a comment may follow. */
+Test(config, text_after_a_section_header_is_refused)
+{
+    const char *text =
+        "[global] workers = 4\n"                      /* 1 */
+        "[listen] ; the main one\n"                   /* 2 */
+        "address = 127.0.0.1:1\n"                     /* 3 */
+        "[routes]]\n"                                 /* 4 */
+        "default = u\n"                               /* 5 */
+        "[upstream u] server = 127.0.0.1:5\n"         /* 6 */
+        "server = 127.0.0.1:6\n";                     /* 7 */
+    const char *const expected[] = {
+        "1: text after [global]: 'workers = 4' (a key goes on a line of its own)",
+        "4: text after [routes]: ']' (a key goes on a line of its own)",
+        "6: text after [upstream u]: 'server = 127.0.0.1:5' (a key goes on a line of its own)",
+    };
+    expect_errors(text, expected, sizeof expected / sizeof expected[0]);
+    config_free(load_ok("[global] ; settings\n[listen]\t# main\naddress = 127.0.0.1:1\n[routes]\n"
+                        "default = 127.0.0.1:2\n"));
+}
+
+/* access_log takes off or an absolute path. A relative one was taken as
+ * the working directory's, so a mistyped off ("none", as `source` says
+ * it, or "OFF") made a log file of that name, not no log. */
+Test(config, access_log_is_off_or_an_absolute_path)
+{
+    const char *text =
+        "[global]\n"                                  /* 1 */
+        "access_log = none\n"                         /* 2 */
+        "[listen]\n"                                  /* 3 */
+        "address = 127.0.0.1:1\n"                     /* 4 */
+        "[routes]\n"                                  /* 5 */
+        "default = 127.0.0.1:2\n";                    /* 6 */
+    const char *const none[] = { "2: access_log: expected off or an absolute path, got 'none'" };
+    expect_errors(text, none, 1);
+    const char *const relative[] = { "2: access_log: expected off or an absolute path, got 'logs/access.log'" };
+    expect_errors("[global]\naccess_log = logs/access.log\n[listen]\naddress = 127.0.0.1:1\n[routes]\n"
+                  "default = 127.0.0.1:2\n", relative, 1);
+    const char *const upper[] = { "2: access_log: expected off or an absolute path, got 'OFF'" };
+    expect_errors("[global]\naccess_log = OFF\n[listen]\naddress = 127.0.0.1:1\n[routes]\n"
+                  "default = 127.0.0.1:2\n", upper, 1);
+
+    struct config *config = load_ok("[global]\naccess_log = /var/log/snisplice/access.log\n[listen]\n"
+                                    "address = 127.0.0.1:1\n[routes]\ndefault = 127.0.0.1:2\n");
+    cr_expect_str_eq(config->access_log, "/var/log/snisplice/access.log");
+    cr_expect_eq(config->access_log_line, 2);
+    config_free(config);
+    config = load_ok("[global]\naccess_log = off\n[listen]\naddress = 127.0.0.1:1\n[routes]\n"
+                     "default = 127.0.0.1:2\n");
+    cr_expect_null(config->access_log);
+    config_free(config);
+}
+
 /* A unix: path to listen on passed -t (the error text even offered it)
  * and then failed at start-up with "Operation not supported", leaving
  * its socket file behind: snisplice accepts TCP only. Refused at load,
@@ -535,6 +638,21 @@ Test(config, line_of_the_longest_length_loads)
     config_free(config);
 }
 
+/* The same in a file with CRLF line ends (a Windows editor's): its CR is
+ * no character of the line, yet such a line was refused as longer than
+ * 199 characters. */
+Test(config, line_of_the_longest_length_loads_with_crlf)
+{
+    char text[1024], name[256];
+    dotted_name(name, 199 - strlen(" = 127.0.0.1:2"));
+    snprintf(text, sizeof text, "[listen]\r\naddress = 127.0.0.1:1\r\n[routes]\r\n%s = 127.0.0.1:2\r\n"
+             "default = 127.0.0.1:3\r\n", name);
+    struct config *config = load_ok(text);
+    cr_assert_str_eq(upstream_name(config, route(config, name)), "127.0.0.1:2");
+    cr_assert_str_eq(upstream_name(config, route(config, "other.test")), "127.0.0.1:3");
+    config_free(config);
+}
+
 Test(config, key_outside_section_and_zero_duration)
 {
     const char *const expected[] = {
@@ -633,8 +751,7 @@ Test(config, congestion_control_key)
                                     "[upstream a]\nserver = 127.0.0.1:1\n"
                                     "[upstream b]\nserver = 127.0.0.1:2\ncongestion_control = system\n"
                                     "[upstream c]\nserver = 127.0.0.1:3\ncongestion_control = reno\n"
-                                    "[upstream d]\nserver = 127.0.0.1:4\ncongestion_control = system\n"
-                                    "congestion_control = auto\n");
+                                    "[upstream d]\nserver = 127.0.0.1:4\ncongestion_control = auto\n");
     const struct snapshot *snapshot = config->snapshot;
     for (uint32_t i = 0; i < snapshot->upstream_count; i++) {
         const struct upstream *upstream = &snapshot->upstreams[i];
@@ -1060,4 +1177,17 @@ Test(config, stats_address_may_not_be_a_listen_address)
                   v6, 1);
     config_free(load_ok("[global]\nstats = 127.0.0.1:9100\n[listen]\naddress = 127.0.0.1:9101\n"
                         "address = [::]:9100\n[routes]\ndefault = 127.0.0.1:1\n"));
+}
+
+/* `stats = unix:/path` passed -t (the error text even offered it) and
+ * served the first start, but the socket file outlived the process and
+ * every restart then failed with "Address already in use". The endpoint
+ * is TCP only, as the README documents it. */
+Test(config, stats_address_is_tcp_only)
+{
+    static const char *const unix_path[] = {
+        "2: stats: 'unix:/run/snisplice-stats.sock': snisplice listens on TCP only, expected IPv4:port or [IPv6]:port",
+    };
+    expect_errors("[global]\nstats = unix:/run/snisplice-stats.sock\n[listen]\naddress = 127.0.0.1:9101\n"
+                  "[routes]\ndefault = 127.0.0.1:1\n", unix_path, 1);
 }
