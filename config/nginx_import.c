@@ -1056,6 +1056,15 @@ static bool collect_common(struct importer *importer, const struct nginx_directi
                                     "not carried over (its stderr goes to the journal under systemd)", item->args[0]);
         return true;
     }
+    /* nginx reads a relative path against its prefix (nginx -V: --prefix,
+     * or -p), which differs between builds; snisplice takes only an
+     * absolute path, and one file whose name holds no variable. */
+    if (item->args[0][0] != '/' || strchr(item->args[0], '$')) {
+        import_warn(importer, item, "access_log %s: not carried over: snisplice needs one absolute path without "
+                                    "variables (nginx reads a relative one against its prefix); set access_log in "
+                                    "[global] yourself", item->args[0]);
+        return true;
+    }
     if (!importer->access_log) {
         importer->access_log = item;
         import_warn(importer, item, "access_log %s: carried over; snisplice writes its own line format there "

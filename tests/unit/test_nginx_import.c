@@ -874,6 +874,19 @@ Test(nginx_import, logging_and_what_snisplice_always_does)
     cr_expect(strstr(result.ini, "access_log") == NULL, "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
+
+    /* A relative path is nginx's prefix's, and a variable names a file per
+     * connection: neither is carried over (-t refuses both), and an
+     * absolute path later on still is. */
+    result = import_text("stream { access_log logs/stream.log;\n"
+                         "  server { listen 443; proxy_pass 127.0.0.1:8443; access_log /var/log/$server_addr.log; }\n"
+                         "  server { listen 444; proxy_pass 127.0.0.1:8444; access_log /var/log/stream.log; } }\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:1:", "access_log logs/stream.log: not carried over"));
+    cr_expect(has_warning(&result, "nginx.conf:2:", "access_log /var/log/$server_addr.log: not carried over"));
+    cr_expect(strstr(result.ini, "[global]\naccess_log = /var/log/stream.log\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
 }
 
 Test(nginx_import, several_servers_each_become_a_listener)
