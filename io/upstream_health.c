@@ -187,8 +187,10 @@ void upstream_health_picked(struct upstream_health *health, const struct upstrea
 {
     struct server_health *slot = slot_of(health, upstream, server);
     /* One probe per fail_timeout: the others wait for its outcome. */
-    if (slot && slot->resting)
+    if (slot && slot->resting) {
         slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+        slot->probed = true;
+    }
 }
 
 void upstream_health_failed(struct upstream_health *health, const struct upstream *upstream,
@@ -199,6 +201,7 @@ void upstream_health_failed(struct upstream_health *health, const struct upstrea
         return;
     if (slot->resting) {
         slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+        slot->probed = false;
         return;
     }
     if (now_ms - slot->window_start_ms >= server->fail_timeout_ms) {
@@ -216,7 +219,10 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
                                const struct upstream_server *server)
 {
     struct server_health *slot = slot_of(health, upstream, server);
-    if (slot)
+    /* Failures within the window stay counted (a flapping server must
+     * still reach max_fails); a resting one comes back by its probe, not
+     * by a connection that was picked before it failed. */
+    if (slot && slot->probed)
         memset(slot, 0, sizeof *slot);
 }
 

@@ -1,9 +1,13 @@
 /*
  * upstream_health.h - passive health of upstream servers, as nginx's
  * max_fails / fail_timeout: a server that failed max_fails connects within
- * fail_timeout rests for fail_timeout. After that one connection probes
+ * fail_timeout rests for fail_timeout. Connections that succeed in between
+ * do not clear the count (nginx's do not either, until its last failure is
+ * fail_timeout old): a server that refuses every other connect still
+ * reaches max_fails. After its rest one connection probes
  * it (the others keep resting it for another fail_timeout): success makes
- * it available again, failure rests it again. As in nginx, the only
+ * it available again, failure rests it again; a success of a connection
+ * picked before the rest began is no probe. As in nginx, the only
  * server of an upstream never rests (there is nothing else to try), and
  * when every server of an upstream rests, all are made available again at
  * once ("quick recovery"): the connection that found none is closed, the
@@ -43,7 +47,8 @@ struct server_health {
     uint64_t window_start_ms;      /* the first failure counted now */
     uint64_t unavailable_until_ms; /* not tried before this */
     uint32_t fails;
-    bool resting;                  /* reached max_fails, no success since */
+    bool resting;                  /* reached max_fails, no probe succeeded since */
+    bool probed;                   /* resting, and a probe went out since its last failure */
 };
 
 struct metrics;

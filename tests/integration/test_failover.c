@@ -9,7 +9,8 @@
  * server's share is spread by weight, and so are the connections that fail
  * over to the backups. A listener's own connect_timeout applies to its
  * clients. A failed connect is logged without -v, at most once a second
- * per worker. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176
+ * per worker. A flapping server still reaches max_fails. Ports: blocks
+ * 5-7, 46, 49, 90, 94, 101-103, 115, 176, 220
  * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
@@ -551,5 +552,45 @@ Test(failover, a_failed_connect_is_logged_without_verbose, .init = integration_i
     free(wanted);
     free(config);
     free(body);
+    expect_clean_exit();
+}
+
+/* The server the next hello reaches, or "(closed)"; freed by the caller. */
+static char *reached_by_next(uint16_t proxy_port)
+{
+    char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+    return reply ? reply : strdup("(closed)\n");
+}
+
+/* A flapping server (refused, accepted, refused) reaches max_fails=2
+ * within fail_timeout and rests, as nginx 1.22 rests it on the same
+ * sequence: the connection it accepted in between used to clear its
+ * failures, so it was never rested and every other client paid a failed
+ * connect (a connect_timeout each, where it dropped SYNs). */
+Test(failover, a_flapping_server_still_reaches_max_fails, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(220, 0), alpha_port = TEST_PORT(220, 1), bravo_port = TEST_PORT(220, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = flapping\n[upstream flapping]\n"
+                             "server = 127.0.0.1:%u max_fails=2 fail_timeout=30s\n"
+                             "server = 127.0.0.1:%u backup\n", alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 2s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    const char *expected[] = { "bravo\n", "alpha\n", "bravo\n", "bravo\n" };
+    for (int i = 0; i < 4; i++) {
+        /* alpha refuses the even connections, accepts the odd ones. */
+        if (i % 2)
+            cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+        char *reply = reached_by_next(proxy_port);
+        cr_expect_str_eq(reply, expected[i], "connection %d (alpha %s): reached %s", i,
+                         i % 2 ? "accepting" : "refusing", reply);
+        free(reply);
+        backend_stop(&alpha_backend);
+    }
     expect_clean_exit();
 }

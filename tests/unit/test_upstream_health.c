@@ -1,7 +1,8 @@
 /*
  * test_upstream_health.c - passive health as nginx's stream upstream does
  * it: max_fails failures within fail_timeout rest a server for
- * fail_timeout, then one connection probes it per fail_timeout; the only
+ * fail_timeout (successes in between do not clear them), then one
+ * connection probes it per fail_timeout; the only
  * server of an upstream never rests; when every server rests, all are
  * available again at once. And the first choices by weight among the
  * available primaries, and among the available backups; least_connections
@@ -106,6 +107,35 @@ Test(upstream_health, after_its_rest_one_connection_probes, .fini = teardown)
     cr_expect(try_server(0, 2650) && try_server(0, 2651), "available again after a good probe");
     fail(0, 2700);
     cr_expect(available(0, 2750), "counting starts again from zero after a success");
+}
+
+/* A server that refuses every other connect still reaches max_fails: the
+ * connections it accepts in between do not clear its failures (nginx's
+ * do not either). They used to, so a flapping server was never rested. */
+Test(upstream_health, successes_between_failures_do_not_clear_them, .fini = teardown)
+{
+    setup(2, 2);
+    cr_assert(try_server(0, 100));
+    fail(0, 100);
+    cr_assert(try_server(0, 200));
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_assert(try_server(0, 300));
+    fail(0, 300);
+    cr_expect_not(available(0, 350), "two failures within 1 s, a success between them");
+}
+
+/* A connection picked before the server went to rest, whose connect
+ * succeeds only now, is no probe: the server keeps resting. */
+Test(upstream_health, an_earlier_connections_success_is_no_probe, .fini = teardown)
+{
+    setup(2, 1);
+    cr_assert(try_server(0, 100) && try_server(0, 100));
+    fail(0, 150);
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_expect_not(available(0, 200), "rested by a failure, revived by an older connection's success");
+    cr_expect(try_server(0, 1150), "the probe after fail_timeout");
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_expect(available(0, 1160), "back after a good probe");
 }
 
 /* nginx never takes the only server out: there is nothing else to try, and
