@@ -156,7 +156,8 @@ static void connect_next_server(struct worker *worker, struct connection *connec
 {
     const struct upstream_server *server = next_live_server(worker, connection);
     if (!server) {
-        /* As nginx: this connection fails, the next tries every server. */
+        /* This connection fails, the next tries every server (older
+         * nginx's quick recovery; 1.22 refuses until fail_timeout). */
         if (connect_warning_due(worker))
             log_warn("worker %u: upstream %s: no server left to try; client closed, all servers available again",
                      worker->index, connection->upstream->name);

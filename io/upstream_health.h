@@ -10,8 +10,9 @@
  * picked before the rest began is no probe. As in nginx, the only
  * server of an upstream never rests (there is nothing else to try), and
  * when every server of an upstream rests, all are made available again at
- * once ("quick recovery"): the connection that found none is closed, the
- * next tries them all.
+ * once (older nginx's "quick recovery"; 1.22 instead closes every new
+ * connection until fail_timeout has passed): the connection that found
+ * none is closed, the next tries them all.
  *
  * One table per worker, indexed by upstream.health_index + server index,
  * reset when the worker adopts a new snapshot. Each worker judges from its

@@ -205,7 +205,8 @@ Test(failover, two_hundred_fifty_six_refusing_servers_close_the_client, .init = 
 /* Outages end: as in nginx, the only server of an upstream is never put to
  * rest (it used to refuse every connection for fail_timeout after one
  * failure, e.g. while the backend restarted), and when every server of a
- * pool rests they are all tried again by the next connection. */
+ * pool rests they are all tried again by the next connection (where nginx
+ * 1.22 refuses every client until fail_timeout has passed: README). */
 Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration_init,
      .fini = failover_fini)
 {

@@ -149,8 +149,9 @@ Test(upstream_health, the_only_server_never_rests, .fini = teardown)
     cr_expect(available(0, 101));
 }
 
-/* When every server rests, all are available again at once (nginx's
- * "quick recovery"): one connection fails, the next tries them all. */
+/* When every server rests, all are available again at once (older nginx's
+ * "quick recovery"; 1.22 waits out fail_timeout): one connection fails,
+ * the next tries them all. */
 Test(upstream_health, revive_makes_every_server_available, .fini = teardown)
 {
     setup(3, 1);
