@@ -126,12 +126,20 @@ struct availability {
     struct upstream_load *load;
     const struct upstream *upstream;
     uint64_t now_ms;
+    const uint64_t *tried; /* servers the connection tried, skipped; NULL: none */
 };
+
+static bool tried_already(const struct availability *availability, const struct upstream_server *server)
+{
+    uint32_t i = (uint32_t)(server - availability->upstream->servers);
+    return availability->tried && (availability->tried[i / 64] >> (i % 64) & 1);
+}
 
 static bool available_now(const struct upstream_server *server, void *context)
 {
     const struct availability *availability = context;
-    return upstream_health_available(availability->health, availability->load, availability->upstream, server,
+    return !tried_already(availability, server) &&
+           upstream_health_available(availability->health, availability->load, availability->upstream, server,
                                      availability->now_ms);
 }
 
@@ -149,11 +157,11 @@ static void held_counts(struct availability *availability, uint32_t begin, uint3
  * running weights (their slots of current_weights). */
 static bool first_available(struct upstream_health *health, struct upstream_load *load,
                             const struct upstream *upstream, uint32_t begin, uint32_t end, uint64_t now_ms,
-                            uint32_t *first)
+                            const uint64_t *tried, uint32_t *first)
 {
-    if (!health || upstream->health_index + upstream->server_count > health->count)
+    if (!upstream_health_covers(health, upstream))
         return false;
-    struct availability availability = { health, load, upstream, now_ms };
+    struct availability availability = { health, load, upstream, now_ms, tried };
     int64_t *current = &health->current_weights[upstream->health_index];
     int32_t best;
     if (upstream->balance == UPSTREAM_BALANCE_LEAST_CONNECTIONS) {
@@ -169,17 +177,32 @@ static bool first_available(struct upstream_health *health, struct upstream_load
     return true;
 }
 
+bool upstream_health_covers(const struct upstream_health *health, const struct upstream *upstream)
+{
+    return health && upstream->health_index + upstream->server_count <= health->count;
+}
+
 bool upstream_health_first_primary(struct upstream_health *health, struct upstream_load *load,
                                    const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
-    return first_available(health, load, upstream, 0, upstream->primary_count, now_ms, first);
+    return first_available(health, load, upstream, 0, upstream->primary_count, now_ms, NULL, first);
 }
 
 bool upstream_health_first_backup(struct upstream_health *health, struct upstream_load *load,
                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
     return first_available(health, load, upstream, upstream->primary_count, upstream->server_count, now_ms,
-                           first);
+                           NULL, first);
+}
+
+bool upstream_health_next_untried(struct upstream_health *health, struct upstream_load *load,
+                                  const struct upstream *upstream, uint64_t now_ms, const uint64_t *tried,
+                                  bool backups, uint32_t *next)
+{
+    if (!backups && first_available(health, load, upstream, 0, upstream->primary_count, now_ms, tried, next))
+        return true;
+    return first_available(health, load, upstream, upstream->primary_count, upstream->server_count, now_ms,
+                           tried, next);
 }
 
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,

@@ -21,10 +21,11 @@
  * fail_timeout instead of max_fails.
  *
  * The table also holds the worker's running weights for the smooth
- * weighted round robins that choose a connection's first primary and,
- * once it has run out of primaries, its first backup: only available
- * servers take part, so a resting server's share goes to the others of
- * its kind by weight. For least_connections it counts the worker's open
+ * weighted round robins that choose a connection's first primary, its
+ * next ones after a failure (among those it has not tried, as nginx's
+ * tried bitmap does) and, once it has run out of primaries, its backups:
+ * only available servers take part, so a resting server's share goes to
+ * the others of its kind by weight. For least_connections it counts the worker's open
  * connections to each server, and the round robin runs over the least
  * loaded (client_address needs nothing here: its attempts follow the
  * upstream's ring, skipping resting servers as every mode does). The same
@@ -98,6 +99,19 @@ bool upstream_health_first_primary(struct upstream_health *health, struct upstre
  * no table or no backup is available (then the caller keeps config order). */
 bool upstream_health_first_backup(struct upstream_health *health, struct upstream_load *load,
                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first);
+/* A bit per server index in upstream->servers: the servers a connection
+ * has tried. */
+#define UPSTREAM_HEALTH_TRIED_WORDS ((UPSTREAM_SERVERS_MAX + 63) / 64)
+/* The table holds this upstream's servers (it is laid out for its
+ * snapshot and was not left empty by a failed reset). */
+bool upstream_health_covers(const struct upstream_health *health, const struct upstream *upstream);
+/* A connection's next server after a failed attempt, as nginx picks it:
+ * one step of the upstream's balancing (as for the first choices above)
+ * among the available servers it has not tried, the primaries while any is
+ * left and `backups` is false, then the backups. False when none is left. */
+bool upstream_health_next_untried(struct upstream_health *health, struct upstream_load *load,
+                                  const struct upstream *upstream, uint64_t now_ms, const uint64_t *tried,
+                                  bool backups, uint32_t *next);
 /* The server was available and is now being tried: a resting one's probe. */
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms);

@@ -297,6 +297,36 @@ Test(upstream_health, first_backup_skips_resting_and_down_backups, .fini = teard
     cr_expect(first_backup(1300) != 2, "after their rest, but never the down one");
 }
 
+/* A connection's retry, as nginx's: the next step of the round robin among
+ * the available servers it has not tried, primaries first, then backups
+ * (and only backups once it is on them). */
+Test(upstream_health, a_retry_steps_among_the_untried_servers, .fini = teardown)
+{
+    setup(5, 1); /* primaries 0-2, backups 3, 4 */
+    upstream.servers[3].backup = upstream.servers[4].backup = true;
+    upstream.primary_count = 3;
+    upstream.servers[2].weight = 3;
+    cr_assert(upstream_schedule_build(&upstream));
+    uint64_t tried[UPSTREAM_HEALTH_TRIED_WORDS] = { 1 }; /* 0 failed */
+    uint32_t next = UINT32_MAX;
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next));
+    cr_expect_eq(next, 2, "the heavier of the untried primaries");
+    tried[0] |= 1u << 2;
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next));
+    cr_expect_eq(next, 1);
+    tried[0] |= 1u << 1;
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next));
+    cr_expect_eq(next, 3, "every primary tried: the backups");
+    fail(4, 100);
+    tried[0] |= 1u << 3;
+    cr_expect_not(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next),
+                  "the other backup rests");
+    tried[0] = 1u << 3; /* a connection that went to the backups at once */
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 1200, tried, true, &next));
+    cr_expect_eq(next, 4, "back to a primary from the backups, or to the tried backup");
+    cr_expect_not(upstream_health_next_untried(NULL, &load, &upstream, 100, tried, false, &next), "no table");
+}
+
 /* Primaries and backups keep their own running weights: picks of one kind
  * do not shift the other's sequence. */
 Test(upstream_health, primaries_and_backups_round_robin_apart, .fini = teardown)
