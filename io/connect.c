@@ -192,14 +192,16 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     const struct upstream_server *server = next_live_server(worker, connection);
     if (!server) {
         /* This connection fails, the next tries every server (older
-         * nginx's quick recovery; 1.22 refuses until fail_timeout). */
+         * nginx's quick recovery; 1.22 refuses until fail_timeout), unless
+         * one is full: a busy pool is no dead one. */
+        bool revived = upstream_health_revive(health_of(worker, connection), &worker->load, connection->upstream);
+        const char *after = revived ? "all servers available again" : "a server is at max_conns";
         if (connect_warning_due(worker))
-            log_warn("worker %u: upstream %s: no server left to try; client closed, all servers available again",
-                     worker->index, connection->upstream->name);
+            log_warn("worker %u: upstream %s: no server left to try; client closed, %s", worker->index,
+                     connection->upstream->name, after);
         else
-            log_debug("worker %u: upstream %s: no live server left; all available again", worker->index,
-                      connection->upstream->name);
-        upstream_health_revive(health_of(worker, connection), connection->upstream);
+            log_debug("worker %u: upstream %s: no live server left; %s", worker->index, connection->upstream->name,
+                      after);
         connection_close(worker, connection, OUTCOME_CONNECT_FAILED);
         return;
     }

@@ -111,11 +111,17 @@ static uint32_t held_by(struct upstream_health *health, struct upstream_load *lo
     return record ? record->held : 0;
 }
 
+static bool at_max_conns(struct upstream_health *health, struct upstream_load *load,
+                         const struct upstream *upstream, const struct upstream_server *server)
+{
+    return server->max_conns && held_by(health, load, upstream, server) >= server->max_conns;
+}
+
 bool upstream_health_available(struct upstream_health *health, struct upstream_load *load,
                                const struct upstream *upstream, const struct upstream_server *server,
                                uint64_t now_ms)
 {
-    if (server->max_conns && held_by(health, load, upstream, server) >= server->max_conns)
+    if (at_max_conns(health, load, upstream, server))
         return false;
     const struct server_health *slot = slot_of(health, upstream, server);
     return !slot || now_ms >= slot->unavailable_until_ms;
@@ -267,11 +273,16 @@ void upstream_health_release(struct upstream_load_record **held)
     *held = NULL;
 }
 
-void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)
+bool upstream_health_revive(struct upstream_health *health, struct upstream_load *load,
+                            const struct upstream *upstream)
 {
+    for (uint32_t i = 0; i < upstream->server_count; i++)
+        if (!upstream->servers[i].down && at_max_conns(health, load, upstream, &upstream->servers[i]))
+            return false;
     for (uint32_t i = 0; health && i < upstream->server_count; i++) {
         struct server_health *slot = slot_of(health, upstream, &upstream->servers[i]);
         if (slot)
             memset(slot, 0, sizeof *slot);
     }
+    return true;
 }

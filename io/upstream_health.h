@@ -129,7 +129,10 @@ void upstream_health_hold(struct upstream_health *health, struct upstream_load *
 /* Give back what *held holds, if anything (the connection failed to
  * connect, or ended), and clear it. */
 void upstream_health_release(struct upstream_load_record **held);
-/* Every server of the upstream available again (none was). */
-void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream);
+/* Every server of the upstream available again (none was), unless one is
+ * only at its max_conns: that pool is busy, not dead, and its resting
+ * servers keep resting (nginx's do in either case). False then. */
+bool upstream_health_revive(struct upstream_health *health, struct upstream_load *load,
+                            const struct upstream *upstream);
 
 #endif

@@ -10,8 +10,9 @@
  * over to the backups. A listener's own connect_timeout applies to its
  * clients. A failed connect is logged without -v, at most once a second
  * per worker. A flapping server still reaches max_fails; retries after a
- * failure are spread as the balance spreads. Ports: blocks
- * 5-7, 46, 49, 90, 94, 101-103, 115, 176, 220, 221
+ * failure are spread as the balance spreads; a full server does not bring
+ * back a dead one. Ports: blocks
+ * 5-7, 46, 49, 90, 94, 101-103, 115, 176, 220-222
  * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
@@ -629,5 +630,44 @@ Test(failover, retries_are_spread_by_the_balance, .init = integration_init, .fin
     cr_expect(alpha == 4 && bravo == 4 && charlie == 4,
               "alpha served %u, bravo %u, charlie %u of 12 (nginx: 4 each)", alpha, bravo, charlie);
     backend_stop(&charlie_backend);
+    expect_clean_exit();
+}
+
+/* A black-holed server rests after one timeout; bravo, the other, is
+ * full (max_conns=1, one client holds it). Every further client is
+ * closed at once, as nginx 1.22 closes them ("no live upstreams"): finding
+ * no server used to revive the resting one too, so every other client
+ * waited connect_timeout for the server known dead. */
+Test(failover, a_full_server_does_not_revive_a_dead_one, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(222, 0), hole_port = TEST_PORT(222, 1), bravo_port = TEST_PORT(222, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\n"
+                             "server = 127.0.0.1:%u fail_timeout=30s\nserver = 127.0.0.1:%u max_conns=1\n",
+                             hole_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 1s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    /* The black hole comes first in the round robin: this one waits it
+     * out, then holds bravo open. */
+    int holder = net_connect(proxy_port);
+    cr_assert_geq(holder, 0);
+    cr_assert(net_send_all(holder, failover_hello.data, failover_hello.length));
+    char name[16] = { 0 };
+    cr_assert_gt(recv(holder, name, sizeof name - 1, 0), 0, "the first client reached no server");
+    cr_assert_str_eq(name, "bravo\n");
+
+    for (int i = 0; i < 3; i++)
+        expect_refused_and_closed(proxy_port, 500, "the dead server resting, the live one full");
+    close(holder);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
     expect_clean_exit();
 }

@@ -159,7 +159,7 @@ Test(upstream_health, revive_makes_every_server_available, .fini = teardown)
         fail(i, 100);
     for (uint32_t i = 0; i < 3; i++)
         cr_assert_not(available(i, 200));
-    upstream_health_revive(&health, &upstream);
+    cr_expect(upstream_health_revive(&health, &load, &upstream));
     for (uint32_t i = 0; i < 3; i++)
         cr_expect(available(i, 200), "server %u", i);
     fail(0, 300);
@@ -173,7 +173,7 @@ Test(upstream_health, no_table_counts_every_server_as_available, .fini = teardow
     setup(2, 1);
     upstream_health_failed(NULL, &upstream, &upstream.servers[0], 100);
     upstream_health_picked(NULL, &upstream, &upstream.servers[0], 100);
-    upstream_health_revive(NULL, &upstream);
+    upstream_health_revive(NULL, &load, &upstream);
     cr_expect(upstream_health_available(NULL, &load, &upstream, &upstream.servers[0], 100));
     cr_expect(available(0, 100));
 }
@@ -495,6 +495,25 @@ Test(upstream_health, max_conns_skips_a_full_server_until_one_ends, .fini = tear
     upstream_health_release(&held[first_taken]);
     cr_expect(available(0, 100), "one ended: room for one more");
     cr_expect_not(health.servers[0].resting, "being full is no failure");
+}
+
+/* A pool whose live server is only full is busy, not dead: finding no
+ * server then revives nothing, and a server that failed keeps resting
+ * (it was revived, and every next client waited for it again). */
+Test(upstream_health, a_full_server_keeps_the_others_resting, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.servers[1].max_conns = 1;
+    struct upstream_load_record *held = NULL;
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[1], &held);
+    fail(0, 100);
+    cr_assert_not(available(0, 200) || available(1, 200));
+    cr_expect_not(upstream_health_revive(&health, &load, &upstream), "revived beside a full server");
+    cr_expect_not(available(0, 200), "the failed server was revived");
+    upstream_health_release(&held);
+    fail(1, 150);
+    cr_expect(upstream_health_revive(&health, &load, &upstream), "both failed: both come back");
+    cr_expect(available(0, 200) && available(1, 200));
 }
 
 /* The limit holds across a reload: connections opened before it still
