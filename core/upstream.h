@@ -2,7 +2,10 @@
  * upstream.h - upstream groups and the order in which their servers are tried.
  *
  * An upstream is a named list of servers, primaries first then backups.
- * The order of a connection's attempts is a pure function of (upstream,
+ * A connection's retries are picked by the worker among the servers it has
+ * not tried (io/upstream_health.c), as nginx picks them; without that (a
+ * connection on an older snapshot) and for client_address, the order of a
+ * connection's attempts is a pure function of (upstream,
  * first primary, first backup, attempt number), or for client_address of
  * (upstream, the client's place on its ring, attempt number: see
  * core/upstream_hash.h), so no state is shared between workers. The first primary is chosen by a worker as the

@@ -82,12 +82,11 @@ static const struct upstream_server *server_of_attempt(const struct connection *
                                 connection->connect_attempt);
 }
 
-/* The next server to try that is not resting after failures; NULL when
- * none is left (nginx's "no live upstreams"). */
-static const struct upstream_server *next_live_server(struct worker *worker,
-                                                     struct connection *connection)
+/* The next server in the connection's fixed order (server_of_attempt)
+ * that is not resting after failures; NULL when none is left. */
+static const struct upstream_server *next_live_in_order(struct worker *worker, struct connection *connection,
+                                                        struct upstream_health *health)
 {
-    struct upstream_health *health = health_of(worker, connection);
     for (;;) {
         const struct upstream_server *server = server_of_attempt(connection);
         if (!server)
@@ -98,12 +97,48 @@ static const struct upstream_server *next_live_server(struct worker *worker,
             continue;
         }
         connection->connect_attempt++;
-        if (upstream_health_available(health, &worker->load, connection->upstream, server, worker->now_ms)) {
-            upstream_health_picked(health, connection->upstream, server, worker->now_ms);
-            upstream_health_hold(health, &worker->load, connection->upstream, server, &connection->held_server);
+        if (upstream_health_available(health, &worker->load, connection->upstream, server, worker->now_ms))
             return server;
-        }
     }
+}
+
+/* After a failed attempt, as nginx: the balance's next step among the
+ * available servers the connection has not tried (the primaries, then,
+ * once on the backups for good, the backups), so a dead server's share is
+ * spread as the balance spreads it, not handed whole to the server after
+ * it in config order. */
+static const struct upstream_server *next_untried(struct worker *worker, struct connection *connection,
+                                                  struct upstream_health *health)
+{
+    const struct upstream *upstream = connection->upstream;
+    bool on_backups = connection->server && connection->server->backup;
+    uint32_t next;
+    if (!upstream_health_next_untried(health, &worker->load, upstream, worker->now_ms,
+                                      connection->tried_servers, on_backups, &next))
+        return NULL;
+    connection->connect_attempt++;
+    return &upstream->servers[next];
+}
+
+/* The next server to try that is not resting after failures; NULL when
+ * none is left (nginx's "no live upstreams"). Retries follow the ring for
+ * client_address, and config order without a health table (a connection
+ * on an older snapshot). */
+static const struct upstream_server *next_live_server(struct worker *worker,
+                                                     struct connection *connection)
+{
+    struct upstream_health *health = health_of(worker, connection);
+    bool retry_by_balance = connection->connect_attempt > 0 && !connection->follows_ring &&
+                            upstream_health_covers(health, connection->upstream);
+    const struct upstream_server *server = retry_by_balance ? next_untried(worker, connection, health)
+                                                            : next_live_in_order(worker, connection, health);
+    if (!server)
+        return NULL;
+    uint32_t index = (uint32_t)(server - connection->upstream->servers);
+    connection->tried_servers[index / 64] |= UINT64_C(1) << (index % 64);
+    upstream_health_picked(health, connection->upstream, server, worker->now_ms);
+    upstream_health_hold(health, &worker->load, connection->upstream, server, &connection->held_server);
+    return server;
 }
 
 /* The connection came through a listener that routes by SNI: its client
@@ -177,14 +212,17 @@ static void connect_next_server(struct worker *worker, struct connection *connec
 {
     const struct upstream_server *server = next_live_server(worker, connection);
     if (!server) {
-        /* As nginx: this connection fails, the next tries every server. */
+        /* This connection fails, the next tries every server (older
+         * nginx's quick recovery; 1.22 refuses until fail_timeout), unless
+         * one is full: a busy pool is no dead one. */
+        bool revived = upstream_health_revive(health_of(worker, connection), &worker->load, connection->upstream);
+        const char *after = revived ? "all servers available again" : "a server is at max_conns";
         if (connect_warning_due(worker))
-            log_warn("worker %u: upstream %s: no server left to try; client closed, all servers available again",
-                     worker->index, connection->upstream->name);
+            log_warn("worker %u: upstream %s: no server left to try; client closed, %s", worker->index,
+                     connection->upstream->name, after);
         else
-            log_debug("worker %u: upstream %s: no live server left; all available again", worker->index,
-                      connection->upstream->name);
-        upstream_health_revive(health_of(worker, connection), connection->upstream);
+            log_debug("worker %u: upstream %s: no live server left; %s", worker->index, connection->upstream->name,
+                      after);
         connection_close(worker, connection, OUTCOME_CONNECT_FAILED);
         return;
     }
@@ -343,6 +381,7 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     choose_first_primary(worker, connection, target);
     connection->first_backup = CONNECT_BACKUP_UNCHOSEN;
     connection->connect_attempt = 0;
+    memset(connection->tried_servers, 0, sizeof connection->tried_servers);
     connection->state = CONNECTION_CONNECT;
     hello_forward_take(worker, connection);
     connect_next_server(worker, connection);

@@ -20,6 +20,7 @@
 #include "../core/snapshot.h"
 #include "pipe_pool.h"
 #include "timer_wheel.h"
+#include "upstream_health.h"
 
 struct worker;
 struct metrics_route;
@@ -134,6 +135,8 @@ struct connection {
     uint16_t first_backup;           /* its backup tried first; chosen on reaching the
                                       * backups, CONNECT_BACKUP_UNCHOSEN until then
                                       * (io/connect.c) */
+    uint64_t tried_servers[UPSTREAM_HEALTH_TRIED_WORDS]; /* a bit per server index: the
+                                      * ones it tried, which its next attempts skip */
     uint64_t last_activity_ms;
     uint32_t idle_timeout_ms;        /* its listener's, as when it connected */
     struct relay_direction to_upstream;

@@ -111,11 +111,17 @@ static uint32_t held_by(struct upstream_health *health, struct upstream_load *lo
     return record ? record->held : 0;
 }
 
+static bool at_max_conns(struct upstream_health *health, struct upstream_load *load,
+                         const struct upstream *upstream, const struct upstream_server *server)
+{
+    return server->max_conns && held_by(health, load, upstream, server) >= server->max_conns;
+}
+
 bool upstream_health_available(struct upstream_health *health, struct upstream_load *load,
                                const struct upstream *upstream, const struct upstream_server *server,
                                uint64_t now_ms)
 {
-    if (server->max_conns && held_by(health, load, upstream, server) >= server->max_conns)
+    if (at_max_conns(health, load, upstream, server))
         return false;
     const struct server_health *slot = slot_of(health, upstream, server);
     return !slot || now_ms >= slot->unavailable_until_ms;
@@ -126,12 +132,20 @@ struct availability {
     struct upstream_load *load;
     const struct upstream *upstream;
     uint64_t now_ms;
+    const uint64_t *tried; /* servers the connection tried, skipped; NULL: none */
 };
+
+static bool tried_already(const struct availability *availability, const struct upstream_server *server)
+{
+    uint32_t i = (uint32_t)(server - availability->upstream->servers);
+    return availability->tried && (availability->tried[i / 64] >> (i % 64) & 1);
+}
 
 static bool available_now(const struct upstream_server *server, void *context)
 {
     const struct availability *availability = context;
-    return upstream_health_available(availability->health, availability->load, availability->upstream, server,
+    return !tried_already(availability, server) &&
+           upstream_health_available(availability->health, availability->load, availability->upstream, server,
                                      availability->now_ms);
 }
 
@@ -149,11 +163,11 @@ static void held_counts(struct availability *availability, uint32_t begin, uint3
  * running weights (their slots of current_weights). */
 static bool first_available(struct upstream_health *health, struct upstream_load *load,
                             const struct upstream *upstream, uint32_t begin, uint32_t end, uint64_t now_ms,
-                            uint32_t *first)
+                            const uint64_t *tried, uint32_t *first)
 {
-    if (!health || upstream->health_index + upstream->server_count > health->count)
+    if (!upstream_health_covers(health, upstream))
         return false;
-    struct availability availability = { health, load, upstream, now_ms };
+    struct availability availability = { health, load, upstream, now_ms, tried };
     int64_t *current = &health->current_weights[upstream->health_index];
     int32_t best;
     if (upstream->balance == UPSTREAM_BALANCE_LEAST_CONNECTIONS) {
@@ -169,17 +183,32 @@ static bool first_available(struct upstream_health *health, struct upstream_load
     return true;
 }
 
+bool upstream_health_covers(const struct upstream_health *health, const struct upstream *upstream)
+{
+    return health && upstream->health_index + upstream->server_count <= health->count;
+}
+
 bool upstream_health_first_primary(struct upstream_health *health, struct upstream_load *load,
                                    const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
-    return first_available(health, load, upstream, 0, upstream->primary_count, now_ms, first);
+    return first_available(health, load, upstream, 0, upstream->primary_count, now_ms, NULL, first);
 }
 
 bool upstream_health_first_backup(struct upstream_health *health, struct upstream_load *load,
                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first)
 {
     return first_available(health, load, upstream, upstream->primary_count, upstream->server_count, now_ms,
-                           first);
+                           NULL, first);
+}
+
+bool upstream_health_next_untried(struct upstream_health *health, struct upstream_load *load,
+                                  const struct upstream *upstream, uint64_t now_ms, const uint64_t *tried,
+                                  bool backups, uint32_t *next)
+{
+    if (!backups && first_available(health, load, upstream, 0, upstream->primary_count, now_ms, tried, next))
+        return true;
+    return first_available(health, load, upstream, upstream->primary_count, upstream->server_count, now_ms,
+                           tried, next);
 }
 
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
@@ -187,8 +216,10 @@ void upstream_health_picked(struct upstream_health *health, const struct upstrea
 {
     struct server_health *slot = slot_of(health, upstream, server);
     /* One probe per fail_timeout: the others wait for its outcome. */
-    if (slot && slot->resting)
+    if (slot && slot->resting) {
         slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+        slot->probed = true;
+    }
 }
 
 void upstream_health_failed(struct upstream_health *health, const struct upstream *upstream,
@@ -199,6 +230,7 @@ void upstream_health_failed(struct upstream_health *health, const struct upstrea
         return;
     if (slot->resting) {
         slot->unavailable_until_ms = now_ms + server->fail_timeout_ms;
+        slot->probed = false;
         return;
     }
     if (now_ms - slot->window_start_ms >= server->fail_timeout_ms) {
@@ -216,7 +248,10 @@ void upstream_health_succeeded(struct upstream_health *health, const struct upst
                                const struct upstream_server *server)
 {
     struct server_health *slot = slot_of(health, upstream, server);
-    if (slot)
+    /* Failures within the window stay counted (a flapping server must
+     * still reach max_fails); a resting one comes back by its probe, not
+     * by a connection that was picked before it failed. */
+    if (slot && slot->probed)
         memset(slot, 0, sizeof *slot);
 }
 
@@ -238,11 +273,16 @@ void upstream_health_release(struct upstream_load_record **held)
     *held = NULL;
 }
 
-void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream)
+bool upstream_health_revive(struct upstream_health *health, struct upstream_load *load,
+                            const struct upstream *upstream)
 {
+    for (uint32_t i = 0; i < upstream->server_count; i++)
+        if (!upstream->servers[i].down && at_max_conns(health, load, upstream, &upstream->servers[i]))
+            return false;
     for (uint32_t i = 0; health && i < upstream->server_count; i++) {
         struct server_health *slot = slot_of(health, upstream, &upstream->servers[i]);
         if (slot)
             memset(slot, 0, sizeof *slot);
     }
+    return true;
 }

@@ -1,13 +1,18 @@
 /*
  * upstream_health.h - passive health of upstream servers, as nginx's
  * max_fails / fail_timeout: a server that failed max_fails connects within
- * fail_timeout rests for fail_timeout. After that one connection probes
+ * fail_timeout rests for fail_timeout. Connections that succeed in between
+ * do not clear the count (nginx's do not either, until its last failure is
+ * fail_timeout old): a server that refuses every other connect still
+ * reaches max_fails. After its rest one connection probes
  * it (the others keep resting it for another fail_timeout): success makes
- * it available again, failure rests it again. As in nginx, the only
+ * it available again, failure rests it again; a success of a connection
+ * picked before the rest began is no probe. As in nginx, the only
  * server of an upstream never rests (there is nothing else to try), and
  * when every server of an upstream rests, all are made available again at
- * once ("quick recovery"): the connection that found none is closed, the
- * next tries them all.
+ * once (older nginx's "quick recovery"; 1.22 instead closes every new
+ * connection until fail_timeout has passed): the connection that found
+ * none is closed, the next tries them all.
  *
  * One table per worker, indexed by upstream.health_index + server index,
  * reset when the worker adopts a new snapshot. Each worker judges from its
@@ -16,10 +21,11 @@
  * fail_timeout instead of max_fails.
  *
  * The table also holds the worker's running weights for the smooth
- * weighted round robins that choose a connection's first primary and,
- * once it has run out of primaries, its first backup: only available
- * servers take part, so a resting server's share goes to the others of
- * its kind by weight. For least_connections it counts the worker's open
+ * weighted round robins that choose a connection's first primary, its
+ * next ones after a failure (among those it has not tried, as nginx's
+ * tried bitmap does) and, once it has run out of primaries, its backups:
+ * only available servers take part, so a resting server's share goes to
+ * the others of its kind by weight. For least_connections it counts the worker's open
  * connections to each server, and the round robin runs over the least
  * loaded (client_address needs nothing here: its attempts follow the
  * upstream's ring, skipping resting servers as every mode does). The same
@@ -43,7 +49,8 @@ struct server_health {
     uint64_t window_start_ms;      /* the first failure counted now */
     uint64_t unavailable_until_ms; /* not tried before this */
     uint32_t fails;
-    bool resting;                  /* reached max_fails, no success since */
+    bool resting;                  /* reached max_fails, no probe succeeded since */
+    bool probed;                   /* resting, and a probe went out since its last failure */
 };
 
 struct metrics;
@@ -92,6 +99,19 @@ bool upstream_health_first_primary(struct upstream_health *health, struct upstre
  * no table or no backup is available (then the caller keeps config order). */
 bool upstream_health_first_backup(struct upstream_health *health, struct upstream_load *load,
                                   const struct upstream *upstream, uint64_t now_ms, uint32_t *first);
+/* A bit per server index in upstream->servers: the servers a connection
+ * has tried. */
+#define UPSTREAM_HEALTH_TRIED_WORDS ((UPSTREAM_SERVERS_MAX + 63) / 64)
+/* The table holds this upstream's servers (it is laid out for its
+ * snapshot and was not left empty by a failed reset). */
+bool upstream_health_covers(const struct upstream_health *health, const struct upstream *upstream);
+/* A connection's next server after a failed attempt, as nginx picks it:
+ * one step of the upstream's balancing (as for the first choices above)
+ * among the available servers it has not tried, the primaries while any is
+ * left and `backups` is false, then the backups. False when none is left. */
+bool upstream_health_next_untried(struct upstream_health *health, struct upstream_load *load,
+                                  const struct upstream *upstream, uint64_t now_ms, const uint64_t *tried,
+                                  bool backups, uint32_t *next);
 /* The server was available and is now being tried: a resting one's probe. */
 void upstream_health_picked(struct upstream_health *health, const struct upstream *upstream,
                             const struct upstream_server *server, uint64_t now_ms);
@@ -109,7 +129,10 @@ void upstream_health_hold(struct upstream_health *health, struct upstream_load *
 /* Give back what *held holds, if anything (the connection failed to
  * connect, or ended), and clear it. */
 void upstream_health_release(struct upstream_load_record **held);
-/* Every server of the upstream available again (none was). */
-void upstream_health_revive(struct upstream_health *health, const struct upstream *upstream);
+/* Every server of the upstream available again (none was), unless one is
+ * only at its max_conns: that pool is busy, not dead, and its resting
+ * servers keep resting (nginx's do in either case). False then. */
+bool upstream_health_revive(struct upstream_health *health, struct upstream_load *load,
+                            const struct upstream *upstream);
 
 #endif

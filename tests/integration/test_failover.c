@@ -10,7 +10,10 @@
  * over to the backups. A listener's own connect_timeout applies to its
  * clients. A failed connect is logged without -v, at most once a second
  * per worker. A server whose address family the kernel lacks is skipped
- * too. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176, 191
+ * too. A flapping server still reaches max_fails; retries after a
+ * failure are spread as the balance spreads; a full server does not bring
+ * back a dead one. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176,
+ * 191, 220-222
  * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
@@ -205,7 +208,8 @@ Test(failover, two_hundred_fifty_six_refusing_servers_close_the_client, .init = 
 /* Outages end: as in nginx, the only server of an upstream is never put to
  * rest (it used to refuse every connection for fail_timeout after one
  * failure, e.g. while the backend restarted), and when every server of a
- * pool rests they are all tried again by the next connection. */
+ * pool rests they are all tried again by the next connection (where nginx
+ * 1.22 refuses every client until fail_timeout has passed: README). */
 Test(failover, servers_back_from_an_outage_are_used_at_once, .init = integration_init,
      .fini = failover_fini)
 {
@@ -591,5 +595,119 @@ Test(failover, server_of_a_family_the_kernel_lacks_is_skipped, .init = integrati
     free(wanted);
     free(config);
     free(body);
+    expect_clean_exit();
+}
+
+/* The server the next hello reaches, or "(closed)"; freed by the caller. */
+static char *reached_by_next(uint16_t proxy_port)
+{
+    char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+    return reply ? reply : strdup("(closed)\n");
+}
+
+/* A flapping server (refused, accepted, refused) reaches max_fails=2
+ * within fail_timeout and rests, as nginx 1.22 rests it on the same
+ * sequence: the connection it accepted in between used to clear its
+ * failures, so it was never rested and every other client paid a failed
+ * connect (a connect_timeout each, where it dropped SYNs). */
+Test(failover, a_flapping_server_still_reaches_max_fails, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(220, 0), alpha_port = TEST_PORT(220, 1), bravo_port = TEST_PORT(220, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = flapping\n[upstream flapping]\n"
+                             "server = 127.0.0.1:%u max_fails=2 fail_timeout=30s\n"
+                             "server = 127.0.0.1:%u backup\n", alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 2s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    const char *expected[] = { "bravo\n", "alpha\n", "bravo\n", "bravo\n" };
+    for (int i = 0; i < 4; i++) {
+        /* alpha refuses the even connections, accepts the odd ones. */
+        if (i % 2)
+            cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+        char *reply = reached_by_next(proxy_port);
+        cr_expect_str_eq(reply, expected[i], "connection %d (alpha %s): reached %s", i,
+                         i % 2 ? "accepting" : "refusing", reply);
+        free(reply);
+        backend_stop(&alpha_backend);
+    }
+    expect_clean_exit();
+}
+
+/* With max_fails=0 a refusing server is never rested, so a quarter of the
+ * connections meet it first. nginx 1.22 retries each by its round robin
+ * over the servers not tried yet, which spreads them: alpha, bravo and
+ * charlie serve 4 of 12 each (measured side by side). They all used to
+ * go to alpha, the server after it in config order: 6, 3 and 3. */
+Test(failover, retries_are_spread_by_the_balance, .init = integration_init, .fini = failover_fini)
+{
+    static struct backend charlie_backend;
+    uint16_t proxy_port = TEST_PORT(221, 0), refused_port = TEST_PORT(221, 10);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", TEST_PORT(221, 1), NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", TEST_PORT(221, 2), NULL, NULL));
+    cr_assert(backend_start(&charlie_backend, "charlie", TEST_PORT(221, 3), NULL, NULL));
+    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\n"
+                             "server = 127.0.0.1:%u max_fails=0\nserver = 127.0.0.1:%u max_fails=0\n"
+                             "server = 127.0.0.1:%u max_fails=0\nserver = 127.0.0.1:%u max_fails=0\n",
+                             refused_port, TEST_PORT(221, 1), TEST_PORT(221, 2), TEST_PORT(221, 3));
+    char *config = config_text(proxy_port, "workers = 1\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+    for (int i = 0; i < 12; i++) {
+        char *reply = reached_by_next(proxy_port);
+        cr_expect(strcmp(reply, "(closed)\n") != 0, "connection %d was closed", i);
+        free(reply);
+    }
+    unsigned alpha = backend_accepted(&alpha_backend), bravo = backend_accepted(&bravo_backend);
+    unsigned charlie = backend_accepted(&charlie_backend);
+    cr_expect(alpha == 4 && bravo == 4 && charlie == 4,
+              "alpha served %u, bravo %u, charlie %u of 12 (nginx: 4 each)", alpha, bravo, charlie);
+    backend_stop(&charlie_backend);
+    expect_clean_exit();
+}
+
+/* A black-holed server rests after one timeout; bravo, the other, is
+ * full (max_conns=1, one client holds it). Every further client is
+ * closed at once, as nginx 1.22 closes them ("no live upstreams"): finding
+ * no server used to revive the resting one too, so every other client
+ * waited connect_timeout for the server known dead. */
+Test(failover, a_full_server_does_not_revive_a_dead_one, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(222, 0), hole_port = TEST_PORT(222, 1), bravo_port = TEST_PORT(222, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\n"
+                             "server = 127.0.0.1:%u fail_timeout=30s\nserver = 127.0.0.1:%u max_conns=1\n",
+                             hole_port, bravo_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 1s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+
+    /* The black hole comes first in the round robin: this one waits it
+     * out, then holds bravo open. */
+    int holder = net_connect(proxy_port);
+    cr_assert_geq(holder, 0);
+    cr_assert(net_send_all(holder, failover_hello.data, failover_hello.length));
+    char name[16] = { 0 };
+    cr_assert_gt(recv(holder, name, sizeof name - 1, 0), 0, "the first client reached no server");
+    cr_assert_str_eq(name, "bravo\n");
+
+    for (int i = 0; i < 3; i++)
+        expect_refused_and_closed(proxy_port, 500, "the dead server resting, the live one full");
+    close(holder);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
     expect_clean_exit();
 }

@@ -1,7 +1,8 @@
 /*
  * test_upstream_health.c - passive health as nginx's stream upstream does
  * it: max_fails failures within fail_timeout rest a server for
- * fail_timeout, then one connection probes it per fail_timeout; the only
+ * fail_timeout (successes in between do not clear them), then one
+ * connection probes it per fail_timeout; the only
  * server of an upstream never rests; when every server rests, all are
  * available again at once. And the first choices by weight among the
  * available primaries, and among the available backups; least_connections
@@ -108,6 +109,35 @@ Test(upstream_health, after_its_rest_one_connection_probes, .fini = teardown)
     cr_expect(available(0, 2750), "counting starts again from zero after a success");
 }
 
+/* A server that refuses every other connect still reaches max_fails: the
+ * connections it accepts in between do not clear its failures (nginx's
+ * do not either). They used to, so a flapping server was never rested. */
+Test(upstream_health, successes_between_failures_do_not_clear_them, .fini = teardown)
+{
+    setup(2, 2);
+    cr_assert(try_server(0, 100));
+    fail(0, 100);
+    cr_assert(try_server(0, 200));
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_assert(try_server(0, 300));
+    fail(0, 300);
+    cr_expect_not(available(0, 350), "two failures within 1 s, a success between them");
+}
+
+/* A connection picked before the server went to rest, whose connect
+ * succeeds only now, is no probe: the server keeps resting. */
+Test(upstream_health, an_earlier_connections_success_is_no_probe, .fini = teardown)
+{
+    setup(2, 1);
+    cr_assert(try_server(0, 100) && try_server(0, 100));
+    fail(0, 150);
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_expect_not(available(0, 200), "rested by a failure, revived by an older connection's success");
+    cr_expect(try_server(0, 1150), "the probe after fail_timeout");
+    upstream_health_succeeded(&health, &upstream, &upstream.servers[0]);
+    cr_expect(available(0, 1160), "back after a good probe");
+}
+
 /* nginx never takes the only server out: there is nothing else to try, and
  * resting it would refuse every connection for fail_timeout after one
  * failure (a backend restart). */
@@ -119,8 +149,9 @@ Test(upstream_health, the_only_server_never_rests, .fini = teardown)
     cr_expect(available(0, 101));
 }
 
-/* When every server rests, all are available again at once (nginx's
- * "quick recovery"): one connection fails, the next tries them all. */
+/* When every server rests, all are available again at once (older nginx's
+ * "quick recovery"; 1.22 waits out fail_timeout): one connection fails,
+ * the next tries them all. */
 Test(upstream_health, revive_makes_every_server_available, .fini = teardown)
 {
     setup(3, 1);
@@ -128,7 +159,7 @@ Test(upstream_health, revive_makes_every_server_available, .fini = teardown)
         fail(i, 100);
     for (uint32_t i = 0; i < 3; i++)
         cr_assert_not(available(i, 200));
-    upstream_health_revive(&health, &upstream);
+    cr_expect(upstream_health_revive(&health, &load, &upstream));
     for (uint32_t i = 0; i < 3; i++)
         cr_expect(available(i, 200), "server %u", i);
     fail(0, 300);
@@ -142,7 +173,7 @@ Test(upstream_health, no_table_counts_every_server_as_available, .fini = teardow
     setup(2, 1);
     upstream_health_failed(NULL, &upstream, &upstream.servers[0], 100);
     upstream_health_picked(NULL, &upstream, &upstream.servers[0], 100);
-    upstream_health_revive(NULL, &upstream);
+    upstream_health_revive(NULL, &load, &upstream);
     cr_expect(upstream_health_available(NULL, &load, &upstream, &upstream.servers[0], 100));
     cr_expect(available(0, 100));
 }
@@ -264,6 +295,36 @@ Test(upstream_health, first_backup_skips_resting_and_down_backups, .fini = teard
     cr_expect_not(upstream_health_first_backup(&health, &load, &upstream, 300, &first), "none available");
     cr_expect_not(upstream_health_first_backup(NULL, &load, &upstream, 300, &first), "no table");
     cr_expect(first_backup(1300) != 2, "after their rest, but never the down one");
+}
+
+/* A connection's retry, as nginx's: the next step of the round robin among
+ * the available servers it has not tried, primaries first, then backups
+ * (and only backups once it is on them). */
+Test(upstream_health, a_retry_steps_among_the_untried_servers, .fini = teardown)
+{
+    setup(5, 1); /* primaries 0-2, backups 3, 4 */
+    upstream.servers[3].backup = upstream.servers[4].backup = true;
+    upstream.primary_count = 3;
+    upstream.servers[2].weight = 3;
+    cr_assert(upstream_schedule_build(&upstream));
+    uint64_t tried[UPSTREAM_HEALTH_TRIED_WORDS] = { 1 }; /* 0 failed */
+    uint32_t next = UINT32_MAX;
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next));
+    cr_expect_eq(next, 2, "the heavier of the untried primaries");
+    tried[0] |= 1u << 2;
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next));
+    cr_expect_eq(next, 1);
+    tried[0] |= 1u << 1;
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next));
+    cr_expect_eq(next, 3, "every primary tried: the backups");
+    fail(4, 100);
+    tried[0] |= 1u << 3;
+    cr_expect_not(upstream_health_next_untried(&health, &load, &upstream, 100, tried, false, &next),
+                  "the other backup rests");
+    tried[0] = 1u << 3; /* a connection that went to the backups at once */
+    cr_assert(upstream_health_next_untried(&health, &load, &upstream, 1200, tried, true, &next));
+    cr_expect_eq(next, 4, "back to a primary from the backups, or to the tried backup");
+    cr_expect_not(upstream_health_next_untried(NULL, &load, &upstream, 100, tried, false, &next), "no table");
 }
 
 /* Primaries and backups keep their own running weights: picks of one kind
@@ -434,6 +495,25 @@ Test(upstream_health, max_conns_skips_a_full_server_until_one_ends, .fini = tear
     upstream_health_release(&held[first_taken]);
     cr_expect(available(0, 100), "one ended: room for one more");
     cr_expect_not(health.servers[0].resting, "being full is no failure");
+}
+
+/* A pool whose live server is only full is busy, not dead: finding no
+ * server then revives nothing, and a server that failed keeps resting
+ * (it was revived, and every next client waited for it again). */
+Test(upstream_health, a_full_server_keeps_the_others_resting, .fini = teardown)
+{
+    setup(2, 1);
+    upstream.servers[1].max_conns = 1;
+    struct upstream_load_record *held = NULL;
+    upstream_health_hold(&health, &load, &upstream, &upstream.servers[1], &held);
+    fail(0, 100);
+    cr_assert_not(available(0, 200) || available(1, 200));
+    cr_expect_not(upstream_health_revive(&health, &load, &upstream), "revived beside a full server");
+    cr_expect_not(available(0, 200), "the failed server was revived");
+    upstream_health_release(&held);
+    fail(1, 150);
+    cr_expect(upstream_health_revive(&health, &load, &upstream), "both failed: both come back");
+    cr_expect(available(0, 200) && available(1, 200));
 }
 
 /* The limit holds across a reload: connections opened before it still
