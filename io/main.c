@@ -267,10 +267,11 @@ static bool steers_by_cpu(const struct process *process, const struct address *a
 
 /* A socket of this process's own whose address the reload just before
  * removed still listens until every worker has adopted that reload, which
- * a busy worker does after its current batch: a reload that puts the
- * address back at once meets it. Ask again for a while before blaming
- * another program; a real one is still there when the patience runs out. */
-#define PROBE_PATIENCE_MS 500
+ * a busy worker does after its current batch (over 300 ms seen under
+ * ASan on two loaded cores): a reload that puts the address back meets
+ * it. Ask again for a while before blaming another program; a real one
+ * is still there when the patience runs out. */
+#define PROBE_PATIENCE_MS 1000
 #define PROBE_RETRY_MS 5
 
 static bool taken_by_another_program(const struct address *address)
