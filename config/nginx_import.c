@@ -642,9 +642,16 @@ static struct import_upstream *resolve_target(struct importer *importer,
     struct import_upstream *upstream = find_upstream(importer, target);
     if (upstream)
         return upstream;
-    if (target[0] == '$') {
+    if (target[0] == '$' && import_find_map(importer, target)) {
         import_warn(importer, at, "target %s: a variable chained from another map is not supported; entry skipped",
                     target);
+        return NULL;
+    }
+    if (strchr(target, '$')) {
+        /* `$ssl_preread_server_name:443`: nginx forwarded to whatever the
+         * client asked for, resolved per connection (an open SNI proxy). */
+        import_warn(importer, at, "target %s: an address made of variables, found per connection, is not supported "
+                    "(snisplice forwards only to the targets its configuration names); entry skipped", target);
         return NULL;
     }
     if (target[0] == '\0') {
@@ -1499,6 +1506,24 @@ static bool use_map_as(struct importer *importer, struct import_server *server, 
     return map->port_host != NULL;
 }
 
+/* proxy_pass `$x:PORT` (a Kafka or SNI proxy recipe: the map's values are
+ * hosts, the port is added per connection). snisplice's routes hold whole
+ * targets, so the map is not converted; nginx's `$x:9092` is no map name. */
+static bool map_with_port_added(struct importer *importer, const char *variable)
+{
+    const char *colon = strchr(variable, ':');
+    if (!colon)
+        return false;
+    char *name = strndup(variable, (size_t)(colon - variable));
+    if (!name) {
+        importer->failed = true;
+        return false;
+    }
+    bool found = import_find_map(importer, name) != NULL;
+    free(name);
+    return found;
+}
+
 static void resolve_server(struct importer *importer, struct import_server *server)
 {
     const struct nginx_directive *directive = server->directive;
@@ -1520,6 +1545,13 @@ static void resolve_server(struct importer *importer, struct import_server *serv
     }
     const char *target = server->proxy_pass->args[0];
     const char *variable = strchr(target, '$');
+    if (variable && map_with_port_added(importer, variable)) {
+        import_warn(importer, server->proxy_pass, "proxy_pass %s: a port added to a map's value is not supported "
+                    "(a snisplice route names a whole target): write HOST:PORT as the map's values and "
+                    "proxy_pass the map alone; server skipped", target);
+        server->listen_count = 0;
+        return;
+    }
     if (variable) {
         server->map = import_find_map(importer, variable);
         const char *why = !server->map || !becomes_routes(server->map) ?
