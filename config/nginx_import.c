@@ -1362,9 +1362,12 @@ static const char *map_entry_key(struct importer *importer, const struct nginx_d
         return converted;
     }
     if (key[0] == '\0') {
-        import_warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in "
-                                     "snisplice; skipped");
-        return NULL;
+        /* nginx's "" is every client without a server name: those that send
+         * no TLS hello (snisplice's not_tls) and hellos without SNI. */
+        import_warn(importer, entry, "map entry \"\": becomes not_tls, so clients that do not speak TLS go "
+                                     "there as in nginx; a TLS hello without a server name, which nginx sent "
+                                     "there too, takes the default route in snisplice (closed when there is none)");
+        return "not_tls";
     }
     if (import_is_wildcard(key) && !hostnames) {
         import_warn(importer, entry,
