@@ -2202,8 +2202,8 @@ static void write_ini(struct importer *importer, struct text *ini)
             continue;
         if (!map->used) {
             if (!map->chained)
-                import_warn(importer, map->directive, "map $%s is used by no server's proxy_pass; not converted",
-                            map->variable);
+                import_warn(importer, map->directive,
+                            "map $%s is used by no converted server's proxy_pass; not converted", map->variable);
             continue;
         }
         warn_map_reached_mixed(importer, map, map->reach.with_proxy_protocol, map->reach.without_proxy_protocol,

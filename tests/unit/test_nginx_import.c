@@ -404,6 +404,8 @@ Test(nginx_import, a_port_added_to_a_map_value_is_said_as_such)
     log_warnings(&result);
     cr_expect(has_warning(&result, "nginx.conf:3:", "proxy_pass $target:9092: a port added to a map's value"));
     cr_expect_eq(count_warnings(&result, "", "not a map on"), 0);
+    /* It is used, by a server that was left out. */
+    cr_expect(has_warning(&result, "nginx.conf:2:", "map $target is used by no converted server's proxy_pass"));
     cr_expect_null(strstr(result.ini, "9092"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
