@@ -642,9 +642,16 @@ static struct import_upstream *resolve_target(struct importer *importer,
     struct import_upstream *upstream = find_upstream(importer, target);
     if (upstream)
         return upstream;
-    if (target[0] == '$') {
+    if (target[0] == '$' && import_find_map(importer, target)) {
         import_warn(importer, at, "target %s: a variable chained from another map is not supported; entry skipped",
                     target);
+        return NULL;
+    }
+    if (strchr(target, '$')) {
+        /* `$ssl_preread_server_name:443`: nginx forwarded to whatever the
+         * client asked for, resolved per connection (an open SNI proxy). */
+        import_warn(importer, at, "target %s: an address made of variables, found per connection, is not supported "
+                    "(snisplice forwards only to the targets its configuration names); entry skipped", target);
         return NULL;
     }
     if (target[0] == '\0') {
@@ -1355,9 +1362,12 @@ static const char *map_entry_key(struct importer *importer, const struct nginx_d
         return converted;
     }
     if (key[0] == '\0') {
-        import_warn(importer, entry, "map entry \"\": a hello without SNI goes to the default route in "
-                                     "snisplice; skipped");
-        return NULL;
+        /* nginx's "" is every client without a server name: those that send
+         * no TLS hello (snisplice's not_tls) and hellos without SNI. */
+        import_warn(importer, entry, "map entry \"\": becomes not_tls, so clients that do not speak TLS go "
+                                     "there as in nginx; a TLS hello without a server name, which nginx sent "
+                                     "there too, takes the default route in snisplice (closed when there is none)");
+        return "not_tls";
     }
     if (import_is_wildcard(key) && !hostnames) {
         import_warn(importer, entry,
@@ -1499,6 +1509,24 @@ static bool use_map_as(struct importer *importer, struct import_server *server, 
     return map->port_host != NULL;
 }
 
+/* proxy_pass `$x:PORT` (a Kafka or SNI proxy recipe: the map's values are
+ * hosts, the port is added per connection). snisplice's routes hold whole
+ * targets, so the map is not converted; nginx's `$x:9092` is no map name. */
+static bool map_with_port_added(struct importer *importer, const char *variable)
+{
+    const char *colon = strchr(variable, ':');
+    if (!colon)
+        return false;
+    char *name = strndup(variable, (size_t)(colon - variable));
+    if (!name) {
+        importer->failed = true;
+        return false;
+    }
+    bool found = import_find_map(importer, name) != NULL;
+    free(name);
+    return found;
+}
+
 static void resolve_server(struct importer *importer, struct import_server *server)
 {
     const struct nginx_directive *directive = server->directive;
@@ -1520,6 +1548,13 @@ static void resolve_server(struct importer *importer, struct import_server *serv
     }
     const char *target = server->proxy_pass->args[0];
     const char *variable = strchr(target, '$');
+    if (variable && map_with_port_added(importer, variable)) {
+        import_warn(importer, server->proxy_pass, "proxy_pass %s: a port added to a map's value is not supported "
+                    "(a snisplice route names a whole target): write HOST:PORT as the map's values and "
+                    "proxy_pass the map alone; server skipped", target);
+        server->listen_count = 0;
+        return;
+    }
     if (variable) {
         server->map = import_find_map(importer, variable);
         const char *why = !server->map || !becomes_routes(server->map) ?
@@ -2167,8 +2202,8 @@ static void write_ini(struct importer *importer, struct text *ini)
             continue;
         if (!map->used) {
             if (!map->chained)
-                import_warn(importer, map->directive, "map $%s is used by no server's proxy_pass; not converted",
-                            map->variable);
+                import_warn(importer, map->directive,
+                            "map $%s is used by no converted server's proxy_pass; not converted", map->variable);
             continue;
         }
         warn_map_reached_mixed(importer, map, map->reach.with_proxy_protocol, map->reach.without_proxy_protocol,

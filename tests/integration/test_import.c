@@ -231,6 +231,55 @@ Test(import, sslh_recipe_puts_ssh_and_https_on_one_port, .init = integration_ini
     cr_expect_eq(proxy_stop(&import_proxy, 10000), 0);
 }
 
+/* The Reality recipes' sink for probes: a server-name map's "" entry,
+ * which nginx gives every client without a server name. Converted, a
+ * client that does not speak TLS (a scanner's HTTP request) still reaches
+ * the sink, not the real site behind `default`. */
+Test(import, empty_name_entry_keeps_clients_that_do_not_speak_tls, .init = integration_init, .fini = import_fini)
+{
+    uint16_t proxy_port = TEST_PORT(230, 0), sink_port = TEST_PORT(230, 1), web_port = TEST_PORT(230, 2);
+    cr_assert(backend_start(&ssh_backend, "sink", sink_port, NULL, NULL));
+    cr_assert(backend_start(&https_backend, "web", web_port, NULL, NULL));
+    char *directory = temp_directory_create("import-empty-name");
+    char *nginx = text_format(
+        "stream {\n"
+        "    map $ssl_preread_server_name $backend {\n"
+        "        \"\"              127.0.0.1:%u;\n"
+        "        www.helsinki.fi 127.0.0.1:%u;\n"
+        "        default         127.0.0.1:%u;\n"
+        "    }\n"
+        "    server { listen 127.0.0.1:%u; proxy_pass $backend; ssl_preread on; }\n"
+        "}\n",
+        sink_port, web_port, web_port, proxy_port);
+    char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
+
+    char *ini = NULL, *warnings = NULL;
+    int status = run_import(directory, nginx_path, &ini, &warnings);
+    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, warnings);
+    cr_assert_not_null(ini);
+    cr_expect(warnings && strstr(warnings, "nginx.conf:3: warning: map entry \"\": becomes not_tls"), "%s", warnings);
+    expect_valid_config(directory, ini);
+
+    cr_assert(proxy_start(&import_proxy, ini, proxy_port), "snisplice did not start on:\n%s", ini);
+    const char request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    char *reply = exchange_once(proxy_port, request, strlen(request), 5000, NULL);
+    cr_expect(reply && strcmp(reply, "sink\n") == 0, "a plain HTTP request went to '%s'", reply);
+    free(reply);
+    struct hello_bytes named = hello_build("www.helsinki.fi");
+    cr_assert_not_null(named.data);
+    reply = exchange_once(proxy_port, named.data, named.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "web\n") == 0, "a TLS hello for www.helsinki.fi went to '%s'", reply);
+    free(reply);
+
+    hello_free(&named);
+    free(ini);
+    free(warnings);
+    free(nginx_path);
+    free(nginx);
+    free(directory);
+    cr_expect_eq(proxy_stop(&import_proxy, 10000), 0);
+}
+
 Test(import, unreadable_or_broken_nginx_conf_exits_1, .init = integration_init, .fini = import_fini)
 {
     char *directory = temp_directory_create("import-bad");

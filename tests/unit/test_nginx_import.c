@@ -369,6 +369,84 @@ Test(nginx_import, server_name_map_continues_with_an_alpn_map)
  * upstream of the chain gets the PROXY header, whatever order the maps are
  * declared in (the reach was passed on while chaining, so a map chained
  * before it was chained to kept what it got later to itself). */
+/* The SNI proxy recipe (`default $ssl_preread_server_name:443`: forward to
+ * whatever name the client asked for) names no map; the warning says what
+ * nginx did, not that a map chain is missing. */
+Test(nginx_import, a_target_made_of_variables_is_said_as_such)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                              /* 1 */
+        "  map $ssl_preread_server_name $backend {\n"                            /* 2 */
+        "    hostnames;\n"                                                        /* 3 */
+        "    www.helsinki.fi 127.0.0.1:4443;\n"                                   /* 4 */
+        "    default $ssl_preread_server_name:443;\n"                             /* 5 */
+        "  }\n"                                                                   /* 6 */
+        "  server { listen 443; proxy_pass $backend; ssl_preread on; }\n"        /* 7 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:5:", "target $ssl_preread_server_name:443: an address made of variables"));
+    cr_expect_eq(count_warnings(&result, "", "chained from another map"), 0);
+    cr_expect(strstr(result.ini, "[routes]\nwww.helsinki.fi = 127.0.0.1:4443\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* `proxy_pass $x:9092` with host values (a Kafka broker recipe): $x is a
+ * map on the server name, so the warning must not say it is none. */
+Test(nginx_import, a_port_added_to_a_map_value_is_said_as_such)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                              /* 1 */
+        "  map $ssl_preread_server_name $target { kafka.example.com 127.0.0.1; }\n" /* 2 */
+        "  server { listen 9092; proxy_pass $target:9092; ssl_preread on; }\n"   /* 3 */
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; }\n"                   /* 4 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "proxy_pass $target:9092: a port added to a map's value"));
+    cr_expect_eq(count_warnings(&result, "", "not a map on"), 0);
+    /* It is used, by a server that was left out. */
+    cr_expect(has_warning(&result, "nginx.conf:2:", "map $target is used by no converted server's proxy_pass"));
+    cr_expect_null(strstr(result.ini, "9092"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* nginx's "" entry in a server-name map takes every client without a
+ * server name, those that do not speak TLS too (the Reality recipes'
+ * "protect against empty SNI probes"): they keep that target as not_tls. */
+Test(nginx_import, an_empty_name_entry_keeps_the_clients_that_do_not_speak_tls)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                              /* 1 */
+        "  map $ssl_preread_server_name $backend {\n"                            /* 2 */
+        "    \"\" 127.0.0.1:9999;\n"                                              /* 3 */
+        "    www.helsinki.fi 127.0.0.1:4443;\n"                                   /* 4 */
+        "    default 127.0.0.1:8443;\n"                                           /* 5 */
+        "  }\n"                                                                   /* 6 */
+        "  server { listen 443; proxy_pass $backend; ssl_preread on; }\n"        /* 7 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "becomes not_tls"));
+    cr_expect(has_warning(&result, "nginx.conf:3:", "closed when there is none"));
+    cr_expect(strstr(result.ini, "[routes]\nnot_tls = 127.0.0.1:9999\nwww.helsinki.fi = 127.0.0.1:4443\n"
+                                 "default = 127.0.0.1:8443\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+
+    /* Under a protocol map, nginx asked that map first: its "" keeps them. */
+    result = import_text(
+        "stream {\n"                                                              /* 1 */
+        "  map $ssl_preread_protocol $u { \"\" 127.0.0.1:22; default $name; }\n"  /* 2 */
+        "  map $ssl_preread_server_name $name { \"\" 127.0.0.1:9; default 127.0.0.1:8443; }\n" /* 3 */
+        "  server { listen 443; proxy_pass $u; ssl_preread on; }\n"              /* 4 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:3:", "an earlier entry already has this route"));
+    cr_expect(strstr(result.ini, "[routes]\nnot_tls = 127.0.0.1:22\ndefault = 127.0.0.1:8443\n\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, chained_maps_pass_proxy_protocol_on_in_any_order)
 {
     const char *names = "  map $ssl_preread_server_name $n { a.example.com alpha; default $q; }\n";
