@@ -472,8 +472,9 @@ static void set_global(struct loader *loader, const char *name, const char *valu
         char error[256];
         loader->config->has_stats = strcmp(value, "off") != 0;
         /* TCP only: a unix: socket file would outlive the process and
-         * make the next start fail on it. */
-        if (loader->config->has_stats && !address_parse_listen(value, &loader->config->stats, error, sizeof error))
+         * make the next start fail on it. An IPv4-mapped address stays
+         * allowed: it served before, on a dual-stack socket. */
+        if (loader->config->has_stats && !address_parse_tcp(value, &loader->config->stats, error, sizeof error))
             add_error(loader, loader->line, "stats: %s", error);
         loader->stats_line = loader->line;
     } else if (strcmp(name, "access_log") == 0) {

@@ -1191,3 +1191,16 @@ Test(config, stats_address_is_tcp_only)
     expect_errors("[global]\nstats = unix:/run/snisplice-stats.sock\n[listen]\naddress = 127.0.0.1:9101\n"
                   "[routes]\ndefault = 127.0.0.1:1\n", unix_path, 1);
 }
+
+/* An IPv4-mapped stats address, which served before listeners' mapped
+ * addresses were refused, still loads: the endpoint binds it on a
+ * dual-stack socket, where the kernel accepts it. Refusing it with the
+ * listeners' reason broke a working config on upgrade. */
+Test(config, stats_address_may_be_ipv4_mapped)
+{
+    struct config *config = load_ok("[global]\nstats = [::ffff:127.0.0.1]:9100\n[listen]\naddress = 127.0.0.1:9101\n"
+                                    "[routes]\ndefault = 127.0.0.1:1\n");
+    cr_expect(config->has_stats);
+    cr_expect_eq(config->stats.storage.ss_family, AF_INET6);
+    config_free(config);
+}
