@@ -6,7 +6,8 @@
  * a reload nor the next scrape for long, and eight of them at once do not
  * hold up a scrape for longer than one; other paths are 404. Bytes are
  * counted as they are relayed, not when the connection closes. An IPv6
- * endpoint is IPv6-only. Ports: blocks 66, 162, 163, 190.
+ * endpoint is IPv6-only; an IPv4-mapped one serves its IPv4 address.
+ * Ports: blocks 66, 162, 163, 190, 240.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
