@@ -472,8 +472,9 @@ static void set_global(struct loader *loader, const char *name, const char *valu
         char error[256];
         loader->config->has_stats = strcmp(value, "off") != 0;
         /* TCP only: a unix: socket file would outlive the process and
-         * make the next start fail on it. */
-        if (loader->config->has_stats && !address_parse_listen(value, &loader->config->stats, error, sizeof error))
+         * make the next start fail on it. An IPv4-mapped address stays
+         * allowed: it served before, on a dual-stack socket. */
+        if (loader->config->has_stats && !address_parse_tcp(value, &loader->config->stats, error, sizeof error))
             add_error(loader, loader->line, "stats: %s", error);
         loader->stats_line = loader->line;
     } else if (strcmp(name, "access_log") == 0) {
@@ -1184,21 +1185,40 @@ static bool move_upstreams(struct loader *loader, struct snapshot *snapshot)
  * wildcard of the same family. */
 static bool addresses_collide(const struct address *a, const struct address *b)
 {
-    const struct sockaddr *x = (const struct sockaddr *)&a->storage, *y = (const struct sockaddr *)&b->storage;
-    if (x->sa_family != y->sa_family)
+    if (a->storage.ss_family != b->storage.ss_family)
         return false;
-    if (x->sa_family == AF_INET) {
-        const struct sockaddr_in *p = (const struct sockaddr_in *)x, *q = (const struct sockaddr_in *)y;
-        return p->sin_port == q->sin_port && (p->sin_addr.s_addr == q->sin_addr.s_addr ||
-                                              p->sin_addr.s_addr == INADDR_ANY || q->sin_addr.s_addr == INADDR_ANY);
+    /* Copied out, not read through casts: `a` may be a local the compiler
+     * would otherwise take as unwritten (aliasing rules). */
+    if (a->storage.ss_family == AF_INET) {
+        struct sockaddr_in p, q;
+        memcpy(&p, &a->storage, sizeof p);
+        memcpy(&q, &b->storage, sizeof q);
+        return p.sin_port == q.sin_port && (p.sin_addr.s_addr == q.sin_addr.s_addr ||
+                                            p.sin_addr.s_addr == INADDR_ANY || q.sin_addr.s_addr == INADDR_ANY);
     }
-    if (x->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *p = (const struct sockaddr_in6 *)x, *q = (const struct sockaddr_in6 *)y;
-        return p->sin6_port == q->sin6_port &&
-               (IN6_ARE_ADDR_EQUAL(&p->sin6_addr, &q->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&p->sin6_addr) ||
-                IN6_IS_ADDR_UNSPECIFIED(&q->sin6_addr));
+    if (a->storage.ss_family == AF_INET6) {
+        struct sockaddr_in6 p, q;
+        memcpy(&p, &a->storage, sizeof p);
+        memcpy(&q, &b->storage, sizeof q);
+        return p.sin6_port == q.sin6_port &&
+               (IN6_ARE_ADDR_EQUAL(&p.sin6_addr, &q.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&p.sin6_addr) ||
+                IN6_IS_ADDR_UNSPECIFIED(&q.sin6_addr));
     }
     return false;
+}
+
+/* The address a socket bound to `address` takes: an IPv4-mapped one
+ * (the stats endpoint's dual-stack socket) takes its IPv4 address. */
+static struct address as_bound(const struct address *address)
+{
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address->storage;
+    if (address->storage.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        return *address;
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = in6->sin6_port };
+    memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], sizeof in.sin_addr);
+    struct address ipv4 = { .length = sizeof in };
+    memcpy(&ipv4.storage, &in, sizeof in);
+    return ipv4;
 }
 
 /* The stats endpoint's address may not be one a listener binds: start-up
@@ -1208,8 +1228,9 @@ static void check_stats_address(struct loader *loader)
     const struct config *config = loader->config;
     if (!config->has_stats)
         return;
+    struct address stats = as_bound(&config->stats);
     for (size_t i = 0; i < config->listen_count; i++) {
-        if (addresses_collide(&config->stats, &config->listen[i].address)) {
+        if (addresses_collide(&stats, &config->listen[i].address)) {
             char text[ADDRESS_TEXT_MAX];
             address_format(&config->listen[i].address, text, sizeof text);
             add_error(loader, loader->stats_line, "stats: the listen address %s takes the same port", text);

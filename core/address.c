@@ -110,14 +110,19 @@ static bool is_ipv4_mapped(const struct address *address)
            IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&address->storage)->sin6_addr);
 }
 
-bool address_parse_listen(const char *text, struct address *out, char *error, size_t error_size)
+bool address_parse_tcp(const char *text, struct address *out, char *error, size_t error_size)
 {
     memset(out, 0, sizeof *out);
     if (strncmp(text, "unix:", 5) == 0) {
         snprintf(error, error_size, "'%s': snisplice listens on TCP only, " LISTEN_FORMS, text);
         return false;
     }
-    if (!parse_ip(text, out, LISTEN_FORMS, error, error_size))
+    return parse_ip(text, out, LISTEN_FORMS, error, error_size);
+}
+
+bool address_parse_listen(const char *text, struct address *out, char *error, size_t error_size)
+{
+    if (!address_parse_tcp(text, out, error, error_size))
         return false;
     if (is_ipv4_mapped(out)) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&out->storage;

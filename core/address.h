@@ -20,10 +20,16 @@ struct address {
 /* Parse text into *out. On failure writes a one-line reason to error. */
 bool address_parse(const char *text, struct address *out, char *error, size_t error_size);
 
-/* The same for an address to listen on: IPv4:port or [IPv6]:port only.
- * snisplice accepts TCP connections alone (the listener's TCP options,
- * TCP_DEFER_ACCEPT, the client's address and port), so a unix: path is
- * refused here, with that reason, not when binding it. */
+/* IPv4:port or [IPv6]:port only, IPv4-mapped ones included: the stats
+ * endpoint's, whose dual-stack socket binds a mapped address. A unix:
+ * path is refused, with the reason below. */
+bool address_parse_tcp(const char *text, struct address *out, char *error, size_t error_size);
+
+/* The same for an address to listen on, without IPv4-mapped ones (the
+ * kernel refuses them to listeners' IPv6-only sockets). snisplice accepts
+ * TCP connections alone (the listener's TCP options, TCP_DEFER_ACCEPT,
+ * the client's address and port), so a unix: path is refused here, with
+ * that reason, not when binding it. */
 bool address_parse_listen(const char *text, struct address *out, char *error, size_t error_size);
 
 /* "name:port" where name is a DNS host name (hostname.h's letters, digits,

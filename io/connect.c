@@ -82,8 +82,16 @@ static const struct upstream_server *server_of_attempt(const struct connection *
                                 connection->connect_attempt);
 }
 
+static bool tried_before(const struct connection *connection, const struct upstream_server *server)
+{
+    uint32_t index = (uint32_t)(server - connection->upstream->servers);
+    return connection->tried_servers[index / 64] >> (index % 64) & 1;
+}
+
 /* The next server in the connection's fixed order (server_of_attempt)
- * that is not resting after failures; NULL when none is left. */
+ * that is not resting after failures; NULL when none is left. Servers the
+ * balance picked for its retries are skipped: a connection that outlived
+ * a reload continues here, and must neither try one twice nor miss one. */
 static const struct upstream_server *next_live_in_order(struct worker *worker, struct connection *connection,
                                                         struct upstream_health *health)
 {
@@ -97,7 +105,8 @@ static const struct upstream_server *next_live_in_order(struct worker *worker, s
             continue;
         }
         connection->connect_attempt++;
-        if (upstream_health_available(health, &worker->load, connection->upstream, server, worker->now_ms))
+        if (!tried_before(connection, server) &&
+            upstream_health_available(health, &worker->load, connection->upstream, server, worker->now_ms))
             return server;
     }
 }
@@ -106,7 +115,9 @@ static const struct upstream_server *next_live_in_order(struct worker *worker, s
  * available servers the connection has not tried (the primaries, then,
  * once on the backups for good, the backups), so a dead server's share is
  * spread as the balance spreads it, not handed whole to the server after
- * it in config order. */
+ * it in config order. The fixed order's place (connect_attempt) stays
+ * where it is: after a reload the walk goes on from there, over every
+ * server not tried. */
 static const struct upstream_server *next_untried(struct worker *worker, struct connection *connection,
                                                   struct upstream_health *health)
 {
@@ -116,7 +127,6 @@ static const struct upstream_server *next_untried(struct worker *worker, struct 
     if (!upstream_health_next_untried(health, &worker->load, upstream, worker->now_ms,
                                       connection->tried_servers, on_backups, &next))
         return NULL;
-    connection->connect_attempt++;
     return &upstream->servers[next];
 }
 

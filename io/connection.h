@@ -109,7 +109,8 @@ struct connection {
     int upstream_fd;                 /* -1 until connecting */
     uint8_t state;                   /* enum connection_state */
     uint8_t pending_ops;             /* enum connection_op bits */
-    uint16_t connect_attempt;        /* servers tried: up to UPSTREAM_SERVERS_MAX (256) */
+    uint16_t connect_attempt;        /* place in its fixed order of servers, up to
+                                      * UPSTREAM_SERVERS_MAX (256); 0: none tried yet */
     bool connect_timed_out;
     uint16_t listener;               /* index into snapshot->listeners (its own snapshot's) */
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */

@@ -12,8 +12,9 @@
  * per worker. A server whose address family the kernel lacks is skipped
  * too. A flapping server still reaches max_fails; retries after a
  * failure are spread as the balance spreads; a full server does not bring
- * back a dead one. Ports: blocks 5-7, 46, 49, 90, 94, 101-103, 115, 176,
- * 191, 220-222
+ * back a dead one; a connection that outlives a reload while connecting
+ * still tries every server once. Ports: blocks 5-7, 46, 49, 90, 94,
+ * 101-103, 115, 176, 191, 220-222, 241
  * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
@@ -709,5 +710,55 @@ Test(failover, a_full_server_does_not_revive_a_dead_one, .init = integration_ini
     for (int i = 0; i < 4; i++)
         close(fillers[i]);
     close(hole);
+    expect_clean_exit();
+}
+
+/* A connection whose retry was picked by the balance and which then
+ * outlived a reload (its snapshot is no longer the worker's) goes on in
+ * config order: it must still skip the servers it tried and try those it
+ * has not. Pool: hole1 (weight 2), alpha, hole2 (weight 2). The round
+ * robin picks hole1, then hole2 over alpha; a reload comes while hole2
+ * times out. The config-order walk used to take its third step, hole2
+ * again (another connect_timeout), and close the client: alpha, alive,
+ * was never tried. */
+Test(failover, a_reload_while_connecting_still_tries_every_server, .init = integration_init,
+     .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(241, 0), hole1_port = TEST_PORT(241, 1), alpha_port = TEST_PORT(241, 2);
+    uint16_t hole2_port = TEST_PORT(241, 3);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(failover_hello.data);
+    int fillers1[4], fillers2[4];
+    int hole1 = start_black_hole(hole1_port, fillers1, 4);
+    int hole2 = start_black_hole(hole2_port, fillers2, 4);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\nserver = 127.0.0.1:%u weight=2\n"
+                             "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u weight=2\n",
+                             hole1_port, alpha_port, hole2_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 1s\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+
+    int client = net_connect(proxy_port);
+    cr_assert_geq(client, 0);
+    cr_assert(net_send_all(client, failover_hello.data, failover_hello.length));
+    /* hole1 timed out at 1 s; hole2 is being waited for until 2 s. */
+    sleep_ms(1400);
+    char *with_route = text_format("[routes]\nother.example.com = pool\n%s", body + strlen("[routes]\n"));
+    char *reloaded = config_text(proxy_port, "workers = 1\nconnect_timeout = 1s\n", with_route);
+    proxy_reload(&failover_proxy, reloaded);
+    char name[16] = { 0 };
+    size_t got = net_receive_exact(client, name, 6, 6000);
+    cr_expect_str_eq(got ? name : "(closed)", "alpha\n", "the live server was never tried");
+    close(client);
+    for (int i = 0; i < 4; i++) {
+        close(fillers1[i]);
+        close(fillers2[i]);
+    }
+    close(hole1);
+    close(hole2);
+    free(with_route);
+    free(reloaded);
+    free(config);
+    free(body);
     expect_clean_exit();
 }

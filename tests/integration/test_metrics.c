@@ -6,7 +6,8 @@
  * a reload nor the next scrape for long, and eight of them at once do not
  * hold up a scrape for longer than one; other paths are 404. Bytes are
  * counted as they are relayed, not when the connection closes. An IPv6
- * endpoint is IPv6-only. Ports: blocks 66, 162, 163, 190.
+ * endpoint is IPv6-only; an IPv4-mapped one serves its IPv4 address.
+ * Ports: blocks 66, 162, 163, 190, 240.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -354,6 +355,28 @@ Test(metrics, ipv6_endpoint_is_ipv6_only, .init = integration_init, .fini = metr
     char *reply = exchange_once(shared_port, "x", 1, 5000, NULL);
     cr_expect_str_eq(reply ? reply : "(refused)", "alpha\n", "an IPv4 client of the port reaches the listener");
     free(reply);
+    free(metrics);
+    free(config);
+    free(body);
+    free(globals);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* stats = [::ffff:127.0.0.1]:PORT served before the endpoint became
+ * IPv6-only, and still does, on 127.0.0.1: the loader used to refuse it
+ * with the listeners' reason (their sockets are IPv6-only, the
+ * endpoint's is dual-stack for such an address). */
+Test(metrics, ipv4_mapped_endpoint_serves_its_ipv4_address, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(240, 0), stats_port = TEST_PORT(240, 1), alpha_port = TEST_PORT(240, 2);
+    cr_assert(backend_start(&alpha, "alpha", alpha_port, NULL, NULL));
+    char *globals = text_format("stats = [::ffff:127.0.0.1]:%u\n", stats_port);
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+
+    char *metrics = http_get(stats_port, "/metrics");
+    cr_expect_not_null(strstr(metrics, "snisplice_workers"), "%.200s", metrics);
     free(metrics);
     free(config);
     free(body);

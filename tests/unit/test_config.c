@@ -1191,3 +1191,31 @@ Test(config, stats_address_is_tcp_only)
     expect_errors("[global]\nstats = unix:/run/snisplice-stats.sock\n[listen]\naddress = 127.0.0.1:9101\n"
                   "[routes]\ndefault = 127.0.0.1:1\n", unix_path, 1);
 }
+
+/* An IPv4-mapped stats address, which served before listeners' mapped
+ * addresses were refused, still loads: the endpoint binds it on a
+ * dual-stack socket, where the kernel accepts it. Refusing it with the
+ * listeners' reason broke a working config on upgrade. */
+Test(config, stats_address_may_be_ipv4_mapped)
+{
+    struct config *config = load_ok("[global]\nstats = [::ffff:127.0.0.1]:9100\n[listen]\naddress = 127.0.0.1:9101\n"
+                                    "[routes]\ndefault = 127.0.0.1:1\n");
+    cr_expect(config->has_stats);
+    cr_expect_eq(config->stats.storage.ss_family, AF_INET6);
+    config_free(config);
+}
+
+/* A mapped stats address binds its IPv4 address: -t refuses it beside a
+ * listener on that IPv4 address or 0.0.0.0 at its port, as start-up
+ * would fail on it ("another program listens there") after -t passed. */
+Test(config, ipv4_mapped_stats_address_may_not_be_a_listen_address)
+{
+    static const char *const same[] = { "2: stats: the listen address 127.0.0.1:9100 takes the same port" };
+    expect_errors("[global]\nstats = [::ffff:127.0.0.1]:9100\n[listen]\naddress = 127.0.0.1:9100\n"
+                  "[routes]\ndefault = 127.0.0.1:1\n", same, 1);
+    static const char *const wildcard[] = { "2: stats: the listen address 0.0.0.0:9100 takes the same port" };
+    expect_errors("[global]\nstats = [::ffff:127.0.0.1]:9100\n[listen]\naddress = 0.0.0.0:9100\n"
+                  "[routes]\ndefault = 127.0.0.1:1\n", wildcard, 1);
+    config_free(load_ok("[global]\nstats = [::ffff:127.0.0.1]:9100\n[listen]\naddress = [::]:9100\n"
+                        "[routes]\ndefault = 127.0.0.1:1\n"));
+}
