@@ -141,28 +141,67 @@ static bool add_string(struct importer *importer, char ***list, size_t *count, c
 
 /* ---- value forms ---- */
 
-/* nginx time ("500ms", "5s", "10m", "1h", "2d", "1w", bare = seconds) to
- * the INI's form. False if it is not one number with one unit. */
+/* One unit of an nginx time, largest first: nginx takes each part of a
+ * combined time ("1h30m", "1m 30s") in this order, each unit once. */
+struct time_unit {
+    const char *suffix;
+    unsigned long long ms;
+};
+
+static const struct time_unit time_units[] = {
+    { "y", 365ULL * 86400000 }, { "M", 30ULL * 86400000 }, { "w", 7ULL * 86400000 },
+    { "d", 86400000 },          { "h", 3600000 },          { "m", 60000 },
+    { "s", 1000 },              { "ms", 1 },
+};
+#define TIME_UNIT_COUNT (sizeof time_units / sizeof time_units[0])
+#define TIME_MS_LIMIT 1000000000000000ULL /* far past the INI's 30 days */
+
+/* The unit `text` starts with at or after index `from` (its place in
+ * time_units), or TIME_UNIT_COUNT: "ms" is tried before "m". */
+static size_t time_unit_at(const char *text, size_t from, size_t *length)
+{
+    for (size_t i = TIME_UNIT_COUNT; i-- > from;) {
+        size_t n = strlen(time_units[i].suffix);
+        if (strncmp(text, time_units[i].suffix, n) == 0 && (n == 2 || text[1] != 's')) {
+            *length = n;
+            return i;
+        }
+    }
+    return TIME_UNIT_COUNT;
+}
+
+/* nginx time ("500ms", "5s", "1h30m", "1m 30s", "2d", "1w", a bare number
+ * = seconds, last) to the INI's one-unit form, in the largest unit that
+ * keeps it exact. False if nginx would not read it either, or it is 0. */
 static bool convert_duration(const char *nginx, char *out, size_t out_size)
 {
-    char *end = NULL;
-    unsigned long long number = strtoull(nginx, &end, 10);
-    if (end == nginx || nginx[0] == '-' || number > 1000000000ULL)
-        return false;
-    unsigned long long seconds;
-    if (strcmp(end, "ms") == 0) {
-        snprintf(out, out_size, "%llums", number);
-        return number > 0;
+    unsigned long long total_ms = 0;
+    size_t next_unit = 0;
+    const char *cursor = nginx;
+    while (*cursor) {
+        char *end = NULL;
+        if (*cursor < '0' || *cursor > '9')
+            return false;
+        unsigned long long number = strtoull(cursor, &end, 10);
+        size_t length = 0, unit = *end ? time_unit_at(end, next_unit, &length) : TIME_UNIT_COUNT;
+        bool bare = *end == '\0';
+        if ((!bare && unit == TIME_UNIT_COUNT) || number > TIME_MS_LIMIT / (bare ? 1000 : time_units[unit].ms))
+            return false;
+        total_ms += number * (bare ? 1000 : time_units[unit].ms);
+        if (total_ms > TIME_MS_LIMIT)
+            return false;
+        if (bare)
+            break;
+        next_unit = unit + 1;
+        cursor = end + length;
+        while (*cursor == ' ')
+            cursor++;
     }
-    if (*end == '\0' || strcmp(end, "s") == 0) seconds = number;
-    else if (strcmp(end, "m") == 0) seconds = number * 60;
-    else if (strcmp(end, "h") == 0) seconds = number * 3600;
-    else if (strcmp(end, "d") == 0) seconds = number * 86400;
-    else if (strcmp(end, "w") == 0) seconds = number * 7 * 86400;
-    else return false;
-    if (seconds == 0)
+    if (total_ms == 0)
         return false;
-    if (seconds % 3600 == 0) snprintf(out, out_size, "%lluh", seconds / 3600);
+    unsigned long long seconds = total_ms / 1000;
+    if (total_ms % 1000 != 0) snprintf(out, out_size, "%llums", total_ms);
+    else if (seconds % 3600 == 0) snprintf(out, out_size, "%lluh", seconds / 3600);
     else if (seconds % 60 == 0) snprintf(out, out_size, "%llum", seconds / 60);
     else snprintf(out, out_size, "%llus", seconds);
     return true;

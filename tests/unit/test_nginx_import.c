@@ -2578,6 +2578,34 @@ Test(nginx_import, timeouts_past_thirty_days_become_thirty_days)
     nginx_import_free(&result);
 }
 
+/* nginx adds up a time written in several units, largest first ("1h30m",
+ * "1m 30s", "1s500ms"; a bare number last is seconds): each converts to
+ * the INI's one unit that keeps it exact, in a timeout and in
+ * so_keepalive; parts out of order or a unit twice are refused, as nginx
+ * refuses them. */
+Test(nginx_import, times_in_several_units_are_added_up)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                        /* 1 */
+        "  proxy_timeout 1h30m;\n"                                                          /* 2 */
+        "  server { listen 443 so_keepalive=2h30m:1m15s:; proxy_pass 127.0.0.1:8443;\n"    /* 3 */
+        "           proxy_connect_timeout \"1m 30s\"; preread_timeout 1s500ms; }\n"       /* 4 */
+        "  server { listen 444; proxy_pass 127.0.0.1:8444; proxy_connect_timeout 30m1h; }\n" /* 5 */
+        "  server { listen 445; proxy_pass 127.0.0.1:8445; proxy_connect_timeout 1m1m; }\n" /* 6 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(strstr(result.ini, "idle_timeout = 90m\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "tcp_keepalive = 150m:75s:\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "connect_timeout = 90s\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "preread_timeout = 1500ms\n"), "%s", result.ini);
+    cr_expect(has_exact_warning(&result, "nginx.conf:5: warning: proxy_connect_timeout: cannot read the time "
+                                         "'30m1h'; not carried over"));
+    cr_expect(has_exact_warning(&result, "nginx.conf:6: warning: proxy_connect_timeout: cannot read the time "
+                                         "'1m1m'; not carried over"));
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* nginx reads `${name}` as `$name`: maps on the braced source variable,
  * braced map variables under proxy_pass (alone and as HOST:${port}) and
  * in an ALPN map's default convert exactly as their plain spelling. */
