@@ -1211,11 +1211,9 @@ static bool addresses_collide(const struct address *a, const struct address *b)
  * (the stats endpoint's dual-stack socket) takes its IPv4 address. */
 static struct address as_bound(const struct address *address)
 {
-    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address->storage;
-    if (address->storage.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+    struct sockaddr_in in;
+    if (!address_unmap_ipv4((const struct sockaddr *)&address->storage, &in))
         return *address;
-    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = in6->sin6_port };
-    memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], sizeof in.sin_addr);
     struct address ipv4 = { .length = sizeof in };
     memcpy(&ipv4.storage, &in, sizeof in);
     return ipv4;

@@ -102,12 +102,18 @@ bool address_parse(const char *text, struct address *out, char *error, size_t er
     return parse_ip(text, out, FORMS, error, error_size);
 }
 
-/* ::ffff:a.b.c.d: the kernel refuses it to an IPv6-only socket, which
- * every listener is, with a bare "Invalid argument" at start-up. */
-static bool is_ipv4_mapped(const struct address *address)
+bool address_unmap_ipv4(const struct sockaddr *address, struct sockaddr_in *out)
 {
-    return address->storage.ss_family == AF_INET6 &&
-           IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&address->storage)->sin6_addr);
+    if (address->sa_family != AF_INET6)
+        return false;
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
+    if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        return false;
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    out->sin_port = in6->sin6_port;
+    memcpy(&out->sin_addr, &in6->sin6_addr.s6_addr[12], sizeof out->sin_addr);
+    return true;
 }
 
 bool address_parse_tcp(const char *text, struct address *out, char *error, size_t error_size)
@@ -124,13 +130,15 @@ bool address_parse_listen(const char *text, struct address *out, char *error, si
 {
     if (!address_parse_tcp(text, out, error, error_size))
         return false;
-    if (is_ipv4_mapped(out)) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&out->storage;
-        const uint8_t *ipv4 = &in6->sin6_addr.s6_addr[12];
+    /* The kernel refuses a mapped address to an IPv6-only socket, which
+     * every listener is, with a bare "Invalid argument" at start-up. */
+    struct sockaddr_in ipv4;
+    if (address_unmap_ipv4((const struct sockaddr *)&out->storage, &ipv4)) {
+        const uint8_t *bytes = (const uint8_t *)&ipv4.sin_addr;
         snprintf(error, error_size,
                  "'%s': listeners' IPv6 sockets are IPv6-only, and the kernel refuses them an IPv4-mapped "
                  "address; write %u.%u.%u.%u:%u",
-                 text, ipv4[0], ipv4[1], ipv4[2], ipv4[3], ntohs(in6->sin6_port));
+                 text, bytes[0], bytes[1], bytes[2], bytes[3], ntohs(ipv4.sin_port));
         return false;
     }
     return true;

@@ -20,6 +20,11 @@ struct address {
 /* Parse text into *out. On failure writes a one-line reason to error. */
 bool address_parse(const char *text, struct address *out, char *error, size_t error_size);
 
+/* ::ffff:a.b.c.d (with its port) as the IPv4 address it carries, into
+ * *out; false, *out untouched, for any other address. */
+struct sockaddr_in;
+bool address_unmap_ipv4(const struct sockaddr *address, struct sockaddr_in *out);
+
 /* IPv4:port or [IPv6]:port only, IPv4-mapped ones included: the stats
  * endpoint's, whose dual-stack socket binds a mapped address. A unix:
  * path is refused, with the reason below. */

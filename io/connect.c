@@ -84,8 +84,7 @@ static const struct upstream_server *server_of_attempt(const struct connection *
 
 static bool tried_before(const struct connection *connection, const struct upstream_server *server)
 {
-    uint32_t index = (uint32_t)(server - connection->upstream->servers);
-    return connection->tried_servers[index / 64] >> (index % 64) & 1;
+    return upstream_health_was_tried(connection->tried_servers, (uint32_t)(server - connection->upstream->servers));
 }
 
 /* The next server in the connection's fixed order (server_of_attempt)
@@ -144,8 +143,7 @@ static const struct upstream_server *next_live_server(struct worker *worker,
                                                             : next_live_in_order(worker, connection, health);
     if (!server)
         return NULL;
-    uint32_t index = (uint32_t)(server - connection->upstream->servers);
-    connection->tried_servers[index / 64] |= UINT64_C(1) << (index % 64);
+    upstream_health_note_tried(connection->tried_servers, (uint32_t)(server - connection->upstream->servers));
     upstream_health_picked(health, connection->upstream, server, worker->now_ms);
     upstream_health_hold(health, &worker->load, connection->upstream, server, &connection->held_server);
     return server;
@@ -211,10 +209,8 @@ static void server_failed(struct worker *worker, struct connection *connection, 
     address_format(&server->address, text, sizeof text);
     metrics_count_connect_failure(&worker->metrics, connection->upstream->name, text);
     const char *why = connection->connect_timed_out ? "timed out" : strerror(-error);
-    if (connect_warning_due(worker))
-        log_warn("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
-    else
-        log_debug("worker %u: upstream %s: connect to %s: %s", worker->index, connection->upstream->name, text, why);
+    log_message(connect_warning_due(worker) ? LOG_WARN : LOG_DEBUG, "worker %u: upstream %s: connect to %s: %s",
+                worker->index, connection->upstream->name, text, why);
     connect_next_server(worker, connection);
 }
 

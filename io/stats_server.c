@@ -34,8 +34,9 @@
 static bool ipv6_only(int fd, const struct address *address)
 {
     int on = 1;
+    struct sockaddr_in unused;
     if (address_family(address) != AF_INET6 ||
-        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&address->storage)->sin6_addr))
+        address_unmap_ipv4((const struct sockaddr *)&address->storage, &unused))
         return true;
     return setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
 }

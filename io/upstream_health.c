@@ -137,8 +137,8 @@ struct availability {
 
 static bool tried_already(const struct availability *availability, const struct upstream_server *server)
 {
-    uint32_t i = (uint32_t)(server - availability->upstream->servers);
-    return availability->tried && (availability->tried[i / 64] >> (i % 64) & 1);
+    return availability->tried &&
+           upstream_health_was_tried(availability->tried, (uint32_t)(server - availability->upstream->servers));
 }
 
 static bool available_now(const struct upstream_server *server, void *context)

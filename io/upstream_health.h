@@ -102,6 +102,14 @@ bool upstream_health_first_backup(struct upstream_health *health, struct upstrea
 /* A bit per server index in upstream->servers: the servers a connection
  * has tried. */
 #define UPSTREAM_HEALTH_TRIED_WORDS ((UPSTREAM_SERVERS_MAX + 63) / 64)
+static inline bool upstream_health_was_tried(const uint64_t *tried, uint32_t index)
+{
+    return tried[index / 64] >> (index % 64) & 1;
+}
+static inline void upstream_health_note_tried(uint64_t *tried, uint32_t index)
+{
+    tried[index / 64] |= UINT64_C(1) << (index % 64);
+}
 /* The table holds this upstream's servers (it is laid out for its
  * snapshot and was not left empty by a failed reset). */
 bool upstream_health_covers(const struct upstream_health *health, const struct upstream *upstream);
