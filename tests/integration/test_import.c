@@ -47,6 +47,18 @@ static int run_import(const char *directory, const char *path, char **ini, char 
     return status;
 }
 
+/* Write `nginx` as DIRECTORY/nginx.conf (its path into *nginx_path, for
+ * the caller to free) and convert it, which must succeed: the INI. */
+static char *import_nginx_text(const char *directory, const char *nginx, char **nginx_path, char **warnings)
+{
+    *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
+    char *ini = NULL;
+    int status = run_import(directory, *nginx_path, &ini, warnings);
+    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, *warnings);
+    cr_assert_not_null(ini);
+    return ini;
+}
+
 /* The output is a config snisplice accepts as it is: `snisplice -t`. */
 static void expect_valid_config(const char *directory, const char *ini)
 {
@@ -124,12 +136,8 @@ Test(import, homelab_nginx_conf_converts_and_routes, .init = integration_init, .
         "             deny 127.0.0.9; allow 127.0.0.0/8; deny all; limit_conn perip 1; }\n"
         "}\n",
         matrix_port, local_port, tls_port, plain_port);
-    char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
-
-    char *ini = NULL, *warnings = NULL;
-    int status = run_import(directory, nginx_path, &ini, &warnings);
-    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, warnings);
-    cr_assert_not_null(ini);
+    char *nginx_path = NULL, *warnings = NULL;
+    char *ini = import_nginx_text(directory, nginx, &nginx_path, &warnings);
     char *expected = text_format("%s:2: warning: events { }", nginx_path);
     cr_expect(strstr(warnings, expected) != NULL, "warnings:\n%s", warnings);
     free(expected);
@@ -196,12 +204,8 @@ Test(import, sslh_recipe_puts_ssh_and_https_on_one_port, .init = integration_ini
         "    server { listen 127.0.0.1:%u; proxy_pass $upstream; ssl_preread on; }\n"
         "}\n",
         ssh_port, https_port, proxy_port);
-    char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
-
-    char *ini = NULL, *warnings = NULL;
-    int status = run_import(directory, nginx_path, &ini, &warnings);
-    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, warnings);
-    cr_assert_not_null(ini);
+    char *nginx_path = NULL, *warnings = NULL;
+    char *ini = import_nginx_text(directory, nginx, &nginx_path, &warnings);
     cr_expect(warnings && warnings[0] == '\0', "warnings:\n%s", warnings);
     cr_expect(strstr(ini, "[routes]\nnot_tls = ssh\ndefault = https\n") != NULL, "%s", ini);
     expect_valid_config(directory, ini);
@@ -251,12 +255,8 @@ Test(import, empty_name_entry_keeps_clients_that_do_not_speak_tls, .init = integ
         "    server { listen 127.0.0.1:%u; proxy_pass $backend; ssl_preread on; }\n"
         "}\n",
         sink_port, web_port, web_port, proxy_port);
-    char *nginx_path = temp_file_write(directory, "nginx.conf", nginx);
-
-    char *ini = NULL, *warnings = NULL;
-    int status = run_import(directory, nginx_path, &ini, &warnings);
-    cr_assert_eq(status, 0, "--import-nginx exit %d:\n%s", status, warnings);
-    cr_assert_not_null(ini);
+    char *nginx_path = NULL, *warnings = NULL;
+    char *ini = import_nginx_text(directory, nginx, &nginx_path, &warnings);
     cr_expect(warnings && strstr(warnings, "nginx.conf:3: warning: map entry \"\": becomes not_tls"), "%s", warnings);
     expect_valid_config(directory, ini);
 
