@@ -291,16 +291,23 @@ static void arm_writable_waits(struct worker *worker)
     io_uring_sqe_set_data64(sqe, ring_tag_pack(&worker->writable_waits, RING_TAG_WAKEUP));
 }
 
+#define WRITABLE_EVENTS_PER_CALL 64
+
+/* Takes every ready socket: the multishot poll is edge-triggered, so what
+ * is left in the set would get no completion of its own. */
 static void on_writable_waits(struct worker *worker, uint32_t flags)
 {
-    struct epoll_event events[64];
-    int count = epoll_wait(worker->writable_waits.epoll_fd, events, 64, 0);
-    for (int i = 0; i < count; i++) {
-        struct connection *connection = ring_owner_of(events[i].data.u64);
-        /* An earlier event of this batch may have closed it. */
-        if (connection->state == CONNECTION_RELAY)
-            relay_on_ready(worker, connection, ring_tag_of(events[i].data.u64), (int)events[i].events);
-    }
+    struct epoll_event events[WRITABLE_EVENTS_PER_CALL];
+    int count;
+    do {
+        count = epoll_wait(worker->writable_waits.epoll_fd, events, WRITABLE_EVENTS_PER_CALL, 0);
+        for (int i = 0; i < count; i++) {
+            struct connection *connection = ring_owner_of(events[i].data.u64);
+            /* An earlier event of this batch may have closed it. */
+            if (connection->state == CONNECTION_RELAY)
+                relay_on_ready(worker, connection, ring_tag_of(events[i].data.u64), (int)events[i].events);
+        }
+    } while (count == WRITABLE_EVENTS_PER_CALL);
     if (!(flags & IORING_CQE_F_MORE))
         arm_writable_waits(worker);
 }
