@@ -86,6 +86,7 @@ static void relay_direction_reset(struct relay_direction *direction)
     direction->state = RELAY_WAIT_READABLE;
     direction->source_end = RELAY_SOURCE_OPEN;
     direction->looked_for_end = false;
+    direction->waits_in_epoll = false;
     direction->bytes = 0;
 }
 
@@ -166,6 +167,8 @@ void connection_close(struct worker *worker, struct connection *connection,
     connection->state = CONNECTION_CLOSING;
     timer_wheel_disarm(&worker->timers, &connection->timer);
     cancel_pending(worker, connection);
+    worker_forget_writable(worker, connection->client_fd, &connection->to_client.waits_in_epoll);
+    worker_forget_writable(worker, connection->upstream_fd, &connection->to_upstream.waits_in_epoll);
     /* Pending polls hold their own file references: closing the numbers
      * is safe, the sockets go away when the cancellations complete. */
     worker_queue_close(worker, connection->client_fd);

@@ -100,6 +100,9 @@ struct relay_direction {
     bool defer_next_poll;   /* the client waits for the server's answer: the next
                              * wait_readable defers its poll (set by relay_start,
                              * spent by its first use) */
+    bool waits_in_epoll;    /* its destination's peer has half-closed: the destination
+                             * is in the worker's epoll set and waits there for
+                             * POLLOUT (worker_wait_writable, relay.c) */
     uint64_t bytes;         /* total relayed (connection_count_bytes) */
 };
 

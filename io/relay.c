@@ -57,6 +57,13 @@
  * socket until the destination took them, so nothing is lost and no
  * per-connection buffer is needed.
  *
+ * A destination whose peer has sent its FIN (it half-closed, then reads
+ * slowly or not at all) is not waited for with an io_uring poll: io_uring
+ * adds POLLRDHUP to every poll, so a POLLOUT poll there completes at once
+ * with POLLRDHUP alone, and again at every re-arm, a busy loop. The first
+ * such completion moves the direction's writable waits to the worker's
+ * epoll set, which reports POLLOUT only (worker_wait_writable).
+ *
  * TCP urgent data (MSG_OOB: telnet, FTP's abort; or a hostile peer). Every
  * relayed socket has SO_OOBINLINE (relay.h), so the urgent byte is an
  * ordinary byte of the stream and is relayed (nginx's recv drops it; a
@@ -233,7 +240,11 @@ static void wait_writable(struct worker *worker, struct connection *connection,
                           const struct relay_side *side)
 {
     side->direction->state = RELAY_WAIT_WRITABLE;
-    worker_arm_poll(worker, connection, side->tag, side->destination_fd, POLLOUT);
+    if (side->direction->waits_in_epoll)
+        worker_wait_writable(worker, connection, side->tag, side->destination_fd,
+                             &side->direction->waits_in_epoll);
+    else
+        worker_arm_poll(worker, connection, side->tag, side->destination_fd, POLLOUT);
 }
 
 static void finish_direction(struct worker *worker, struct connection *connection,
@@ -537,6 +548,14 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
     }
     if (side.direction->state == RELAY_WAIT_END && result == 0) {
         finish_direction(worker, connection, &side);
+        return;
+    }
+    /* The destination's peer has half-closed and the destination cannot
+     * take bytes: io_uring's poll said POLLRDHUP alone and would say it at
+     * once again; wait in the worker's epoll set instead (worker.c). */
+    if (side.direction->state == RELAY_WAIT_WRITABLE && !(result & (POLLOUT | POLLERR | POLLHUP))) {
+        worker_wait_writable(worker, connection, side.tag, side.destination_fd,
+                             &side.direction->waits_in_epoll);
         return;
     }
     enum read_past_short past_short = READ_PAST_SHORT_NO;

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -252,6 +253,65 @@ static void on_timer(struct timer *timer, void *context)
     }
 }
 
+/* ---- waiting for a half-closed socket to take bytes ----
+ * io_uring adds POLLRDHUP to every poll it arms, so once a socket's peer
+ * has sent its FIN, a poll for POLLOUT on it completes at once, with
+ * POLLRDHUP alone while the socket cannot take bytes, and again at every
+ * re-arm: a reader that half-closes and then stops reading would spin the
+ * worker. epoll reports only what it is asked for, so such a socket waits
+ * in the worker's epoll set (one-shot), whose readiness one multishot
+ * io_uring poll watches. */
+
+void worker_wait_writable(struct worker *worker, struct connection *connection,
+                          enum ring_tag tag, int fd, bool *registered)
+{
+    struct epoll_event event = { .events = EPOLLOUT | EPOLLONESHOT,
+                                 .data.u64 = ring_tag_pack(connection, tag) };
+    if (epoll_ctl(worker->writable_waits.epoll_fd, *registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+                  fd, &event) == 0) {
+        *registered = true;
+        return;
+    }
+    /* Out of kernel memory: the io_uring poll still works, only busier. */
+    worker_arm_poll(worker, connection, tag, fd, POLLOUT);
+}
+
+void worker_forget_writable(struct worker *worker, int fd, bool *registered)
+{
+    if (!*registered)
+        return;
+    epoll_ctl(worker->writable_waits.epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    *registered = false;
+}
+
+static void arm_writable_waits(struct worker *worker)
+{
+    struct io_uring_sqe *sqe = worker_sqe(worker);
+    io_uring_prep_poll_multishot(sqe, worker->writable_waits.epoll_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, ring_tag_pack(&worker->writable_waits, RING_TAG_WAKEUP));
+}
+
+#define WRITABLE_EVENTS_PER_CALL 64
+
+/* Takes every ready socket: the multishot poll is edge-triggered, so what
+ * is left in the set would get no completion of its own. */
+static void on_writable_waits(struct worker *worker, uint32_t flags)
+{
+    struct epoll_event events[WRITABLE_EVENTS_PER_CALL];
+    int count;
+    do {
+        count = epoll_wait(worker->writable_waits.epoll_fd, events, WRITABLE_EVENTS_PER_CALL, 0);
+        for (int i = 0; i < count; i++) {
+            struct connection *connection = ring_owner_of(events[i].data.u64);
+            /* An earlier event of this batch may have closed it. */
+            if (connection->state == CONNECTION_RELAY)
+                relay_on_ready(worker, connection, ring_tag_of(events[i].data.u64), (int)events[i].events);
+        }
+    } while (count == WRITABLE_EVENTS_PER_CALL);
+    if (!(flags & IORING_CQE_F_MORE))
+        arm_writable_waits(worker);
+}
+
 /* ---- completions ---- */
 
 static void on_step_complete(struct worker *worker, struct connection *connection, int result)
@@ -296,7 +356,10 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
         listener_on_accept(worker, owner, cqe->res, cqe->flags);
         break;
     case RING_TAG_WAKEUP:
-        on_wakeup(worker, cqe->flags);
+        if (owner == &worker->writable_waits)
+            on_writable_waits(worker, cqe->flags);
+        else
+            on_wakeup(worker, cqe->flags);
         break;
     case RING_TAG_STEP:
         if (connection_op_completed(worker, owner, CONNECTION_OP_STEP))
@@ -497,6 +560,7 @@ static void *worker_main(void *argument)
     timer_wheel_init(&worker->timers, worker->now_ms);
     adopt_snapshot(worker);
     arm_wakeup(worker);
+    arm_writable_waits(worker);
     atomic_store(&worker->start_status, 1);
     run_loop(worker);
     finish(worker);
@@ -528,6 +592,7 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->publisher = publisher;
     pthread_mutex_init(&worker->inbox_lock, NULL);
     worker->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    worker->writable_waits.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     worker->parse_scratch_size = PARSE_SCRATCH_SIZE;
     worker->parse_scratch = malloc(PARSE_SCRATCH_SIZE);
     /* preread_max can be raised on reload up to its ceiling: size for that. */
@@ -535,7 +600,7 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->peek_buffer = malloc(PREREAD_MAX_CEILING);
     connection_slab_init(&worker->connections);
     upstream_load_init(&worker->load);
-    if (worker->wakeup_fd < 0 || !worker->parse_scratch || !worker->peek_buffer ||
+    if (worker->wakeup_fd < 0 || worker->writable_waits.epoll_fd < 0 || !worker->parse_scratch || !worker->peek_buffer ||
         !pipe_pool_init(&worker->pipes, PIPES_KEPT) || !metrics_init(&worker->metrics) ||
         !access_log_init(&worker->access_log)) {
         worker_destroy(worker);
@@ -595,6 +660,9 @@ void worker_destroy(struct worker *worker)
     access_log_destroy(&worker->access_log);
     if (worker->wakeup_fd >= 0)
         close(worker->wakeup_fd);
+    if (worker->writable_waits.epoll_fd >= 0)
+        close(worker->writable_waits.epoll_fd);
+    worker->writable_waits.epoll_fd = -1;
     worker->parse_scratch = NULL;
     worker->round_robin = NULL;
     worker->wakeup_fd = -1;

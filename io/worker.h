@@ -57,6 +57,13 @@ struct listener {
     struct listener *next;
 };
 
+/* The worker's epoll set for sockets whose peer has half-closed and that
+ * cannot take bytes yet (worker_wait_writable). A completion's owner with
+ * RING_TAG_WAKEUP: aligned like every owner. */
+struct writable_waits {
+    int epoll_fd;
+} __attribute__((aligned(8)));
+
 /* Written by the owning worker only (relaxed), read by anyone. */
 struct worker_counters {
     _Atomic uint64_t accepted;
@@ -118,6 +125,7 @@ struct worker {
     /* shared */
     struct client_counts *client_counts; /* every worker's, the process's (main.c) */
     int wakeup_fd;
+    struct writable_waits writable_waits;
     _Atomic bool stop_requested;
     _Atomic bool cut_requested;    /* a second SIGTERM: close what is open, now */
     _Atomic int start_status;      /* 0 starting, 1 running, -1 failed */
@@ -166,6 +174,14 @@ static inline void worker_expect_inline_completion(struct worker *worker)
 }
 void worker_arm_end_peek(struct worker *worker, struct connection *connection,
                          enum ring_tag tag, int fd);
+/* Wait until fd takes bytes (or fails), then call relay_on_ready for
+ * connection and tag with the epoll events: for a socket whose peer has
+ * sent its FIN, where an io_uring poll for POLLOUT completes at once
+ * (worker.c). *registered: fd is in the worker's epoll set (set here). */
+void worker_wait_writable(struct worker *worker, struct connection *connection,
+                          enum ring_tag tag, int fd, bool *registered);
+/* Take fd out of the epoll set before it is closed. */
+void worker_forget_writable(struct worker *worker, int fd, bool *registered);
 void worker_cancel(struct worker *worker, const void *owner, enum ring_tag tag);
 void worker_queue_close(struct worker *worker, int fd);
 void worker_queue_socket_option(struct worker *worker, int fd, int level, int name,
