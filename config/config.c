@@ -189,6 +189,14 @@ static void open_upstream(struct loader *loader, const char *name)
         loader->section = SECTION_UNKNOWN;
         return;
     }
+    /* Logs and metrics name a connection's route by its upstream, and "-"
+     * when it has none yet: this one's connections would pass for those. */
+    if (strcmp(name, "-") == 0) {
+        add_error(loader, loader->line,
+                  "upstream name '-' is what the access log and metrics show before routing; choose another");
+        loader->section = SECTION_UNKNOWN;
+        return;
+    }
     int32_t first = name_index_get(&loader->named_upstreams, name);
     if (first != NAME_INDEX_NONE) {
         add_error(loader, loader->line, "duplicate upstream '%s' (first at line %d)", name,

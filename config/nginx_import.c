@@ -1708,6 +1708,10 @@ static void chain_default(struct importer *importer, struct import_map *map)
 static void name_upstreams(struct importer *importer)
 {
     struct name_index taken = {0};
+    /* "-" is the route of a connection not routed yet (access log, metrics):
+     * config.c refuses it as an upstream name, so nginx's gets a suffix. */
+    if (!name_index_put(&taken, "-", INT32_MAX)) /* no upstream's index */
+        importer->failed = true;
     for (size_t i = 0; i < importer->upstream_count && !importer->failed; i++) {
         struct import_upstream *upstream = importer->upstreams[i];
         char base[NAME_MAX_LENGTH];

@@ -60,18 +60,31 @@ void access_log_note_route(struct connection *connection, const char *server_nam
     }
 }
 
+/* Fields are split at spaces, and a unix: path, in a route or a server,
+ * may hold any byte: a space or a byte outside printable ASCII shows as
+ * '?', as in alpn. */
+static void keep_printable(char *field)
+{
+    for (unsigned char *at = (unsigned char *)field; *at; at++)
+        if (*at <= ' ' || *at > '~')
+            *at = '?';
+}
+
 void access_log_note_upstream(struct connection *connection, const char *name)
 {
     struct access_record *record = connection->access;
     if (!record)
         return;
     snprintf(record->route, sizeof record->route, "%s", name);
+    keep_printable(record->route);
 }
 
 void access_log_note_server(struct connection *connection, const struct address *server)
 {
-    if (connection->access)
-        address_format(server, connection->access->upstream, sizeof connection->access->upstream);
+    if (!connection->access)
+        return;
+    address_format(server, connection->access->upstream, sizeof connection->access->upstream);
+    keep_printable(connection->access->upstream);
 }
 
 static void format_client(const struct sockaddr_storage *client, char *out, size_t size)

@@ -220,6 +220,11 @@ static void accept_connection(struct worker *worker, const struct listener *list
     if (worker->open_connections >= worker->max_connections) {
         close(fd);
         counter_add(&worker->counters.rejected_at_limit, 1);
+        /* Said, as nginx says its worker_connections are not enough: such a
+         * client gets no access-log line, not being accepted. */
+        if (log_once_a_second(&worker->limit_warned_ms, worker->now_ms))
+            log_warn("worker %u: max_connections reached (%u open, its share): new clients are closed at once "
+                     "(counted in snisplice_rejected_total)", worker->index, worker->max_connections);
         return;
     }
     struct connection *connection = connection_new(worker, fd);

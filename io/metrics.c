@@ -144,19 +144,58 @@ static void emit(struct text *text, const char *format, ...)
     }
 }
 
+/* Bytes of the well-formed UTF-8 character at `in` (1 to 4), or 0 when
+ * there is none: no overlong form, surrogate or code point past U+10FFFF.
+ * Reads nothing past a NUL, which no second byte may be. */
+static size_t utf8_character_length(const unsigned char *in)
+{
+    if (in[0] < 0x80)
+        return 1;
+    size_t length;
+    unsigned char low = 0x80, high = 0xbf; /* what the second byte may be */
+    if (in[0] >= 0xc2 && in[0] <= 0xdf) {
+        length = 2;
+    } else if (in[0] >= 0xe0 && in[0] <= 0xef) {
+        length = 3;
+        low = in[0] == 0xe0 ? 0xa0 : low;
+        high = in[0] == 0xed ? 0x9f : high;
+    } else if (in[0] >= 0xf0 && in[0] <= 0xf4) {
+        length = 4;
+        low = in[0] == 0xf0 ? 0x90 : low;
+        high = in[0] == 0xf4 ? 0x8f : high;
+    } else {
+        return 0;
+    }
+    if (in[1] < low || in[1] > high)
+        return 0;
+    for (size_t i = 2; i < length; i++)
+        if ((in[i] & 0xc0) != 0x80)
+            return 0;
+    return length;
+}
+
+/* A label value must be UTF-8, or Prometheus refuses the whole scrape; a
+ * unix: path in a route or server may hold any byte, so one that is not
+ * part of a UTF-8 character is written as '?'. */
 void metrics_escape_label(const char *in, char *out, size_t out_size)
 {
     size_t used = 0;
-    for (; *in && used + 3 < out_size; in++) {
-        if (*in == '\\' || *in == '"') {
+    for (const unsigned char *at = (const unsigned char *)in; *at && used + 4 < out_size;) {
+        size_t length = utf8_character_length(at); /* 1 for the ASCII below */
+        if (*at == '\\' || *at == '"') {
             out[used++] = '\\';
-            out[used++] = *in;
-        } else if (*in == '\n') {
+            out[used++] = (char)*at;
+        } else if (*at == '\n') {
             out[used++] = '\\';
             out[used++] = 'n';
+        } else if (length == 0) {
+            out[used++] = '?';
+            length = 1;
         } else {
-            out[used++] = *in;
+            memcpy(out + used, at, length);
+            used += length;
         }
+        at += length;
     }
     out[used] = '\0';
 }

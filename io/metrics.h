@@ -100,7 +100,8 @@ struct worker;
 char *metrics_render(const struct worker *workers, unsigned worker_count, uint64_t reloads_ok,
                      uint64_t reloads_failed);
 
-/* Label value escaping of the exposition format: \ " and newline. */
+/* Label value escaping of the exposition format: \ " and newline; a byte
+ * that is not part of a UTF-8 character becomes '?'. */
 void metrics_escape_label(const char *in, char *out, size_t out_size);
 
 #endif

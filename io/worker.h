@@ -114,6 +114,7 @@ struct worker {
     uint64_t fd_shortage_seen_ms;  /* last time out of fds (0: never); warned once per shortage */
     uint64_t source_warned_ms;     /* last warning about a `source` not bound (upstream_source.c) */
     uint64_t connect_warned_ms;    /* last warning about a failed connect (connect.c) */
+    uint64_t limit_warned_ms;      /* last warning about clients closed at max_connections (listener.c) */
     uint64_t wakeup_buffer;
     bool draining;
     uint64_t drain_deadline_ms;

@@ -5,8 +5,9 @@
  * without disturbing traffic; lines a full disk loses are counted and said
  * once, and a line a full disk cuts in two is never glued to the next;
  * the route is the upstream's whole name, however long; the server name is
- * the one a "~" route saw, with its case as sent. Ports: blocks 51, 98, 99,
- * 166, 167, 180.
+ * the one a "~" route saw, with its case as sent; a unix: path with a
+ * space does not split its line. Ports: blocks 51, 98, 99, 166, 167, 180,
+ * 293.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -469,6 +470,47 @@ Test(access_log, the_server_name_is_logged_as_sent, .init = integration_init, .f
     cr_expect(text && strstr(text, " sni=Mixed.Case.example.com alpn=h2 route=alpha ") != NULL,
               "the server name is not the one sent:\n%s", text ? text : "");
 
+    free(text);
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
+    free(path);
+    free(directory);
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* A line's fields are split at spaces. A unix: path, which names the
+ * route and the server of a literal target, may hold a space or any
+ * other byte: written as it was, it split its line into fields that
+ * were not there, so such bytes show as '?', as in alpn. */
+Test(access_log, a_unix_path_does_not_split_the_line, .init = integration_init, .fini = log_fini)
+{
+    uint16_t proxy_port = TEST_PORT(293, 0);
+    char *directory = temp_directory_create("access-log-unix-path");
+    char *path = text_format("%s/access.log", directory);
+    /* Nothing listens there: the connect fails, and its line names it. */
+    char *body = text_format("[routes]\ndefault = unix:%s/my socket\xe9.sock\n", directory);
+    char *globals = text_format("access_log = %s\n", path);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_build("unix.example.com");
+    free(exchange_once(proxy_port, hello.data, hello.length, 5000, NULL));
+
+    const char *const failed[] = {"sni=unix.example.com", NULL};
+    char *text = wait_for_text(path, failed, 3000);
+    char *line = text ? strstr(text, "sni=unix.example.com") : NULL;
+    cr_assert_not_null(line, "no line:\n%s", text ? text : "");
+    *strchrnul(line, '\n') = '\0';
+    char *fields = text_format("sni=unix.example.com alpn=h2 route=unix:%s/my?socket?.sock "
+                               "upstream=unix:%s/my?socket?.sock up=0 down=0 ms=",
+                               directory, directory);
+    cr_expect(strncmp(line, fields, strlen(fields)) == 0, "%s", line);
+    const char *rest = line + strlen(fields);
+    rest += strspn(rest, "0123456789");
+    cr_expect_str_eq(rest, " outcome=connect_failed");
+
+    free(fields);
     free(text);
     hello_free(&hello);
     free(config);

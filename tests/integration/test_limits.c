@@ -7,8 +7,9 @@
  * closed at once while the open ones keep going. Out of fds, accepting
  * pauses without spinning, and connections already relaying keep going
  * byte-exact without new pipes, towards TCP and unix: servers alike; the
- * shortage is warned about once, not at every retry. Ports: blocks 43,
- * 44, 45, 84, 97, 152, 159.
+ * shortage is warned about once, not at every retry. Clients closed at
+ * max_connections are warned about, once a second. Ports: blocks 43, 44,
+ * 45, 84, 97, 152, 159, 294.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -165,6 +166,43 @@ Test(limits, max_connections_closes_new_ones_at_once, .init = integration_init, 
     for (int i = 0; i < 3; i++)
         close(open[i]);
 
+    hello_free(&hello);
+    free(config);
+    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+/* Past max_connections new clients are closed at once, and that was said
+ * nowhere: no access-log line (they are not accepted), nothing on stderr,
+ * so without `stats` an operator saw clients cut off and no reason (nginx
+ * says "worker_connections are not enough"). It is warned about, at most
+ * once a second per worker, however many are closed. */
+Test(limits, max_connections_reached_is_warned_about, .init = integration_init, .fini = limits_fini)
+{
+    enum { EXTRA = 20 };
+    uint16_t proxy_port = TEST_PORT(294, 0), alpha_port = TEST_PORT(294, 1);
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\nmax_connections = 2\n", body);
+    cr_assert(proxy_start(&limits_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    int open[2] = { open_idle(proxy_port, &hello), open_idle(proxy_port, &hello) };
+
+    for (int i = 0; i < EXTRA; i++) {
+        int extra = net_connect(proxy_port);
+        cr_assert_geq(extra, 0);
+        net_send_all(extra, hello.data, hello.length);
+        cr_expect_geq(net_ms_until_closed(extra, monotonic_ms(), 2000, NULL), 0, "not closed");
+        close(extra);
+    }
+    const char *warning = "max_connections reached";
+    cr_expect(proxy_stderr_wait_for(&limits_proxy, warning, 2000), "nothing said about the refused clients");
+    char *log = proxy_stderr(&limits_proxy);
+    cr_expect_leq(text_count(log, warning), 2, "one warning a second, not one per client:\n%s", log);
+    free(log);
+
+    for (int i = 0; i < 2; i++)
+        close(open[i]);
     hello_free(&hello);
     free(config);
     free(body);

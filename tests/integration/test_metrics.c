@@ -7,7 +7,8 @@
  * hold up a scrape for longer than one; other paths are 404. Bytes are
  * counted as they are relayed, not when the connection closes. An IPv6
  * endpoint is IPv6-only; an IPv4-mapped one serves its IPv4 address.
- * Ports: blocks 66, 162, 163, 190, 240.
+ * A name that is not UTF-8 leaves the page UTF-8.
+ * Ports: blocks 66, 162, 163, 190, 240, 292.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -381,5 +382,49 @@ Test(metrics, ipv4_mapped_endpoint_serves_its_ipv4_address, .init = integration_
     free(config);
     free(body);
     free(globals);
+    cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
+}
+
+/* ---- label values ---- */
+
+/* Prometheus refuses a whole scrape over one label value that is not
+ * UTF-8 ("invalid UTF-8 label value"), and a unix: path names a route or
+ * server with whatever bytes it holds: one Latin-1 "café" in a path left
+ * every metric unscraped. Such a byte is reported as '?'. */
+Test(metrics, a_name_that_is_not_utf8_leaves_the_page_utf8, .init = integration_init, .fini = metrics_fini)
+{
+    uint16_t proxy_port = TEST_PORT(292, 0), stats_port = TEST_PORT(292, 1);
+    char *directory = temp_directory_create("metrics-latin1");
+    /* Nothing listens there: the connect fails, and the name is counted all the same. */
+    char *body = text_format("[routes]\ndefault = unix:%s/caf\xe9.sock\n", directory);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&metrics_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes hello = hello_build("cafe.example.com");
+    free(exchange_once(proxy_port, hello.data, hello.length, 5000, NULL));
+
+    char *series = text_format("snisplice_connections_total{route=\"unix:%s/caf?.sock\",outcome=\"connect_failed\"}",
+                               directory);
+    char *text = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(text);
+        text = http_get(stats_port, "/metrics");
+        if (stats_sample(text, series) == 1)
+            break;
+        sleep_ms(10);
+    }
+    cr_expect_eq(stats_sample(text, series), 1, "%s\n%s", series, text);
+    size_t outside_ascii = 0;
+    for (const unsigned char *at = (const unsigned char *)text; *at; at++)
+        outside_ascii += *at >= 0x80;
+    cr_expect_eq(outside_ascii, 0, "only ASCII was configured besides the Latin-1 byte:\n%s", text);
+
+    free(text);
+    free(series);
+    hello_free(&hello);
+    free(config);
+    free(globals);
+    free(body);
+    free(directory);
     cr_expect_eq(proxy_stop(&metrics_proxy, 10000), 0);
 }

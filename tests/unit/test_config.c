@@ -351,6 +351,16 @@ Test(config, every_error_with_its_line)
     expect_errors(text, expected, sizeof expected / sizeof expected[0]);
 }
 
+/* The access log and the metrics say route "-" for a connection not routed
+ * yet: an upstream of that name would pass its connections off as those. */
+Test(config, an_upstream_may_not_be_named_as_unrouted)
+{
+    const char *const expected[] = { "4: upstream name '-' is what the access log and metrics show before routing; "
+                                     "choose another" };
+    expect_errors("[listen]\naddress = 127.0.0.1:1443\nupstream = 127.0.0.1:8443\n[upstream -]\nserver = 127.0.0.1:8443\n",
+                  expected, 1);
+}
+
 Test(config, missing_listen)
 {
     const char *const expected[] = { " no [listen] address" };

@@ -73,6 +73,12 @@ Test(metrics, label_escaping)
     cr_expect_str_eq(out, "a\\\"b\\\\c\\nd");
     metrics_escape_label("[::1]:443", out, sizeof out);
     cr_expect_str_eq(out, "[::1]:443");
+    /* UTF-8 passes whole; a byte of anything else becomes '?' (Latin-1,
+     * a cut character, an overlong '/', a surrogate, past U+10FFFF). */
+    metrics_escape_label("caf\xc3\xa9-\xf0\x9f\x93\x88", out, sizeof out);
+    cr_expect_str_eq(out, "caf\xc3\xa9-\xf0\x9f\x93\x88");
+    metrics_escape_label("caf\xe9|\xc3|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80", out, sizeof out);
+    cr_expect_str_eq(out, "caf?|?|??|???|????");
     char tiny[6];
     metrics_escape_label("\"\"\"\"", tiny, sizeof tiny);
     cr_expect_leq(strlen(tiny), 5, "never past the buffer");

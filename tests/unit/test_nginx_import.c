@@ -1400,6 +1400,23 @@ Test(nginx_import, upstream_names_the_ini_does_not_allow)
     nginx_import_free(&result);
 }
 
+/* "-" is the route logs and metrics show before routing, so the INI does
+ * not take it as an upstream name: nginx's "upstream -" gets another. */
+Test(nginx_import, an_upstream_named_as_unrouted_is_renamed)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"
+        "  upstream - { server 127.0.0.1:12443; }\n"
+        "  server { listen 8448; proxy_pass -; }\n"
+        "}\n");
+    log_warnings(&result);
+    cr_expect_eq(result.warning_count, 0);
+    cr_expect(strstr(result.ini, "[upstream -_2]\nserver = 127.0.0.1:12443\n"), "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:8448\nupstream = -_2\n"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 /* nginx sends the PROXY header per server. A literal address reached from
  * a server with proxy_protocol on and from one without gets it only from
  * the first; a map or upstream shared by both cannot, and says so. */
