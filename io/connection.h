@@ -117,6 +117,8 @@ struct connection {
     bool connect_timed_out;
     uint16_t listener;               /* index into snapshot->listeners (its own snapshot's) */
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
+    uint8_t hello_retries;           /* wake-ups in a row that found no new hello bytes
+                                      * (io/preread.c) */
     uint32_t proxy_header_length;    /* PROXY_HEADER_QUEUED: its bytes at the stream's start */
     uint8_t proxy_header;            /* enum proxy_header_state */
     bool client_counted;             /* holds one of client_address's connections */

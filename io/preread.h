@@ -9,6 +9,9 @@
 #include "worker.h"
 
 void preread_start(struct worker *worker, struct connection *connection);
-void preread_on_readable(struct worker *worker, struct connection *connection);
+/* Its poll on the client socket completed with `events` (revents). */
+void preread_on_readable(struct worker *worker, struct connection *connection, unsigned events);
+/* Its timer fired: the preread deadline, or a retry (see preread.c). */
+void preread_on_timer(struct worker *worker, struct connection *connection);
 
 #endif

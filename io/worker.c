@@ -240,7 +240,7 @@ static void on_timer(struct timer *timer, void *context)
     struct connection *connection = (struct connection *)((char *)timer - offsetof(struct connection, timer));
     switch (connection->state) {
     case CONNECTION_PREREAD:
-        connection_close(worker, connection, OUTCOME_PREREAD_TIMEOUT);
+        preread_on_timer(worker, connection);
         break;
     case CONNECTION_CONNECT:
         connect_on_timeout(worker, connection);
@@ -321,7 +321,7 @@ static void on_step_complete(struct worker *worker, struct connection *connectio
         if (result < 0)
             connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
         else
-            preread_on_readable(worker, connection);
+            preread_on_readable(worker, connection, (unsigned)result);
         break;
     case CONNECTION_CONNECT:
         connect_on_complete(worker, connection, result);

@@ -135,6 +135,42 @@ struct hello_bytes hello_build(const char *server_name)
     return hello;
 }
 
+/* Offsets in hello_build()'s output of the lengths a longer body changes. */
+#define RECORD_LENGTH_AT 3
+#define HANDSHAKE_LENGTH_AT 6
+#define EXTENSIONS_LENGTH_AT (TLS_RECORD_HEADER + 4 + 2 + 32 + 1 + 2 + 4 + 1 + 1)
+#define PADDING_EXTENSION 21
+
+static void add_to_length(uint8_t *at, size_t width, size_t added)
+{
+    size_t value = 0;
+    for (size_t i = 0; i < width; i++)
+        value = value << 8 | at[i];
+    value += added;
+    for (size_t i = width; i-- > 0; value >>= 8)
+        at[i] = (uint8_t)value;
+}
+
+struct hello_bytes hello_build_padded(const char *server_name, size_t padding_bytes)
+{
+    struct hello_bytes plain = hello_build(server_name);
+    size_t added = 4 + padding_bytes;
+    struct hello_bytes padded = {.data = calloc(1, plain.length + added), .length = plain.length + added};
+    if (!padded.data)
+        abort();
+    memcpy(padded.data, plain.data, plain.length);
+    uint8_t *extension = padded.data + plain.length;
+    extension[0] = 0;
+    extension[1] = PADDING_EXTENSION;
+    extension[2] = (uint8_t)(padding_bytes >> 8);
+    extension[3] = (uint8_t)padding_bytes;
+    add_to_length(padded.data + RECORD_LENGTH_AT, 2, added);
+    add_to_length(padded.data + HANDSHAKE_LENGTH_AT, 3, added);
+    add_to_length(padded.data + EXTENSIONS_LENGTH_AT, 2, added);
+    hello_free(&plain);
+    return padded;
+}
+
 struct hello_bytes hello_split_records(const struct hello_bytes *hello, size_t record_payload)
 {
     const uint8_t *message = hello->data + TLS_RECORD_HEADER;

@@ -35,6 +35,14 @@ struct hello_bytes hello_load_capture(const char *file_name);
 struct hello_bytes hello_build(const char *server_name);
 
 /*
+ * hello_build(server_name) with a padding extension (RFC 7685) of
+ * padding_bytes more, still in one record: a hello over 16 KiB must then be
+ * split with hello_split_records() to be valid TLS. What a client with many
+ * extensions, key shares or PSK identities sends.
+ */
+struct hello_bytes hello_build_padded(const char *server_name, size_t padding_bytes);
+
+/*
  * The same handshake message re-framed into TLS records carrying at most
  * record_payload bytes each (what a client splitting its hello does).
  */
