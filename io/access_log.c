@@ -142,8 +142,30 @@ bool access_log_open(const char *path)
     return true;
 }
 
+/* Whether the directory of path would take a new file from this process
+ * (write and search permission, a writable file system); else the reason
+ * in error. */
+static bool directory_takes_file(const char *path, char *error, size_t error_size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t length = slash == path ? 1 : (size_t)(slash - path);
+    char *directory = strndup(path, length);
+    bool takes = directory && faccessat(AT_FDCWD, directory, W_OK | X_OK, AT_EACCESS) == 0;
+    if (!takes)
+        snprintf(error, error_size, "access_log %s: %s", path, strerror(directory ? errno : ENOMEM));
+    free(directory);
+    return takes;
+}
+
 bool access_log_check(const char *path, char *error, size_t error_size)
 {
+    /* A check creates no file: one -t made as root would be root's, 0640,
+     * and the shipped unit's dynamic user, which starts the service, could
+     * then never open it. A log not there yet is judged by its directory;
+     * a dangling symlink is there (lstat) and refused below as root. */
+    struct stat status;
+    if (strchr(path, '/') && lstat(path, &status) != 0 && errno == ENOENT)
+        return directory_takes_file(path, error, error_size);
     int fd = access_log_open_file(path, error, error_size);
     if (fd < 0)
         return false;

@@ -79,8 +79,9 @@ bool access_log_open(const char *path);
  * taking it over. */
 int access_log_open_file(const char *path, char *error, size_t error_size);
 void access_log_install(int fd);
-/* Whether path can be opened for appending (created if missing), as -t and
- * a reload check before relying on it; else the reason in error. */
+/* Whether path can be opened for appending, as -t checks it; one that
+ * does not exist yet is not created, but its directory must take it.
+ * Else the reason in error. */
 bool access_log_check(const char *path, char *error, size_t error_size);
 /* No more lines (a reload turned the log off); the descriptor stays. */
 void access_log_disable(void);

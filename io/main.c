@@ -1,7 +1,7 @@
 /*
  * main.c - the snisplice process: command line, config check, listeners,
- * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT drain,
- * a second SIGTERM/SIGINT during the drain closes what is still open).
+ * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT/SIGQUIT
+ * drain, a second SIGTERM/SIGINT during the drain closes what is still open).
  *
  * The main thread never touches a connection. It owns the config file, the
  * publisher (it is the only thread that publishes and reclaims snapshots)
@@ -75,7 +75,7 @@ static void print_usage(FILE *out)
             "  -h       this help\n"
             "  --import-nginx NGINX_CONF  print the INI equivalent of its stream blocks;\n"
             "           what cannot be carried over is a FILE:LINE warning on stderr\n"
-            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT drain and exit\n"
+            "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT/QUIT drain and exit\n"
             "         (a second TERM/INT closes the connections still open and exits at once)\n");
 }
 
@@ -668,8 +668,9 @@ static uint64_t open_connections(const struct process *process)
 
 /* Join the draining workers (up to drain_timeout). A second SIGTERM or
  * SIGINT, as nginx's fast shutdown or Ctrl-C twice, cuts the drain: every
- * connection still open is closed at once. The workers' ends are polled,
- * not waited for, as the signals can only be taken on this thread. */
+ * connection still open is closed at once; SIGQUIT, nginx's graceful
+ * stop, leaves it running. The workers' ends are polled, not waited for,
+ * as the signals can only be taken on this thread. */
 static void drain_workers(struct process *process, const sigset_t *signals)
 {
     bool cut = false;
@@ -703,7 +704,7 @@ static void serve_signals(struct process *process, const sigset_t *signals)
             /* logrotate moved the file away: write to a new one at the path. */
             if (process->access_log_path && access_log_open(process->access_log_path))
                 log_info("reopened access log %s", process->access_log_path);
-        } else if (signal_number == SIGTERM || signal_number == SIGINT) {
+        } else if (signal_number == SIGTERM || signal_number == SIGINT || signal_number == SIGQUIT) {
             log_info("%s: draining connections, then exiting (another TERM or INT closes them now)",
                      strsignal(signal_number));
             service_notify("STOPPING=1");
@@ -763,6 +764,9 @@ static int serve(const char *config_path)
     sigaddset(&signals, SIGHUP);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
+    /* nginx's graceful stop (its Docker image's STOPSIGNAL): a drain, not
+     * the default action, which cuts every connection and dumps core. */
+    sigaddset(&signals, SIGQUIT);
     sigaddset(&signals, SIGUSR1);
     /* Blocked before any thread exists, so workers inherit the mask; and
      * before the config loads (host names resolve there, for seconds

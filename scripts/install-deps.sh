@@ -5,7 +5,7 @@
 set -eu
 
 packages="build-essential pkg-config liburing-dev libinih-dev libcriterion-dev \
-openssl curl clang libclang-rt-14-dev libpcre2-dev procps iproute2 $*"
+openssl curl clang libclang-rt-14-dev libpcre2-dev procps iproute2 logrotate $*"
 
 missing=""
 for p in $packages; do

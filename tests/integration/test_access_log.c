@@ -6,13 +6,15 @@
  * once, and a line a full disk cuts in two is never glued to the next;
  * the route is the upstream's whole name, however long; the server name is
  * the one a "~" route saw, with its case as sent; a unix: path with a
- * space does not split its line. Ports: blocks 51, 98, 99, 166, 167, 180,
- * 293.
+ * space does not split its line; the README's logrotate block rotates the
+ * log as printed. Ports: blocks 51, 98, 99, 166, 167, 180, 280, 293.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -516,6 +518,122 @@ Test(access_log, a_unix_path_does_not_split_the_line, .init = integration_init, 
     free(config);
     free(globals);
     free(body);
+    free(path);
+    free(directory);
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* text with every `from` replaced by `to`; malloc'd. */
+static char *text_replace(const char *text, const char *from, const char *to)
+{
+    char *result = strdup(text);
+    for (char *at; (at = strstr(result, from)) != NULL;) {
+        char *next = text_format("%.*s%s%s", (int)(at - result), result, to, at + strlen(from));
+        free(result);
+        result = next;
+    }
+    return result;
+}
+
+/* The README's logrotate block, the one after `start` in its "## Access
+ * log" section, as it is printed there; malloc'd, NULL if not found. */
+static char *readme_logrotate_block(const char *start)
+{
+    FILE *readme = fopen("README.md", "r");
+    cr_assert_not_null(readme, "run from the repository root");
+    char line[512];
+    bool in_section = false, in_block = false;
+    char *block = NULL;
+    size_t block_size = 0;
+    FILE *out = open_memstream(&block, &block_size);
+    cr_assert_not_null(out);
+    while (fgets(line, sizeof line, readme)) {
+        if (strncmp(line, "## ", 3) == 0)
+            in_section = strcmp(line, "## Access log\n") == 0;
+        else if (in_section && !in_block && strcmp(line, start) == 0)
+            in_block = true;
+        else if (in_block && strcmp(line, "```\n") == 0)
+            break;
+        if (in_block)
+            fputs(line, out);
+    }
+    fclose(readme);
+    fclose(out);
+    if (block_size > 0)
+        return block;
+    free(block);
+    return NULL;
+}
+
+/* Users copy the README's logrotate block into /etc/logrotate.d. It held
+ * a comment after `create`'s arguments, which logrotate takes as more
+ * arguments: it refused the whole block ("extra arguments for create"),
+ * so the log was never rotated. Run here as printed, with only the path,
+ * NAME GROUP (this test's user) and the signal's target put in. */
+Test(access_log, the_readme_logrotate_block_rotates_the_log, .init = integration_init, .fini = log_fini)
+{
+    uint16_t proxy_port = TEST_PORT(280, 0), backend_port = TEST_PORT(280, 1);
+    char *directory = temp_directory_create("access-log-logrotate");
+    char *path = text_format("%s/access.log", directory);
+    cr_assert(backend_start(&log_backend, "alpha", backend_port, NULL, NULL));
+    char *globals = text_format("access_log = %s\n", path);
+    char *body = text_format("[routes]\ndefault = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n", backend_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+    struct hello_bytes first = hello_build("first.example.com");
+    free(exchange_once(proxy_port, first.data, first.length, 5000, NULL));
+    const char *const first_line[] = {"sni=first.example.com", NULL};
+    free(wait_for_text(path, first_line, 3000));
+
+    char *block = readme_logrotate_block("/var/log/snisplice/access.log {\n");
+    cr_assert_not_null(block, "no logrotate block under \"## Access log\"");
+    struct passwd *user = getpwuid(geteuid());
+    struct group *group = getgrgid(getegid());
+    cr_assert(user && group);
+    char *owner = text_format("%s %s", user->pw_name, group->gr_name);
+    char *signal_it = text_format("kill -USR1 %d", (int)log_proxy.pid);
+    char *step1 = text_replace(block, "/var/log/snisplice/access.log", path);
+    char *step2 = text_replace(step1, "NAME GROUP", owner);
+    char *rotate_config = text_replace(step2, "systemctl kill -s USR1 snisplice.service", signal_it);
+    cr_assert_neq(strcmp(rotate_config, step2), 0, "the block no longer signals the service");
+    char *config_path = temp_file_write(directory, "logrotate.conf", rotate_config);
+    char *state_path = text_format("%s/logrotate.state", directory);
+    const char *argv[] = {"/usr/sbin/logrotate", "-f", "-s", state_path, config_path, NULL};
+    char *output = NULL;
+    int status = child_run(argv, NULL, NULL, 15000, &output);
+    cr_expect_eq(status, 0, "logrotate refused the README's block:\n%s\n%s", output ? output : "", rotate_config);
+    cr_expect(output && strstr(output, "error") == NULL, "logrotate:\n%s", output ? output : "");
+
+    cr_expect(proxy_stderr_wait_for(&log_proxy, "reopened access log", 3000), "no SIGUSR1 from postrotate");
+    struct hello_bytes second = hello_build("second.example.com");
+    free(exchange_once(proxy_port, second.data, second.length, 5000, NULL));
+    const char *const second_line[] = {"sni=second.example.com", NULL};
+    char *text = wait_for_text(path, second_line, 3000);
+    cr_expect(text && strstr(text, "sni=second.example.com") && !strstr(text, "sni=first.example.com"),
+              "the new file:\n%s", text ? text : "");
+    char *rotated_path = text_format("%s.1", path);
+    const char *const nothing[] = {NULL};
+    char *rotated = wait_for_text(rotated_path, nothing, 0);
+    cr_expect(rotated && strstr(rotated, "sni=first.example.com") && !strstr(rotated, "sni=second.example.com"),
+              "the rotated file:\n%s", rotated ? rotated : "");
+
+    free(rotated);
+    free(rotated_path);
+    free(text);
+    hello_free(&second);
+    free(output);
+    free(state_path);
+    free(config_path);
+    free(rotate_config);
+    free(step2);
+    free(step1);
+    free(signal_it);
+    free(owner);
+    free(block);
+    hello_free(&first);
+    free(config);
+    free(body);
+    free(globals);
     free(path);
     free(directory);
     cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);

@@ -5,9 +5,10 @@
  * error); SIGTERM stops accepting, lets a transfer in flight finish
  * byte-exact and exits 0, or gives up after drain_timeout, without waiting
  * for a silent stats client; a second SIGTERM or SIGINT during the drain
- * closes what is still open and exits at once. A HUP or USR1 that comes
- * while the config still loads at start-up waits for the main loop.
- * Ports: blocks 13-16, 100, 153, 157, 173, 174, 211.
+ * closes what is still open and exits at once; SIGQUIT, nginx's graceful
+ * stop, drains too. A HUP or USR1 that comes while the config still loads
+ * at start-up waits for the main loop.
+ * Ports: blocks 13-16, 100, 153, 157, 173, 174, 211, 282.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -480,4 +481,33 @@ Test(signals, second_sigterm_cuts_the_drain, .init = integration_init, .fini = s
 Test(signals, second_sigint_cuts_the_drain, .init = integration_init, .fini = signal_fini)
 {
     expect_second_signal_cuts_the_drain(174, SIGINT, SIGINT);
+}
+
+/* nginx stops gracefully on QUIT (`nginx -s quit`, its Docker image's
+ * STOPSIGNAL); snisplice took the default action: every connection cut
+ * at once, no line said, a core dump where allowed. Now QUIT drains as
+ * TERM does, and a second QUIT leaves the drain running, as nginx's
+ * graceful stop does: the held connection ends when its client ends it,
+ * and the process exits 0 then. */
+Test(signals, sigquit_drains_as_nginx_quit_does, .init = integration_init, .fini = signal_fini)
+{
+    int fd = start_with_a_held_connection(TEST_PORT(282, 0), TEST_PORT(282, 1), "drain_timeout = 30s\n");
+
+    proxy_signal(&signal_proxy, SIGQUIT);
+    char *log = NULL;
+    bool draining = proxy_stderr_wait_for(&signal_proxy, "Quit: draining connections", 3000);
+    log = proxy_stderr(&signal_proxy);
+    cr_assert(draining, "no drain after SIGQUIT (process %s); stderr:\n%s",
+              kill(signal_proxy.pid, 0) == 0 ? "alive" : "gone", log);
+    free(log);
+    cr_expect_eq(net_ms_until_closed(fd, monotonic_ms(), 300, NULL), -1, "the held connection was cut");
+    proxy_signal(&signal_proxy, SIGQUIT);
+    cr_expect_eq(net_ms_until_closed(fd, monotonic_ms(), 300, NULL), -1, "a second QUIT cut the drain");
+    cr_assert_eq(kill(signal_proxy.pid, 0), 0, "exited with a connection still open");
+
+    close(fd);
+    int status = proxy_wait_exit(&signal_proxy, 8000);
+    log = proxy_stderr(&signal_proxy);
+    cr_expect_eq(status, 0, "exit status %d once the last connection ended; stderr:\n%s", status, log);
+    free(log);
 }

@@ -7,8 +7,9 @@
  * systemd unit runs it unprivileged) is refused by `-t` and at start-up,
  * before binding; after the switch a reload may still add a port below
  * 1024. As root, the access log must be a file with one name reached
- * without a symlink, or a device, or /dev/stdout. Ports: blocks 50, 168,
- * 169, 171, 172, 177, and one free port in 991..999.
+ * without a symlink, or a device, or /dev/stdout; -t as root creates no
+ * log the service's user could not open. Ports: blocks 50, 168, 169, 171,
+ * 172, 177, 281, and one free port in 991..999.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -476,5 +477,56 @@ Test(user, the_access_log_is_no_symlink_or_hard_link_as_root, .init = integratio
     free(symlinked);
     free(logs);
     free(victim);
+    free(directory);
+}
+
+/* The shipped unit runs snisplice as a dynamic user that owns
+ * /var/log/snisplice. `snisplice -t` run by hand as root (the README's
+ * migration steps do) created a missing access log there, root's with
+ * mode 0640, and the unit's own -t and start were then refused
+ * ("Permission denied"). A check creates no file now, and still refuses
+ * a directory the checking process could not create the log in. */
+Test(user, a_check_as_root_leaves_the_access_log_to_the_service, .init = integration_init, .fini = user_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv");
+    char *directory = temp_directory_create("check-creates-no-log");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *logs = text_format("%s/logs", directory);
+    cr_assert_eq(mkdir(logs, 0755), 0);
+    cr_assert_eq(chown(logs, 61000, 61000), 0, "a dynamic user's uid, as LogsDirectory= makes it");
+    char *log_path = text_format("%s/access.log", logs);
+    char *globals = text_format("access_log = %s\n", log_path);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(281, 1));
+    char *config = config_text(TEST_PORT(281, 0), globals, body);
+    char *path = temp_file_write(directory, "snisplice.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+
+    const char *as_root[] = { "--", NULL };
+    char *output;
+    int status = run_through_setpriv(as_root, "-t", path, &output);
+    cr_expect_eq(status, 0, "-t as root: exit %d, output:\n%s", status, output);
+    free(output);
+    cr_expect_neq(access(log_path, F_OK), 0, "-t as root created %s", log_path);
+
+    const char *as_service[] = { "--reuid", "61000", "--regid", "61000", "--clear-groups", NULL };
+    status = run_through_setpriv(as_service, "-t", path, &output);
+    cr_expect_eq(status, 0, "-t as the directory's owner after root's -t: exit %d, output:\n%s", status, output);
+    free(output);
+
+    const char *as_other[] = { "--reuid", "61001", "--regid", "61001", "--clear-groups", NULL };
+    status = run_through_setpriv(as_other, "-t", path, &output);
+    cr_expect_eq(status, 1, "-t as a user who cannot create the log: exit %d, output:\n%s", status, output);
+    char *why = text_format("access_log %s: Permission denied", log_path);
+    cr_expect(output && strstr(output, why), "-t output:\n%s", output);
+    free(output);
+
+    free(why);
+    free(path);
+    free(config);
+    free(body);
+    free(globals);
+    free(log_path);
+    free(logs);
     free(directory);
 }
