@@ -321,8 +321,9 @@ bool stats_server_start(struct stats_server *server, const struct worker *worker
     server->reloads_ok = reloads_ok;
     server->reloads_failed = reloads_failed;
     server->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (server->stop_fd < 0 || pthread_create(&server->thread, NULL, serve, server) != 0) {
-        log_error("stats: cannot start its thread");
+    int error = server->stop_fd < 0 ? errno : pthread_create(&server->thread, NULL, serve, server);
+    if (error != 0) {
+        log_error("stats: cannot start its thread: %s", strerror(error));
         return false;
     }
     server->running = true;

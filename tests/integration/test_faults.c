@@ -1,0 +1,257 @@
+/*
+ * test_faults.c - what snisplice does when a call it does not control
+ * fails: memory or descriptors run out at start-up, at `-t`, or in the
+ * middle of a reload. build/fail_call.so (tests/shim/fail_call.c) makes
+ * the chosen call fail. A start-up that cannot go on exits 1 and says
+ * what failed; a reload that cannot go on leaves the previous
+ * configuration serving, and nothing of the new one.
+ * Ports: blocks 288-291.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+
+static struct proxy fault_proxy;
+static struct backend alpha_backend;
+static struct backend bravo_backend;
+static struct hello_bytes fault_hello;
+
+static void fault_fini(void)
+{
+    proxy_release(&fault_proxy);
+    integration_cleanup();
+    hello_free(&fault_hello);
+}
+
+/* The shim is preloaded into every process started until unpreload():
+ * each test runs in a process of its own, and starts only snisplice.
+ * ASan wants to come first among the libraries; the shim has no
+ * sanitizer to conflict with. */
+static void preload_failing(const char *call, unsigned nth, int error)
+{
+    char shim[4096], number[32];
+    cr_assert_not_null(realpath("build/fail_call.so", shim), "build/fail_call.so missing (make test builds it)");
+    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
+    cr_assert_eq(setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1),
+                 0);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_CALL", call, 1), 0);
+    snprintf(number, sizeof number, "%u", nth);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_NTH", number, 1), 0);
+    snprintf(number, sizeof number, "%d", error);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_ERRNO", number, 1), 0);
+}
+
+static void unpreload(void)
+{
+    unsetenv("LD_PRELOAD");
+}
+
+/* Which backend answered one connection: 'a', 'b', or 0 on failure. */
+static char ask_who(uint16_t proxy_port)
+{
+    char *reply = exchange_once(proxy_port, fault_hello.data, fault_hello.length, 3000, NULL);
+    char who = 0;
+    if (reply && strcmp(reply, "alpha\n") == 0)
+        who = 'a';
+    else if (reply && strcmp(reply, "bravo\n") == 0)
+        who = 'b';
+    free(reply);
+    return who;
+}
+
+static char *routes_to(uint16_t proxy_port, const char *target, uint16_t alpha_port, uint16_t bravo_port,
+                       const char *more_listen)
+{
+    char *body = text_format("%s[routes]\nmatrix.exceptionerror.io = %s\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n",
+                             more_listen, target, alpha_port, bravo_port);
+    char *config = config_text(proxy_port, "", body);
+    free(body);
+    return config;
+}
+
+/* Memory that ran out after a reload had bound its new address used to
+ * reject the reload but leave the address bound and handed to the
+ * workers, none of which would ever accept on it: until the next reload,
+ * clients of that port were let in by the kernel and then left hanging,
+ * and the port was held. Now nothing of the rejected reload listens, and
+ * the next reload binds the address as usual. The shim fails the first
+ * allocation of the main thread after the reload's first listen(2). */
+Test(faults, a_reload_rejected_after_binding_leaves_no_new_address_listening, .init = integration_init,
+     .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(288, 0), added_port = TEST_PORT(288, 1);
+    uint16_t alpha_port = TEST_PORT(288, 2), bravo_port = TEST_PORT(288, 3);
+    fault_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(fault_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    char *old_config = routes_to(proxy_port, "alpha", alpha_port, bravo_port, "");
+    /* config_text's [listen] goes on. */
+    char *added = text_format("address = 127.0.0.1:%u\n", added_port);
+    char *new_config = routes_to(proxy_port, "bravo", alpha_port, bravo_port, added);
+    preload_failing("malloc", 1, ENOMEM);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "HUP,listen", 1), 0);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_MAIN_THREAD", "1", 1), 0);
+    bool started = proxy_start(&fault_proxy, old_config, proxy_port);
+    unpreload();
+    cr_assert(started, "snisplice did not start");
+
+    proxy_reload(&fault_proxy, new_config);
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "reload rejected: out of memory", 5000),
+              "the failed allocation did not reject the reload");
+    cr_expect_eq(ask_who(proxy_port), 'a', "the previous routes no longer serve");
+    int client = net_connect(added_port);
+    cr_expect_lt(client, 0, "the rejected reload's address still takes connections that no one serves");
+    if (client >= 0)
+        close(client);
+
+    /* One failure only: the same reload again applies whole. */
+    proxy_reload(&fault_proxy, new_config);
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "reloaded ", 5000), "the second reload did not apply");
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(ask_who(added_port), 'b', "connection %d to the added address was not served", i);
+        cr_expect_eq(ask_who(proxy_port), 'b', "connection %d to the first address was not served", i);
+    }
+    int status = proxy_stop(&fault_proxy, 10000);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+    free(new_config);
+    free(added);
+    free(old_config);
+}
+
+/* One start-up of snisplice with the config at config_path and call #nth
+ * of `call` failing with `error`. *status is its exit code: by itself, or
+ * after a SIGTERM once port accepts. *log is its stderr; *reached whether
+ * the shim failed a call at all. */
+static void start_failing(const char *directory, const char *config_path, uint16_t port, const char *call,
+                          unsigned nth, int error, int *status, char **log, bool *reached)
+{
+    char *stderr_path = text_format("%s/stderr-%s-%u.log", directory, call, nth);
+    const char *argv[] = { proxy_binary(), "-c", config_path, NULL };
+    struct child_spawn_options options = { .stderr_path = stderr_path, .stdout_path = stderr_path };
+    preload_failing(call, nth, error);
+    pid_t pid = child_spawn(argv, &options);
+    unpreload();
+    cr_assert_gt(pid, 0);
+    *status = CHILD_TIMED_OUT;
+    for (long long deadline = monotonic_ms() + 10000; monotonic_ms() < deadline;) {
+        *status = child_wait(pid, 0);
+        if (*status != CHILD_TIMED_OUT)
+            break;
+        if (net_wait_accepting(port, 20)) {
+            kill(pid, SIGTERM);
+            *status = child_wait(pid, 10000);
+            break;
+        }
+    }
+    if (*status == CHILD_TIMED_OUT)
+        child_kill(pid);
+    *log = file_read_all(stderr_path, NULL);
+    cr_assert_not_null(*log);
+    *reached = strstr(*log, "fail_call: ") != NULL;
+    free(stderr_path);
+}
+
+/* ENOMEM's text, or what pthread_create(3) makes of it (EAGAIN). */
+static bool says_memory_ran_out(const char *log)
+{
+    return strstr(log, "out of memory") || strstr(log, "Cannot allocate memory") ||
+           strstr(log, "Resource temporarily unavailable");
+}
+
+/* Every allocation of the main thread at start-up, failed in turn: the
+ * process either comes up and stops cleanly, or exits 1 saying it ran
+ * out of memory. It used to exit 1 without a word when the allocation
+ * was the one for the sockets' list or for the copy of the addresses. */
+Test(faults, every_failed_allocation_at_start_up_is_told, .init = integration_init, .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(289, 0), alpha_port = TEST_PORT(289, 1);
+    char *directory = temp_directory_create("faults-start");
+    char *globals = text_format("access_log = %s/access.log\nstats = 127.0.0.1:%u\n", directory,
+                                TEST_PORT(289, 2));
+    char *body = text_format("address = 127.0.0.1:%u\n"
+                             "[routes]\nmatrix.exceptionerror.io = alpha\n*.example.com = alpha\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(289, 3), alpha_port);
+    char *config = config_text(proxy_port, globals, body);
+    char *config_path = temp_file_write(directory, "snisplice.ini", config);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_MAIN_THREAD", "1", 1), 0);
+    static const char *const calls[] = { "malloc", "calloc" };
+    for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) {
+        unsigned nth = 1;
+        for (;; nth++) {
+            int status;
+            char *log;
+            bool reached;
+            start_failing(directory, config_path, proxy_port, calls[c], nth, ENOMEM, &status, &log, &reached);
+            cr_expect(status == 0 || (status == 1 && says_memory_ran_out(log)),
+                      "%s #%u: exit %d without saying memory ran out; stderr:\n%s", calls[c], nth, status, log);
+            free(log);
+            if (!reached || nth >= 200)
+                break;
+        }
+        cr_expect_gt(nth, 3, "%s: the shim failed too few calls to mean anything", calls[c]);
+    }
+    free(config_path);
+    free(config);
+    free(body);
+    free(globals);
+    free(directory);
+}
+
+/* Out of descriptors or threads before the workers run: the exit used
+ * to say "out of memory" (an eventfd refused for EMFILE) or "cannot
+ * start workers" with no reason. Now the line names the call and the
+ * kernel's reason. workers = 2: threads 1 and 2 are theirs, 3 the stats
+ * server's. */
+Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_init, .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(290, 0);
+    char *directory = temp_directory_create("faults-why");
+    char *globals = text_format("stats = 127.0.0.1:%u\n", TEST_PORT(290, 1));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(290, 2));
+    char *config = config_text(proxy_port, globals, body);
+    char *config_path = temp_file_write(directory, "snisplice.ini", config);
+    static const struct {
+        const char *call;
+        unsigned nth;
+        int error;
+        const char *said;
+    } cases[] = {
+        { "eventfd", 1, EMFILE, "worker 0: eventfd: Too many open files" },
+        { "eventfd", 2, ENFILE, "worker 1: eventfd: Too many open files in system" },
+        { "eventfd", 3, EMFILE, "stats: cannot start its thread: Too many open files" },
+        { "pthread_create", 1, EAGAIN, "worker 0: cannot start its thread: Resource temporarily unavailable" },
+        { "pthread_create", 2, EPERM, "worker 1: cannot start its thread: Operation not permitted" },
+        { "pthread_create", 3, EAGAIN, "stats: cannot start its thread: Resource temporarily unavailable" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int status;
+        char *log;
+        bool reached;
+        start_failing(directory, config_path, proxy_port, cases[i].call, cases[i].nth, cases[i].error, &status,
+                      &log, &reached);
+        cr_expect(reached, "%s #%u was never called", cases[i].call, cases[i].nth);
+        cr_expect_eq(status, 1, "%s #%u: exit %d; stderr:\n%s", cases[i].call, cases[i].nth, status, log);
+        cr_expect(strstr(log, cases[i].said), "%s #%u: no \"%s\"; stderr:\n%s", cases[i].call, cases[i].nth,
+                  cases[i].said, log);
+        cr_expect(!strstr(log, "out of memory"), "%s #%u: blamed on memory; stderr:\n%s", cases[i].call,
+                  cases[i].nth, log);
+        free(log);
+    }
+    free(config_path);
+    free(config);
+    free(body);
+    free(globals);
+    free(directory);
+}
