@@ -1250,9 +1250,13 @@ static bool assemble(struct loader *loader)
     /* Literal targets may have added upstreams: move them last. */
     if (snapshot && !loader->out_of_memory && !move_upstreams(loader, snapshot))
         loader->out_of_memory = true;
-    if (loader->out_of_memory)
+    if (loader->out_of_memory) {
+        /* What was not made for want of memory reads as mistakes in the
+         * file (an upstream never added is "unknown"): the cause alone. */
+        config_errors_free(loader->errors);
         add_error(loader, 0, "out of memory");
-    if (loader->errors->count > 0) {
+    }
+    if (loader->errors->count > 0 || loader->out_of_memory) {
         snapshot_free(snapshot);
         return false;
     }

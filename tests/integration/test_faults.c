@@ -129,12 +129,21 @@ Test(faults, a_reload_rejected_after_binding_leaves_no_new_address_listening, .i
     free(old_config);
 }
 
+/* Whether the file at path (a proxy's stderr) says it is serving. */
+static bool says_serving(const char *path)
+{
+    char *text = file_read_all(path, NULL);
+    bool serving = text && strstr(text, " workers, ");
+    free(text);
+    return serving;
+}
+
 /* One start-up of snisplice with the config at config_path and call #nth
  * of `call` failing with `error`. *status is its exit code: by itself, or
- * after a SIGTERM once port accepts. *log is its stderr; *reached whether
- * the shim failed a call at all. */
-static void start_failing(const char *directory, const char *config_path, uint16_t port, const char *call,
-                          unsigned nth, int error, int *status, char **log, bool *reached)
+ * after a SIGTERM once it says it serves. *log is its stderr; *reached
+ * whether the shim failed a call at all. */
+static void start_failing(const char *directory, const char *config_path, const char *call, unsigned nth,
+                          int error, int *status, char **log, bool *reached)
 {
     char *stderr_path = text_format("%s/stderr-%s-%u.log", directory, call, nth);
     const char *argv[] = { proxy_binary(), "-c", config_path, NULL };
@@ -144,11 +153,11 @@ static void start_failing(const char *directory, const char *config_path, uint16
     unpreload();
     cr_assert_gt(pid, 0);
     *status = CHILD_TIMED_OUT;
-    for (long long deadline = monotonic_ms() + 10000; monotonic_ms() < deadline;) {
+    for (long long deadline = monotonic_ms() + 10000; monotonic_ms() < deadline; sleep_ms(10)) {
         *status = child_wait(pid, 0);
         if (*status != CHILD_TIMED_OUT)
             break;
-        if (net_wait_accepting(port, 20)) {
+        if (says_serving(stderr_path)) {
             kill(pid, SIGTERM);
             *status = child_wait(pid, 10000);
             break;
@@ -157,7 +166,7 @@ static void start_failing(const char *directory, const char *config_path, uint16
     if (*status == CHILD_TIMED_OUT)
         child_kill(pid);
     *log = file_read_all(stderr_path, NULL);
-    cr_assert_not_null(*log);
+    cr_assert_not_null(*log, "%s #%u: exit %d, no %s", call, nth, *status, stderr_path);
     *reached = strstr(*log, "fail_call: ") != NULL;
     free(stderr_path);
 }
@@ -193,7 +202,7 @@ Test(faults, every_failed_allocation_at_start_up_is_told, .init = integration_in
             int status;
             char *log;
             bool reached;
-            start_failing(directory, config_path, proxy_port, calls[c], nth, ENOMEM, &status, &log, &reached);
+            start_failing(directory, config_path, calls[c], nth, ENOMEM, &status, &log, &reached);
             cr_expect(status == 0 || (status == 1 && says_memory_ran_out(log)),
                       "%s #%u: exit %d without saying memory ran out; stderr:\n%s", calls[c], nth, status, log);
             free(log);
@@ -239,7 +248,7 @@ Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_in
         int status;
         char *log;
         bool reached;
-        start_failing(directory, config_path, proxy_port, cases[i].call, cases[i].nth, cases[i].error, &status,
+        start_failing(directory, config_path, cases[i].call, cases[i].nth, cases[i].error, &status,
                       &log, &reached);
         cr_expect(reached, "%s #%u was never called", cases[i].call, cases[i].nth);
         cr_expect_eq(status, 1, "%s #%u: exit %d; stderr:\n%s", cases[i].call, cases[i].nth, status, log);
@@ -248,6 +257,74 @@ Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_in
         cr_expect(!strstr(log, "out of memory"), "%s #%u: blamed on memory; stderr:\n%s", cases[i].call,
                   cases[i].nth, log);
         free(log);
+    }
+    free(config_path);
+    free(config);
+    free(body);
+    free(globals);
+    free(directory);
+}
+
+/* Whether every line of a failed `-t` is the shim's, the verdict, or
+ * says memory ran out. */
+static bool blames_memory_alone(const char *output)
+{
+    char *copy = strdup(output), *saved = NULL;
+    cr_assert_not_null(copy);
+    bool alone = true;
+    for (char *line = strtok_r(copy, "\n", &saved); line; line = strtok_r(NULL, "\n", &saved))
+        if (strncmp(line, "fail_call: ", 11) != 0 && !strstr(line, "configuration test failed") &&
+            !strstr(line, "out of memory") && !strstr(line, "Cannot allocate memory"))
+            alone = false;
+    free(copy);
+    return alone;
+}
+
+/* An allocation that failed while the config loaded used to bring
+ * errors about the file itself before "out of memory": an upstream that
+ * could not be made was "unknown", a section that could not be entered
+ * made its keys "unknown key 'address' in [global]". An operator then
+ * hunts for a mistake that is not there (and a reload under memory
+ * pressure told the same). Every allocation of `-t`, failed in turn:
+ * valid, or out of memory and nothing else. */
+Test(faults, a_config_check_out_of_memory_blames_memory_alone, .init = integration_init, .fini = fault_fini)
+{
+    char *directory = temp_directory_create("faults-check");
+    char *globals = text_format("stats = 127.0.0.1:%u\n", TEST_PORT(291, 1));
+    char *body = text_format("address = 127.0.0.1:%u\n"
+                             "[routes]\nmatrix.exceptionerror.io = alpha\n*.example.com = alpha\n"
+                             ".example.org = bravo\nblog.example.net = 127.0.0.1:%u\ndefault = bravo\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u backup\n"
+                             "[upstream bravo]\nserver = 127.0.0.1:%u\n",
+                             TEST_PORT(291, 2), TEST_PORT(291, 3), TEST_PORT(291, 4), TEST_PORT(291, 5),
+                             TEST_PORT(291, 6));
+    char *config = config_text(TEST_PORT(291, 0), globals, body);
+    char *config_path = temp_file_write(directory, "snisplice.ini", config);
+    const char *argv[] = { proxy_binary(), "-t", "-c", config_path, NULL };
+    static const char *const calls[] = { "malloc", "calloc", "realloc" };
+    for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) {
+        unsigned nth = 1;
+        for (;; nth++) {
+            /* child_run would make a directory per run, more than its registry holds. */
+            char *output_path = text_format("%s/check-%s-%u.log", directory, calls[c], nth);
+            struct child_spawn_options options = { .stderr_path = output_path, .stdout_path = output_path };
+            preload_failing(calls[c], nth, ENOMEM);
+            pid_t pid = child_spawn(argv, &options);
+            unpreload();
+            cr_assert_gt(pid, 0);
+            int status = child_wait(pid, 15000);
+            char *output = file_read_all(output_path, NULL);
+            cr_assert_not_null(output, "%s #%u: exit %d, no output", calls[c], nth, status);
+            free(output_path);
+            bool reached = strstr(output, "fail_call: ") != NULL;
+            cr_expect((status == 0 && strstr(output, "configuration is valid")) ||
+                          (status == 1 && blames_memory_alone(output)),
+                      "%s #%u: exit %d, output:\n%s", calls[c], nth, status, output);
+            free(output);
+            if (!reached || nth >= 200)
+                break;
+        }
+        cr_expect_gt(nth, 3, "%s: the shim failed too few calls to mean anything", calls[c]);
     }
     free(config_path);
     free(config);

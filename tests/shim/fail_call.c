@@ -17,6 +17,8 @@
  *                         after that (a reload has bound a new address);
  *                         unset: from the start
  *   SNISPLICE_FAIL_MAIN_THREAD  set: count only the main thread's calls
+ *   SNISPLICE_FAIL_PROGRAM  count only in the program of that name (a test
+ *                         runner preloaded with its proxies)
  *
  * Each failure is told on stderr ("fail_call: malloc #12"). Built without
  * sanitizers; never linked into a test binary (it replaces libc calls).
@@ -61,6 +63,9 @@ static bool fails(const char *name)
     if (getenv("SNISPLICE_FAIL_ARMED_BY") && !atomic_load(&armed))
         return false;
     if (getenv("SNISPLICE_FAIL_MAIN_THREAD") && gettid() != getpid())
+        return false;
+    const char *program = getenv("SNISPLICE_FAIL_PROGRAM");
+    if (program && strcmp(program, program_invocation_short_name) != 0)
         return false;
     const char *nth_text = getenv("SNISPLICE_FAIL_NTH"), *errno_text = getenv("SNISPLICE_FAIL_ERRNO");
     long nth = nth_text ? atol(nth_text) : 1, number = atomic_fetch_add(&calls, 1) + 1;
