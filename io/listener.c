@@ -224,7 +224,10 @@ static void accept_connection(struct worker *worker, const struct listener *list
     }
     struct connection *connection = connection_new(worker, fd);
     if (!connection) {
+        /* Out of memory: said once, and the next clients wait in the
+         * backlog for the pause rather than be closed one after another. */
         close(fd);
+        listener_pause_accepting(worker, "new connection", ENOMEM);
         return;
     }
     counter_add(&worker->counters.accepted, 1);

@@ -1,10 +1,11 @@
 /*
  * test_faults.c - what snisplice does when a call it does not control
- * fails: memory or descriptors run out at start-up, at `-t`, or in the
- * middle of a reload. build/fail_call.so (tests/shim/fail_call.c) makes
- * the chosen call fail. A start-up that cannot go on exits 1 and says
- * what failed; a reload that cannot go on leaves the previous
- * configuration serving, and nothing of the new one.
+ * fails: memory or descriptors run out at start-up, at `-t`, in the
+ * middle of a reload, or for one connection. build/fail_call.so
+ * (tests/shim/fail_call.c) makes the chosen call fail. A start-up that
+ * cannot go on exits 1 and says what failed; a reload that cannot go on
+ * leaves the previous configuration serving, and nothing of the new one;
+ * what a connection loses for want of memory is said and counted.
  * Ports: blocks 288-291.
  */
 #include <criterion/criterion.h>
@@ -330,5 +331,98 @@ Test(faults, a_config_check_out_of_memory_blames_memory_alone, .init = integrati
     free(config);
     free(body);
     free(globals);
+    free(directory);
+}
+
+/* Memory that ran out for a new connection closed it without a word, and
+ * the next clients likewise, one after another: nothing in the log or
+ * the metrics said why clients were reset. Now the worker says so once
+ * and pauses accepting, as when descriptors run out; the next client is
+ * served after the pause. workers = 1, whose connections come in chunks
+ * of 256: with 256 open, the next one needs a new chunk, the first
+ * calloc after the USR1. */
+#define SLAB_CHUNK 256
+
+Test(faults, out_of_memory_for_a_new_connection_is_told, .init = integration_init, .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(290, 10), alpha_port = TEST_PORT(290, 11), stats_port = TEST_PORT(290, 12);
+    fault_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(fault_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *globals = text_format("workers = 1\npreread_timeout = 60s\nstats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             alpha_port);
+    char *config = config_text(proxy_port, globals, body);
+    preload_failing("calloc", 1, ENOMEM);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
+    bool started = proxy_start(&fault_proxy, config, proxy_port);
+    unpreload();
+    cr_assert(started, "snisplice did not start");
+    int waiting[SLAB_CHUNK];
+    for (int i = 0; i < SLAB_CHUNK; i++) {
+        waiting[i] = net_connect(proxy_port);
+        cr_assert_geq(waiting[i], 0);
+    }
+    long long active = -1;
+    for (int tries = 0; tries < 100 && active != SLAB_CHUNK; tries++, sleep_ms(50))
+        active = stats_value(stats_port, "snisplice_active_connections");
+    cr_assert_eq(active, SLAB_CHUNK, "not every held connection was accepted");
+    proxy_signal(&fault_proxy, SIGUSR1);
+    sleep_ms(300);
+
+    char who = ask_who(proxy_port);
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "fail_call: calloc #1", 2000), "the shim failed nothing");
+    cr_expect_eq(who, 0, "the connection whose memory ran out was served");
+    cr_expect(proxy_stderr_wait_for(&fault_proxy, "worker 0: new connection: Cannot allocate memory", 2000),
+              "nothing says why the client was closed");
+    cr_expect_eq(ask_who(proxy_port), 'a', "the next client was not served");
+    for (int i = 0; i < SLAB_CHUNK; i++)
+        close(waiting[i]);
+    int status = proxy_stop(&fault_proxy, 10000);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+    free(config);
+    free(body);
+    free(globals);
+}
+
+/* A connection whose access log record could not be allocated left no
+ * line, and the loss was neither counted nor said, unlike a line lost to
+ * a slow disk. Now it is both. The first connection grows the slab;
+ * after the USR1 the first calloc is the next connection's record. */
+Test(faults, an_access_log_line_lost_for_memory_is_counted, .init = integration_init, .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(291, 10), alpha_port = TEST_PORT(291, 11), stats_port = TEST_PORT(291, 12);
+    fault_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(fault_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *directory = temp_directory_create("faults-log");
+    char *log_path = text_format("%s/access.log", directory);
+    char *globals = text_format("workers = 1\naccess_log = %s\nstats = 127.0.0.1:%u\n", log_path, stats_port);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
+                             alpha_port);
+    char *config = config_text(proxy_port, globals, body);
+    preload_failing("calloc", 1, ENOMEM);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
+    bool started = proxy_start(&fault_proxy, config, proxy_port);
+    unpreload();
+    cr_assert(started, "snisplice did not start");
+    cr_assert_eq(ask_who(proxy_port), 'a');
+    proxy_signal(&fault_proxy, SIGUSR1);
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "reopened access log", 3000));
+
+    cr_expect_eq(ask_who(proxy_port), 'a', "a connection without a log line must still be served");
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "fail_call: calloc #1", 2000), "the shim failed nothing");
+    cr_expect(proxy_stderr_wait_for(&fault_proxy, "access log: out of memory", 2000), "the lost line was not said");
+    cr_expect_eq(stats_value(stats_port, "snisplice_access_log_lost_lines_total"), 1);
+    int status = proxy_stop(&fault_proxy, 10000);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+    free(config);
+    free(body);
+    free(globals);
+    free(log_path);
     free(directory);
 }
