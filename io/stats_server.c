@@ -41,6 +41,22 @@ static bool ipv6_only(int fd, const struct address *address)
     return setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
 }
 
+/* NULL, or the call that failed (errno says why): named in the error,
+ * as bind is not the only one that can. */
+static const char *bind_and_listen(int fd, const struct address *address)
+{
+    int on = 1;
+    if (!ipv6_only(fd, address))
+        return "IPV6_V6ONLY";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
+        return "SO_REUSEADDR";
+    if (bind(fd, (const struct sockaddr *)&address->storage, address->length) != 0)
+        return "bind";
+    if (listen(fd, 64) != 0)
+        return "listen";
+    return NULL;
+}
+
 bool stats_server_bind(struct stats_server *server, const struct address *address)
 {
     memset(server, 0, sizeof *server);
@@ -48,10 +64,9 @@ bool stats_server_bind(struct stats_server *server, const struct address *addres
     char text[ADDRESS_TEXT_MAX];
     address_format(address, text, sizeof text);
     int fd = socket(address_family(address), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int on = 1;
-    if (fd < 0 || !ipv6_only(fd, address) || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        bind(fd, (const struct sockaddr *)&address->storage, address->length) != 0 || listen(fd, 64) != 0) {
-        log_error("stats %s: %s", text, strerror(errno));
+    const char *failed = fd < 0 ? "socket" : bind_and_listen(fd, address);
+    if (failed) {
+        log_error("stats %s: %s: %s", text, failed, strerror(errno));
         if (fd >= 0)
             close(fd);
         return false;

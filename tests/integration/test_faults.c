@@ -221,9 +221,10 @@ Test(faults, every_failed_allocation_at_start_up_is_told, .init = integration_in
 
 /* Out of descriptors or threads before the workers run: the exit used
  * to say "out of memory" (an eventfd refused for EMFILE) or "cannot
- * start workers" with no reason. Now the line names the call and the
- * kernel's reason. workers = 2: threads 1 and 2 are theirs, 3 the stats
- * server's. */
+ * start workers" with no reason, and a listening socket that failed
+ * anywhere but bind(2) gave the reason alone. Now the line names the
+ * call and the kernel's reason. workers = 2: threads 1 and 2 are theirs,
+ * 3 the stats server's; the stats port is bound first. */
 Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_init, .fini = fault_fini)
 {
     uint16_t proxy_port = TEST_PORT(290, 0);
@@ -244,6 +245,9 @@ Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_in
         { "pthread_create", 1, EAGAIN, "worker 0: cannot start its thread: Resource temporarily unavailable" },
         { "pthread_create", 2, EPERM, "worker 1: cannot start its thread: Operation not permitted" },
         { "pthread_create", 3, EAGAIN, "stats: cannot start its thread: Resource temporarily unavailable" },
+        { "bind", 1, EADDRNOTAVAIL, ": bind: Cannot assign requested address" },
+        { "listen", 1, ENOBUFS, ": listen: No buffer space available" },
+        { "listen", 2, ENOMEM, ": listen: Cannot allocate memory" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int status;
