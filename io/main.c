@@ -312,6 +312,39 @@ static bool taken_by_another_program(const struct address *address)
     return false;
 }
 
+/* Close the sockets handed to the workers for `epoch`, a snapshot that
+ * will not be published after all. */
+static void withdraw_listeners(struct process *process, uint64_t epoch)
+{
+    for (unsigned i = 0; i < process->worker_count; i++)
+        worker_withdraw_listeners(&process->workers[i], epoch);
+}
+
+/* Give every worker its socket of each new address, in the order
+ * open_new_addresses made them. All or nothing: a worker left without
+ * one would never accept there (with one worker, nobody would, while the
+ * reload said it applied). So if one cannot be given (out of memory),
+ * those given are withdrawn and every socket is closed. */
+static bool hand_over(struct process *process, const struct config_listen *listen, size_t count, const int *fds,
+                      size_t opened, uint64_t epoch)
+{
+    size_t given = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (is_listening_on(process, &listen[i].address))
+            continue;
+        for (unsigned w = 0; w < process->worker_count; w++, given++) {
+            if (worker_give_listener(&process->workers[w], fds[given], &listen[i].address, epoch))
+                continue;
+            log_error("cannot listen on the new addresses: out of memory");
+            withdraw_listeners(process, epoch);
+            for (; given < opened; given++)
+                close(fds[given]);
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * Bind every address of `listen` not bound yet, one SO_REUSEPORT socket per
  * worker, and hand the sockets to the workers. All or nothing: if one bind
@@ -371,17 +404,12 @@ static bool open_new_addresses(struct process *process, const struct config_list
             !listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
             log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
     }
-    size_t given = 0;
-    for (size_t i = 0; ok && i < count; i++) {
-        if (is_listening_on(process, &listen[i].address))
-            continue;
-        for (unsigned w = 0; w < process->worker_count; w++, given++)
-            if (!worker_give_listener(&process->workers[w], fds[given], &listen[i].address, epoch))
-                close(fds[given]); /* out of memory: that worker does without it */
-    }
-    if (!ok)
+    if (ok) {
+        ok = hand_over(process, listen, count, fds, opened, epoch);
+    } else {
         for (size_t i = 0; i < opened; i++)
             close(fds[i]);
+    }
     free(fds);
     return ok;
 }
@@ -642,8 +670,7 @@ static void reload(struct process *process)
     if (!publisher_publish(process->publisher, config->snapshot)) {
         /* Bound and handed over already: left so, they would take
          * connections no worker ever accepts until the next reload. */
-        for (unsigned i = 0; i < process->worker_count; i++)
-            worker_withdraw_listeners(&process->workers[i], epoch);
+        withdraw_listeners(process, epoch);
         log_error("reload rejected: out of memory; the previous configuration keeps serving");
         free(listen);
         reload_rejected(process, "out of memory", config, log_fd);

@@ -67,38 +67,35 @@ static char ask_who(uint16_t proxy_port)
 }
 
 static char *routes_to(uint16_t proxy_port, const char *target, uint16_t alpha_port, uint16_t bravo_port,
-                       const char *more_listen)
+                       const char *globals, const char *more_listen)
 {
     char *body = text_format("%s[routes]\nmatrix.exceptionerror.io = %s\n"
                              "[upstream alpha]\nserver = 127.0.0.1:%u\n"
                              "[upstream bravo]\nserver = 127.0.0.1:%u\n",
                              more_listen, target, alpha_port, bravo_port);
-    char *config = config_text(proxy_port, "", body);
+    char *config = config_text(proxy_port, globals, body);
     free(body);
     return config;
 }
 
-/* Memory that ran out after a reload had bound its new address used to
- * reject the reload but leave the address bound and handed to the
- * workers, none of which would ever accept on it: until the next reload,
- * clients of that port were let in by the kernel and then left hanging,
- * and the port was held. Now nothing of the rejected reload listens, and
- * the next reload binds the address as usual. The shim fails the first
- * allocation of the main thread after the reload's first listen(2). */
-Test(faults, a_reload_rejected_after_binding_leaves_no_new_address_listening, .init = integration_init,
-     .fini = fault_fini)
+/* A reload that adds an address, with the first `call` of the main thread
+ * after the reload's first listen(2) failing: the reload is rejected for
+ * want of memory, the previous routes serve, the added address refuses
+ * connections; the same reload again then applies whole. Ports
+ * first_port to first_port + 3. */
+static void expect_rejected_reload_leaves_nothing(uint16_t first_port, const char *globals, const char *call)
 {
-    uint16_t proxy_port = TEST_PORT(288, 0), added_port = TEST_PORT(288, 1);
-    uint16_t alpha_port = TEST_PORT(288, 2), bravo_port = TEST_PORT(288, 3);
+    uint16_t proxy_port = first_port, added_port = (uint16_t)(first_port + 1);
+    uint16_t alpha_port = (uint16_t)(first_port + 2), bravo_port = (uint16_t)(first_port + 3);
     fault_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(fault_hello.data);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
     cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
-    char *old_config = routes_to(proxy_port, "alpha", alpha_port, bravo_port, "");
+    char *old_config = routes_to(proxy_port, "alpha", alpha_port, bravo_port, globals, "");
     /* config_text's [listen] goes on. */
     char *added = text_format("address = 127.0.0.1:%u\n", added_port);
-    char *new_config = routes_to(proxy_port, "bravo", alpha_port, bravo_port, added);
-    preload_failing("malloc", 1, ENOMEM);
+    char *new_config = routes_to(proxy_port, "bravo", alpha_port, bravo_port, globals, added);
+    preload_failing(call, 1, ENOMEM);
     cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "HUP,listen", 1), 0);
     cr_assert_eq(setenv("SNISPLICE_FAIL_MAIN_THREAD", "1", 1), 0);
     bool started = proxy_start(&fault_proxy, old_config, proxy_port);
@@ -106,8 +103,11 @@ Test(faults, a_reload_rejected_after_binding_leaves_no_new_address_listening, .i
     cr_assert(started, "snisplice did not start");
 
     proxy_reload(&fault_proxy, new_config);
-    cr_assert(proxy_stderr_wait_for(&fault_proxy, "reload rejected: out of memory", 5000),
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "reload rejected", 5000),
               "the failed allocation did not reject the reload");
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect(strstr(log, "fail_call: ") && strstr(log, "out of memory"), "memory is not named; stderr:\n%s", log);
+    free(log);
     cr_expect_eq(ask_who(proxy_port), 'a', "the previous routes no longer serve");
     int client = net_connect(added_port);
     cr_expect_lt(client, 0, "the rejected reload's address still takes connections that no one serves");
@@ -122,12 +122,34 @@ Test(faults, a_reload_rejected_after_binding_leaves_no_new_address_listening, .i
         cr_expect_eq(ask_who(proxy_port), 'b', "connection %d to the first address was not served", i);
     }
     int status = proxy_stop(&fault_proxy, 10000);
-    char *log = proxy_stderr(&fault_proxy);
+    log = proxy_stderr(&fault_proxy);
     cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
     free(log);
     free(new_config);
     free(added);
     free(old_config);
+}
+
+/* Memory that ran out after a reload had bound its new address (copying
+ * the address list, publishing the snapshot) used to reject the reload
+ * but leave the address bound and handed to the workers, none of which
+ * would ever accept on it: until the next reload, clients of that port
+ * were let in by the kernel and then left hanging, and the port was
+ * held. Now nothing of the rejected reload listens. */
+Test(faults, a_reload_rejected_after_binding_leaves_no_new_address_listening, .init = integration_init,
+     .fini = fault_fini)
+{
+    expect_rejected_reload_leaves_nothing(TEST_PORT(288, 0), "", "malloc");
+}
+
+/* Memory that ran out while the new sockets were handed to the workers
+ * closed that worker's socket and went on: the reload said it applied,
+ * and with one worker the added address accepted no connection at all.
+ * Now the hand-over is all or nothing and the reload is rejected. */
+Test(faults, a_reload_that_cannot_hand_its_new_address_to_a_worker_is_rejected, .init = integration_init,
+     .fini = fault_fini)
+{
+    expect_rejected_reload_leaves_nothing(TEST_PORT(288, 10), "workers = 1\n", "calloc");
 }
 
 /* Whether the file at path (a proxy's stderr) says it is serving. */
