@@ -146,12 +146,13 @@ static void add_error(struct loader *loader, int line, const char *format, ...)
     int length = line > 0 ? asprintf(&text, "%s:%d: %s", loader->path, line, problem)
                           : asprintf(&text, "%s: %s", loader->path, problem);
     char **lines = realloc(loader->errors->lines, (loader->errors->count + 1) * sizeof *lines);
+    if (lines) /* kept even without a text to add: the old array is gone */
+        loader->errors->lines = lines;
     if (length < 0 || !lines) {
         free(text);
         loader->out_of_memory = true;
         return;
     }
-    loader->errors->lines = lines;
     lines[loader->errors->count++] = text;
 }
 

@@ -131,6 +131,9 @@ static struct config *load_config(const char *path)
     struct config *config = config_load(path, &errors);
     for (size_t i = 0; i < errors.count; i++)
         fprintf(stderr, "%s\n", errors.lines[i]);
+    /* Every refusal adds a line, unless even that could not be allocated. */
+    if (!config && errors.count == 0)
+        fprintf(stderr, "%s: out of memory\n", path);
     config_errors_free(&errors);
     return config;
 }
