@@ -478,3 +478,59 @@ Test(faults, an_access_log_line_lost_for_memory_is_counted, .init = integration_
     free(log_path);
     free(directory);
 }
+
+/* --import-nginx with each allocation failed in turn: it prints the INI
+ * (exit 0), or exits 1 saying memory ran out. The file's buffer that
+ * could not grow used to be reported as "cannot read: File too large",
+ * for a file of a few hundred bytes. */
+Test(faults, an_import_out_of_memory_blames_memory, .init = integration_init, .fini = fault_fini)
+{
+    char *directory = temp_directory_create("faults-import");
+    char *nginx_path = temp_file_write(directory, "nginx.conf",
+                                       "events {}\n"
+                                       "stream {\n"
+                                       "    map $ssl_preread_server_name $backend {\n"
+                                       "        matrix.example.com matrix;\n"
+                                       "        ~^(.+)\\.example\\.org$ web;\n"
+                                       "        default web;\n"
+                                       "    }\n"
+                                       "    upstream matrix { server 127.0.0.1:8448; server 127.0.0.1:8449 backup; }\n"
+                                       "    upstream web { server 127.0.0.1:8450 max_fails=2 fail_timeout=10s; }\n"
+                                       "    server {\n"
+                                       "        listen 127.0.0.1:8443;\n"
+                                       "        ssl_preread on;\n"
+                                       "        proxy_pass $backend;\n"
+                                       "        proxy_connect_timeout 5s;\n"
+                                       "    }\n"
+                                       "}\n");
+    const char *argv[] = { proxy_binary(), "--import-nginx", nginx_path, NULL };
+    static const char *const calls[] = { "malloc", "calloc", "realloc" };
+    for (size_t c = 0; c < sizeof calls / sizeof *calls; c++) {
+        unsigned nth = 1;
+        for (;; nth++) {
+            char *ini_path = text_format("%s/import-%s-%u.ini", directory, calls[c], nth);
+            char *errors_path = text_format("%s/import-%s-%u.log", directory, calls[c], nth);
+            struct child_spawn_options options = { .stdout_path = ini_path, .stderr_path = errors_path };
+            preload_failing(calls[c], nth, ENOMEM);
+            pid_t pid = child_spawn(argv, &options);
+            unpreload();
+            cr_assert_gt(pid, 0);
+            int status = child_wait(pid, 15000);
+            char *ini = file_read_all(ini_path, NULL), *errors = file_read_all(errors_path, NULL);
+            cr_assert(ini && errors, "%s #%u: exit %d, no output", calls[c], nth, status);
+            bool reached = strstr(errors, "fail_call: ") != NULL;
+            cr_expect((status == 0 && strstr(ini, "[listen]")) ||
+                          (status == 1 && (strstr(errors, "out of memory") || strstr(errors, "Cannot allocate memory"))),
+                      "%s #%u: exit %d, stderr:\n%s", calls[c], nth, status, errors);
+            free(ini);
+            free(errors);
+            free(errors_path);
+            free(ini_path);
+            if (!reached || nth >= 400)
+                break;
+        }
+        cr_expect_gt(nth, 3, "%s: the shim failed too few calls to mean anything", calls[c]);
+    }
+    free(nginx_path);
+    free(directory);
+}
