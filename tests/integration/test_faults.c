@@ -255,13 +255,15 @@ Test(faults, every_failed_allocation_at_start_up_is_told, .init = integration_in
  * to say "out of memory" (an eventfd refused for EMFILE) or "cannot
  * start workers" with no reason, and a listening socket that failed
  * anywhere but bind(2) gave the reason alone. Now the line names the
- * call and the kernel's reason. workers = 2: threads 1 and 2 are theirs,
- * 3 the stats server's; the stats port is bound first. */
+ * call and the kernel's reason, and an access log on /dev/stdout that
+ * could not be duplicated (out of fds) is no longer blamed on /dev/stdout
+ * being a symbolic link (as root). workers = 2: threads 1 and 2 are
+ * theirs, 3 the stats server's; the stats port is bound first. */
 Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_init, .fini = fault_fini)
 {
     uint16_t proxy_port = TEST_PORT(290, 0);
     char *directory = temp_directory_create("faults-why");
-    char *globals = text_format("stats = 127.0.0.1:%u\n", TEST_PORT(290, 1));
+    char *globals = text_format("stats = 127.0.0.1:%u\naccess_log = /dev/stdout\n", TEST_PORT(290, 1));
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(290, 2));
     char *config = config_text(proxy_port, globals, body);
     char *config_path = temp_file_write(directory, "snisplice.ini", config);
@@ -277,6 +279,7 @@ Test(faults, start_up_names_the_call_that_failed_and_why, .init = integration_in
         { "pthread_create", 1, EAGAIN, "worker 0: cannot start its thread: Resource temporarily unavailable" },
         { "pthread_create", 2, EPERM, "worker 1: cannot start its thread: Operation not permitted" },
         { "pthread_create", 3, EAGAIN, "stats: cannot start its thread: Resource temporarily unavailable" },
+        { "dupfd", 1, EMFILE, "access_log /dev/stdout: Too many open files" },
         { "bind", 1, EADDRNOTAVAIL, ": bind: Cannot assign requested address" },
         { "listen", 1, ENOBUFS, ": listen: No buffer space available" },
         { "listen", 2, ENOMEM, ": listen: Cannot allocate memory" },

@@ -4,7 +4,8 @@
  * what snisplice does then (and for sweeps by hand).
  *
  *   SNISPLICE_FAIL_CALL   which call: malloc calloc realloc pipe2 setpipe
- *                         (fcntl F_SETPIPE_SZ) setsockopt open socket bind
+ *                         (fcntl F_SETPIPE_SZ) dupfd (fcntl F_DUPFD_CLOEXEC)
+ *                         setsockopt open socket bind
  *                         listen eventfd uring (io_uring_queue_init_params)
  *                         pthread_create
  *   SNISPLICE_FAIL_NTH    the first call to fail, counted from 1 (default 1)
@@ -193,7 +194,7 @@ int fcntl(int fd, int command, ...)
     va_start(arguments, command);
     long argument = va_arg(arguments, long);
     va_end(arguments);
-    if (command == F_SETPIPE_SZ && fails("setpipe"))
+    if ((command == F_SETPIPE_SZ && fails("setpipe")) || (command == F_DUPFD_CLOEXEC && fails("dupfd")))
         return -1;
     return real(fd, command, argument);
 }
