@@ -165,10 +165,20 @@ static void send_response(struct stats_client *client)
     drop_client(client);
 }
 
+/* The answer when not even the 503's buffer can be allocated. */
+static const char OUT_OF_MEMORY_RESPONSE[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                             "Content-Length: 14\r\nConnection: close\r\n\r\nout of memory\n";
+
 static void start_response(const struct stats_server *server, struct stats_client *client)
 {
     client->response = answer(server, client->request, &client->response_length);
     if (!client->response) {
+        /* Sent as is, not closed unanswered: a scraper then tells the
+         * proxy's memory from a proxy that is gone. A new socket's
+         * buffer takes these few bytes whole. */
+        ssize_t ignored = send(client->fd, OUT_OF_MEMORY_RESPONSE, sizeof OUT_OF_MEMORY_RESPONSE - 1,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ignored;
         drop_client(client);
         return;
     }

@@ -537,3 +537,37 @@ Test(faults, an_import_out_of_memory_blames_memory, .init = integration_init, .f
     free(nginx_path);
     free(directory);
 }
+
+/* A scrape while memory is short: the metrics cannot be rendered, and not
+ * even the 503 that says so could be allocated, so the scraper's
+ * connection was closed unanswered, as if the proxy were gone. Now it
+ * gets the 503. Every malloc fails from the USR1 on. */
+Test(faults, a_scrape_out_of_memory_is_answered_503, .init = integration_init, .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(289, 10), stats_port = TEST_PORT(289, 11);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(289, 12));
+    char *config = config_text(proxy_port, globals, body);
+    preload_failing("malloc", 1, ENOMEM);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_EVERY", "1", 1), 0);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
+    bool started = proxy_start(&fault_proxy, config, proxy_port);
+    unpreload();
+    cr_assert(started, "snisplice did not start");
+    proxy_signal(&fault_proxy, SIGUSR1);
+    sleep_ms(300);
+
+    char *response = stats_fetch(stats_port, "/metrics");
+    cr_assert_not_null(response);
+    cr_expect(proxy_stderr_wait_for(&fault_proxy, "fail_call: malloc #1", 2000), "the shim failed nothing");
+    cr_expect(strncmp(response, "HTTP/1.0 503 ", 13) == 0 && strstr(response, "\r\n\r\nout of memory\n"),
+              "the scrape got \"%s\"", response);
+    free(response);
+    int status = proxy_stop(&fault_proxy, 10000);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+    free(config);
+    free(body);
+    free(globals);
+}
