@@ -146,12 +146,13 @@ static void add_error(struct loader *loader, int line, const char *format, ...)
     int length = line > 0 ? asprintf(&text, "%s:%d: %s", loader->path, line, problem)
                           : asprintf(&text, "%s: %s", loader->path, problem);
     char **lines = realloc(loader->errors->lines, (loader->errors->count + 1) * sizeof *lines);
+    if (lines) /* kept even without a text to add: the old array is gone */
+        loader->errors->lines = lines;
     if (length < 0 || !lines) {
         free(text);
         loader->out_of_memory = true;
         return;
     }
-    loader->errors->lines = lines;
     lines[loader->errors->count++] = text;
 }
 
@@ -1258,9 +1259,13 @@ static bool assemble(struct loader *loader)
     /* Literal targets may have added upstreams: move them last. */
     if (snapshot && !loader->out_of_memory && !move_upstreams(loader, snapshot))
         loader->out_of_memory = true;
-    if (loader->out_of_memory)
+    if (loader->out_of_memory) {
+        /* What was not made for want of memory reads as mistakes in the
+         * file (an upstream never added is "unknown"): the cause alone. */
+        config_errors_free(loader->errors);
         add_error(loader, 0, "out of memory");
-    if (loader->errors->count > 0) {
+    }
+    if (loader->errors->count > 0 || loader->out_of_memory) {
         snapshot_free(snapshot);
         return false;
     }

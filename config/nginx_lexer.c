@@ -377,9 +377,11 @@ static char *read_whole_file(const char *path, size_t *length)
     while ((got = fread(chunk, 1, sizeof chunk, file)) > 0) {
         char *grown = size + got <= FILE_SIZE_MAX ? realloc(text, size + got + 1) : NULL;
         if (!grown) {
+            /* Too big for an nginx.conf, or out of memory: said as such. */
+            int error = size + got > FILE_SIZE_MAX ? EFBIG : ENOMEM;
             free(text);
             fclose(file);
-            errno = EFBIG;
+            errno = error;
             return NULL;
         }
         text = grown;

@@ -486,9 +486,11 @@ bool route_regex_compile(struct route_regex *regex, const char *pattern, int32_t
         fold_case(translated);
     int status = regcomp(&regex->compiled, translated, REG_EXTENDED | REG_NOSUB);
     if (status != 0) {
+        /* Not regfree'd: after a failed regcomp the regex_t is undefined
+         * (glibc out of memory for its first allocation returns before
+         * setting the pointer regfree frees) and regcomp freed its own. */
         char reason[128];
         regerror(status, &regex->compiled, reason, sizeof reason);
-        regfree(&regex->compiled);
         snprintf(error, error_size, "%s", reason);
         return false;
     }

@@ -53,11 +53,10 @@ static void hand_to_owner(int fd, const struct stat *status, const char *path)
  * container's log), reached through /proc symlinks: duplicated rather than
  * opened, so that no symlink is followed as root, and so that a reopen
  * after `user =` does not need the user to be allowed to open what root's
- * stdout is. -1 otherwise. */
+ * stdout is. The descriptor to duplicate, or -1 for any other path. */
 static int standard_stream(const char *path)
 {
-    int fd = strcmp(path, "/dev/stdout") == 0 ? STDOUT_FILENO : strcmp(path, "/dev/stderr") == 0 ? STDERR_FILENO : -1;
-    return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return strcmp(path, "/dev/stdout") == 0 ? STDOUT_FILENO : strcmp(path, "/dev/stderr") == 0 ? STDERR_FILENO : -1;
 }
 
 /* As root, the log is written (and, with `user =`, handed over) only if it
@@ -94,12 +93,18 @@ static int open_as_root(const char *path, char *error, size_t error_size)
 
 int access_log_open_file(const char *path, char *error, size_t error_size)
 {
-    int fd = standard_stream(path);
-    if (fd >= 0)
+    int stream = standard_stream(path);
+    if (stream >= 0) {
+        /* A failed dup is its own error (out of fds): opening the path
+         * instead would blame the symlink, as root. */
+        int fd = fcntl(stream, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
         return fd;
+    }
     if (geteuid() == 0)
         return open_as_root(path, error, error_size);
-    fd = open(path, APPEND_FLAGS | O_CREAT, 0640);
+    int fd = open(path, APPEND_FLAGS | O_CREAT, 0640);
     if (fd < 0)
         snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
     return fd;

@@ -21,13 +21,27 @@
 
 #define LINE_MAX_BYTES 1024
 
+/* Lines lost are counted (snisplice_access_log_lost_lines_total) and said
+ * once per episode: the first loss after a good write logs a warning. */
+static void lose_lines(struct worker *worker, uint64_t lines, const char *why)
+{
+    counter_add(&worker->counters.access_log_lines_lost, lines);
+    if (worker->access_log.losing)
+        return;
+    worker->access_log.losing = true;
+    log_warn("worker %u: access log: %s; lines are lost until a write succeeds (counted in "
+             "snisplice_access_log_lost_lines_total)", worker->index, why);
+}
+
 void access_log_begin(struct worker *worker, struct connection *connection)
 {
     if (atomic_load_explicit(&access_log_fd, memory_order_relaxed) < 0)
         return;
     struct access_record *record = calloc(1, sizeof *record);
-    if (!record)
+    if (!record) {
+        lose_lines(worker, 1, "out of memory for a connection's line");
         return;
+    }
     record->started_ms = worker->now_ms;
     socklen_t length = sizeof record->client;
     if (getpeername(connection->client_fd, (struct sockaddr *)&record->client, &length) != 0)
@@ -122,18 +136,6 @@ static int format_line(const struct worker *worker, const struct connection *con
                     (unsigned long long)connection->to_upstream.bytes,
                     (unsigned long long)connection->to_client.bytes,
                     (unsigned long long)(worker->now_ms - record->started_ms), outcome);
-}
-
-/* Lines lost are counted (snisplice_access_log_lost_lines_total) and said
- * once per episode: the first loss after a good write logs a warning. */
-static void lose_lines(struct worker *worker, uint64_t lines, const char *why)
-{
-    counter_add(&worker->counters.access_log_lines_lost, lines);
-    if (worker->access_log.losing)
-        return;
-    worker->access_log.losing = true;
-    log_warn("worker %u: access log: %s; lines are lost until a write succeeds (counted in "
-             "snisplice_access_log_lost_lines_total)", worker->index, why);
 }
 
 static uint64_t count_lines(const char *bytes, size_t length)

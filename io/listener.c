@@ -68,6 +68,7 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
         return -1;
     }
     int on = 1;
+    const char *step = "SO_REUSEPORT"; /* named in the error: bind is not the only call that fails */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
         goto fail_errno;
@@ -82,13 +83,15 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    step = "bind";
     if (bind(fd, (const struct sockaddr *)&address->storage, address->length) < 0)
         goto fail_errno;
+    step = "listen";
     if (listen(fd, LISTENER_BACKLOG) < 0)
         goto fail_errno;
     return fd;
 fail_errno:
-    snprintf(error, error_size, "%s: %s%s", text, strerror(errno), bind_refusal_hint(address, errno));
+    snprintf(error, error_size, "%s: %s: %s%s", text, step, strerror(errno), bind_refusal_hint(address, errno));
     close(fd);
     return -1;
 }
@@ -229,7 +232,10 @@ static void accept_connection(struct worker *worker, const struct listener *list
     }
     struct connection *connection = connection_new(worker, fd);
     if (!connection) {
+        /* Out of memory: said once, and the next clients wait in the
+         * backlog for the pause rather than be closed one after another. */
         close(fd);
+        listener_pause_accepting(worker, "new connection", ENOMEM);
         return;
     }
     counter_add(&worker->counters.accepted, 1);

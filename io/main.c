@@ -131,6 +131,9 @@ static struct config *load_config(const char *path)
     struct config *config = config_load(path, &errors);
     for (size_t i = 0; i < errors.count; i++)
         fprintf(stderr, "%s\n", errors.lines[i]);
+    /* Every refusal adds a line, unless even that could not be allocated. */
+    if (!config && errors.count == 0)
+        fprintf(stderr, "%s: out of memory\n", path);
     config_errors_free(&errors);
     return config;
 }
@@ -312,6 +315,39 @@ static bool taken_by_another_program(const struct address *address)
     return false;
 }
 
+/* Close the sockets handed to the workers for `epoch`, a snapshot that
+ * will not be published after all. */
+static void withdraw_listeners(struct process *process, uint64_t epoch)
+{
+    for (unsigned i = 0; i < process->worker_count; i++)
+        worker_withdraw_listeners(&process->workers[i], epoch);
+}
+
+/* Give every worker its socket of each new address, in the order
+ * open_new_addresses made them. All or nothing: a worker left without
+ * one would never accept there (with one worker, nobody would, while the
+ * reload said it applied). So if one cannot be given (out of memory),
+ * those given are withdrawn and every socket is closed. */
+static bool hand_over(struct process *process, const struct config_listen *listen, size_t count, const int *fds,
+                      size_t opened, uint64_t epoch)
+{
+    size_t given = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (is_listening_on(process, &listen[i].address))
+            continue;
+        for (unsigned w = 0; w < process->worker_count; w++, given++) {
+            if (worker_give_listener(&process->workers[w], fds[given], &listen[i].address, epoch))
+                continue;
+            log_error("cannot listen on the new addresses: out of memory");
+            withdraw_listeners(process, epoch);
+            for (; given < opened; given++)
+                close(fds[given]);
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * Bind every address of `listen` not bound yet, one SO_REUSEPORT socket per
  * worker, and hand the sockets to the workers. All or nothing: if one bind
@@ -330,8 +366,10 @@ static bool open_new_addresses(struct process *process, const struct config_list
     if (fresh == 0)
         return true;
     int *fds = malloc(fresh * process->worker_count * sizeof *fds);
-    if (!fds)
+    if (!fds) {
+        log_error("cannot listen on the new addresses: out of memory");
         return false;
+    }
     size_t opened = 0;
     bool ok = true;
     /* Every new address is probed before any is bound: one bound here
@@ -369,32 +407,32 @@ static bool open_new_addresses(struct process *process, const struct config_list
             !listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
             log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
     }
-    size_t given = 0;
-    for (size_t i = 0; ok && i < count; i++) {
-        if (is_listening_on(process, &listen[i].address))
-            continue;
-        for (unsigned w = 0; w < process->worker_count; w++, given++)
-            if (!worker_give_listener(&process->workers[w], fds[given], &listen[i].address, epoch))
-                close(fds[given]); /* out of memory: that worker does without it */
-    }
-    if (!ok)
+    if (ok) {
+        ok = hand_over(process, listen, count, fds, opened, epoch);
+    } else {
         for (size_t i = 0; i < opened; i++)
             close(fds[i]);
+    }
     free(fds);
     return ok;
 }
 
-/* Remember the addresses now served (a copy: the config goes away). */
-static bool remember_listen(struct process *process, const struct config_listen *listen, size_t count)
+/* A copy of the config's addresses, made before they are bound: after
+ * that, nothing but the publish may fail. NULL when out of memory. */
+static struct config_listen *copy_listen(const struct config_listen *listen, size_t count)
 {
     struct config_listen *copy = malloc((count ? count : 1) * sizeof *copy);
-    if (!copy)
-        return false;
-    memcpy(copy, listen, count * sizeof *copy);
+    if (copy)
+        memcpy(copy, listen, count * sizeof *copy);
+    return copy;
+}
+
+/* Remember the addresses now served (copy_listen's copy, now the process's). */
+static void remember_listen(struct process *process, struct config_listen *copy, size_t count)
+{
     free(process->listen);
     process->listen = copy;
     process->listen_count = count;
-    return true;
 }
 
 /* With `user =`, root hands the access log file to that user when it opens
@@ -489,6 +527,7 @@ static bool init_workers(struct process *process, const int *cpus, unsigned cpu_
 {
     process->workers = calloc(process->worker_count, sizeof *process->workers);
     if (!process->workers) {
+        log_error("out of memory");
         process->worker_count = 0;
         return false;
     }
@@ -614,22 +653,33 @@ static void reload(struct process *process)
                                memcmp(&config->stats.storage, &process->stats_address.storage,
                                       config->stats.length) != 0)))
         log_warn("reload: stats address changed; a restart is needed to apply that");
-    /* New addresses are bound before anything changes: a reload that
-     * cannot bind them is rejected whole. Workers close the addresses the
-     * new snapshot no longer lists when they adopt it. */
-    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot,
-                            publisher_next_epoch(process->publisher))) {
-        log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
-                  "keeps serving");
-        reload_rejected(process, "cannot listen", config, log_fd);
-        return;
-    }
-    if (!remember_listen(process, config->listen, config->listen_count) ||
-        !publisher_publish(process->publisher, config->snapshot)) {
+    struct config_listen *listen = copy_listen(config->listen, config->listen_count);
+    if (!listen) {
         log_error("reload rejected: out of memory; the previous configuration keeps serving");
         reload_rejected(process, "out of memory", config, log_fd);
         return;
     }
+    /* New addresses are bound before anything changes: a reload that
+     * cannot bind them is rejected whole. Workers close the addresses the
+     * new snapshot no longer lists when they adopt it. */
+    uint64_t epoch = publisher_next_epoch(process->publisher);
+    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot, epoch)) {
+        log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
+                  "keeps serving");
+        free(listen);
+        reload_rejected(process, "cannot listen", config, log_fd);
+        return;
+    }
+    if (!publisher_publish(process->publisher, config->snapshot)) {
+        /* Bound and handed over already: left so, they would take
+         * connections no worker ever accepts until the next reload. */
+        withdraw_listeners(process, epoch);
+        log_error("reload rejected: out of memory; the previous configuration keeps serving");
+        free(listen);
+        reload_rejected(process, "out of memory", config, log_fd);
+        return;
+    }
+    remember_listen(process, listen, config->listen_count);
     /* After the last way to fail: a rejected reload keeps the old log. */
     apply_access_log(process, config->access_log, log_fd);
     config->snapshot = NULL;
@@ -822,15 +872,23 @@ static int serve(const char *config_path)
     process.stats_address = config->stats;
     reserve_reload_memory(mallinfo2().arena - heap_before);
     if (!init_workers(&process, cpus, cpu_count)) {
+        log_error("cannot set up the workers");
+        goto out;
+    }
+    struct config_listen *listen = copy_listen(config->listen, config->listen_count);
+    if (!listen) {
         log_error("out of memory");
         goto out;
     }
     /* The stats port first: once a traffic port answers, so does it (its
      * connections wait in the backlog until the stats thread starts). */
     if ((config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
-        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot, first_snapshot->epoch) ||
-        !remember_listen(&process, config->listen, config->listen_count) ||
-        !drop_privileges(config->user, config->transparent_line != 0))
+        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot, first_snapshot->epoch)) {
+        free(listen);
+        goto out;
+    }
+    remember_listen(&process, listen, config->listen_count);
+    if (!drop_privileges(config->user, config->transparent_line != 0))
         goto out;
     if (!start_workers(&process)) {
         log_error("cannot start workers");

@@ -41,6 +41,22 @@ static bool ipv6_only(int fd, const struct address *address)
     return setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0;
 }
 
+/* NULL, or the call that failed (errno says why): named in the error,
+ * as bind is not the only one that can. */
+static const char *bind_and_listen(int fd, const struct address *address)
+{
+    int on = 1;
+    if (!ipv6_only(fd, address))
+        return "IPV6_V6ONLY";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
+        return "SO_REUSEADDR";
+    if (bind(fd, (const struct sockaddr *)&address->storage, address->length) != 0)
+        return "bind";
+    if (listen(fd, 64) != 0)
+        return "listen";
+    return NULL;
+}
+
 bool stats_server_bind(struct stats_server *server, const struct address *address)
 {
     memset(server, 0, sizeof *server);
@@ -48,10 +64,9 @@ bool stats_server_bind(struct stats_server *server, const struct address *addres
     char text[ADDRESS_TEXT_MAX];
     address_format(address, text, sizeof text);
     int fd = socket(address_family(address), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int on = 1;
-    if (fd < 0 || !ipv6_only(fd, address) || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        bind(fd, (const struct sockaddr *)&address->storage, address->length) != 0 || listen(fd, 64) != 0) {
-        log_error("stats %s: %s", text, strerror(errno));
+    const char *failed = fd < 0 ? "socket" : bind_and_listen(fd, address);
+    if (failed) {
+        log_error("stats %s: %s: %s", text, failed, strerror(errno));
         if (fd >= 0)
             close(fd);
         return false;
@@ -150,10 +165,20 @@ static void send_response(struct stats_client *client)
     drop_client(client);
 }
 
+/* The answer when not even the 503's buffer can be allocated. */
+static const char OUT_OF_MEMORY_RESPONSE[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                             "Content-Length: 14\r\nConnection: close\r\n\r\nout of memory\n";
+
 static void start_response(const struct stats_server *server, struct stats_client *client)
 {
     client->response = answer(server, client->request, &client->response_length);
     if (!client->response) {
+        /* Sent as is, not closed unanswered: a scraper then tells the
+         * proxy's memory from a proxy that is gone. A new socket's
+         * buffer takes these few bytes whole. */
+        ssize_t ignored = send(client->fd, OUT_OF_MEMORY_RESPONSE, sizeof OUT_OF_MEMORY_RESPONSE - 1,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ignored;
         drop_client(client);
         return;
     }
@@ -321,8 +346,9 @@ bool stats_server_start(struct stats_server *server, const struct worker *worker
     server->reloads_ok = reloads_ok;
     server->reloads_failed = reloads_failed;
     server->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (server->stop_fd < 0 || pthread_create(&server->thread, NULL, serve, server) != 0) {
-        log_error("stats: cannot start its thread");
+    int error = server->stop_fd < 0 ? errno : pthread_create(&server->thread, NULL, serve, server);
+    if (error != 0) {
+        log_error("stats: cannot start its thread: %s", strerror(error));
         return false;
     }
     server->running = true;

@@ -582,6 +582,24 @@ bool worker_give_listener(struct worker *worker, int fd, const struct address *a
     return true;
 }
 
+void worker_withdraw_listeners(struct worker *worker, uint64_t epoch)
+{
+    /* Still in the inbox: a worker adopts them only with a snapshot of
+     * that epoch, and none was published. */
+    pthread_mutex_lock(&worker->inbox_lock);
+    for (struct listener **at = &worker->inbox; *at;) {
+        struct listener *listener = *at;
+        if (listener->epoch != epoch) {
+            at = &listener->next;
+            continue;
+        }
+        *at = listener->next;
+        close(listener->fd);
+        free(listener);
+    }
+    pthread_mutex_unlock(&worker->inbox_lock);
+}
+
 bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, int cpu,
                  struct publisher *publisher)
 {
@@ -592,7 +610,11 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->publisher = publisher;
     pthread_mutex_init(&worker->inbox_lock, NULL);
     worker->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (worker->wakeup_fd < 0)
+        log_error("worker %u: eventfd: %s", index, strerror(errno));
     worker->writable_waits.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (worker->writable_waits.epoll_fd < 0)
+        log_error("worker %u: epoll_create1: %s", index, strerror(errno));
     worker->parse_scratch_size = PARSE_SCRATCH_SIZE;
     worker->parse_scratch = malloc(PARSE_SCRATCH_SIZE);
     /* preread_max can be raised on reload up to its ceiling: size for that. */
@@ -600,18 +622,22 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->peek_buffer = malloc(PREREAD_MAX_CEILING);
     connection_slab_init(&worker->connections);
     upstream_load_init(&worker->load);
-    if (worker->wakeup_fd < 0 || worker->writable_waits.epoll_fd < 0 || !worker->parse_scratch || !worker->peek_buffer ||
-        !pipe_pool_init(&worker->pipes, PIPES_KEPT) || !metrics_init(&worker->metrics) ||
-        !access_log_init(&worker->access_log)) {
-        worker_destroy(worker);
-        return false;
-    }
-    return true;
+    bool allocated = worker->parse_scratch && worker->peek_buffer && pipe_pool_init(&worker->pipes, PIPES_KEPT) &&
+                     metrics_init(&worker->metrics) && access_log_init(&worker->access_log);
+    if (!allocated)
+        log_error("worker %u: out of memory", index);
+    if (allocated && worker->wakeup_fd >= 0 && worker->writable_waits.epoll_fd >= 0)
+        return true;
+    worker_destroy(worker);
+    return false;
 }
 
 bool worker_start(struct worker *worker)
 {
-    return pthread_create(&worker->thread, NULL, worker_main, worker) == 0;
+    int error = pthread_create(&worker->thread, NULL, worker_main, worker);
+    if (error != 0)
+        log_error("worker %u: cannot start its thread: %s", worker->index, strerror(error));
+    return error == 0;
 }
 
 void worker_wake(struct worker *worker)

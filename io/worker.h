@@ -143,6 +143,10 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
  * next one published), and closes any socket whose address a snapshot no
  * longer lists. */
 bool worker_give_listener(struct worker *worker, int fd, const struct address *address, uint64_t epoch);
+
+/* Main thread: close the sockets given for `epoch` when that snapshot will
+ * never be published (the reload failed after binding them). */
+void worker_withdraw_listeners(struct worker *worker, uint64_t epoch);
 bool worker_start(struct worker *worker);
 /* Main thread: wake the worker (reload or stop). */
 void worker_wake(struct worker *worker);
