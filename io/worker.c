@@ -535,9 +535,13 @@ static void pin_to_cpu(struct worker *worker)
 
 static void finish(struct worker *worker)
 {
-    /* Reap outstanding cancellations and log writes: no memory may be in use. */
+    /* Reap outstanding cancellations and log writes: no memory may be in
+     * use. And the closed listeners' accepts: a multishot accept left
+     * pending holds its socket past the process's exit (the ring is torn
+     * down later, by the kernel), which would go on completing handshakes
+     * for some milliseconds, clients that are then reset. */
     access_log_flush(worker);
-    while (worker->allocated_connections > 0 || access_log_writing(worker)) {
+    while (worker->allocated_connections > 0 || access_log_writing(worker) || worker->closed_listeners) {
         worker->now_ms = monotonic_ms();
         submit_wait_and_dispatch(worker);
     }

@@ -7,8 +7,9 @@
  * for a silent stats client; a second SIGTERM or SIGINT during the drain
  * closes what is still open and exits at once; SIGQUIT, nginx's graceful
  * stop, drains too. A HUP or USR1 that comes while the config still loads
- * at start-up waits for the main loop.
- * Ports: blocks 13-16, 100, 153, 157, 173, 174, 211, 282.
+ * at start-up waits for the main loop. Once it has exited, its port
+ * refuses at once.
+ * Ports: blocks 13-16, 100, 153, 157, 173, 174, 211, 282, 300.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -510,4 +511,40 @@ Test(signals, sigquit_drains_as_nginx_quit_does, .init = integration_init, .fini
     log = proxy_stderr(&signal_proxy);
     cr_expect_eq(status, 0, "exit status %d once the last connection ended; stderr:\n%s", status, log);
     free(log);
+}
+
+/* Once snisplice has exited, its port must refuse: a listener's accept
+ * left pending in a worker's ring held the socket past the exit (the
+ * kernel tears the ring down later), so for some milliseconds the port
+ * still completed handshakes, for clients then reset, and a service
+ * started right after could be taken for ready by such a handshake
+ * (about half of the exits, 5-12 ms each, before the fix). */
+Test(signals, an_exited_proxys_port_refuses_at_once, .init = integration_init, .fini = signal_fini)
+{
+    uint16_t proxy_port = TEST_PORT(300, 0), stats_port = TEST_PORT(300, 1);
+    char *globals = text_format("workers = 2\nstats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, "[routes]\ndefault = 127.0.0.1:21341\n");
+    int accepted_after_exit = 0, exits_with_accepts = 0;
+    enum { EXITS = 12, PROBE_MS = 100 };
+    for (int exit_number = 0; exit_number < EXITS; exit_number++) {
+        cr_assert(proxy_start(&signal_proxy, config, proxy_port), "snisplice did not start");
+        usleep(100 * 1000);
+        expect_clean_exit();
+        proxy_release(&signal_proxy);
+        int accepted = 0;
+        long long deadline = monotonic_ms() + PROBE_MS;
+        while (monotonic_ms() < deadline) {
+            int fd = net_connect(proxy_port);
+            if (fd >= 0) {
+                accepted++;
+                close(fd);
+            }
+        }
+        accepted_after_exit += accepted;
+        exits_with_accepts += accepted > 0;
+    }
+    cr_expect_eq(accepted_after_exit, 0, "%d of %d exits left the port accepting: %d connections after the exit",
+                 exits_with_accepts, EXITS, accepted_after_exit);
+    free(config);
+    free(globals);
 }
