@@ -754,6 +754,8 @@ static void serve_signals(struct process *process, const sigset_t *signals)
             /* logrotate moved the file away: write to a new one at the path. */
             if (process->access_log_path && access_log_open(process->access_log_path))
                 log_info("reopened access log %s", process->access_log_path);
+            else if (process->access_log_path)
+                log_warn("access log not reopened: lines go on to the file already open");
         } else if (signal_number == SIGTERM || signal_number == SIGINT || signal_number == SIGQUIT) {
             log_info("%s: draining connections, then exiting (another TERM or INT closes them now)",
                      strsignal(signal_number));

@@ -7,7 +7,8 @@
  * the route is the upstream's whole name, however long; the server name is
  * the one a "~" route saw, with its case as sent; a unix: path with a
  * space does not split its line; the README's logrotate block rotates the
- * log as printed. Ports: blocks 51, 98, 99, 166, 167, 180, 280, 293.
+ * log as printed; a failed reopen keeps the open file and says so.
+ * Ports: blocks 51, 98, 99, 166, 167, 180, 280, 293, 309.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -635,6 +637,45 @@ Test(access_log, the_readme_logrotate_block_rotates_the_log, .init = integration
     free(body);
     free(globals);
     free(path);
+    free(directory);
+    cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
+}
+
+/* A SIGUSR1 whose reopen fails (here the log's directory is gone) keeps
+ * the file already open, as the README says, and says so: the error
+ * alone left an operator guessing whether lines were now lost. */
+Test(access_log, a_failed_reopen_keeps_writing_to_the_open_file, .init = integration_init, .fini = log_fini)
+{
+    uint16_t proxy_port = TEST_PORT(309, 0);
+    char *directory = temp_directory_create("access-log-reopen");
+    char *log_directory = text_format("%s/logs", directory);
+    cr_assert_eq(mkdir(log_directory, 0755), 0);
+    char *path = text_format("%s/access.log", log_directory);
+    char *globals = text_format("access_log = %s\n", path);
+    char *config = config_text(proxy_port, globals, "[routes]\ndefault = 127.0.0.1:21341\n");
+    cr_assert(proxy_start(&log_proxy, config, proxy_port), "snisplice did not start");
+
+    char *moved_directory = text_format("%s/logs.old", directory);
+    cr_assert_eq(rename(log_directory, moved_directory), 0);
+    proxy_signal(&log_proxy, SIGUSR1);
+    cr_expect(proxy_stderr_wait_for(&log_proxy, "lines go on to the file already open", 3000),
+              "a failed reopen did not say where the lines go");
+    struct hello_bytes hello = hello_build("after.example.com");
+    free(exchange_once(proxy_port, hello.data, hello.length, 5000, NULL));
+    char *moved = text_format("%s/access.log", moved_directory);
+    const char *const after[] = {"sni=after.example.com", NULL};
+    char *text = wait_for_text(moved, after, 3000);
+    cr_expect(text && strstr(text, "sni=after.example.com"), "the line after the failed reopen is lost:\n%s",
+              text ? text : "");
+
+    free(text);
+    hello_free(&hello);
+    free(moved);
+    free(moved_directory);
+    free(config);
+    free(globals);
+    free(path);
+    free(log_directory);
     free(directory);
     cr_expect_eq(proxy_stop(&log_proxy, 10000), 0);
 }
