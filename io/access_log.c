@@ -147,18 +147,43 @@ bool access_log_open(const char *path)
     return true;
 }
 
-/* Whether the directory of path would take a new file from this process
+/* Whether the directory of `file` would take a new file from this process
  * (write and search permission, a writable file system); else the reason
- * in error. */
-static bool directory_takes_file(const char *path, char *error, size_t error_size)
+ * in error, which names `path`, the configured one. */
+static bool directory_takes_file(const char *path, const char *file, char *error, size_t error_size)
 {
-    const char *slash = strrchr(path, '/');
-    size_t length = slash == path ? 1 : (size_t)(slash - path);
-    char *directory = strndup(path, length);
+    const char *slash = strrchr(file, '/');
+    size_t length = slash == file ? 1 : (size_t)(slash - file);
+    char *directory = strndup(file, length);
     bool takes = directory && faccessat(AT_FDCWD, directory, W_OK | X_OK, AT_EACCESS) == 0;
     if (!takes)
         snprintf(error, error_size, "access_log %s: %s", path, strerror(directory ? errno : ENOMEM));
     free(directory);
+    return takes;
+}
+
+/* Not as root, a dangling symlink at path is followed and its target
+ * created by an open: judged instead by the target's directory (a
+ * relative target is taken from the symlink's own). */
+static bool link_target_takes_file(const char *path, char *error, size_t error_size)
+{
+    char target[4096];
+    ssize_t length = readlink(path, target, sizeof target - 1);
+    if (length < 0) {
+        snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
+        return false;
+    }
+    target[length] = '\0';
+    if (target[0] == '/')
+        return directory_takes_file(path, target, error, error_size);
+    int directory_length = (int)(strrchr(path, '/') - path);
+    char *file = NULL;
+    if (asprintf(&file, "%.*s/%s", directory_length, path, target) < 0) {
+        snprintf(error, error_size, "access_log %s: %s", path, strerror(ENOMEM));
+        return false;
+    }
+    bool takes = directory_takes_file(path, file, error, error_size);
+    free(file);
     return takes;
 }
 
@@ -167,10 +192,16 @@ bool access_log_check(const char *path, char *error, size_t error_size)
     /* A check creates no file: one -t made as root would be root's, 0640,
      * and the shipped unit's dynamic user, which starts the service, could
      * then never open it. A log not there yet is judged by its directory;
-     * a dangling symlink is there (lstat) and refused below as root. */
+     * a dangling symlink is there (lstat): refused below as root, judged
+     * by its target's directory otherwise. */
     struct stat status;
-    if (strchr(path, '/') && lstat(path, &status) != 0 && errno == ENOENT)
-        return directory_takes_file(path, error, error_size);
+    bool there = lstat(path, &status) == 0;
+    bool absolute = path[0] == '/'; /* as config.c has it: a directory to judge */
+    if (absolute && !there && errno == ENOENT)
+        return directory_takes_file(path, path, error, error_size);
+    if (absolute && there && S_ISLNK(status.st_mode) && geteuid() != 0 && stat(path, &status) != 0 &&
+        errno == ENOENT)
+        return link_target_takes_file(path, error, error_size);
     int fd = access_log_open_file(path, error, error_size);
     if (fd < 0)
         return false;

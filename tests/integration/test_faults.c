@@ -464,6 +464,10 @@ Test(faults, an_access_log_line_lost_for_memory_is_counted, .init = integration_
     unpreload();
     cr_assert(started, "snisplice did not start");
     cr_assert_eq(ask_who(proxy_port), 'a');
+    /* The stats thread serves before the shim is armed: its start (under
+     * ASan, an allocation of its own) could otherwise fall after the USR1,
+     * fail, and abort the process. */
+    cr_assert_eq(stats_value(stats_port, "snisplice_workers"), 1);
     proxy_signal(&fault_proxy, SIGUSR1);
     cr_assert(proxy_stderr_wait_for(&fault_proxy, "reopened access log", 3000));
 
@@ -554,6 +558,8 @@ Test(faults, a_scrape_out_of_memory_is_answered_503, .init = integration_init, .
     bool started = proxy_start(&fault_proxy, config, proxy_port);
     unpreload();
     cr_assert(started, "snisplice did not start");
+    /* Started before the shim is armed (see the access log test above). */
+    cr_assert_geq(stats_value(stats_port, "snisplice_workers"), 1);
     proxy_signal(&fault_proxy, SIGUSR1);
     sleep_ms(300);
 

@@ -8,8 +8,9 @@
  * before binding; after the switch a reload may still add a port below
  * 1024. As root, the access log must be a file with one name reached
  * without a symlink, or a device, or /dev/stdout; -t as root creates no
- * log the service's user could not open. Ports: blocks 50, 168, 169, 171,
- * 172, 177, 281, and one free port in 991..999.
+ * log the service's user could not open, nor, not as root, a file behind
+ * a dangling symlink. Ports: blocks 50, 168, 169, 171,
+ * 172, 177, 281, 305, and one free port in 991..999.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -526,6 +527,55 @@ Test(user, a_check_as_root_leaves_the_access_log_to_the_service, .init = integra
     free(config);
     free(body);
     free(globals);
+    free(log_path);
+    free(logs);
+    free(directory);
+}
+
+/* Not as root, `-t` opened the access log to check it, and an open
+ * follows a symlink: a dangling one at the log's path (a log moved
+ * elsewhere, the symlink made first) had its target created by the
+ * check, against "an access_log not there yet is not created". Now the
+ * target's directory is judged instead, and nothing is made. */
+Test(user, a_check_not_as_root_creates_no_file_behind_a_dangling_symlink, .init = integration_init,
+     .fini = user_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv");
+    char *directory = temp_directory_create("check-dangling-link");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *logs = text_format("%s/logs", directory);
+    cr_assert_eq(mkdir(logs, 0755), 0);
+    cr_assert_eq(chown(logs, 61002, 61002), 0);
+    char *log_path = text_format("%s/access.log", logs);
+    char *target = text_format("%s/target.log", logs);
+    cr_assert_eq(symlink("target.log", log_path), 0);
+    char *globals = text_format("access_log = %s\n", log_path);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(305, 1));
+    char *config = config_text(TEST_PORT(305, 0), globals, body);
+    char *path = temp_file_write(directory, "snisplice.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+
+    const char *as_owner[] = { "--reuid", "61002", "--regid", "61002", "--clear-groups", NULL };
+    char *output;
+    int status = run_through_setpriv(as_owner, "-t", path, &output);
+    cr_expect_eq(status, 0, "-t as the directory's owner: exit %d, output:\n%s", status, output);
+    free(output);
+    cr_expect_neq(access(target, F_OK), 0, "-t created %s through the symlink", target);
+
+    const char *as_other[] = { "--reuid", "61003", "--regid", "61003", "--clear-groups", NULL };
+    status = run_through_setpriv(as_other, "-t", path, &output);
+    cr_expect_eq(status, 1, "-t as a user who cannot create the target: exit %d, output:\n%s", status, output);
+    char *why = text_format("access_log %s: Permission denied", log_path);
+    cr_expect(output && strstr(output, why), "-t output:\n%s", output);
+    free(output);
+
+    free(why);
+    free(path);
+    free(config);
+    free(body);
+    free(globals);
+    free(target);
     free(log_path);
     free(logs);
     free(directory);
