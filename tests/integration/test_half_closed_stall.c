@@ -5,10 +5,18 @@
  * sent its FIN, so waiting that way spins a worker), and every byte must
  * arrive once the peer reads again. Both directions: a client that sends
  * its hello and FIN and downloads, an upstream that sends its FIN and
- * takes an upload. Ports: blocks 284-285.
+ * takes an upload; a stalled connection closed by idle_timeout, and more
+ * stalled clients than one look at the epoll set takes. Ports: blocks
+ * 284-285, 301-302.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +193,181 @@ Test(half_closed_stall, upstream_that_sent_its_fin_and_stopped_reading_costs_no_
                  (long long)atomic_load(&upload_received), STREAM_BYTES);
     cr_expect(atomic_load(&upload_intact), "the bytes arrived changed");
     close(fd);
+    hello_free(&hello);
+    cr_expect_eq(proxy_stop(&stall_proxy, 10000), 0);
+}
+
+/* The proxy's open sockets (its pooled pipes are not counted). */
+static int proxy_socket_count(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)stall_proxy.pid);
+    DIR *fds = opendir(path);
+    cr_assert_not_null(fds);
+    int sockets = 0;
+    for (struct dirent *entry; (entry = readdir(fds)) != NULL;) {
+        char link_path[PATH_MAX], target[64];
+        snprintf(link_path, sizeof link_path, "%s/%s", path, entry->d_name);
+        ssize_t length = readlink(link_path, target, sizeof target - 1);
+        if (length > 0 && strncmp(target, "socket:", 7) == 0)
+            sockets++;
+    }
+    closedir(fds);
+    return sockets;
+}
+
+/* Half-closes, then reads nothing: the proxy's idle_timeout ends it. */
+static int park_a_client(uint16_t port, const struct hello_bytes *hello)
+{
+    int fd = net_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert(net_send_all(fd, hello->data, hello->length));
+    shutdown(fd, SHUT_WR);
+    return fd;
+}
+
+static void expect_whole_stream(int fd, const char *what)
+{
+    uint8_t *received = malloc(STREAM_BYTES + 1);
+    cr_assert(received);
+    struct net_receive_result result = net_receive_until_closed(fd, received, STREAM_BYTES + 1, 20000);
+    cr_expect(result.eof, "%s: the stream did not end (eof %d, reset %d, timed out %d)", what, result.eof,
+              result.reset, result.timed_out);
+    cr_expect_eq(result.total, STREAM_BYTES, "%s: got %zu of %u bytes", what, result.total, STREAM_BYTES);
+    cr_expect(has_pattern(received, result.length, 0), "%s: the bytes arrived changed", what);
+    free(received);
+}
+
+/* A connection closed while its client socket waits in the worker's epoll
+ * set must leave it: the next connection of that worker, most likely in
+ * the same slot and with the same fd number, waits there in its turn and
+ * gets every byte, and no socket is left behind. */
+Test(half_closed_stall, a_stalled_connection_closed_by_idle_timeout_leaves_the_wait_set_clean,
+     .init = integration_init, .fini = stall_fini)
+{
+    integration_set_limit(60);
+    uint16_t port = TEST_PORT(301, 0);
+    cr_assert(backend_start(&streamer, "streamer", port + 1, send_stream, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", port + 1);
+    char *config = config_text(port, "workers = 1\nidle_timeout = 1s\n", body);
+    cr_assert(proxy_start(&stall_proxy, config, port));
+    free(body);
+    free(config);
+    int sockets_before = proxy_socket_count();
+    struct hello_bytes hello = hello_build("stall.example");
+
+    for (int round = 0; round < 3; round++) {
+        int parked = park_a_client(port, &hello);
+        sleep_ms(1800); /* stalled past idle_timeout: the proxy closes it */
+        size_t received = 0;
+        long long closed_after = net_ms_until_closed(parked, monotonic_ms(), 5000, &received);
+        cr_expect_geq(closed_after, 0, "round %d: the stalled client was not closed by idle_timeout = 1s", round);
+        cr_expect_lt(received, STREAM_BYTES, "round %d: the whole stream came: it was never stalled", round);
+        close(parked);
+    }
+    int fd = park_a_client(port, &hello);
+    sleep_ms(300); /* stalled: every buffer on the way is full */
+    expect_whole_stream(fd, "the connection after three closed while stalled");
+    close(fd);
+    long long deadline = monotonic_ms() + 3000;
+    while (proxy_socket_count() > sockets_before && monotonic_ms() < deadline)
+        sleep_ms(20);
+    cr_expect_eq(proxy_socket_count(), sockets_before, "sockets left behind: %d, %d before", proxy_socket_count(),
+                 sockets_before);
+    hello_free(&hello);
+    cr_expect_eq(proxy_stop(&stall_proxy, 10000), 0);
+}
+
+#define MANY_CLIENTS 150
+#define MANY_BYTES (1u << 20)
+
+static void send_small_stream(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    static _Thread_local uint8_t chunk[65536];
+    for (size_t sent = 0; sent < MANY_BYTES; sent += sizeof chunk) {
+        fill_pattern(chunk, sizeof chunk, sent);
+        if (!net_send_all(fd, chunk, sizeof chunk))
+            return;
+    }
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, chunk, sizeof chunk, 0) > 0)
+        continue;
+}
+
+/* Reads every client to its end at once; the clients still short after
+ * timeout_ms are counted in *unfinished, those with changed bytes in
+ * *changed. */
+static void read_all_to_end(const int *fds, int count, int timeout_ms, int *unfinished, int *changed)
+{
+    static size_t totals[MANY_CLIENTS];
+    static bool ended[MANY_CLIENTS];
+    memset(totals, 0, sizeof totals);
+    memset(ended, 0, sizeof ended);
+    *changed = 0;
+    int open = count;
+    static uint8_t buffer[65536];
+    for (long long until = monotonic_ms() + timeout_ms; open > 0 && monotonic_ms() < until;) {
+        struct pollfd waits[MANY_CLIENTS];
+        for (int i = 0; i < count; i++)
+            waits[i] = (struct pollfd){ ended[i] ? -1 : fds[i], POLLIN, 0 };
+        if (poll(waits, (nfds_t)count, 100) <= 0)
+            continue;
+        for (int i = 0; i < count; i++) {
+            if (ended[i] || !(waits[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t got = recv(fds[i], buffer, sizeof buffer, MSG_DONTWAIT);
+            if (got > 0) {
+                if (!has_pattern(buffer, (size_t)got, totals[i]))
+                    (*changed)++;
+                totals[i] += (size_t)got;
+            } else if (got == 0 || !(errno == EAGAIN || errno == EWOULDBLOCK)) {
+                ended[i] = true;
+                open--;
+            }
+        }
+    }
+    *unfinished = 0;
+    for (int i = 0; i < count; i++)
+        if (!ended[i] || totals[i] != MANY_BYTES)
+            (*unfinished)++;
+}
+
+/* More stalled clients on one worker than one look at its epoll set
+ * takes (64): when they all read again, every one of them is relayed to
+ * its end, not only the first 64 ready. */
+Test(half_closed_stall, more_stalled_clients_than_one_epoll_wait_takes_all_get_every_byte,
+     .init = integration_init, .fini = stall_fini)
+{
+    integration_set_limit(90);
+    uint16_t port = TEST_PORT(302, 0);
+    cr_assert(backend_start(&streamer, "streamer", port + 1, send_small_stream, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", port + 1);
+    char *config = config_text(port, "workers = 1\nidle_timeout = 8s\n", body);
+    cr_assert(proxy_start(&stall_proxy, config, port));
+    free(body);
+    free(config);
+    struct hello_bytes hello = hello_build("stall.example");
+    static int fds[MANY_CLIENTS];
+    int small = 4096;
+    for (int i = 0; i < MANY_CLIENTS; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fds[i], 0);
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&to, sizeof to), 0);
+        cr_assert(net_send_all(fds[i], hello.data, hello.length));
+        shutdown(fds[i], SHUT_WR);
+    }
+    sleep_ms(1000); /* every one stalled, its buffers full */
+    int unfinished = 0, changed = 0;
+    read_all_to_end(fds, MANY_CLIENTS, 30000, &unfinished, &changed);
+    cr_expect_eq(unfinished, 0, "%d of %d stalled clients did not get their %u bytes and the end", unfinished,
+                 MANY_CLIENTS, MANY_BYTES);
+    cr_expect_eq(changed, 0, "%d reads brought changed bytes", changed);
+    for (int i = 0; i < MANY_CLIENTS; i++)
+        close(fds[i]);
     hello_free(&hello);
     cr_expect_eq(proxy_stop(&stall_proxy, 10000), 0);
 }

@@ -7,9 +7,10 @@
  * sending, and must be routed once its hello is complete, as nginx does.
  * Tiny segments fill the buffer fastest: each carries its own overhead, so
  * a 60 KB hello in 100-byte pieces takes about 120 KB of a 128 KB buffer.
- * Ports: block 296.
+ * Ports: blocks 296, 303.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,4 +157,36 @@ Test(hello_wait, a_client_leaving_past_the_buffer_mark_is_closed_at_once, .init 
     close(fd);
     hello_free(&hello);
     cr_expect_eq(proxy_stop(&wait_proxy, 10000), 0);
+}
+
+/* The drain's cut (a second SIGTERM) while a client waits below the mark,
+ * its poll re-armed from a timer: the connection is closed with the rest,
+ * and the process exits 0 at once with nothing left pending. */
+Test(hello_wait, a_second_sigterm_closes_a_client_waited_for_below_the_mark, .init = integration_init,
+     .fini = wait_fini)
+{
+    uint16_t port = TEST_PORT(303, 0);
+    start_proxy(port);
+    struct hello_bytes hello = big_hello();
+    int fd = net_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_expect(send_in_pieces(fd, hello.data, hello.length - 1000), "the proxy closed the connection mid-hello");
+    sleep_ms(300); /* retries every 160 ms by now */
+    proxy_signal(&wait_proxy, SIGTERM);
+    cr_assert(proxy_stderr_wait_for(&wait_proxy, "draining connections", 3000), "the drain never began");
+    sleep_ms(200);
+    cr_assert_eq(kill(wait_proxy.pid, 0), 0, "exited before the second signal: nothing was waited for");
+    long long start = monotonic_ms();
+    proxy_signal(&wait_proxy, SIGTERM);
+    int status = proxy_wait_exit(&wait_proxy, 8000);
+    long long exit_after = monotonic_ms() - start;
+    char *log = proxy_stderr(&wait_proxy);
+    cr_expect_eq(status, 0, "exit status %d; stderr:\n%s", status, log);
+    cr_expect_leq(exit_after, 1000, "exit %lld ms after the second signal; stderr:\n%s", exit_after, log);
+    cr_expect(strstr(log, "cutting 1 open connections"), "the waiting client was not cut:\n%s", log);
+    cr_expect_geq(net_ms_until_closed(fd, monotonic_ms(), 2000, NULL), 0, "the client was not closed");
+    cr_expect_eq(backend_accepted(&named), 0, "half a hello reached the upstream");
+    free(log);
+    close(fd);
+    hello_free(&hello);
 }
