@@ -58,6 +58,13 @@ void access_log_note_client(struct connection *connection, const struct sockaddr
     connection->access->client_from_header = true;
 }
 
+/* A byte of a field as the line shows it: printable ASCII but the space
+ * that separates fields, else '?'. */
+static char field_byte(unsigned char byte)
+{
+    return byte > ' ' && byte <= '~' ? (char)byte : '?';
+}
+
 void access_log_note_route(struct connection *connection, const char *server_name,
                            const uint8_t *alpn, size_t alpn_len)
 {
@@ -69,7 +76,7 @@ void access_log_note_route(struct connection *connection, const char *server_nam
         size_t first = alpn[0] < sizeof record->alpn - 1 ? alpn[0] : sizeof record->alpn - 1;
         /* Printable only: an ALPN name is client-chosen bytes. */
         for (size_t i = 0; i < first; i++)
-            record->alpn[i] = alpn[1 + i] > ' ' && alpn[1 + i] <= '~' ? (char)alpn[1 + i] : '?';
+            record->alpn[i] = field_byte(alpn[1 + i]);
         record->alpn[first] = '\0';
     }
 }
@@ -79,9 +86,8 @@ void access_log_note_route(struct connection *connection, const char *server_nam
  * '?', as in alpn. */
 static void keep_printable(char *field)
 {
-    for (unsigned char *at = (unsigned char *)field; *at; at++)
-        if (*at <= ' ' || *at > '~')
-            *at = '?';
+    for (char *at = field; *at; at++)
+        *at = field_byte((unsigned char)*at);
 }
 
 void access_log_note_upstream(struct connection *connection, const char *name)
