@@ -236,15 +236,25 @@ static void wait_readable(struct worker *worker, struct connection *connection,
     arm_source_poll(worker, connection, side);
 }
 
+/* The destination's peer has half-closed: wait in the worker's epoll set
+ * (worker.c says why). */
+static void wait_in_epoll(struct worker *worker, struct connection *connection,
+                          const struct relay_side *side)
+{
+    if (!worker_wait_writable(worker, connection, side->tag, side->destination_fd,
+                              &side->direction->waits_in_epoll))
+        connection_close(worker, connection, OUTCOME_NO_RESOURCES);
+}
+
 static void wait_writable(struct worker *worker, struct connection *connection,
                           const struct relay_side *side)
 {
     side->direction->state = RELAY_WAIT_WRITABLE;
-    if (side->direction->waits_in_epoll)
-        worker_wait_writable(worker, connection, side->tag, side->destination_fd,
-                             &side->direction->waits_in_epoll);
-    else
+    if (!side->direction->waits_in_epoll) {
         worker_arm_poll(worker, connection, side->tag, side->destination_fd, POLLOUT);
+        return;
+    }
+    wait_in_epoll(worker, connection, side);
 }
 
 static void finish_direction(struct worker *worker, struct connection *connection,
@@ -554,8 +564,7 @@ void relay_on_ready(struct worker *worker, struct connection *connection, enum r
      * take bytes: io_uring's poll said POLLRDHUP alone and would say it at
      * once again; wait in the worker's epoll set instead (worker.c). */
     if (side.direction->state == RELAY_WAIT_WRITABLE && !(result & (POLLOUT | POLLERR | POLLHUP))) {
-        worker_wait_writable(worker, connection, side.tag, side.destination_fd,
-                             &side.direction->waits_in_epoll);
+        wait_in_epoll(worker, connection, &side);
         return;
     }
     enum read_past_short past_short = READ_PAST_SHORT_NO;

@@ -262,7 +262,7 @@ static void on_timer(struct timer *timer, void *context)
  * in the worker's epoll set (one-shot), whose readiness one multishot
  * io_uring poll watches. */
 
-void worker_wait_writable(struct worker *worker, struct connection *connection,
+bool worker_wait_writable(struct worker *worker, struct connection *connection,
                           enum ring_tag tag, int fd, bool *registered)
 {
     struct epoll_event event = { .events = EPOLLOUT | EPOLLONESHOT,
@@ -270,10 +270,15 @@ void worker_wait_writable(struct worker *worker, struct connection *connection,
     if (epoll_ctl(worker->writable_waits.epoll_fd, *registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
                   fd, &event) == 0) {
         *registered = true;
-        return;
+        return true;
     }
-    /* Out of kernel memory: the io_uring poll still works, only busier. */
-    worker_arm_poll(worker, connection, tag, fd, POLLOUT);
+    /* Out of kernel memory or fs.epoll.max_user_watches. Not the io_uring
+     * poll instead: it would complete at once, again and again, and keep
+     * the worker busy for as long as the peer does not read. */
+    if (log_once_a_second(&worker->writable_wait_warned_ms, worker->now_ms))
+        log_warn("worker %u: cannot wait for a half-closed peer to read (epoll_ctl: %s): "
+                 "its connection is closed", worker->index, strerror(errno));
+    return false;
 }
 
 void worker_forget_writable(struct worker *worker, int fd, bool *registered)

@@ -115,6 +115,7 @@ struct worker {
     uint64_t source_warned_ms;     /* last warning about a `source` not bound (upstream_source.c) */
     uint64_t connect_warned_ms;    /* last warning about a failed connect (connect.c) */
     uint64_t limit_warned_ms;      /* last warning about clients closed at max_connections (listener.c) */
+    uint64_t writable_wait_warned_ms; /* last warning about a refused epoll wait (worker.c) */
     uint64_t wakeup_buffer;
     bool draining;
     uint64_t drain_deadline_ms;
@@ -182,8 +183,10 @@ void worker_arm_end_peek(struct worker *worker, struct connection *connection,
 /* Wait until fd takes bytes (or fails), then call relay_on_ready for
  * connection and tag with the epoll events: for a socket whose peer has
  * sent its FIN, where an io_uring poll for POLLOUT completes at once
- * (worker.c). *registered: fd is in the worker's epoll set (set here). */
-void worker_wait_writable(struct worker *worker, struct connection *connection,
+ * (worker.c). *registered: fd is in the worker's epoll set (set here).
+ * False when the kernel refused the wait (warned): the caller closes the
+ * connection. */
+bool worker_wait_writable(struct worker *worker, struct connection *connection,
                           enum ring_tag tag, int fd, bool *registered);
 /* Take fd out of the epoll set before it is closed. */
 void worker_forget_writable(struct worker *worker, int fd, bool *registered);

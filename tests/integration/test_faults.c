@@ -6,7 +6,7 @@
  * cannot go on exits 1 and says what failed; a reload that cannot go on
  * leaves the previous configuration serving, and nothing of the new one;
  * what a connection loses for want of memory is said and counted.
- * Ports: blocks 288-291.
+ * Ports: blocks 288-291, 340.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../support/integration.h"
@@ -569,6 +570,75 @@ Test(faults, a_scrape_out_of_memory_is_answered_503, .init = integration_init, .
     cr_expect(strncmp(response, "HTTP/1.0 503 ", 13) == 0 && strstr(response, "\r\n\r\nout of memory\n"),
               "the scrape got \"%s\"", response);
     free(response);
+    int status = proxy_stop(&fault_proxy, 10000);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+    free(config);
+    free(body);
+    free(globals);
+}
+
+/* Streams until the proxy stops taking bytes or closes, then reads to the
+ * end, so that its close never resets what it sent. */
+static void stream_until_refused(struct backend *backend, int fd, void *context)
+{
+    (void)backend, (void)context;
+    static uint8_t chunk[65536];
+    for (size_t sent = 0; sent < (64u << 20); sent += sizeof chunk)
+        if (!net_send_all(fd, chunk, sizeof chunk))
+            break;
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, chunk, sizeof chunk, 0) > 0)
+        continue;
+}
+
+/* A client that sends its hello and its FIN and then stops reading waits
+ * in the worker's epoll set (io_uring's POLLOUT poll would complete at
+ * once, again and again). When the kernel refuses that wait (epoll_ctl:
+ * out of memory, fs.epoll.max_user_watches), the worker went back to the
+ * io_uring poll and spun at 100 % of a CPU for as long as the client
+ * stayed. Now that connection is closed, said and counted, and the next
+ * one is served. */
+Test(faults, a_half_closed_reader_that_cannot_be_waited_for_is_closed_not_spun, .init = integration_init,
+     .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(340, 0), streamer_port = TEST_PORT(340, 1);
+    uint16_t alpha_port = TEST_PORT(340, 2), stats_port = TEST_PORT(340, 3);
+    fault_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(fault_hello.data);
+    cr_assert(backend_start(&bravo_backend, "streamer", streamer_port, stream_until_refused, NULL));
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *globals = text_format("workers = 1\nstats = 127.0.0.1:%u\n", stats_port);
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\ndefault = streamer\n"
+                             "[upstream alpha]\nserver = 127.0.0.1:%u\n[upstream streamer]\nserver = 127.0.0.1:%u\n",
+                             alpha_port, streamer_port);
+    char *config = config_text(proxy_port, globals, body);
+    preload_failing("epoll_ctl", 1, ENOMEM);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_EVERY", "1", 1), 0);
+    bool started = proxy_start(&fault_proxy, config, proxy_port);
+    unpreload();
+    cr_assert(started, "snisplice did not start");
+
+    struct hello_bytes other = hello_build("stall.example");
+    int fd = net_connect(proxy_port);
+    cr_assert_geq(fd, 0);
+    cr_assert(net_send_all(fd, other.data, other.length));
+    hello_free(&other);
+    shutdown(fd, SHUT_WR);
+    cr_assert(proxy_stderr_wait_for(&fault_proxy, "fail_call: epoll_ctl #1", 5000),
+              "the download never waited for the half-closed client");
+    long long ticks_before = process_cpu_ticks(fault_proxy.pid);
+    sleep_ms(1500);
+    long long cpu_ms = (process_cpu_ticks(fault_proxy.pid) - ticks_before) * 1000 / sysconf(_SC_CLK_TCK);
+    cr_expect_lt(cpu_ms * 10, 1500, "the proxy used %lld ms of CPU in 1500 ms: busy loop?", cpu_ms);
+    cr_expect(proxy_stderr_wait_for(&fault_proxy, "cannot wait for a half-closed peer to read", 2000),
+              "nothing says why the connection was closed");
+    cr_expect_eq(stats_value(stats_port, "snisplice_connections_total{route=\"streamer\",outcome=\"no_resources\"}"),
+                 1, "the closed connection is not counted as out of resources");
+    close(fd);
+    cr_expect_eq(ask_who(proxy_port), 'a', "the next client was not served");
+
     int status = proxy_stop(&fault_proxy, 10000);
     char *log = proxy_stderr(&fault_proxy);
     cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);

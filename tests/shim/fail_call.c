@@ -7,6 +7,7 @@
  *                         (fcntl F_SETPIPE_SZ) dupfd (fcntl F_DUPFD_CLOEXEC)
  *                         setsockopt open socket bind
  *                         listen eventfd uring (io_uring_queue_init_params)
+ *                         epoll_ctl (EPOLL_CTL_ADD and _MOD)
  *                         pthread_create
  *   SNISPLICE_FAIL_NTH    the first call to fail, counted from 1 (default 1)
  *   SNISPLICE_FAIL_EVERY  set: that call and every later one fail; unset:
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -172,6 +174,18 @@ int listen(int fd, int backlog)
 }
 
 FAILING(int, eventfd, (unsigned value, int flags), (value, flags))
+
+/* Adding to or re-arming in an epoll set only: a removal that failed
+ * would leave a closed socket's entry behind, which no kernel does. */
+int epoll_ctl(int epoll_fd, int operation, int fd, struct epoll_event *event)
+{
+    static int (*real)(int, int, int, struct epoll_event *);
+    if (!real)
+        real = next("epoll_ctl");
+    if (operation != EPOLL_CTL_DEL && fails("epoll_ctl"))
+        return -1;
+    return real(epoll_fd, operation, fd, event);
+}
 
 int open(const char *path, int flags, ...)
 {
