@@ -104,9 +104,20 @@ int access_log_open_file(const char *path, char *error, size_t error_size)
     }
     if (geteuid() == 0)
         return open_as_root(path, error, error_size);
-    int fd = open(path, APPEND_FLAGS | O_CREAT, 0640);
-    if (fd < 0)
+    /* O_NONBLOCK: a FIFO no one reads yet would hold the open, and with it
+     * the start, -t or a SIGUSR1 reopen, until a reader came. It is told
+     * instead; once open, writes wait for the reader as they should. */
+    int fd = open(path, APPEND_FLAGS | O_CREAT | O_NONBLOCK, 0640);
+    if (fd < 0) {
+        snprintf(error, error_size, "access_log %s: %s", path,
+                 errno == ENXIO ? "a FIFO that no process reads" : strerror(errno));
+        return -1;
+    }
+    if (fcntl(fd, F_SETFL, O_APPEND) != 0) {
         snprintf(error, error_size, "access_log %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
     return fd;
 }
 

@@ -9,11 +9,13 @@
  * 1024. As root, the access log must be a file with one name reached
  * without a symlink, or a device, or /dev/stdout; -t as root creates no
  * log the service's user could not open, nor, not as root, a file behind
- * a dangling symlink. Ports: blocks 50, 168, 169, 171,
- * 172, 177, 281, 305, and one free port in 991..999.
+ * a dangling symlink, and waits for no reader of a FIFO. Ports: blocks
+ * 50, 168, 169, 171, 172, 177, 281, 305, 340, and one free port in
+ * 991..999.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -578,5 +580,53 @@ Test(user, a_check_not_as_root_creates_no_file_behind_a_dangling_symlink, .init 
     free(target);
     free(log_path);
     free(logs);
+    free(directory);
+}
+
+/* Not as root, the access log was opened with a plain blocking open, and
+ * a FIFO at its path that no process read held `-t` (and the start, and
+ * a SIGUSR1 reopen) until one came: the unit's ExecStartPre hung. Now
+ * that is an error that says so; a FIFO that a process reads (a log
+ * shipper) is still accepted. */
+Test(user, a_fifo_log_with_no_reader_is_told_not_waited_for, .init = integration_init, .fini = user_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv");
+    char *directory = temp_directory_create("check-fifo");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *log_path = text_format("%s/access.fifo", directory);
+    cr_assert_eq(mkfifo(log_path, 0666), 0);
+    cr_assert_eq(chmod(log_path, 0666), 0);
+    char *globals = text_format("access_log = %s\n", log_path);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(340, 11));
+    char *config = config_text(TEST_PORT(340, 10), globals, body);
+    char *path = temp_file_write(directory, "snisplice.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+
+    const char *as_other[] = { "--reuid", "61004", "--regid", "61004", "--clear-groups", NULL };
+    char *output;
+    long long started_ms = monotonic_ms();
+    int status = run_through_setpriv(as_other, "-t", path, &output);
+    long long took_ms = monotonic_ms() - started_ms;
+    cr_expect_eq(status, 1, "-t with a FIFO no one reads: exit %d after %lld ms, output:\n%s", status, took_ms,
+                 output);
+    cr_expect_lt(took_ms, 5000, "-t waited %lld ms for a reader", took_ms);
+    char *why = text_format("access_log %s: a FIFO that no process reads", log_path);
+    cr_expect(output && strstr(output, why), "-t output:\n%s", output);
+    free(output);
+
+    int reader = open(log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_geq(reader, 0);
+    status = run_through_setpriv(as_other, "-t", path, &output);
+    cr_expect_eq(status, 0, "-t with a FIFO that is read: exit %d, output:\n%s", status, output);
+    free(output);
+    close(reader);
+
+    free(why);
+    free(path);
+    free(config);
+    free(body);
+    free(globals);
+    free(log_path);
     free(directory);
 }
