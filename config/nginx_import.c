@@ -1294,7 +1294,8 @@ static bool names_host(const char *value)
 }
 
 /* What a map entry's value names. On HOST:$map the value is a port on
- * HOST. */
+ * HOST; on $map:PORT a host on PORT ("" and variables are said as they
+ * are). */
 static struct import_upstream *value_target(struct importer *importer, const struct import_map *map,
                                             const struct nginx_directive *entry)
 {
@@ -1302,6 +1303,9 @@ static struct import_upstream *value_target(struct importer *importer, const str
     char on_host[ADDRESS_TEXT_MAX + 8];
     if (map->port_host) {
         snprintf(on_host, sizeof on_host, "%s:%s", map->port_host, value);
+        value = on_host;
+    } else if (map->port_added && value[0] != '\0' && !strchr(value, '$')) {
+        snprintf(on_host, sizeof on_host, "%s:%s", value, map->port_added);
         value = on_host;
     }
     struct import_upstream *target = resolve_target(importer, entry, value);
@@ -1534,13 +1538,13 @@ static bool use_map_as(struct importer *importer, struct import_server *server, 
 {
     struct import_map *map = server->map;
     if (variable == target)
-        return !map->port_host;
+        return !import_map_has_affix(map);
     size_t host_length = (size_t)(variable - target) - 1; /* without the ':' */
     if (host_length < 1 || target[host_length] != ':')
         return false;
     if (map->port_host)
         return strncmp(map->port_host, target, host_length) == 0 && map->port_host[host_length] == '\0';
-    if (map->used)
+    if (map->used || map->port_added)
         return false;
     map->port_host = strndup(target, host_length);
     if (!map->port_host)
@@ -1549,21 +1553,44 @@ static bool use_map_as(struct importer *importer, struct import_server *server, 
 }
 
 /* proxy_pass `$x:PORT` (a Kafka or SNI proxy recipe: the map's values are
- * hosts, the port is added per connection). snisplice's routes hold whole
- * targets, so the map is not converted; nginx's `$x:9092` is no map name. */
-static bool map_with_port_added(struct importer *importer, const char *variable)
+ * hosts, nginx adds the port per connection): `variable` is `$x:PORT`.
+ * The map is found, and used so, if PORT is a port number; NULL if $x is
+ * no map or the port is not a number (*port_said: `variable` did have a
+ * map and a port after it). */
+static struct import_map *map_with_port_added(struct importer *importer, const char *variable, bool *port_said)
 {
+    *port_said = false;
     const char *colon = strchr(variable, ':');
     if (!colon)
-        return false;
+        return NULL;
     char *name = strndup(variable, (size_t)(colon - variable));
     if (!name) {
         importer->failed = true;
-        return false;
+        return NULL;
     }
-    bool found = import_find_map(importer, name) != NULL;
+    struct import_map *map = import_find_map(importer, name);
     free(name);
-    return found;
+    if (!map)
+        return NULL;
+    *port_said = true;
+    const char *port = colon + 1;
+    char *end;
+    long number = strtol(port, &end, 10);
+    return port[0] >= '0' && port[0] <= '9' && *end == '\0' && number >= 1 && number <= 65535 ? map : NULL;
+}
+
+/* `$map:PORT`: a map is used one way only, its routes table written once. */
+static bool use_map_with_port_added(struct importer *importer, struct import_map *map, const char *variable)
+{
+    const char *port = strchr(variable, ':') + 1;
+    if (map->port_added)
+        return strcmp(map->port_added, port) == 0;
+    if (map->used || map->port_host)
+        return false;
+    map->port_added = strdup(port);
+    if (!map->port_added)
+        importer->failed = true;
+    return map->port_added != NULL;
 }
 
 static void resolve_server(struct importer *importer, struct import_server *server)
@@ -1587,20 +1614,17 @@ static void resolve_server(struct importer *importer, struct import_server *serv
     }
     const char *target = server->proxy_pass->args[0];
     const char *variable = strchr(target, '$');
-    if (variable && map_with_port_added(importer, variable)) {
-        import_warn(importer, server->proxy_pass, "proxy_pass %s: a port added to a map's value is not supported "
-                    "(a snisplice route names a whole target): write HOST:PORT as the map's values and "
-                    "proxy_pass the map alone; server skipped", target);
-        server->listen_count = 0;
-        return;
-    }
     if (variable) {
-        server->map = import_find_map(importer, variable);
-        const char *why = !server->map || !becomes_routes(server->map) ?
+        bool port_said;
+        struct import_map *port_added = map_with_port_added(importer, variable, &port_said);
+        server->map = port_said ? port_added : import_find_map(importer, variable);
+        const char *why = port_said && !port_added ? "the text after the map must be a port number" :
+                          !server->map || !becomes_routes(server->map) ?
                               "not a map on $ssl_preread_server_name, $ssl_preread_alpn_protocols or "
                               "$ssl_preread_protocol" :
-                          !use_map_as(importer, server, target, variable) ?
-                              "only $map or HOST:$map, and each map one way (it becomes one routes table)" :
+                          !(port_added ? use_map_with_port_added(importer, server->map, variable) :
+                                         use_map_as(importer, server, target, variable)) ?
+                              "only $map, HOST:$map or $map:PORT, and each map one way (it becomes one routes table)" :
                               NULL;
         if (why) {
             import_warn(importer, server->proxy_pass, "proxy_pass %s: %s; server skipped", target, why);
@@ -1684,11 +1708,11 @@ static struct import_map *default_map(struct importer *importer, const struct im
  * map's, or the other recipe's), and the chain is followed from here. */
 static void chain_default(struct importer *importer, struct import_map *map)
 {
-    bool alpn = map->alpn && !map->port_host;
+    bool alpn = map->alpn && !import_map_has_affix(map);
     if (!(map->used || map->chained) || map->next || !(alpn || map->server_name))
         return;
     struct import_map *next = default_map(importer, map);
-    if (!next || (alpn ? !next->server_name : !next->alpn || next->port_host) || table_reaches(next, map))
+    if (!next || import_map_has_affix(next) || (alpn ? !next->server_name : !next->alpn) || table_reaches(next, map))
         return;
     import_chain_to(map, next);
     if (map->server_name)
@@ -2352,6 +2376,7 @@ bool nginx_import_tree(const struct nginx_tree *tree, const char *source, struct
     name_index_free(&importer.literal_addresses);
     for (size_t i = 0; i < importer.map_count; i++) {
         free(importer.maps[i].port_host);
+        free(importer.maps[i].port_added);
         free(importer.maps[i].variable);
     }
     free(importer.maps);

@@ -61,6 +61,7 @@ struct import_map {
     bool alpn;            /* source is $ssl_preread_alpn_protocols: entries become alpn routes */
     bool protocol;        /* source is $ssl_preread_protocol: TLS clients and the rest (not_tls) */
     char *port_host;      /* used as proxy_pass HOST:$variable: values are ports on HOST */
+    char *port_added;     /* used as proxy_pass $variable:PORT: values are hosts, PORT added */
     struct import_map *next; /* the map whose entries follow in this one's table, its default the
                                 table's: an ALPN map's "default $x", $x a server-name map; a
                                 server-name map's "default $x", $x an ALPN map; a protocol map's
@@ -74,6 +75,13 @@ struct import_map {
     struct import_reach reach; /* of the servers that use it */
     char table[NAME_MAX_LENGTH];
 };
+
+/* The map is used with text around its value (HOST:$map, $map:PORT): its
+ * values are no whole targets, so it continues no other map's table. */
+static inline bool import_map_has_affix(const struct import_map *map)
+{
+    return map->port_host || map->port_added;
+}
 
 struct import_listen {
     const struct nginx_directive *directive;

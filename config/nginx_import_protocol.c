@@ -197,7 +197,7 @@ static void resolve_tls_route(struct importer *importer, struct import_map *map,
         return;
     }
     struct import_map *next = import_find_map(importer, target);
-    if (!next || !(next->server_name || next->alpn) || next->port_host || map->port_host) {
+    if (!next || !(next->server_name || next->alpn) || import_map_has_affix(next) || import_map_has_affix(map)) {
         import_warn(importer, at, "map $%s: TLS clients' target %s: snisplice continues a table only with a map on "
                                   "$ssl_preread_server_name or $ssl_preread_alpn_protocols, and only under proxy_pass "
                                   "$map; no default route written", map->variable, target);

@@ -391,22 +391,77 @@ Test(nginx_import, a_target_made_of_variables_is_said_as_such)
     nginx_import_free(&result);
 }
 
-/* `proxy_pass $x:9092` with host values (a Kafka broker recipe): $x is a
- * map on the server name, so the warning must not say it is none. */
-Test(nginx_import, a_port_added_to_a_map_value_is_said_as_such)
+/* `proxy_pass $x:9092` with host values (a Kafka broker recipe, and the
+ * SNI proxy recipes' `proxy_pass $backend:443`): nginx added the port to
+ * the map's value per connection. It was refused (server skipped), so
+ * such a config lost its listener; the port is now added to each value. */
+Test(nginx_import, a_port_added_to_a_map_value_is_added_to_each_value)
 {
     struct nginx_import result = import_text(
         "stream {\n"                                                              /* 1 */
-        "  map $ssl_preread_server_name $target { kafka.example.com 127.0.0.1; }\n" /* 2 */
-        "  server { listen 9092; proxy_pass $target:9092; ssl_preread on; }\n"   /* 3 */
-        "  server { listen 2222; proxy_pass 127.0.0.1:22; }\n"                   /* 4 */
+        "  map $ssl_preread_server_name $target {\n"                              /* 2 */
+        "    kafka.example.com 127.0.0.1;\n"                                      /* 3 */
+        "    default [::1];\n"                                                    /* 4 */
+        "  }\n"                                                                   /* 5 */
+        "  server { listen 9092; proxy_pass $target:9092; ssl_preread on; }\n"   /* 6 */
+        "  server { listen 9093; proxy_pass ${target}:9092; ssl_preread on; }\n" /* 7 */
+        "  server { listen 2222; proxy_pass 127.0.0.1:22; }\n"                   /* 8 */
         "}\n");
     log_warnings(&result);
-    cr_expect(has_warning(&result, "nginx.conf:3:", "proxy_pass $target:9092: a port added to a map's value"));
-    cr_expect_eq(count_warnings(&result, "", "not a map on"), 0);
-    /* It is used, by a server that was left out. */
-    cr_expect(has_warning(&result, "nginx.conf:2:", "map $target is used by no converted server's proxy_pass"));
-    cr_expect_null(strstr(result.ini, "9092"), "%s", result.ini);
+    cr_expect_eq(count_warnings(&result, "", "proxy_pass"), 0);
+    cr_expect_eq(count_warnings(&result, "", "is used by no converted server"), 0);
+    cr_expect(strstr(result.ini, "[routes target]\nkafka.example.com = 127.0.0.1:9092\ndefault = [::1]:9092\n"),
+              "%s", result.ini);
+    cr_expect(strstr(result.ini, "address = 0.0.0.0:9092\n") && strstr(result.ini, "address = 0.0.0.0:9093\n"),
+              "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* A map is one routes table: used whole in one server and with a port
+ * added in another, or with two ports, it cannot be both; and what
+ * follows the map must be a port (`$x:$port` is built per connection). */
+Test(nginx_import, a_map_with_a_port_added_is_used_one_way)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                                     /* 1 */
+        "  map $ssl_preread_server_name $target { a.example.com 127.0.0.1; }\n"          /* 2 */
+        "  map $ssl_preread_server_name $port { a.example.com 8443; }\n"                 /* 3 */
+        "  server { listen 9092; proxy_pass $target:9092; ssl_preread on; }\n"          /* 4 */
+        "  server { listen 9093; proxy_pass $target:9093; ssl_preread on; }\n"          /* 5 */
+        "  server { listen 9094; proxy_pass $target; ssl_preread on; }\n"               /* 6 */
+        "  server { listen 9095; proxy_pass $target:$port; ssl_preread on; }\n"         /* 7 */
+        "  server { listen 9096; proxy_pass $target:99999; ssl_preread on; }\n"         /* 8 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:5:", "proxy_pass $target:9093: only $map, HOST:$map or $map:PORT"));
+    cr_expect(has_warning(&result, "nginx.conf:6:", "proxy_pass $target: only $map, HOST:$map or $map:PORT"));
+    cr_expect(has_warning(&result, "nginx.conf:7:", "proxy_pass $target:$port: the text after the map must be a port"));
+    cr_expect(has_warning(&result, "nginx.conf:8:", "proxy_pass $target:99999: the text after the map must be a port"));
+    cr_expect(strstr(result.ini, "a.example.com = 127.0.0.1:9092\n"), "%s", result.ini);
+    cr_expect_null(strstr(result.ini, "9093"), "%s", result.ini);
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
+/* A value that cannot take a port says so as any bad target does: "" is
+ * nginx's closed connection, a value with a port of its own made nginx
+ * build "HOST:PORT:PORT", which it could not connect to. */
+Test(nginx_import, a_port_added_keeps_what_values_cannot_take_it)
+{
+    struct nginx_import result = import_text(
+        "stream {\n"                                                  /* 1 */
+        "  map $ssl_preread_server_name $target {\n"                  /* 2 */
+        "    a.example.com 127.0.0.1;\n"                              /* 3 */
+        "    b.example.com \"\";\n"                                    /* 4 */
+        "    c.example.com 127.0.0.1:80;\n"                           /* 5 */
+        "  }\n"                                                       /* 6 */
+        "  server { listen 443; proxy_pass $target:8443; ssl_preread on; }\n" /* 7 */
+        "}\n");
+    log_warnings(&result);
+    cr_expect(has_warning(&result, "nginx.conf:4:", "target \"\": nginx closed these connections"));
+    cr_expect(has_warning(&result, "nginx.conf:5:", "target '127.0.0.1:80:8443'"));
+    cr_expect(strstr(result.ini, "[routes]\na.example.com = 127.0.0.1:8443\n"), "%s", result.ini);
     expect_loadable(result.ini);
     nginx_import_free(&result);
 }
