@@ -102,6 +102,7 @@ struct pending_upstream {
 struct loader {
     const char *path;
     FILE *file;
+    int read_error;              /* errno of a failed read: the file was not read whole */
     int line;
     struct config_errors *errors;
     enum section_kind section;
@@ -389,8 +390,13 @@ static bool line_was_cut(FILE *file, const char *buffer, int size)
 static char *read_line(char *buffer, int size, void *stream)
 {
     struct loader *loader = stream;
-    if (!fgets(buffer, size, loader->file))
+    if (!fgets(buffer, size, loader->file)) {
+        /* inih takes NULL for the end of the file: a read error (EIO, or
+         * -c naming a directory) is told apart here. */
+        if (ferror(loader->file))
+            loader->read_error = errno;
         return NULL;
+    }
     loader->line++;
     if (line_was_cut(loader->file, buffer, size)) {
         add_error(loader, loader->line, "line longer than %d characters, the most the INI reader (inih) takes",
@@ -1349,9 +1355,14 @@ struct config *config_load(const char *path, struct config_errors *errors)
     }
     int syntax_error = ini_parse_stream(read_line, &loader, on_key, &loader);
     fclose(loader.file);
-    if (syntax_error > 0)
+    if (loader.read_error) {
+        /* Part of a file is not a config: its errors would mislead. */
+        config_errors_free(errors);
+        add_error(&loader, 0, "cannot read: %s", strerror(loader.read_error));
+    } else if (syntax_error > 0) {
         add_error(&loader, syntax_error, "syntax error (expected [section], key = value, or ; comment)");
-    bool ok = syntax_error == 0 && assemble(&loader);
+    }
+    bool ok = syntax_error == 0 && !loader.read_error && assemble(&loader);
     if (!ok && errors->count == 0)
         add_error(&loader, 0, "invalid configuration");
     loader_release(&loader);

@@ -90,10 +90,19 @@ static int import_nginx(const char *path)
     }
     for (size_t i = 0; i < result.warning_count; i++)
         fprintf(stderr, "%s\n", result.warnings[i]);
-    fputs(result.ini, stdout);
-    int status = fflush(stdout) == 0 ? 0 : 1;
+    /* An INI longer than stdout's buffer is written inside fputs: a full
+     * disk fails there, and the flush after it, with nothing left to
+     * write, would then succeed. Both are checked. */
+    bool written = fputs(result.ini, stdout) != EOF;
+    int write_error = errno;
+    if (fflush(stdout) != 0 && written) {
+        written = false;
+        write_error = errno;
+    }
+    if (!written)
+        fprintf(stderr, "snisplice: --import-nginx: cannot write the INI: %s\n", strerror(write_error));
     nginx_import_free(&result);
-    return status;
+    return written ? 0 : 1;
 }
 
 /* Returns -1 to go on, else an exit status. */

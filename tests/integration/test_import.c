@@ -303,3 +303,35 @@ Test(import, unreadable_or_broken_nginx_conf_exits_1, .init = integration_init, 
     free(path);
     free(directory);
 }
+
+/* `--import-nginx nginx.conf > snisplice.ini` on a full disk: an INI
+ * longer than stdio's buffer fails in the middle, not at the final flush,
+ * and must still end in exit 1 with the reason, not 0 and a cut file. */
+Test(import, an_ini_that_cannot_be_written_exits_1, .init = integration_init, .fini = import_fini)
+{
+    char *directory = temp_directory_create("import-full");
+    char *nginx = text_format("stream {\n  map $ssl_preread_server_name $backend {\n    hostnames;\n");
+    for (int i = 0; i < 400; i++) {
+        char *longer = text_format("%s    host-%d.example.com web;\n", nginx, i);
+        free(nginx);
+        nginx = longer;
+    }
+    char *complete = text_format("%s  }\n  upstream web { server 127.0.0.1:8443; }\n"
+                                 "  server { listen 443; ssl_preread on; proxy_pass $backend; }\n}\n", nginx);
+    char *path = temp_file_write(directory, "nginx.conf", complete);
+    char *err_path = text_format("%s/warnings.txt", directory);
+    const char *argv[] = { proxy_binary(), "--import-nginx", path, NULL };
+    struct child_spawn_options options = { NULL, NULL, "/dev/full", err_path };
+    pid_t pid = child_spawn(argv, &options);
+    cr_assert_gt(pid, 0);
+    int status = child_wait(pid, 15000);
+    char *warnings = file_read_all(err_path, NULL);
+    cr_expect_eq(status, 1, "exit %d on a full disk; stderr: %s", status, warnings);
+    cr_expect(warnings && strstr(warnings, "No space left on device"), "stderr: %s", warnings);
+    free(warnings);
+    free(err_path);
+    free(path);
+    free(complete);
+    free(nginx);
+    free(directory);
+}

@@ -682,6 +682,25 @@ Test(config, unreadable_file)
     config_errors_free(&errors);
 }
 
+/* -c naming a directory (the file name left off), or a disk that fails
+ * mid-file: what was read is not a whole config, and the reason is the
+ * read, not "no [listen] address" or a config cut short. */
+Test(config, read_error_is_said_as_such)
+{
+    char directory_template[] = "/tmp/snisplice-config-dir-XXXXXX";
+    char *directory = mkdtemp(directory_template);
+    cr_assert_not_null(directory);
+    struct config_errors errors;
+    cr_expect_null(config_load(directory, &errors));
+    cr_assert_eq(errors.count, 1, "%zu errors, the first: %s", errors.count, errors.count ? errors.lines[0] : "");
+    char *expected = NULL;
+    cr_assert_gt(asprintf(&expected, "%s: cannot read: Is a directory", directory), 0);
+    cr_expect_str_eq(errors.lines[0], expected);
+    free(expected);
+    config_errors_free(&errors);
+    rmdir(directory);
+}
+
 Test(config, shipped_example_is_valid)
 {
     struct config_errors errors;
