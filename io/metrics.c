@@ -218,25 +218,44 @@ static int compare_servers(const void *a, const void *b)
     return by_upstream ? by_upstream : strcmp(x->server, y->server);
 }
 
+/* Each worker's route (or server) entry count, loaded once into counts;
+ * their sum. A worker may intern a name between two loads: read twice,
+ * the second walk would fill the room counted for the workers after it,
+ * and their entries would drop out of the sums, a counter going
+ * backwards (a reset, to Prometheus). */
+static size_t load_counts(const struct worker *workers, unsigned worker_count, bool servers, uint32_t *counts)
+{
+    size_t total = 0;
+    for (unsigned w = 0; w < worker_count; w++) {
+        const struct metrics *metrics = &workers[w].metrics;
+        counts[w] = atomic_load_explicit(servers ? &metrics->server_count : &metrics->route_count,
+                                         memory_order_acquire);
+        total += counts[w];
+    }
+    return total;
+}
+
 /* Every worker's route entries, sorted by name (the "other" entries too). */
 static const struct metrics_route **gather_routes(const struct worker *workers, unsigned worker_count,
                                                   size_t *count)
 {
-    size_t total = 0;
-    for (unsigned w = 0; w < worker_count; w++)
-        total += atomic_load_explicit(&workers[w].metrics.route_count, memory_order_acquire) + 1;
-    const struct metrics_route **all = malloc((total ? total : 1) * sizeof *all);
-    if (!all)
+    uint32_t *counts = malloc((worker_count ? worker_count : 1) * sizeof *counts);
+    if (!counts)
         return NULL;
-    size_t used = 0;
-    for (unsigned w = 0; w < worker_count && used < total; w++) {
-        const struct metrics *metrics = &workers[w].metrics;
-        uint32_t n = atomic_load_explicit(&metrics->route_count, memory_order_acquire);
-        for (uint32_t i = 0; i < n && used < total; i++)
-            all[used++] = &metrics->routes[i];
-        if (used < total)
-            all[used++] = &metrics->routes[METRICS_NAMES_MAX];
+    size_t total = load_counts(workers, worker_count, false, counts) + worker_count;
+    const struct metrics_route **all = malloc((total ? total : 1) * sizeof *all);
+    if (!all) {
+        free(counts);
+        return NULL;
     }
+    size_t used = 0;
+    for (unsigned w = 0; w < worker_count; w++) {
+        const struct metrics *metrics = &workers[w].metrics;
+        for (uint32_t i = 0; i < counts[w]; i++)
+            all[used++] = &metrics->routes[i];
+        all[used++] = &metrics->routes[METRICS_NAMES_MAX];
+    }
+    free(counts);
     qsort(all, used, sizeof *all, compare_routes);
     *count = used;
     return all;
@@ -344,24 +363,24 @@ static void render_server_family(struct text *text, const struct metrics_server 
 
 static void render_servers(struct text *text, const struct worker *workers, unsigned worker_count)
 {
-    size_t total = 0;
-    for (unsigned w = 0; w < worker_count; w++)
-        total += atomic_load_explicit(&workers[w].metrics.server_count, memory_order_acquire) + 1;
-    const struct metrics_server **all = malloc((total ? total : 1) * sizeof *all);
+    uint32_t *counts = malloc((worker_count ? worker_count : 1) * sizeof *counts);
+    size_t total = counts ? load_counts(workers, worker_count, true, counts) + worker_count : 0;
+    const struct metrics_server **all = counts ? malloc((total ? total : 1) * sizeof *all) : NULL;
     if (!all) {
+        free(counts);
         text->failed = true;
         return;
     }
     size_t used = 0;
-    for (unsigned w = 0; w < worker_count && used < total; w++) {
+    for (unsigned w = 0; w < worker_count; w++) {
         const struct metrics *metrics = &workers[w].metrics;
-        uint32_t n = atomic_load_explicit(&metrics->server_count, memory_order_acquire);
-        for (uint32_t i = 0; i < n && used < total; i++)
+        for (uint32_t i = 0; i < counts[w]; i++)
             all[used++] = &metrics->servers[i];
         const struct metrics_server *other = &metrics->servers[METRICS_NAMES_MAX];
-        if (used < total && (load(&other->connect_failures) || load(&other->connections)))
+        if (load(&other->connect_failures) || load(&other->connections))
             all[used++] = other;
     }
+    free(counts);
     qsort(all, used, sizeof *all, compare_servers);
     render_server_family(text, all, used, SERVER_CONNECT_FAILURES);
     render_server_family(text, all, used, SERVER_CONNECTIONS);

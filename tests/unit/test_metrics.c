@@ -1,14 +1,18 @@
 /*
  * test_metrics.c - the per-worker metric storage: routes interned by name
  * (same entry every time, "other" once full), connect failures by server,
- * preread histogram bucket edges, and label escaping of the exposition
- * format.
+ * preread histogram bucket edges, label escaping of the exposition
+ * format, and sums over workers that never go backwards while names are
+ * being interned.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../io/metrics.h"
+#include "../../io/worker.h"
 
 Test(metrics, routes_are_interned_by_name)
 {
@@ -82,4 +86,73 @@ Test(metrics, label_escaping)
     char tiny[6];
     metrics_escape_label("\"\"\"\"", tiny, sizeof tiny);
     cr_expect_leq(strlen(tiny), 5, "never past the buffer");
+}
+
+/* Worker 0 interns names as fast as it can while the stats thread
+ * renders: worker 1's entries must be in every sum all the same. */
+struct interning {
+    struct metrics *metrics;
+    atomic_bool done;
+};
+
+static void *intern_names(void *argument)
+{
+    struct interning *interning = argument;
+    char name[32];
+    for (int i = 0; i < METRICS_NAMES_MAX - 8; i++) {
+        snprintf(name, sizeof name, "new%d", i);
+        metrics_route(interning->metrics, name);
+        metrics_server(interning->metrics, name, "10.0.0.1:443");
+    }
+    atomic_store(&interning->done, true);
+    return NULL;
+}
+
+static void count_web(struct metrics *metrics)
+{
+    metrics_add(&metrics_route(metrics, "web")->outcomes[OUTCOME_DONE], 5);
+    metrics_add(&metrics_server(metrics, "web", "127.0.0.1:12443")->connections, 5);
+}
+
+static bool sums_whole(const struct worker *workers)
+{
+    char *text = metrics_render(workers, 2, 0, 0);
+    cr_assert_not_null(text);
+    bool whole = strstr(text, "snisplice_connections_total{route=\"web\",outcome=\"done\"} 10\n") &&
+                 strstr(text, "snisplice_upstream_connections_total{upstream=\"web\",server=\"127.0.0.1:12443\"} 10\n");
+    free(text);
+    return whole;
+}
+
+/* A counter that goes down is a counter reset to Prometheus: rate() of
+ * it shows a spike of the whole count. A worker that interns a name (a
+ * reload's new route, a server's first connection) between the stats
+ * thread's count of the entries and its walk over them must not push
+ * another worker's entries out of the sums. The window is short: many
+ * rounds, each scraping only while names are being interned. */
+Test(metrics, sums_stay_whole_while_a_worker_interns_names)
+{
+    struct worker *workers = calloc(2, sizeof *workers);
+    cr_assert_not_null(workers);
+    cr_assert(metrics_init(&workers[1].metrics));
+    count_web(&workers[1].metrics);
+    long scrapes = 0, partial = 0;
+    for (int round = 0; round < 40 && partial == 0; round++) {
+        cr_assert(metrics_init(&workers[0].metrics));
+        count_web(&workers[0].metrics);
+        struct interning interning = { .metrics = &workers[0].metrics };
+        pthread_t thread;
+        cr_assert_eq(pthread_create(&thread, NULL, intern_names, &interning), 0);
+        while (!atomic_load(&interning.done) && partial == 0) {
+            scrapes++;
+            if (!sums_whole(workers))
+                partial = scrapes;
+        }
+        pthread_join(thread, NULL);
+        metrics_destroy(&workers[0].metrics);
+    }
+    cr_expect_eq(partial, 0, "scrape %ld of %ld summed only part of the workers' counts", partial, scrapes);
+    cr_log_info("%ld scrapes", scrapes);
+    metrics_destroy(&workers[1].metrics);
+    free(workers);
 }
