@@ -184,7 +184,6 @@ void connection_close(struct worker *worker, struct connection *connection,
     }
     release_pipe(worker, &connection->to_upstream);
     release_pipe(worker, &connection->to_client);
-    counter_add(&worker->counters.outcomes[outcome], 1);
     metrics_add(&connection->route_metrics->outcomes[outcome], 1);
     upstream_health_release(&connection->held_server);
     if (connection->server_metrics)
@@ -205,13 +204,10 @@ void connection_count_bytes(struct worker *worker, struct connection *connection
     direction->bytes += bytes;
     /* Relaxed stores of counters only this worker writes: no lock, no
      * shared cache line, a few instructions per splice. */
-    if (direction == &connection->to_upstream) {
+    if (direction == &connection->to_upstream)
         metrics_add(&connection->route_metrics->bytes_to_upstream, bytes);
-        counter_add(&worker->counters.bytes_to_upstream, bytes);
-    } else {
+    else
         metrics_add(&connection->route_metrics->bytes_to_client, bytes);
-        counter_add(&worker->counters.bytes_to_client, bytes);
-    }
 }
 
 bool connection_op_completed(struct worker *worker, struct connection *connection,

@@ -69,9 +69,6 @@ struct worker_counters {
     _Atomic uint64_t accepted;
     _Atomic uint64_t rejected_at_limit;
     _Atomic uint64_t active;
-    _Atomic uint64_t outcomes[OUTCOME_COUNT];
-    _Atomic uint64_t bytes_to_upstream;
-    _Atomic uint64_t bytes_to_client;
     _Atomic uint64_t access_log_lines_lost; /* buffers busy, or the write failed */
 } __attribute__((aligned(64)));
 
