@@ -26,6 +26,7 @@
  */
 #include "admission.h"
 
+#include <errno.h>
 #include <sys/socket.h>
 
 #include "../core/access_rules.h"
@@ -99,13 +100,17 @@ bool admission_client_address(struct connection *connection)
     return connection->client_address_known;
 }
 
-/* False (and the connection closed) when the socket has no peer any more. */
+/* False (and the connection closed) when the socket has no peer any more.
+ * ENOTCONN: the client reset the connection before the worker got to it,
+ * as a load balancer's health check does at once (HAProxy's `check` with
+ * send-proxy-v2: a LOCAL header, then a reset). It left before its hello,
+ * like any client_closed one; nothing failed. */
 static bool peer_address(struct worker *worker, struct connection *connection,
                          struct sockaddr_storage *peer)
 {
     if (admission_peer_address(connection, peer))
         return true;
-    connection_close(worker, connection, OUTCOME_CLIENT_ERROR);
+    connection_close(worker, connection, errno == ENOTCONN ? OUTCOME_CLIENT_CLOSED : OUTCOME_CLIENT_ERROR);
     return false;
 }
 

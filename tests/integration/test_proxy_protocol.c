@@ -212,3 +212,59 @@ Test(proxy_protocol, accepted_from_trusted_sources, .init = integration_init, .f
     free(log_path);
     free(directory);
 }
+
+/* A load balancer's health check: HAProxy's `check` on a server with
+ * send-proxy-v2 connects, sends a LOCAL header (these 16 bytes, captured
+ * from HAProxy 2.6) and resets at once, often before the worker has
+ * accepted the connection. The client left: client_closed, as for any
+ * client gone before its hello, never client_error, which would count
+ * every health check as a failed client. Ports: block 341. */
+Test(proxy_protocol, health_check_resets_are_not_client_errors, .init = integration_init,
+     .fini = pp_fini)
+{
+    uint16_t port = TEST_PORT(341, 0);
+    cr_assert(backend_start(&alpha, "alpha", TEST_PORT(341, 1), NULL, NULL));
+    char *directory = temp_directory_create("proxy-protocol-checks");
+    char *log_path = text_format("%s/access.log", directory);
+    char *globals = text_format("access_log = %s\n", log_path);
+    char *body = text_format("proxy_protocol_from = 127.0.0.1\n"
+                             "[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(341, 1));
+    char *config = config_text(port, globals, body);
+    cr_assert(proxy_start(&pp_proxy, config, port), "snisplice did not start");
+
+    static const uint8_t haproxy_local[] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51,
+                                             0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00 };
+    enum { CHECKS = 40 };
+    for (int i = 0; i < CHECKS; i++) {
+        int fd = net_connect(port);
+        cr_assert_geq(fd, 0);
+        struct linger reset = { 1, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        net_send_all(fd, haproxy_local, sizeof haproxy_local);
+        close(fd);
+    }
+
+    /* Every check gets its line (written within a tick or so). */
+    char *log = NULL;
+    for (int waited = 0; waited < 10000; waited += 20) {
+        free(log);
+        log = file_read_all(log_path, NULL);
+        if (log && text_count(log, "outcome=") >= CHECKS)
+            break;
+        sleep_ms(20);
+    }
+    cr_expect_eq(proxy_stop(&pp_proxy, 10000), 0);
+    free(log);
+    log = file_read_all(log_path, NULL);
+    cr_assert_not_null(log);
+    /* (and one more: proxy_start's probe, a connection without bytes) */
+    cr_expect_geq(text_count(log, "outcome=client_closed"), CHECKS, "access log:\n%s", log);
+    cr_expect_eq(text_count(log, "outcome=client_error"), 0, "access log:\n%s", log);
+    cr_expect_eq(backend_accepted(&alpha), 0);
+    free(log);
+    free(config);
+    free(body);
+    free(globals);
+    free(log_path);
+    free(directory);
+}

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -201,6 +202,69 @@ Test(proxy_protocol, v2_refusals_local_and_tlvs)
     cr_expect_eq(proxy_protocol_parse(copy, length + 7, &header), PROXY_PROTOCOL_FOUND);
     cr_expect_eq(header.length, length + 7);
     cr_expect(header.has_addresses);
+}
+
+/* Headers HAProxy 2.6 really sent (captured from a listener), each followed
+ * by what came after it on the connection. */
+static size_t from_hex(const char *hex, uint8_t *out)
+{
+    size_t length = strlen(hex) / 2;
+    for (size_t i = 0; i < length; i++) {
+        unsigned byte;
+        cr_assert_eq(sscanf(hex + 2 * i, "%2x", &byte), 1);
+        out[i] = (uint8_t)byte;
+    }
+    return length;
+}
+
+Test(proxy_protocol, haproxy_captured_headers)
+{
+    static const struct {
+        const char *what, *hex;
+        size_t header_length;
+        bool has_addresses;
+    } captured[] = {
+        { "check, send-proxy-v2: LOCAL", "0d0a0d0a000d0a515549540a20000000", 16, false },
+        { "check, send-proxy-v2-ssl: LOCAL with an SSL TLV",
+          "0d0a0d0a000d0a515549540a200000082000050000000000", 24, false },
+        { "send-proxy-v2 proxy-v2-options unique-id,authority,crc32c,ssl: TCP4 and 3 TLVs",
+          "0d0a0d0a000d0a515549540a2111004c7f0000017f000001330a3308030004f92a825605002e3746303030"
+          "3030313a333330415f37463030303030313a333330385f36423041314431455f303030303a36303135200005"
+          "000000000068656c6c6f",
+          92, true },
+        { "send-proxy-v2-ssl-cn from an IPv6 client: TCP6 and an SSL TLV",
+          "0d0a0d0a000d0a515549540a2121002c0000000000000000000000000000000100000000000000000000000000"
+          "000001330b3309200005000000000068656c6c6f",
+          60, true },
+    };
+    for (size_t i = 0; i < sizeof captured / sizeof captured[0]; i++) {
+        uint8_t bytes[128];
+        size_t length = from_hex(captured[i].hex, bytes);
+        struct proxy_protocol_header header;
+        cr_expect_eq(proxy_protocol_parse(bytes, length, &header), PROXY_PROTOCOL_FOUND, "%s", captured[i].what);
+        cr_expect_eq(header.length, captured[i].header_length, "%s", captured[i].what);
+        cr_expect_eq(header.has_addresses, captured[i].has_addresses, "%s", captured[i].what);
+        cr_expect_eq(proxy_protocol_parse(bytes, captured[i].header_length - 1, &header),
+                     PROXY_PROTOCOL_NEED_MORE, "%s", captured[i].what);
+    }
+    uint8_t bytes[128];
+    struct proxy_protocol_header header;
+    size_t length = from_hex(captured[2].hex, bytes);
+    cr_assert_eq(proxy_protocol_parse(bytes, length, &header), PROXY_PROTOCOL_FOUND);
+    struct sockaddr_storage from = inet4("127.0.0.1", 13066), to = inet4("127.0.0.1", 13064);
+    cr_expect(same_address(&header.source, &from));
+    cr_expect(same_address(&header.destination, &to));
+    length = from_hex(captured[3].hex, bytes);
+    cr_assert_eq(proxy_protocol_parse(bytes, length, &header), PROXY_PROTOCOL_FOUND);
+    from = inet6("::1", 13067);
+    to = inet6("::1", 13065);
+    cr_expect(same_address(&header.source, &from));
+    cr_expect(same_address(&header.destination, &to));
+
+    /* The v1 line of its checks (send-proxy): the check's own addresses. */
+    const char check[] = "PROXY TCP4 127.0.0.1 127.0.0.1 47852 13062\r\n";
+    cr_expect_eq(proxy_protocol_parse((const uint8_t *)check, strlen(check), &header), PROXY_PROTOCOL_FOUND);
+    cr_expect_eq(header.length, strlen(check));
 }
 
 Test(proxy_protocol, address_ranges)
