@@ -288,21 +288,30 @@ static bool near_own_address(const struct process *process, const struct address
     return false;
 }
 
-/* Steer a listening address's connections to the worker on the CPU that
- * received them only if packets arrive spread over the workers' CPUs:
- * loopback (the sender's CPU) or NICs with a queue per worker, or RPS.
- * Otherwise the kernel's hash spreads them, which keeps every worker busy. */
-static bool steers_by_cpu(const struct process *process, const struct address *address, bool nics_spread)
+/* With pinned workers, steer a listening address's connections to the
+ * worker on the CPU that received them only if packets arrive spread over
+ * the workers' CPUs: loopback (the sender's CPU) or NICs with a queue per
+ * worker, or RPS. Otherwise the kernel's hash spreads them, which keeps
+ * every worker busy. */
+static bool steers_by_cpu(const struct address *address, bool nics_spread)
 {
-    if (!process->worker_cpus || process->worker_count < 2)
-        return false;
-    if (address_is_loopback(address) || nics_spread)
-        return true;
+    return address_is_loopback(address) || nics_spread;
+}
+
+/* Said once per bind pass, naming the first such address: the cause is
+ * the machine's devices, the same for each, and a line per address
+ * buried the log of a host with hundreds of them at every start. */
+static void say_spread_by_hash(const struct process *process, const struct address *first, size_t count)
+{
+    if (count == 0)
+        return;
     char text[ADDRESS_TEXT_MAX];
-    address_format(address, text, sizeof text);
-    log_info("%s: a network device has fewer receive queues than the %u workers and no RPS: "
-             "connections are spread by hash, not by receiving CPU", text, process->worker_count);
-    return false;
+    address_format(first, text, sizeof text);
+    char more[48] = "";
+    if (count > 1)
+        snprintf(more, sizeof more, " and %zu more listen addresses", count - 1);
+    log_info("%s%s: a network device has fewer receive queues than the %u workers and no RPS: "
+             "connections are spread by hash, not by receiving CPU", text, more, process->worker_count);
 }
 
 /* A socket of this process's own whose address the reload just before
@@ -396,6 +405,8 @@ static bool open_new_addresses(struct process *process, const struct config_list
     }
     /* Read once per bind pass, not per address: the devices are the same. */
     bool nics_spread = ok && listener_nics_spread_over("/sys/class/net", process->worker_count);
+    const struct address *first_by_hash = NULL;
+    size_t by_hash = 0;
     for (size_t i = 0; ok && i < count; i++) {
         if (is_listening_on(process, &listen[i].address))
             continue;
@@ -412,11 +423,18 @@ static bool open_new_addresses(struct process *process, const struct config_list
             }
         }
         /* Every worker's socket has joined the group, in worker order. */
-        if (ok && steers_by_cpu(process, &listen[i].address, nics_spread) &&
-            !listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
+        if (!ok || !process->worker_cpus || process->worker_count < 2)
+            continue;
+        if (!steers_by_cpu(&listen[i].address, nics_spread)) {
+            if (by_hash++ == 0)
+                first_by_hash = &listen[i].address;
+            continue;
+        }
+        if (!listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
             log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
     }
     if (ok) {
+        say_spread_by_hash(process, first_by_hash, by_hash);
         ok = hand_over(process, listen, count, fds, opened, epoch);
     } else {
         for (size_t i = 0; i < opened; i++)

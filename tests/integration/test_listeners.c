@@ -7,7 +7,7 @@
  * connection goes to the worker on the CPU that received it. A wildcard
  * address and a specific one on the same port both listen, each with its
  * own routes (nginx's `listen 443` beside `listen 10.0.0.1:443`). Ports:
- * blocks 48, 85, 160.
+ * blocks 48, 85, 160, 330.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -285,5 +287,64 @@ Test(listeners, wildcard_and_specific_address_on_one_port, .init = integration_i
     close(fd);
     hello_free(&hello);
     free(config);
+    cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
+}
+
+/* The first IPv4 address of an interface that is up and not loopback
+ * (dotted, into text); false when the host has none. */
+static bool non_loopback_ipv4(char *text, size_t size)
+{
+    struct ifaddrs *all = NULL;
+    if (getifaddrs(&all) != 0)
+        return false;
+    bool found = false;
+    for (struct ifaddrs *at = all; at && !found; at = at->ifa_next) {
+        if (!at->ifa_addr || at->ifa_addr->sa_family != AF_INET || (at->ifa_flags & IFF_LOOPBACK) ||
+            !(at->ifa_flags & IFF_UP))
+            continue;
+        found = inet_ntop(AF_INET, &((struct sockaddr_in *)at->ifa_addr)->sin_addr, text, (socklen_t)size) != NULL;
+    }
+    freeifaddrs(all);
+    return found;
+}
+
+/* A host with hundreds of listen addresses on a NIC with fewer receive
+ * queues than workers (most VPSes) is told once per start or reload that
+ * connections are spread by hash, not once per address: the cause is the
+ * machine's, and a line each buried the log. (A host whose NICs spread
+ * packets says nothing at all.) */
+Test(listeners, spread_by_hash_is_said_once_for_many_addresses, .init = integration_init, .fini = listeners_fini)
+{
+    char host[INET_ADDRSTRLEN];
+    if (!non_loopback_ipv4(host, sizeof host))
+        cr_skip_test("no non-loopback IPv4 address");
+    enum { EXTRA = 6 };
+    uint16_t proxy_port = TEST_PORT(330, 0);
+    char *addresses = text_format("%s", ""), *more = text_format("%s", "");
+    for (int i = 0; i < EXTRA; i++) {
+        char *next = text_format("%saddress = %s:%u\n", addresses, host, TEST_PORT(330, 1 + i));
+        free(addresses);
+        addresses = next;
+        next = text_format("%saddress = %s:%u\n", more, host, TEST_PORT(330, 1 + EXTRA + i));
+        free(more);
+        more = next;
+    }
+    char *body = text_format("%supstream = 127.0.0.1:%u\n", addresses, TEST_PORT(330, 19));
+    char *config = config_text(proxy_port, "", body);
+    cr_assert(proxy_start(&listeners_proxy, config, proxy_port), "snisplice did not start");
+    char *grown_body = text_format("%s%supstream = 127.0.0.1:%u\n", addresses, more, TEST_PORT(330, 19));
+    char *grown = config_text(proxy_port, "", grown_body);
+    proxy_reload(&listeners_proxy, grown);
+    cr_assert(proxy_stderr_wait_for(&listeners_proxy, "reloaded", 10000), "the reload never finished");
+    char *log = proxy_stderr(&listeners_proxy);
+    cr_expect_leq(text_count(log, "fewer receive queues"), 2,
+                  "one line per start or reload, not per address:\n%s", log);
+    free(log);
+    free(grown);
+    free(grown_body);
+    free(config);
+    free(body);
+    free(more);
+    free(addresses);
     cr_expect_eq(proxy_stop(&listeners_proxy, 10000), 0);
 }

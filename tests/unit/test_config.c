@@ -295,6 +295,38 @@ Test(config, one_hundred_thousand_literal_addresses, .timeout = 30)
     config_free(config);
 }
 
+/* A hosting provider's shape: a listener per tenant address, each with
+ * its own [routes NAME] table. Loading stays linear in the whole file: a
+ * scan of every route per table, and of every table and listener name
+ * per section, made 20,000 tables of 5 routes take 9 s to load (and as
+ * long at every reload) against 0.2 s for the same routes in one table. */
+Test(config, twenty_thousand_listeners_with_their_own_tables, .timeout = 30)
+{
+    enum { TABLES = 20000, PER_TABLE = 5 };
+    size_t size = (size_t)TABLES * (80 + PER_TABLE * 40) + 100, length = 0;
+    char *text = malloc(size);
+    cr_assert_not_null(text);
+    for (int t = 0; t < TABLES; t++)
+        length += (size_t)snprintf(text + length, size - length, "[listen l%d]\naddress = 127.1.%d.%d:%d\nroutes = t%d\n",
+                                   t, t / 250, t % 250 + 1, 1000 + t % 7, t);
+    for (int t = 0; t < TABLES; t++) {
+        length += (size_t)snprintf(text + length, size - length, "[routes t%d]\n", t);
+        for (int r = 0; r < PER_TABLE; r++)
+            length += (size_t)snprintf(text + length, size - length, "h%d.t%d.test = 10.0.%d.%d:443\n", r, t,
+                                       r, t % 250);
+    }
+    struct config *config = load_ok(text);
+    free(text);
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, TABLES);
+    cr_assert_eq(snapshot->route_table_count, TABLES);
+    /* Each listener routes by its own table only. */
+    const struct snapshot_listener *last = &snapshot->listeners[TABLES - 1];
+    cr_assert_str_eq(upstream_name(config, route_lookup(last->routes, "h4.t19999.test", 14)), "10.0.4.249:443");
+    cr_assert_eq(route_lookup(last->routes, "h4.t19998.test", 14), ROUTE_NO_MATCH);
+    config_free(config);
+}
+
 Test(config, workers_number_and_durations)
 {
     struct config *config = load_ok("[global]\nworkers = 3\npreread_timeout = 500ms\nidle_timeout = 1h\n"

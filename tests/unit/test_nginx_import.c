@@ -1412,6 +1412,43 @@ Test(nginx_import, one_hundred_thousand_map_entries, .timeout = 60)
     nginx_import_free(&result);
 }
 
+/* A hosting config: a server per tenant address, all on port 443, every
+ * third also taking PROXY headers on a second address. Each gets the
+ * first free "port443_N" (and "port443_proxy_protocol_N"), as before,
+ * and the import stays linear: trying each suffix against every name
+ * given before took over two minutes for 5,000 servers. */
+Test(nginx_import, five_thousand_servers_on_one_port, .timeout = 30)
+{
+    enum { SERVERS = 5000 };
+    size_t size = 1000 + SERVERS * 160, length = 0;
+    char *text = malloc(size);
+    cr_assert_not_null(text);
+    length += (size_t)snprintf(text + length, size - length,
+                               "stream {\n  map $ssl_preread_server_name $backend {\n    hostnames;\n"
+                               "    default up;\n  }\n  upstream up { server 127.0.0.1:2000; }\n");
+    for (int i = 0; i < SERVERS; i++) {
+        length += (size_t)snprintf(text + length, size - length, "  server { listen 10.1.%d.%d:443; ", i / 250,
+                                   i % 250 + 1);
+        if (i % 3 == 0)
+            length += (size_t)snprintf(text + length, size - length, "listen 10.2.%d.%d:443 proxy_protocol; ",
+                                       i / 250, i % 250 + 1);
+        length += (size_t)snprintf(text + length, size - length, "proxy_pass $backend; ssl_preread on; }\n");
+    }
+    snprintf(text + length, size - length, "}\n");
+    struct nginx_import result = import_text(text);
+    free(text);
+    cr_expect_eq(count_lines(result.ini, "routes = backend"), SERVERS + (SERVERS + 2) / 3);
+    cr_expect(strstr(result.ini, "[listen port443]\naddress = 10.1.0.1:443\n"), "%.400s", result.ini);
+    cr_expect(strstr(result.ini, "[listen port443_proxy_protocol]\naddress = 10.2.0.1:443\n"), "%.400s",
+              result.ini);
+    cr_expect(strstr(result.ini, "[listen port443_2]\naddress = 10.1.0.2:443\n"));
+    cr_expect(strstr(result.ini, "[listen port443_proxy_protocol_2]\naddress = 10.2.0.4:443\n"));
+    cr_expect(strstr(result.ini, "[listen port443_5000]\naddress = 10.1.19.250:443\n"));
+    cr_expect(strstr(result.ini, "[listen port443_proxy_protocol_1667]\naddress = 10.2.19.249:443\n"));
+    expect_loadable(result.ini);
+    nginx_import_free(&result);
+}
+
 Test(nginx_import, quoting_escapes_and_comments)
 {
     struct nginx_import result = import_text(

@@ -182,6 +182,22 @@ Test(upstream, weights_share_first_picks_smoothly)
     upstream_release(&upstream);
 }
 
+/* Weights with a common factor (100/200/300 style) share out as their
+ * reduced ones do, in one short cycle: the schedule is built at every
+ * load and reload, a pass over the primaries per entry, so a cycle of the
+ * summed weights cost seconds for 256 servers of weight 1000. */
+Test(upstream, weights_with_a_common_factor_keep_one_short_cycle)
+{
+    const int scaled_weights[] = { 500, 100, 100 }, weights[] = { 5, 1, 1 };
+    struct upstream scaled = weighted(scaled_weights, 3), reduced = weighted(weights, 3);
+    cr_assert_eq(scaled.schedule_length, 7, "got a cycle of %u", scaled.schedule_length);
+    for (uint32_t start = 0; start < 700; start++)
+        cr_assert_eq(port_of(upstream_server_for_attempt(&scaled, start, 0)),
+                     port_of(upstream_server_for_attempt(&reduced, start, 0)), "pick %u", start);
+    upstream_release(&scaled);
+    upstream_release(&reduced);
+}
+
 Test(upstream, down_servers_are_never_tried)
 {
     const int weights[] = { 1, 0, 1 };
