@@ -52,6 +52,116 @@ bool upstream_health_reset(struct upstream_health *health, struct upstream_load 
     return true;
 }
 
+/* A server's state worth carrying over a reload: it failed lately, rests,
+ * or was kept out until some time. */
+struct kept_health {
+    const char *upstream; /* the previous snapshot's name, valid during the adoption */
+    char server[ADDRESS_TEXT_MAX];
+    struct server_health state;
+};
+
+static bool worth_keeping(const struct server_health *state)
+{
+    return state->fails != 0 || state->resting || state->unavailable_until_ms != 0;
+}
+
+static int compare_kept(const void *a, const void *b)
+{
+    return strcmp(((const struct kept_health *)a)->upstream, ((const struct kept_health *)b)->upstream);
+}
+
+/* The table's servers worth keeping, sorted by upstream name; NULL when
+ * none (or no memory: then nothing is kept, as before reloads kept any). */
+static struct kept_health *keep_failing(const struct upstream_health *health, const struct upstream *upstreams,
+                                        uint32_t count, size_t *kept_count)
+{
+    struct kept_health *kept = NULL;
+    size_t capacity = 0;
+    *kept_count = 0;
+    for (uint32_t u = 0; u < count; u++) {
+        const struct upstream *upstream = &upstreams[u];
+        if (!upstream_health_covers(health, upstream))
+            continue;
+        for (uint32_t i = 0; i < upstream->server_count; i++) {
+            const struct server_health *state = &health->servers[upstream->health_index + i];
+            if (!worth_keeping(state))
+                continue;
+            if (*kept_count == capacity) {
+                capacity = capacity ? 2 * capacity : 16;
+                struct kept_health *grown = realloc(kept, capacity * sizeof *kept);
+                if (!grown) {
+                    free(kept);
+                    *kept_count = 0;
+                    return NULL;
+                }
+                kept = grown;
+            }
+            struct kept_health *entry = &kept[(*kept_count)++];
+            entry->upstream = upstream->name;
+            address_format(&upstream->servers[i].address, entry->server, sizeof entry->server);
+            entry->state = *state;
+        }
+    }
+    if (kept)
+        qsort(kept, *kept_count, sizeof *kept, compare_kept);
+    return kept;
+}
+
+/* The first kept entry of upstream `name`, or kept_count. */
+static size_t first_kept_of(const struct kept_health *kept, size_t kept_count, const char *name)
+{
+    size_t low = 0, high = kept_count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (strcmp(kept[middle].upstream, name) < 0)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low < kept_count && strcmp(kept[low].upstream, name) == 0 ? low : kept_count;
+}
+
+/* Each kept state to the new table's slot of the same upstream name and
+ * server address, unless the new config says that server never rests
+ * (max_fails=0, or the only server of its upstream), as
+ * upstream_health_failed would never have marked it. Cost: the upstreams,
+ * plus a format per server of the upstreams that have a kept one. */
+static void restore_kept(struct upstream_health *health, const struct kept_health *kept, size_t kept_count,
+                         const struct upstream *upstreams, uint32_t count)
+{
+    for (uint32_t u = 0; u < count; u++) {
+        const struct upstream *upstream = &upstreams[u];
+        size_t first = first_kept_of(kept, kept_count, upstream->name);
+        if (first == kept_count || !upstream_health_covers(health, upstream))
+            continue;
+        for (uint32_t i = 0; i < upstream->server_count && upstream->server_count > 1; i++) {
+            if (upstream->servers[i].max_fails == 0)
+                continue;
+            char text[ADDRESS_TEXT_MAX];
+            address_format(&upstream->servers[i].address, text, sizeof text);
+            for (size_t k = first; k < kept_count && strcmp(kept[k].upstream, upstream->name) == 0; k++) {
+                if (strcmp(kept[k].server, text) == 0) {
+                    health->servers[upstream->health_index + i] = kept[k].state;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+bool upstream_health_adopt(struct upstream_health *health, struct upstream_load *load,
+                           const struct upstream *previous, uint32_t previous_count,
+                           const struct upstream *upstreams, uint32_t count, uint32_t slots)
+{
+    size_t kept_count = 0;
+    struct kept_health *kept = previous ? keep_failing(health, previous, previous_count, &kept_count) : NULL;
+    bool reset = upstream_health_reset(health, load, slots);
+    if (reset && kept)
+        restore_kept(health, kept, kept_count, upstreams, count);
+    free(kept);
+    return reset;
+}
+
 void upstream_health_free(struct upstream_health *health)
 {
     free(health->servers);

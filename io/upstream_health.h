@@ -15,7 +15,10 @@
  * none is closed, the next tries them all.
  *
  * One table per worker, indexed by upstream.health_index + server index,
- * reset when the worker adopts a new snapshot. Each worker judges from its
+ * laid out afresh when the worker adopts a new snapshot; a reload keeps
+ * the state of servers that failed lately or rest (by upstream name and
+ * address), so that a config manager reloading every minute does not
+ * send a client to a dead server after each reload. Each worker judges from its
  * own connections only (no shared writes on the connection path); with N
  * workers a dead server costs at most N * max_fails failed attempts per
  * fail_timeout instead of max_fails.
@@ -69,6 +72,15 @@ struct upstream_health {
  * servers get theirs again at first use). False on ENOMEM, leaving an
  * empty table (every server available). */
 bool upstream_health_reset(struct upstream_health *health, struct upstream_load *load, uint32_t slots);
+/* A reload: upstream_health_reset for the new snapshot's `slots`, keeping
+ * what the table knew of each server that failed lately or rests, where
+ * the new snapshot has a server of that address in an upstream of that
+ * name (its running weights start afresh). `previous` is the snapshot the
+ * table was laid out for (NULL: nothing to keep); it must stay valid
+ * during the call (the worker pins it). */
+bool upstream_health_adopt(struct upstream_health *health, struct upstream_load *load,
+                           const struct upstream *previous, uint32_t previous_count,
+                           const struct upstream *upstreams, uint32_t count, uint32_t slots);
 void upstream_health_free(struct upstream_health *health);
 
 /* A server's counters by name in the worker's metrics (io/metrics.h).

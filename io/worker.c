@@ -216,8 +216,17 @@ static void adopt_snapshot(struct worker *worker)
         return;
     worker->round_robin_epoch = snapshot->epoch;
     listener_match_snapshot(worker, snapshot);
-    if (!upstream_health_reset(&worker->health, &worker->load, snapshot->health_slots))
+    /* The health table's snapshot stays pinned until the next adoption
+     * has carried its failing servers' state over (upstream_health.c). */
+    struct snapshot *previous = worker->health_snapshot;
+    if (!upstream_health_adopt(&worker->health, &worker->load, previous ? previous->upstreams : NULL,
+                               previous ? previous->upstream_count : 0, snapshot->upstreams,
+                               snapshot->upstream_count, snapshot->health_slots))
         log_warn("worker %u: no memory for upstream health; every server counts as up", worker->index);
+    if (previous)
+        snapshot_unpin(previous, worker->index);
+    snapshot_pin(snapshot, worker->index);
+    worker->health_snapshot = snapshot;
     if (snapshot->upstream_count > worker->round_robin_count) {
         uint32_t *cursors = realloc(worker->round_robin, snapshot->upstream_count * sizeof *cursors);
         if (cursors) {
@@ -553,6 +562,9 @@ static void finish(struct worker *worker)
     /* The closes queued by the last batch. */
     io_uring_submit(&worker->ring);
     io_uring_queue_exit(&worker->ring);
+    if (worker->health_snapshot)
+        snapshot_unpin(worker->health_snapshot, worker->index);
+    worker->health_snapshot = NULL;
     publisher_worker_offline(worker->publisher, worker->index);
 }
 

@@ -80,6 +80,7 @@ struct worker {
     struct io_uring ring;
     struct publisher *publisher;
     struct snapshot *snapshot;     /* adopted at the top of each loop iteration */
+    struct snapshot *health_snapshot; /* the one `health` is laid out for, pinned (worker.c) */
     struct listener *listeners;    /* open, accepting (list) */
     struct listener *closed_listeners; /* closed, an accept still in flight */
     pthread_mutex_t inbox_lock;    /* guards inbox: the main thread hands over sockets */

@@ -13,8 +13,9 @@
  * too. A flapping server still reaches max_fails; retries after a
  * failure are spread as the balance spreads; a full server does not bring
  * back a dead one; a connection that outlives a reload while connecting
- * still tries every server once. Ports: blocks 5-7, 46, 49, 90, 94,
- * 101-103, 115, 176, 191, 220-222, 241
+ * still tries every server once, and a resting server rests on across a
+ * reload. Ports: blocks 5-7, 46, 49, 90, 94,
+ * 101-103, 115, 176, 191, 220-222, 241, 343
  * (indexes 10+ are never listened on, except in block 101).
  */
 #include <criterion/criterion.h>
@@ -758,6 +759,61 @@ Test(failover, a_reload_while_connecting_still_tries_every_server, .init = integ
     close(hole2);
     free(with_route);
     free(reloaded);
+    free(config);
+    free(body);
+    expect_clean_exit();
+}
+
+/* Connections through the proxy, and how many of them waited for the
+ * black hole's connect_timeout (500 ms) before reaching alpha. */
+static int connections_that_waited(uint16_t proxy_port, int count)
+{
+    int slow = 0;
+    for (int attempt = 0; attempt < count; attempt++) {
+        long long start = monotonic_ms();
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: \"%s\"", attempt, reply ? reply : "");
+        slow += monotonic_ms() - start >= 400;
+        free(reply);
+    }
+    return slow;
+}
+
+/* A reload forgot which servers rest: with a config manager reloading
+ * every minute, a server that drops connections cost one client per
+ * worker a connect_timeout after each reload. Its state now outlives the
+ * reload (by upstream name and address), also when the servers are
+ * listed in another order and a route is added. */
+Test(failover, a_resting_server_keeps_resting_across_a_reload, .init = integration_init, .fini = failover_fini)
+{
+    uint16_t proxy_port = TEST_PORT(343, 0), hole_port = TEST_PORT(343, 1), alpha_port = TEST_PORT(343, 2);
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    int fillers[4];
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = matrix\n[upstream matrix]\n"
+                             "server = 127.0.0.1:%u max_fails=1 fail_timeout=60s\n"
+                             "server = 127.0.0.1:%u\n", hole_port, alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    cr_expect_eq(connections_that_waited(proxy_port, 4), 1, "the black hole was not tried once, then rested");
+
+    char *reordered = text_format("[routes]\nother.example = alpha\ndefault = matrix\n"
+                                  "[upstream alpha]\nserver = 127.0.0.1:%u\n[upstream matrix]\n"
+                                  "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u max_fails=1 fail_timeout=60s\n",
+                                  alpha_port, alpha_port, hole_port);
+    char *reloaded = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", reordered);
+    proxy_reload(&failover_proxy, reloaded);
+    cr_assert(proxy_stderr_wait_for(&failover_proxy, "reloaded", 3000));
+    sleep_ms(100);
+    int slow = connections_that_waited(proxy_port, 6);
+    cr_expect_eq(slow, 0, "%d of 6 connections after the reload waited for the resting server", slow);
+
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
+    free(reloaded);
+    free(reordered);
     free(config);
     free(body);
     expect_clean_exit();

@@ -576,3 +576,77 @@ Test(upstream_health, a_reset_frees_the_records_nothing_holds, .fini = teardown)
     upstream_health_release(&held);
     cr_expect_eq(held_by(1), 0);
 }
+
+/* An upstream named `name` of servers 127.0.0.1:PORT for each port, laid
+ * out in a health table from slot `first`. */
+static struct upstream reloaded_upstream(const char *name, const unsigned *ports, uint32_t count, uint32_t first)
+{
+    struct upstream made = { 0 };
+    made.name = strdup(name);
+    cr_assert_not_null(made.name);
+    for (uint32_t i = 0; i < count; i++) {
+        struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
+        server.fail_timeout_ms = 1000;
+        char text[32], error[128];
+        snprintf(text, sizeof text, "127.0.0.1:%u", ports[i]);
+        cr_assert(address_parse(text, &server.address, error, sizeof error), "%s", error);
+        cr_assert(upstream_add_server(&made, &server));
+    }
+    cr_assert(upstream_schedule_build(&made));
+    made.health_index = first;
+    return made;
+}
+
+/* A reload keeps what the table knew of a failing server, found by
+ * upstream name and address wherever the new snapshot lists it; a server
+ * of the same address in another upstream, and a new one, start afresh. */
+Test(upstream_health, a_reload_keeps_a_resting_servers_state_by_name, .fini = teardown)
+{
+    setup(3, 1); /* "test": 127.0.0.1:1000, :1001, :1002 */
+    cr_assert(try_server(0, 100));
+    fail(0, 100);
+    cr_assert(try_server(1, 100));
+    fail(1, 100);
+    cr_expect(!available(0, 200) && !available(1, 200), "two servers rest before the reload");
+
+    const unsigned other_ports[] = { 1000 };
+    const unsigned test_ports[] = { 1003, 1001, 1000 }; /* reordered, one new, :1002 gone */
+    struct upstream upstreams[2] = { reloaded_upstream("other", other_ports, 1, 0),
+                                     reloaded_upstream("test", test_ports, 3, 1) };
+    struct upstream layout = upstream; /* the table's snapshot, kept for the next adoption */
+    cr_assert(upstream_health_adopt(&health, &load, &layout, 1, upstreams, 2, 4));
+    cr_expect(upstream_health_available(&health, &load, &upstreams[0], &upstreams[0].servers[0], 200),
+              "another upstream's server of the same address rests too");
+    cr_expect(upstream_health_available(&health, &load, &upstreams[1], &upstreams[1].servers[0], 200),
+              "a new server rests");
+    cr_expect(!upstream_health_available(&health, &load, &upstreams[1], &upstreams[1].servers[1], 200),
+              "127.0.0.1:1001 was forgotten");
+    cr_expect(!upstream_health_available(&health, &load, &upstreams[1], &upstreams[1].servers[2], 200),
+              "127.0.0.1:1000 was forgotten");
+    cr_expect(upstream_health_available(&health, &load, &upstreams[1], &upstreams[1].servers[2], 1200),
+              "the kept rest does not end with its fail_timeout");
+
+    /* A server the new config says never rests (max_fails=0, the only
+     * server of its upstream) keeps nothing. */
+    struct upstream again = reloaded_upstream("test", test_ports, 3, 0);
+    again.servers[1].max_fails = 0;
+    cr_assert(upstream_health_adopt(&health, &load, upstreams, 2, &again, 1, 3));
+    cr_expect(upstream_health_available(&health, &load, &again, &again.servers[1], 200),
+              "127.0.0.1:1001 rests with max_fails=0");
+    cr_expect(!upstream_health_available(&health, &load, &again, &again.servers[2], 200),
+              "127.0.0.1:1000 was forgotten at the second reload");
+    const unsigned alone_ports[] = { 1000 };
+    struct upstream alone = reloaded_upstream("test", alone_ports, 1, 0);
+    cr_assert(upstream_health_adopt(&health, &load, &again, 1, &alone, 1, 1));
+    cr_expect(upstream_health_available(&health, &load, &alone, &alone.servers[0], 200),
+              "127.0.0.1:1000 rests as the only server of its upstream");
+
+    /* Without the previous layout nothing is kept. */
+    cr_assert(upstream_health_adopt(&health, &load, &layout, 1, upstreams, 2, 4));
+    cr_assert(upstream_health_adopt(&health, &load, NULL, 0, upstreams, 2, 4));
+    cr_expect(upstream_health_available(&health, &load, &upstreams[1], &upstreams[1].servers[2], 200));
+    upstream_release(&upstreams[0]);
+    upstream_release(&upstreams[1]);
+    upstream_release(&again);
+    upstream_release(&alone);
+}
