@@ -207,7 +207,7 @@ Test(wakeups, deferred_client_bytes_arrive_within_a_tick, .init = integration_in
     stop_routed();
 }
 
-#define BURST 40
+#define BURST 16
 
 static long long lone_connection_after_burst_ms(uint16_t port)
 {
@@ -264,8 +264,13 @@ Test(wakeups, a_lone_connection_after_a_burst_is_not_held_for_a_batch, .init = i
      * whole deadline. Compared with the lone connections after a pause,
      * measured in between, so that a loaded test machine (ASan, two
      * suites at once) slows both alike: against a fixed 5 ms, CI's run
-     * once read 7 ms with the code right. */
-    cr_expect_lt(took[LONE_SAMPLES / 2], idle[LONE_SAMPLES / 2] + 3,
+     * once read 7 ms with the code right. The margin leaves room for the
+     * burst's last closes, which the worker may still be handling when
+     * the lone connection comes (2-3 ms under ASan and load); the burst
+     * is kept small for that reason (16 connections still mark the
+     * worker busy; with the batched wait's minimum time taken out, the
+     * lone connection then waits for completions that never come). */
+    cr_expect_lt(took[LONE_SAMPLES / 2], idle[LONE_SAMPLES / 2] + 5,
                  "a lone connection after a burst took %lld ms, after a pause %lld ms (medians of %d)",
                  took[LONE_SAMPLES / 2], idle[LONE_SAMPLES / 2], LONE_SAMPLES);
     stop_routed();
