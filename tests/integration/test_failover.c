@@ -411,6 +411,21 @@ Test(failover, each_listener_keeps_its_own_connect_timeout, .init = integration_
     expect_clean_exit();
 }
 
+/* Connections through the proxy, and how many of them waited for the
+ * black hole's connect_timeout (500 ms) before reaching alpha. */
+static int connections_that_waited(uint16_t proxy_port, int count)
+{
+    int slow = 0;
+    for (int attempt = 0; attempt < count; attempt++) {
+        long long start = monotonic_ms();
+        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
+        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: \"%s\"", attempt, reply ? reply : "");
+        slow += monotonic_ms() - start >= 400;
+        free(reply);
+    }
+    return slow;
+}
+
 Test(failover, failed_server_rests_for_fail_timeout, .init = integration_init, .fini = failover_fini)
 {
     uint16_t proxy_port = TEST_PORT(49, 0), hole_port = TEST_PORT(49, 1), alpha_port = TEST_PORT(49, 2);
@@ -425,14 +440,7 @@ Test(failover, failed_server_rests_for_fail_timeout, .init = integration_init, .
     cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
     /* Round robin alternates the first pick: without passive health every
      * second connection would wait 500 ms for the black hole. */
-    int slow = 0;
-    for (int attempt = 0; attempt < 6; attempt++) {
-        long long start = monotonic_ms();
-        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
-        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: \"%s\"", attempt, reply ? reply : "");
-        slow += monotonic_ms() - start >= 400;
-        free(reply);
-    }
+    int slow = connections_that_waited(proxy_port, 6);
     cr_expect_leq(slow, 1, "%d of 6 connections waited for the failed server", slow);
     cr_expect_geq(slow, 1, "the black hole was never tried: round robin broken?");
     for (int i = 0; i < 4; i++)
@@ -762,21 +770,6 @@ Test(failover, a_reload_while_connecting_still_tries_every_server, .init = integ
     free(config);
     free(body);
     expect_clean_exit();
-}
-
-/* Connections through the proxy, and how many of them waited for the
- * black hole's connect_timeout (500 ms) before reaching alpha. */
-static int connections_that_waited(uint16_t proxy_port, int count)
-{
-    int slow = 0;
-    for (int attempt = 0; attempt < count; attempt++) {
-        long long start = monotonic_ms();
-        char *reply = exchange_once(proxy_port, failover_hello.data, failover_hello.length, 5000, NULL);
-        cr_expect(reply && strcmp(reply, "alpha\n") == 0, "connection %d: \"%s\"", attempt, reply ? reply : "");
-        slow += monotonic_ms() - start >= 400;
-        free(reply);
-    }
-    return slow;
 }
 
 /* A reload forgot which servers rest: with a config manager reloading
