@@ -411,6 +411,33 @@ Test(failover, each_listener_keeps_its_own_connect_timeout, .init = integration_
     expect_clean_exit();
 }
 
+/* A black hole (a server that never answers) and alpha behind it in
+ * upstream matrix, the hole first with max_fails=1 and `fail_timeout`;
+ * one worker, connect_timeout 500 ms. Returns the hole's socket; its
+ * fillers go to fillers[4] (close_black_hole). */
+static int start_hole_then_alpha(uint16_t proxy_port, uint16_t hole_port, uint16_t alpha_port,
+                                 const char *fail_timeout, int *fillers)
+{
+    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    int hole = start_black_hole(hole_port, fillers, 4);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = matrix\n[upstream matrix]\n"
+                             "server = 127.0.0.1:%u max_fails=1 fail_timeout=%s\n"
+                             "server = 127.0.0.1:%u\n", hole_port, fail_timeout, alpha_port);
+    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", body);
+    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    free(config);
+    free(body);
+    return hole;
+}
+
+static void close_black_hole(int hole, const int *fillers)
+{
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(hole);
+}
+
 /* Connections through the proxy, and how many of them waited for the
  * black hole's connect_timeout (500 ms) before reaching alpha. */
 static int connections_that_waited(uint16_t proxy_port, int count)
@@ -428,26 +455,15 @@ static int connections_that_waited(uint16_t proxy_port, int count)
 
 Test(failover, failed_server_rests_for_fail_timeout, .init = integration_init, .fini = failover_fini)
 {
-    uint16_t proxy_port = TEST_PORT(49, 0), hole_port = TEST_PORT(49, 1), alpha_port = TEST_PORT(49, 2);
-    failover_hello = hello_load_capture(HELLO_CHROMIUM);
+    uint16_t proxy_port = TEST_PORT(49, 0);
     int fillers[4];
-    int hole = start_black_hole(hole_port, fillers, 4);
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = matrix\n[upstream matrix]\n"
-                             "server = 127.0.0.1:%u max_fails=1 fail_timeout=5s\n"
-                             "server = 127.0.0.1:%u\n", hole_port, alpha_port);
-    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", body);
-    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    int hole = start_hole_then_alpha(proxy_port, TEST_PORT(49, 1), TEST_PORT(49, 2), "5s", fillers);
     /* Round robin alternates the first pick: without passive health every
      * second connection would wait 500 ms for the black hole. */
     int slow = connections_that_waited(proxy_port, 6);
     cr_expect_leq(slow, 1, "%d of 6 connections waited for the failed server", slow);
     cr_expect_geq(slow, 1, "the black hole was never tried: round robin broken?");
-    for (int i = 0; i < 4; i++)
-        close(fillers[i]);
-    close(hole);
-    free(config);
-    free(body);
+    close_black_hole(hole, fillers);
     expect_clean_exit();
 }
 
@@ -780,15 +796,8 @@ Test(failover, a_reload_while_connecting_still_tries_every_server, .init = integ
 Test(failover, a_resting_server_keeps_resting_across_a_reload, .init = integration_init, .fini = failover_fini)
 {
     uint16_t proxy_port = TEST_PORT(343, 0), hole_port = TEST_PORT(343, 1), alpha_port = TEST_PORT(343, 2);
-    failover_hello = hello_load_capture(HELLO_CHROMIUM);
     int fillers[4];
-    int hole = start_black_hole(hole_port, fillers, 4);
-    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = matrix\n[upstream matrix]\n"
-                             "server = 127.0.0.1:%u max_fails=1 fail_timeout=60s\n"
-                             "server = 127.0.0.1:%u\n", hole_port, alpha_port);
-    char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 500ms\n", body);
-    cr_assert(proxy_start(&failover_proxy, config, proxy_port), "snisplice did not start");
+    int hole = start_hole_then_alpha(proxy_port, hole_port, alpha_port, "60s", fillers);
     cr_expect_eq(connections_that_waited(proxy_port, 4), 1, "the black hole was not tried once, then rested");
 
     char *reordered = text_format("[routes]\nother.example = alpha\ndefault = matrix\n"
@@ -802,12 +811,8 @@ Test(failover, a_resting_server_keeps_resting_across_a_reload, .init = integrati
     int slow = connections_that_waited(proxy_port, 6);
     cr_expect_eq(slow, 0, "%d of 6 connections after the reload waited for the resting server", slow);
 
-    for (int i = 0; i < 4; i++)
-        close(fillers[i]);
-    close(hole);
+    close_black_hole(hole, fillers);
     free(reloaded);
     free(reordered);
-    free(config);
-    free(body);
     expect_clean_exit();
 }

@@ -64,6 +64,15 @@ static void unpreload(void)
     unsetenv("LD_PRELOAD");
 }
 
+/* SIGTERM: the proxy must exit 0 (its stderr said otherwise). */
+static void expect_clean_exit(void)
+{
+    int status = proxy_stop(&fault_proxy, 10000);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
+    free(log);
+}
+
 /* Which backend answered one connection: 'a', 'b', or 0 on failure. */
 static char ask_who(uint16_t proxy_port)
 {
@@ -132,10 +141,7 @@ static void expect_rejected_reload_leaves_nothing(uint16_t first_port, const cha
         cr_expect_eq(ask_who(added_port), 'b', "connection %d to the added address was not served", i);
         cr_expect_eq(ask_who(proxy_port), 'b', "connection %d to the first address was not served", i);
     }
-    int status = proxy_stop(&fault_proxy, 10000);
-    log = proxy_stderr(&fault_proxy);
-    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
-    free(log);
+    expect_clean_exit();
     free(new_config);
     free(added);
     free(old_config);
@@ -434,10 +440,7 @@ Test(faults, out_of_memory_for_a_new_connection_is_told, .init = integration_ini
     cr_expect_eq(ask_who(proxy_port), 'a', "the next client was not served");
     for (int i = 0; i < SLAB_CHUNK; i++)
         close(waiting[i]);
-    int status = proxy_stop(&fault_proxy, 10000);
-    char *log = proxy_stderr(&fault_proxy);
-    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
-    free(log);
+    expect_clean_exit();
     free(config);
     free(body);
     free(globals);
@@ -476,10 +479,7 @@ Test(faults, an_access_log_line_lost_for_memory_is_counted, .init = integration_
     cr_assert(proxy_stderr_wait_for(&fault_proxy, "fail_call: calloc #1", 2000), "the shim failed nothing");
     cr_expect(proxy_stderr_wait_for(&fault_proxy, "access log: out of memory", 2000), "the lost line was not said");
     cr_expect_eq(stats_value(stats_port, "snisplice_access_log_lost_lines_total"), 1);
-    int status = proxy_stop(&fault_proxy, 10000);
-    char *log = proxy_stderr(&fault_proxy);
-    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
-    free(log);
+    expect_clean_exit();
     free(config);
     free(body);
     free(globals);
@@ -570,10 +570,7 @@ Test(faults, a_scrape_out_of_memory_is_answered_503, .init = integration_init, .
     cr_expect(strncmp(response, "HTTP/1.0 503 ", 13) == 0 && strstr(response, "\r\n\r\nout of memory\n"),
               "the scrape got \"%s\"", response);
     free(response);
-    int status = proxy_stop(&fault_proxy, 10000);
-    char *log = proxy_stderr(&fault_proxy);
-    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
-    free(log);
+    expect_clean_exit();
     free(config);
     free(body);
     free(globals);
@@ -639,10 +636,7 @@ Test(faults, a_half_closed_reader_that_cannot_be_waited_for_is_closed_not_spun, 
     close(fd);
     cr_expect_eq(ask_who(proxy_port), 'a', "the next client was not served");
 
-    int status = proxy_stop(&fault_proxy, 10000);
-    char *log = proxy_stderr(&fault_proxy);
-    cr_expect_eq(status, 0, "snisplice exit %d, stderr:\n%s", status, log);
-    free(log);
+    expect_clean_exit();
     free(config);
     free(body);
     free(globals);

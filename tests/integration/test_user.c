@@ -271,6 +271,23 @@ Test(user, a_reload_that_cannot_reopen_its_access_log_applies_with_a_warning, .i
     cr_expect_eq(proxy_stop(&user_proxy, 10000), 0);
 }
 
+/* A config in `directory` that anyone may read, logging to log_path,
+ * listening on listen_port and routing to route_port: what the tests of
+ * `-t` run as other users check. Its path, allocated. */
+static char *write_check_config(const char *directory, const char *log_path, uint16_t listen_port,
+                                uint16_t route_port)
+{
+    char *globals = text_format("access_log = %s\n", log_path);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", route_port);
+    char *config = config_text(listen_port, globals, body);
+    char *path = temp_file_write(directory, "snisplice.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+    free(config);
+    free(body);
+    free(globals);
+    return path;
+}
+
 /* Run snisplice through setpriv (its options before the binary's); exit
  * code, output in *output. */
 static int run_through_setpriv(const char *const *setpriv_options, const char *flag, const char *path, char **output)
@@ -499,11 +516,7 @@ Test(user, a_check_as_root_leaves_the_access_log_to_the_service, .init = integra
     cr_assert_eq(mkdir(logs, 0755), 0);
     cr_assert_eq(chown(logs, 61000, 61000), 0, "a dynamic user's uid, as LogsDirectory= makes it");
     char *log_path = text_format("%s/access.log", logs);
-    char *globals = text_format("access_log = %s\n", log_path);
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(281, 1));
-    char *config = config_text(TEST_PORT(281, 0), globals, body);
-    char *path = temp_file_write(directory, "snisplice.ini", config);
-    cr_assert_eq(chmod(path, 0644), 0);
+    char *path = write_check_config(directory, log_path, TEST_PORT(281, 0), TEST_PORT(281, 1));
 
     const char *as_root[] = { "--", NULL };
     char *output;
@@ -526,9 +539,6 @@ Test(user, a_check_as_root_leaves_the_access_log_to_the_service, .init = integra
 
     free(why);
     free(path);
-    free(config);
-    free(body);
-    free(globals);
     free(log_path);
     free(logs);
     free(directory);
@@ -552,11 +562,7 @@ Test(user, a_check_not_as_root_creates_no_file_behind_a_dangling_symlink, .init 
     char *log_path = text_format("%s/access.log", logs);
     char *target = text_format("%s/target.log", logs);
     cr_assert_eq(symlink("target.log", log_path), 0);
-    char *globals = text_format("access_log = %s\n", log_path);
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(305, 1));
-    char *config = config_text(TEST_PORT(305, 0), globals, body);
-    char *path = temp_file_write(directory, "snisplice.ini", config);
-    cr_assert_eq(chmod(path, 0644), 0);
+    char *path = write_check_config(directory, log_path, TEST_PORT(305, 0), TEST_PORT(305, 1));
 
     const char *as_owner[] = { "--reuid", "61002", "--regid", "61002", "--clear-groups", NULL };
     char *output;
@@ -574,9 +580,6 @@ Test(user, a_check_not_as_root_creates_no_file_behind_a_dangling_symlink, .init 
 
     free(why);
     free(path);
-    free(config);
-    free(body);
-    free(globals);
     free(target);
     free(log_path);
     free(logs);
@@ -597,11 +600,7 @@ Test(user, a_fifo_log_with_no_reader_is_told_not_waited_for, .init = integration
     char *log_path = text_format("%s/access.fifo", directory);
     cr_assert_eq(mkfifo(log_path, 0666), 0);
     cr_assert_eq(chmod(log_path, 0666), 0);
-    char *globals = text_format("access_log = %s\n", log_path);
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(340, 11));
-    char *config = config_text(TEST_PORT(340, 10), globals, body);
-    char *path = temp_file_write(directory, "snisplice.ini", config);
-    cr_assert_eq(chmod(path, 0644), 0);
+    char *path = write_check_config(directory, log_path, TEST_PORT(340, 10), TEST_PORT(340, 11));
 
     const char *as_other[] = { "--reuid", "61004", "--regid", "61004", "--clear-groups", NULL };
     char *output;
@@ -624,9 +623,6 @@ Test(user, a_fifo_log_with_no_reader_is_told_not_waited_for, .init = integration
 
     free(why);
     free(path);
-    free(config);
-    free(body);
-    free(globals);
     free(log_path);
     free(directory);
 }
