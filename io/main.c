@@ -30,6 +30,7 @@
 #include "capabilities.h"
 #include "listener.h"
 #include "log.h"
+#include "ring_support.h"
 #include "service.h"
 #include "stats_server.h"
 #include "upstream_source.h"
@@ -221,7 +222,8 @@ static int check_config(const char *path)
     struct config *config = load_config(path);
     char problem[1024];
     if (config && (!usable_here(config, path, true, problem, sizeof problem) ||
-                   !may_become_user(config, path, problem, sizeof problem))) {
+                   !may_become_user(config, path, problem, sizeof problem) ||
+                   !ring_support_check(problem, sizeof problem))) {
         fprintf(stderr, "%s\n", problem);
         config_free(config);
         config = NULL;
@@ -861,7 +863,8 @@ static int serve(const char *config_path)
     }
     char problem[1024];
     if (!usable_here(config, config_path, false, problem, sizeof problem) ||
-        !may_become_user(config, config_path, problem, sizeof problem)) {
+        !may_become_user(config, config_path, problem, sizeof problem) ||
+        !ring_support_check(problem, sizeof problem)) {
         fprintf(stderr, "%s\n", problem);
         config_free(config);
         return 1;

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "preread.h"
 #include "relay.h"
+#include "ring_support.h"
 
 #define RING_ENTRIES 2048
 #define RING_CQ_ENTRIES 16384
@@ -526,7 +527,7 @@ static bool setup_ring(struct worker *worker)
         result = io_uring_queue_init_params(RING_ENTRIES, &worker->ring, &params);
     }
     if (result < 0) {
-        log_error("worker %u: io_uring_queue_init: %s", worker->index, strerror(-result));
+        log_error("worker %u: io_uring_queue_init: %s", worker->index, ring_support_explain(-result));
         return false;
     }
     bool ring_fd_registered = io_uring_register_ring_fd(&worker->ring) == 1;

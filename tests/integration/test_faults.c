@@ -641,3 +641,58 @@ Test(faults, a_half_closed_reader_that_cannot_be_waited_for_is_closed_not_spun, 
     free(body);
     free(globals);
 }
+
+/* A machine that refuses io_uring while its kernel has it: the sysctl
+ * kernel.io_uring_disabled, or a container's seccomp profile (Docker's
+ * and containerd's default ones return EPERM for io_uring_setup). Start-up
+ * said "worker 0: io_uring_queue_init: Operation not permitted" after
+ * binding every address, which reads like a file's permissions, and -t
+ * called the config valid. Both now fail before binding, naming the
+ * sysctl and seccomp; a kernel without io_uring (ENOSYS) is named too. */
+Test(faults, a_machine_that_refuses_io_uring_is_named_by_t_and_start_up, .init = integration_init,
+     .fini = fault_fini)
+{
+    uint16_t proxy_port = TEST_PORT(372, 0);
+    char *directory = temp_directory_create("faults-uring");
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(372, 1));
+    char *config = config_text(proxy_port, "workers = 2\n", body);
+    char *config_path = temp_file_write(directory, "snisplice.ini", config);
+    static const struct {
+        int error;
+        const char *said;
+    } cases[] = {
+        { EPERM, "cannot use io_uring: io_uring is refused to this process: the sysctl kernel.io_uring_disabled" },
+        { ENOSYS, "cannot use io_uring: this kernel has no io_uring" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int status;
+        char *log;
+        bool reached;
+        start_failing(directory, config_path, "uring", 1, cases[i].error, &status, &log, &reached);
+        cr_expect_eq(status, 1, "errno %d: exit %d; stderr:\n%s", cases[i].error, status, log);
+        cr_expect(strstr(log, cases[i].said), "errno %d: no \"%s\"; stderr:\n%s", cases[i].error, cases[i].said,
+                  log);
+        cr_expect(!strstr(log, "worker 0"), "errno %d: workers were set up; stderr:\n%s", cases[i].error, log);
+        free(log);
+
+        char *check_path = text_format("%s/check-%d.log", directory, cases[i].error);
+        const char *argv[] = { proxy_binary(), "-t", "-c", config_path, NULL };
+        struct child_spawn_options options = { .stderr_path = check_path, .stdout_path = check_path };
+        preload_failing("uring", 1, cases[i].error);
+        pid_t pid = child_spawn(argv, &options);
+        unpreload();
+        cr_assert_gt(pid, 0);
+        status = child_wait(pid, 10000);
+        log = file_read_all(check_path, NULL);
+        cr_assert_not_null(log);
+        cr_expect_eq(status, 1, "-t, errno %d: exit %d; output:\n%s", cases[i].error, status, log);
+        cr_expect(strstr(log, cases[i].said), "-t, errno %d: no \"%s\"; output:\n%s", cases[i].error,
+                  cases[i].said, log);
+        free(log);
+        free(check_path);
+    }
+    free(config_path);
+    free(config);
+    free(body);
+    free(directory);
+}
