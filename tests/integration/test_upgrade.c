@@ -1,0 +1,309 @@
+/*
+ * test_upgrade.c - SIGUSR2 replaces the running binary: clients keep
+ * connecting through it without a refusal or a reset, a transfer in flight
+ * finishes byte-exact through the old process, which then exits 0, and the
+ * new process serves connections and /metrics. A new config with an error,
+ * a new binary that exits at once and a changed worker count leave the old
+ * one serving, saying why, with no descriptor more than before; systemd is
+ * told the new main pid. Ports: blocks 352-356.
+ *
+ * The new process is the old one's child, not this test's: the test makes
+ * itself a child subreaper so that it inherits it when the old one exits,
+ * and kills and reaps it in .fini.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../support/integration.h"
+#include "../support/transfer.h"
+
+#define MIB (1024u * 1024u)
+
+static struct proxy upgrade_proxy;
+static struct backend alpha_backend;
+static struct backend transfer_backend;
+static struct transfer upgrade_transfer;
+static struct hello_bytes matrix_hello;
+static struct hello_bytes other_hello;
+static pid_t new_pid;
+static char notify_path[108];
+
+static void upgrade_init(void)
+{
+    integration_init();
+    /* The new process outlives its parent, the proxy under test. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+static void upgrade_fini(void)
+{
+    if (new_pid > 0) {
+        kill(new_pid, SIGKILL);
+        waitpid(new_pid, NULL, 0);
+    }
+    proxy_release(&upgrade_proxy);
+    integration_cleanup();
+    hello_free(&matrix_hello);
+    hello_free(&other_hello);
+    if (notify_path[0])
+        unlink(notify_path);
+}
+
+/* matrix.exceptionerror.io -> the transfer backend, anything else -> alpha. */
+static char *upgrade_config(uint16_t proxy_port, uint16_t alpha_port, uint16_t transfer_port, const char *globals)
+{
+    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\ndefault = 127.0.0.1:%u\n",
+                             transfer_port, alpha_port);
+    char *config = config_text(proxy_port, globals, body);
+    free(body);
+    return config;
+}
+
+static bool alpha_answers(uint16_t proxy_port)
+{
+    char *reply = exchange_once(proxy_port, other_hello.data, other_hello.length, 5000, NULL);
+    bool answered = reply && strcmp(reply, "alpha\n") == 0;
+    free(reply);
+    return answered;
+}
+
+static void start_proxy_and_alpha(const char *config, uint16_t proxy_port, uint16_t alpha_port)
+{
+    other_hello = hello_build("www.example.org");
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    cr_assert(proxy_start(&upgrade_proxy, config, proxy_port), "snisplice did not start");
+    cr_assert(alpha_answers(proxy_port));
+}
+
+/* The pid the old process started, from its log line; 0 if none within timeout_ms. */
+static pid_t started_pid(int timeout_ms)
+{
+    const char *needle = "upgrade: started ";
+    if (!proxy_stderr_wait_for(&upgrade_proxy, needle, timeout_ms))
+        return 0;
+    char *log = proxy_stderr(&upgrade_proxy);
+    const char *pid_text = strstr(strstr(log, needle), " as pid ");
+    pid_t pid = pid_text ? (pid_t)atoi(pid_text + strlen(" as pid ")) : 0;
+    free(log);
+    return pid;
+}
+
+struct traffic {
+    uint16_t proxy_port;
+    atomic_bool stop;
+    atomic_uint served;
+    atomic_uint failed;
+};
+
+static struct traffic traffic;
+
+static void *traffic_main(void *argument)
+{
+    (void)argument;
+    while (!atomic_load(&traffic.stop))
+        atomic_fetch_add(alpha_answers(traffic.proxy_port) ? &traffic.served : &traffic.failed, 1);
+    return NULL;
+}
+
+Test(upgrade, sigusr2_refuses_nothing_and_the_old_process_finishes_its_transfer, .init = upgrade_init,
+     .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(352, 0), alpha_port = TEST_PORT(352, 1);
+    uint16_t transfer_port = TEST_PORT(352, 2), stats_port = TEST_PORT(352, 3);
+    matrix_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(matrix_hello.data);
+    struct transfer_plan plan = { .hello = &matrix_hello, .client_bytes = 2 * MIB, .backend_bytes = 8 * MIB,
+                                  .backend_chunk = 128 * 1024, .backend_pause_ms = 20 };
+    transfer_init(&upgrade_transfer, &plan, proxy_port);
+    cr_assert(backend_start(&transfer_backend, "transfer", transfer_port, transfer_backend_handler,
+                            &upgrade_transfer));
+    char *globals = text_format("stats = 127.0.0.1:%u\ndrain_timeout = 20s\n", stats_port);
+    char *config = upgrade_config(proxy_port, alpha_port, transfer_port, globals);
+    start_proxy_and_alpha(config, proxy_port, alpha_port);
+    pid_t old_pid = upgrade_proxy.pid;
+
+    transfer_client_start(&upgrade_transfer);
+    long long deadline = monotonic_ms() + 10000;
+    while (atomic_load(&upgrade_transfer.client.received) < MIB && monotonic_ms() < deadline)
+        sleep_ms(2);
+    cr_assert_geq(atomic_load(&upgrade_transfer.client.received), MIB, "transfer never started");
+
+    traffic.proxy_port = proxy_port;
+    pthread_t clients[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&clients[i], NULL, traffic_main, NULL), 0);
+    sleep_ms(300);
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    new_pid = started_pid(5000);
+    bool ready = proxy_stderr_wait_for(&upgrade_proxy, "is ready; this one stops accepting", 20000);
+    sleep_ms(500);
+    atomic_store(&traffic.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(clients[i], NULL);
+
+    char *log = proxy_stderr(&upgrade_proxy);
+    cr_assert_gt(new_pid, 0, "no new process started; stderr:\n%s", log);
+    cr_assert_neq(new_pid, old_pid);
+    cr_assert(ready, "the new process never became ready; stderr:\n%s", log);
+    cr_expect_eq(atomic_load(&traffic.failed), 0, "%u of %u connections failed across the upgrade; stderr:\n%s",
+                 atomic_load(&traffic.failed), atomic_load(&traffic.failed) + atomic_load(&traffic.served), log);
+    cr_expect_gt(atomic_load(&traffic.served), 10);
+    free(log);
+
+    transfer_client_join(&upgrade_transfer);
+    cr_expect(transfer_backend_wait(&upgrade_transfer, 10000), "backend side never finished");
+    char description[768];
+    transfer_describe(&upgrade_transfer, description, sizeof description);
+    cr_expect(transfer_succeeded(&upgrade_transfer), "transfer cut by the upgrade: %s", description);
+    int status = proxy_wait_exit(&upgrade_proxy, 15000);
+    cr_expect_eq(status, 0, "old process exit status %d after its drain", status);
+
+    /* Only the new process is left: it serves connections and /metrics. */
+    cr_expect_eq(kill(new_pid, 0), 0, "the new process is gone");
+    for (int i = 0; i < 5; i++)
+        cr_expect(alpha_answers(proxy_port), "connection %d after the old process exited failed", i);
+    char *metrics = stats_fetch(stats_port, "/metrics");
+    cr_expect(metrics && strstr(metrics, "snisplice_workers 2"), "no /metrics from the new process: %s",
+              metrics ? metrics : "(nothing)");
+    free(metrics);
+    kill(new_pid, SIGTERM);
+    int new_status = -1;
+    cr_expect_eq(waitpid(new_pid, &new_status, 0), new_pid);
+    cr_expect(WIFEXITED(new_status) && WEXITSTATUS(new_status) == 0, "new process status %#x", new_status);
+    new_pid = 0;
+    free(globals);
+    free(config);
+}
+
+/* SIGUSR2 that must fail: the old process keeps serving, holding exactly
+ * the descriptors it held before, and says `why` in its log. */
+static void expect_failed_upgrade_keeps_serving(uint16_t proxy_port, uint16_t stats_port, const char *why)
+{
+    long long pipes_in_use;
+    int fds_before = stats_fds_outside_pool(&upgrade_proxy, stats_port, &pipes_in_use);
+    cr_assert_geq(fds_before, 0, "no /metrics");
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    bool failed = proxy_stderr_wait_for(&upgrade_proxy, "upgrade failed:", 20000);
+    char *log = proxy_stderr(&upgrade_proxy);
+    cr_expect(failed, "no failure said; stderr:\n%s", log);
+    cr_expect(strstr(log, why) != NULL, "the log does not say \"%s\"; stderr:\n%s", why, log);
+    free(log);
+    cr_expect_eq(kill(upgrade_proxy.pid, 0), 0, "the old process is gone");
+    for (int i = 0; i < 5; i++)
+        cr_expect(alpha_answers(proxy_port), "connection %d after the failed upgrade failed", i);
+    int fds_after = stats_fds_outside_pool(&upgrade_proxy, stats_port, &pipes_in_use);
+    cr_expect_eq(fds_after, fds_before, "descriptors: %d before the failed upgrade, %d after", fds_before, fds_after);
+    cr_expect_eq(proxy_stop(&upgrade_proxy, 10000), 0);
+}
+
+Test(upgrade, a_new_config_with_an_error_leaves_the_old_process_serving, .init = upgrade_init,
+     .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(353, 0), alpha_port = TEST_PORT(353, 1), stats_port = TEST_PORT(353, 3);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(353, 2), globals);
+    start_proxy_and_alpha(config, proxy_port, alpha_port);
+    char *broken = text_format("%s\n[routes]\nbad line without equals\n", config);
+    free(temp_file_write(NULL, upgrade_proxy.config_path, broken));
+    expect_failed_upgrade_keeps_serving(proxy_port, stats_port, "exited with status 1");
+    free(globals);
+    free(broken);
+    free(config);
+}
+
+Test(upgrade, a_new_binary_that_exits_at_once_leaves_the_old_process_serving, .init = upgrade_init,
+     .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(354, 0), alpha_port = TEST_PORT(354, 1), stats_port = TEST_PORT(354, 3);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    /* A copy of the binary, started from there, then replaced as a
+     * package upgrade replaces it (a new file renamed over the path). */
+    char *directory = temp_directory_create("upgrade-binary");
+    char *binary = text_format("%s/snisplice", directory);
+    char *copy = text_format("cp '%s' '%s'", proxy_binary(), binary);
+    cr_assert_eq(system(copy), 0);
+    setenv("SNISPLICE_BIN", binary, 1);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(354, 2), globals);
+    start_proxy_and_alpha(config, proxy_port, alpha_port);
+    char *script = temp_file_write(directory, "new", "#!/bin/sh\nexit 3\n");
+    cr_assert_eq(chmod(script, 0755), 0);
+    cr_assert_eq(rename(script, binary), 0);
+    expect_failed_upgrade_keeps_serving(proxy_port, stats_port, "exited with status 3");
+    free(globals);
+    free(script);
+    free(copy);
+    free(binary);
+    free(directory);
+    free(config);
+}
+
+Test(upgrade, a_changed_worker_count_is_refused_clearly, .init = upgrade_init, .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(355, 0), alpha_port = TEST_PORT(355, 1), stats_port = TEST_PORT(355, 3);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(355, 2), globals);
+    start_proxy_and_alpha(config, proxy_port, alpha_port);
+    char *one_globals = text_format("stats = 127.0.0.1:%u\nworkers = 1\n", stats_port);
+    char *one_worker = upgrade_config(proxy_port, alpha_port, TEST_PORT(355, 2), one_globals);
+    free(temp_file_write(NULL, upgrade_proxy.config_path, one_worker));
+    expect_failed_upgrade_keeps_serving(proxy_port, stats_port,
+                                        "and this config has 1 workers: an upgrade keeps `workers`");
+    free(one_globals);
+    free(globals);
+    free(one_worker);
+    free(config);
+}
+
+/* Next datagram on fd, or "" after timeout_ms. */
+static void next_notification(int fd, char *out, size_t size, int timeout_ms)
+{
+    out[0] = '\0';
+    struct pollfd ready = { .fd = fd, .events = POLLIN };
+    if (poll(&ready, 1, timeout_ms) != 1)
+        return;
+    ssize_t length = recv(fd, out, size - 1, 0);
+    out[length > 0 ? length : 0] = '\0';
+}
+
+Test(upgrade, systemd_is_told_the_new_main_pid, .init = upgrade_init, .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(356, 0), alpha_port = TEST_PORT(356, 1);
+    snprintf(notify_path, sizeof notify_path, "/tmp/snisplice-upgrade-notify-%d", (int)getpid());
+    unlink(notify_path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    strcpy(address.sun_path, notify_path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0);
+    setenv("NOTIFY_SOCKET", notify_path, 1);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(356, 2), "");
+    start_proxy_and_alpha(config, proxy_port, alpha_port);
+    unsetenv("NOTIFY_SOCKET");
+    char message[256];
+    next_notification(fd, message, sizeof message, 3000);
+    cr_expect(strstr(message, "READY=1") != NULL, "first notification: \"%s\"", message);
+
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    new_pid = started_pid(5000);
+    cr_assert_gt(new_pid, 0);
+    next_notification(fd, message, sizeof message, 20000);
+    char *wanted = text_format("MAINPID=%d\n", (int)new_pid);
+    cr_expect(strncmp(message, wanted, strlen(wanted)) == 0, "after SIGUSR2: \"%s\", wanted \"%s\"", message, wanted);
+    cr_expect_eq(proxy_wait_exit(&upgrade_proxy, 10000), 0);
+    cr_expect(alpha_answers(proxy_port), "the new process does not serve");
+    free(wanted);
+    free(config);
+    close(fd);
+}
