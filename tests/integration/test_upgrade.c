@@ -5,7 +5,9 @@
  * new process serves connections and /metrics. A new config with an error,
  * a new binary that exits at once and a changed worker count leave the old
  * one serving, saying why, with no descriptor more than before; systemd is
- * told the new main pid. Ports: blocks 352-356.
+ * told the new main pid. During the wait a second SIGUSR2 is ignored, a
+ * SIGHUP waits for its end, and a SIGTERM kills the new process (never
+ * left half-started) before the old one drains. Ports: blocks 352-358.
  *
  * The new process is the old one's child, not this test's: the test makes
  * itself a child subreaper so that it inherits it when the old one exits,
@@ -34,6 +36,7 @@
 
 static struct proxy upgrade_proxy;
 static struct backend alpha_backend;
+static struct backend bravo_backend;
 static struct backend transfer_backend;
 static struct transfer upgrade_transfer;
 static struct hello_bytes matrix_hello;
@@ -224,29 +227,89 @@ Test(upgrade, a_new_config_with_an_error_leaves_the_old_process_serving, .init =
     free(config);
 }
 
-Test(upgrade, a_new_binary_that_exits_at_once_leaves_the_old_process_serving, .init = upgrade_init,
-     .fini = upgrade_fini)
+/* Start the proxy from a copy of the binary, then replace that file with
+ * a shell script, as a package upgrade replaces it (a new file renamed
+ * over the path): the next SIGUSR2 runs the script. */
+static void start_then_replace_binary(const char *config, uint16_t proxy_port, uint16_t alpha_port,
+                                      const char *script_text)
 {
-    uint16_t proxy_port = TEST_PORT(354, 0), alpha_port = TEST_PORT(354, 1), stats_port = TEST_PORT(354, 3);
-    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
-    /* A copy of the binary, started from there, then replaced as a
-     * package upgrade replaces it (a new file renamed over the path). */
     char *directory = temp_directory_create("upgrade-binary");
     char *binary = text_format("%s/snisplice", directory);
     char *copy = text_format("cp '%s' '%s'", proxy_binary(), binary);
     cr_assert_eq(system(copy), 0);
     setenv("SNISPLICE_BIN", binary, 1);
-    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(354, 2), globals);
     start_proxy_and_alpha(config, proxy_port, alpha_port);
-    char *script = temp_file_write(directory, "new", "#!/bin/sh\nexit 3\n");
+    unsetenv("SNISPLICE_BIN");
+    char *script = temp_file_write(directory, "new", script_text);
     cr_assert_eq(chmod(script, 0755), 0);
     cr_assert_eq(rename(script, binary), 0);
-    expect_failed_upgrade_keeps_serving(proxy_port, stats_port, "exited with status 3");
-    free(globals);
     free(script);
     free(copy);
     free(binary);
     free(directory);
+}
+
+Test(upgrade, a_new_binary_that_exits_at_once_leaves_the_old_process_serving, .init = upgrade_init,
+     .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(354, 0), alpha_port = TEST_PORT(354, 1), stats_port = TEST_PORT(354, 3);
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(354, 2), globals);
+    start_then_replace_binary(config, proxy_port, alpha_port, "#!/bin/sh\nexit 3\n");
+    expect_failed_upgrade_keeps_serving(proxy_port, stats_port, "exited with status 3");
+    free(globals);
+    free(config);
+}
+
+Test(upgrade, during_the_wait_usr2_is_ignored_and_hup_waits_for_its_end, .init = upgrade_init,
+     .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(357, 0), alpha_port = TEST_PORT(357, 1), bravo_port = TEST_PORT(357, 2);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(357, 3), "");
+    start_then_replace_binary(config, proxy_port, alpha_port, "#!/bin/sh\nsleep 2\nexit 4\n");
+    cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    cr_assert_gt(started_pid(5000), 0);
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    cr_expect(proxy_stderr_wait_for(&upgrade_proxy, "an upgrade is already in progress", 5000));
+    char *to_bravo = upgrade_config(proxy_port, bravo_port, TEST_PORT(357, 3), "");
+    free(temp_file_write(NULL, upgrade_proxy.config_path, to_bravo));
+    proxy_signal(&upgrade_proxy, SIGHUP);
+    cr_expect(proxy_stderr_wait_for(&upgrade_proxy, "SIGHUP during an upgrade: the reload waits", 5000));
+    cr_expect(alpha_answers(proxy_port), "the reload applied during the wait");
+    bool reloaded = proxy_stderr_wait_for(&upgrade_proxy, "reloaded ", 10000);
+    char *log = proxy_stderr(&upgrade_proxy);
+    cr_expect(reloaded, "the reload was not applied after the upgrade failed; stderr:\n%s", log);
+    cr_expect_eq(text_count(log, "upgrade: started "), 1, "stderr:\n%s", log);
+    cr_expect(strstr(log, "exited with status 4") != NULL, "stderr:\n%s", log);
+    cr_expect_lt(strstr(log, "exited with status 4"), strstr(log, "reloaded "), "reloaded before the wait ended");
+    free(log);
+    char *reply = exchange_once(proxy_port, other_hello.data, other_hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "bravo\n") == 0, "after the reload: %s", reply ? reply : "(nothing)");
+    free(reply);
+    cr_expect_eq(proxy_stop(&upgrade_proxy, 10000), 0);
+    free(to_bravo);
+    free(config);
+}
+
+Test(upgrade, sigterm_during_the_wait_kills_the_new_process_and_drains, .init = upgrade_init,
+     .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(358, 0), alpha_port = TEST_PORT(358, 1);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(358, 2), "");
+    start_then_replace_binary(config, proxy_port, alpha_port, "#!/bin/sh\nexec sleep 60\n");
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    pid_t child = started_pid(5000);
+    cr_assert_gt(child, 0);
+    cr_expect(alpha_answers(proxy_port), "the old process stopped serving during the wait");
+    cr_expect_eq(proxy_stop(&upgrade_proxy, 10000), 0);
+    errno = 0;
+    cr_expect(kill(child, 0) != 0 && errno == ESRCH, "the new process (pid %d) was left running", (int)child);
+    if (kill(child, 0) == 0)
+        new_pid = child; /* .fini kills it */
+    char *log = proxy_stderr(&upgrade_proxy);
+    cr_expect(strstr(log, "upgrade abandoned") != NULL, "stderr:\n%s", log);
+    free(log);
     free(config);
 }
 
