@@ -7,7 +7,9 @@
  * one serving, saying why, with no descriptor more than before; systemd is
  * told the new main pid. During the wait a second SIGUSR2 is ignored, a
  * SIGHUP waits for its end, and a SIGTERM kills the new process (never
- * left half-started) before the old one drains. Ports: blocks 352-358.
+ * left half-started) before the old one drains. After `user =` the new
+ * process runs as that user and may still bind a new port below 1024.
+ * Ports: blocks 352-359, and one free port in 991..999.
  *
  * The new process is the old one's child, not this test's: the test makes
  * itself a child subreaper so that it inherits it when the old one exits,
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -369,4 +372,57 @@ Test(upgrade, systemd_is_told_the_new_main_pid, .init = upgrade_init, .fini = up
     free(wanted);
     free(config);
     close(fd);
+}
+
+/* Started as root with `user = nobody`: the old process runs as nobody
+ * with CAP_NET_BIND_SERVICE alone, which an exec as nobody would drop.
+ * It is passed on as an ambient capability, so the new process, already
+ * nobody (no switch needed, not an error), binds a new port below 1024. */
+Test(upgrade, after_user_the_new_process_binds_a_port_below_1024, .init = upgrade_init, .fini = upgrade_fini)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch users");
+    uint16_t low_port = net_free_low_port();
+    if (low_port == 0)
+        cr_skip_test("every port in 991..999 is in use");
+    struct passwd *nobody = getpwnam("nobody");
+    cr_assert_not_null(nobody);
+    uid_t nobody_uid = nobody->pw_uid;
+    uint16_t proxy_port = TEST_PORT(359, 0), alpha_port = TEST_PORT(359, 1);
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(359, 2), "user = nobody\n");
+    start_proxy_and_alpha(config, proxy_port, alpha_port);
+    /* nobody reads the config file at the upgrade. */
+    cr_assert_eq(chmod(upgrade_proxy.directory, 0755), 0);
+    cr_assert_eq(chmod(upgrade_proxy.config_path, 0644), 0);
+    char *globals = text_format("user = nobody\n[listen low]\naddress = 127.0.0.1:%u\nupstream = 127.0.0.1:%u\n",
+                                low_port, alpha_port);
+    char *with_low = upgrade_config(proxy_port, alpha_port, TEST_PORT(359, 2), globals);
+    free(temp_file_write(NULL, upgrade_proxy.config_path, with_low));
+    proxy_signal(&upgrade_proxy, SIGUSR2);
+    new_pid = started_pid(5000);
+    bool ready = proxy_stderr_wait_for(&upgrade_proxy, "is ready; this one stops accepting", 20000);
+    char *log = proxy_stderr(&upgrade_proxy);
+    cr_assert(ready, "the new process never became ready; stderr:\n%s", log);
+    free(log);
+    cr_expect_eq(proxy_wait_exit(&upgrade_proxy, 10000), 0);
+    char *status_path = text_format("/proc/%d/status", (int)new_pid);
+    char *status = file_read_all(status_path, NULL);
+    char *uid_line = text_format("Uid:\t%u\t%u\t%u\t%u", nobody_uid, nobody_uid, nobody_uid, nobody_uid);
+    cr_expect(status && strstr(status, uid_line), "the new process does not run as nobody:\n%s",
+              status ? status : "(no status)");
+    int fd = net_connect(low_port);
+    cr_expect_geq(fd, 0, "nothing accepts on 127.0.0.1:%u", low_port);
+    if (fd >= 0) {
+        char line[16] = "";
+        net_receive_exact(fd, line, 6, 5000);
+        cr_expect_str_eq(line, "alpha\n");
+        close(fd);
+    }
+    cr_expect(alpha_answers(proxy_port));
+    free(uid_line);
+    free(status);
+    free(status_path);
+    free(with_low);
+    free(globals);
+    free(config);
 }
