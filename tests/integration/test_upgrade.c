@@ -124,6 +124,25 @@ static void *traffic_main(void *argument)
     return NULL;
 }
 
+/* Every line of the access log is one whole line (a timestamp first, an
+ * outcome last): none torn or glued by the two writers; at least `lines`. */
+static void expect_whole_lines(const char *path, unsigned lines)
+{
+    char *text = file_read_all(path, NULL);
+    cr_assert_not_null(text, "no access log at %s", path);
+    unsigned count = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), count++) {
+        /* The outcome is the last field: nothing may follow it. */
+        bool whole = strncmp(line, "20", 2) == 0 && text_count(line, " outcome=") == 1 &&
+                     strchr(strstr(line, " outcome=") + 1, ' ') == NULL;
+        cr_expect(whole, "access log line %u is not whole: \"%s\"", count + 1, line);
+        if (!whole)
+            break;
+    }
+    cr_expect_geq(count, lines, "access log lines");
+    free(text);
+}
+
 Test(upgrade, sigusr2_refuses_nothing_and_the_old_process_finishes_its_transfer, .init = upgrade_init,
      .fini = upgrade_fini)
 {
@@ -136,7 +155,11 @@ Test(upgrade, sigusr2_refuses_nothing_and_the_old_process_finishes_its_transfer,
     transfer_init(&upgrade_transfer, &plan, proxy_port);
     cr_assert(backend_start(&transfer_backend, "transfer", transfer_port, transfer_backend_handler,
                             &upgrade_transfer));
-    char *globals = text_format("stats = 127.0.0.1:%u\ndrain_timeout = 20s\n", stats_port);
+    /* Both processes append to one access log meanwhile. */
+    char *log_directory = temp_directory_create("upgrade-log");
+    char *access_log = text_format("%s/access.log", log_directory);
+    char *globals = text_format("stats = 127.0.0.1:%u\ndrain_timeout = 20s\naccess_log = %s\n", stats_port,
+                                access_log);
     char *config = upgrade_config(proxy_port, alpha_port, transfer_port, globals);
     start_proxy_and_alpha(config, proxy_port, alpha_port);
     pid_t old_pid = upgrade_proxy.pid;
@@ -190,6 +213,9 @@ Test(upgrade, sigusr2_refuses_nothing_and_the_old_process_finishes_its_transfer,
     cr_expect_eq(waitpid(new_pid, &new_status, 0), new_pid);
     cr_expect(WIFEXITED(new_status) && WEXITSTATUS(new_status) == 0, "new process status %#x", new_status);
     new_pid = 0;
+    expect_whole_lines(access_log, atomic_load(&traffic.served) + 1);
+    free(access_log);
+    free(log_directory);
     free(globals);
     free(config);
 }
