@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "../support/integration.h"
+#include "../support/notify.h"
 #include "../support/transfer.h"
 
 #define MIB (1024u * 1024u)
@@ -359,38 +360,23 @@ Test(upgrade, a_changed_worker_count_is_refused_clearly, .init = upgrade_init, .
     free(config);
 }
 
-/* Next datagram on fd, or "" after timeout_ms. */
-static void next_notification(int fd, char *out, size_t size, int timeout_ms)
-{
-    out[0] = '\0';
-    struct pollfd ready = { .fd = fd, .events = POLLIN };
-    if (poll(&ready, 1, timeout_ms) != 1)
-        return;
-    ssize_t length = recv(fd, out, size - 1, 0);
-    out[length > 0 ? length : 0] = '\0';
-}
-
 Test(upgrade, systemd_is_told_the_new_main_pid, .init = upgrade_init, .fini = upgrade_fini)
 {
     uint16_t proxy_port = TEST_PORT(356, 0), alpha_port = TEST_PORT(356, 1);
-    snprintf(notify_path, sizeof notify_path, "/tmp/snisplice-upgrade-notify-%d", (int)getpid());
-    unlink(notify_path);
-    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
-    struct sockaddr_un address = { .sun_family = AF_UNIX };
-    strcpy(address.sun_path, notify_path);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0);
+    int fd = notify_socket_bind("upgrade-notify", notify_path, sizeof notify_path);
+    cr_assert_geq(fd, 0);
     setenv("NOTIFY_SOCKET", notify_path, 1);
     char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(356, 2), "");
     start_proxy_and_alpha(config, proxy_port, alpha_port);
     unsetenv("NOTIFY_SOCKET");
     char message[256];
-    next_notification(fd, message, sizeof message, 3000);
+    notify_next(fd, message, sizeof message, 3000);
     cr_expect(strstr(message, "READY=1") != NULL, "first notification: \"%s\"", message);
 
     proxy_signal(&upgrade_proxy, SIGUSR2);
     new_pid = started_pid(5000);
     cr_assert_gt(new_pid, 0);
-    next_notification(fd, message, sizeof message, 20000);
+    notify_next(fd, message, sizeof message, 20000);
     char *wanted = text_format("MAINPID=%d\n", (int)new_pid);
     cr_expect(strncmp(message, wanted, strlen(wanted)) == 0, "after SIGUSR2: \"%s\", wanted \"%s\"", message, wanted);
     cr_expect_eq(proxy_wait_exit(&upgrade_proxy, 10000), 0);
