@@ -207,6 +207,16 @@ void upgrade_abandon(struct upgrade *upgrade)
 {
     if (upgrade->child == 0)
         return;
+    char byte;
+    if (read(upgrade->ready_fd, &byte, 1) == 1) {
+        /* Ready since the last look: it may have accepted connections
+         * already, which a kill would reset. It stops as this one does. */
+        log_warn("upgrade abandoned: this process stops; the new process (pid %d), just ready, is sent SIGTERM "
+                 "and drains too", (int)upgrade->child);
+        kill(upgrade->child, SIGTERM);
+        finish(upgrade);
+        return;
+    }
     log_warn("upgrade abandoned: this process stops; the new process (pid %d), not ready yet, is killed",
              (int)upgrade->child);
     kill(upgrade->child, SIGKILL);

@@ -63,7 +63,9 @@ enum upgrade_state {
 enum upgrade_state upgrade_poll(struct upgrade *upgrade, uint64_t now_ms);
 
 /* The old process stops during the wait: the new one, not ready yet, is
- * killed and reaped rather than left half-started (logged). */
+ * killed and reaped rather than left half-started (logged); one whose
+ * ready byte came since the last upgrade_poll is sent SIGTERM instead,
+ * so that it drains what it may have accepted. */
 void upgrade_abandon(struct upgrade *upgrade);
 
 /* ---- new side ---- */
