@@ -88,3 +88,23 @@ bool capabilities_limit_after_setuid(bool transparent, char *kept_names, size_t 
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     return prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == 0;
 }
+
+void capabilities_pass_on_exec(void)
+{
+    static const int passed[] = { CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_NET_ADMIN };
+    if (geteuid() == 0)
+        return; /* root's exec gets every capability of the bounding set anyway */
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { 0 };
+    if (!read_capabilities(data))
+        return;
+    /* Ambient needs each one permitted and inheritable. */
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++)
+        if (permitted(data, passed[i]))
+            data[CAP_TO_INDEX(passed[i])].inheritable |= CAP_TO_MASK(passed[i]);
+    if (syscall(SYS_capset, &header, data) != 0)
+        return;
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++)
+        if (permitted(data, passed[i]))
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, passed[i], 0, 0);
+}

@@ -28,4 +28,14 @@ bool capabilities_keep_across_setuid(void);
  * CAP_NET_ADMIN was there to keep, or the kernel refused. */
 bool capabilities_limit_after_setuid(bool transparent, char *kept, size_t kept_size);
 
+/* In a forked child about to execve this binary again (a SIGUSR2
+ * upgrade): the capabilities this process kept (CAP_NET_BIND_SERVICE,
+ * CAP_NET_RAW, CAP_NET_ADMIN, where permitted) raised to ambient, so that
+ * a process not running as root keeps them across the exec, as the
+ * shipped unit's ambient CAP_NET_BIND_SERVICE already is. Nothing else is
+ * passed on. Async-signal-safe (raw system calls); best effort: what the
+ * kernel refuses, the new process does without, and says so when it needs
+ * it (a port below 1024 it cannot bind). */
+void capabilities_pass_on_exec(void);
+
 #endif

@@ -216,7 +216,9 @@ void listener_arm_accept(struct worker *worker, struct listener *listener)
 
 static void accept_connection(struct worker *worker, const struct listener *listener, int fd)
 {
-    if (worker->draining) {
+    /* Closing at a drain refuses what arrives meanwhile; at an upgrade's
+     * handover the connection is served: no client may see a reset. */
+    if (worker->draining && !worker->handing_off) {
         close(fd);
         return;
     }
@@ -277,6 +279,8 @@ static void retire(struct worker *worker, struct listener *listener)
      * that re-arm reaches the kernel. */
     worker_queue_close(worker, listener->fd);
     listener->fd = -1;
+    /* Its index stays this snapshot's: the drain publishes no other. */
+    listener->serve_late = worker->handing_off;
     if (listener->accept_armed) {
         listener->next = worker->closed_listeners;
         worker->closed_listeners = listener;
@@ -292,8 +296,12 @@ void listener_on_accept(struct worker *worker, struct listener *listener, int re
         listener->accept_armed = false;
     if (listener->fd < 0) {
         /* Accepted just before its socket was closed: nobody serves that
-         * address any more. */
-        if (result >= 0)
+         * address any more, unless it was closed for an upgrade, where
+         * the socket lives on in the new process and this client's
+         * connection is as good as any. */
+        if (result >= 0 && listener->serve_late)
+            accept_connection(worker, listener, result);
+        else if (result >= 0)
             close(result);
         if (!listener->accept_armed) {
             unlink_listener(&worker->closed_listeners, listener);

@@ -1,13 +1,18 @@
 /*
  * main.c - the snisplice process: command line, config check, listeners,
  * worker threads, and the signal loop (SIGHUP reload, SIGTERM/SIGINT/SIGQUIT
- * drain, a second SIGTERM/SIGINT during the drain closes what is still open).
+ * drain, a second SIGTERM/SIGINT during the drain closes what is still open,
+ * SIGUSR2 replaces the binary: io/upgrade.c).
  *
  * The main thread never touches a connection. It owns the config file, the
- * publisher (it is the only thread that publishes and reclaims snapshots)
- * and the listening sockets until the workers take them over.
+ * publisher (it is the only thread that publishes and reclaims snapshots),
+ * the listening sockets until the workers take them over, and a copy of
+ * each (listen_fds) to hand to a new binary; the copies are closed when
+ * their address goes or a drain begins, so they never keep a port open
+ * that the workers let go.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
@@ -33,6 +38,7 @@
 #include "ring_support.h"
 #include "service.h"
 #include "stats_server.h"
+#include "upgrade.h"
 #include "upstream_source.h"
 #include "worker.h"
 
@@ -57,6 +63,10 @@ struct process {
     const int *worker_cpus;     /* worker w is pinned to worker_cpus[w]; NULL: not pinned */
     struct config_listen *listen; /* addresses served now (owned copy) */
     size_t listen_count;
+    int *listen_fds;            /* [i * worker_count + w]: a copy of worker w's socket of listen[i] */
+    struct upgrade upgrade;     /* SIGUSR2: the new process being waited for */
+    bool reload_pending;        /* SIGHUP came during that wait */
+    struct upgrade_inherited inherited; /* started by an upgrade: the old process's sockets */
     bool has_stats;
     struct address stats_address;
     struct stats_server stats;
@@ -77,7 +87,8 @@ static void print_usage(FILE *out)
             "  --import-nginx NGINX_CONF  print the INI equivalent of its stream blocks;\n"
             "           what cannot be carried over is a FILE:LINE warning on stderr\n"
             "signals: HUP reloads the config, USR1 reopens the access log, TERM/INT/QUIT drain and exit\n"
-            "         (a second TERM/INT closes the connections still open and exits at once)\n");
+            "         (a second TERM/INT closes the connections still open and exits at once),\n"
+            "         USR2 starts this binary again on the same sockets, then drains and exits\n");
 }
 
 /* --import-nginx: INI on stdout, warnings on stderr; 0 even with warnings. */
@@ -377,17 +388,59 @@ static bool hand_over(struct process *process, const struct config_listen *liste
  * `epoch` is its epoch, published or about to be: a worker takes the
  * sockets when it adopts that snapshot, not an older one.
  */
-static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count,
-                               const struct snapshot *snapshot, uint64_t epoch)
+/* Steering by CPU for one address's group, whose first socket (worker
+ * 0's) is fd: attached where packets arrive spread over the workers'
+ * CPUs, counted in *by_hash (the first such address in *first_by_hash)
+ * where not. */
+static void steer_group(const struct process *process, const struct address *address, int fd, bool nics_spread,
+                        const struct address **first_by_hash, size_t *by_hash)
 {
+    if (!process->worker_cpus || process->worker_count < 2)
+        return;
+    if (!steers_by_cpu(address, nics_spread)) {
+        if ((*by_hash)++ == 0)
+            *first_by_hash = address;
+        return;
+    }
+    if (!listener_steer_by_cpu(fd, process->worker_cpus, process->worker_count))
+        log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
+}
+
+/* The main thread's copies of fds[0..count) into copies; false (none
+ * left open) when out of descriptors. */
+static bool copy_fds(const int *fds, size_t count, int *copies)
+{
+    for (size_t i = 0; i < count; i++) {
+        copies[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (copies[i] >= 0)
+            continue;
+        log_error("cannot listen on the new addresses: dup: %s", strerror(errno));
+        while (i > 0)
+            close(copies[--i]);
+        return false;
+    }
+    return true;
+}
+
+/* *copies (malloc'd, the caller's) gets a copy of every socket opened, in
+ * the order they were, for process->listen_fds (remember_listen); NULL when
+ * none was. */
+static bool open_new_addresses(struct process *process, const struct config_listen *listen, size_t count,
+                               const struct snapshot *snapshot, uint64_t epoch, int **copies)
+{
+    *copies = NULL;
     size_t fresh = 0;
     for (size_t i = 0; i < count; i++)
         fresh += !is_listening_on(process, &listen[i].address);
     if (fresh == 0)
         return true;
     int *fds = malloc(fresh * process->worker_count * sizeof *fds);
-    if (!fds) {
+    *copies = malloc(fresh * process->worker_count * sizeof **copies);
+    if (!fds || !*copies) {
         log_error("cannot listen on the new addresses: out of memory");
+        free(fds);
+        free(*copies);
+        *copies = NULL;
         return false;
     }
     size_t opened = 0;
@@ -425,22 +478,23 @@ static bool open_new_addresses(struct process *process, const struct config_list
             }
         }
         /* Every worker's socket has joined the group, in worker order. */
-        if (!ok || !process->worker_cpus || process->worker_count < 2)
-            continue;
-        if (!steers_by_cpu(&listen[i].address, nics_spread)) {
-            if (by_hash++ == 0)
-                first_by_hash = &listen[i].address;
-            continue;
-        }
-        if (!listener_steer_by_cpu(fds[first], process->worker_cpus, process->worker_count))
-            log_warn("cannot steer connections by CPU (SO_ATTACH_REUSEPORT_CBPF): %s", strerror(errno));
+        if (ok)
+            steer_group(process, &listen[i].address, fds[first], nics_spread, &first_by_hash, &by_hash);
     }
+    ok = ok && copy_fds(fds, opened, *copies);
     if (ok) {
         say_spread_by_hash(process, first_by_hash, by_hash);
         ok = hand_over(process, listen, count, fds, opened, epoch);
+        if (!ok) /* hand_over closed the sockets; the copies are ours */
+            for (size_t i = 0; i < opened; i++)
+                close((*copies)[i]);
     } else {
         for (size_t i = 0; i < opened; i++)
             close(fds[i]);
+    }
+    if (!ok) {
+        free(*copies);
+        *copies = NULL;
     }
     free(fds);
     return ok;
@@ -456,12 +510,58 @@ static struct config_listen *copy_listen(const struct config_listen *listen, siz
     return copy;
 }
 
-/* Remember the addresses now served (copy_listen's copy, now the process's). */
-static void remember_listen(struct process *process, struct config_listen *copy, size_t count)
+/* Room for listen_fds of count addresses, made with copy_listen: after
+ * the bind, nothing but the publish may fail. */
+static int *new_fd_table(const struct process *process, size_t count)
 {
+    return malloc((count ? count : 1) * process->worker_count * sizeof(int));
+}
+
+static ssize_t listen_index(const struct process *process, const struct address *address)
+{
+    for (size_t i = 0; i < process->listen_count; i++)
+        if (same_address(&process->listen[i].address, address))
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Remember the addresses now served (copy_listen's copy, now the
+ * process's) and the copies of their sockets in table (new_fd_table's):
+ * kept addresses keep theirs, new ones take `fresh` (open_new_addresses'
+ * copies, in its order; may be NULL when none is new), and those of
+ * addresses no longer served are closed. Frees fresh. */
+static void remember_listen(struct process *process, struct config_listen *copy, size_t count, int *table,
+                            int *fresh)
+{
+    unsigned workers = process->worker_count;
+    size_t taken = 0;
+    for (size_t i = 0; i < count; i++) {
+        ssize_t kept = listen_index(process, &copy[i].address);
+        int *row = kept >= 0 ? &process->listen_fds[(size_t)kept * workers] : &fresh[taken++ * workers];
+        memcpy(&table[i * workers], row, workers * sizeof *row);
+        for (unsigned w = 0; w < workers; w++)
+            row[w] = -1;
+    }
+    for (size_t i = 0; process->listen_fds && i < process->listen_count * workers; i++)
+        if (process->listen_fds[i] >= 0)
+            close(process->listen_fds[i]);
+    free(process->listen_fds);
+    free(fresh);
     free(process->listen);
     process->listen = copy;
+    process->listen_fds = table;
     process->listen_count = count;
+}
+
+/* A drain begins, or the new process of an upgrade took over: the workers'
+ * sockets must be the last, so that closing them frees the ports. */
+static void close_listen_copies(struct process *process)
+{
+    for (size_t i = 0; process->listen_fds && i < process->listen_count * process->worker_count; i++)
+        if (process->listen_fds[i] >= 0)
+            close(process->listen_fds[i]);
+    free(process->listen_fds);
+    process->listen_fds = NULL;
 }
 
 /* With `user =`, root hands the access log file to that user when it opens
@@ -683,8 +783,11 @@ static void reload(struct process *process)
                                       config->stats.length) != 0)))
         log_warn("reload: stats address changed; a restart is needed to apply that");
     struct config_listen *listen = copy_listen(config->listen, config->listen_count);
-    if (!listen) {
+    int *table = new_fd_table(process, config->listen_count);
+    if (!listen || !table) {
         log_error("reload rejected: out of memory; the previous configuration keeps serving");
+        free(listen);
+        free(table);
         reload_rejected(process, "out of memory", config, log_fd);
         return;
     }
@@ -692,10 +795,12 @@ static void reload(struct process *process)
      * cannot bind them is rejected whole. Workers close the addresses the
      * new snapshot no longer lists when they adopt it. */
     uint64_t epoch = publisher_next_epoch(process->publisher);
-    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot, epoch)) {
+    int *fresh;
+    if (!open_new_addresses(process, config->listen, config->listen_count, config->snapshot, epoch, &fresh)) {
         log_error("reload rejected: cannot bind its new listen addresses; the previous configuration "
                   "keeps serving");
         free(listen);
+        free(table);
         reload_rejected(process, "cannot listen", config, log_fd);
         return;
     }
@@ -703,12 +808,19 @@ static void reload(struct process *process)
         /* Bound and handed over already: left so, they would take
          * connections no worker ever accepts until the next reload. */
         withdraw_listeners(process, epoch);
+        size_t opened = 0;
+        for (size_t i = 0; i < config->listen_count; i++)
+            opened += !is_listening_on(process, &config->listen[i].address);
+        for (size_t i = 0; fresh && i < opened * process->worker_count; i++)
+            close(fresh[i]);
+        free(fresh);
         log_error("reload rejected: out of memory; the previous configuration keeps serving");
         free(listen);
+        free(table);
         reload_rejected(process, "out of memory", config, log_fd);
         return;
     }
-    remember_listen(process, listen, config->listen_count);
+    remember_listen(process, listen, config->listen_count, table, fresh);
     /* After the last way to fail: a rejected reload keeps the old log. */
     apply_access_log(process, config->access_log, log_fd);
     config->snapshot = NULL;
@@ -771,14 +883,82 @@ static void drain_workers(struct process *process, const sigset_t *signals)
     }
 }
 
-static void serve_signals(struct process *process, const sigset_t *signals)
+static uint64_t main_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* SIGUSR2: start this binary again on every listening socket (each
+ * worker's of each address, and the stats endpoint's). Nothing changes
+ * here until it says it is ready (check_upgrade). */
+static void begin_upgrade(struct process *process)
+{
+    if (process->upgrade.child) {
+        log_warn("SIGUSR2: an upgrade is already in progress (new process pid %d): ignored",
+                 (int)process->upgrade.child);
+        return;
+    }
+    size_t count = process->listen_count * process->worker_count;
+    struct upgrade_socket *sockets = malloc((count ? count : 1) * sizeof *sockets);
+    if (!sockets) {
+        log_error("upgrade: out of memory; this process keeps serving");
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        sockets[i] = (struct upgrade_socket){ process->listen_fds[i], (unsigned)(i % process->worker_count) };
+    log_info("SIGUSR2: upgrading pid %d: starting a new process on its %zu listen addresses", (int)getpid(),
+             process->listen_count);
+    upgrade_start(&process->upgrade, sockets, count, process->stats.listen_fd);
+    free(sockets);
+}
+
+/* True once the new process took over: systemd is told it is the main
+ * process now (NotifyAccess=main: only this one may say so), and a reload
+ * asked for during the wait goes to whichever process serves after it. */
+static bool check_upgrade(struct process *process)
+{
+    pid_t child = process->upgrade.child;
+    enum upgrade_state state = upgrade_poll(&process->upgrade, main_now_ms());
+    if (state == UPGRADE_WAITING)
+        return false;
+    bool reload_pending = process->reload_pending;
+    process->reload_pending = false;
+    if (state == UPGRADE_FAILED) {
+        if (reload_pending)
+            reload(process);
+        return false;
+    }
+    char message[96];
+    snprintf(message, sizeof message, "MAINPID=%d\nSTATUS=upgraded: pid %d serves", (int)child, (int)child);
+    service_notify(message);
+    if (reload_pending) {
+        log_info("passing the SIGHUP that came during the upgrade on to pid %d", (int)child);
+        kill(child, SIGHUP);
+    }
+    return true;
+}
+
+/* True when a new process took over (SIGUSR2), false for a stop signal. */
+static bool serve_signals(struct process *process, const sigset_t *signals)
 {
     for (;;) {
+        if (process->upgrade.child && check_upgrade(process))
+            return true;
         size_t retired = publisher_reclaim(process->publisher);
-        struct timespec timeout = { .tv_sec = retired ? 0 : 1, .tv_nsec = retired ? 50000000 : 0 };
+        bool soon = retired || process->upgrade.child;
+        struct timespec timeout = { .tv_sec = soon ? 0 : 1, .tv_nsec = soon ? 50000000 : 0 };
         int signal_number = sigtimedwait(signals, NULL, &timeout);
-        if (signal_number == SIGHUP) {
+        if (signal_number == SIGHUP && process->upgrade.child) {
+            /* The new process read the config when it started; an edit
+             * since is applied by whichever process serves after the wait. */
+            process->reload_pending = true;
+            log_info("SIGHUP during an upgrade: the reload waits until the new process is ready or has failed");
+        } else if (signal_number == SIGHUP) {
             reload(process);
+        } else if (signal_number == SIGUSR2) {
+            begin_upgrade(process);
         } else if (signal_number == SIGUSR1) {
             /* logrotate moved the file away: write to a new one at the path. */
             if (process->access_log_path && access_log_open(process->access_log_path))
@@ -786,12 +966,108 @@ static void serve_signals(struct process *process, const sigset_t *signals)
             else if (process->access_log_path)
                 log_warn("access log not reopened: lines go on to the file already open");
         } else if (signal_number == SIGTERM || signal_number == SIGINT || signal_number == SIGQUIT) {
+            upgrade_abandon(&process->upgrade);
             log_info("%s: draining connections, then exiting (another TERM or INT closes them now)",
                      strsignal(signal_number));
             service_notify("STOPPING=1");
-            return;
+            return false;
         }
     }
+}
+
+/* One address's inherited sockets, fds[w] for worker w: each worker's
+ * listener options applied again (this config may route it otherwise), a
+ * copy kept, and every socket given to its worker. False (logged, fds
+ * closed or the workers') when out of descriptors or memory. */
+static bool adopt_group(struct process *process, const struct config_listen *entry, const struct snapshot *snapshot,
+                        int *fds)
+{
+    unsigned workers = process->worker_count;
+    bool routes_by_name = snapshot->listeners[entry->listener].routes != NULL;
+    for (unsigned w = 0; w < workers; w++)
+        listener_wait_for_first_bytes(fds[w], routes_by_name);
+    size_t row = process->listen_count;
+    if (!copy_fds(fds, workers, &process->listen_fds[row * workers])) {
+        for (unsigned w = 0; w < workers; w++)
+            close(fds[w]);
+        return false;
+    }
+    process->listen[row] = *entry;
+    process->listen_count++;
+    for (unsigned w = 0; w < workers; w++) {
+        if (worker_give_listener(&process->workers[w], fds[w], &entry->address, snapshot->epoch))
+            continue;
+        log_error("cannot take over the old process's sockets: out of memory");
+        for (; w < workers; w++)
+            close(fds[w]);
+        return false;
+    }
+    return true;
+}
+
+/* Started by an upgrade: the old process's sockets of every address this
+ * config still names, one per worker, instead of new binds (the same
+ * accept queues: what waits in them is not lost). process->listen becomes
+ * those addresses, so that open_new_addresses binds only the others. The
+ * group's CPU steering is attached again, for this process's CPUs. */
+static bool adopt_inherited(struct process *process, const struct config *config, const struct snapshot *snapshot)
+{
+    if (process->inherited.count == 0)
+        return true;
+    unsigned workers = process->worker_count;
+    process->listen = copy_listen(config->listen, config->listen_count);
+    process->listen_fds = new_fd_table(process, config->listen_count);
+    int *fds = malloc(workers * sizeof *fds);
+    if (!process->listen || !process->listen_fds || !fds) {
+        log_error("out of memory");
+        free(fds);
+        return false;
+    }
+    bool nics_spread = listener_nics_spread_over("/sys/class/net", workers);
+    const struct address *first_by_hash = NULL;
+    size_t by_hash = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < config->listen_count; i++) {
+        const struct config_listen *entry = &config->listen[i];
+        size_t found = upgrade_inherited_count(&process->inherited, &entry->address);
+        if (found == 0)
+            continue;
+        for (unsigned w = 0; w < workers; w++)
+            fds[w] = -1;
+        if (found != workers || upgrade_inherited_claim(&process->inherited, &entry->address, fds, workers) != workers) {
+            char text[ADDRESS_TEXT_MAX];
+            address_format(&entry->address, text, sizeof text);
+            log_error("upgrade refused: the old process handed over %zu sockets of %s, one per worker, and this "
+                      "config has %u workers: an upgrade keeps `workers` (a socket closed would lose the "
+                      "connections queued on it); change it with a restart", found, text, workers);
+            for (unsigned w = 0; w < workers; w++)
+                if (fds[w] >= 0)
+                    close(fds[w]);
+            ok = false;
+            continue;
+        }
+        ok = adopt_group(process, entry, snapshot, fds);
+        if (ok)
+            steer_group(process, &entry->address, fds[0], nics_spread, &first_by_hash, &by_hash);
+    }
+    free(fds);
+    if (ok)
+        say_spread_by_hash(process, first_by_hash, by_hash);
+    return ok;
+}
+
+/* The stats endpoint: the old process's socket when it is handed over
+ * for the same address (scrapes waiting on it are answered), else bound. */
+static bool open_stats(struct process *process, const struct config *config)
+{
+    if (!config->has_stats)
+        return true;
+    struct upgrade_inherited *inherited = &process->inherited;
+    if (inherited->stats_fd < 0 || !same_address(&inherited->stats_address, &config->stats))
+        return stats_server_bind(&process->stats, &config->stats);
+    stats_server_adopt(&process->stats, inherited->stats_fd);
+    inherited->stats_fd = -1;
+    return true;
 }
 
 #define RELOAD_MMAP_THRESHOLD (32 << 20)
@@ -849,16 +1125,27 @@ static int serve(const char *config_path)
      * the default action, which cuts every connection and dumps core. */
     sigaddset(&signals, SIGQUIT);
     sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
     /* Blocked before any thread exists, so workers inherit the mask; and
      * before the config loads (host names resolve there, for seconds
      * perhaps), so a reload or logrotate's SIGUSR1 then does not kill
      * the process: they wait for the main loop. */
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    struct upgrade_inherited inherited;
+    char why[512];
+    if (!upgrade_inherited_take(&inherited, why, sizeof why)) {
+        log_error("%s", why);
+        upgrade_inherited_free(&inherited);
+        return 1;
+    }
+    if (inherited.ready_fd >= 0)
+        log_info("pid %d: started by an upgrade with %zu listening sockets", (int)getpid(), inherited.count);
     size_t heap_before = mallinfo2().arena;
     struct config *config = load_config(config_path);
     if (!config) {
         fprintf(stderr, "snisplice: %s: configuration has errors\n", config_path);
+        upgrade_inherited_free(&inherited);
         return 1;
     }
     char problem[1024];
@@ -867,6 +1154,7 @@ static int serve(const char *config_path)
         !ring_support_check(problem, sizeof problem)) {
         fprintf(stderr, "%s\n", problem);
         config_free(config);
+        upgrade_inherited_free(&inherited);
         return 1;
     }
     raise_fd_limit();
@@ -875,6 +1163,8 @@ static int serve(const char *config_path)
     struct process process = {
         .config_path = config_path,
         .worker_count = workers_wanted(config, cpu_count),
+        .upgrade = { .ready_fd = -1 },
+        .inherited = inherited,
     };
     process.stats.listen_fd = process.stats.stop_fd = -1;
     /* Pin only when there is a CPU per worker: never stack two on one core. */
@@ -908,18 +1198,24 @@ static int serve(const char *config_path)
         goto out;
     }
     struct config_listen *listen = copy_listen(config->listen, config->listen_count);
-    if (!listen) {
+    int *table = new_fd_table(&process, config->listen_count);
+    if (!listen || !table) {
         log_error("out of memory");
+        free(listen);
+        free(table);
         goto out;
     }
     /* The stats port first: once a traffic port answers, so does it (its
      * connections wait in the backlog until the stats thread starts). */
-    if ((config->has_stats && !stats_server_bind(&process.stats, &config->stats)) ||
-        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot, first_snapshot->epoch)) {
+    int *fresh;
+    if (!open_stats(&process, config) || !adopt_inherited(&process, config, first_snapshot) ||
+        !open_new_addresses(&process, config->listen, config->listen_count, first_snapshot, first_snapshot->epoch,
+                            &fresh)) {
         free(listen);
+        free(table);
         goto out;
     }
-    remember_listen(&process, listen, config->listen_count);
+    remember_listen(&process, listen, config->listen_count, table, fresh);
     if (!drop_privileges(config->user, config->transparent_line != 0))
         goto out;
     if (!start_workers(&process)) {
@@ -933,18 +1229,32 @@ static int serve(const char *config_path)
         stop_workers(&process);
         goto out;
     }
-    log_info("snisplice %s: %u workers, %zu listen addresses, config %s", SNISPLICE_VERSION,
+    log_info("snisplice %s: pid %d, %u workers, %zu listen addresses, config %s", SNISPLICE_VERSION, (int)getpid(),
              process.worker_count, process.listen_count, config_path);
-    service_notify("READY=1\nSTATUS=serving");
-    serve_signals(&process, &signals);
+    /* Started by an upgrade: the old process is the one systemd listens
+     * to, and tells it this pid is the main one now. */
+    if (process.inherited.ready_fd >= 0)
+        upgrade_inherited_ready(&process.inherited);
+    else
+        service_notify("READY=1\nSTATUS=serving");
+    bool handed_off = serve_signals(&process, &signals);
+    close_listen_copies(&process);
     /* Workers stop accepting first: the stats thread may be busy with a
      * slow scraper, and the drain must not wait for it. */
-    request_stop(&process);
+    for (unsigned i = 0; i < process.worker_count; i++) {
+        if (handed_off)
+            worker_request_handoff(&process.workers[i]);
+        else
+            worker_request_stop(&process.workers[i]);
+    }
     stats_server_stop(&process.stats);
     drain_workers(&process, &signals);
     log_info("stopped");
     status = 0;
 out:
+    upgrade_abandon(&process.upgrade);
+    close_listen_copies(&process);
+    upgrade_inherited_free(&process.inherited);
     stats_server_stop(&process.stats);
     for (unsigned i = 0; process.workers && i < process.worker_count; i++)
         worker_destroy(&process.workers[i]);
@@ -962,6 +1272,8 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* First: a package upgrade may replace the file at any moment after. */
+    upgrade_remember_self(argv);
     keep_reload_memory();
     struct options options;
     int status = parse_options(argc, argv, &options);

@@ -75,6 +75,13 @@ bool stats_server_bind(struct stats_server *server, const struct address *addres
     return true;
 }
 
+void stats_server_adopt(struct stats_server *server, int fd)
+{
+    memset(server, 0, sizeof *server);
+    server->stop_fd = -1;
+    server->listen_fd = fd;
+}
+
 static long long now_ms(void)
 {
     struct timespec now;

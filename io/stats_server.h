@@ -34,6 +34,10 @@ struct stats_server {
 /* Bind and listen (call before privileges are dropped). False with a log line. */
 bool stats_server_bind(struct stats_server *server, const struct address *address);
 
+/* Take fd, an endpoint socket bound and listening already (the old
+ * process's, handed over by an upgrade), instead of binding. */
+void stats_server_adopt(struct stats_server *server, int fd);
+
 /* Start serving once the workers run. */
 bool stats_server_start(struct stats_server *server, const struct worker *workers, unsigned worker_count,
                         const _Atomic uint64_t *reloads_ok, const _Atomic uint64_t *reloads_failed);

@@ -402,6 +402,7 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
 static void begin_drain(struct worker *worker)
 {
     worker->draining = true;
+    worker->handing_off = atomic_load_explicit(&worker->handoff_requested, memory_order_acquire);
     worker->drain_deadline_ms = worker->now_ms + worker->snapshot->settings.drain_timeout_ms;
     listener_close_all(worker);
     log_debug("worker %u: draining %u connections", worker->index, worker->open_connections);
@@ -667,6 +668,12 @@ void worker_wake(struct worker *worker)
     uint64_t one = 1;
     ssize_t ignored = write(worker->wakeup_fd, &one, sizeof one);
     (void)ignored;
+}
+
+void worker_request_handoff(struct worker *worker)
+{
+    atomic_store_explicit(&worker->handoff_requested, true, memory_order_release);
+    worker_request_stop(worker);
 }
 
 void worker_request_stop(struct worker *worker)

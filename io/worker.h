@@ -54,6 +54,7 @@ struct listener {
     uint32_t index;         /* its entry in snapshot->listeners */
     bool accept_armed;      /* a multishot accept is in flight */
     uint64_t epoch;         /* handed over for the snapshot of this epoch */
+    bool serve_late;        /* closed for an upgrade's handover: what its accept still returns is served */
     struct listener *next;
 };
 
@@ -116,6 +117,7 @@ struct worker {
     uint64_t writable_wait_warned_ms; /* last warning about a refused epoll wait (worker.c) */
     uint64_t wakeup_buffer;
     bool draining;
+    bool handing_off;              /* draining after a SIGUSR2 upgrade: the new process accepts now */
     uint64_t drain_deadline_ms;
     bool ring_sets_socket_options; /* io_uring setsockopt works (Linux 6.7+) */
     struct ring_wait ring_wait;    /* how to wait: ring_wait.c */
@@ -128,6 +130,7 @@ struct worker {
     struct writable_waits writable_waits;
     _Atomic bool stop_requested;
     _Atomic bool cut_requested;    /* a second SIGTERM: close what is open, now */
+    _Atomic bool handoff_requested; /* the stop is an upgrade's handover (worker_request_handoff) */
     _Atomic int start_status;      /* 0 starting, 1 running, -1 failed */
     struct worker_counters counters;
     struct metrics metrics;        /* what `stats` reports; written here only */
@@ -150,6 +153,11 @@ bool worker_start(struct worker *worker);
 /* Main thread: wake the worker (reload or stop). */
 void worker_wake(struct worker *worker);
 void worker_request_stop(struct worker *worker);
+/* Main thread: stop accepting because a new process (SIGUSR2) accepts on
+ * the same sockets now, then drain as worker_request_stop does. A
+ * connection the kernel handed to an accept still in flight is served, not
+ * closed: the socket it came from is not going away. */
+void worker_request_handoff(struct worker *worker);
 /* Main thread: end the drain now, closing every connection still open. */
 void worker_request_cut(struct worker *worker);
 void worker_join(struct worker *worker);

@@ -363,24 +363,6 @@ Test(user, refused_where_the_process_may_not_switch_users, .init = integration_i
 
 /* A port in 991..999 nothing listens on (ports nobody's services use
  * seldom: 993 and 995 are mail's), probed by binding it; 0 if none. */
-static uint16_t free_low_port(void)
-{
-    for (uint16_t port = 991; port <= 999; port++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return 0;
-        int on = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port),
-                                       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        bool free_here = bind(fd, (struct sockaddr *)&address, sizeof address) == 0;
-        close(fd);
-        if (free_here)
-            return port;
-    }
-    return 0;
-}
-
 /* nginx's master stays root, so a reload there may add `listen 995`;
  * snisplice's main thread runs as the user after start-up, and such a
  * reload failed with "Permission denied". It keeps CAP_NET_BIND_SERVICE
@@ -390,7 +372,7 @@ Test(user, reload_as_the_user_adds_a_port_below_1024, .init = integration_init, 
 {
     if (geteuid() != 0)
         cr_skip_test("needs root to switch users");
-    uint16_t low_port = free_low_port();
+    uint16_t low_port = net_free_low_port();
     if (low_port == 0)
         cr_skip_test("every port in 991..999 is in use");
     uint16_t proxy_port = TEST_PORT(172, 0), backend_port = TEST_PORT(172, 1);

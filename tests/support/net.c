@@ -268,3 +268,21 @@ bool net_tcp_info(int fd, struct tcp_info *info)
     memset(info, 0, sizeof *info);
     return getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, &length) == 0;
 }
+
+uint16_t net_free_low_port(void)
+{
+    for (uint16_t port = 991; port <= 999; port++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return 0;
+        int on = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port),
+                                       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        bool free_here = bind(fd, (struct sockaddr *)&address, sizeof address) == 0;
+        close(fd);
+        if (free_here)
+            return port;
+    }
+    return 0;
+}

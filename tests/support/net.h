@@ -24,6 +24,9 @@ int net_connect(uint16_t port);
  * 127/8 address is this host's), so tests can be different clients. */
 int net_connect_from(const char *source, uint16_t port);
 
+/* A port in 991..999 nothing is bound to on 127.0.0.1 (for tests of
+ * CAP_NET_BIND_SERVICE); 0 when every one is taken. */
+uint16_t net_free_low_port(void);
 /* True once 127.0.0.1:port accepts a connection, polling until timeout_ms. */
 bool net_wait_accepting(uint16_t port, int timeout_ms);
 
