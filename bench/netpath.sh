@@ -16,10 +16,12 @@
 #
 # EMU ARGS are netpath_emu's (--delay MS one-way, --jitter, --loss, --reorder,
 # --rate MBIT, --queue-ms); MTU=1280 in the environment changes the MTU,
-# PEERS="direct snisplice nginx" the peers, SNISPLICE_BIN the binary,
+# PEERS="direct snisplice nginx" the peers (snisplice-b: a second binary,
+# SNISPLICE_B_BIN, on port 13412, for A/B runs), MODES="bulk-down bulk-up" the bulk modes, SNISPLICE_BIN the binary,
 # SS=1 samples `ss -tin` on the host every second during bulk runs.
 # One JSON line per run on stdout (loadgen's, with "peer" and "path" added)
-# and medians per peer at the end.
+# and medians per peer at the end ("errors" there adds loadgen's errors and
+# the sockets left open a second after a run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +64,7 @@ port_of() {
     direct) echo $BACKEND_PORT ;;
     snisplice) echo 13410 ;;
     nginx) echo 13411 ;;
+    snisplice-b) echo 13412 ;;
     esac
 }
 
@@ -70,6 +73,7 @@ start_peers() {
     PIDS+=($!)
     sed -e "s/127.0.0.1:@PORT@/$HOST_IP:13410/" -e "s/@BACKEND@/$BACKEND_PORT/" -e "s/@WORKERS@/2/" \
         "$ROOT/bench/peers/snisplice.ini.in" >"$TMPD/snisplice.ini"
+    sed -e "s/13410/13412/" "$TMPD/snisplice.ini" >"$TMPD/snisplice-b.ini"
     # The listen address exists only once the path is up: snisplice and
     # nginx start after it (path_up).
     sed -e "s/127.0.0.1:@PORT@/$HOST_IP:13411/" -e "s/@BACKEND@/$BACKEND_PORT/" -e "s/@WORKERS@/2/" \
@@ -87,6 +91,10 @@ path_up() {
     ip link set snp-h mtu "$MTU" txqueuelen 10000 up
     ip addr add $HOST_IP peer $CLIENT_IP dev snp-h
     ip -n "$NS" link set lo up
+    # The client may send and receive a whole bandwidth-delay product
+    # (1 Gbit/s x 100 ms = 12.5 MB): only the host's own limits (and the
+    # proxies') are under test. tcp_[rw]mem are per namespace.
+    ip netns exec "$NS" sysctl -qw net.ipv4.tcp_wmem="4096 16384 33554432" net.ipv4.tcp_rmem="4096 131072 33554432"
     ip -n "$NS" link set snp-c mtu "$MTU" txqueuelen 10000 up
     ip -n "$NS" addr add $CLIENT_IP peer $HOST_IP dev snp-c
     ip -n "$NS" route add default dev snp-c
@@ -94,23 +102,34 @@ path_up() {
         "$SNISPLICE_BIN" -c "$TMPD/snisplice.ini" 2>"$TMPD/snisplice.log" &
         PIDS+=($!)
     fi
+    if [[ " $PEERS " == *" snisplice-b "* ]]; then
+        "${SNISPLICE_B_BIN:?snisplice-b needs SNISPLICE_B_BIN}" -c "$TMPD/snisplice-b.ini" 2>"$TMPD/snisplice-b.log" &
+        PIDS+=($!)
+    fi
     if [[ " $PEERS " == *" nginx "* ]]; then
         nginx -c "$TMPD/nginx.conf" -g "daemon on; master_process on;" 2>>"$TMPD/nginx-start.log"
     fi
-    sleep 0.5
+    # Wait for every peer to listen (a loaded machine starts them slowly).
+    local peer
+    for peer in $PEERS; do
+        for _ in $(seq 100); do
+            ss -ltnH "( sport = :$(port_of "$peer") )" | grep -q . && break
+            sleep 0.1
+        done
+    done
 }
 
 ss_sampler() {
     while sleep 1; do
         echo "== $(date +%T.%N)"
-        ss -tin "( sport = :13410 or sport = :13411 or sport = :$BACKEND_PORT or dport = :$BACKEND_PORT )" 2>/dev/null
+        ss -tin "( sport = :13410 or sport = :13411 or sport = :13412 or sport = :$BACKEND_PORT or dport = :$BACKEND_PORT )" 2>/dev/null
     done >>"$TMPD/ss.log"
 }
 
 run_bulk() {
     local path=$1 size=$2 reps=$3
     for rep in $(seq "$reps"); do
-        for mode in bulk-down bulk-up; do
+        for mode in ${MODES:-bulk-down bulk-up}; do
             for peer in $PEERS; do
                 local sampler=
                 if [[ ${SS:-0} == 1 ]]; then echo "== $peer $mode $rep" >>"$TMPD/ss.log"; ss_sampler & sampler=$!; fi
@@ -118,10 +137,19 @@ run_bulk() {
                 line=$(ip netns exec "$NS" "$OUT/loadgen" --target $HOST_IP:"$(port_of "$peer")" --hello "$HELLO" \
                     --mode $mode --concurrency 1 --size "$size" --timeout 30) || line='{"errors":-1}'
                 [[ -n $sampler ]] && { kill "$sampler"; wait "$sampler" 2>/dev/null || true; }
-                echo "{\"peer\":\"$peer\",\"path\":\"$path\",\"rep\":$rep,${line#\{}"
+                echo "{\"peer\":\"$peer\",\"path\":\"$path\",\"rep\":$rep,\"left_open\":$(left_open),${line#\{}"
             done
         done
     done
+}
+
+# Sockets of the proxies or the backend still open (in any state but
+# TIME-WAIT) a second after the client finished: a relay that missed a
+# half-close or an end of stream leaves its connection here.
+left_open() {
+    sleep 1
+    ss -tanH state all "( sport = :13410 or sport = :13411 or sport = :13412 or sport = :$BACKEND_PORT or dport = :$BACKEND_PORT )" \
+        | grep -vcE "^(LISTEN|TIME-WAIT)" || true
 }
 
 run_short() {
@@ -144,7 +172,7 @@ keys = {}
 for r in rows:
     keys.setdefault((r.get("mode", "short"), r["peer"]), []).append(r)
 for (mode, peer), rs in keys.items():
-    errs = sum(r.get("errors", 0) for r in rs)
+    errs = sum(r.get("errors", 0) for r in rs) + sum(r.get("left_open", 0) for r in rs)
     if "gbps" in rs[0]:
         v = sorted(r.get("gbps", 0) * 1000 for r in rs)
         print(f"{mode:10} {peer:10} Mbit/s median {st.median(v):7.1f}  runs {[round(x) for x in v]}  errors {errs}")
@@ -171,7 +199,7 @@ main() {
     [[ -f $TMPD/ss.log ]] && cp "$TMPD/ss.log" "$OUT/netpath-ss.log" && log "ss samples in $OUT/netpath-ss.log"
     kill -TERM "$EMU_PID"; wait "$EMU_PID" 2>/dev/null || true
     grep -h "netpath_emu:" "$TMPD/emu.log" >&2 || true
-    grep -hiE "error|warn" "$TMPD/snisplice.log" "$TMPD/nginx-error.log" 2>/dev/null | head -20 >&2 || true
+    grep -hiE "error|warn" "$TMPD"/snisplice*.log "$TMPD/nginx-error.log" 2>/dev/null | head -20 >&2 || true
 }
 
 main "$@"

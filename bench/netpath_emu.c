@@ -25,6 +25,12 @@
  *   --netns NAME    namespace of the client side (/run/netns/NAME)
  *   --host-dev D / --client-dev D   device names (default snp-h / snp-c)
  *   --seed N
+ *   --drop-synack   drop the first SYN-ACK of every connection
+ *   --drop-data K   drop the first transmission of the K-th data segment the
+ *                   client sends on every connection (1: the first segment
+ *                   of its ClientHello; 2: the second of a 1932-byte hello
+ *                   at MTU 1500). Connections are told apart by the
+ *                   client's port.
  *
  * TUN devices without IFF_VNET_HDR get no GSO or TSO, so every packet is at
  * most one MTU, as on a real path (set the MTU on the devices: 1500, 1280).
@@ -58,6 +64,7 @@ struct emu_packet {
 
 struct emu_direction {
     int in_fd, out_fd;
+    bool to_client;
     uint64_t next_free_ns; /* when the bottleneck finishes its last packet */
     uint64_t forwarded, lost, queue_dropped, reordered;
 };
@@ -65,6 +72,21 @@ struct emu_direction {
 static struct {
     double delay_ms, jitter_ms, loss_pct, reorder_pct, reorder_gap_ms, rate_mbit, queue_ms;
 } emu_path = { .reorder_gap_ms = 5, .queue_ms = 50 };
+
+/* Per client port: what --drop-synack and --drop-data did on its connection. */
+struct emu_flow {
+    bool synack_dropped;
+    uint32_t data_segments; /* new (not retransmitted) data segments seen */
+    uint32_t next_seq;      /* end of the highest data segment seen */
+    uint32_t syn_seq;       /* the client's SYN: a retransmitted one keeps the flow */
+};
+
+static struct {
+    bool drop_synack;
+    uint32_t drop_data;
+    struct emu_flow flows[65536];
+    uint64_t dropped;
+} emu_targeted;
 
 static struct emu_packet **emu_heap;
 static size_t emu_heap_count, emu_heap_capacity;
@@ -146,10 +168,44 @@ static int emu_open_tun_in(const char *netns, const char *name)
 
 static uint64_t emu_ms_to_ns(double ms) { return (uint64_t)(ms * 1e6); }
 
+static uint32_t emu_be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+
+/* --drop-synack, --drop-data: true when this packet is the one to lose.
+ * to_client: the packet goes from the host to the client. */
+static bool emu_targeted_drop(const uint8_t *data, size_t length, bool to_client)
+{
+    if (length < 20 || (data[0] >> 4) != 4 || data[9] != 6) return false;
+    size_t ip_header = (size_t)(data[0] & 15) * 4;
+    if (length < ip_header + 20) return false;
+    const uint8_t *tcp = data + ip_header;
+    uint16_t client_port = to_client ? (uint16_t)(tcp[2] << 8 | tcp[3]) : (uint16_t)(tcp[0] << 8 | tcp[1]);
+    struct emu_flow *flow = &emu_targeted.flows[client_port];
+    uint8_t flags = tcp[13];
+    bool syn = flags & 0x02, ack = flags & 0x10;
+    uint32_t seq = emu_be32(tcp + 4);
+    size_t payload = length - ip_header - (size_t)(tcp[12] >> 4) * 4;
+    if (!to_client && syn && !ack) { /* a new connection on this port, or its SYN again */
+        if (flow->syn_seq != seq || flow->next_seq == 0)
+            *flow = (struct emu_flow){ .next_seq = seq + 1, .syn_seq = seq };
+        return false;
+    }
+    if (to_client && syn && ack && emu_targeted.drop_synack && !flow->synack_dropped) {
+        flow->synack_dropped = true;
+        return true;
+    }
+    if (to_client || payload == 0 || (int32_t)(seq - flow->next_seq) < 0) return false;
+    flow->next_seq = seq + (uint32_t)payload;
+    return ++flow->data_segments == emu_targeted.drop_data;
+}
+
 /* Take one packet into the path: lost, dropped at a full bottleneck, or
  * scheduled for its release. */
 static void emu_admit(struct emu_direction *direction, const uint8_t *data, size_t length, uint64_t now)
 {
+    if ((emu_targeted.drop_synack || emu_targeted.drop_data) && emu_targeted_drop(data, length, direction->to_client)) {
+        emu_targeted.dropped++;
+        return;
+    }
     if (emu_path.loss_pct > 0 && emu_uniform() * 100 < emu_path.loss_pct) { direction->lost++; return; }
     uint64_t departs = now;
     if (emu_path.rate_mbit > 0) {
@@ -199,7 +255,8 @@ static void emu_release_due(uint64_t now, struct emu_direction *directions)
 static void emu_usage(void)
 {
     fprintf(stderr, "usage: netpath_emu --netns NAME [--delay MS] [--jitter MS] [--loss PCT] [--reorder PCT]\n"
-                    "       [--reorder-gap MS] [--rate MBIT] [--queue-ms MS] [--host-dev D] [--client-dev D] [--seed N]\n");
+                    "       [--reorder-gap MS] [--rate MBIT] [--queue-ms MS] [--host-dev D] [--client-dev D] [--seed N]\n"
+                    "       [--drop-synack] [--drop-data K]\n");
     exit(2);
 }
 
@@ -210,7 +267,8 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         { "delay", 1, 0, 'd' }, { "jitter", 1, 0, 'j' }, { "loss", 1, 0, 'l' }, { "reorder", 1, 0, 'r' },
         { "reorder-gap", 1, 0, 'g' }, { "rate", 1, 0, 'R' }, { "queue-ms", 1, 0, 'q' }, { "netns", 1, 0, 'n' },
-        { "host-dev", 1, 0, 'H' }, { "client-dev", 1, 0, 'C' }, { "seed", 1, 0, 's' }, { 0, 0, 0, 0 } };
+        { "host-dev", 1, 0, 'H' }, { "client-dev", 1, 0, 'C' }, { "seed", 1, 0, 's' },
+        { "drop-synack", 0, 0, 'S' }, { "drop-data", 1, 0, 'D' }, { 0, 0, 0, 0 } };
     int option;
     while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (option) {
@@ -224,6 +282,8 @@ int main(int argc, char **argv)
         case 'n': netns = optarg; break;
         case 'H': host_dev = optarg; break;
         case 'C': client_dev = optarg; break;
+        case 'S': emu_targeted.drop_synack = true; break;
+        case 'D': emu_targeted.drop_data = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 's': seed = (unsigned)strtoul(optarg, NULL, 10); break;
         default: emu_usage();
         }
@@ -237,8 +297,8 @@ int main(int argc, char **argv)
     int host_fd = emu_open_tun(host_dev);
     int client_fd = emu_open_tun_in(netns, client_dev);
     struct emu_direction directions[2] = {
-        { .in_fd = host_fd, .out_fd = client_fd }, /* to the client */
-        { .in_fd = client_fd, .out_fd = host_fd }, /* from the client */
+        { .in_fd = host_fd, .out_fd = client_fd, .to_client = true },
+        { .in_fd = client_fd, .out_fd = host_fd },
     };
     fprintf(stderr, "netpath_emu: ready\n");
     struct pollfd polls[2] = { { .fd = host_fd, .events = POLLIN }, { .fd = client_fd, .events = POLLIN } };
@@ -256,6 +316,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 2; i++)
             if (polls[i].revents & POLLIN) emu_read_all(&directions[i], now);
     }
+    fprintf(stderr, "netpath_emu: targeted drops %llu\n", (unsigned long long)emu_targeted.dropped);
     for (int i = 0; i < 2; i++)
         fprintf(stderr, "netpath_emu: %s forwarded %llu lost %llu queue_dropped %llu reordered %llu\n",
                 i == 0 ? "to_client" : "from_client", (unsigned long long)directions[i].forwarded,
