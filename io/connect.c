@@ -263,6 +263,8 @@ static void connect_next_server(struct worker *worker, struct connection *connec
             worker_queue_socket_option(worker, fd, option->level, option->name, option->value,
                                        sizeof *option->value);
         }
+        worker_queue_socket_option(worker, fd, relay_unsent_limit.level, relay_unsent_limit.name,
+                                   relay_unsent_limit.value, sizeof *relay_unsent_limit.value);
         /* Before the connect, so that the connection starts with it (reno
          * towards loopback servers by default: core/upstream.h). The name
          * is static or in the snapshot this connection pins. */

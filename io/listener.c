@@ -2,7 +2,7 @@
  * listener.c - open listening sockets, accept connections, enforce the
  * connection limit. Never reads from a client: that is preread's job.
  * Socket options decided here: TCP_DEFER_ACCEPT where the client speaks
- * first, and CPU steering (CBPF) where packets arrive spread over the
+ * first, TCP_NOTSENT_LOWAT where the address is loopback, and CPU steering (CBPF) where packets arrive spread over the
  * workers' CPUs (read from /sys/class/net at bind time).
  *
  * A worker's sockets follow the snapshot it runs on: the main thread binds
@@ -78,6 +78,12 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
         const struct relay_socket_option *option = &relay_socket_options[i];
         setsockopt(fd, option->level, option->name, option->value, sizeof *option->value);
     }
+    /* Only clients on this host (relay.h says why): a listener bound to a
+     * loopback address has no others. One on 0.0.0.0 serves the internet,
+     * where the limit slows downloads; its loopback clients go without. */
+    if (address_is_loopback(address))
+        setsockopt(fd, relay_unsent_limit.level, relay_unsent_limit.name, relay_unsent_limit.value,
+                   sizeof *relay_unsent_limit.value);
     /* Before listen(): no connection may slip in undeferred. */
     listener_wait_for_first_bytes(fd, routes_by_name);
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */

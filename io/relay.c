@@ -103,9 +103,11 @@ static const int relay_unsent_low_water = RELAY_UNSENT_LOW_WATER;
 
 const struct relay_socket_option relay_socket_options[RELAY_SOCKET_OPTION_COUNT] = {
     { IPPROTO_TCP, TCP_NODELAY, &relay_enabled },
-    { IPPROTO_TCP, TCP_NOTSENT_LOWAT, &relay_unsent_low_water },
     { SOL_SOCKET, SO_OOBINLINE, &relay_enabled },
 };
+
+const struct relay_socket_option relay_unsent_limit = { IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+                                                        &relay_unsent_low_water };
 
 /* Bytes moved per readiness event before yielding to other connections:
  * 16 default pipes, or one grown pipe (about 0.5 ms of work). */

@@ -8,7 +8,8 @@
 #include "worker.h"
 
 /*
- * Options every socket that carries relayed bytes gets, in one list so
+ * Options every socket that carries relayed bytes gets (the unsent limit
+ * below apart), in one list so
  * both ends stay alike: set on each listening socket (accepted sockets
  * inherit them, no system call per connection) and queued on each
  * upstream socket before it connects. The values live in static storage
@@ -24,7 +25,10 @@
  * polls as not readable while a wake-up says it is, which made io_uring
  * hand a pending recv to a kernel thread of its own (see relay.c).
  *
- * TCP_NOTSENT_LOWAT, RELAY_UNSENT_LOW_WATER: bytes a socket may hold that
+ * relay_unsent_limit, TCP_NOTSENT_LOWAT = RELAY_UNSENT_LOW_WATER, is set
+ * apart: on every upstream socket, but on client sockets only behind a
+ * listener bound to a loopback address (listener.c), whose clients are on
+ * this host. It is bytes a socket may hold that
  * it has not sent yet. Without a limit a socket whose reader is slower
  * than its writer queues its whole send buffer, megabytes per connection;
  * each ACK from the reader then releases some of it, and the kernel
@@ -34,10 +38,15 @@
  * socket reports full while more than this is unsent and the proxy, woken
  * when half of it has left, sends the rest itself. Bytes in flight are not
  * limited: a long path still fills its window. Measured in bench/NOTES.md
- * ("unsent bytes").
+ * ("unsent bytes"). But across a real path with loss it cost a download
+ * 35-40% of its throughput against nginx and a direct connection (1% loss,
+ * 50 ms, bench/netpath.sh; NOTES.md, twentieth session): there the
+ * reader's ACKs run on another machine, so the limit saves nothing and
+ * only makes the worker refill the socket 16 KiB at a time while the
+ * kernel recovers losses.
  */
 #define RELAY_UNSENT_LOW_WATER (32 * 1024)
-#define RELAY_SOCKET_OPTION_COUNT 3
+#define RELAY_SOCKET_OPTION_COUNT 2
 
 struct relay_socket_option {
     int level;
@@ -46,6 +55,7 @@ struct relay_socket_option {
 };
 
 extern const struct relay_socket_option relay_socket_options[RELAY_SOCKET_OPTION_COUNT];
+extern const struct relay_socket_option relay_unsent_limit;
 
 /* client_waits: the client sent a complete ClientHello and waits for the
  * server's answer, so its poll can be deferred (see relay.c). */

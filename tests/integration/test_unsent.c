@@ -7,7 +7,9 @@
  * Checked in both directions on the proxy's own socket (a duplicate taken
  * with pidfd_getfd, read with TCP_INFO), then the whole stream must still
  * arrive intact.
- * Ports: block 89.
+ * Behind a listener on an address other than loopback the client's socket
+ * has no such limit (a real path's client, see the last tests).
+ * Ports: blocks 89 and 380.
  */
 #include <criterion/criterion.h>
 #include <linux/tcp.h>
@@ -28,6 +30,8 @@
  * socket holds its whole send buffer: megabytes. */
 #define UNSENT_AT_MOST (256u * 1024)
 #define STALL_MS 300
+/* io/relay.h's RELAY_UNSENT_LOW_WATER, as the kernel reports it back. */
+#define RELAY_UNSENT_LOW_WATER_TEST (32 * 1024)
 
 static struct routed unsent_routed;
 
@@ -171,4 +175,57 @@ Test(unsent, slow_upstream_leaves_little_unsent_in_the_proxy)
     cr_expect_eq(atomic_load(&backend_mismatch), UINT64_MAX);
     cr_expect(atomic_load(&backend_saw_end), "the client's end of stream reaches the backend");
     cr_expect_eq(routed_stop(&unsent_routed), 0);
+}
+
+/* ---- the client leg's limit: only where the client is on this host ---- */
+
+/* TCP_NOTSENT_LOWAT of the proxy's socket to the client connected from
+ * client_port (0: none set). */
+static int proxy_client_unsent_limit(uint16_t client_port)
+{
+    int fd = proxy_socket_with_peer(&unsent_routed.proxy, client_port);
+    cr_assert_geq(fd, 0, "no socket of the proxy with peer port %u (or pidfd_getfd refused)", client_port);
+    int limit = -1;
+    socklen_t length = sizeof limit;
+    int got = getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &limit, &length);
+    close(fd);
+    cr_assert_eq(got, 0, "TCP_NOTSENT_LOWAT of the proxy's socket");
+    return limit;
+}
+
+/* Start snisplice on listen_host:port (its backend on port + 1), relay
+ * one short exchange and return the client socket's limit, read while the
+ * client still holds its end open. */
+static int client_unsent_limit_behind(const char *listen_host, uint16_t port)
+{
+    cr_assert(routed_start_on(&unsent_routed, listen_host, port, (uint16_t)(port + 1), "reply",
+                              routed_reply_and_close));
+    struct routed_exchange exchange = routed_short_exchange(&unsent_routed, port);
+    cr_assert_geq(exchange.fd, 0);
+    cr_assert(exchange.eof && exchange.reply_bytes == ROUTED_REPLY_BYTES, "the reply came whole (%zu bytes)",
+              exchange.reply_bytes);
+    int limit = proxy_client_unsent_limit(local_port(exchange.fd));
+    close(exchange.fd);
+    cr_expect_eq(routed_stop(&unsent_routed), 0);
+    return limit;
+}
+
+/* A listener on an address other than loopback serves clients across a
+ * real path. There the limit cost 35-40% of a download's throughput at
+ * 1% loss and 50 ms (bench/NOTES.md, twentieth session): the client's
+ * socket relays with the kernel's default, as nginx's and a server's own
+ * do. (A client reaching it over loopback shows what such a listener's
+ * sockets get.) */
+Test(unsent, client_of_a_wildcard_listener_has_no_unsent_limit)
+{
+    int limit = client_unsent_limit_behind("0.0.0.0", TEST_PORT(380, 0));
+    cr_expect_eq(limit, 0, "the client's socket has TCP_NOTSENT_LOWAT %d", limit);
+}
+
+/* Behind a loopback listener the client is on this host, where the limit
+ * moves the proxy's send work off its peer's CPU (relay.h): kept. */
+Test(unsent, client_of_a_loopback_listener_keeps_the_unsent_limit)
+{
+    int limit = client_unsent_limit_behind("127.0.0.1", TEST_PORT(380, 2));
+    cr_expect_eq(limit, RELAY_UNSENT_LOW_WATER_TEST, "the client's socket has TCP_NOTSENT_LOWAT %d", limit);
 }

@@ -14,15 +14,20 @@
 bool routed_start(struct routed *routed, uint16_t proxy_port, uint16_t backend_port,
                   const char *name, backend_handler handler)
 {
+    return routed_start_on(routed, "127.0.0.1", proxy_port, backend_port, name, handler);
+}
+
+bool routed_start_on(struct routed *routed, const char *listen_host, uint16_t proxy_port,
+                     uint16_t backend_port, const char *name, backend_handler handler)
+{
     routed->hello = hello_load_capture(HELLO_CHROMIUM);
     routed->config = NULL;
     if (!backend_start(&routed->backend, name, backend_port, handler, routed)) {
         hello_free(&routed->hello);
         return false;
     }
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
-    routed->config = config_text(proxy_port, NULL, body);
-    free(body);
+    routed->config = text_format("[global]\nworkers = 2\n\n[listen]\naddress = %s:%u\n\n"
+                                 "[routes]\ndefault = 127.0.0.1:%u\n", listen_host, proxy_port, backend_port);
     if (proxy_start(&routed->proxy, routed->config, proxy_port))
         return true;
     proxy_release(&routed->proxy);

@@ -30,6 +30,10 @@ struct routed {
  * then nothing is left running or allocated. */
 bool routed_start(struct routed *routed, uint16_t proxy_port, uint16_t backend_port,
                   const char *name, backend_handler handler);
+/* The same with snisplice listening on listen_host (an IPv4 address:
+ * 0.0.0.0 for every address of the host) instead of 127.0.0.1. */
+bool routed_start_on(struct routed *routed, const char *listen_host, uint16_t proxy_port,
+                     uint16_t backend_port, const char *name, backend_handler handler);
 /* Stop both and free; returns snisplice's exit status (0: clean). */
 int routed_stop(struct routed *routed);
 
