@@ -57,6 +57,24 @@ static const char *bind_refusal_hint(const struct address *address, int error_nu
            "with `user =` it keeps the capability only if it started with it)";
 }
 
+/* The options a listening socket of `address` carries, so that accepted
+ * sockets inherit them (no system call per connection): the relay's
+ * (relay.h), the unsent limit only where the address is loopback (relay.h
+ * says why: a listener on 0.0.0.0 serves the internet, where the limit
+ * slows downloads), and TCP_DEFER_ACCEPT by route kind.
+ * Before listen() for a new socket: no connection may slip in undeferred. */
+void listener_apply_options(int fd, const struct address *address, bool routes_by_name)
+{
+    for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
+        const struct relay_socket_option *option = &relay_socket_options[i];
+        setsockopt(fd, option->level, option->name, option->value, sizeof *option->value);
+    }
+    if (address_is_loopback(address))
+        setsockopt(fd, relay_unsent_limit.level, relay_unsent_limit.name, relay_unsent_limit.value,
+                   sizeof *relay_unsent_limit.value);
+    listener_wait_for_first_bytes(fd, routes_by_name);
+}
+
 int listener_open(const struct address *address, bool routes_by_name, char *error, size_t error_size)
 {
     char text[ADDRESS_TEXT_MAX];
@@ -72,20 +90,7 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
         goto fail_errno;
-    /* The relay's socket options (relay.h): accepted sockets inherit them,
-     * so no setsockopt per connection. */
-    for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
-        const struct relay_socket_option *option = &relay_socket_options[i];
-        setsockopt(fd, option->level, option->name, option->value, sizeof *option->value);
-    }
-    /* Only clients on this host (relay.h says why): a listener bound to a
-     * loopback address has no others. One on 0.0.0.0 serves the internet,
-     * where the limit slows downloads; its loopback clients go without. */
-    if (address_is_loopback(address))
-        setsockopt(fd, relay_unsent_limit.level, relay_unsent_limit.name, relay_unsent_limit.value,
-                   sizeof *relay_unsent_limit.value);
-    /* Before listen(): no connection may slip in undeferred. */
-    listener_wait_for_first_bytes(fd, routes_by_name);
+    listener_apply_options(fd, address, routes_by_name);
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);

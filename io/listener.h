@@ -35,6 +35,11 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
 bool listener_address_taken(const struct address *address);
 /* TCP_DEFER_ACCEPT on (the client speaks first) or off; see listener.c. */
 void listener_wait_for_first_bytes(int fd, bool client_speaks_first);
+
+/* Every option a listening socket of `address` carries (the relay's, the
+ * unsent limit where loopback, TCP_DEFER_ACCEPT where routed by name):
+ * listener_open's, and again on a socket inherited at an upgrade. */
+void listener_apply_options(int fd, const struct address *address, bool routes_by_name);
 /* Steer each new connection of fd's SO_REUSEPORT group to the worker
  * pinned on the CPU that received it (worker w runs on worker_cpus[w] and
  * owns the group's w-th socket). False if the kernel refused. */

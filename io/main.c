@@ -985,7 +985,7 @@ static bool adopt_group(struct process *process, const struct config_listen *ent
     unsigned workers = process->worker_count;
     bool routes_by_name = snapshot->listeners[entry->listener].routes != NULL;
     for (unsigned w = 0; w < workers; w++)
-        listener_wait_for_first_bytes(fds[w], routes_by_name);
+        listener_apply_options(fds[w], &entry->address, routes_by_name);
     size_t row = process->listen_count;
     if (!copy_fds(fds, workers, &process->listen_fds[row * workers])) {
         for (unsigned w = 0; w < workers; w++)
