@@ -70,6 +70,12 @@ build/fail_call.so: tests/shim/fail_call.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
 
+# The kernel_features/* tests preload it (tests/shim/old_kernel.c): io_uring
+# as an older kernel's, to reach snisplice's fallbacks and start-up error.
+build/old_kernel.so: tests/shim/old_kernel.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
+
 # The per-address connection counts the workers share, under TSan and ASan.
 build/tsan/test_client_counts: $(call objs,tsan,$(CORE_SRC) tests/tsan/test_client_counts.c)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
@@ -94,7 +100,7 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 
 test: deps
-	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so build/no_ipv6.so build/fail_call.so
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so build/no_ipv6.so build/fail_call.so build/old_kernel.so
 	$(MAKE) test-unit test-tsan test-integration
 
 # Real ClientHello captures (copied from shared/clienthello) used as test vectors.

@@ -6,7 +6,9 @@
  * due timers, submit and wait, dispatch completions, then report a
  * quiescent point to the publisher (nothing unpinned is held across it).
  * The ring is created on the worker's own thread: SINGLE_ISSUER and
- * DEFER_TASKRUN tie it to its creator.
+ * DEFER_TASKRUN tie it to its creator. A kernel whose io_uring lacks what
+ * the loop cannot do without (Linux 5.19) stops the start-up with an error
+ * naming it; what it can do without is worked around and said once.
  */
 #include "worker.h"
 
@@ -512,6 +514,42 @@ static void run_loop(struct worker *worker)
 
 /* ---- thread lifecycle ---- */
 
+/* What io_uring must have here, or NULL. Without these snisplice would not
+ * stop but misbehave: a fire-and-forget close the kernel refuses for its
+ * unknown flag leaks the socket unnoticed, and a multishot accept it does
+ * not know completes with EINVAL and is re-armed without end. Probed, not
+ * read from uname: distribution kernels backport io_uring. Multishot accept
+ * has no probe of its own; IORING_OP_SOCKET came in the same release
+ * (5.19) and is listed by the opcode probe. */
+static const char *ring_missing_feature(struct io_uring *ring, unsigned features)
+{
+    if (!(features & IORING_FEAT_CQE_SKIP))
+        return "IOSQE_CQE_SKIP_SUCCESS (Linux 5.17)";
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    if (!probe)
+        return NULL; /* out of memory: the kernel has the probe (5.6) if it has the above */
+    bool has_accept_multishot = io_uring_opcode_supported(probe, IORING_OP_SOCKET);
+    io_uring_free_probe(probe);
+    return has_accept_multishot ? NULL : "multishot accept (Linux 5.19)";
+}
+
+/* Said once (worker 0): what this kernel's io_uring lacks that snisplice
+ * works around, so a slower path on an older kernel is not a mystery. */
+static void log_ring_fallbacks(const struct worker *worker, bool task_run_hints)
+{
+    if (worker->index != 0)
+        return;
+    char text[320] = "";
+    if (!task_run_hints)
+        strcat(text, ", no SINGLE_ISSUER/DEFER_TASKRUN (Linux 6.1)");
+    if (!worker->ring_sets_socket_options)
+        strcat(text, ", socket options set by setsockopt(2), one system call each (io_uring's needs Linux 6.7)");
+    if (!worker->ring_wait.can_batch)
+        strcat(text, ", no batched waits under load (io_uring's minimum wait needs Linux 6.12)");
+    if (text[0] != '\0')
+        log_info("io_uring on this kernel:%s", text + 1);
+}
+
 static bool setup_ring(struct worker *worker)
 {
     struct io_uring_params params;
@@ -520,6 +558,7 @@ static bool setup_ring(struct worker *worker)
                    IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
     params.cq_entries = RING_CQ_ENTRIES;
     int result = io_uring_queue_init_params(RING_ENTRIES, &worker->ring, &params);
+    bool task_run_hints = result != -EINVAL;
     if (result == -EINVAL) {
         /* Older kernels: the same loop works without the task-run hints. */
         memset(&params, 0, sizeof params);
@@ -531,9 +570,17 @@ static bool setup_ring(struct worker *worker)
         log_error("worker %u: io_uring_queue_init: %s", worker->index, ring_support_explain(-result));
         return false;
     }
+    const char *missing = ring_missing_feature(&worker->ring, params.features);
+    if (missing) {
+        log_error("worker %u: this kernel's io_uring has no %s: snisplice needs Linux 5.19 or later",
+                  worker->index, missing);
+        io_uring_queue_exit(&worker->ring);
+        return false;
+    }
     bool ring_fd_registered = io_uring_register_ring_fd(&worker->ring) == 1;
     ring_wait_init(&worker->ring_wait, params.features, ring_fd_registered);
     worker->ring_sets_socket_options = ring_can_set_socket_options(&worker->ring);
+    log_ring_fallbacks(worker, task_run_hints);
     return true;
 }
 
