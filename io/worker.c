@@ -560,11 +560,19 @@ static bool setup_ring(struct worker *worker)
     int result = io_uring_queue_init_params(RING_ENTRIES, &worker->ring, &params);
     bool task_run_hints = result != -EINVAL;
     if (result == -EINVAL) {
-        /* Older kernels: the same loop works without the task-run hints. */
+        /* 5.19 and 6.0: the same loop works without the task-run hints.
+         * SUBMIT_ALL (5.18) stays: without it a submission would stop at
+         * the first entry refused, leaving the rest for the next one. A
+         * kernel that refuses this too is older than snisplice needs. */
         memset(&params, 0, sizeof params);
-        params.flags = IORING_SETUP_CQSIZE;
+        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
         params.cq_entries = RING_CQ_ENTRIES;
         result = io_uring_queue_init_params(RING_ENTRIES, &worker->ring, &params);
+    }
+    if (result == -EINVAL) {
+        log_error("worker %u: this kernel's io_uring has no IORING_SETUP_SUBMIT_ALL (Linux 5.18): snisplice needs "
+                  "Linux 5.19 or later", worker->index);
+        return false;
     }
     if (result < 0) {
         log_error("worker %u: io_uring_queue_init: %s", worker->index, ring_support_explain(-result));

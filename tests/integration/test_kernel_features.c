@@ -89,6 +89,16 @@ Test(kernel_features, a_kernel_without_multishot_accept_is_refused_at_start_up, 
                                "this kernel's io_uring has no multishot accept (Linux 5.19)");
 }
 
+/* Below 5.18 a ring with IORING_SETUP_SUBMIT_ALL is refused: the fallback
+ * for 5.19 and 6.0 keeps that flag, so such a kernel is named as too old,
+ * not left to "io_uring_queue_init: Invalid argument". */
+Test(kernel_features, a_kernel_without_submit_all_is_refused_at_start_up, .init = integration_init,
+     .fini = kernel_fini)
+{
+    expect_refused_at_start_up(TEST_PORT(347, 0), "no_task_run_hints,no_submit_all",
+                               "this kernel's io_uring has no IORING_SETUP_SUBMIT_ALL (Linux 5.18)");
+}
+
 /* A 5.19-6.0 kernel (no SINGLE_ISSUER/DEFER_TASKRUN, no minimum wait):
  * the ring is made without the hints, connections are relayed as on a new
  * kernel, and one line at start-up says what is done the slower way. Before,

@@ -9,6 +9,8 @@
  *     no_min_timeout      IORING_FEAT_MIN_TIMEOUT (before 6.12)
  *     no_cqe_skip         IORING_FEAT_CQE_SKIP (before 5.17)
  *     no_socket_op        IORING_OP_SOCKET in the opcode probe (before 5.19)
+ *     no_submit_all       IORING_SETUP_SUBMIT_ALL (before 5.18): a ring
+ *                         asked for it is refused with EINVAL
  *
  * It stands in front of two liburing calls (io_uring_queue_init_params,
  * io_uring_get_probe_ring) and edits what they report; the ring itself is
@@ -46,6 +48,8 @@ int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct i
                                                                                      "io_uring_queue_init_params");
     if (lacks("no_task_run_hints") &&
         (params->flags & (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN)))
+        return -EINVAL;
+    if (lacks("no_submit_all") && (params->flags & IORING_SETUP_SUBMIT_ALL))
         return -EINVAL;
     int result = real(entries, ring, params);
     if (result == 0 && lacks("no_min_timeout"))
