@@ -3,7 +3,8 @@
  * and the few capabilities it keeps across that switch: CAP_NET_BIND_SERVICE,
  * so that a reload can still bind a new port below 1024 (nginx's master
  * stays root for that), and, for listeners with `source = client`, the
- * one IP_TRANSPARENT needs. Raw system calls: no libcap.
+ * one IP_TRANSPARENT needs; and nothing for any program it might start.
+ * Raw system calls: no libcap.
  */
 #ifndef SNISPLICE_IO_CAPABILITIES_H
 #define SNISPLICE_IO_CAPABILITIES_H
@@ -27,5 +28,13 @@ bool capabilities_keep_across_setuid(void);
  * false (errno set) when transparent and neither CAP_NET_RAW nor
  * CAP_NET_ADMIN was there to keep, or the kernel refused. */
 bool capabilities_limit_after_setuid(bool transparent, char *kept, size_t kept_size);
+
+/* Before any other thread exists: no program started from this process
+ * (it starts none; a compromised worker might) gains privileges, neither
+ * from its setuid bit or file capabilities (no_new_privs) nor from this
+ * process's ambient capabilities (the systemd unit's
+ * CAP_NET_BIND_SERVICE, cleared: the process keeps it permitted and
+ * effective). False (errno set) when the kernel refused no_new_privs. */
+bool capabilities_seal_for_programs(void);
 
 #endif

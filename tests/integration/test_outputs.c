@@ -3,14 +3,21 @@
  * on: every descriptor the proxy opens is close-on-exec, the access log's
  * included after SIGUSR1 and reloads turned it off and on (a future child
  * must inherit none of them); clients that ask for a large /metrics page
- * and never read it cannot keep a scrape out. Ports: blocks 364, 365.
+ * and never read it cannot keep a scrape out; after `user =`, and as the
+ * systemd unit starts it (a dynamic user with an ambient
+ * CAP_NET_BIND_SERVICE), every thread holds CAP_NET_BIND_SERVICE alone,
+ * passes nothing to a program it might start (no ambient capability,
+ * no_new_privs) and, switched from root, dumps no core. Ports: blocks
+ * 364 to 366.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,4 +280,201 @@ Test(outputs, readers_that_never_read_keep_no_scrape_out, .init = integration_in
     free(config);
     free(body);
     free(globals);
+}
+
+/* ---- privileges ---- */
+
+#define NET_BIND_SERVICE_ONLY "0000000000000400"
+#define NO_CAPABILITIES "0000000000000000"
+
+/* The value of `field` ("CapEff:") in one task's status, whitespace
+ * squeezed to single spaces; malloc'd, NULL when unreadable. */
+static char *task_status_field(pid_t pid, const char *task, const char *field)
+{
+    char path[300], line[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)pid, task);
+    FILE *file = fopen(path, "re");
+    if (!file)
+        return NULL;
+    char *value = NULL;
+    size_t field_length = strlen(field);
+    while (!value && fgets(line, sizeof line, file)) {
+        if (strncmp(line, field, field_length) != 0)
+            continue;
+        value = calloc(1, sizeof line);
+        size_t used = 0;
+        for (const char *at = line + field_length; *at; at++) {
+            bool space = *at == ' ' || *at == '\t' || *at == '\n';
+            if (space && used > 0 && value[used - 1] != ' ')
+                value[used++] = ' ';
+            else if (!space)
+                value[used++] = *at;
+        }
+        while (used > 0 && value[used - 1] == ' ')
+            value[--used] = '\0';
+    }
+    fclose(file);
+    return value;
+}
+
+/* For every task (thread) of pid: "task field=value" lines where field
+ * is not `expected`; malloc'd, "" when all match. *tasks counts them. */
+static char *tasks_differing(pid_t pid, const char *field, const char *expected, int *tasks)
+{
+    char *differing = text_format("%s", "");
+    char directory_path[64];
+    snprintf(directory_path, sizeof directory_path, "/proc/%d/task", (int)pid);
+    DIR *directory = opendir(directory_path);
+    cr_assert_not_null(directory);
+    *tasks = 0;
+    for (struct dirent *entry; (entry = readdir(directory)) != NULL;) {
+        if (entry->d_name[0] == '.')
+            continue;
+        (*tasks)++;
+        char *value = task_status_field(pid, entry->d_name, field);
+        if (!value || strcmp(value, expected) != 0) {
+            char *more = text_format("%s%s %s%s\n", differing, entry->d_name, field, value ? value : "(none)");
+            free(differing);
+            differing = more;
+        }
+        free(value);
+    }
+    closedir(directory);
+    return differing;
+}
+
+static void expect_every_task(pid_t pid, const char *field, const char *expected)
+{
+    /* Threads start one after another: up to 2 s for all of them. */
+    int tasks = 0;
+    char *differing = NULL;
+    for (int attempt = 0; attempt < 100; attempt++, sleep_ms(20)) {
+        free(differing);
+        differing = tasks_differing(pid, field, expected, &tasks);
+        if (tasks >= 3 && differing[0] == '\0')
+            break;
+    }
+    cr_expect_geq(tasks, 3, "main thread and two workers");
+    cr_expect_str_empty(differing, "%s is not %s in:\n%s", field, expected, differing);
+    free(differing);
+}
+
+/* The groups NAME's process has after initgroups: its own and those it
+ * is a member of, as "a b c" in the order /proc lists them (sorted). */
+static char *expected_groups(const struct passwd *user)
+{
+    gid_t groups[256];
+    int count = 256;
+    cr_assert_geq(getgrouplist(user->pw_name, user->pw_gid, groups, &count), 0);
+    for (int i = 1; i < count; i++)
+        for (int j = i; j > 0 && groups[j - 1] > groups[j]; j--) {
+            gid_t swap = groups[j];
+            groups[j] = groups[j - 1];
+            groups[j - 1] = swap;
+        }
+    char *text = text_format("%s", "");
+    for (int i = 0; i < count; i++) {
+        if (i > 0 && groups[i] == groups[i - 1])
+            continue;
+        char *more = text_format("%s%s%u", text, text[0] ? " " : "", (unsigned)groups[i]);
+        free(text);
+        text = more;
+    }
+    return text;
+}
+
+static void expect_serves(uint16_t proxy_port)
+{
+    struct hello_bytes hello = hello_build("outputs.example.com");
+    char *reply = exchange_once(proxy_port, hello.data, hello.length, 5000, NULL);
+    cr_expect(reply && strcmp(reply, "alpha\n") == 0, "not served: %s", reply ? reply : "(refused)");
+    free(reply);
+    hello_free(&hello);
+}
+
+/* After `user = nobody` the threads held CAP_NET_BIND_SERVICE alone, as
+ * README says, but without no_new_privs: a compromised worker could run
+ * a setuid program (or one with file capabilities) and gain what nobody
+ * may not have. */
+Test(outputs, after_user_every_thread_holds_what_readme_says, .init = integration_init, .fini = outputs_fini)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch users");
+    struct passwd *nobody = getpwnam("nobody");
+    cr_assert_not_null(nobody);
+    uint16_t proxy_port = TEST_PORT(366, 0), backend_port = TEST_PORT(366, 1);
+    cr_assert(backend_start(&outputs_backend, "alpha", backend_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
+    char *config = config_text(proxy_port, "user = nobody\n", body);
+    cr_assert(proxy_start(&outputs_proxy, config, proxy_port), "snisplice did not start");
+    expect_serves(proxy_port);
+
+    pid_t pid = outputs_proxy.pid;
+    char *uids = text_format("%u %u %u %u", nobody->pw_uid, nobody->pw_uid, nobody->pw_uid, nobody->pw_uid);
+    char *gids = text_format("%u %u %u %u", nobody->pw_gid, nobody->pw_gid, nobody->pw_gid, nobody->pw_gid);
+    char *groups = expected_groups(nobody);
+    expect_every_task(pid, "Uid:", uids);
+    expect_every_task(pid, "Gid:", gids);
+    expect_every_task(pid, "Groups:", groups);
+    expect_every_task(pid, "CapPrm:", NET_BIND_SERVICE_ONLY);
+    expect_every_task(pid, "CapEff:", NET_BIND_SERVICE_ONLY);
+    expect_every_task(pid, "CapInh:", NO_CAPABILITIES);
+    expect_every_task(pid, "CapAmb:", NO_CAPABILITIES);
+    expect_every_task(pid, "NoNewPrivs:", "1");
+    /* Switched from root, it is not dumpable (no core of memory that
+     * held root's, no ptrace by nobody): its /proc files stay root's. */
+    char environ_path[64];
+    struct stat environ_status;
+    snprintf(environ_path, sizeof environ_path, "/proc/%d/environ", (int)pid);
+    cr_assert_eq(stat(environ_path, &environ_status), 0);
+    cr_expect_eq(environ_status.st_uid, 0, "dumpable: /proc/PID/environ belongs to uid %u",
+                 (unsigned)environ_status.st_uid);
+    expect_serves(proxy_port);
+
+    cr_expect_eq(proxy_stop(&outputs_proxy, 10000), 0);
+    free(groups);
+    free(gids);
+    free(uids);
+    free(config);
+    free(body);
+}
+
+/* Started as the shipped unit starts it, unprivileged with an ambient
+ * CAP_NET_BIND_SERVICE, it kept that ambient capability, which any
+ * program it started would have inherited. */
+Test(outputs, as_the_systemd_unit_starts_it_nothing_passes_to_a_program, .init = integration_init,
+     .fini = outputs_fini)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv");
+    uint16_t proxy_port = TEST_PORT(366, 2), backend_port = TEST_PORT(366, 3);
+    cr_assert(backend_start(&outputs_backend, "alpha", backend_port, NULL, NULL));
+    char *directory = temp_directory_create("outputs-unit");
+    cr_assert_eq(chmod(directory, 0755), 0);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
+    char *config = config_text(proxy_port, NULL, body);
+    char *path = temp_file_write(directory, "snisplice.ini", config);
+    cr_assert_eq(chmod(path, 0644), 0);
+    char *stderr_path = text_format("%s/stderr", directory);
+    const char *argv[] = { "/usr/bin/setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+                           "--inh-caps", "+net_bind_service", "--ambient-caps", "+net_bind_service",
+                           proxy_binary(), "-c", path, NULL };
+    struct child_spawn_options options = { .stderr_path = stderr_path };
+    pid_t pid = child_spawn(argv, &options);
+    cr_assert_gt(pid, 0);
+    cr_assert(net_wait_accepting(proxy_port, 10000), "snisplice did not start");
+    expect_serves(proxy_port);
+
+    expect_every_task(pid, "CapEff:", NET_BIND_SERVICE_ONLY);
+    expect_every_task(pid, "CapAmb:", NO_CAPABILITIES);
+    expect_every_task(pid, "NoNewPrivs:", "1");
+    expect_serves(proxy_port);
+
+    kill(pid, SIGTERM);
+    cr_expect_eq(child_wait(pid, 10000), 0);
+    free(stderr_path);
+    free(path);
+    free(config);
+    free(body);
+    free(directory);
 }
