@@ -7,8 +7,9 @@
  * systemd unit starts it (a dynamic user with an ambient
  * CAP_NET_BIND_SERVICE), every thread holds CAP_NET_BIND_SERVICE alone,
  * passes nothing to a program it might start (no ambient capability,
- * no_new_privs) and, switched from root, dumps no core. Ports: blocks
- * 364 to 366.
+ * no_new_privs) and, switched from root, dumps no core; an ALPN name
+ * of any bytes leaves each access-log line one line of plain fields.
+ * Ports: blocks 364 to 367.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -476,5 +477,65 @@ Test(outputs, as_the_systemd_unit_starts_it_nothing_passes_to_a_program, .init =
     free(path);
     free(config);
     free(body);
+    free(directory);
+}
+
+/* ---- the access log's client-chosen fields ---- */
+
+/* hello_build's hello with its first ALPN protocol ("h2") replaced by
+ * the two bytes `first`. */
+static struct hello_bytes hello_with_alpn(const char first[2])
+{
+    struct hello_bytes hello = hello_build("alpn.example.com");
+    uint8_t *at = memmem(hello.data, hello.length, "\x02h2\x08http/1.1", 12);
+    cr_assert_not_null(at);
+    memcpy(at + 1, first, 2);
+    return hello;
+}
+
+/* An ALPN name is any bytes the client chooses. A quote or backslash
+ * went into the line as sent (nginx writes both as \xHH), so alpn="
+ * began a quoted value for a logfmt parser, which then swallowed the
+ * fields after it or refused the line; control bytes (a newline, an
+ * ANSI escape) and bytes past ASCII already showed as '?'. */
+Test(outputs, an_alpn_name_cannot_break_its_line, .init = integration_init, .fini = outputs_fini)
+{
+    uint16_t proxy_port = TEST_PORT(367, 0), backend_port = TEST_PORT(367, 1);
+    cr_assert(backend_start(&outputs_backend, "alpha", backend_port, NULL, NULL));
+    char *directory = temp_directory_create("outputs-alpn");
+    char *log_path = text_format("%s/access.log", directory);
+    char *globals = text_format("access_log = %s\n", log_path);
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", backend_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&outputs_proxy, config, proxy_port), "snisplice did not start");
+
+    static const char *const hostile[] = { "\"x", "x\\", "\n\x1b", "\r\x00", "\xff\x80", "\t=" };
+    size_t count = sizeof hostile / sizeof hostile[0];
+    for (size_t i = 0; i < count; i++) {
+        struct hello_bytes hello = hello_with_alpn(hostile[i]);
+        free(exchange_once(proxy_port, hello.data, hello.length, 5000, NULL));
+        hello_free(&hello);
+    }
+    cr_expect_eq(proxy_stop(&outputs_proxy, 10000), 0); /* the last lines written */
+
+    char *log = file_read_all(log_path, NULL);
+    cr_assert_not_null(log);
+    static const char *const shown[] = { " alpn=?x ", " alpn=x? ", " alpn=?? ", " alpn=?? ", " alpn=?? ", " alpn=?= " };
+    for (size_t i = 0; i < count; i++)
+        cr_expect(strstr(log, shown[i]), "no line with%s:\n%s", shown[i], log);
+    /* Each line whole: as many line ends as lines that begin with a
+     * stamp and end with an outcome (proxy_start's probe has one too). */
+    cr_expect_eq(text_count(log, " sni=alpn.example.com "), (int)count, "%s", log);
+    cr_expect_eq(text_count(log, " outcome=done\n"), (int)count, "%s", log);
+    cr_expect_eq(text_count(log, "\n"), text_count(log, "Z 127.0.0.1:"), "%s", log);
+    cr_expect_eq(text_count(log, "\n"), text_count(log, " outcome="), "%s", log);
+    for (const char *at = log; *at; at++)
+        cr_expect((*at >= ' ' && *at <= '~' && *at != '"' && *at != '\\') || *at == '\n',
+                  "byte 0x%02x in the log:\n%s", (unsigned char)*at, log);
+    free(log);
+    free(config);
+    free(body);
+    free(globals);
+    free(log_path);
     free(directory);
 }
