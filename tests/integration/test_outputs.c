@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,22 @@ static void outputs_fini(void)
 {
     proxy_release(&outputs_proxy);
     integration_cleanup();
+}
+
+/* Append to a malloc'd text (one that grows line by line). */
+static void text_append(char **text, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void text_append(char **text, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    char *added = NULL;
+    int length = vasprintf(&added, format, arguments);
+    va_end(arguments);
+    cr_assert_geq(length, 0, "out of memory");
+    char *joined = text_format("%s%s", *text, added);
+    free(added);
+    free(*text);
+    *text = joined;
 }
 
 /* ---- close-on-exec ---- */
@@ -97,9 +114,7 @@ static char *descriptors_kept_across_exec(pid_t pid)
             continue;
         ssize_t length = readlink(path, target, sizeof target - 1);
         target[length > 0 ? length : 0] = '\0';
-        char *more = text_format("%s%s -> %s\n", kept, entry->d_name, target);
-        free(kept);
-        kept = more;
+        text_append(&kept, "%s -> %s\n", entry->d_name, target);
     }
     closedir(directory);
     return kept;
@@ -188,14 +203,10 @@ static char *many_routes_body(uint16_t dead_port)
 {
     char *body = text_format("[routes]\n");
     for (int i = 0; i < BIG_PAGE_ROUTES; i++) {
-        char *more = text_format("%sh%d.example.com = up%d\n", body, i, i);
-        free(body);
-        body = more;
+        text_append(&body, "h%d.example.com = up%d\n", i, i);
     }
     for (int i = 0; i < BIG_PAGE_ROUTES; i++) {
-        char *more = text_format("%s[upstream up%d]\nserver = 127.0.0.1:%u\n", body, i, dead_port);
-        free(body);
-        body = more;
+        text_append(&body, "[upstream up%d]\nserver = 127.0.0.1:%u\n", i, dead_port);
     }
     return body;
 }
@@ -334,9 +345,7 @@ static char *tasks_differing(pid_t pid, const char *field, const char *expected,
         (*tasks)++;
         char *value = task_status_field(pid, entry->d_name, field);
         if (!value || strcmp(value, expected) != 0) {
-            char *more = text_format("%s%s %s%s\n", differing, entry->d_name, field, value ? value : "(none)");
-            free(differing);
-            differing = more;
+            text_append(&differing, "%s %s%s\n", entry->d_name, field, value ? value : "(none)");
         }
         free(value);
     }
@@ -377,9 +386,7 @@ static char *expected_groups(const struct passwd *user)
     for (int i = 0; i < count; i++) {
         if (i > 0 && groups[i] == groups[i - 1])
             continue;
-        char *more = text_format("%s%s%u", text, text[0] ? " " : "", (unsigned)groups[i]);
-        free(text);
-        text = more;
+        text_append(&text, "%s%u", text[0] ? " " : "", (unsigned)groups[i]);
     }
     return text;
 }
