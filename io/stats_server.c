@@ -87,7 +87,8 @@ static long long now_ms(void)
 
 /* One scraper: reading its request head until CLIENT_TIMEOUT_MS after its
  * accept, then (response set) writing the answer until
- * RESPONSE_TIMEOUT_MS after that. */
+ * RESPONSE_TIMEOUT_MS after that, then (lingering) reading and dropping
+ * what it still sends until it closes, or for CLIENT_TIMEOUT_MS. */
 struct stats_client {
     int fd;             /* -1: a free slot */
     long long deadline;
@@ -96,6 +97,7 @@ struct stats_client {
     char request[REQUEST_MAX];
     char *response;     /* head and body, malloc'd; NULL while reading */
     size_t response_length, sent;
+    bool lingering;     /* the whole answer is with the kernel */
 };
 
 /* Every scraper the thread waits on at once, each against its own deadline. */
@@ -111,6 +113,7 @@ static void drop_client(struct stats_client *client)
     free(client->response);
     client->fd = -1;
     client->response = NULL;
+    client->lingering = false;
 }
 
 /* The whole answer (head and body) in one malloc'd buffer; NULL when out
@@ -152,7 +155,43 @@ static char *answer(const struct stats_server *server, const char *request, size
     return response;
 }
 
-/* Send what the socket takes; dropped once all is sent or on an error. */
+/* The whole answer is with the kernel: closed now, a socket with bytes
+ * still unread (a second, pipelined request) would send a reset, and
+ * the client would lose the answer's end still on its way (a 90 KiB page
+ * arrived cut at 32 KiB). So the sending side is shut, and what the
+ * client still sends is read and dropped until it closes (nginx's
+ * lingering close); the slot then counts as a silent one. */
+static void discard_input(struct stats_client *client)
+{
+    char scratch[4096];
+    /* At most 64 KiB a wake-up: a client that streams cannot hold the
+     * thread, and its deadline still comes. */
+    for (int reads = 0; reads < 16; reads++) {
+        ssize_t got = recv(client->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+        if (got > 0 || (got < 0 && errno == EINTR))
+            continue;
+        if (got < 0 && errno == EAGAIN)
+            return;
+        drop_client(client); /* its end, or an error */
+        return;
+    }
+}
+
+static void linger(struct stats_client *client)
+{
+    free(client->response);
+    client->response = NULL;
+    client->lingering = true;
+    client->deadline = now_ms() + CLIENT_TIMEOUT_MS;
+    /* A client that already sent its end (a half-close after its
+     * request) is closed at once, with nothing unread: no reset. */
+    discard_input(client);
+    if (client->fd >= 0 && shutdown(client->fd, SHUT_WR) != 0)
+        drop_client(client);
+}
+
+/* Send what the socket takes; lingering once all is sent, dropped on an
+ * error. */
 static void send_response(struct stats_client *client)
 {
     while (client->sent < client->response_length) {
@@ -167,7 +206,10 @@ static void send_response(struct stats_client *client)
         client->sent += (size_t)sent;
         client->progress = now_ms();
     }
-    drop_client(client);
+    if (client->sent == client->response_length)
+        linger(client);
+    else
+        drop_client(client);
 }
 
 /* The answer when not even the 503's buffer can be allocated. */
@@ -279,6 +321,7 @@ static void accept_client(struct stats_server *server, struct stats_clients *cli
     slot->fd = fd;
     slot->used = 0;
     slot->response = NULL;
+    slot->lingering = false;
     slot->progress = now_ms();
     slot->deadline = slot->progress + CLIENT_TIMEOUT_MS;
 }
@@ -310,6 +353,8 @@ static void serve_ready(struct stats_server *server, struct stats_clients *clien
             continue;
         if (client->response)
             send_response(client);
+        else if (client->lingering)
+            discard_input(client);
         else
             read_request(server, client);
     }
