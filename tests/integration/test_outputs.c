@@ -197,6 +197,7 @@ Test(outputs, every_descriptor_is_close_on_exec, .init = integration_init, .fini
 
 #define STALLED_READERS 16 /* the endpoint's slots */
 #define BIG_PAGE_ROUTES 300
+#define METRICS_REQUEST "GET /metrics HTTP/1.0\r\n\r\n"
 
 /* A route and an upstream per name, every server refusing: once each is
  * asked for, the page has lines for all of them (about 90 KiB). */
@@ -223,22 +224,50 @@ static void ask_every_route(uint16_t proxy_port)
     }
 }
 
+/* Start the proxy on `block` with a /metrics page of about 90 KiB (its
+ * length returned): every route asked for once. */
+static size_t start_with_a_big_page(uint16_t block_first_port)
+{
+    uint16_t proxy_port = block_first_port, stats_port = block_first_port + 1, dead_port = block_first_port + 2;
+    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
+    char *body = many_routes_body(dead_port);
+    char *config = config_text(proxy_port, globals, body);
+    cr_assert(proxy_start(&outputs_proxy, config, proxy_port), "snisplice did not start");
+    ask_every_route(proxy_port);
+    char *page = stats_fetch(stats_port, "/metrics");
+    cr_assert_not_null(page);
+    size_t page_length = strlen(page);
+    cr_assert_gt(page_length, 64 * 1024, "the page is too small to hold back: %zu bytes", page_length);
+    free(page);
+    free(config);
+    free(body);
+    free(globals);
+    return page_length;
+}
+
+/* A client of the endpoint with a receive buffer of `window` bytes (and
+ * segments of `segment`, 0: the default) that has sent its request. */
+static int ask_through_a_window(uint16_t stats_port, int window, int segment)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &window, sizeof window);
+    if (segment > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &segment, sizeof segment);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(stats_port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
+    cr_assert(net_send_all(fd, METRICS_REQUEST, sizeof METRICS_REQUEST - 1));
+    return fd;
+}
+
 /* A scraper that asks and then reads nothing, with the smallest window
  * and segments it can ask for: the endpoint's socket takes a few KiB of
  * the answer and it must hold the rest. Returns once the answer began
  * (its first bytes arrived), so the slot is answering, not reading. */
 static int stalled_reader(uint16_t stats_port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    int small = 1, segment = 536;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &segment, sizeof segment);
-    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(stats_port),
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
-    static const char request[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    cr_assert(net_send_all(fd, request, sizeof request - 1));
+    int fd = ask_through_a_window(stats_port, 1, 536);
     struct pollfd wait = { fd, POLLIN, 0 };
     cr_assert_eq(poll(&wait, 1, 5000), 1, "no answer began");
     return fd;
@@ -250,17 +279,8 @@ static int stalled_reader(uint16_t stats_port)
  * (10 s scrape timeout) out for good. Measured before: 9.7 s. */
 Test(outputs, readers_that_never_read_keep_no_scrape_out, .init = integration_init, .fini = outputs_fini)
 {
-    uint16_t proxy_port = TEST_PORT(365, 0), stats_port = TEST_PORT(365, 1), dead_port = TEST_PORT(365, 2);
-    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
-    char *body = many_routes_body(dead_port);
-    char *config = config_text(proxy_port, globals, body);
-    cr_assert(proxy_start(&outputs_proxy, config, proxy_port), "snisplice did not start");
-    ask_every_route(proxy_port);
-    char *page = stats_fetch(stats_port, "/metrics");
-    cr_assert_not_null(page);
-    size_t page_length = strlen(page);
-    cr_assert_gt(page_length, 64 * 1024, "the page is too small to hold back: %zu bytes", page_length);
-    free(page);
+    uint16_t stats_port = TEST_PORT(365, 1);
+    size_t page_length = start_with_a_big_page(TEST_PORT(365, 0));
     int baseline_fds = proxy_fd_count(&outputs_proxy);
 
     int stalled[2 * STALLED_READERS];
@@ -270,7 +290,7 @@ Test(outputs, readers_that_never_read_keep_no_scrape_out, .init = integration_in
         for (int i = 0; i < STALLED_READERS; i++)
             stalled[round * STALLED_READERS + i] = stalled_reader(stats_port);
         long long start = monotonic_ms();
-        page = stats_fetch(stats_port, "/metrics");
+        char *page = stats_fetch(stats_port, "/metrics");
         long long took = monotonic_ms() - start;
         cr_expect(page && strncmp(page, "HTTP/1.0 200 OK\r\n", 17) == 0, "%.200s", page ? page : "(refused)");
         cr_expect(page && strlen(page) >= page_length, "the scrape got %zu of about %zu bytes",
@@ -288,11 +308,7 @@ Test(outputs, readers_that_never_read_keep_no_scrape_out, .init = integration_in
         fds = proxy_fd_count(&outputs_proxy);
     }
     cr_expect_leq(fds, baseline_fds, "%d fds, %d before", fds, baseline_fds);
-
     cr_expect_eq(proxy_stop(&outputs_proxy, 10000), 0);
-    free(config);
-    free(body);
-    free(globals);
 }
 
 /* A client that sent more after its request (a pipelined second one)
@@ -302,29 +318,12 @@ Test(outputs, readers_that_never_read_keep_no_scrape_out, .init = integration_in
  * them until the client closes. */
 Test(outputs, a_pipelined_request_does_not_cut_the_answer_short, .init = integration_init, .fini = outputs_fini)
 {
-    uint16_t proxy_port = TEST_PORT(368, 0), stats_port = TEST_PORT(368, 1), dead_port = TEST_PORT(368, 2);
-    char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
-    char *body = many_routes_body(dead_port);
-    char *config = config_text(proxy_port, globals, body);
-    cr_assert(proxy_start(&outputs_proxy, config, proxy_port), "snisplice did not start");
-    ask_every_route(proxy_port);
-    char *page = stats_fetch(stats_port, "/metrics");
-    cr_assert_not_null(page);
-    size_t page_length = strlen(page);
-    cr_assert_gt(page_length, 64 * 1024, "the page is too small: %zu bytes", page_length);
-    free(page);
-
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    int small = 4096; /* the answer stays on its way while the client waits */
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(stats_port),
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
-    static const char request[] = "GET /metrics HTTP/1.0\r\n\r\n";
-    cr_assert(net_send_all(fd, request, sizeof request - 1));
+    uint16_t stats_port = TEST_PORT(368, 1);
+    size_t page_length = start_with_a_big_page(TEST_PORT(368, 0));
+    /* A small window: the answer stays on its way while the client waits. */
+    int fd = ask_through_a_window(stats_port, 4096, 0);
     sleep_ms(50);
-    cr_assert(net_send_all(fd, request, sizeof request - 1));
+    cr_assert(net_send_all(fd, METRICS_REQUEST, sizeof METRICS_REQUEST - 1));
     sleep_ms(300);
     char *answer = calloc(1, 2 * page_length);
     cr_assert_not_null(answer);
@@ -334,11 +333,7 @@ Test(outputs, a_pipelined_request_does_not_cut_the_answer_short, .init = integra
     cr_expect_lt(got.total, 2 * page_length, "one answer only: %zu bytes", got.total);
     free(answer);
     close(fd);
-
     cr_expect_eq(proxy_stop(&outputs_proxy, 10000), 0);
-    free(config);
-    free(body);
-    free(globals);
 }
 
 /* ---- privileges ---- */
