@@ -139,9 +139,10 @@ void access_log_install(int fd)
      * otherwise start with an empty line. */
     if (!same_file(fd, log_descriptor))
         atomic_store(&access_log_torn, false);
-    /* Reopen in place: writes already submitted finish on the old file. */
-    if (dup2(fd, log_descriptor) < 0)
-        log_error("access_log: dup2: %s; lines go on to the file already open", strerror(errno));
+    /* Reopen in place: writes already submitted finish on the old file.
+     * dup3, not dup2, which would clear close-on-exec on the number. */
+    if (dup3(fd, log_descriptor, O_CLOEXEC) < 0)
+        log_error("access_log: dup3: %s; lines go on to the file already open", strerror(errno));
     close(fd);
     atomic_store(&access_log_fd, log_descriptor);
 }
@@ -231,7 +232,7 @@ void access_log_disable(void)
      * lines. Pointed at /dev/null instead; if that fails the old file
      * stays open, which is harmless. */
     int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (null_fd < 0 || dup2(null_fd, log_descriptor) < 0)
+    if (null_fd < 0 || dup3(null_fd, log_descriptor, O_CLOEXEC) < 0)
         log_error("access_log off: the old file stays open: %s", strerror(errno));
     if (null_fd >= 0)
         close(null_fd);

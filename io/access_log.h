@@ -8,7 +8,7 @@
  * IORING_OP_WRITE, two buffers taking turns, so a slow disk never blocks
  * the worker's ring. If both buffers are busy the line is dropped and
  * counted, never waited for. The file descriptor is shared by all workers
- * (O_APPEND puts each write at the end); SIGUSR1 reopens it by dup2()
+ * (O_APPEND puts each write at the end); SIGUSR1 reopens it by dup3() (keeping close-on-exec)
  * onto the same number, and a reload that turns logging off points that
  * number at /dev/null, so a write a worker queued never lands on a closed
  * descriptor or on the socket that took its number.

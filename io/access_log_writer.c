@@ -59,10 +59,13 @@ void access_log_note_client(struct connection *connection, const struct sockaddr
 }
 
 /* A byte of a field as the line shows it: printable ASCII but the space
- * that separates fields, else '?'. */
+ * that separates fields, else '?'. Quotes and backslashes too (nginx
+ * writes both as \xHH): a logfmt parser (Loki, Vector) reads alpn="
+ * as the start of a quoted value, and the fields after it are swallowed
+ * or the whole line refused. */
 static char field_byte(unsigned char byte)
 {
-    return byte > ' ' && byte <= '~' ? (char)byte : '?';
+    return byte > ' ' && byte <= '~' && byte != '"' && byte != '\\' ? (char)byte : '?';
 }
 
 void access_log_note_route(struct connection *connection, const char *server_name,

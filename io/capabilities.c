@@ -108,3 +108,10 @@ void capabilities_pass_on_exec(void)
         if (permitted(data, passed[i]))
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, passed[i], 0, 0);
 }
+
+bool capabilities_seal_for_programs(void)
+{
+    /* EINVAL before Linux 4.3, which has no ambient set to clear. */
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+}

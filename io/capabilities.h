@@ -3,7 +3,8 @@
  * and the few capabilities it keeps across that switch: CAP_NET_BIND_SERVICE,
  * so that a reload can still bind a new port below 1024 (nginx's master
  * stays root for that), and, for listeners with `source = client`, the
- * one IP_TRANSPARENT needs. Raw system calls: no libcap.
+ * one IP_TRANSPARENT needs; and nothing for any program it might start.
+ * Raw system calls: no libcap.
  */
 #ifndef SNISPLICE_IO_CAPABILITIES_H
 #define SNISPLICE_IO_CAPABILITIES_H
@@ -31,11 +32,22 @@ bool capabilities_limit_after_setuid(bool transparent, char *kept, size_t kept_s
 /* In a forked child about to execve this binary again (a SIGUSR2
  * upgrade): the capabilities this process kept (CAP_NET_BIND_SERVICE,
  * CAP_NET_RAW, CAP_NET_ADMIN, where permitted) raised to ambient, so that
- * a process not running as root keeps them across the exec, as the
- * shipped unit's ambient CAP_NET_BIND_SERVICE already is. Nothing else is
+ * a process not running as root keeps them across the exec (the shipped
+ * unit's ambient CAP_NET_BIND_SERVICE was cleared at start:
+ * capabilities_seal_for_programs). Nothing else is
  * passed on. Async-signal-safe (raw system calls); best effort: what the
  * kernel refuses, the new process does without, and says so when it needs
  * it (a port below 1024 it cannot bind). */
 void capabilities_pass_on_exec(void);
+
+/* Before any other thread exists: no program started from this process
+ * (it starts only itself, at a SIGUSR2 upgrade, handing over what it kept
+ * with capabilities_pass_on_exec; a compromised worker might start
+ * others) gains privileges, neither
+ * from its setuid bit or file capabilities (no_new_privs) nor from this
+ * process's ambient capabilities (the systemd unit's
+ * CAP_NET_BIND_SERVICE, cleared: the process keeps it permitted and
+ * effective). False (errno set) when the kernel refused no_new_privs. */
+bool capabilities_seal_for_programs(void);
 
 #endif

@@ -1218,6 +1218,11 @@ static int serve(const char *config_path)
     remember_listen(&process, listen, config->listen_count, table, fresh);
     if (!drop_privileges(config->user, config->transparent_line != 0))
         goto out;
+    /* Per thread, so before the workers: they inherit it. */
+    if (!capabilities_seal_for_programs()) {
+        log_error("no_new_privs: %s", strerror(errno));
+        goto out;
+    }
     if (!start_workers(&process)) {
         log_error("cannot start workers");
         stop_workers(&process);

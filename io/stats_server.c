@@ -3,6 +3,9 @@
  * stats_server.h). One request per connection, answered and closed. The
  * thread polls every pending scraper at once, each against its own
  * deadline, so that silent ones wait side by side rather than in turn.
+ * Must never let the clients it holds keep a new one out: when every slot
+ * is taken, the silent one (else the stalled reader) that has waited
+ * longest makes room.
  */
 #include "stats_server.h"
 
@@ -91,14 +94,17 @@ static long long now_ms(void)
 
 /* One scraper: reading its request head until CLIENT_TIMEOUT_MS after its
  * accept, then (response set) writing the answer until
- * RESPONSE_TIMEOUT_MS after that. */
+ * RESPONSE_TIMEOUT_MS after that, then (lingering) reading and dropping
+ * what it still sends until it closes, or for CLIENT_TIMEOUT_MS. */
 struct stats_client {
     int fd;             /* -1: a free slot */
     long long deadline;
+    long long progress; /* accepted, or the answer's last bytes taken */
     size_t used;        /* request bytes so far */
     char request[REQUEST_MAX];
     char *response;     /* head and body, malloc'd; NULL while reading */
     size_t response_length, sent;
+    bool lingering;     /* the whole answer is with the kernel */
 };
 
 /* Every scraper the thread waits on at once, each against its own deadline. */
@@ -114,6 +120,7 @@ static void drop_client(struct stats_client *client)
     free(client->response);
     client->fd = -1;
     client->response = NULL;
+    client->lingering = false;
 }
 
 /* The whole answer (head and body) in one malloc'd buffer; NULL when out
@@ -155,7 +162,43 @@ static char *answer(const struct stats_server *server, const char *request, size
     return response;
 }
 
-/* Send what the socket takes; dropped once all is sent or on an error. */
+/* The whole answer is with the kernel: closed now, a socket with bytes
+ * still unread (a second, pipelined request) would send a reset, and
+ * the client would lose the answer's end still on its way (a 90 KiB page
+ * arrived cut at 32 KiB). So the sending side is shut, and what the
+ * client still sends is read and dropped until it closes (nginx's
+ * lingering close); the slot then counts as a silent one. */
+static void discard_input(struct stats_client *client)
+{
+    char scratch[4096];
+    /* At most 64 KiB a wake-up: a client that streams cannot hold the
+     * thread, and its deadline still comes. */
+    for (int reads = 0; reads < 16; reads++) {
+        ssize_t got = recv(client->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+        if (got > 0 || (got < 0 && errno == EINTR))
+            continue;
+        if (got < 0 && errno == EAGAIN)
+            return;
+        drop_client(client); /* its end, or an error */
+        return;
+    }
+}
+
+static void linger(struct stats_client *client)
+{
+    free(client->response);
+    client->response = NULL;
+    client->lingering = true;
+    client->deadline = now_ms() + CLIENT_TIMEOUT_MS;
+    /* A client that already sent its end (a half-close after its
+     * request) is closed at once, with nothing unread: no reset. */
+    discard_input(client);
+    if (client->fd >= 0 && shutdown(client->fd, SHUT_WR) != 0)
+        drop_client(client);
+}
+
+/* Send what the socket takes; lingering once all is sent, dropped on an
+ * error. */
 static void send_response(struct stats_client *client)
 {
     while (client->sent < client->response_length) {
@@ -168,8 +211,12 @@ static void send_response(struct stats_client *client)
         if (sent <= 0)
             break;
         client->sent += (size_t)sent;
+        client->progress = now_ms();
     }
-    drop_client(client);
+    if (client->sent == client->response_length)
+        linger(client);
+    else
+        drop_client(client);
 }
 
 /* The answer when not even the 503's buffer can be allocated. */
@@ -228,31 +275,42 @@ static void read_request(const struct stats_server *server, struct stats_client 
     }
 }
 
+/* Which of two busy slots gives way first: one still silent before any
+ * answering, else the one whose reader took nothing for longest. */
+static bool gives_way_before(const struct stats_client *client, const struct stats_client *other)
+{
+    if (!other)
+        return true;
+    if (!client->response != !other->response)
+        return !client->response;
+    return client->response ? client->progress < other->progress : client->deadline < other->deadline;
+}
+
 /* A free slot for a new scraper. With none, the one still silent the
  * longest makes room: a real scraper sends its request at once and is
  * answered within milliseconds, so only silent ones are ever old, and
- * however many connect, a real one waits behind no timeout. NULL when
- * every slot is sending an answer. */
+ * however many connect, a real one waits behind no timeout. With every
+ * slot answering, the one whose reader has taken nothing for longest
+ * makes room: sixteen clients that ask and never read (a small receive
+ * window holds a large page back) would otherwise keep every scrape out
+ * for RESPONSE_TIMEOUT_MS, again and again, while a real scraper reads
+ * as fast as its answer comes. */
 static struct stats_client *free_slot(struct stats_clients *clients)
 {
-    struct stats_client *oldest = NULL;
+    struct stats_client *first_out = NULL;
     for (size_t i = 0; i < STATS_CLIENTS_MAX; i++) {
         struct stats_client *client = &clients->slots[i];
         if (client->fd < 0)
             return client;
-        if (!client->response && (!oldest || client->deadline < oldest->deadline))
-            oldest = client;
+        if (gives_way_before(client, first_out))
+            first_out = client;
     }
-    if (oldest)
-        drop_client(oldest);
-    return oldest;
+    drop_client(first_out);
+    return first_out;
 }
 
 static void accept_client(struct stats_server *server, struct stats_clients *clients)
 {
-    struct stats_client *slot = free_slot(clients);
-    if (!slot)
-        return;
     int fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0 && (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED))
         return;
@@ -264,21 +322,15 @@ static void accept_client(struct stats_server *server, struct stats_clients *cli
         clients->accept_paused_until = now_ms() + ACCEPT_RETRY_MS;
         return;
     }
+    /* Chosen after the accept: a slot is given up only for a client
+     * that is really there. */
+    struct stats_client *slot = free_slot(clients);
     slot->fd = fd;
     slot->used = 0;
     slot->response = NULL;
-    slot->deadline = now_ms() + CLIENT_TIMEOUT_MS;
-}
-
-/* Room for one more (a free slot, or a silent one to make room). */
-static bool can_accept(const struct stats_clients *clients, long long now)
-{
-    if (now < clients->accept_paused_until)
-        return false;
-    for (size_t i = 0; i < STATS_CLIENTS_MAX; i++)
-        if (clients->slots[i].fd < 0 || !clients->slots[i].response)
-            return true;
-    return false;
+    slot->lingering = false;
+    slot->progress = now_ms();
+    slot->deadline = slot->progress + CLIENT_TIMEOUT_MS;
 }
 
 /* Drop the clients past their deadline; the milliseconds until the next
@@ -308,6 +360,8 @@ static void serve_ready(struct stats_server *server, struct stats_clients *clien
             continue;
         if (client->response)
             send_response(client);
+        else if (client->lingering)
+            discard_input(client);
         else
             read_request(server, client);
     }
@@ -326,7 +380,9 @@ static void *serve(void *argument)
         int timeout = expire(&clients, now);
         struct pollfd waits[2 + STATS_CLIENTS_MAX];
         waits[0] = (struct pollfd){ server->stop_fd, POLLIN, 0 };
-        waits[1] = (struct pollfd){ can_accept(&clients, now) ? server->listen_fd : -1, POLLIN, 0 };
+        /* Not while out of fds (EMFILE back-off): else always, a slot
+         * being made when all are taken (free_slot). */
+        waits[1] = (struct pollfd){ now < clients.accept_paused_until ? -1 : server->listen_fd, POLLIN, 0 };
         for (size_t i = 0; i < STATS_CLIENTS_MAX; i++) {
             const struct stats_client *client = &clients.slots[i];
             waits[2 + i] = (struct pollfd){ client->fd, client->response ? POLLOUT : POLLIN, 0 };

@@ -22,6 +22,11 @@ char *stats_fetch(uint16_t port, const char *path)
         close(fd);
         return NULL;
     }
+    /* Half-closed: the endpoint then closes its end as soon as the whole
+     * answer is with its kernel, so the proxy's descriptors are counted
+     * without this scrape's once the answer has arrived (a client still
+     * open is waited for, lingering, until it closes). */
+    shutdown(fd, SHUT_WR);
     size_t capacity = 1 << 20, used = 0;
     char *response = calloc(1, capacity);
     ssize_t got;
