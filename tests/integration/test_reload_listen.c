@@ -114,7 +114,8 @@ Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = i
     cr_assert_eq(net_receive_exact(held, greeting, 6, 5000), 6);
     unsigned alpha_done = backend_finished(&alpha);
     int fds_second = proxy_fds();
-    cr_expect_geq(fds_second - fds_first, 4 + 2, "2 workers x 2 new addresses + the held connection: %d -> %d",
+    cr_expect_geq(fds_second - fds_first, 8 + 2,
+                  "2 workers x 2 new addresses, the main thread's copies of those, the held connection: %d -> %d",
                   fds_first, fds_second);
 
     /* Remove it; move the plain listener's address into [listen]. */
@@ -129,6 +130,8 @@ Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = i
     cr_expect_geq(probe, 0, "the removed port is not free");
     if (probe >= 0)
         close(probe);
+    /* At least the main thread's 2 copies (kept for an upgrade) go with the
+     * reload itself; the workers' 2 sockets when they adopt it. */
     long long settle_third = monotonic_ms() + 3000;
     while (proxy_fds() > fds_second - 2 && monotonic_ms() < settle_third)
         sleep_ms(20);
@@ -157,7 +160,11 @@ Test(reload_listen, addresses_come_and_go_without_touching_the_others, .init = i
     long long settle = monotonic_ms() + 3000;
     while (proxy_fds() > fds_before_refusal && monotonic_ms() < settle)
         sleep_ms(20);
-    cr_expect_eq(proxy_fds(), fds_before_refusal, "a refused reload leaked sockets");
+    /* Not equal: the removed address's sockets may still have been
+     * closing in a worker when the count before was taken. */
+    int fds_after_refusal = proxy_fds();
+    cr_expect_leq(fds_after_refusal, fds_before_refusal, "a refused reload leaked sockets: %d -> %d",
+                  fds_before_refusal, fds_after_refusal);
     close(blocker);
 
     hello_free(&hello);
