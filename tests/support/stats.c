@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "child_process.h"
 #include "net.h"
 
 char *stats_fetch(uint16_t port, const char *path)
@@ -62,6 +63,17 @@ int stats_fds_outside_pool(const struct proxy *proxy, uint16_t stats_port, long 
     free(text);
     if (idle < 0 || *pipes_in_use < 0)
         return -1;
-    /* Counted after the scrape: the scrape's own socket is closed by then. */
-    return proxy_fd_count(proxy) - 2 * (int)(idle + *pipes_in_use);
+    /* Counted after the scrape. The endpoint closes its end of the scrape
+     * once it reads the client's end of stream (a lingering close), which
+     * its thread may not have done yet when the answer is in: count until
+     * the number holds for 50 ms (at most a second). */
+    int count = proxy_fd_count(proxy);
+    int steady = 0;
+    for (long long deadline = monotonic_ms() + 1000; steady < 5 && monotonic_ms() < deadline;) {
+        sleep_ms(10);
+        int again = proxy_fd_count(proxy);
+        steady = again == count ? steady + 1 : 0;
+        count = again;
+    }
+    return count - 2 * (int)(idle + *pipes_in_use);
 }
