@@ -195,6 +195,11 @@ int address_family(const struct address *address)
     return address->storage.ss_family;
 }
 
+bool address_equal(const struct address *a, const struct address *b)
+{
+    return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
+}
+
 bool address_is_loopback(const struct address *address)
 {
     if (address->storage.ss_family == AF_INET) {

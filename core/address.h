@@ -50,6 +50,8 @@ void address_format(const struct address *address, char *out, size_t out_size);
 int address_family(const struct address *address);
 /* The port in network byte order; 0 for a unix address. */
 uint16_t address_port(const struct address *address);
+/* The same family, address and port (byte for byte, as bound). */
+bool address_equal(const struct address *a, const struct address *b);
 /* 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104: only this host can connect. */
 bool address_is_loopback(const struct address *address);
 

@@ -366,11 +366,6 @@ void listener_close_all(struct worker *worker)
         retire(worker, worker->listeners);
 }
 
-static bool same_address(const struct address *a, const struct address *b)
-{
-    return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
-}
-
 void listener_match_snapshot(struct worker *worker, const struct snapshot *snapshot)
 {
     /* Only what was handed over for this snapshot or an older one: a
@@ -394,7 +389,7 @@ void listener_match_snapshot(struct worker *worker, const struct snapshot *snaps
         next = listener->next;
         const struct snapshot_address *match = NULL;
         for (uint32_t i = 0; i < snapshot->address_count && !match; i++)
-            if (same_address(&snapshot->addresses[i].address, &listener->address))
+            if (address_equal(&snapshot->addresses[i].address, &listener->address))
                 match = &snapshot->addresses[i];
         if (!match || worker->draining) {
             retire(worker, listener);

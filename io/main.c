@@ -276,17 +276,17 @@ static unsigned workers_wanted(const struct config *config, unsigned cpu_count)
     return config->workers ? config->workers : (cpu_count ? cpu_count : 1);
 }
 
-static bool same_address(const struct address *a, const struct address *b)
+static ssize_t listen_index(const struct process *process, const struct address *address)
 {
-    return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
+    for (size_t i = 0; i < process->listen_count; i++)
+        if (address_equal(&process->listen[i].address, address))
+            return (ssize_t)i;
+    return -1;
 }
 
 static bool is_listening_on(const struct process *process, const struct address *address)
 {
-    for (size_t i = 0; i < process->listen_count; i++)
-        if (same_address(&process->listen[i].address, address))
-            return true;
-    return false;
+    return listen_index(process, address) >= 0;
 }
 
 /* Whether one of this process's own listening sockets may be the one a
@@ -515,14 +515,6 @@ static struct config_listen *copy_listen(const struct config_listen *listen, siz
 static int *new_fd_table(const struct process *process, size_t count)
 {
     return malloc((count ? count : 1) * process->worker_count * sizeof(int));
-}
-
-static ssize_t listen_index(const struct process *process, const struct address *address)
-{
-    for (size_t i = 0; i < process->listen_count; i++)
-        if (same_address(&process->listen[i].address, address))
-            return (ssize_t)i;
-    return -1;
 }
 
 /* Remember the addresses now served (copy_listen's copy, now the
@@ -883,13 +875,6 @@ static void drain_workers(struct process *process, const sigset_t *signals)
     }
 }
 
-static uint64_t main_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
-
 /* SIGUSR2: start this binary again on every listening socket (each
  * worker's of each address, and the stats endpoint's). Nothing changes
  * here until it says it is ready (check_upgrade). */
@@ -920,7 +905,7 @@ static void begin_upgrade(struct process *process)
 static bool check_upgrade(struct process *process)
 {
     pid_t child = process->upgrade.child;
-    enum upgrade_state state = upgrade_poll(&process->upgrade, main_now_ms());
+    enum upgrade_state state = upgrade_poll(&process->upgrade);
     if (state == UPGRADE_WAITING)
         return false;
     bool reload_pending = process->reload_pending;
@@ -1063,7 +1048,7 @@ static bool open_stats(struct process *process, const struct config *config)
     if (!config->has_stats)
         return true;
     struct upgrade_inherited *inherited = &process->inherited;
-    if (inherited->stats_fd < 0 || !same_address(&inherited->stats_address, &config->stats))
+    if (inherited->stats_fd < 0 || !address_equal(&inherited->stats_address, &config->stats))
         return stats_server_bind(&process->stats, &config->stats);
     stats_server_adopt(&process->stats, inherited->stats_fd);
     inherited->stats_fd = -1;

@@ -41,6 +41,13 @@
 extern char **environ;
 
 static char self_path[PATH_MAX];
+
+static uint64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
 static char **self_argv;
 
 bool upgrade_remember_self(char **argv)
@@ -149,11 +156,9 @@ bool upgrade_start(struct upgrade *upgrade, const struct upgrade_socket *sockets
         return false;
     }
     fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
     upgrade->child = child;
     upgrade->ready_fd = pipe_fds[0];
-    upgrade->deadline_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 + UPGRADE_READY_TIMEOUT_MS;
+    upgrade->deadline_ms = now_ms() + UPGRADE_READY_TIMEOUT_MS;
     log_info("upgrade: started %s as pid %d with %zu listening sockets; waiting for it to be ready", self_path,
              (int)child, count + (stats_fd >= 0));
     return true;
@@ -176,7 +181,7 @@ static void say_failed(pid_t child, int status)
                   "this process keeps serving", (int)child, WTERMSIG(status), strsignal(WTERMSIG(status)));
 }
 
-enum upgrade_state upgrade_poll(struct upgrade *upgrade, uint64_t now_ms)
+enum upgrade_state upgrade_poll(struct upgrade *upgrade)
 {
     if (upgrade->child == 0)
         return UPGRADE_FAILED;
@@ -193,7 +198,7 @@ enum upgrade_state upgrade_poll(struct upgrade *upgrade, uint64_t now_ms)
         finish(upgrade);
         return UPGRADE_FAILED;
     }
-    if (now_ms < upgrade->deadline_ms)
+    if (now_ms() < upgrade->deadline_ms)
         return UPGRADE_WAITING;
     log_error("upgrade failed: the new process (pid %d) was not ready within %d s; killed, this process keeps "
               "serving", (int)child, UPGRADE_READY_TIMEOUT_MS / 1000);
@@ -326,16 +331,11 @@ bool upgrade_inherited_take(struct upgrade_inherited *inherited, char *error, si
     return ok;
 }
 
-static bool same_address(const struct address *a, const struct address *b)
-{
-    return a->length == b->length && memcmp(&a->storage, &b->storage, a->length) == 0;
-}
-
 size_t upgrade_inherited_count(const struct upgrade_inherited *inherited, const struct address *address)
 {
     size_t count = 0;
     for (size_t i = 0; i < inherited->count; i++)
-        count += inherited->sockets[i].fd >= 0 && same_address(&inherited->sockets[i].address, address);
+        count += inherited->sockets[i].fd >= 0 && address_equal(&inherited->sockets[i].address, address);
     return count;
 }
 
@@ -347,14 +347,14 @@ size_t upgrade_inherited_claim(struct upgrade_inherited *inherited, const struct
         return found;
     for (size_t i = 0; i < inherited->count; i++) {
         struct upgrade_inherited_socket *socket = &inherited->sockets[i];
-        if (socket->fd < 0 || !same_address(&socket->address, address))
+        if (socket->fd < 0 || !address_equal(&socket->address, address))
             continue;
         if (socket->worker >= found)
             return found + 1; /* not one socket per worker index: refused by the caller */
     }
     for (size_t i = 0; i < inherited->count; i++) {
         struct upgrade_inherited_socket *socket = &inherited->sockets[i];
-        if (socket->fd >= 0 && same_address(&socket->address, address)) {
+        if (socket->fd >= 0 && address_equal(&socket->address, address)) {
             fds[socket->worker] = socket->fd;
             socket->fd = -1;
         }

@@ -60,7 +60,7 @@ enum upgrade_state {
 
 /* Non-blocking: what became of the new process. After READY or FAILED
  * upgrade->child is 0 and the pipe is closed. */
-enum upgrade_state upgrade_poll(struct upgrade *upgrade, uint64_t now_ms);
+enum upgrade_state upgrade_poll(struct upgrade *upgrade);
 
 /* The old process stops during the wait: the new one, not ready yet, is
  * killed and reaped rather than left half-started (logged); one whose
