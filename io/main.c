@@ -1017,20 +1017,20 @@ static bool adopt_inherited(struct process *process, const struct config *config
         size_t found = upgrade_inherited_count(&process->inherited, &entry->address);
         if (found == 0)
             continue;
-        for (unsigned w = 0; w < workers; w++)
-            fds[w] = -1;
-        if (found != workers || upgrade_inherited_claim(&process->inherited, &entry->address, fds, workers) != workers) {
-            char text[ADDRESS_TEXT_MAX];
-            address_format(&entry->address, text, sizeof text);
+        char text[ADDRESS_TEXT_MAX];
+        address_format(&entry->address, text, sizeof text);
+        if (found != workers) {
             log_error("upgrade refused: the old process handed over %zu sockets of %s, one per worker, and this "
                       "config has %u workers: an upgrade keeps `workers` (a socket closed would lose the "
                       "connections queued on it); change it with a restart", found, text, workers);
-            for (unsigned w = 0; w < workers; w++)
-                if (fds[w] >= 0)
-                    close(fds[w]);
             ok = false;
-            continue;
+        } else if (upgrade_inherited_claim(&process->inherited, &entry->address, fds, workers) != workers) {
+            log_error("upgrade refused: the %zu sockets of %s handed over do not name each of the %u workers "
+                      "once (SNISPLICE_UPGRADE_LISTEN)", found, text, workers);
+            ok = false;
         }
+        if (!ok)
+            continue;
         ok = adopt_group(process, entry, snapshot, fds);
         if (ok)
             steer_group(process, &entry->address, fds[0], nics_spread, &first_by_hash, &by_hash);

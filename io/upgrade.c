@@ -345,20 +345,25 @@ size_t upgrade_inherited_claim(struct upgrade_inherited *inherited, const struct
     size_t found = upgrade_inherited_count(inherited, address);
     if (found > max)
         return found;
+    for (size_t w = 0; w < found; w++)
+        fds[w] = -1;
+    /* Each worker index below found exactly once: two sockets named for
+     * one worker would leave another worker without any. Nothing is taken
+     * until the whole set is known good. */
     for (size_t i = 0; i < inherited->count; i++) {
         struct upgrade_inherited_socket *socket = &inherited->sockets[i];
         if (socket->fd < 0 || !address_equal(&socket->address, address))
             continue;
-        if (socket->worker >= found)
-            return found + 1; /* not one socket per worker index: refused by the caller */
-    }
-    for (size_t i = 0; i < inherited->count; i++) {
-        struct upgrade_inherited_socket *socket = &inherited->sockets[i];
-        if (socket->fd >= 0 && address_equal(&socket->address, address)) {
-            fds[socket->worker] = socket->fd;
-            socket->fd = -1;
+        if (socket->worker >= found || fds[socket->worker] >= 0) {
+            for (size_t w = 0; w < found; w++)
+                fds[w] = -1;
+            return UPGRADE_CLAIM_NOT_ONE_PER_WORKER;
         }
+        fds[socket->worker] = socket->fd;
     }
+    for (size_t i = 0; i < inherited->count; i++)
+        if (inherited->sockets[i].fd >= 0 && address_equal(&inherited->sockets[i].address, address))
+            inherited->sockets[i].fd = -1;
     return found;
 }
 

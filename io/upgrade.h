@@ -92,7 +92,10 @@ bool upgrade_inherited_take(struct upgrade_inherited *inherited, char *error, si
 
 /* The descriptors inherited for address, in worker order, into fds (room
  * for `max`); how many there are (possibly more than max: not stored).
- * Each one returned is the caller's: marked taken here. */
+ * Each one returned is the caller's: marked taken here. When they do not
+ * name each worker below their count once, nothing is taken and the
+ * result is UPGRADE_CLAIM_NOT_ONE_PER_WORKER. */
+#define UPGRADE_CLAIM_NOT_ONE_PER_WORKER ((size_t)-1)
 size_t upgrade_inherited_claim(struct upgrade_inherited *inherited, const struct address *address, int *fds,
                                size_t max);
 

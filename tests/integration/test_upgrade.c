@@ -9,7 +9,8 @@
  * SIGHUP waits for its end, and a SIGTERM kills the new process (never
  * left half-started) before the old one drains. After `user =` the new
  * process runs as that user and may still bind a new port below 1024.
- * Ports: blocks 352-359, and one free port in 991..999.
+ * Sockets handed over that name one worker twice are refused. Ports:
+ * blocks 352-359 and 373, and one free port in 991..999.
  *
  * The new process is the old one's child, not this test's: the test makes
  * itself a child subreaper so that it inherits it when the old one exits,
@@ -26,6 +27,8 @@
 #include <string.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -443,4 +446,45 @@ Test(upgrade, after_user_the_new_process_binds_a_port_below_1024, .init = upgrad
     free(with_low);
     free(globals);
     free(config);
+}
+
+/* A listening socket on 127.0.0.1:port that a child inherits (no
+ * close-on-exec), shareable by SO_REUSEPORT as the old process's are. */
+static int inheritable_listener(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    int one = 1;
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one), 0);
+    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0, "bind %u: %s", port, strerror(errno));
+    cr_assert_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+Test(upgrade, handed_over_sockets_naming_one_worker_twice_are_refused, .init = upgrade_init, .fini = upgrade_fini)
+{
+    uint16_t proxy_port = TEST_PORT(373, 0), alpha_port = TEST_PORT(373, 1);
+    /* As a hand-made environment could say: two sockets, both for worker
+     * 0, and none for worker 1, which would be left with nothing to accept. */
+    int first = inheritable_listener(proxy_port), second = inheritable_listener(proxy_port);
+    char *listen = text_format("%d/0,%d/0", first, second);
+    cr_assert_eq(setenv("SNISPLICE_UPGRADE_LISTEN", listen, 1), 0);
+    char *directory = temp_directory_create("upgrade-env");
+    char *config = upgrade_config(proxy_port, alpha_port, TEST_PORT(373, 2), "workers = 2\n");
+    char *config_path = temp_file_write(directory, "snisplice.ini", config);
+    const char *start[] = { proxy_binary(), "-c", config_path, NULL };
+    char *output = NULL;
+    int status = child_run(start, NULL, NULL, 10000, &output);
+    unsetenv("SNISPLICE_UPGRADE_LISTEN");
+    cr_expect_eq(status, 1, "exit %d:\n%s", status, output);
+    cr_expect(output && strstr(output, "do not name each of the 2 workers once"), "%s", output);
+    free(output);
+    free(config_path);
+    free(config);
+    free(directory);
+    free(listen);
+    close(first);
+    close(second);
 }
