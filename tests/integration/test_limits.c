@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,10 @@ static void echo_connect(struct echo_client *client, uint16_t port, const struct
 {
     client->fd = net_connect(port);
     cr_assert_geq(client->fd, 0);
+    /* A transfer that stalls for 30 s ends with its counts in the report,
+     * not with the whole test's alarm. */
+    struct timeval stall = { .tv_sec = 30 };
+    setsockopt(client->fd, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof stall);
     cr_assert(net_send_all(client->fd, hello->data, hello->length));
     uint8_t *echoed = malloc(hello->length);
     cr_assert_eq(net_receive_exact(client->fd, echoed, hello->length, 5000), hello->length,
@@ -366,6 +371,17 @@ static void expect_relaying_without_new_pipes(uint16_t proxy_port, const char *u
         char extra;
         struct pollfd readable = { .fd = clients[i].fd, .events = POLLIN };
         clients[i].eof_after = poll(&readable, 1, 5000) == 1 && recv(clients[i].fd, &extra, 1, 0) == 0;
+    }
+    bool all_came_back = true;
+    for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++)
+        all_came_back = all_came_back && clients[i].received == clients[i].length;
+    if (!all_came_back) {
+        char *log = proxy_stderr(&limits_proxy);
+        cr_log_error("a transfer stalled; the proxy said:\n%s", log);
+        free(log);
+        /* Its sender may be blocked in send(): this ends it. */
+        for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++)
+            shutdown(clients[i].fd, SHUT_RDWR);
     }
     for (int i = 0; i < OUT_OF_FDS_CLIENTS; i++) {
         pthread_join(clients[i].sender, NULL);
