@@ -11,8 +11,9 @@
  * completions before that do not even wake the thread). Measured at c=50
  * with 50 us and 8: 0.87 -> 0.28 sleeps per connection, conn/s +3-7%, p99
  * -3-6%; 150 us and 16 then took another 4-8% of CPU per connection at
- * c=50 and c=500 (bench/NOTES.md). Never when idle: a lone event would wait the whole
- * RING_WAIT_BATCH_US (c=1 latency tripled when tried without the gate).
+ * c=50 and c=500 (bench/NOTES.md). Never when idle: a lone event would
+ * wait the whole RING_WAIT_BATCH_US (c=1 latency tripled when tried
+ * without the gate).
  *
  * liburing 2.3 has no call for a minimum wait, so the batched wait flushes
  * the submission queue itself and enters with IORING_ENTER_EXT_ARG, the
