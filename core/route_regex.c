@@ -164,9 +164,18 @@ static bool translate_group(struct translation *t)
             return fail(t, "(?i): write ~* for a case-insensitive expression");
         return fail(t, "(?... look-around, options and verbs have no POSIX equivalent");
     }
-    const char *end = strchr(name, close);
-    if (!end)
-        return fail(t, "unterminated group name");
+    /* PCRE's names: a letter or "_", then letters, digits and "_", at
+     * most 32. Anything else after "(?<" is not a name: "(?<*...)" is a
+     * look-behind there, which the checks above would not see. */
+    if (!isalpha((unsigned char)*name) && *name != '_')
+        return fail(t, "(?<...: a group name starts with a letter or _ (look-behinds have no POSIX equivalent)");
+    const char *end = name;
+    while (isalnum((unsigned char)*end) || *end == '_')
+        end++;
+    if (*end != close)
+        return fail(t, *end ? "a group name has only letters, digits and _" : "unterminated group name");
+    if (end - name > 32)
+        return fail(t, "a group name has at most 32 characters");
     t->in = end + 1;
     return open_group(t);
 }

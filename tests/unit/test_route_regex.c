@@ -130,6 +130,14 @@ Test(route_regex, what_posix_cannot_express_is_refused)
     expect_refused("~^(?=www)", "look-around");
     expect_refused("~^(?!www)", "look-around");
     expect_refused("~(?i)^www", "~*");
+    /* PCRE reads "(?<*" as a look-behind, not a name "*^" (fuzzer). */
+    expect_refused("~*^(?<*^>).", "starts with a letter or _");
+    expect_refused("~^(?<a-b>x)", "letters, digits and _");
+    expect_refused("~^(?<1a>x)", "starts with a letter or _");
+    expect_refused("~^(?<abcdefghijklmnopqrstuvwxyz0123456>x)", "at most 32");
+    expect_refused("~^(?<app", "unterminated group name");
+    cr_assert(matches("~^(?<_app1>x)$", "x"));
+    cr_assert(matches("~^(?P<app>x)(?'b'y)$", "xy"));
     expect_refused("~^(a)\\1$", "\\1");
     expect_refused("~\\bwww", "\\b");
     expect_refused("~a++", "possessive");
