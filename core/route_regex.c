@@ -168,7 +168,7 @@ static bool translate_group(struct translation *t)
      * most 32. Anything else after "(?<" is not a name: "(?<*...)" is a
      * look-behind there, which the checks above would not see. */
     if (!isalpha((unsigned char)*name) && *name != '_')
-        return fail(t, "(?<...: a group name starts with a letter or _ (look-behinds have no POSIX equivalent)");
+        return fail(t, "a group name starts with a letter or _ (and (?<*, a look-behind, has no POSIX equivalent)");
     const char *end = name;
     while (isalnum((unsigned char)*end) || *end == '_')
         end++;

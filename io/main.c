@@ -990,6 +990,21 @@ static bool adopt_group(struct process *process, const struct config_listen *ent
     return true;
 }
 
+/* Why one address's inherited sockets cannot be adopted: their number is
+ * not the worker count, or they do not name each worker once. */
+static void refuse_inherited_group(const struct address *address, size_t found, unsigned workers)
+{
+    char text[ADDRESS_TEXT_MAX];
+    address_format(address, text, sizeof text);
+    if (found != workers)
+        log_error("upgrade refused: the old process handed over %zu sockets of %s, one per worker, and this "
+                  "config has %u workers: an upgrade keeps `workers` (a socket closed would lose the "
+                  "connections queued on it); change it with a restart", found, text, workers);
+    else
+        log_error("upgrade refused: the %zu sockets of %s handed over do not name each of the %u workers "
+                  "once (SNISPLICE_UPGRADE_LISTEN)", found, text, workers);
+}
+
 /* Started by an upgrade: the old process's sockets of every address this
  * config still names, one per worker, instead of new binds (the same
  * accept queues: what waits in them is not lost). process->listen becomes
@@ -1017,20 +1032,13 @@ static bool adopt_inherited(struct process *process, const struct config *config
         size_t found = upgrade_inherited_count(&process->inherited, &entry->address);
         if (found == 0)
             continue;
-        char text[ADDRESS_TEXT_MAX];
-        address_format(&entry->address, text, sizeof text);
-        if (found != workers) {
-            log_error("upgrade refused: the old process handed over %zu sockets of %s, one per worker, and this "
-                      "config has %u workers: an upgrade keeps `workers` (a socket closed would lose the "
-                      "connections queued on it); change it with a restart", found, text, workers);
+        bool claimed = found == workers &&
+                       upgrade_inherited_claim(&process->inherited, &entry->address, fds, workers) == workers;
+        if (!claimed) {
+            refuse_inherited_group(&entry->address, found, workers);
             ok = false;
-        } else if (upgrade_inherited_claim(&process->inherited, &entry->address, fds, workers) != workers) {
-            log_error("upgrade refused: the %zu sockets of %s handed over do not name each of the %u workers "
-                      "once (SNISPLICE_UPGRADE_LISTEN)", found, text, workers);
-            ok = false;
-        }
-        if (!ok)
             continue;
+        }
         ok = adopt_group(process, entry, snapshot, fds);
         if (ok)
             steer_group(process, &entry->address, fds[0], nics_spread, &first_by_hash, &by_hash);

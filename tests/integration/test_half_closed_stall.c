@@ -11,7 +11,6 @@
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -197,39 +196,6 @@ Test(half_closed_stall, upstream_that_sent_its_fin_and_stopped_reading_costs_no_
     cr_expect_eq(proxy_stop(&stall_proxy, 10000), 0);
 }
 
-/* The proxy's open sockets (its pooled pipes are not counted). */
-static int proxy_socket_count(void)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)stall_proxy.pid);
-    DIR *fds = opendir(path);
-    cr_assert_not_null(fds);
-    int sockets = 0;
-    for (struct dirent *entry; (entry = readdir(fds)) != NULL;) {
-        char link_path[PATH_MAX], target[64];
-        snprintf(link_path, sizeof link_path, "%s/%s", path, entry->d_name);
-        ssize_t length = readlink(link_path, target, sizeof target - 1);
-        if (length > 0 && strncmp(target, "socket:", 7) == 0)
-            sockets++;
-    }
-    closedir(fds);
-    return sockets;
-}
-
-/* The proxy's socket count once it has held still for 200 ms (up to 3 s):
- * right after the start, the start-up check's own connection may still be
- * open in the proxy, and a baseline taken then is one too high. */
-static int steady_proxy_socket_count(void)
-{
-    int count = proxy_socket_count(), same = 0;
-    for (long long deadline = monotonic_ms() + 3000; same < 10 && monotonic_ms() < deadline;) {
-        sleep_ms(20);
-        int now = proxy_socket_count();
-        same = now == count ? same + 1 : 0;
-        count = now;
-    }
-    return count;
-}
 
 /* Half-closes, then reads nothing: the proxy's idle_timeout ends it. */
 static int park_a_client(uint16_t port, const struct hello_bytes *hello)
@@ -268,7 +234,9 @@ Test(half_closed_stall, a_stalled_connection_closed_by_idle_timeout_leaves_the_w
     cr_assert(proxy_start(&stall_proxy, config, port));
     free(body);
     free(config);
-    int sockets_before = steady_proxy_socket_count();
+    /* Once the start-up check's own connection (accepted when its FIN
+     * passed TCP_DEFER_ACCEPT) is gone from the proxy too. */
+    int sockets_before = proxy_count_when_still(&stall_proxy, proxy_socket_count, 200, 3000);
     struct hello_bytes hello = hello_build("stall.example");
 
     for (int round = 0; round < 3; round++) {
@@ -285,10 +253,10 @@ Test(half_closed_stall, a_stalled_connection_closed_by_idle_timeout_leaves_the_w
     expect_whole_stream(fd, "the connection after three closed while stalled");
     close(fd);
     long long deadline = monotonic_ms() + 3000;
-    while (proxy_socket_count() > sockets_before && monotonic_ms() < deadline)
+    while (proxy_socket_count(&stall_proxy) > sockets_before && monotonic_ms() < deadline)
         sleep_ms(20);
-    cr_expect_eq(proxy_socket_count(), sockets_before, "sockets left behind: %d, %d before", proxy_socket_count(),
-                 sockets_before);
+    int sockets_after = proxy_socket_count(&stall_proxy);
+    cr_expect_eq(sockets_after, sockets_before, "sockets left behind: %d, %d before", sockets_after, sockets_before);
     hello_free(&hello);
     cr_expect_eq(proxy_stop(&stall_proxy, 10000), 0);
 }

@@ -148,6 +148,40 @@ int proxy_fd_count(const struct proxy *proxy)
     return visit_fds(proxy, count_one, &count) ? count : -1;
 }
 
+struct socket_visit {
+    pid_t pid;
+    int count;
+};
+
+static bool count_socket(int number, void *state)
+{
+    struct socket_visit *visit = state;
+    char link_path[64], target[64];
+    snprintf(link_path, sizeof link_path, "/proc/%d/fd/%d", (int)visit->pid, number);
+    ssize_t length = readlink(link_path, target, sizeof target - 1);
+    visit->count += length > 0 && strncmp(target, "socket:", 7) == 0;
+    return false;
+}
+
+int proxy_socket_count(const struct proxy *proxy)
+{
+    struct socket_visit visit = { proxy->pid, 0 };
+    return visit_fds(proxy, count_socket, &visit) ? visit.count : -1;
+}
+
+int proxy_count_when_still(const struct proxy *proxy, int (*count_of)(const struct proxy *), int hold_ms,
+                           int limit_ms)
+{
+    int count = count_of(proxy), held_ms = 0;
+    for (long long deadline = monotonic_ms() + limit_ms; held_ms < hold_ms && monotonic_ms() < deadline;) {
+        sleep_ms(10);
+        int again = count_of(proxy);
+        held_ms = again == count ? held_ms + 10 : 0;
+        count = again;
+    }
+    return count;
+}
+
 /* /proc/PID/<name> of the proxy, whole; NULL if unreadable. Caller frees. */
 static char *proc_file(const struct proxy *proxy, const char *name)
 {

@@ -52,6 +52,13 @@ bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int ti
 
 /* Open file descriptors of the proxy (/proc/PID/fd), -1 if unreadable. */
 int proxy_fd_count(const struct proxy *proxy);
+/* The same, sockets only. */
+int proxy_socket_count(const struct proxy *proxy);
+/* count_of(proxy) once it has not changed for hold_ms (sampled every
+ * 10 ms), or its last value after limit_ms: for baselines and final counts
+ * taken while the proxy may still be closing a connection it just had. */
+int proxy_count_when_still(const struct proxy *proxy, int (*count_of)(const struct proxy *), int hold_ms,
+                           int limit_ms);
 
 /* A number from /proc/PID/status: field is the label with its colon
  * ("VmRSS:" in KiB, "Threads:"); -1 if unreadable. */

@@ -67,13 +67,6 @@ int stats_fds_outside_pool(const struct proxy *proxy, uint16_t stats_port, long 
      * once it reads the client's end of stream (a lingering close), which
      * its thread may not have done yet when the answer is in: count until
      * the number holds for 50 ms (at most a second). */
-    int count = proxy_fd_count(proxy);
-    int steady = 0;
-    for (long long deadline = monotonic_ms() + 1000; steady < 5 && monotonic_ms() < deadline;) {
-        sleep_ms(10);
-        int again = proxy_fd_count(proxy);
-        steady = again == count ? steady + 1 : 0;
-        count = again;
-    }
+    int count = proxy_count_when_still(proxy, proxy_fd_count, 50, 1000);
     return count - 2 * (int)(idle + *pipes_in_use);
 }
