@@ -13,34 +13,28 @@
  */
 #include "hostname.h"
 
-static bool is_name_byte(unsigned char byte)
-{
-    return (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
-           (byte >= '0' && byte <= '9') || byte == '-' || byte == '.' || byte == '_';
-}
+/* The bytes a name may hold; a table, as the ClientHello parser asks for
+ * every byte of every SNI. */
+static const bool is_name_byte[256] = {
+    ['-'] = true, ['.'] = true, ['0' ... '9'] = true, ['A' ... 'Z'] = true, ['_'] = true, ['a' ... 'z'] = true,
+};
 
 static char to_lower(unsigned char byte)
 {
-    return (char)(byte >= 'A' && byte <= 'Z' ? byte - 'A' + 'a' : byte);
+    return (char)((unsigned)(byte - 'A') < 26u ? byte | 0x20 : byte);
 }
 
 /* Allowed bytes only, and no empty label (so no leading, trailing or double dot). */
 static bool has_valid_labels(const char *name, size_t len)
 {
-    size_t label_length = 0;
+    unsigned char previous = '.';
     for (size_t i = 0; i < len; i++) {
         unsigned char byte = (unsigned char)name[i];
-        if (!is_name_byte(byte))
+        if (!is_name_byte[byte] || (byte == '.' && previous == '.'))
             return false;
-        if (byte != '.') {
-            label_length++;
-            continue;
-        }
-        if (label_length == 0)
-            return false;
-        label_length = 0;
+        previous = byte;
     }
-    return label_length > 0;
+    return previous != '.';
 }
 
 bool hostname_normalize(const char *name, size_t len, char *out, size_t *out_len)
