@@ -2,6 +2,8 @@
  * fuzz_config.c - libFuzzer harness for the config loader: arbitrary file
  * contents must load or be refused with messages, never crash or leak.
  * The input is handed over as a memfd path, as config_load() reads files.
+ * Each of its lines is also split by the loader's fast path for routes
+ * (route_line.c): a line it takes must be what libinih makes of it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,12 +12,54 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "../../config/config.h"
+#include "../../config/route_line.h"
+
+struct inih_pair {
+    int calls;
+    char name[256];
+    char value[256];
+};
+
+static int remember_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct inih_pair *pair = user;
+    pair->calls++;
+    snprintf(pair->name, sizeof pair->name, "%s", name);
+    snprintf(pair->value, sizeof pair->value, "%s", value ? value : "");
+    return 1;
+}
+
+/* A line the fast path takes must read the same through inih. */
+static void compare_with_inih(const uint8_t *line, size_t length)
+{
+    char copy[200], document[220];
+    if (length >= sizeof copy || memchr(line, '\0', length))
+        return;
+    memcpy(copy, line, length);
+    copy[length] = '\0';
+    snprintf(document, sizeof document, "[routes]\n%s", copy);
+    char *name, *target;
+    if (!route_line_split(copy, &name, &target))
+        return;
+    struct inih_pair pair = { 0 };
+    if (ini_parse_string(document, remember_pair, &pair) != 0 || pair.calls != 1 || strcmp(name, pair.name) != 0 ||
+        strcmp(target, pair.value) != 0)
+        abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    for (size_t start = 0; start < size;) {
+        const uint8_t *end = memchr(data + start, '\n', size - start);
+        size_t length = end ? (size_t)(end - data) + 1 - start : size - start;
+        compare_with_inih(data + start, length);
+        start += length;
+    }
     int fd = memfd_create("config", 0);
     if (fd < 0)
         return 0;
