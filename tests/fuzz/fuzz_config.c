@@ -21,16 +21,18 @@
 /* A line the fast path takes must read the same through inih. */
 static void compare_with_inih(const uint8_t *line, size_t length)
 {
-    char copy[200];
-    if (length >= sizeof copy || memchr(line, '\0', length))
+    char text[200], copy[200];
+    if (length >= sizeof text || memchr(line, '\0', length))
         return;
-    memcpy(copy, line, length);
-    copy[length] = '\0';
-    struct inih_reading reading;
-    inih_reading_of_route_line(copy, &reading);
+    memcpy(text, line, length);
+    text[length] = '\0';
+    memcpy(copy, text, length + 1);
     char *name, *target;
     if (!route_line_split(copy, &name, &target))
         return;
+    /* Only a line the fast path took is worth inih's reading. */
+    struct inih_reading reading;
+    inih_reading_of_route_line(text, &reading);
     if (reading.syntax_error != 0 || reading.calls != 1 || strcmp(name, reading.name) != 0 ||
         strcmp(target, reading.value) != 0)
         abort();
