@@ -7,7 +7,9 @@
  * wildcard hits 1-3 labels deep, suffix hits, and misses that fall to the
  * default, in shuffled order. Every answer is first checked against a
  * plain reference implementation: a fast wrong answer is worth nothing.
- * Also reports the table's build time. Run: make bench-route.
+ * Both timed loops read their names packed end to end, as a connection
+ * reads its name from a reused buffer. Also reports the table's build
+ * time. Run: make bench-route.
  */
 #define _GNU_SOURCE
 #include <stdbool.h>
@@ -149,6 +151,22 @@ int main(void)
         }
     }
 
+    /* Raw names packed end to end too: in a connection the SNI sits in the
+     * worker's reused receive buffer, so the bench's own reading of its
+     * queries should evict as little of the table as it can (a 128-byte
+     * row per query streamed 128 MiB through the cache each pass). */
+    static char raw[QUERIES * 48];
+    static uint32_t raw_offsets[QUERIES];
+    size_t raw_packed = 0;
+    for (size_t q = 0; q < QUERIES; q++) {
+        if (raw_packed + lengths[q] > sizeof raw) {
+            fprintf(stderr, "query names longer than planned\n");
+            return 1;
+        }
+        memcpy(raw + raw_packed, queries[q], lengths[q]);
+        raw_offsets[q] = (uint32_t)raw_packed;
+        raw_packed += lengths[q];
+    }
     enum { ROUNDS = QUERIES / BATCH, PASSES = 3 };
     static double per_lookup[ROUNDS * PASSES];
     volatile int64_t sink = 0;
@@ -157,9 +175,9 @@ int main(void)
             double t0 = now_ns();
             for (int b = 0; b < BATCH; b++) {
                 size_t q = (size_t)round * BATCH + (size_t)b;
-                char name[256];
+                char name[HOSTNAME_MAX + 1];
                 size_t name_length = 0;
-                hostname_normalize(queries[q], lengths[q], name, &name_length);
+                hostname_normalize(raw + raw_offsets[q], lengths[q], name, &name_length);
                 sink += route_lookup(table, name, name_length);
             }
             per_lookup[pass * ROUNDS + round] = (now_ns() - t0) / BATCH;

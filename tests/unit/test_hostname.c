@@ -7,6 +7,7 @@
  * buffer so ASan catches a read past `len`.
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,96 @@ Test(hostname, normal_form_is_a_fixed_point)
         cr_assert(normalize(once, once_length, twice, &twice_length));
         cr_assert_str_eq(once, twice);
         cr_assert_eq(once_length, twice_length);
+    }
+}
+
+/* The definition read plainly, one byte at a time, as a reference for
+ * the 16-bytes-at-a-time path long names take. */
+static bool reference_normalize(const char *name, size_t length, char *out, size_t *out_length)
+{
+    if (length > 0 && name[length - 1] == '.')
+        length--;
+    if (length == 0 || length > HOSTNAME_MAX || name[0] == '.' || name[length - 1] == '.')
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        char byte = name[i];
+        bool allowed = (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
+                       (byte >= '0' && byte <= '9') || byte == '-' || byte == '.' || byte == '_';
+        if (!allowed || (byte == '.' && name[i + 1] == '.'))
+            return false;
+        out[i] = (byte >= 'A' && byte <= 'Z') ? (char)(byte + 32) : byte;
+    }
+    out[length] = '\0';
+    *out_length = length;
+    return true;
+}
+
+static void expect_same_as_reference(const char *name, size_t length)
+{
+    char out[HOSTNAME_MAX + 1] = "untouched", want[HOSTNAME_MAX + 1];
+    size_t out_length = 9999, want_length = 9999;
+    bool valid = normalize(name, length, out, &out_length);
+    bool want_valid = reference_normalize(name, length, want, &want_length);
+    cr_assert_eq(valid, want_valid, "'%.*s' (%zu bytes): %d, reference %d", (int)length, name, length, valid,
+                 want_valid);
+    if (!valid) {
+        cr_assert_str_eq(out, "untouched", "out must be left alone on failure");
+        cr_assert_eq(out_length, 9999);
+        return;
+    }
+    cr_assert_eq(out_length, want_length);
+    cr_assert_str_eq(out, want, "'%.*s' normalised", (int)length, name);
+}
+
+/* Every length, every byte at every place of a long name, two dots at
+ * every place: each chunk boundary and the overlapping last chunk. */
+Test(hostname, long_names_match_a_plain_reading_at_every_length_and_place)
+{
+    char name[HOSTNAME_MAX + 2];
+    for (size_t length = 1; length <= HOSTNAME_MAX + 1; length++) {
+        for (size_t i = 0; i < length; i++)
+            name[i] = "aZ9-_.Kq"[i % 8];
+        expect_same_as_reference(name, length);
+        name[length - 1] = '.';
+        expect_same_as_reference(name, length);
+    }
+    for (size_t length = 15; length <= 50; length++) {
+        for (size_t place = 0; place < length; place++) {
+            for (int byte = 0; byte < 256; byte++) {
+                memset(name, 'M', length);
+                name[place] = (char)byte;
+                expect_same_as_reference(name, length);
+            }
+            memset(name, 'x', length);
+            name[place] = '.';
+            if (place + 1 < length)
+                name[place + 1] = '.';
+            expect_same_as_reference(name, length);
+        }
+    }
+}
+
+Test(hostname, random_names_match_a_plain_reading)
+{
+    static const char alphabet[] = "abcXYZ019-_.....\x80 *\xff";
+    uint64_t state = 0x2545f4914f6cdd1dull;
+    char name[HOSTNAME_MAX + 2];
+    for (int round = 0; round < 200000; round++) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        size_t length = 1 + state % (HOSTNAME_MAX + 1);
+        /* Mostly valid bytes, so that many names pass and their output is compared. */
+        bool only_valid = (state >> 20) % 4 != 0;
+        for (size_t i = 0; i < length; i++) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            name[i] = alphabet[state % (only_valid ? 16 : sizeof alphabet - 1)];
+            if (only_valid && name[i] == '.' && i > 0 && name[i - 1] == '.')
+                name[i] = 'q';
+        }
+        expect_same_as_reference(name, length);
     }
 }
 
