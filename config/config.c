@@ -85,6 +85,8 @@ struct pending_listener {
     uint32_t idle_timeout_ms;
     struct upstream_source source;             /* when source_line != 0; else [global]'s */
     int source_line;
+    struct congestion congestion;              /* of its client sockets; copied into the snapshot */
+    int congestion_line;                       /* of its congestion_control key, if any */
 };
 
 /* A key that takes one value, and the line that gave it (see key_set_before). */
@@ -617,6 +619,16 @@ static void add_access_rule(struct loader *loader, struct pending_listener *list
     rules[listener->access_rule_count++] = rule;
 }
 
+/* `congestion_control = auto | system | NAME`, in a [listen] or an [upstream]. */
+static void parse_congestion(struct loader *loader, const char *value, struct congestion *congestion,
+                             int *line)
+{
+    char error[192];
+    if (!congestion_control_parse(value, congestion, error, sizeof error))
+        add_error(loader, loader->line, "congestion_control: %s", error);
+    *line = loader->line;
+}
+
 /* `tcp_keepalive = off | on | IDLE:INTERVAL:COUNT`, in a [listen] or an [upstream]. */
 static void parse_keepalive(struct loader *loader, const char *value, struct tcp_keepalive *keepalive)
 {
@@ -638,6 +650,8 @@ static void add_listen(struct loader *loader, const char *name, const char *valu
     }
     else if (strcmp(name, "tcp_keepalive") == 0)
         parse_keepalive(loader, value, &listener->keepalive);
+    else if (strcmp(name, "congestion_control") == 0)
+        parse_congestion(loader, value, &listener->congestion, &listener->congestion_line);
     else if (strcmp(name, "preread_timeout") == 0)
         parse_duration_key(loader, name, value, &listener->preread_timeout_ms);
     else if (strcmp(name, "connect_timeout") == 0)
@@ -782,10 +796,8 @@ static void add_server(struct loader *loader, const char *name, const char *valu
         return;
     }
     if (strcmp(name, "congestion_control") == 0) {
-        char error[192];
-        if (!congestion_control_parse(value, upstream, error, sizeof error))
-            add_error(loader, loader->line, "congestion_control: %s", error);
-        loader->upstreams[loader->current_upstream].congestion_line = loader->line;
+        parse_congestion(loader, value, &upstream->congestion,
+                         &loader->upstreams[loader->current_upstream].congestion_line);
         return;
     }
     if (strcmp(name, "tcp_keepalive") == 0) {
@@ -1159,6 +1171,7 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
                                                    ? pending->max_connections_per_client
                                                    : loader->settings.max_connections_per_client;
         listener->keepalive = pending->keepalive;
+        listener->congestion = pending->congestion;
         listener->preread_timeout_ms = own_or_global(pending->preread_timeout_ms, loader->settings.preread_timeout_ms);
         listener->connect_timeout_ms = own_or_global(pending->connect_timeout_ms, loader->settings.connect_timeout_ms);
         listener->idle_timeout_ms = own_or_global(pending->idle_timeout_ms, loader->settings.idle_timeout_ms);
@@ -1191,20 +1204,31 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
     return true;
 }
 
-static void check_upstreams(struct loader *loader)
+/* Loaded as root, but set as `user`: by the workers, on upstream sockets
+ * and on listening sockets at every snapshot they adopt. */
+static void check_congestion_allowed(struct loader *loader, const struct congestion *congestion, int line)
 {
     const char *user = loader->config->user;
+    if (user && congestion->choice == CONGESTION_NAMED && !congestion_control_allowed_to_users(congestion->name))
+        add_error(loader, line,
+                  "congestion_control: '%s' is not allowed for user '%s' (see net.ipv4.tcp_allowed_congestion_control)",
+                  congestion->name, user);
+}
+
+static void check_upstreams(struct loader *loader)
+{
     for (size_t i = 0; i < loader->upstream_count; i++) {
         const struct pending_upstream *pending = &loader->upstreams[i];
         if (pending->line != 0 && pending->upstream.server_count == 0)
             add_error(loader, pending->line, "upstream '%s' has no server", pending->upstream.name);
-        /* Loaded as root, but the workers set it as `user`. */
-        if (user && pending->upstream.congestion == UPSTREAM_CONGESTION_NAMED &&
-            !congestion_control_allowed_to_users(pending->upstream.congestion_name))
-            add_error(loader, pending->congestion_line,
-                      "congestion_control: '%s' is not allowed for user '%s' (see net.ipv4.tcp_allowed_congestion_control)",
-                      pending->upstream.congestion_name, user);
+        check_congestion_allowed(loader, &pending->upstream.congestion, pending->congestion_line);
     }
+}
+
+static void check_listener_congestion(struct loader *loader)
+{
+    for (size_t i = 0; i < loader->listener_count; i++)
+        check_congestion_allowed(loader, &loader->listeners[i].congestion, loader->listeners[i].congestion_line);
 }
 
 static void check_tables(struct loader *loader)
@@ -1298,6 +1322,7 @@ static void check_stats_address(struct loader *loader)
 static bool assemble(struct loader *loader)
 {
     check_upstreams(loader);
+    check_listener_congestion(loader);
     check_stats_address(loader);
     if (loader->listener_count == 0)
         add_error(loader, 0, "no [listen] address");

@@ -1,7 +1,8 @@
 /*
- * congestion_control.c - validates an [upstream]'s congestion_control.
- * Opens one socket per named value while loading, never during relaying.
- * What the values do is in core/upstream.h.
+ * congestion_control.c - validates a `congestion_control` value, of an
+ * [upstream] or a [listen]. Opens one socket per named value while
+ * loading, never during relaying. What the values do is in
+ * core/congestion.h.
  */
 #include "congestion_control.h"
 
@@ -24,19 +25,19 @@ static int try_algorithm(const char *name)
     return result;
 }
 
-bool congestion_control_parse(const char *value, struct upstream *upstream, char *error,
+bool congestion_control_parse(const char *value, struct congestion *congestion, char *error,
                               size_t error_size)
 {
     if (strcmp(value, "auto") == 0) {
-        upstream->congestion = UPSTREAM_CONGESTION_AUTO;
+        congestion->choice = CONGESTION_AUTO;
         return true;
     }
     if (strcmp(value, "system") == 0) {
-        upstream->congestion = UPSTREAM_CONGESTION_SYSTEM;
+        congestion->choice = CONGESTION_SYSTEM;
         return true;
     }
     size_t length = strlen(value);
-    if (length == 0 || length >= UPSTREAM_CONGESTION_NAME_MAX) {
+    if (length == 0 || length >= CONGESTION_NAME_MAX) {
         snprintf(error, error_size, "expected auto, system or an algorithm name, got '%s'", value);
         return false;
     }
@@ -55,8 +56,8 @@ bool congestion_control_parse(const char *value, struct upstream *upstream, char
         snprintf(error, error_size, "'%s': %s", value, strerror(failure));
         return false;
     }
-    upstream->congestion = UPSTREAM_CONGESTION_NAMED;
-    memcpy(upstream->congestion_name, value, length + 1);
+    congestion->choice = CONGESTION_NAMED;
+    memcpy(congestion->name, value, length + 1);
     return true;
 }
 

@@ -1,6 +1,7 @@
 /*
- * congestion_control.h - the `congestion_control` value of an [upstream]:
- * auto, system, or the name of a TCP congestion control algorithm.
+ * congestion_control.h - the `congestion_control` value of an [upstream]
+ * or a [listen]: auto, system, or the name of a TCP congestion control
+ * algorithm.
  */
 #ifndef SNISPLICE_CONFIG_CONGESTION_CONTROL_H
 #define SNISPLICE_CONFIG_CONGESTION_CONTROL_H
@@ -8,14 +9,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "../core/upstream.h"
+#include "../core/congestion.h"
 
-/* Parse value into upstream->congestion (and ->congestion_name). A name
+/* Parse value into *congestion. A name
  * must be one this kernel has and this process may set: it is tried on a
  * throwaway socket, so that a typo is a config error rather than the
  * system's default, silently, on every connection. On failure writes a
  * one-line reason to error. */
-bool congestion_control_parse(const char *value, struct upstream *upstream, char *error,
+bool congestion_control_parse(const char *value, struct congestion *congestion, char *error,
                               size_t error_size);
 
 /* Whether every user may set this algorithm (it is listed in

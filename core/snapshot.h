@@ -57,6 +57,9 @@ struct snapshot_listener {
     /* On each accepted client socket; read when the options are submitted,
      * so it lives here, pinned with the connection's snapshot. */
     struct tcp_keepalive keepalive;
+    /* Set on its listening sockets, which accepted sockets inherit (no
+     * system call per connection): core/congestion.h. */
+    struct congestion congestion;
     /* Its own timeouts where the [listen] section sets them, else
      * [global]'s (nginx's preread_timeout, proxy_connect_timeout and
      * proxy_timeout per server block). */

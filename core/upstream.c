@@ -9,7 +9,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* The n-th server (in the attempt order defined in upstream.h), counting
  * down servers too; NULL past the end. */
@@ -210,15 +209,5 @@ void upstream_release(struct upstream *upstream)
 const char *upstream_congestion_control(const struct upstream *upstream,
                                         const struct upstream_server *server)
 {
-    if (address_family(&server->address) == AF_UNIX)
-        return NULL;
-    switch ((enum upstream_congestion)upstream->congestion) {
-    case UPSTREAM_CONGESTION_AUTO:
-        return address_is_loopback(&server->address) ? UPSTREAM_CONGESTION_LOOPBACK : NULL;
-    case UPSTREAM_CONGESTION_NAMED:
-        return upstream->congestion_name;
-    case UPSTREAM_CONGESTION_SYSTEM:
-        break;
-    }
-    return NULL;
+    return congestion_algorithm(&upstream->congestion, &server->address);
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "address.h"
+#include "congestion.h"
 #include "tcp_keepalive.h"
 
 #define UPSTREAM_WEIGHT_MAX 1000
@@ -47,21 +48,6 @@ struct upstream_server {
 /* nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
 #define UPSTREAM_SERVER_DEFAULTS \
     { .weight = 1, .max_fails = 1, .fail_timeout_ms = 10000 }
-
-/* TCP congestion control on the sockets to an upstream's servers. */
-enum upstream_congestion {
-    UPSTREAM_CONGESTION_AUTO,   /* loopback servers: UPSTREAM_CONGESTION_LOOPBACK; others: the system's */
-    UPSTREAM_CONGESTION_SYSTEM, /* never set: net.ipv4.tcp_congestion_control decides */
-    UPSTREAM_CONGESTION_NAMED,  /* congestion_name, on every TCP server */
-};
-
-/* Between two sockets of one host no packet is lost or queued on a path,
- * so algorithms differ only in pacing, and pacing (BBR's, without the fq
- * qdisc) arms a kernel timer per segment: about half the relay's CPU per
- * byte on a loopback leg (bench/NOTES.md). Reno never paces, is built into
- * every kernel and is allowed to every user. */
-#define UPSTREAM_CONGESTION_LOOPBACK "reno"
-#define UPSTREAM_CONGESTION_NAME_MAX 16 /* the kernel's TCP_CA_NAME_MAX, NUL included */
 
 /* How a connection's first server is chosen among the primaries this
  * worker sees available, and, once every primary failed, among the
@@ -90,8 +76,7 @@ struct upstream {
     struct upstream_hash_point *hash_points; /* UPSTREAM_BALANCE_CLIENT_ADDRESS: the ring */
     uint32_t hash_point_count;
     uint8_t proxy_protocol;          /* enum proxy_protocol_version sent before the client's bytes */
-    uint8_t congestion;              /* enum upstream_congestion */
-    char congestion_name[UPSTREAM_CONGESTION_NAME_MAX]; /* for UPSTREAM_CONGESTION_NAMED */
+    struct congestion congestion;    /* on every TCP server socket (core/congestion.h) */
     struct tcp_keepalive keepalive;  /* on every TCP server socket */
 };
 

@@ -2,8 +2,12 @@
  * listener.c - open listening sockets, accept connections, enforce the
  * connection limit. Never reads from a client: that is preread's job.
  * Socket options decided here: TCP_DEFER_ACCEPT where the client speaks
- * first, TCP_NOTSENT_LOWAT where the address is loopback, and CPU steering (CBPF) where packets arrive spread over the
- * workers' CPUs (read from /sys/class/net at bind time).
+ * first, TCP_NOTSENT_LOWAT where the address is loopback, the congestion
+ * control algorithm of the accepted sockets (reno where the address is
+ * loopback, by default: core/congestion.h), and CPU steering (CBPF) where
+ * packets arrive spread over the workers' CPUs (read from /sys/class/net
+ * at bind time). A socket kept across a reload, or inherited at an
+ * upgrade, gets them again from the configuration it now serves.
  *
  * A worker's sockets follow the snapshot it runs on: the main thread binds
  * new addresses (all workers' sockets, or none, so a reload that cannot
@@ -28,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../core/congestion.h"
 #include "log.h"
 #include "preread.h"
 #include "relay.h"
@@ -40,7 +45,7 @@
  * first (SMTP, SSH banners). One second is the shortest the kernel offers:
  * a client still silent when the SYN-ACK is first retransmitted is accepted
  * on its next ACK, and preread_timeout applies from then on. */
-void listener_wait_for_first_bytes(int fd, bool client_speaks_first)
+static void wait_for_first_bytes(int fd, bool client_speaks_first)
 {
     int seconds = client_speaks_first ? 1 : 0;
     if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds) < 0)
@@ -57,13 +62,60 @@ static const char *bind_refusal_hint(const struct address *address, int error_nu
            "with `user =` it keeps the capability only if it started with it)";
 }
 
+static void set_congestion(int fd, const char *algorithm)
+{
+    if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm, (socklen_t)strlen(algorithm)) < 0)
+        log_warn("TCP_CONGESTION %s on a listening socket: %s", algorithm, strerror(errno));
+}
+
+/* The system's default algorithm (net.ipv4.tcp_congestion_control) into
+ * out; false if it cannot be read. */
+static bool system_congestion(char *out, size_t size)
+{
+    out[0] = '\0';
+    FILE *file = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "re");
+    if (!file)
+        return false;
+    if (!fgets(out, (int)size, file))
+        out[0] = '\0';
+    fclose(file);
+    out[strcspn(out, "\n")] = '\0';
+    return *out != '\0';
+}
+
+/* Accepted sockets inherit the listening socket's algorithm. When the
+ * listener wants none, the socket may still carry one an earlier
+ * configuration set (a reload kept the socket, an upgrade passed it on),
+ * and the kernel has no "unset": it gets the system's default back, only
+ * where it has another (a fresh socket is left untouched). */
+static void apply_congestion(int fd, const struct address *address, const struct snapshot_listener *listener)
+{
+    const char *algorithm = congestion_algorithm(&listener->congestion, address);
+    if (algorithm) {
+        set_congestion(fd, algorithm);
+        return;
+    }
+    char system[CONGESTION_NAME_MAX], current[CONGESTION_NAME_MAX] = "";
+    socklen_t length = sizeof current - 1;
+    if (!system_congestion(system, sizeof system) ||
+        getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, current, &length) < 0 || strcmp(current, system) == 0)
+        return;
+    set_congestion(fd, system);
+}
+
+void listener_apply_config_options(int fd, const struct address *address, const struct snapshot_listener *listener)
+{
+    apply_congestion(fd, address, listener);
+    wait_for_first_bytes(fd, listener->routes != NULL);
+}
+
 /* The options a listening socket of `address` carries, so that accepted
  * sockets inherit them (no system call per connection): the relay's
  * (relay.h), the unsent limit only where the address is loopback (relay.h
  * says why: a listener on 0.0.0.0 serves the internet, where the limit
- * slows downloads), and TCP_DEFER_ACCEPT by route kind.
+ * slows downloads), and those its listener's configuration decides.
  * Before listen() for a new socket: no connection may slip in undeferred. */
-void listener_apply_options(int fd, const struct address *address, bool routes_by_name)
+void listener_apply_options(int fd, const struct address *address, const struct snapshot_listener *listener)
 {
     for (size_t i = 0; i < RELAY_SOCKET_OPTION_COUNT; i++) {
         const struct relay_socket_option *option = &relay_socket_options[i];
@@ -72,10 +124,11 @@ void listener_apply_options(int fd, const struct address *address, bool routes_b
     if (address_is_loopback(address))
         setsockopt(fd, relay_unsent_limit.level, relay_unsent_limit.name, relay_unsent_limit.value,
                    sizeof *relay_unsent_limit.value);
-    listener_wait_for_first_bytes(fd, routes_by_name);
+    listener_apply_config_options(fd, address, listener);
 }
 
-int listener_open(const struct address *address, bool routes_by_name, char *error, size_t error_size)
+int listener_open(const struct address *address, const struct snapshot_listener *listener, char *error,
+                  size_t error_size)
 {
     char text[ADDRESS_TEXT_MAX];
     address_format(address, text, sizeof text);
@@ -90,7 +143,7 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) < 0)
         goto fail_errno;
-    listener_apply_options(fd, address, routes_by_name);
+    listener_apply_options(fd, address, listener);
     /* Like nginx's default ipv6only=on: [::]:443 and 0.0.0.0:443 can coexist. */
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
@@ -397,8 +450,9 @@ void listener_match_snapshot(struct worker *worker, const struct snapshot *snaps
         }
         listener->index = match->listener;
         /* Again on every snapshot: a reload may turn a kept address into a
-         * plain forward or back (listener_open set it for the first one). */
-        listener_wait_for_first_bytes(listener->fd, snapshot->listeners[match->listener].routes != NULL);
+         * plain forward or back, or change its congestion control
+         * (listener_open set them for the first one). */
+        listener_apply_config_options(listener->fd, &listener->address, &snapshot->listeners[match->listener]);
         if (worker->accept_paused_until_ms == 0)
             listener_arm_accept(worker, listener);
     }

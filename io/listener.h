@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "../core/address.h"
+#include "../core/snapshot.h"
 #include "worker.h"
 
 #define LISTENER_BACKLOG 4096
@@ -22,10 +23,10 @@
  * long without one. */
 #define LISTENER_SHORTAGE_OVER_MS 1000
 
-/* Main thread, before workers start: a bound, listening, non-blocking
- * socket; one that routes by name waits for the client's first bytes
- * (listener_wait_for_first_bytes). -1 with a message in error on failure. */
-int listener_open(const struct address *address, bool routes_by_name, char *error, size_t error_size);
+/* Main thread: a bound, listening, non-blocking socket with `listener`'s
+ * options (listener_apply_options). -1 with a message in error on failure. */
+int listener_open(const struct address *address, const struct snapshot_listener *listener, char *error,
+                  size_t error_size);
 
 /* Whether some socket already listens on address. The workers' sockets
  * set SO_REUSEPORT, which would let them join the group of any socket of
@@ -33,13 +34,19 @@ int listener_open(const struct address *address, bool routes_by_name, char *erro
  * its connections without a word: nginx refuses such an address, and so
  * does snisplice, by this probe bound without SO_REUSEPORT. */
 bool listener_address_taken(const struct address *address);
-/* TCP_DEFER_ACCEPT on (the client speaks first) or off; see listener.c. */
-void listener_wait_for_first_bytes(int fd, bool client_speaks_first);
 
-/* Every option a listening socket of `address` carries (the relay's, the
- * unsent limit where loopback, TCP_DEFER_ACCEPT where routed by name):
- * listener_open's, and again on a socket inherited at an upgrade. */
-void listener_apply_options(int fd, const struct address *address, bool routes_by_name);
+/* Every option a listening socket of `address` carries for `listener`
+ * (the relay's, the unsent limit where loopback, and
+ * listener_apply_config_options'): listener_open's, and again on a socket
+ * inherited at an upgrade. */
+void listener_apply_options(int fd, const struct address *address, const struct snapshot_listener *listener);
+/* The options `listener`'s configuration decides, which a reload may
+ * change on a socket it keeps: TCP_DEFER_ACCEPT where routed by name
+ * (the client speaks first), and the congestion control of accepted
+ * sockets (core/congestion.h; the system's default put back where a
+ * former configuration set another). A worker applies them to its
+ * sockets at every snapshot it adopts. */
+void listener_apply_config_options(int fd, const struct address *address, const struct snapshot_listener *listener);
 /* Steer each new connection of fd's SO_REUSEPORT group to the worker
  * pinned on the CPU that received it (worker w runs on worker_cpus[w] and
  * owns the group's w-th socket). False if the kernel refused. */

@@ -466,10 +466,10 @@ static bool open_new_addresses(struct process *process, const struct config_list
         if (is_listening_on(process, &listen[i].address))
             continue;
         size_t first = opened;
-        bool routes_by_name = snapshot->listeners[listen[i].listener].routes != NULL;
+        const struct snapshot_listener *listener = &snapshot->listeners[listen[i].listener];
         for (unsigned w = 0; ok && w < process->worker_count; w++) {
             char error[512];
-            int fd = listener_open(&listen[i].address, routes_by_name, error, sizeof error);
+            int fd = listener_open(&listen[i].address, listener, error, sizeof error);
             if (fd < 0) {
                 log_error("cannot listen on %s", error);
                 ok = false;
@@ -968,9 +968,9 @@ static bool adopt_group(struct process *process, const struct config_listen *ent
                         int *fds)
 {
     unsigned workers = process->worker_count;
-    bool routes_by_name = snapshot->listeners[entry->listener].routes != NULL;
+    const struct snapshot_listener *listener = &snapshot->listeners[entry->listener];
     for (unsigned w = 0; w < workers; w++)
-        listener_apply_options(fds[w], &entry->address, routes_by_name);
+        listener_apply_options(fds[w], &entry->address, listener);
     size_t row = process->listen_count;
     if (!copy_fds(fds, workers, &process->listen_fds[row * workers])) {
         for (unsigned w = 0; w < workers; w++)

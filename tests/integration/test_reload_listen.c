@@ -11,7 +11,9 @@
  * would let SO_REUSEPORT join it, is refused at start and in a reload.
  * An address one reload removes and the next puts back at once, before
  * the workers closed its sockets, is not refused as another program's.
- * Ports: blocks 69, 155, 200.
+ * An address a reload turns from SNI routing into a plain forward stops
+ * deferring accepts (its socket is kept: its options are set again).
+ * Ports: blocks 69, 155, 200, 390.
  */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
@@ -335,4 +337,41 @@ Test(reload_listen, an_address_removed_and_added_back_at_once_is_not_refused, .i
     free(lines);
     free(without);
     free(body);
+}
+
+/* SNI routing sets TCP_DEFER_ACCEPT on a listening socket (the kernel
+ * holds a connection until its first bytes); a plain forward must not
+ * have it, or a server that speaks first (SSH, SMTP) is heard only when
+ * the kernel gives up waiting, a second or more later. A reload keeps the
+ * socket of an address it keeps, so it must set the options again. */
+Test(reload_listen, an_address_turned_plain_forward_stops_deferring_accepts, .init = integration_init,
+     .fini = relisten_fini)
+{
+    uint16_t port = TEST_PORT(390, 0), ssh_port = TEST_PORT(390, 1), tls_port = TEST_PORT(390, 2);
+    cr_assert(backend_start(&alpha, "tls", tls_port, NULL, NULL));
+    cr_assert(backend_start(&bravo, "SSH-2.0-test", ssh_port, NULL, NULL));
+    char *routed = text_format("[global]\nworkers = 2\n[listen]\naddress = 127.0.0.1:%u\n"
+                               "[routes]\ndefault = 127.0.0.1:%u\n", port, tls_port);
+    cr_assert(proxy_start(&relisten_proxy, routed, port));
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_expect(answered_by(port, &hello, "tls"), "routed by name before the reload");
+    hello_free(&hello);
+
+    char *plain = text_format("[global]\nworkers = 2\n[listen]\naddress = 127.0.0.1:%u\nupstream = 127.0.0.1:%u\n",
+                              port, ssh_port);
+    reload_and_wait(plain, "reloaded");
+    for (int i = 0; i < 4; i++) { /* both workers' sockets, whichever takes it */
+        int fd = net_connect(port);
+        cr_assert_geq(fd, 0);
+        long long started = monotonic_ms();
+        char banner[14] = "";
+        /* 500 ms: well under the 1 s a deferring socket holds a silent client. */
+        cr_expect_eq(net_receive_exact(fd, banner, 13, 500), 13, "connection %d: no banner within 500 ms", i);
+        cr_expect_str_eq(banner, "SSH-2.0-test\n");
+        cr_log_info("connection %d: banner after %lld ms", i, monotonic_ms() - started);
+        close(fd);
+    }
+    cr_expect_eq(proxy_stop(&relisten_proxy, 10000), 0);
+    free(plain);
+    free(routed);
 }

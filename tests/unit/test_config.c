@@ -817,12 +817,12 @@ Test(config, congestion_control_key)
     for (uint32_t i = 0; i < snapshot->upstream_count; i++) {
         const struct upstream *upstream = &snapshot->upstreams[i];
         if (strcmp(upstream->name, "a") == 0 || strcmp(upstream->name, "d") == 0)
-            cr_expect_eq(upstream->congestion, UPSTREAM_CONGESTION_AUTO, "%s", upstream->name);
+            cr_expect_eq(upstream->congestion.choice, CONGESTION_AUTO, "%s", upstream->name);
         if (strcmp(upstream->name, "b") == 0)
-            cr_expect_eq(upstream->congestion, UPSTREAM_CONGESTION_SYSTEM);
+            cr_expect_eq(upstream->congestion.choice, CONGESTION_SYSTEM);
         if (strcmp(upstream->name, "c") == 0) {
-            cr_expect_eq(upstream->congestion, UPSTREAM_CONGESTION_NAMED);
-            cr_expect_str_eq(upstream->congestion_name, "reno");
+            cr_expect_eq(upstream->congestion.choice, CONGESTION_NAMED);
+            cr_expect_str_eq(upstream->congestion.name, "reno");
         }
     }
     config_free(config);
@@ -834,6 +834,31 @@ Test(config, congestion_control_key)
     expect_errors("[listen]\naddress = 127.0.0.1:8443\n[routes]\ndefault = a\n"
                   "[upstream a]\ncongestion_control = no_such_algo\n"
                   "congestion_control = a_name_far_too_long\nserver = 127.0.0.1:1\n",
+                  expected, 2);
+}
+
+/* A [listen] takes the same values, for the client sockets it accepts. */
+Test(config, congestion_control_key_of_a_listener)
+{
+    struct config *config = load_ok("[listen]\naddress = 127.0.0.1:8443\n"
+                                    "[listen b]\naddress = 127.0.0.1:8444\nupstream = a\ncongestion_control = system\n"
+                                    "[listen c]\naddress = 127.0.0.1:8445\nupstream = a\ncongestion_control = reno\n"
+                                    "[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n");
+    const struct snapshot *snapshot = config->snapshot;
+    cr_assert_eq(snapshot->listener_count, 3);
+    cr_expect_eq(snapshot->listeners[0].congestion.choice, CONGESTION_AUTO, "the default");
+    cr_expect_eq(snapshot->listeners[1].congestion.choice, CONGESTION_SYSTEM);
+    cr_expect_eq(snapshot->listeners[2].congestion.choice, CONGESTION_NAMED);
+    cr_expect_str_eq(snapshot->listeners[2].congestion.name, "reno");
+    config_free(config);
+
+    const char *const expected[] = {
+        "3: congestion_control: 'no_such_algo' is not in this kernel (see net.ipv4.tcp_available_congestion_control)",
+        "5: congestion_control given twice (first at line 4)",
+    };
+    expect_errors("[listen]\naddress = 127.0.0.1:8443\ncongestion_control = no_such_algo\n"
+                  "congestion_control = reno\ncongestion_control = cubic\n"
+                  "[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n",
                   expected, 2);
 }
 
@@ -885,6 +910,14 @@ Test(config, congestion_control_must_be_allowed_to_the_service_user)
              "9: congestion_control: '%s' is not allowed for user 'nobody' (see net.ipv4.tcp_allowed_congestion_control)",
              restricted);
     const char *const expected[] = { message };
+    expect_errors(text, expected, 1);
+    /* The same for a listener's: a reload sets it as `user`. */
+    snprintf(text, sizeof text,
+             "[global]\nuser = nobody\n[listen]\naddress = 127.0.0.1:8443\ncongestion_control = %s\n"
+             "[routes]\ndefault = a\n[upstream a]\nserver = 127.0.0.1:1\n", restricted);
+    snprintf(message, sizeof message,
+             "5: congestion_control: '%s' is not allowed for user 'nobody' (see net.ipv4.tcp_allowed_congestion_control)",
+             restricted);
     expect_errors(text, expected, 1);
     /* Without `user`, root keeps the right to set it. */
     snprintf(text, sizeof text,

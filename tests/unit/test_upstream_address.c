@@ -235,10 +235,30 @@ Test(upstream, congestion_control_reno_only_towards_loopback_by_default)
 
 Test(upstream, congestion_control_system_and_named)
 {
-    struct upstream system = { .congestion = UPSTREAM_CONGESTION_SYSTEM };
+    struct upstream system = { .congestion = { .choice = CONGESTION_SYSTEM } };
     cr_expect_null(algorithm_for(&system, "127.0.0.1:8443"));
-    struct upstream named = { .congestion = UPSTREAM_CONGESTION_NAMED, .congestion_name = "cubic" };
+    struct upstream named = { .congestion = { .choice = CONGESTION_NAMED, .name = "cubic" } };
     cr_expect_str_eq(algorithm_for(&named, "127.0.0.1:8443"), "cubic");
     cr_expect_str_eq(algorithm_for(&named, "10.0.0.1:443"), "cubic");
     cr_expect_null(algorithm_for(&named, "unix:/run/app.sock"), "no TCP, no algorithm");
+}
+
+/* A listener's leg is the address it is bound to: only a loopback one
+ * cannot take a client from off the host, so only there does auto pick
+ * reno; a wildcard address serves the internet. */
+Test(upstream, congestion_control_of_a_listener_follows_its_address)
+{
+    struct congestion automatic = { .choice = CONGESTION_AUTO };
+    const char *const loopback[] = { "127.0.0.1:443", "127.0.0.7:443", "[::1]:443" };
+    for (size_t i = 0; i < sizeof loopback / sizeof *loopback; i++) {
+        struct address address = parse_ok(loopback[i]);
+        const char *algorithm = congestion_algorithm(&automatic, &address);
+        cr_assert_not_null(algorithm, "%s", loopback[i]);
+        cr_expect_str_eq(algorithm, "reno", "%s", loopback[i]);
+    }
+    const char *const open_to_others[] = { "0.0.0.0:443", "[::]:443", "192.0.2.1:443" };
+    for (size_t i = 0; i < sizeof open_to_others / sizeof *open_to_others; i++) {
+        struct address address = parse_ok(open_to_others[i]);
+        cr_expect_null(congestion_algorithm(&automatic, &address), "%s keeps the system's", open_to_others[i]);
+    }
 }
