@@ -33,8 +33,7 @@ static void compare_with_inih(const uint8_t *line, size_t length)
     /* Only a line the fast path took is worth inih's reading. */
     struct inih_reading reading;
     inih_reading_of_route_line(text, &reading);
-    if (reading.syntax_error != 0 || reading.calls != 1 || strcmp(name, reading.name) != 0 ||
-        strcmp(target, reading.value) != 0)
+    if (!inih_reading_agrees(&reading, name, target))
         abort();
 }
 

@@ -8,7 +8,9 @@
 #define SNISPLICE_TESTS_INIH_READING_H
 
 #include <ini.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 struct inih_reading {
     int calls;         /* name/value pairs inih reported */
@@ -34,6 +36,14 @@ static inline void inih_reading_of_route_line(const char *line, struct inih_read
     snprintf(document, sizeof document, "[routes]\n%s", line);
     *reading = (struct inih_reading){ 0 };
     reading->syntax_error = ini_parse_string(document, inih_reading_remember, reading);
+}
+
+/* Whether inih read the line as one pair, name = value, and nothing else:
+ * what the fast path's split of every line it takes must match. */
+static inline bool inih_reading_agrees(const struct inih_reading *reading, const char *name, const char *value)
+{
+    return reading->syntax_error == 0 && reading->calls == 1 && strcmp(name, reading->name) == 0 &&
+           strcmp(value, reading->value) == 0;
 }
 
 #endif

@@ -27,10 +27,9 @@ static bool split_both_ways(const char *line)
         cr_assert_str_eq(copy, line, "a declined line is left as it was");
         return false;
     }
-    cr_assert_eq(reading.syntax_error, 0, "fast path took '%s', which inih calls a syntax error", line);
-    cr_assert_eq(reading.calls, 1, "fast path took '%s', inih made %d pairs of it", line, reading.calls);
-    cr_assert_str_eq(name, reading.name, "name of '%s'", line);
-    cr_assert_str_eq(target, reading.value, "target of '%s'", line);
+    cr_assert(inih_reading_agrees(&reading, name, target),
+              "fast path read '%s' as '%s' = '%s'; inih: syntax error %d, %d pairs, the last '%s' = '%s'", line, name,
+              target, reading.syntax_error, reading.calls, reading.name, reading.value);
     return true;
 }
 
