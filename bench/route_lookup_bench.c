@@ -80,6 +80,62 @@ static int32_t reference_lookup(const char *name)
     return DEFAULT_TARGET;
 }
 
+/* ---- the queries ---- */
+
+/* Names packed end to end: in a connection the SNI sits in the worker's
+ * reused receive buffer, so the bench's own reading of its queries should
+ * evict as little of the table as it can (a 128-byte row per query
+ * streamed 128 MiB through the cache each pass). */
+struct packed_names {
+    char bytes[QUERIES * 48];
+    uint32_t offsets[QUERIES];
+    uint8_t lengths[QUERIES];
+    size_t count;
+    size_t used;
+};
+
+static bool packed_names_add(struct packed_names *names, const char *name, size_t length)
+{
+    if (names->count == QUERIES || names->used + length > sizeof names->bytes)
+        return false;
+    memcpy(names->bytes + names->used, name, length);
+    names->offsets[names->count] = (uint32_t)names->used;
+    names->lengths[names->count++] = (uint8_t)length;
+    names->used += length;
+    return true;
+}
+
+/* One query as a client sends it: a routed name or one under a routed
+ * wildcard or suffix (half), a routed name in capitals with a trailing dot
+ * (a fifth), or a near miss that falls to the default (the rest). */
+static void make_query(char *query, size_t size)
+{
+    int i = (int)(next_random() % ROUTES);
+    const char *text = patterns[i].text;
+    switch (next_random() % 10) {
+    case 0: case 1: case 2: case 3: case 4: /* the pattern itself, or a name under it */
+        if (text[0] == '*')
+            snprintf(query, size, "%s%s", next_random() % 2 ? "a.b" : "www", text + 1);
+        else if (text[0] == '.')
+            snprintf(query, size, "%s", next_random() % 2 ? text + 1 : "x.y.z");
+        else
+            snprintf(query, size, "%s", text);
+        if (strcmp(query, "x.y.z") == 0)
+            snprintf(query, size, "x.y.z%s", text);
+        break;
+    case 5: case 6: /* capitals and a trailing dot */
+        snprintf(query, size, "%s.", text[0] == '*' ? text + 2 : text[0] == '.' ? text + 1 : text);
+        for (char *c = query; *c; c++)
+            if (next_random() % 3 == 0 && *c >= 'a' && *c <= 'z')
+                *c = (char)(*c - 32);
+        break;
+    default: /* misses: near names that are not routed */
+        snprintf(query, size, "svc%05d.tenant%03d.example.net", (int)(next_random() % 99999),
+                 (int)(next_random() % 1000));
+        break;
+    }
+}
+
 int main(void)
 {
     patterns = calloc(ROUTES, sizeof *patterns);
@@ -104,69 +160,38 @@ int main(void)
     struct route_table *table = route_table_build(builder);
     double build_ms = (now_ns() - start) / 1e6;
 
-    /* Raw SNI bytes as clients send them: some in capitals, some with a trailing dot. */
-    static char queries[QUERIES][128];
-    static size_t lengths[QUERIES];
+    /* Raw SNI bytes as clients send them (some in capitals, some with a
+     * trailing dot), and the same names normalised, as the ClientHello
+     * parser hands them to route_lookup() in a connection. */
+    static struct packed_names raw, normalised;
     for (size_t q = 0; q < QUERIES; q++) {
-        int i = (int)(next_random() % ROUTES);
-        const char *text = patterns[i].text;
-        switch (next_random() % 10) {
-        case 0: case 1: case 2: case 3: case 4: /* the pattern itself, or a name under it */
-            if (text[0] == '*')
-                snprintf(queries[q], sizeof queries[q], "%s%s", next_random() % 2 ? "a.b" : "www", text + 1);
-            else if (text[0] == '.')
-                snprintf(queries[q], sizeof queries[q], "%s", next_random() % 2 ? text + 1 : "x.y.z");
-            else
-                snprintf(queries[q], sizeof queries[q], "%s", text);
-            if (strcmp(queries[q], "x.y.z") == 0)
-                snprintf(queries[q], sizeof queries[q], "x.y.z%s", text);
-            break;
-        case 5: case 6: /* capitals and a trailing dot */
-            snprintf(queries[q], sizeof queries[q], "%s.", text[0] == '*' ? text + 2 : text[0] == '.' ? text + 1 : text);
-            for (char *c = queries[q]; *c; c++)
-                if (next_random() % 3 == 0 && *c >= 'a' && *c <= 'z')
-                    *c = (char)(*c - 32);
-            break;
-        default: /* misses: near names that are not routed */
-            snprintf(queries[q], sizeof queries[q], "svc%05d.tenant%03d.example.net", (int)(next_random() % 99999),
-                     (int)(next_random() % 1000));
-            break;
+        char query[128], name[HOSTNAME_MAX + 1];
+        size_t name_length = 0;
+        make_query(query, sizeof query);
+        if (!hostname_normalize(query, strlen(query), name, &name_length)) {
+            fprintf(stderr, "not a host name: %s\n", query);
+            return 1;
         }
-        lengths[q] = strlen(queries[q]);
+        if (!packed_names_add(&raw, query, strlen(query)) || !packed_names_add(&normalised, name, name_length)) {
+            fprintf(stderr, "query names longer than planned\n");
+            return 1;
+        }
     }
 
     /* Check a sample against the reference (it is slow: 500 queries). */
     for (size_t q = 0; q < QUERIES; q += QUERIES / 500) {
-        char name[256];
-        size_t name_length = 0;
-        if (!hostname_normalize(queries[q], lengths[q], name, &name_length)) {
-            fprintf(stderr, "not a host name: %s\n", queries[q]);
-            return 1;
-        }
+        char name[HOSTNAME_MAX + 1];
+        size_t name_length = normalised.lengths[q];
+        memcpy(name, normalised.bytes + normalised.offsets[q], name_length);
         name[name_length] = '\0';
         int32_t got = route_lookup(table, name, name_length), want = reference_lookup(name);
         if (got != want) {
-            fprintf(stderr, "WRONG: %s -> %d, reference %d\n", queries[q], got, want);
+            fprintf(stderr, "WRONG: %.*s -> %d, reference %d\n", (int)raw.lengths[q], raw.bytes + raw.offsets[q],
+                    got, want);
             return 1;
         }
     }
 
-    /* Raw names packed end to end too: in a connection the SNI sits in the
-     * worker's reused receive buffer, so the bench's own reading of its
-     * queries should evict as little of the table as it can (a 128-byte
-     * row per query streamed 128 MiB through the cache each pass). */
-    static char raw[QUERIES * 48];
-    static uint32_t raw_offsets[QUERIES];
-    size_t raw_packed = 0;
-    for (size_t q = 0; q < QUERIES; q++) {
-        if (raw_packed + lengths[q] > sizeof raw) {
-            fprintf(stderr, "query names longer than planned\n");
-            return 1;
-        }
-        memcpy(raw + raw_packed, queries[q], lengths[q]);
-        raw_offsets[q] = (uint32_t)raw_packed;
-        raw_packed += lengths[q];
-    }
     enum { ROUNDS = QUERIES / BATCH, PASSES = 3 };
     static double per_lookup[ROUNDS * PASSES];
     volatile int64_t sink = 0;
@@ -177,7 +202,7 @@ int main(void)
                 size_t q = (size_t)round * BATCH + (size_t)b;
                 char name[HOSTNAME_MAX + 1];
                 size_t name_length = 0;
-                hostname_normalize(raw + raw_offsets[q], lengths[q], name, &name_length);
+                hostname_normalize(raw.bytes + raw.offsets[q], raw.lengths[q], name, &name_length);
                 sink += route_lookup(table, name, name_length);
             }
             per_lookup[pass * ROUNDS + round] = (now_ns() - t0) / BATCH;
@@ -185,35 +210,14 @@ int main(void)
     }
     qsort(per_lookup, ROUNDS * PASSES, sizeof per_lookup[0], compare_double);
 
-    /* The same with names normalised beforehand, as the ClientHello parser
-     * hands them to route_lookup() in a connection. */
-    /* Packed one after the other, as few cache lines as the names need: a
-     * connection's name sits in a buffer the worker reuses, so the bench's
-     * own reading of it should evict as little of the table as it can. */
-    static char normalised[QUERIES * 48];
-    static uint32_t normalised_offsets[QUERIES];
-    static uint8_t normalised_lengths[QUERIES];
-    size_t packed = 0;
-    for (size_t q = 0; q < QUERIES; q++) {
-        char name[HOSTNAME_MAX + 1];
-        size_t name_length = 0;
-        hostname_normalize(queries[q], lengths[q], name, &name_length);
-        if (packed + name_length > sizeof normalised) {
-            fprintf(stderr, "query names longer than planned\n");
-            return 1;
-        }
-        memcpy(normalised + packed, name, name_length);
-        normalised_offsets[q] = (uint32_t)packed;
-        normalised_lengths[q] = (uint8_t)name_length;
-        packed += name_length;
-    }
+    /* The same with the names normalised beforehand. */
     static double lookup_only[ROUNDS * PASSES];
     for (int pass = 0; pass < PASSES; pass++) {
         for (int round = 0; round < ROUNDS; round++) {
             double t0 = now_ns();
             for (int b = 0; b < BATCH; b++) {
                 size_t q = (size_t)round * BATCH + (size_t)b;
-                sink += route_lookup(table, normalised + normalised_offsets[q], normalised_lengths[q]);
+                sink += route_lookup(table, normalised.bytes + normalised.offsets[q], normalised.lengths[q]);
             }
             lookup_only[pass * ROUNDS + round] = (now_ns() - t0) / BATCH;
         }
