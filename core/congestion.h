@@ -9,7 +9,9 @@
  * qdisc) arms a kernel timer per segment: about half the relay's CPU per
  * byte on a loopback leg (bench/NOTES.md). So `auto` picks reno for a leg
  * that cannot leave the host: a loopback server, or a listener bound to a
- * loopback address (whose every client is on this host). Reno never
+ * loopback address (whose every client is on this host, unless a firewall
+ * DNATs outside traffic there with route_localnet: the README tells such
+ * a setup to say `system`). Reno never
  * paces, is built into every kernel and is allowed to every user. Every
  * other leg keeps the system's choice (net.ipv4.tcp_congestion_control):
  * across the internet its pacing is what the administrator chose it for.
