@@ -187,9 +187,11 @@ static void start_behind_listener(const char *listen_address, uint16_t proxy_por
     free(config);
 }
 
+/* Stopped and released: a test may start another after it. */
 static void stop_behind_listener(void)
 {
     cr_expect_eq(proxy_stop(&congestion_proxy, 10000), 0);
+    proxy_release(&congestion_proxy);
     backend_stop(&congestion_backend);
 }
 

@@ -39,6 +39,23 @@ static bool still_running(struct proxy *proxy)
     return false;
 }
 
+/* The main thread binds a config's addresses one after the other, and the
+ * probe of the first may succeed before the last is bound (the kernel
+ * completes handshakes before any accept): wait until every
+ * `address = 127.0.0.1:PORT` of the config listens too, so that a test's
+ * first connection to another listener is not refused. */
+static bool every_address_listens(const char *config_text, long long deadline)
+{
+    static const char key[] = "address = 127.0.0.1:";
+    for (const char *at = strstr(config_text, key); at; at = strstr(at + 1, key)) {
+        unsigned port = (unsigned)strtoul(at + sizeof key - 1, NULL, 10);
+        long long left = deadline - monotonic_ms();
+        if (port == 0 || port > 65535 || left <= 0 || !net_wait_listening((uint16_t)port, (int)left))
+            return false;
+    }
+    return true;
+}
+
 bool proxy_start(struct proxy *proxy, const char *config_text, uint16_t listen_port)
 {
     memset(proxy, 0, sizeof *proxy);
@@ -58,7 +75,7 @@ bool proxy_start(struct proxy *proxy, const char *config_text, uint16_t listen_p
     while (monotonic_ms() < deadline) {
         if (!still_running(proxy))
             return false;
-        if (net_wait_accepting(listen_port, 20))
+        if (net_wait_accepting(listen_port, 20) && every_address_listens(config_text, deadline))
             return true;
     }
     child_kill(proxy->pid);
