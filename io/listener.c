@@ -62,6 +62,17 @@ static const char *bind_refusal_hint(const struct address *address, int error_nu
            "with `user =` it keeps the capability only if it started with it)";
 }
 
+/* One line of a small /proc or /sys file. */
+static bool read_small_file(const char *path, char *buffer, size_t size)
+{
+    FILE *file = fopen(path, "re");
+    if (!file)
+        return false;
+    bool ok = fgets(buffer, (int)size, file) != NULL;
+    fclose(file);
+    return ok;
+}
+
 static void set_congestion(int fd, const char *algorithm)
 {
     if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm, (socklen_t)strlen(algorithm)) < 0)
@@ -72,13 +83,8 @@ static void set_congestion(int fd, const char *algorithm)
  * out; false if it cannot be read. */
 static bool system_congestion(char *out, size_t size)
 {
-    out[0] = '\0';
-    FILE *file = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "re");
-    if (!file)
+    if (!read_small_file("/proc/sys/net/ipv4/tcp_congestion_control", out, size))
         return false;
-    if (!fgets(out, (int)size, file))
-        out[0] = '\0';
-    fclose(file);
     out[strcspn(out, "\n")] = '\0';
     return *out != '\0';
 }
@@ -200,16 +206,6 @@ bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count
     struct sock_fprog program = { .len = (unsigned short)at, .filter = code };
     bool ok = setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0;
     free(code);
-    return ok;
-}
-
-static bool read_small_file(const char *path, char *buffer, size_t size)
-{
-    FILE *file = fopen(path, "r");
-    if (!file)
-        return false;
-    bool ok = fgets(buffer, (int)size, file) != NULL;
-    fclose(file);
     return ok;
 }
 

@@ -49,6 +49,36 @@ static void read_sysctl(const char *path, char *out, size_t size)
     out[strcspn(out, "\n")] = '\0';
 }
 
+/* A client connected to host:proxy_port that sent a hello and got the
+ * backend's greeting: the proxy holds both of its sockets for it. */
+static int connect_and_greet(const char *host, uint16_t proxy_port)
+{
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(client, 0);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(proxy_port) };
+    inet_pton(AF_INET, host, &to.sin_addr);
+    cr_assert_eq(connect(client, (struct sockaddr *)&to, sizeof to), 0);
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert(net_send_all(client, hello.data, hello.length));
+    hello_free(&hello);
+    char greeting[16] = {0};
+    /* The backend greets with its name: the upstream connection is up. */
+    cr_assert_eq(net_receive_exact(client, greeting, 8, 5000), 8);
+    cr_assert_str_eq(greeting, "backend\n");
+    return client;
+}
+
+/* The algorithm of the proxy's socket whose peer has port peer_port. */
+static void algorithm_of_proxy_socket(uint16_t peer_port, char *algorithm, size_t size)
+{
+    int fd = proxy_socket_with_peer(&congestion_proxy, peer_port);
+    cr_assert_geq(fd, 0, "no socket of the proxy with peer port %u (or pidfd_getfd refused)", peer_port);
+    socklen_t length = (socklen_t)size;
+    cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm, &length), 0);
+    algorithm[size - 1] = '\0';
+    close(fd);
+}
+
 /* The algorithm of the proxy's socket to 127.0.0.1:backend_port while a
  * client's connection runs through it; `upstream_lines` is that upstream's
  * section body (server line included). */
@@ -62,22 +92,8 @@ static void algorithm_towards(uint16_t proxy_port, uint16_t backend_port, const 
     cr_assert(proxy_start(&congestion_proxy, config, proxy_port));
     free(config);
 
-    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
-    int client = net_connect(proxy_port);
-    cr_assert_geq(client, 0);
-    cr_assert(net_send_all(client, hello.data, hello.length));
-    hello_free(&hello);
-    char greeting[16] = {0};
-    /* The backend greets with its name: the upstream connection is up. */
-    cr_assert_eq(net_receive_exact(client, greeting, 8, 5000), 8);
-    cr_assert_str_eq(greeting, "backend\n");
-
-    int upstream = proxy_socket_with_peer(&congestion_proxy, backend_port);
-    cr_assert_geq(upstream, 0, "no socket of the proxy to port %u (or pidfd_getfd refused)", backend_port);
-    socklen_t length = (socklen_t)size;
-    cr_assert_eq(getsockopt(upstream, IPPROTO_TCP, TCP_CONGESTION, algorithm, &length), 0);
-    algorithm[size - 1] = '\0';
-    close(upstream);
+    int client = connect_and_greet("127.0.0.1", proxy_port);
+    algorithm_of_proxy_socket(backend_port, algorithm, size);
     close(client);
     cr_expect_eq(proxy_stop(&congestion_proxy, 10000), 0);
     backend_stop(&congestion_backend);
@@ -137,32 +153,14 @@ Test(congestion, named_algorithm_is_set)
 /* ---- the client leg: the listener's congestion_control ---- */
 
 /* The algorithm of the proxy's socket to a client that connects to
- * host:proxy_port, sends a hello and is answered (so the proxy accepted
- * it and holds it while the client keeps its end open). */
+ * host:proxy_port, read while the client keeps its end open. */
 static void algorithm_towards_client(const char *host, uint16_t proxy_port, char *algorithm, size_t size)
 {
-    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(client, 0);
-    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(proxy_port) };
-    inet_pton(AF_INET, host, &to.sin_addr);
-    cr_assert_eq(connect(client, (struct sockaddr *)&to, sizeof to), 0);
-    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
-    cr_assert(net_send_all(client, hello.data, hello.length));
-    hello_free(&hello);
-    char greeting[16] = {0};
-    cr_assert_eq(net_receive_exact(client, greeting, 8, 5000), 8);
-    cr_assert_str_eq(greeting, "backend\n");
-
+    int client = connect_and_greet(host, proxy_port);
     struct sockaddr_in local;
     socklen_t local_length = sizeof local;
     cr_assert_eq(getsockname(client, (struct sockaddr *)&local, &local_length), 0);
-    int accepted = proxy_socket_with_peer(&congestion_proxy, ntohs(local.sin_port));
-    cr_assert_geq(accepted, 0, "no socket of the proxy with peer port %u (or pidfd_getfd refused)",
-                  ntohs(local.sin_port));
-    socklen_t length = (socklen_t)size;
-    cr_assert_eq(getsockopt(accepted, IPPROTO_TCP, TCP_CONGESTION, algorithm, &length), 0);
-    algorithm[size - 1] = '\0';
-    close(accepted);
+    algorithm_of_proxy_socket(ntohs(local.sin_port), algorithm, size);
     close(client);
 }
 
