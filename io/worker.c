@@ -364,6 +364,13 @@ static void on_wakeup(struct worker *worker, uint32_t flags)
         arm_wakeup(worker);
 }
 
+static void on_ring_timer(struct worker *worker, int result)
+{
+    if (!ring_timer_completed(&worker->ring_timer, result))
+        log_warn("worker %u: io_uring timeout: %s; each wait carries its own timeout from now on",
+                 worker->index, strerror(-result));
+}
+
 static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
 {
     enum ring_tag tag = ring_tag_of(cqe->user_data);
@@ -375,6 +382,8 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
     case RING_TAG_WAKEUP:
         if (owner == &worker->writable_waits)
             on_writable_waits(worker, cqe->flags);
+        else if (owner == &worker->ring_timer)
+            on_ring_timer(worker, cqe->res);
         else
             on_wakeup(worker, cqe->flags);
         break;
@@ -454,7 +463,12 @@ static int wait_ms(struct worker *worker)
 static void submit_and_wait(struct worker *worker)
 {
     bool busy = worker->last_batch_size >= RING_WAIT_BUSY_BATCH;
-    int result = ring_wait_submit_and_wait(&worker->ring, &worker->ring_wait, wait_ms(worker), busy,
+    int wait = wait_ms(worker);
+    /* The timeout kept in the ring ends the wait at the deadline: no timer
+     * set up and torn down by every sleep (ring_timer.c). */
+    if (wait > 0 && ring_timer_expect(&worker->ring_timer, &worker->ring, worker->now_ms + (uint64_t)wait))
+        wait = -1;
+    int result = ring_wait_submit_and_wait(&worker->ring, &worker->ring_wait, wait, busy,
                                            worker->inline_completions);
     worker->inline_completions = 0;
     worker->waits++;
@@ -636,6 +650,8 @@ static void *worker_main(void *argument)
     }
     worker->now_ms = monotonic_ms();
     timer_wheel_init(&worker->timers, worker->now_ms);
+    ring_timer_init(&worker->ring_timer, ring_tag_pack(&worker->ring_timer, RING_TAG_WAKEUP),
+                    ring_tag_pack(NULL, RING_TAG_IGNORE));
     adopt_snapshot(worker);
     arm_wakeup(worker);
     arm_writable_waits(worker);

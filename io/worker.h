@@ -22,6 +22,7 @@
 #include "hello_buffer_pool.h"
 #include "pipe_pool.h"
 #include "metrics.h"
+#include "ring_timer.h"
 #include "ring_wait.h"
 #include "timer_wheel.h"
 #include "upstream_health.h"
@@ -30,7 +31,7 @@
  * (every owner is at least 8-byte aligned). */
 enum ring_tag {
     RING_TAG_ACCEPT = 0,      /* struct listener */
-    RING_TAG_WAKEUP = 1,      /* struct worker */
+    RING_TAG_WAKEUP = 1,      /* struct worker, its writable_waits or its ring_timer */
     RING_TAG_STEP = 2,        /* struct connection, CONNECTION_OP_STEP */
     RING_TAG_TO_UPSTREAM = 3, /* struct connection, CONNECTION_OP_TO_UPSTREAM */
     RING_TAG_TO_CLIENT = 4,   /* struct connection, CONNECTION_OP_TO_CLIENT */
@@ -121,6 +122,7 @@ struct worker {
     uint64_t drain_deadline_ms;
     bool ring_sets_socket_options; /* io_uring setsockopt works (Linux 6.7+) */
     struct ring_wait ring_wait;    /* how to wait: ring_wait.c */
+    struct ring_timer ring_timer;  /* the wake-up at the next deadline: ring_timer.c */
     unsigned last_batch_size;      /* completions the last wait returned */
     unsigned inline_completions;   /* queued operations certain to complete inside
                                     * the next submission (hello_forward.c) */
