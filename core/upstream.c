@@ -205,9 +205,3 @@ void upstream_release(struct upstream *upstream)
     upstream->server_count = upstream->primary_count = upstream->schedule_length = 0;
     upstream->hash_point_count = 0;
 }
-
-const char *upstream_congestion_control(const struct upstream *upstream,
-                                        const struct upstream_server *server)
-{
-    return congestion_algorithm(&upstream->congestion, &server->address);
-}

@@ -122,11 +122,6 @@ uint32_t upstream_scheduled_primary(const struct upstream *upstream, uint32_t st
 const struct upstream_server *upstream_server_for_attempt(const struct upstream *upstream,
                                                           uint32_t start, uint32_t attempt);
 
-/* The TCP congestion control algorithm to set on a socket to server, or
- * NULL to leave the system's default (and for unix: servers). */
-const char *upstream_congestion_control(const struct upstream *upstream,
-                                        const struct upstream_server *server);
-
 /* Append a copy of server; backups are kept after primaries. False on
  * ENOMEM or past UPSTREAM_SERVERS_MAX. */
 bool upstream_add_server(struct upstream *upstream, const struct upstream_server *server);

@@ -266,9 +266,9 @@ static void connect_next_server(struct worker *worker, struct connection *connec
         worker_queue_socket_option(worker, fd, relay_unsent_limit.level, relay_unsent_limit.name,
                                    relay_unsent_limit.value, sizeof *relay_unsent_limit.value);
         /* Before the connect, so that the connection starts with it (reno
-         * towards loopback servers by default: core/upstream.h). The name
-         * is static or in the snapshot this connection pins. */
-        const char *algorithm = upstream_congestion_control(connection->upstream, server);
+         * towards loopback servers by default: core/congestion.h). The
+         * name is static or in the snapshot this connection pins. */
+        const char *algorithm = congestion_algorithm(&connection->upstream->congestion, &server->address);
         if (algorithm)
             worker_queue_socket_option(worker, fd, IPPROTO_TCP, TCP_CONGESTION, algorithm,
                                        (socklen_t)strlen(algorithm));

@@ -210,12 +210,12 @@ Test(upstream, down_servers_are_never_tried)
     upstream_release(&upstream);
 }
 
-/* congestion_control (core/upstream.h): what a socket to each server gets. */
+/* congestion_control (core/congestion.h): what a socket to each server gets. */
 static const char *algorithm_for(const struct upstream *upstream, const char *address_text)
 {
     struct upstream_server server = UPSTREAM_SERVER_DEFAULTS;
     server.address = parse_ok(address_text);
-    return upstream_congestion_control(upstream, &server);
+    return congestion_algorithm(&upstream->congestion, &server.address);
 }
 
 Test(upstream, congestion_control_reno_only_towards_loopback_by_default)
