@@ -1154,6 +1154,8 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
                                  sizeof *snapshot->listeners);
     if (!snapshot->listeners)
         return false;
+    char congestion_system[CONGESTION_NAME_MAX];
+    congestion_control_system_default(congestion_system, sizeof congestion_system);
     for (size_t i = 0; i < loader->listener_count; i++) {
         struct pending_listener *pending = &loader->listeners[i];
         struct snapshot_listener *listener = &snapshot->listeners[i];
@@ -1172,6 +1174,7 @@ static bool build_listeners(struct loader *loader, struct snapshot *snapshot)
                                                    : loader->settings.max_connections_per_client;
         listener->keepalive = pending->keepalive;
         listener->congestion = pending->congestion;
+        memcpy(listener->congestion_system, congestion_system, sizeof congestion_system);
         listener->preread_timeout_ms = own_or_global(pending->preread_timeout_ms, loader->settings.preread_timeout_ms);
         listener->connect_timeout_ms = own_or_global(pending->connect_timeout_ms, loader->settings.connect_timeout_ms);
         listener->idle_timeout_ms = own_or_global(pending->idle_timeout_ms, loader->settings.idle_timeout_ms);

@@ -61,6 +61,18 @@ bool congestion_control_parse(const char *value, struct congestion *congestion, 
     return true;
 }
 
+void congestion_control_system_default(char *out, size_t size)
+{
+    out[0] = '\0';
+    FILE *file = fopen("/proc/sys/net/ipv4/tcp_congestion_control", "re");
+    if (!file)
+        return;
+    if (!fgets(out, (int)size, file))
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    fclose(file);
+}
+
 bool congestion_control_allowed_to_users(const char *name)
 {
     FILE *file = fopen("/proc/sys/net/ipv4/tcp_allowed_congestion_control", "re");

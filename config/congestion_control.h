@@ -19,6 +19,10 @@
 bool congestion_control_parse(const char *value, struct congestion *congestion, char *error,
                               size_t error_size);
 
+/* The system's default algorithm (net.ipv4.tcp_congestion_control) into
+ * out, "" if it cannot be read. */
+void congestion_control_system_default(char *out, size_t size);
+
 /* Whether every user may set this algorithm (it is listed in
  * net.ipv4.tcp_allowed_congestion_control); false if that cannot be read. */
 bool congestion_control_allowed_to_users(const char *name);

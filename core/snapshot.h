@@ -60,6 +60,10 @@ struct snapshot_listener {
     /* Set on its listening sockets, which accepted sockets inherit (no
      * system call per connection): core/congestion.h. */
     struct congestion congestion;
+    /* The system's default algorithm when this configuration was loaded
+     * (read once, in the main thread), or "": what a kept socket gets
+     * back where `congestion` names no algorithm for its address. */
+    char congestion_system[CONGESTION_NAME_MAX];
     /* Its own timeouts where the [listen] section sets them, else
      * [global]'s (nginx's preread_timeout, proxy_connect_timeout and
      * proxy_timeout per server block). */

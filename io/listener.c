@@ -62,51 +62,23 @@ static const char *bind_refusal_hint(const struct address *address, int error_nu
            "with `user =` it keeps the capability only if it started with it)";
 }
 
-/* One line of a small /proc or /sys file. */
-static bool read_small_file(const char *path, char *buffer, size_t size)
-{
-    FILE *file = fopen(path, "re");
-    if (!file)
-        return false;
-    bool ok = fgets(buffer, (int)size, file) != NULL;
-    fclose(file);
-    return ok;
-}
-
-static void set_congestion(int fd, const char *algorithm)
-{
-    if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm, (socklen_t)strlen(algorithm)) < 0)
-        log_warn("TCP_CONGESTION %s on a listening socket: %s", algorithm, strerror(errno));
-}
-
-/* The system's default algorithm (net.ipv4.tcp_congestion_control) into
- * out; false if it cannot be read. */
-static bool system_congestion(char *out, size_t size)
-{
-    if (!read_small_file("/proc/sys/net/ipv4/tcp_congestion_control", out, size))
-        return false;
-    out[strcspn(out, "\n")] = '\0';
-    return *out != '\0';
-}
-
-/* Accepted sockets inherit the listening socket's algorithm. When the
- * listener wants none, the socket may still carry one an earlier
+/* Accepted sockets inherit the listening socket's algorithm. Where the
+ * listener names none, the socket may still carry one an earlier
  * configuration set (a reload kept the socket, an upgrade passed it on),
- * and the kernel has no "unset": it gets the system's default back, only
- * where it has another (a fresh socket is left untouched). */
+ * and the kernel has no "unset": it gets the system's default back. Set
+ * only where the socket has another (a fresh socket is left untouched). */
 static void apply_congestion(int fd, const struct address *address, const struct snapshot_listener *listener)
 {
-    const char *algorithm = congestion_algorithm(&listener->congestion, address);
-    if (algorithm) {
-        set_congestion(fd, algorithm);
-        return;
-    }
-    char system[CONGESTION_NAME_MAX], current[CONGESTION_NAME_MAX] = "";
+    const char *wanted = congestion_algorithm(&listener->congestion, address);
+    if (!wanted)
+        wanted = listener->congestion_system;
+    char current[CONGESTION_NAME_MAX] = "";
     socklen_t length = sizeof current - 1;
-    if (!system_congestion(system, sizeof system) ||
-        getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, current, &length) < 0 || strcmp(current, system) == 0)
+    if (wanted[0] == '\0' || getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, current, &length) < 0 ||
+        strcmp(current, wanted) == 0)
         return;
-    set_congestion(fd, system);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, wanted, (socklen_t)strlen(wanted)) < 0)
+        log_warn("TCP_CONGESTION %s on a listening socket: %s", wanted, strerror(errno));
 }
 
 void listener_apply_config_options(int fd, const struct address *address, const struct snapshot_listener *listener)
@@ -206,6 +178,16 @@ bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count
     struct sock_fprog program = { .len = (unsigned short)at, .filter = code };
     bool ok = setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0;
     free(code);
+    return ok;
+}
+
+static bool read_small_file(const char *path, char *buffer, size_t size)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return false;
+    bool ok = fgets(buffer, (int)size, file) != NULL;
+    fclose(file);
     return ok;
 }
 

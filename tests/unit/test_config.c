@@ -3,9 +3,12 @@
  * reported as FILE:LINE: problem, all at once.
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../../config/config.h"
@@ -850,6 +853,14 @@ Test(config, congestion_control_key_of_a_listener)
     cr_expect_eq(snapshot->listeners[1].congestion.choice, CONGESTION_SYSTEM);
     cr_expect_eq(snapshot->listeners[2].congestion.choice, CONGESTION_NAMED);
     cr_expect_str_eq(snapshot->listeners[2].congestion.name, "reno");
+    /* The system's default, read once by the loader: what a fresh socket has. */
+    char fresh[CONGESTION_NAME_MAX] = "";
+    socklen_t length = sizeof fresh - 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, fresh, &length), 0);
+    close(fd);
+    for (size_t i = 0; i < snapshot->listener_count; i++)
+        cr_expect_str_eq(snapshot->listeners[i].congestion_system, fresh);
     config_free(config);
 
     const char *const expected[] = {
