@@ -241,16 +241,8 @@ static void reload_and_wait(const char *config)
     int reloads = text_count(before, "reloaded ");
     free(before);
     proxy_reload(&congestion_proxy, config);
-    long long deadline = monotonic_ms() + 5000;
-    for (;;) {
-        char *log = proxy_stderr(&congestion_proxy);
-        bool done = text_count(log, "reloaded ") > reloads;
-        free(log);
-        if (done)
-            break;
-        cr_assert_lt(monotonic_ms(), deadline, "no 'reloaded' after the reload");
-        sleep_ms(20);
-    }
+    cr_assert(proxy_stderr_wait_for_count(&congestion_proxy, "reloaded ", reloads + 1, 5000),
+              "no 'reloaded' after the reload");
     sleep_ms(100); /* every worker adopts the snapshot at its next loop turn */
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "child_process.h"
+#include "integration.h"
 #include "net.h"
 
 #define PROXY_START_TIMEOUT_MS 10000
@@ -120,10 +121,15 @@ char *proxy_stderr(const struct proxy *proxy)
 
 bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int timeout_ms)
 {
+    return proxy_stderr_wait_for_count(proxy, needle, 1, timeout_ms);
+}
+
+bool proxy_stderr_wait_for_count(const struct proxy *proxy, const char *needle, int count, int timeout_ms)
+{
     long long deadline = monotonic_ms() + timeout_ms;
     for (;;) {
         char *text = proxy_stderr(proxy);
-        bool found = strstr(text, needle) != NULL;
+        bool found = text_count(text, needle) >= count;
         free(text);
         if (found)
             return true;

@@ -49,6 +49,9 @@ char *proxy_stderr(const struct proxy *proxy);
 
 /* Poll stderr until it contains `needle`; false after timeout_ms. */
 bool proxy_stderr_wait_for(const struct proxy *proxy, const char *needle, int timeout_ms);
+/* The same until it contains `needle` `count` times (the n-th reload's
+ * "reloaded", say). */
+bool proxy_stderr_wait_for_count(const struct proxy *proxy, const char *needle, int count, int timeout_ms);
 
 /* Open file descriptors of the proxy (/proc/PID/fd), -1 if unreadable. */
 int proxy_fd_count(const struct proxy *proxy);
