@@ -187,6 +187,48 @@ static int upstream_socket(struct worker *worker, int family)
  * submitted, after connect_next_server has returned. */
 static const int one_second = 1;
 
+/* A server on this host: its connect completes inside the submission that
+ * carries it (on loopback the whole handshake runs in the connect call;
+ * a unix listener takes the connection at once), unless its accept queue
+ * is full. */
+static bool connects_at_once(const struct address *address)
+{
+    return address_family(address) == AF_UNIX || address_is_loopback(address);
+}
+
+/* To a server that connects at once, the hello's send and the relay's first
+ * read of the server are queued with the connect, linked behind it: the
+ * kernel runs them as the connect completes, inside the same io_uring_enter,
+ * and that call then sleeps until the server answers. Unlinked, the send
+ * and the read waited for the worker to handle the connect's completion:
+ * one io_uring_enter more per connection (bench/NOTES.md, "the connect's
+ * links"). The connect and the send are counted as completions inside the
+ * submission; should the connect wait after all (a full accept queue),
+ * that wait is bounded by the next tick like every wait counting on such
+ * completions (io/worker.c). If the connect fails, the kernel cancels the
+ * two linked operations, and the next server is tried once their
+ * completions are in (connect_on_link_cancelled). Linking pauses after a
+ * connect that did not complete at once (connect_check_linked). */
+#define LINKED_CHAIN_SQES 3 /* the connect, the hello's send, the first read */
+
+static bool may_link(const struct worker *worker, const struct connection *connection,
+                     const struct upstream_server *server)
+{
+    return connection->hello_buffer && worker->now_ms >= worker->link_connects_from_ms &&
+           connects_at_once(&server->address);
+}
+
+static void link_first_exchange(struct worker *worker, struct connection *connection,
+                                struct io_uring_sqe *connect)
+{
+    connection->linked_at_wait = (uint32_t)worker->waits;
+    worker->linked_queued++;
+    connect->flags |= IOSQE_IO_LINK;
+    worker_expect_inline_completion(worker);
+    hello_forward_send_linked(worker, connection);
+    relay_arm_first_read(worker, connection);
+}
+
 /* A server that refuses or times out is worth a line at the default
  * level, as nginx logs each failed connect: at most one a second per
  * worker (a dead server under load must not flood the journal), the rest
@@ -287,10 +329,15 @@ static void connect_next_server(struct worker *worker, struct connection *connec
     connection->upstream_fd = fd;
     /* The kernel copies the address when the SQE is submitted, within this
      * loop iteration, while the snapshot holding it is pinned. */
+    connection->connect_linked = may_link(worker, connection, server);
+    if (connection->connect_linked)
+        worker_reserve_sqes(worker, LINKED_CHAIN_SQES);
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&server->address.storage,
                           server->address.length);
     worker_track_op(sqe, connection, RING_TAG_STEP);
+    if (connection->connect_linked)
+        link_first_exchange(worker, connection, sqe);
     uint32_t timeout_ms = listener ? listener->connect_timeout_ms
                                    : connection->snapshot->settings.connect_timeout_ms;
     timer_wheel_arm(&worker->timers, &connection->timer, worker->now_ms + timeout_ms);
@@ -395,8 +442,30 @@ void connect_upstream(struct worker *worker, struct connection *connection, int3
     connect_next_server(worker, connection);
 }
 
+/* A linked connect counts its completion and its send's as certain inside
+ * the submission. One that waited (a full accept queue, a server that
+ * drops SYNs) made the worker's wait ask for more completions than came:
+ * that wait ended only at the next tick, and every connection of the
+ * worker waited with it. So after one such wait no connect is linked for
+ * LINK_PAUSE_MS: a server flooded with connects costs one tick a pause,
+ * not one tick a connection. */
+#define LINK_PAUSE_MS 1000
+
+void connect_check_linked(struct worker *worker)
+{
+    if (worker->linked_completed < worker->linked_waited)
+        worker->link_connects_from_ms = worker->now_ms + LINK_PAUSE_MS;
+}
+
+static void count_linked_completion(struct worker *worker, const struct connection *connection)
+{
+    if (connection->connect_linked && connection->linked_at_wait + 1 == (uint32_t)worker->waits)
+        worker->linked_completed++;
+}
+
 void connect_on_complete(struct worker *worker, struct connection *connection, int result)
 {
+    count_linked_completion(worker, connection);
     const struct upstream_server *server = connection->server;
     if (result == 0) {
         connection->server_metrics = upstream_health_entry(health_of(worker, connection), &worker->metrics,
@@ -414,7 +483,19 @@ void connect_on_complete(struct worker *worker, struct connection *connection, i
     }
     close(connection->upstream_fd);
     connection->upstream_fd = -1;
+    if (connection->pending_ops & CONNECTION_OPS_LINKED) {
+        connection->failed_connect_result = result;
+        return;
+    }
     server_failed(worker, connection, result);
+}
+
+void connect_on_link_cancelled(struct worker *worker, struct connection *connection)
+{
+    /* The connect's own completion, or the other linked one, is still to come. */
+    if (connection->pending_ops & (CONNECTION_OP_STEP | CONNECTION_OPS_LINKED))
+        return;
+    server_failed(worker, connection, connection->failed_connect_result);
 }
 
 void connect_on_timeout(struct worker *worker, struct connection *connection)

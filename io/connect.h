@@ -28,5 +28,12 @@ void connect_route_not_tls(struct worker *worker, struct connection *connection)
 void connect_upstream(struct worker *worker, struct connection *connection, int32_t target);
 void connect_on_complete(struct worker *worker, struct connection *connection, int result);
 void connect_on_timeout(struct worker *worker, struct connection *connection);
+/* A completion of an operation linked behind the connect (the hello's
+ * send, the first read of the server) while the connection is still
+ * connecting: the connect failed and the kernel cancelled it. */
+void connect_on_link_cancelled(struct worker *worker, struct connection *connection);
+/* After a wait's completions are handled: did every connect linked in the
+ * submission before it complete inside it? If not, link none for a while. */
+void connect_check_linked(struct worker *worker);
 
 #endif

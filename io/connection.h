@@ -63,6 +63,10 @@ enum connection_op {
     CONNECTION_OP_HELLO       = 1 << 3, /* the hello's recv into its buffer */
 };
 
+/* The operations a connect may carry linked behind it (io/connect.c): the
+ * hello's send and the relay's first read of the server. */
+#define CONNECTION_OPS_LINKED (CONNECTION_OP_TO_UPSTREAM | CONNECTION_OP_TO_CLIENT)
+
 /* A PROXY protocol header from the client (see io/proxy_header.c). */
 enum proxy_header_state {
     PROXY_HEADER_NONE,     /* the client is not a trusted load balancer */
@@ -115,6 +119,8 @@ struct connection {
     uint16_t connect_attempt;        /* place in its fixed order of servers, up to
                                       * UPSTREAM_SERVERS_MAX (256); 0: none tried yet */
     bool connect_timed_out;
+    bool connect_linked;             /* the hello's send and the first read of the
+                                      * server are linked behind the connect (io/connect.c) */
     uint16_t listener;               /* index into snapshot->listeners (its own snapshot's) */
     uint32_t peeked_length;          /* hello bytes seen so far if incomplete, else 0 */
     uint8_t hello_retries;           /* wake-ups in a row that found no new hello bytes
@@ -129,6 +135,8 @@ struct connection {
     struct upstream_load_record *held_server; /* counts it among its server's connections from
                                       * the pick to the close (least_connections, max_conns) */
     uint32_t hello_length;           /* the complete hello's queued bytes (SNI routes) */
+    int32_t failed_connect_result;   /* a linked connect's failure, handled once the
+                                      * operations linked behind it have completed */
     uint8_t *hello_buffer;           /* routed until the hello is sent (hello_forward.c) */
     struct snapshot *snapshot;       /* the one it was accepted under, pinned until connected */
     const struct upstream *upstream; /* valid while snapshot is pinned */
@@ -145,6 +153,7 @@ struct connection {
                                       * ones it tried, which its next attempts skip */
     uint64_t last_activity_ms;
     uint32_t idle_timeout_ms;        /* its listener's, as when it connected */
+    uint32_t linked_at_wait;         /* worker->waits when its linked connect was queued */
     struct relay_direction to_upstream;
     struct relay_direction to_client;
     struct connection *deferred_previous; /* in the worker's deferred list while */

@@ -4,10 +4,11 @@
  * Preread peeked the hello, so its bytes are queued in the client socket.
  * When routing has chosen an upstream, a recv takes them into a buffer in
  * the submission that also carries the connect; when the connect has
- * completed, a send writes them to the upstream. The relay then starts
- * with the hello already sent, without the two splice(2) calls and the
- * pipe it would otherwise spend on it (bench/NOTES.md, "the hello through
- * io_uring").
+ * completed, a send writes them to the upstream (to a server on this host,
+ * linked behind the connect in that same submission: io/connect.c). The
+ * relay then starts with the hello already sent, without the two splice(2)
+ * calls and the pipe it would otherwise spend on it (bench/NOTES.md, "the
+ * hello through io_uring").
  *
  * Both operations are non-blocking (MSG_DONTWAIT: io_uring then never
  * waits for readiness, it completes them inside the submission) and
@@ -62,17 +63,30 @@ void hello_forward_take(struct worker *worker, struct connection *connection)
     worker_expect_inline_completion(worker);
 }
 
-bool hello_forward_send(struct worker *worker, struct connection *connection)
+static struct io_uring_sqe *queue_send(struct worker *worker, struct connection *connection)
 {
-    if (!connection->hello_buffer)
-        return false;
     struct io_uring_sqe *sqe = worker_sqe(worker);
     io_uring_prep_send(sqe, connection->upstream_fd, connection->hello_buffer,
                        connection->hello_length, MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL);
     worker_track_op(sqe, connection, RING_TAG_TO_UPSTREAM);
     connection->to_upstream.state = RELAY_SENDING_HELLO;
     worker_expect_inline_completion(worker);
+    return sqe;
+}
+
+bool hello_forward_send(struct worker *worker, struct connection *connection)
+{
+    if (!connection->hello_buffer)
+        return false;
+    queue_send(worker, connection);
     return true;
+}
+
+/* Linked in turn: a short or failed send cancels the read behind it (a
+ * short transfer breaks a link when MSG_WAITALL is set). */
+void hello_forward_send_linked(struct worker *worker, struct connection *connection)
+{
+    queue_send(worker, connection)->flags |= IOSQE_IO_LINK;
 }
 
 /* The recv's completion is handled before the connect's: it was posted

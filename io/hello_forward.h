@@ -23,6 +23,10 @@ void hello_forward_take(struct worker *worker, struct connection *connection);
 /* The connect completed: queue the send of the taken hello. False when the
  * connection took none (the relay moves it). */
 bool hello_forward_send(struct worker *worker, struct connection *connection);
+/* The same, queued now, before the connect has completed, and linked behind
+ * the connect the caller queued last; the connection must have taken its
+ * hello. */
+void hello_forward_send_linked(struct worker *worker, struct connection *connection);
 
 /* Completions: the recv (RING_TAG_HELLO) and the send (RING_TAG_TO_UPSTREAM
  * while connection->to_upstream.state is RELAY_SENDING_HELLO). */

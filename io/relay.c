@@ -507,11 +507,23 @@ static void pump(struct worker *worker, struct connection *connection,
     wait_readable(worker, connection, side);
 }
 
+void relay_arm_first_read(struct worker *worker, struct connection *connection)
+{
+    struct relay_side to_client = side_of(connection, RING_TAG_TO_CLIENT);
+    arm_source_poll(worker, connection, &to_client);
+}
+
 void relay_start(struct worker *worker, struct connection *connection, bool client_waits)
 {
     connection->state = CONNECTION_RELAY;
     connection->last_activity_ms = worker->now_ms;
     timer_wheel_arm(&worker->timers, &connection->timer, worker->now_ms + connection->idle_timeout_ms);
+    /* Linked behind the connect, the server's read and the hello's send
+     * are queued already (relay_arm_first_read). */
+    if (connection->connect_linked) {
+        connection->to_upstream.defer_next_poll = client_waits;
+        return;
+    }
     struct relay_side to_client = side_of(connection, RING_TAG_TO_CLIENT);
     wait_readable(worker, connection, &to_client);
     /* The ClientHello is queued in the client socket: move it now rather

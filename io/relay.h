@@ -60,6 +60,10 @@ extern const struct relay_socket_option relay_unsent_limit;
 /* client_waits: the client sent a complete ClientHello and waits for the
  * server's answer, so its poll can be deferred (see relay.c). */
 void relay_start(struct worker *worker, struct connection *connection, bool client_waits);
+/* The poll for the server's first bytes, queued before relay_start: linked
+ * behind the connect and the hello's send (io/connect.c). relay_start
+ * then arms nothing more for the connection. */
+void relay_arm_first_read(struct worker *worker, struct connection *connection);
 /* The hello's send completed (hello_forward.c): the client -> upstream
  * direction waits for the client's next bytes. */
 void relay_hello_sent(struct worker *worker, struct connection *connection);

@@ -71,6 +71,12 @@ struct io_uring_sqe *worker_sqe(struct worker *worker)
     return sqe;
 }
 
+void worker_reserve_sqes(struct worker *worker, unsigned count)
+{
+    if (io_uring_sq_space_left(&worker->ring) < count)
+        worker_submit_queued(worker);
+}
+
 static enum connection_op op_of_tag(enum ring_tag tag)
 {
     switch (tag) {
@@ -397,7 +403,12 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
         break;
     case RING_TAG_TO_UPSTREAM:
     case RING_TAG_TO_CLIENT:
-        if (connection_op_completed(worker, owner, op_of_tag(tag)))
+        if (!connection_op_completed(worker, owner, op_of_tag(tag)))
+            break;
+        /* Linked behind a connect that failed (io/connect.c). */
+        if (((struct connection *)owner)->state == CONNECTION_CONNECT)
+            connect_on_link_cancelled(worker, owner);
+        else
             relay_on_ready(worker, owner, tag, cqe->res);
         break;
     case RING_TAG_ACCESS_LOG:
@@ -470,7 +481,10 @@ static void submit_and_wait(struct worker *worker)
         wait = -1;
     int result = ring_wait_submit_and_wait(&worker->ring, &worker->ring_wait, wait, busy,
                                            worker->inline_completions);
+    worker->last_wait_inline = worker->inline_completions;
     worker->inline_completions = 0;
+    worker->linked_waited = worker->linked_queued;
+    worker->linked_queued = worker->linked_completed = 0;
     worker->waits++;
     if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY)
         log_warn("worker %u: io_uring_enter: %s", worker->index, strerror(-result));
@@ -489,7 +503,10 @@ static void submit_wait_and_dispatch(struct worker *worker)
         seen++;
     }
     io_uring_cq_advance(&worker->ring, seen);
-    worker->last_batch_size = seen;
+    /* Busy means events came in a batch; the completions the worker
+     * expected inside its own submission are no events. */
+    worker->last_batch_size = seen > worker->last_wait_inline ? seen - worker->last_wait_inline : 0;
+    connect_check_linked(worker);
     access_log_flush(worker);
 }
 

@@ -123,9 +123,18 @@ struct worker {
     bool ring_sets_socket_options; /* io_uring setsockopt works (Linux 6.7+) */
     struct ring_wait ring_wait;    /* how to wait: ring_wait.c */
     struct ring_timer ring_timer;  /* the wake-up at the next deadline: ring_timer.c */
-    unsigned last_batch_size;      /* completions the last wait returned */
+    unsigned last_batch_size;      /* events the last wait returned (its inline
+                                    * completions not counted) */
     unsigned inline_completions;   /* queued operations certain to complete inside
                                     * the next submission (hello_forward.c) */
+    unsigned last_wait_inline;     /* inline_completions of the last wait */
+    /* Linked connects (io/connect.c): queued since the last wait; carried
+     * by the last wait; of those, completed in the dispatch after it. One
+     * that did not pauses linking until link_connects_from_ms. */
+    unsigned linked_queued;
+    unsigned linked_waited;
+    unsigned linked_completed;
+    uint64_t link_connects_from_ms;
     /* shared */
     struct client_counts *client_counts; /* every worker's, the process's (main.c) */
     int wakeup_fd;
@@ -169,6 +178,11 @@ void worker_destroy(struct worker *worker);
 
 /* Worker thread helpers. */
 struct io_uring_sqe *worker_sqe(struct worker *worker);
+/* Room for `count` SQEs in a row: submit what is queued first if need be.
+ * For a chain of linked operations, which must reach the kernel whole (a
+ * submission that ends inside a chain hands its head to an io-wq thread,
+ * where a connect on a non-blocking socket ends in EINPROGRESS). */
+void worker_reserve_sqes(struct worker *worker, unsigned count);
 
 /* Hand every queued request to the kernel now: it reads what a request
  * points to (a connect's address, a setsockopt's value) at submission,
@@ -180,8 +194,9 @@ void worker_track_op(struct io_uring_sqe *sqe, struct connection *connection, en
 void worker_arm_poll(struct worker *worker, struct connection *connection,
                      enum ring_tag tag, int fd, unsigned poll_mask);
 /* The operation just queued completes inside the submission, whatever its
- * result (a non-blocking send or recv): the next wait asks for one more
- * completion, so that this one does not end the wait by itself. */
+ * result (a non-blocking send or recv, or a connect to this host and what
+ * is linked behind it): the next wait asks for one more completion, so
+ * that this one does not end the wait by itself. */
 static inline void worker_expect_inline_completion(struct worker *worker)
 {
     worker->inline_completions++;

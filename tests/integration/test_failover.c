@@ -319,33 +319,14 @@ Test(failover, failed_over_connections_are_spread_over_the_backups, .init = inte
     expect_clean_exit();
 }
 
-/* A listener whose accept queue is full drops new SYNs: to a client it looks
- * exactly like a black-holed server. Returns the listening fd. */
-static int start_black_hole(uint16_t port, int *fillers, int filler_count)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    int on = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons(port),
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof address), 0);
-    cr_assert_eq(listen(fd, 0), 0);
-    for (int i = 0; i < filler_count; i++) {
-        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        connect(fillers[i], (struct sockaddr *)&address, sizeof address);
-    }
-    sleep_ms(200);
-    return fd;
-}
-
 Test(failover, connect_timeout_moves_to_the_next_server, .init = integration_init,
      .fini = failover_fini)
 {
     uint16_t proxy_port = TEST_PORT(46, 0), hole_port = TEST_PORT(46, 1), alpha_port = TEST_PORT(46, 2);
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
     int fillers[4];
-    int hole = start_black_hole(hole_port, fillers, 4);
+    int hole = net_black_hole(hole_port, fillers, 4);
+    cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = matrix\n"
                              "[upstream matrix]\nserver = 127.0.0.1:%u\nserver = 127.0.0.1:%u\n",
@@ -388,7 +369,8 @@ Test(failover, each_listener_keeps_its_own_connect_timeout, .init = integration_
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(failover_hello.data);
     int fillers[4];
-    int hole = start_black_hole(hole_port, fillers, 4);
+    int hole = net_black_hole(hole_port, fillers, 4);
+    cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     char *body = text_format("connect_timeout = 300ms\n[listen other]\naddress = 127.0.0.1:%u\n"
                              "[routes]\ndefault = 127.0.0.1:%u\n[routes other]\ndefault = 127.0.0.1:%u\n",
                              other_port, hole_port, hole_port);
@@ -419,7 +401,8 @@ static int start_hole_then_alpha(uint16_t proxy_port, uint16_t hole_port, uint16
                                  const char *fail_timeout, int *fillers)
 {
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
-    int hole = start_black_hole(hole_port, fillers, 4);
+    int hole = net_black_hole(hole_port, fillers, 4);
+    cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = matrix\n[upstream matrix]\n"
                              "server = 127.0.0.1:%u max_fails=1 fail_timeout=%s\n"
@@ -490,7 +473,8 @@ Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init 
     struct hello_bytes dimension = hello_load_capture(HELLO_GNUTLS);
     cr_assert(failover_hello.data && dimension.data);
     int fillers[4];
-    int hole = start_black_hole(hole_port, fillers, 4);
+    int hole = net_black_hole(hole_port, fillers, 4);
+    cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n"
                              "dimension.exceptionerror.io = 127.0.0.1:%u\n", hole_port, alpha_port);
@@ -710,7 +694,8 @@ Test(failover, a_full_server_does_not_revive_a_dead_one, .init = integration_ini
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(failover_hello.data);
     int fillers[4];
-    int hole = start_black_hole(hole_port, fillers, 4);
+    int hole = net_black_hole(hole_port, fillers, 4);
+    cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\n"
                              "server = 127.0.0.1:%u fail_timeout=30s\nserver = 127.0.0.1:%u max_conns=1\n",
@@ -754,8 +739,10 @@ Test(failover, a_reload_while_connecting_still_tries_every_server, .init = integ
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(failover_hello.data);
     int fillers1[4], fillers2[4];
-    int hole1 = start_black_hole(hole1_port, fillers1, 4);
-    int hole2 = start_black_hole(hole2_port, fillers2, 4);
+    int hole1 = net_black_hole(hole1_port, fillers1, 4);
+    cr_assert_geq(hole1, 0, "no black hole on port %u", hole1_port);
+    int hole2 = net_black_hole(hole2_port, fillers2, 4);
+    cr_assert_geq(hole2, 0, "no black hole on port %u", hole2_port);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
     char *body = text_format("[routes]\ndefault = pool\n[upstream pool]\nserver = 127.0.0.1:%u weight=2\n"
                              "server = 127.0.0.1:%u\nserver = 127.0.0.1:%u weight=2\n",

@@ -37,12 +37,36 @@ int net_listen(uint16_t port)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in address = loopback(port);
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 256) != 0) {
+    /* The system's maximum: a test server whose accept queue overflows
+     * drops a connection's first data, which TCP then resends only after
+     * its timer backs off (seconds): a proxy's burst would stall on the
+     * test server's overload, not on anything the proxy does. */
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, SOMAXCONN) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;
         return -1;
     }
+    return fd;
+}
+
+int net_black_hole(uint16_t port, int *fillers, int filler_count)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in address = loopback(port);
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 0) != 0) {
+        close(fd);
+        return -1;
+    }
+    for (int i = 0; i < filler_count; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(fillers[i], (struct sockaddr *)&address, sizeof address);
+    }
+    sleep_ms(200); /* the fillers' handshakes fill the queue */
     return fd;
 }
 

@@ -17,6 +17,12 @@
 /* Listening socket on 127.0.0.1:port (SO_REUSEADDR), or -1. */
 int net_listen(uint16_t port);
 
+/* A listener on 127.0.0.1:port whose accept queue is full (backlog 0 and
+ * `filler_count` connections it never accepts; their fds go to fillers):
+ * it drops new SYNs, which to a client looks exactly like a server that
+ * never answers. Returns the listening fd, or -1. */
+int net_black_hole(uint16_t port, int *fillers, int filler_count);
+
 /* Connected socket to 127.0.0.1:port, or -1 with errno (e.g. ECONNREFUSED). */
 int net_connect(uint16_t port);
 
