@@ -29,7 +29,7 @@ static struct sockaddr_in loopback(uint16_t port)
     return address;
 }
 
-int net_listen(uint16_t port)
+static int listen_on(uint16_t port, int backlog)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -37,11 +37,7 @@ int net_listen(uint16_t port)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in address = loopback(port);
-    /* The system's maximum: a test server whose accept queue overflows
-     * drops a connection's first data, which TCP then resends only after
-     * its timer backs off (seconds): a proxy's burst would stall on the
-     * test server's overload, not on anything the proxy does. */
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, SOMAXCONN) != 0) {
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, backlog) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;
@@ -50,18 +46,21 @@ int net_listen(uint16_t port)
     return fd;
 }
 
+int net_listen(uint16_t port)
+{
+    /* The system's maximum: a test server whose accept queue overflows
+     * drops a connection's first data, which TCP then resends only after
+     * its timer backs off (seconds): a proxy's burst would stall on the
+     * test server's overload, not on anything the proxy does. */
+    return listen_on(port, SOMAXCONN);
+}
+
 int net_black_hole(uint16_t port, int *fillers, int filler_count)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = listen_on(port, 0);
     if (fd < 0)
         return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in address = loopback(port);
-    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0 || listen(fd, 0) != 0) {
-        close(fd);
-        return -1;
-    }
     for (int i = 0; i < filler_count; i++) {
         fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         connect(fillers[i], (struct sockaddr *)&address, sizeof address);
