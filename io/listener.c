@@ -183,7 +183,7 @@ bool listener_steer_by_cpu(int fd, const int *worker_cpus, unsigned worker_count
 
 static bool read_small_file(const char *path, char *buffer, size_t size)
 {
-    FILE *file = fopen(path, "r");
+    FILE *file = fopen(path, "re");
     if (!file)
         return false;
     bool ok = fgets(buffer, (int)size, file) != NULL;

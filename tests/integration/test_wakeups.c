@@ -77,18 +77,31 @@ static void for_each_task(pid_t pid, void (*visit)(pid_t, const char *, void *),
     closedir(tasks);
 }
 
+/* The value of the first line of a /proc status file that starts with
+ * `field` (its leading blanks skipped) into out; false if there is none. */
+static bool status_field(const char *status_path, const char *field, char *out, size_t size)
+{
+    FILE *status = fopen(status_path, "re");
+    if (!status)
+        return false;
+    char line[128];
+    bool found = false;
+    size_t length = strlen(field);
+    while (!found && fgets(line, sizeof line, status))
+        if (strncmp(line, field, length) == 0) {
+            snprintf(out, size, "%s", line + length + strspn(line + length, " \t"));
+            found = true;
+        }
+    fclose(status);
+    return found;
+}
+
 static void add_voluntary_switches(pid_t task, const char *status_path, void *total)
 {
     (void)task;
-    FILE *status = fopen(status_path, "r");
-    if (!status)
-        return;
-    char line[128];
-    long long switches;
-    while (fgets(line, sizeof line, status))
-        if (sscanf(line, "voluntary_ctxt_switches: %lld", &switches) == 1)
-            *(long long *)total += switches;
-    fclose(status);
+    char value[32];
+    if (status_field(status_path, "voluntary_ctxt_switches:", value, sizeof value))
+        *(long long *)total += atoll(value);
 }
 
 /* Voluntary context switches of all of the proxy's threads: one per sleep. */
@@ -146,6 +159,7 @@ Test(wakeups, a_short_connection_wakes_the_worker_at_most_twice, .init = integra
         sleep_ms(1);
     }
     long long sleeps = proxy_sleeps(wakeups_routed.proxy.pid) - before;
+    cr_assert_gt(sleeps, 0, "no sleep counted: /proc/%d/task/*/status not read", (int)wakeups_routed.proxy.pid);
     double per_connection = (double)sleeps / SHORT_CONNECTIONS;
     /* Three without the deferred client poll: accept, the server's answer,
      * the client's FIN. Slack for the odd tick or a late wake-up. */
@@ -287,13 +301,9 @@ Test(wakeups, a_lone_connection_after_a_burst_is_not_held_for_a_batch, .init = i
 static void count_io_workers(pid_t task, const char *status_path, void *count)
 {
     (void)task;
-    FILE *status = fopen(status_path, "r");
-    if (!status)
-        return;
-    char line[128];
-    if (fgets(line, sizeof line, status) && strncmp(line, "Name:\tiou-wrk", 13) == 0)
+    char name[32];
+    if (status_field(status_path, "Name:", name, sizeof name) && strncmp(name, "iou-wrk", 7) == 0)
         (*(int *)count)++;
-    fclose(status);
 }
 
 /* Gathered in the accept queue while the proxy is stopped, the burst
