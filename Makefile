@@ -76,6 +76,12 @@ build/old_kernel.so: tests/shim/old_kernel.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
 
+# wakeups/linked_chains_are_never_cut_at_a_full_submission_queue preloads
+# it (tests/shim/small_ring.c): rings with a submission queue of a few entries.
+build/small_ring.so: tests/shim/small_ring.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O1 -shared -fPIC $< -ldl -o $@
+
 # The per-address connection counts the workers share, under TSan and ASan.
 build/tsan/test_client_counts: $(call objs,tsan,$(CORE_SRC) tests/tsan/test_client_counts.c)
 	$(CC) $(CFLAGS_BASE) $(FLAGS_tsan) $^ $(LDLIBS) -o $@
@@ -100,7 +106,7 @@ export UBSAN_OPTIONS = print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  = halt_on_error=1:second_deadlock_stack=1
 
 test: deps
-	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so build/no_ipv6.so build/fail_call.so build/old_kernel.so
+	$(MAKE) build/snisplice build/asan/snisplice build/asan/unit_tests build/asan/integration_tests build/tsan/test_publisher build/asan/test_publisher build/tsan/test_client_counts build/asan/test_client_counts build/tsan/snisplice build/signal_at_open.so build/no_ipv6.so build/fail_call.so build/old_kernel.so build/small_ring.so
 	$(MAKE) test-unit test-tsan test-integration
 
 # Real ClientHello captures (copied from shared/clienthello) used as test vectors.

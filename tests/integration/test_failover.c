@@ -584,17 +584,11 @@ Test(failover, server_of_a_family_the_kernel_lacks_is_skipped, .init = integrati
     failover_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(failover_hello.data);
     cr_assert(backend_start(&bravo_backend, "bravo", bravo_port, NULL, NULL));
-    char shim[4096];
-    cr_assert_not_null(realpath("build/no_ipv6.so", shim), "build/no_ipv6.so missing (make test builds it)");
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = matrix\n"
                              "[upstream matrix]\nserver = [::1]:%u\nserver = 127.0.0.1:%u\n",
                              ipv6_port, bravo_port);
     char *config = config_text(proxy_port, "workers = 1\n", body);
-    /* Only the proxy started below inherits these (each test runs in a
-     * process of its own); the shim has no sanitizer to conflict with. */
-    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
-    cr_assert_eq(setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1),
-                 0);
+    cr_assert(integration_preload("no_ipv6.so"), "build/no_ipv6.so missing (make test builds it)");
     bool started = proxy_start(&failover_proxy, config, proxy_port);
     unsetenv("LD_PRELOAD");
     cr_assert(started, "snisplice did not start");

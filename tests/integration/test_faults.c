@@ -32,15 +32,12 @@ static void fault_fini(void)
 }
 
 /* The shim is preloaded into every process started until unpreload():
- * each test runs in a process of its own, and starts only snisplice.
- * ASan wants to come first among the libraries; the shim has no
- * sanitizer to conflict with. */
+ * each test runs in a process of its own, and starts only snisplice. */
 static void preload_failing(const char *call, unsigned nth, int error)
 {
-    char shim[4096], suppressions[4096], number[32];
-    cr_assert_not_null(realpath("build/fail_call.so", shim), "build/fail_call.so missing (make test builds it)");
+    char suppressions[4096], number[32];
+    cr_assert(integration_preload("fail_call.so"), "build/fail_call.so missing (make test builds it)");
     cr_assert_not_null(realpath("tests/lsan.supp", suppressions));
-    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
     /* Quiet about the suppressions used: the tests read every line. */
     char *lsan = text_format("suppressions=%s:print_suppressions=0", suppressions);
     cr_assert_eq(setenv("LSAN_OPTIONS", lsan, 1), 0);

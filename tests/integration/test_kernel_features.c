@@ -29,14 +29,10 @@ static void kernel_fini(void)
 }
 
 /* Only the process started next inherits these (each test runs in a
- * process of its own); the shim has no sanitizer to conflict with ASan. */
+ * process of its own). */
 static void preload_old_kernel(const char *lacks)
 {
-    char shim[4096];
-    cr_assert_not_null(realpath("build/old_kernel.so", shim), "build/old_kernel.so missing (make test builds it)");
-    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
-    cr_assert_eq(setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1),
-                 0);
+    cr_assert(integration_preload("old_kernel.so"), "build/old_kernel.so missing (make test builds it)");
     cr_assert_eq(setenv("SNISPLICE_OLD_KERNEL", lacks, 1), 0);
 }
 

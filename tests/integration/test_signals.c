@@ -422,20 +422,13 @@ Test(signals, signals_during_start_up_wait_for_the_main_loop, .init = integratio
     signal_hello = hello_load_capture(HELLO_CHROMIUM);
     cr_assert_not_null(signal_hello.data);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    char shim[4096];
-    cr_assert_not_null(realpath("build/signal_at_open.so", shim), "build/signal_at_open.so missing (make test builds it)");
     char *directory = temp_directory_create("start-up-signals");
     char *globals = text_format("access_log = %s/access.log\n", directory);
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
                              alpha_port);
     char *config = config_text(proxy_port, globals, body);
-    /* Only the proxy started below inherits these: each test runs in a
-     * process of its own. ASan wants to come first among the libraries;
-     * the shim has no sanitizer to conflict with. */
-    cr_assert_eq(setenv("LD_PRELOAD", shim, 1), 0);
+    cr_assert(integration_preload("signal_at_open.so"), "build/signal_at_open.so missing (make test builds it)");
     cr_assert_eq(setenv("SNISPLICE_TEST_SIGNAL_AT_OPEN", "/snisplice.ini", 1), 0);
-    cr_assert_eq(setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1),
-                 0);
     bool started = proxy_start(&signal_proxy, config, proxy_port);
     unsetenv("LD_PRELOAD");
     char *log = proxy_stderr(&signal_proxy);

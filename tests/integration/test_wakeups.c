@@ -12,7 +12,8 @@
  *     never comes;
  *   - a burst big enough to fill the submission queue several times over
  *     is served whole: no connect with operations linked behind it
- *     (io/connect.c) is cut from them at a full queue;
+ *     (io/connect.c) is cut from them at a full queue, also when the
+ *     queue is made small enough to be full every few operations;
  *   - connects to a server on this host that do not complete at once (a
  *     full accept queue) do not hold the worker's other connections up
  *     for a tick each.
@@ -316,7 +317,8 @@ static void count_io_workers(pid_t task, const char *status_path, void *count)
  * run on an io-wq thread, where a non-blocking connect fails with
  * EINPROGRESS: seen at c=500 in bench/ before connect.c reserved room for
  * the whole chain. Where the queue fills relative to the chains varies,
- * so this test meets a cut only by chance.) */
+ * so this burst meets a cut only by chance: the next test makes it
+ * certain with a small queue.) */
 #define BURST_CLIENTS 1500
 #define BURST_ROUNDS 2
 
@@ -343,11 +345,10 @@ static int burst_served_whole(uint16_t proxy_port, pid_t proxy_pid)
     return whole;
 }
 
-Test(wakeups, a_burst_that_fills_the_submission_queue_is_served_whole, .init = integration_init,
-     .fini = wakeups_fini)
+/* BURST_ROUNDS bursts through the proxy of wakeups_routed: every client
+ * served whole, no connect failed, no io-wq thread. */
+static void expect_bursts_served_whole(uint16_t proxy_port)
 {
-    uint16_t proxy_port = TEST_PORT(88, 6), backend_port = TEST_PORT(88, 7);
-    start_routed(proxy_port, backend_port, routed_reply_and_close);
     pid_t proxy_pid = wakeups_routed.proxy.pid;
     for (int round = 0; round < BURST_ROUNDS; round++) {
         int whole = burst_served_whole(proxy_port, proxy_pid);
@@ -360,6 +361,33 @@ Test(wakeups, a_burst_that_fills_the_submission_queue_is_served_whole, .init = i
     char *log = proxy_stderr(&wakeups_routed.proxy);
     cr_expect(!strstr(log, "connect to"), "a connect failed:\n%.2000s", log);
     free(log);
+}
+
+Test(wakeups, a_burst_that_fills_the_submission_queue_is_served_whole, .init = integration_init,
+     .fini = wakeups_fini)
+{
+    uint16_t proxy_port = TEST_PORT(88, 6), backend_port = TEST_PORT(88, 7);
+    start_routed(proxy_port, backend_port, routed_reply_and_close);
+    expect_bursts_served_whole(proxy_port);
+    stop_routed();
+}
+
+/* The same bursts through a worker whose ring has a submission queue of
+ * SMALL_RING_ENTRIES (tests/shim/small_ring.c): at about nine operations
+ * per connection the queue is full at every second connection, at every
+ * place of a connection's operations in turn, so chains meet its end many
+ * times a round, which the full-size queue does only by chance. */
+#define SMALL_RING_ENTRIES "16"
+
+Test(wakeups, linked_chains_are_never_cut_at_a_full_submission_queue, .init = integration_init,
+     .fini = wakeups_fini)
+{
+    uint16_t proxy_port = TEST_PORT(88, 8), backend_port = TEST_PORT(88, 9);
+    cr_assert(integration_preload("small_ring.so"), "build/small_ring.so missing (make test builds it)");
+    cr_assert_eq(setenv("SNISPLICE_RING_ENTRIES", SMALL_RING_ENTRIES, 1), 0);
+    start_routed(proxy_port, backend_port, routed_reply_and_close);
+    unsetenv("LD_PRELOAD");
+    expect_bursts_served_whole(proxy_port);
     stop_routed();
 }
 

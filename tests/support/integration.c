@@ -6,6 +6,7 @@
  */
 #include "integration.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,16 @@ void integration_cleanup(void)
 {
     backend_stop_all();
     child_cleanup_all();
+}
+
+bool integration_preload(const char *shim)
+{
+    char relative[256], path[PATH_MAX];
+    snprintf(relative, sizeof relative, "build/%s", shim);
+    if (!realpath(relative, path))
+        return false;
+    return setenv("LD_PRELOAD", path, 1) == 0 &&
+           setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1) == 0;
 }
 
 char *text_format(const char *format, ...)

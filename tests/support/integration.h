@@ -40,6 +40,13 @@ void integration_set_limit(unsigned seconds);
 /* Stop backends and kill children and remove temp dirs of this test process. */
 void integration_cleanup(void);
 
+/* Preload build/<shim> (tests/shim/) into every process this test starts
+ * from now on, until it unsets LD_PRELOAD: each test runs in a process of
+ * its own. ASan wants to come first among a process's libraries; the
+ * shims have no sanitizer to conflict with, so that check is off. False
+ * if the shim is not built (make test builds them). */
+bool integration_preload(const char *shim);
+
 /* asprintf that aborts on failure; caller frees. */
 char *text_format(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
