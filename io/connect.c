@@ -500,9 +500,13 @@ void connect_on_link_cancelled(struct worker *worker, struct connection *connect
 
 void connect_on_timeout(struct worker *worker, struct connection *connection)
 {
+    /* A linked connect that has failed already waits only for its
+     * cancelled links (connect_on_link_cancelled): its own error is the
+     * reason to log, and the next server's timer is armed then. */
+    if (!(connection->pending_ops & CONNECTION_OP_STEP))
+        return;
     /* The cancelled connect completes with an error; the next server is
      * tried from connect_on_complete, once the operation slot is free. */
     connection->connect_timed_out = true;
-    if (connection->pending_ops & CONNECTION_OP_STEP)
-        worker_cancel(worker, connection, RING_TAG_STEP);
+    worker_cancel(worker, connection, RING_TAG_STEP);
 }
