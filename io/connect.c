@@ -164,13 +164,20 @@ static bool sends_at_once(const struct connection *connection)
     return routed_by_name(connection) || connection->upstream->proxy_protocol;
 }
 
-/* The socket towards a server, or -errno. Out of fds, the pool's idle
+/* The socket towards a server, or -errno: one the worker made ahead
+ * (io/socket_stash.c) for TCP, else socket(2). Out of fds, the pool's idle
  * pipes go first (a cache) and the socket is tried once more; still none,
  * and this worker stops accepting for a while: further clients wait in
  * the backlog rather than being accepted only to be closed here. */
 static int upstream_socket(struct worker *worker, int family)
 {
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct socket_stash *stash = family == AF_INET    ? &worker->socket_stashes[0]
+                                 : family == AF_INET6 ? &worker->socket_stashes[1]
+                                                      : NULL;
+    int fd = stash ? socket_stash_take(worker, stash) : -1;
+    if (fd >= 0)
+        return fd;
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd >= 0 || !listener_is_resource_exhaustion(errno))
         return fd >= 0 ? fd : -errno;
     if (pipe_pool_release_idle(&worker->pipes) > 0) {

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,6 +378,11 @@ static void on_ring_timer(struct worker *worker, int result)
                  worker->index, strerror(-result));
 }
 
+static bool is_socket_stash(const struct worker *worker, const void *owner)
+{
+    return owner == &worker->socket_stashes[0] || owner == &worker->socket_stashes[1];
+}
+
 static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
 {
     enum ring_tag tag = ring_tag_of(cqe->user_data);
@@ -390,6 +396,8 @@ static void dispatch(struct worker *worker, const struct io_uring_cqe *cqe)
             on_writable_waits(worker, cqe->flags);
         else if (owner == &worker->ring_timer)
             on_ring_timer(worker, cqe->res);
+        else if (is_socket_stash(worker, owner))
+            socket_stash_on_made(worker, owner, cqe->res);
         else
             on_wakeup(worker, cqe->flags);
         break;
@@ -492,10 +500,9 @@ static void submit_and_wait(struct worker *worker)
 
 /* One batch: submit what is queued, wait for at least one completion (or
  * the next deadline), handle every completion, then queue the log writes. */
-static void submit_wait_and_dispatch(struct worker *worker)
+/* Handles every completion that is there; returns how many. */
+static unsigned dispatch_ready(struct worker *worker)
 {
-    submit_and_wait(worker);
-    worker->now_ms = monotonic_ms();
     unsigned head, seen = 0;
     struct io_uring_cqe *cqe;
     io_uring_for_each_cqe(&worker->ring, head, cqe) {
@@ -503,6 +510,14 @@ static void submit_wait_and_dispatch(struct worker *worker)
         seen++;
     }
     io_uring_cq_advance(&worker->ring, seen);
+    return seen;
+}
+
+static void submit_wait_and_dispatch(struct worker *worker)
+{
+    submit_and_wait(worker);
+    worker->now_ms = monotonic_ms();
+    unsigned seen = dispatch_ready(worker);
     /* Busy means events came in a batch; the completions the worker
      * expected inside its own submission are no events. */
     worker->last_batch_size = seen > worker->last_wait_inline ? seen - worker->last_wait_inline : 0;
@@ -635,6 +650,22 @@ static void pin_to_cpu(struct worker *worker)
         log_warn("worker %u: cannot pin to CPU %d: %s", worker->index, worker->cpu, strerror(result));
 }
 
+/* At exit. A connect of the last batch may have queued sockets for its
+ * stash: they completed inside the last submission (socket_stash.c), so
+ * their completions are there to be taken before the stash is closed. */
+static void close_socket_stashes(struct worker *worker)
+{
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&worker->ring, &cqe) == 0) {
+        void *owner = ring_owner_of(cqe->user_data);
+        if (ring_tag_of(cqe->user_data) == RING_TAG_WAKEUP && is_socket_stash(worker, owner))
+            socket_stash_on_made(worker, owner, cqe->res);
+        io_uring_cqe_seen(&worker->ring, cqe);
+    }
+    socket_stash_close(&worker->socket_stashes[0]);
+    socket_stash_close(&worker->socket_stashes[1]);
+}
+
 static void finish(struct worker *worker)
 {
     /* Reap outstanding cancellations and log writes: no memory may be in
@@ -649,6 +680,7 @@ static void finish(struct worker *worker)
     }
     /* The closes queued by the last batch. */
     io_uring_submit(&worker->ring);
+    close_socket_stashes(worker);
     io_uring_queue_exit(&worker->ring);
     if (worker->health_snapshot)
         snapshot_unpin(worker->health_snapshot, worker->index);
@@ -672,6 +704,12 @@ static void *worker_main(void *argument)
     adopt_snapshot(worker);
     arm_wakeup(worker);
     arm_writable_waits(worker);
+    /* IPv4 sockets made before the first client, so that the stash is
+     * part of the footprint a started proxy has (IPv6 fills at its first
+     * use): made and taken now, before the start is reported. */
+    socket_stash_fill(worker, &worker->socket_stashes[0]);
+    worker_submit_queued(worker);
+    dispatch_ready(worker);
     atomic_store(&worker->start_status, 1);
     run_loop(worker);
     finish(worker);
@@ -733,6 +771,10 @@ bool worker_init(struct worker *worker, unsigned index, unsigned worker_count, i
     worker->peek_buffer = malloc(PREREAD_MAX_CEILING);
     connection_slab_init(&worker->connections);
     upstream_load_init(&worker->load);
+    struct rlimit fd_limit;
+    uint64_t fds = getrlimit(RLIMIT_NOFILE, &fd_limit) == 0 ? fd_limit.rlim_cur : 0;
+    socket_stash_init(&worker->socket_stashes[0], AF_INET, fds, worker_count);
+    socket_stash_init(&worker->socket_stashes[1], AF_INET6, fds, worker_count);
     bool allocated = worker->parse_scratch && worker->peek_buffer && pipe_pool_init(&worker->pipes, PIPES_KEPT) &&
                      metrics_init(&worker->metrics) && access_log_init(&worker->access_log);
     if (!allocated)

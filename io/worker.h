@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "ring_timer.h"
 #include "ring_wait.h"
+#include "socket_stash.h"
 #include "timer_wheel.h"
 #include "upstream_health.h"
 
@@ -31,7 +32,7 @@
  * (every owner is at least 8-byte aligned). */
 enum ring_tag {
     RING_TAG_ACCEPT = 0,      /* struct listener */
-    RING_TAG_WAKEUP = 1,      /* struct worker, its writable_waits or its ring_timer */
+    RING_TAG_WAKEUP = 1,      /* struct worker, its writable_waits, ring_timer or socket_stashes */
     RING_TAG_STEP = 2,        /* struct connection, CONNECTION_OP_STEP */
     RING_TAG_TO_UPSTREAM = 3, /* struct connection, CONNECTION_OP_TO_UPSTREAM */
     RING_TAG_TO_CLIENT = 4,   /* struct connection, CONNECTION_OP_TO_CLIENT */
@@ -90,6 +91,7 @@ struct worker {
     struct timer_wheel timers;
     struct pipe_pool pipes;
     struct hello_buffer_pool hello_buffers;
+    struct socket_stash socket_stashes[2]; /* AF_INET, AF_INET6: io/socket_stash.c */
     uint8_t *peek_buffer;          /* the queued start of one client's stream */
     uint8_t end_peek_byte;         /* where end-of-stream peeks land (relay.c); never read */
     size_t peek_buffer_size;

@@ -5,8 +5,9 @@
  * (tests/shim/fail_call.c) makes the chosen call fail. A start-up that
  * cannot go on exits 1 and says what failed; a reload that cannot go on
  * leaves the previous configuration serving, and nothing of the new one;
- * what a connection loses for want of memory is said and counted.
- * Ports: blocks 288-291, 340.
+ * what a connection loses for want of memory is said and counted. And a
+ * call that is no longer on a connection's path: socket(2), whose sockets
+ * the ring makes ahead. Ports: blocks 288-291, 340, 394.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -59,6 +60,21 @@ static void preload_failing(const char *call, unsigned nth, int error)
 static void unpreload(void)
 {
     unsetenv("LD_PRELOAD");
+}
+
+/* snisplice on `config`, `call` failing with `error` from its first call
+ * after the proxy takes a USR1 (and every later one too if `every`):
+ * started before the shim is armed. */
+static void start_failing_after_usr1(const char *config, uint16_t proxy_port, const char *call, int error,
+                                     bool every)
+{
+    preload_failing(call, 1, error);
+    if (every)
+        cr_assert_eq(setenv("SNISPLICE_FAIL_EVERY", "1", 1), 0);
+    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
+    bool started = proxy_start(&fault_proxy, config, proxy_port);
+    unpreload();
+    cr_assert(started, "snisplice did not start");
 }
 
 /* SIGTERM: the proxy must exit 0 (its stderr said otherwise). */
@@ -412,11 +428,7 @@ Test(faults, out_of_memory_for_a_new_connection_is_told, .init = integration_ini
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
                              alpha_port);
     char *config = config_text(proxy_port, globals, body);
-    preload_failing("calloc", 1, ENOMEM);
-    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
-    bool started = proxy_start(&fault_proxy, config, proxy_port);
-    unpreload();
-    cr_assert(started, "snisplice did not start");
+    start_failing_after_usr1(config, proxy_port, "calloc", ENOMEM, false);
     int waiting[SLAB_CHUNK];
     for (int i = 0; i < SLAB_CHUNK; i++) {
         waiting[i] = net_connect(proxy_port);
@@ -443,6 +455,33 @@ Test(faults, out_of_memory_for_a_new_connection_is_told, .init = integration_ini
     free(globals);
 }
 
+/* Upstream TCP sockets come from the worker's stash, made by its ring
+ * ahead of need (io/socket_stash.c), not from socket(2): with every
+ * socket(2) failing from the USR1 on, clients are still served, and the
+ * shim is never asked for a socket. */
+Test(faults, upstream_sockets_need_no_socket_call, .init = integration_init, .fini = fault_fini)
+{
+    enum { CLIENTS = 100 };
+    uint16_t proxy_port = TEST_PORT(394, 0), alpha_port = TEST_PORT(394, 1), bravo_port = TEST_PORT(394, 2);
+    fault_hello = hello_load_capture(HELLO_CHROMIUM);
+    cr_assert_not_null(fault_hello.data);
+    cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
+    char *config = routes_to(proxy_port, "alpha", alpha_port, bravo_port, "workers = 1\n", "");
+    start_failing_after_usr1(config, proxy_port, "socket", EMFILE, true);
+    cr_expect_eq(ask_who(proxy_port), 'a', "not served before the USR1");
+    proxy_signal(&fault_proxy, SIGUSR1);
+    sleep_ms(300);
+    int served = 0;
+    for (int i = 0; i < CLIENTS; i++)
+        served += ask_who(proxy_port) == 'a';
+    cr_expect_eq(served, CLIENTS, "%d of %d clients served with socket(2) failing", served, CLIENTS);
+    char *log = proxy_stderr(&fault_proxy);
+    cr_expect(!strstr(log, "fail_call: socket"), "a socket(2) call was made:\n%.2000s", log);
+    free(log);
+    expect_clean_exit();
+    free(config);
+}
+
 /* A connection whose access log record could not be allocated left no
  * line, and the loss was neither counted nor said, unlike a line lost to
  * a slow disk. Now it is both. The first connection grows the slab;
@@ -459,11 +498,7 @@ Test(faults, an_access_log_line_lost_for_memory_is_counted, .init = integration_
     char *body = text_format("[routes]\nmatrix.exceptionerror.io = alpha\n[upstream alpha]\nserver = 127.0.0.1:%u\n",
                              alpha_port);
     char *config = config_text(proxy_port, globals, body);
-    preload_failing("calloc", 1, ENOMEM);
-    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
-    bool started = proxy_start(&fault_proxy, config, proxy_port);
-    unpreload();
-    cr_assert(started, "snisplice did not start");
+    start_failing_after_usr1(config, proxy_port, "calloc", ENOMEM, false);
     cr_assert_eq(ask_who(proxy_port), 'a');
     /* The stats thread serves before the shim is armed: its start (under
      * ASan, an allocation of its own) could otherwise fall after the USR1,
@@ -550,12 +585,7 @@ Test(faults, a_scrape_out_of_memory_is_answered_503, .init = integration_init, .
     char *globals = text_format("stats = 127.0.0.1:%u\n", stats_port);
     char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", TEST_PORT(289, 12));
     char *config = config_text(proxy_port, globals, body);
-    preload_failing("malloc", 1, ENOMEM);
-    cr_assert_eq(setenv("SNISPLICE_FAIL_EVERY", "1", 1), 0);
-    cr_assert_eq(setenv("SNISPLICE_FAIL_ARMED_BY", "USR1", 1), 0);
-    bool started = proxy_start(&fault_proxy, config, proxy_port);
-    unpreload();
-    cr_assert(started, "snisplice did not start");
+    start_failing_after_usr1(config, proxy_port, "malloc", ENOMEM, true);
     /* Started before the shim is armed (see the access log test above). */
     cr_assert_geq(stats_value(stats_port, "snisplice_workers"), 1);
     proxy_signal(&fault_proxy, SIGUSR1);

@@ -8,8 +8,9 @@
  * pauses without spinning, and connections already relaying keep going
  * byte-exact without new pipes, towards TCP and unix: servers alike; the
  * shortage is warned about once, not at every retry. Clients closed at
- * max_connections are warned about, once a second. Ports: blocks 43, 44,
- * 45, 84, 97, 152, 159, 294.
+ * max_connections are warned about, once a second. Running out with a
+ * socket stash leaves the same descriptors once it is over. Ports: blocks
+ * 43, 44, 45, 84, 97, 152, 159, 294, 393.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -233,19 +234,28 @@ static bool start_with_fd_limit(const char *config, uint16_t proxy_port, int lim
     return started;
 }
 
+/* Backend alpha on alpha_port and snisplice (one worker, stats on
+ * stats_port) routing to it with RLIMIT_NOFILE = limit. Returns the
+ * config text, for the caller to free. */
+static char *start_fd_limited(uint16_t proxy_port, uint16_t alpha_port, uint16_t stats_port, int limit)
+{
+    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
+    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
+    char *globals = text_format("workers = 1\npreread_timeout = 30s\nstats = 127.0.0.1:%u\n", stats_port);
+    char *config = config_text(proxy_port, globals, body);
+    free(globals);
+    free(body);
+    cr_assert(start_with_fd_limit(config, proxy_port, limit), "snisplice did not start under ulimit -n %d", limit);
+    return config;
+}
+
 /* Out of fds, neither the workers nor the stats endpoint's thread may spin
  * on the connections they cannot accept (scrapers included: the stats
  * thread once polled its readable listener in a loop, 92 % of a core). */
 Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init, .fini = limits_fini)
 {
     uint16_t proxy_port = TEST_PORT(45, 0), alpha_port = TEST_PORT(45, 1), stats_port = TEST_PORT(45, 2);
-    cr_assert(backend_start(&limits_backend, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\ndefault = 127.0.0.1:%u\n", alpha_port);
-    char *globals = text_format("workers = 1\npreread_timeout = 30s\nstats = 127.0.0.1:%u\n", stats_port);
-    char *config = config_text(proxy_port, globals, body);
-    free(globals);
-    bool started = start_with_fd_limit(config, proxy_port, 40);
-    cr_assert(started, "snisplice did not start under ulimit -n 40");
+    char *config = start_fd_limited(proxy_port, alpha_port, stats_port, 40);
     struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
     close(open_idle(proxy_port, &hello));
 
@@ -282,7 +292,53 @@ Test(limits, out_of_fds_pauses_accepting_and_recovers, .init = integration_init,
 
     hello_free(&hello);
     free(config);
-    free(body);
+    cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
+}
+
+/* Under a limit of 1 024 fds one worker stashes 4 upstream sockets made
+ * ahead by its ring (io/socket_stash.c). Running out of fds with idle
+ * connections uses the stash up, fails its refill (an IORING_OP_SOCKET
+ * answering EMFILE, after which it pauses) and then socket(2), and the
+ * proxy stops accepting as before. Once the clients are gone and the
+ * pause is over, the proxy serves again and its stash fills back to its
+ * size: its descriptors return to exactly what they were, none leaked and
+ * none of the stash lost to the failed refill. */
+Test(limits, out_of_fds_with_a_socket_stash_returns_to_the_same_descriptors, .init = integration_init,
+     .fini = limits_fini)
+{
+    enum { CLIENTS = 600 };
+    uint16_t proxy_port = TEST_PORT(393, 0), alpha_port = TEST_PORT(393, 1), stats_port = TEST_PORT(393, 2);
+    char *config = start_fd_limited(proxy_port, alpha_port, stats_port, 1024);
+    struct hello_bytes hello = hello_load_capture(HELLO_CHROMIUM);
+    for (int i = 0; i < 5; i++)
+        close(open_idle(proxy_port, &hello));
+    sleep_ms(300);
+    long long pipes_in_use;
+    int fds_before = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+
+    static int clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = net_connect(proxy_port);
+        if (clients[i] >= 0)
+            net_send_all(clients[i], hello.data, hello.length);
+    }
+    cr_expect(proxy_stderr_wait_for(&limits_proxy, "retrying every", 5000), "the proxy never ran out of fds");
+    for (int i = 0; i < CLIENTS; i++)
+        if (clients[i] >= 0)
+            close(clients[i]);
+    /* The stash refills again a second after its failure. */
+    sleep_ms(1500);
+    close(open_idle(proxy_port, &hello));
+    long long deadline = monotonic_ms() + 5000;
+    int fds_after = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+    while ((fds_after != fds_before || pipes_in_use != 0) && monotonic_ms() < deadline) {
+        sleep_ms(50);
+        fds_after = stats_fds_outside_pool(&limits_proxy, stats_port, &pipes_in_use);
+    }
+    cr_expect_eq(fds_after, fds_before, "descriptors: %d before running out, %d after", fds_before, fds_after);
+
+    hello_free(&hello);
+    free(config);
     cr_expect_eq(proxy_stop(&limits_proxy, 10000), 0);
 }
 
