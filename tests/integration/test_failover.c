@@ -476,8 +476,7 @@ Test(failover, connect_flood_to_a_black_hole_holds_bounded_hello_buffers, .init 
     int hole = net_black_hole(hole_port, fillers, 4);
     cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     cr_assert(backend_start(&alpha_backend, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n"
-                             "dimension.exceptionerror.io = 127.0.0.1:%u\n", hole_port, alpha_port);
+    char *body = routes_to_hole_and_alpha(hole_port, alpha_port);
     char *globals = text_format("workers = 1\nconnect_timeout = 4s\nmax_connections = 4000\n"
                                 "stats = 127.0.0.1:%u\n", stats_port);
     char *config = config_text(proxy_port, globals, body);

@@ -437,8 +437,7 @@ Test(wakeups, connects_that_wait_do_not_hold_up_the_worker_each_time, .init = in
     int hole = net_black_hole(hole_port, fillers, 4);
     cr_assert_geq(hole, 0, "no black hole on port %u", hole_port);
     cr_assert(backend_start(&held_alpha, "alpha", alpha_port, NULL, NULL));
-    char *body = text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n"
-                             "dimension.exceptionerror.io = 127.0.0.1:%u\n", hole_port, alpha_port);
+    char *body = routes_to_hole_and_alpha(hole_port, alpha_port);
     char *config = config_text(proxy_port, "workers = 1\nconnect_timeout = 30s\n", body);
     cr_assert(proxy_start(&held_proxy, config, proxy_port), "snisplice did not start");
     struct hello_bytes to_hole = hello_load_capture(HELLO_CHROMIUM);

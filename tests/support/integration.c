@@ -42,6 +42,12 @@ bool integration_preload(const char *shim)
            setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:halt_on_error=1:verify_asan_link_order=0", 1) == 0;
 }
 
+char *routes_to_hole_and_alpha(uint16_t hole_port, uint16_t alpha_port)
+{
+    return text_format("[routes]\nmatrix.exceptionerror.io = 127.0.0.1:%u\n"
+                       "dimension.exceptionerror.io = 127.0.0.1:%u\n", hole_port, alpha_port);
+}
+
 char *text_format(const char *format, ...)
 {
     va_list arguments;

@@ -47,6 +47,11 @@ void integration_cleanup(void);
  * if the shim is not built (make test builds them). */
 bool integration_preload(const char *shim);
 
+/* A [routes] body sending matrix.exceptionerror.io (the Chromium hello) to
+ * hole_port, a black hole (net_black_hole), and dimension.exceptionerror.io
+ * (the GnuTLS hello) to alpha_port; caller frees. */
+char *routes_to_hole_and_alpha(uint16_t hole_port, uint16_t alpha_port);
+
 /* asprintf that aborts on failure; caller frees. */
 char *text_format(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
